@@ -97,27 +97,33 @@ internal ref struct DnsWireWriter
     public void WriteName(ReadOnlySpan<byte> wire, bool compress)
     {
         if (_overflow) return;
+        // Suffix offsets enter the table only once the whole name is in the buffer: a half-written name
+        // must never be matched (its tail is whatever the buffer held before).
+        Span<ushort> added = stackalloc ushort[128];
+        int addedCount = 0;
         int labelOffset = 0;
         while (wire[labelOffset] != 0)
         {
-            var suffix = wire.Slice(labelOffset);
             if (compress)
             {
-                int target = FindSuffix(suffix);
+                int target = FindSuffix(wire.Slice(labelOffset));
                 if (target >= 0)
                 {
                     WriteUInt16((ushort)(0xC000 | target));
-                    return;
+                    goto done;
                 }
             }
             int len = wire[labelOffset];
             if (!Reserve(len + 1)) return;
-            if (_pos < 0x4000 && _tableCount < _table.Length) _table[_tableCount++] = (ushort)_pos;
+            if (_pos < 0x4000) added[addedCount++] = (ushort)_pos;
             wire.Slice(labelOffset, len + 1).CopyTo(_buf.Slice(_pos));
             _pos += len + 1;
             labelOffset += len + 1;
         }
         WriteByte(0);
+    done:
+        if (_overflow) return;
+        for (int i = 0; i < addedCount && _tableCount < _table.Length; i++) _table[_tableCount++] = added[i];
     }
 
     private readonly int FindSuffix(ReadOnlySpan<byte> suffix)
