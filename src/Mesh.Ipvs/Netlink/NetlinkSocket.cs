@@ -1,0 +1,247 @@
+using static Mesh.Ipvs.Netlink.NetlinkConstants;
+
+namespace Mesh.Ipvs.Netlink;
+
+/// <summary>
+/// A netlink socket (libc), optionally created inside another network namespace. Handles sequence numbers,
+/// ACK/NLMSG_ERROR decoding, multipart dumps and batches. Not thread-safe: callers serialise (IpvsHandle locks).
+/// </summary>
+public sealed unsafe class NetlinkSocket : IDisposable
+{
+    /// <summary>Receive buffer: netlink dump datagrams are capped near 32 KiB by the kernel; 64 KiB + MSG_TRUNC
+    /// detection means a datagram is never silently cut.</summary>
+    public const int ReceiveBufferSize = 64 * 1024;
+
+    /// <summary>Largest datagram one sendto() carries in a batch (well under the kernel's sk_sndbuf limit).</summary>
+    public const int MaxBatchDatagram = 32 * 1024;
+
+    private int _fd;
+    private uint _seq;
+    private readonly byte[] _rx = GC.AllocateUninitializedArray<byte>(ReceiveBufferSize, pinned: true);
+
+    private NetlinkSocket(int fd, uint portId)
+    {
+        _fd = fd;
+        PortId = portId;
+        _seq = (uint)Environment.TickCount;
+    }
+
+    /// <summary>The port id the kernel assigned to this socket.</summary>
+    public uint PortId { get; }
+
+    /// <summary>Receive timeout; a kernel that never answers raises ETIMEDOUT instead of hanging.</summary>
+    public static TimeSpan ReceiveTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Opens a netlink socket of <paramref name="protocol"/> (e.g. NETLINK_GENERIC = 16), inside the
+    /// network namespace at <paramref name="netnsPath"/> if given.</summary>
+    public static NetlinkSocket Open(int protocol, string? netnsPath = null)
+    {
+        int fd = netnsPath is null ? CreateFd(protocol) : Mesh.Ipvs.NetworkNamespace.Run(netnsPath, () => CreateFd(protocol));
+        try
+        {
+            Configure(fd);
+            var addr = new SockaddrNl { Family = LibC.AF_NETLINK };
+            if (LibC.Bind(fd, &addr, (uint)sizeof(SockaddrNl)) != 0) throw new NetlinkException("bind(AF_NETLINK)", LibC.LastError);
+            uint len = (uint)sizeof(SockaddrNl);
+            if (LibC.GetSockName(fd, &addr, &len) != 0) throw new NetlinkException("getsockname(AF_NETLINK)", LibC.LastError);
+            return new NetlinkSocket(fd, addr.Pid);
+        }
+        catch
+        {
+            LibC.Close(fd);
+            throw;
+        }
+    }
+
+    private static int CreateFd(int protocol)
+    {
+        int fd = LibC.Socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, protocol);
+        if (fd < 0) throw new NetlinkException($"socket(AF_NETLINK, SOCK_RAW, {protocol})", LibC.LastError);
+        return fd;
+    }
+
+    private static void Configure(int fd)
+    {
+        int one = 1;
+        // Best effort: extended ACK messages and capped ACKs (error replies do not echo the whole request).
+        LibC.SetSockOpt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(int));
+        LibC.SetSockOpt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(int));
+        // Large buffers so big dumps and error bursts from batches are not dropped (FORCE works as root).
+        int rcv = 4 * 1024 * 1024;
+        if (LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, &rcv, sizeof(int)) != 0)
+        {
+            LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &rcv, sizeof(int));
+        }
+        int snd = 1024 * 1024;
+        if (LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, &snd, sizeof(int)) != 0)
+        {
+            LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_SNDBUF, &snd, sizeof(int));
+        }
+        var tv = new Timeval { Seconds = (long)ReceiveTimeout.TotalSeconds, Microseconds = ReceiveTimeout.Milliseconds * 1000L };
+        LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &tv, (uint)sizeof(Timeval));
+    }
+
+    /// <summary>Next sequence number (never 0, which the kernel uses for notifications).</summary>
+    public uint NextSequence()
+    {
+        _seq++;
+        if (_seq == 0) _seq = 1;
+        return _seq;
+    }
+
+    /// <summary>Sends one datagram (one or more complete messages) to the kernel.</summary>
+    public void Send(ReadOnlySpan<byte> datagram, string operation)
+    {
+        ThrowIfDisposed();
+        var kernel = new SockaddrNl { Family = LibC.AF_NETLINK };
+        fixed (byte* p = datagram)
+        {
+            while (true)
+            {
+                nint n = LibC.SendTo(_fd, p, (nuint)datagram.Length, 0, &kernel, (uint)sizeof(SockaddrNl));
+                if (n >= 0)
+                {
+                    if (n != datagram.Length) throw new NetlinkException(operation + " (sendto)", Errno.EMSGSIZE, $"short send {n}/{datagram.Length}");
+                    return;
+                }
+                int e = LibC.LastError;
+                if (e == Errno.EINTR) continue;
+                throw new NetlinkException(operation + " (sendto)", e);
+            }
+        }
+    }
+
+    /// <summary>Receives one datagram and splits it into messages. Messages from other senders than the kernel are dropped.</summary>
+    public List<NetlinkMessage> Receive(string operation)
+    {
+        ThrowIfDisposed();
+        while (true)
+        {
+            var from = new SockaddrNl();
+            uint fromLen = (uint)sizeof(SockaddrNl);
+            nint n;
+            fixed (byte* p = _rx)
+            {
+                n = LibC.RecvFrom(_fd, p, (nuint)_rx.Length, LibC.MSG_TRUNC, &from, &fromLen);
+            }
+            if (n < 0)
+            {
+                int e = LibC.LastError;
+                if (e == Errno.EINTR) continue;
+                if (e == Errno.EAGAIN) throw new NetlinkException(operation, Errno.ETIMEDOUT, $"no reply within {ReceiveTimeout.TotalSeconds:0} s");
+                if (e == Errno.ENOBUFS) throw new NetlinkException(operation, e, "receive buffer overrun: replies were lost");
+                throw new NetlinkException(operation + " (recvfrom)", e);
+            }
+            if (n > _rx.Length)
+            {
+                throw new NetlinkProtocolException(operation, $"datagram of {n} bytes truncated to the {_rx.Length}-byte receive buffer");
+            }
+            if (from.Pid != 0) continue; // not from the kernel
+            // Copy: the receive buffer is reused by the next call while callers may still hold payload slices.
+            var copy = _rx.AsSpan(0, (int)n).ToArray();
+            return NetlinkDecoder.ParseMessages(copy, operation);
+        }
+    }
+
+    /// <summary>
+    /// Sends one request message (already built with sequence <paramref name="seq"/>) and collects the reply:
+    /// data messages until the ACK (requests built with NLM_F_ACK) or NLMSG_DONE (dumps). A negative ACK becomes a
+    /// <see cref="NetlinkException"/> naming <paramref name="operation"/>. Replies to older sequence numbers
+    /// (left over from an interrupted exchange) are discarded; replies to unknown newer ones are a protocol error.
+    /// </summary>
+    public List<NetlinkMessage> Request(ReadOnlySpan<byte> message, uint seq, bool dump, string operation)
+    {
+        Send(message, operation);
+        var result = new List<NetlinkMessage>();
+        while (true)
+        {
+            foreach (var m in Receive(operation))
+            {
+                if (m.Sequence != seq)
+                {
+                    if (IsStale(m.Sequence, seq)) continue;
+                    throw new NetlinkProtocolException(operation, $"reply with sequence {m.Sequence}, expected {seq}");
+                }
+                switch (m.Type)
+                {
+                    case NLMSG_NOOP:
+                        continue;
+                    case NLMSG_OVERRUN:
+                        throw new NetlinkException(operation, Errno.ENOBUFS, "NLMSG_OVERRUN");
+                    case NLMSG_ERROR:
+                        var err = NetlinkDecoder.ParseError(m, operation);
+                        if (err.Errno != 0) throw new NetlinkException(operation, err.Errno, err.Message);
+                        return result; // ACK
+                    case NLMSG_DONE:
+                        int doneErr = NetlinkDecoder.ParseDoneErrno(m);
+                        if (doneErr != 0) throw new NetlinkException(operation, doneErr, "dump aborted");
+                        if ((m.Flags & NetlinkMessageFlags.DumpIntr) != 0) throw new NetlinkException(operation, Errno.EINTR, "dump interrupted by a concurrent change; retry");
+                        return result;
+                    default:
+                        if ((m.Flags & NetlinkMessageFlags.DumpIntr) != 0) throw new NetlinkException(operation, Errno.EINTR, "dump interrupted by a concurrent change; retry");
+                        // Requests built by this library carry NLM_F_ACK, so a non-dump reply is followed by an ACK.
+                        result.Add(m);
+                        break;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a batch: <paramref name="buffer"/> holds complete messages whose sequence numbers are
+    /// <paramref name="firstSeq"/>, firstSeq+1, ... in order (offsets in <paramref name="offsets"/>). Only the last
+    /// message should carry NLM_F_ACK: the kernel answers the others only when they fail, so one datagram carries
+    /// many requests and one ACK closes the batch. Returns the failures (index, errno, ext-ack text).
+    /// </summary>
+    public List<(int Index, NetlinkError Error)> SendBatch(ReadOnlySpan<byte> buffer, IReadOnlyList<int> offsets, uint firstSeq, string operation)
+    {
+        int count = offsets.Count;
+        var failures = new List<(int, NetlinkError)>();
+        if (count == 0) return failures;
+        int chunkStart = 0;
+        for (int i = 0; i < count; i++)
+        {
+            int msgEnd = i + 1 < count ? offsets[i + 1] : buffer.Length;
+            if (i > chunkStart && msgEnd - offsets[chunkStart] > MaxBatchDatagram)
+            {
+                Send(buffer[offsets[chunkStart]..offsets[i]], operation);
+                chunkStart = i;
+            }
+        }
+        Send(buffer[offsets[chunkStart]..], operation);
+        uint lastSeq = unchecked(firstSeq + (uint)count - 1);
+        while (true)
+        {
+            foreach (var m in Receive(operation))
+            {
+                uint idx = unchecked(m.Sequence - firstSeq);
+                if (idx >= (uint)count)
+                {
+                    if (IsStale(m.Sequence, firstSeq)) continue;
+                    throw new NetlinkProtocolException(operation, $"reply with sequence {m.Sequence} outside the batch {firstSeq}..{lastSeq}");
+                }
+                if (m.Type == NLMSG_ERROR)
+                {
+                    var err = NetlinkDecoder.ParseError(m, operation);
+                    if (err.Errno != 0) failures.Add(((int)idx, err));
+                    if (m.Sequence == lastSeq) return failures;
+                }
+                else if (m.Type == NLMSG_OVERRUN)
+                {
+                    throw new NetlinkException(operation, Errno.ENOBUFS, "NLMSG_OVERRUN");
+                }
+                // Data replies to batched requests are ignored.
+            }
+        }
+    }
+
+    private static bool IsStale(uint got, uint expected) => unchecked((int)(got - expected)) < 0;
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_fd < 0, this);
+
+    public void Dispose()
+    {
+        int fd = Interlocked.Exchange(ref _fd, -1);
+        if (fd >= 0) LibC.Close(fd);
+    }
+}
