@@ -1,1 +1,15 @@
-return 0;
+using System.CommandLine;
+using Mesh.Ingress.Cli;
+using Mesh.Ingress.Lab;
+
+var root = new RootCommand("mesh — a routing-mesh ingress load balancer: a published port answers on every node");
+foreach (var parent in new[] { ServiceCommands.Build(), TaskCommands.Build() })
+{
+    parent.Options.Add(CommonOptions.Api);
+    root.Subcommands.Add(parent);
+}
+
+root.Subcommands.Add(DaemonCommand.Build());
+root.Subcommands.Add(LabCommands.Build());
+root.Subcommands.Add(DoctorCommand.Build());
+return await root.Parse(args).InvokeAsync();

@@ -178,6 +178,35 @@ internal ref struct DnsWireReader
         return new DnsRecord(name, type, (DnsClass)cls, ttl, data);
     }
 
+    /// <summary>
+    /// Validates one RR without keeping it. Returns true for OPT (with its CLASS and TTL fields), whose options
+    /// are checked for framing only; other records are fully parsed (and discarded).
+    /// </summary>
+    public bool ReadOptOrRecord(out ushort cls, out uint ttl)
+    {
+        Span<byte> name = stackalloc byte[DnsName.MaxWireLength];
+        int nameLen = ReadNameInto(name);
+        var type = (DnsType)ReadUInt16();
+        cls = ReadUInt16();
+        ttl = ReadUInt32();
+        ushort rdlength = ReadUInt16();
+        int oldEnd = PushLimit(rdlength);
+        if (type == DnsType.OPT)
+        {
+            if (nameLen != 1) throw new DnsFormatException("OPT owner must be the root");
+            while (Remaining > 0)
+            {
+                ReadUInt16();
+                ReadBytes(ReadUInt16());
+            }
+            PopLimit(oldEnd);
+            return true;
+        }
+        ReadRecordData(type, rdlength);
+        PopLimit(oldEnd);
+        return false;
+    }
+
     private DnsRecordData ReadRecordData(DnsType type, int rdlength)
     {
         switch (type)

@@ -1,0 +1,18 @@
+namespace Mesh.Discovery.Model;
+
+/// <summary>A service as the store keeps it. <see cref="FirewallMark"/> and <see cref="Vips"/> are allocated by the store.</summary>
+public sealed record ClusterService
+{
+    public required string Name { get; init; }
+    public ServiceMode Mode { get; init; } = ServiceMode.Vip;
+    public IReadOnlyList<PublishedPort> Ports { get; init; } = [];
+
+    /// <summary>Overlay networks the service's tasks join, besides <c>ingress</c> when ports are published.</summary>
+    public IReadOnlyList<string> Networks { get; init; } = [];
+
+    /// <summary>Network name → VIP on that network (vip mode only).</summary>
+    public IReadOnlyDictionary<string, string> Vips { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The mark the ingress sandbox sets on this service's traffic (Docker starts at 0x100).</summary>
+    public int FirewallMark { get; init; }
+}

@@ -1,0 +1,33 @@
+using Mesh.Discovery.Model;
+
+namespace Mesh.Discovery.Store;
+
+/// <summary>
+/// The cluster's source of truth. Every mutation validates first and changes nothing on failure
+/// (<see cref="ValidationException"/>, <see cref="ConflictException"/>, <see cref="NotFoundException"/>),
+/// and bumps the revision by one on success.
+/// </summary>
+public interface IClusterStore
+{
+    Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default);
+
+    Task<OverlayNetwork> CreateNetworkAsync(NetworkSpec spec, CancellationToken cancellationToken = default);
+
+    /// <summary>Registers (or re-registers, keeping its sandbox IP) a node.</summary>
+    Task<ClusterNode> RegisterNodeAsync(NodeSpec spec, CancellationToken cancellationToken = default);
+
+    Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes a service and all its tasks.</summary>
+    Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default);
+
+    Task<ServiceTask> AddTaskAsync(TaskSpec spec, CancellationToken cancellationToken = default);
+
+    Task RemoveTaskAsync(string name, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Waits until the store's revision is past <paramref name="afterRevision"/> (or <paramref name="timeout"/>
+    /// passes) and returns the changes since; <see cref="WatchResult.Resync"/> when that history is gone.
+    /// </summary>
+    Task<WatchResult> WatchAsync(long afterRevision, TimeSpan timeout, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Mesh.Discovery.Model;
+
+namespace Mesh.Discovery.Store;
+
+/// <summary>
+/// The embedded store as seen from a daemon that joined another one (<c>--join URL</c>): every call is
+/// one request to the holder's HTTP API, and the holder's errors come back as the same exception types.
+/// </summary>
+public sealed class RemoteStore(HttpClient http) : IClusterStore
+{
+    public Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default) =>
+        SendAsync<ClusterState>(HttpMethod.Get, "v1/state", null, cancellationToken);
+
+    public Task<OverlayNetwork> CreateNetworkAsync(NetworkSpec spec, CancellationToken cancellationToken = default) =>
+        SendAsync<OverlayNetwork>(HttpMethod.Post, "v1/networks", spec, cancellationToken);
+
+    public Task<ClusterNode> RegisterNodeAsync(NodeSpec spec, CancellationToken cancellationToken = default) =>
+        SendAsync<ClusterNode>(HttpMethod.Post, "v1/nodes", spec, cancellationToken);
+
+    public Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default) =>
+        SendAsync<ClusterService>(HttpMethod.Post, "v1/services", spec, cancellationToken);
+
+    public Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/services/{Uri.EscapeDataString(name)}", null, cancellationToken);
+
+    public Task<ServiceTask> AddTaskAsync(TaskSpec spec, CancellationToken cancellationToken = default) =>
+        SendAsync<ServiceTask>(HttpMethod.Post, "v1/tasks", spec, cancellationToken);
+
+    public Task RemoveTaskAsync(string name, CancellationToken cancellationToken = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/tasks/{Uri.EscapeDataString(name)}", null, cancellationToken);
+
+    public Task<WatchResult> WatchAsync(long afterRevision, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        SendAsync<WatchResult>(HttpMethod.Get, FormattableString.Invariant($"v1/watch?after={afterRevision}&timeoutMs={(long)timeout.TotalMilliseconds}"), null, cancellationToken);
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body, body.GetType(), options: MeshJson.Options);
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new StoreUnavailableException($"store at {http.BaseAddress} is unreachable: {e.Message}", e);
+        }
+        catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new StoreUnavailableException($"store at {http.BaseAddress} did not answer in time", e);
+        }
+
+        using (response)
+        {
+            if (response.IsSuccessStatusCode)
+            {
+                if (response.StatusCode == HttpStatusCode.NoContent || typeof(T) == typeof(object))
+                {
+                    return default!;
+                }
+
+                return await response.Content.ReadFromJsonAsync<T>(MeshJson.Options, cancellationToken).ConfigureAwait(false)
+                    ?? throw new StoreUnavailableException($"store at {http.BaseAddress} sent an empty answer to {method} {path}");
+            }
+
+            ApiError? error = null;
+            try
+            {
+                error = await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options, cancellationToken).ConfigureAwait(false);
+            }
+            catch (JsonException)
+            {
+                // not one of ours: fall through with the status code
+            }
+
+            var message = error?.Error ?? $"{(int)response.StatusCode} {response.ReasonPhrase}";
+            throw response.StatusCode switch
+            {
+                HttpStatusCode.BadRequest => new ValidationException(error?.Field ?? "request", StripField(message, error?.Field)),
+                HttpStatusCode.NotFound => new NotFoundException(message),
+                HttpStatusCode.Conflict => new ConflictException(message),
+                _ => new StoreUnavailableException($"store at {http.BaseAddress}: {message}"),
+            };
+        }
+    }
+
+    private static string StripField(string message, string? field) =>
+        field is not null && message.StartsWith(field + ": ", StringComparison.Ordinal) ? message[(field.Length + 2)..] : message;
+}

@@ -1,0 +1,35 @@
+using Mesh.Discovery.Model;
+
+namespace Mesh.Discovery.Store;
+
+/// <summary>What a user asks for when creating a service; the store adds the allocations.</summary>
+public sealed record ServiceSpec
+{
+    public string? Name { get; init; }
+    public ServiceMode Mode { get; init; } = ServiceMode.Vip;
+    public IReadOnlyList<PublishedPort>? Ports { get; init; }
+    public IReadOnlyList<string>? Networks { get; init; }
+}
+
+/// <summary>What a runtime reports when a container starts. Missing name and addresses are allocated.</summary>
+public sealed record TaskSpec
+{
+    public string? Name { get; init; }
+    public string? Service { get; init; }
+    public string? Node { get; init; }
+    public IReadOnlyDictionary<string, string>? Addresses { get; init; }
+    public string? NetnsPath { get; init; }
+}
+
+public sealed record NodeSpec
+{
+    public string? Name { get; init; }
+    public string? AdvertiseAddress { get; init; }
+}
+
+public sealed record NetworkSpec
+{
+    public string? Name { get; init; }
+    public string? Subnet { get; init; }
+    public int Vni { get; init; }
+}

@@ -1,0 +1,21 @@
+using System.Text.Json.Serialization;
+
+namespace Mesh.Discovery.Store;
+
+[JsonConverter(typeof(JsonStringEnumConverter<StoreObjectKind>))]
+public enum StoreObjectKind
+{
+    Network,
+    Node,
+    Service,
+    Task,
+}
+
+/// <summary>One revisioned change: an object put (created or replaced) or deleted.</summary>
+public sealed record StoreChange(long Revision, StoreObjectKind Kind, string Name, bool Deleted);
+
+/// <summary>
+/// The answer to a watch from a revision: the changes after it, or <see cref="Resync"/> when the
+/// store no longer holds that history and the watcher must re-read the whole state.
+/// </summary>
+public sealed record WatchResult(long Revision, IReadOnlyList<StoreChange> Changes, bool Resync);

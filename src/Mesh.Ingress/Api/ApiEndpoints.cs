@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Text.Json;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Daemon;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Mesh.Ingress.Api;
+
+/// <summary>
+/// The HTTP+JSON API (unix socket by default). Every write goes through the store, which validates first:
+/// a rejected request answers 400/404/409 naming what is wrong and changes nothing.
+/// </summary>
+public static class ApiEndpoints
+{
+    private static readonly TimeSpan MaxWatch = TimeSpan.FromSeconds(60);
+
+    public static void MapMeshApi(this IEndpointRouteBuilder app)
+    {
+        var v1 = app.MapGroup("/v1");
+
+        v1.MapGet("/info", (NodeStatus status) => Json(new NodeInfo(status.Node, status.Store, status.Dataplane, status.DataplaneReason, status.AppliedRevision, status.LastError, status.LastSync)));
+        v1.MapGet("/state", Handle(async (IClusterStore store, HttpContext ctx) => Json(await store.GetStateAsync(ctx.RequestAborted))));
+        v1.MapGet("/watch", Handle(async (IClusterStore store, HttpContext ctx) =>
+        {
+            var after = QueryLong(ctx, "after", 0);
+            var timeout = TimeSpan.FromMilliseconds(Math.Clamp(QueryLong(ctx, "timeoutMs", 30_000), 0, (long)MaxWatch.TotalMilliseconds));
+            return Json(await store.WatchAsync(after, timeout, ctx.RequestAborted));
+        }));
+
+        v1.MapGet("/networks", Handle(async (IClusterStore store, HttpContext ctx) => Json((await store.GetStateAsync(ctx.RequestAborted)).Networks)));
+        v1.MapPost("/networks", Handle(async (IClusterStore store, HttpContext ctx) =>
+            Created(await store.CreateNetworkAsync(await BodyAsync<NetworkSpec>(ctx), ctx.RequestAborted))));
+
+        v1.MapGet("/nodes", Handle(async (IClusterStore store, HttpContext ctx) => Json((await store.GetStateAsync(ctx.RequestAborted)).Nodes)));
+        v1.MapPost("/nodes", Handle(async (IClusterStore store, HttpContext ctx) =>
+            Json(await store.RegisterNodeAsync(await BodyAsync<NodeSpec>(ctx), ctx.RequestAborted))));
+
+        v1.MapGet("/services", Handle(async (IClusterStore store, HttpContext ctx) => Json((await store.GetStateAsync(ctx.RequestAborted)).Services)));
+        v1.MapGet("/services/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
+        {
+            var name = (string)ctx.Request.RouteValues["name"]!;
+            var state = await store.GetStateAsync(ctx.RequestAborted);
+            var service = state.Services.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+                ?? throw new NotFoundException($"service '{name}' does not exist");
+            return Json(new ServiceDetail(service, state.Tasks.Where(t => t.Service == service.Name).OrderBy(t => t.Name, StringComparer.Ordinal).ToArray()));
+        }));
+        v1.MapPost("/services", Handle(async (IClusterStore store, HttpContext ctx) =>
+            Created(await store.CreateServiceAsync(await BodyAsync<ServiceSpec>(ctx), ctx.RequestAborted))));
+        v1.MapDelete("/services/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
+        {
+            await store.RemoveServiceAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);
+            return Results.NoContent();
+        }));
+
+        v1.MapGet("/tasks", Handle(async (IClusterStore store, HttpContext ctx) =>
+        {
+            var service = ctx.Request.Query["service"].FirstOrDefault();
+            var node = ctx.Request.Query["node"].FirstOrDefault();
+            var tasks = (await store.GetStateAsync(ctx.RequestAborted)).Tasks
+                .Where(t => (service is null || t.Service == service) && (node is null || t.Node == node));
+            return Json(tasks.OrderBy(t => t.Name, StringComparer.Ordinal).ToArray());
+        }));
+        v1.MapPost("/tasks", Handle(async (IClusterStore store, HttpContext ctx) =>
+            Created(await store.AddTaskAsync(await BodyAsync<TaskSpec>(ctx), ctx.RequestAborted))));
+        v1.MapDelete("/tasks/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
+        {
+            await store.RemoveTaskAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);
+            return Results.NoContent();
+        }));
+
+        app.MapFallback(() => Error(StatusCodes.Status404NotFound, new ApiError("no such API endpoint")));
+    }
+
+    /// <summary>Maps the store's exceptions to status codes, one place for every endpoint.</summary>
+    private static Func<IClusterStore, HttpContext, Task<IResult>> Handle(Func<IClusterStore, HttpContext, Task<IResult>> handler) =>
+        async (store, ctx) =>
+        {
+            try
+            {
+                return await handler(store, ctx);
+            }
+            catch (ValidationException e)
+            {
+                return Error(StatusCodes.Status400BadRequest, new ApiError(e.Message, e.Field));
+            }
+            catch (NotFoundException e)
+            {
+                return Error(StatusCodes.Status404NotFound, new ApiError(e.Message));
+            }
+            catch (ConflictException e)
+            {
+                return Error(StatusCodes.Status409Conflict, new ApiError(e.Message));
+            }
+            catch (StoreUnavailableException e)
+            {
+                return Error(StatusCodes.Status503ServiceUnavailable, new ApiError(e.Message));
+            }
+        };
+
+    private static async Task<T> BodyAsync<T>(HttpContext ctx)
+    {
+        if (ctx.Request.ContentLength == 0)
+        {
+            throw new ValidationException("body", "is empty: send a JSON object");
+        }
+
+        try
+        {
+            return await JsonSerializer.DeserializeAsync<T>(ctx.Request.Body, MeshJson.Options, ctx.RequestAborted)
+                ?? throw new ValidationException("body", "must be a JSON object, not null");
+        }
+        catch (JsonException e)
+        {
+            var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
+            throw new ValidationException(field, $"malformed JSON: {FirstSentence(e.Message)}");
+        }
+    }
+
+    private static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
+        return cut > 0 ? message[..cut] : message;
+    }
+
+    private static long QueryLong(HttpContext ctx, string name, long fallback)
+    {
+        var text = ctx.Request.Query[name].FirstOrDefault();
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        return long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new ValidationException(name, $"'{text}' is not an integer");
+    }
+
+    private static IResult Json<T>(T value) => Results.Json(value, MeshJson.Options);
+
+    private static IResult Created<T>(T value) => Results.Json(value, MeshJson.Options, statusCode: StatusCodes.Status201Created);
+
+    private static IResult Error(int status, ApiError error) => Results.Json(error, MeshJson.Options, statusCode: status);
+}
+
+public sealed record NodeInfo(string Node, string Store, string Dataplane, string? DataplaneReason, long AppliedRevision, string? LastError, DateTimeOffset? LastSync);
+
+public sealed record ServiceDetail(ClusterService Service, IReadOnlyList<ServiceTask> Tasks);

@@ -1,0 +1,63 @@
+using System.CommandLine;
+using Mesh.Discovery.Model;
+using Mesh.Ingress.Daemon;
+using Mesh.Ingress.Dataplane;
+
+namespace Mesh.Ingress.Cli;
+
+public static class DaemonCommand
+{
+    public static Command Build()
+    {
+        var node = new Option<string>("--node") { Description = "This node's name", Required = true };
+        var advertise = new Option<string>("--advertise-addr") { Description = "This node's underlay address (VXLAN peers reach it here)", Required = true };
+        var store = new Option<string>("--store") { Description = "embedded (default) or etcd://HOST:PORT", DefaultValueFactory = _ => "embedded" };
+        var join = new Option<string?>("--join") { Description = "URL of the store holder's API, e.g. http://198.18.0.11:2377" };
+        var dataplane = new Option<string>("--dataplane") { Description = "auto (default), ipvs or nftables", DefaultValueFactory = _ => "auto" };
+        var api = new Option<string[]>("--api") { Description = "API endpoint: unix:///run/mesh/mesh.sock (default) or tcp://IP:PORT; repeatable" };
+        var stateDir = new Option<string>("--state-dir") { Description = "Where the embedded store keeps its state", DefaultValueFactory = _ => "/var/lib/mesh" };
+        var logFile = new Option<string?>("--log-file") { Description = "Log to this file instead of the console" };
+        var sandbox = new Option<string>("--ingress-sandbox") { Description = "Network namespace name of the ingress sandbox", DefaultValueFactory = _ => new NodeNetworkOptions().IngressSandbox };
+        var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
+
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge };
+        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            if (parse.GetValue(store) != "embedded")
+            {
+                throw new ArgumentException($"--store {parse.GetValue(store)}: only the embedded store exists so far (etcd is on the roadmap)");
+            }
+
+            var endpoints = (parse.GetValue(api) is { Length: > 0 } given ? given : [ApiClientFactory.DefaultApi]).Select(ParseEndpoint).ToArray();
+            var joinUrl = parse.GetValue(join);
+            var options = new DaemonOptions
+            {
+                Node = Validate.Label("--node", parse.GetValue(node)),
+                AdvertiseAddress = Validate.IPv4("--advertise-addr", parse.GetValue(advertise)).ToString(),
+                Join = joinUrl is null ? null : Uri.TryCreate(joinUrl, UriKind.Absolute, out var u) && u.Scheme == "http" ? u : throw new ArgumentException($"--join '{joinUrl}' must be http://HOST:PORT"),
+                Dataplane = Enum.TryParse<DataplaneChoice>(parse.GetValue(dataplane), ignoreCase: true, out var d) ? d : throw new ArgumentException($"--dataplane '{parse.GetValue(dataplane)}' must be auto, ipvs or nftables"),
+                ApiEndpoints = endpoints,
+                StateDirectory = parse.GetValue(stateDir)!,
+                LogFile = parse.GetValue(logFile),
+                Network = new NodeNetworkOptions
+                {
+                    IngressSandbox = parse.GetValue(sandbox)!,
+                    IngressBridge = parse.GetValue(bridge)!,
+                },
+            };
+            return await DaemonHost.RunAsync(options, ct);
+        }));
+        return command;
+    }
+
+    private static Uri ParseEndpoint(string text)
+    {
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri)
+            && ((uri.Scheme == "unix" && uri.AbsolutePath.Length > 1) || (uri.Scheme == "tcp" && System.Net.IPAddress.TryParse(uri.Host, out _) && uri.Port > 0)))
+        {
+            return uri;
+        }
+
+        throw new ArgumentException($"--api '{text}' must be unix:///path/to/mesh.sock or tcp://IP:PORT");
+    }
+}

@@ -1,0 +1,124 @@
+using System.CommandLine;
+using System.Text.Json;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Api;
+
+namespace Mesh.Ingress.Cli;
+
+public static class ServiceCommands
+{
+    public static Command Build()
+    {
+        var service = new Command("service", "Create, list, inspect and remove services");
+
+        var name = new Argument<string>("name") { Description = "Service name (a DNS label)" };
+        var publish = new Option<string[]>("--publish", "-p") { Description = "PUBLISHED:TARGET[/tcp|/udp], repeatable", AllowMultipleArgumentsPerToken = false };
+        var mode = new Option<string>("--mode") { Description = "vip (default) or dnsrr", DefaultValueFactory = _ => "vip" };
+        var network = new Option<string[]>("--network") { Description = "Overlay network to join (repeatable)" };
+        var create = new Command("create", "Create a service") { name, publish, mode, network };
+        create.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var spec = new ServiceSpec
+            {
+                Name = parse.GetValue(name),
+                Mode = parse.GetValue(mode)?.ToLowerInvariant() switch
+                {
+                    "vip" => ServiceMode.Vip,
+                    "dnsrr" => ServiceMode.Dnsrr,
+                    var other => throw new ValidationException("mode", $"'{other}' is not vip or dnsrr"),
+                },
+                Ports = (parse.GetValue(publish) ?? []).Select(PublishedPort.Parse).ToArray(),
+                Networks = parse.GetValue(network) ?? [],
+            };
+            var created = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).CreateServiceAsync(spec, ct);
+            Console.WriteLine(created.Name);
+            return 0;
+        }));
+
+        var ls = new Command("ls", "List services") { CommonOptions.Json };
+        ls.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var state = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).GetStateAsync(ct);
+            if (parse.GetValue(CommonOptions.Json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(state.Services, MeshJson.Options));
+                return 0;
+            }
+
+            TableWriter.Write(Console.Out, ["NAME", "MODE", "REPLICAS", "PORTS", "VIPS", "MARK"], state.Services.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => (IReadOnlyList<string>)
+            [
+                s.Name,
+                s.Mode.ToString().ToLowerInvariant(),
+                state.Tasks.Count(t => t.Service == s.Name).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                string.Join(',', s.Ports.Select(p => p.ToString())),
+                string.Join(',', s.Vips.Select(v => $"{v.Key}={v.Value}")),
+                "0x" + s.FirewallMark.ToString("x", System.Globalization.CultureInfo.InvariantCulture),
+            ]));
+            return 0;
+        }));
+
+        var inspect = new Command("inspect", "Show one service and its tasks as JSON") { name };
+        inspect.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            using var http = ApiClientFactory.Create(parse.GetValue(CommonOptions.Api)!);
+            var detail = await ApiGet<ServiceDetail>(http, $"v1/services/{Uri.EscapeDataString(parse.GetValue(name)!)}", ct);
+            Console.WriteLine(JsonSerializer.Serialize(detail, new JsonSerializerOptions(MeshJson.Options) { WriteIndented = true }));
+            return 0;
+        }));
+
+        var rm = new Command("rm", "Remove a service and its tasks") { name };
+        rm.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).RemoveServiceAsync(parse.GetValue(name)!, ct);
+            Console.WriteLine(parse.GetValue(name));
+            return 0;
+        }));
+
+        service.Subcommands.Add(create);
+        service.Subcommands.Add(ls);
+        service.Subcommands.Add(inspect);
+        service.Subcommands.Add(rm);
+        return service;
+    }
+
+    /// <summary>A GET for read models the store interface does not have, with the store's error mapping.</summary>
+    internal static async Task<T> ApiGet<T>(HttpClient http, string path, CancellationToken ct)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.GetAsync(new Uri(path, UriKind.Relative), ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new StoreUnavailableException($"{http.BaseAddress}: {e.Message}", e);
+        }
+
+        using (response)
+        {
+            var body = await response.Content.ReadAsStringAsync(ct);
+            if (!response.IsSuccessStatusCode)
+            {
+                var error = TryError(body);
+                throw response.StatusCode == System.Net.HttpStatusCode.NotFound
+                    ? new NotFoundException(error ?? "not found")
+                    : new StoreUnavailableException(error ?? $"{(int)response.StatusCode}");
+            }
+
+            return JsonSerializer.Deserialize<T>(body, MeshJson.Options)!;
+        }
+    }
+
+    private static string? TryError(string body)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<ApiError>(body, MeshJson.Options)?.Error;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

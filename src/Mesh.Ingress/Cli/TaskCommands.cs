@@ -1,0 +1,80 @@
+using System.CommandLine;
+using System.Text.Json;
+using Mesh.Discovery.Store;
+
+namespace Mesh.Ingress.Cli;
+
+/// <summary><c>mesh task add|rm|ls</c>: what a runtime calls when a container starts or stops.</summary>
+public static class TaskCommands
+{
+    public static Command Build()
+    {
+        var task = new Command("task", "Register and remove a service's tasks (what a runtime calls)");
+
+        var service = new Option<string>("--service") { Description = "The task's service", Required = true };
+        var node = new Option<string>("--node") { Description = "The node the task runs on", Required = true };
+        var netns = new Option<string?>("--netns") { Description = "Path of the task's network namespace, e.g. /var/run/netns/NAME" };
+        var ip = new Option<string[]>("--ip") { Description = "NETWORK=IP to use instead of an allocated address (repeatable)" };
+        var taskName = new Argument<string?>("name") { Description = "Task name (default SERVICE.N)", Arity = ArgumentArity.ZeroOrOne };
+        var add = new Command("add", "Register a running task; prints it as JSON (with its allocated addresses)") { taskName, service, node, netns, ip };
+        add.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var pair in parse.GetValue(ip) ?? [])
+            {
+                var eq = pair.IndexOf('=', StringComparison.Ordinal);
+                if (eq <= 0)
+                {
+                    throw new ArgumentException($"--ip '{pair}' must be NETWORK=IP");
+                }
+
+                addresses[pair[..eq]] = pair[(eq + 1)..];
+            }
+
+            var created = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).AddTaskAsync(new TaskSpec
+            {
+                Name = parse.GetValue(taskName),
+                Service = parse.GetValue(service),
+                Node = parse.GetValue(node),
+                NetnsPath = parse.GetValue(netns),
+                Addresses = addresses,
+            }, ct);
+            Console.WriteLine(JsonSerializer.Serialize(created, MeshJson.Options));
+            return 0;
+        }));
+
+        var name = new Argument<string>("name") { Description = "Task name" };
+        var rm = new Command("rm", "Remove a task: it stops receiving new connections on every node") { name };
+        rm.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).RemoveTaskAsync(parse.GetValue(name)!, ct);
+            Console.WriteLine(parse.GetValue(name));
+            return 0;
+        }));
+
+        var filterService = new Option<string?>("--service") { Description = "Only this service's tasks" };
+        var ls = new Command("ls", "List tasks") { filterService, CommonOptions.Json };
+        ls.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var state = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).GetStateAsync(ct);
+            var only = parse.GetValue(filterService);
+            var tasks = state.Tasks.Where(t => only is null || t.Service == only).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+            if (parse.GetValue(CommonOptions.Json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(tasks, MeshJson.Options));
+                return 0;
+            }
+
+            TableWriter.Write(Console.Out, ["NAME", "SERVICE", "NODE", "STATE", "ADDRESSES"], tasks.Select(t => (IReadOnlyList<string>)
+            [
+                t.Name, t.Service, t.Node, t.State.ToString().ToLowerInvariant(), string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")),
+            ]));
+            return 0;
+        }));
+
+        task.Subcommands.Add(add);
+        task.Subcommands.Add(rm);
+        task.Subcommands.Add(ls);
+        return task;
+    }
+}

@@ -1,0 +1,113 @@
+using System.Net;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Api;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Kernel.Nftables;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Ingress.Daemon;
+
+/// <summary>Composes the daemon: store (embedded or joined), dataplane, reconciler and API. DI lives here only.</summary>
+public static class DaemonHost
+{
+    public static async Task<int> RunAsync(DaemonOptions options, CancellationToken cancellationToken)
+    {
+        var runner = new ProcessCommandRunner();
+        var flavour = await IptablesFlavour.DetectAsync(runner, cancellationToken).ConfigureAwait(false);
+        var (choice, reason) = DataplaneSelector.Resolve(options.Dataplane, KernelFeatures.HasIpvs());
+        if (choice == DataplaneChoice.Ipvs)
+        {
+            throw new InvalidOperationException("the ipvs dataplane is not built yet (issue 3); run with --dataplane nftables");
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (options.LogFile is not null)
+        {
+            builder.Logging.AddProvider(new FileLoggerProvider(options.LogFile));
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        }
+
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            foreach (var endpoint in options.ApiEndpoints)
+            {
+                if (endpoint.Scheme == "unix")
+                {
+                    PrepareSocketPath(endpoint.AbsolutePath);
+                    kestrel.ListenUnixSocket(endpoint.AbsolutePath);
+                }
+                else
+                {
+                    kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port);
+                }
+            }
+        });
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(options.Network);
+        services.AddSingleton<ICommandRunner>(runner);
+        services.AddSingleton(new IptablesExecutor(runner, flavour));
+        services.AddSingleton<NftExecutor>();
+        services.AddSingleton<LinkTool>();
+        services.AddSingleton<IngressSandbox>();
+        services.AddSingleton<IDataplane, NftablesDataplane>();
+        services.AddSingleton<MeshTelemetry>();
+        services.AddSingleton(new NodeStatus
+        {
+            Node = options.Node,
+            Store = options.Join is null ? "embedded" : $"joined {options.Join}",
+            Dataplane = "nftables",
+            DataplaneReason = reason,
+        });
+        if (options.Join is null)
+        {
+            services.AddSingleton<IClusterStore>(sp => new EmbeddedStore(options.StateDirectory, sp.GetRequiredService<ILogger<EmbeddedStore>>()));
+        }
+        else
+        {
+            services.AddSingleton<IClusterStore>(_ => new RemoteStore(new HttpClient
+            {
+                BaseAddress = options.Join,
+                Timeout = TimeSpan.FromSeconds(90), // longer than the longest watch
+            }));
+        }
+
+        services.AddHostedService<NodeReconciler>();
+
+        await using var app = builder.Build();
+        app.MapMeshApi();
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Daemon");
+        log.LogInformation("Starting node {Node}: dataplane nftables ({Reason}), iptables {Flavour}, store {Store}",
+            options.Node, reason, flavour.Name, options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
+
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var endpoint in options.ApiEndpoints.Where(e => e.Scheme == "unix"))
+        {
+            File.SetUnixFileMode(endpoint.AbsolutePath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        }
+
+        await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+        return 0;
+    }
+
+    private static void PrepareSocketPath(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        if (File.Exists(path))
+        {
+            File.Delete(path); // a socket file left by a killed daemon
+        }
+    }
+}

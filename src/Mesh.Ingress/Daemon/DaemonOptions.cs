@@ -1,0 +1,38 @@
+using Mesh.Ingress.Dataplane;
+
+namespace Mesh.Ingress.Daemon;
+
+public enum DataplaneChoice
+{
+    Auto,
+    Ipvs,
+    Nftables,
+}
+
+/// <summary>Everything <c>mesh daemon</c> is told on its command line.</summary>
+public sealed record DaemonOptions
+{
+    public required string Node { get; init; }
+    public required string AdvertiseAddress { get; init; }
+
+    /// <summary>Where the embedded store keeps its file (the store holder only).</summary>
+    public string StateDirectory { get; init; } = "/var/lib/mesh";
+
+    /// <summary>URL of the store holder's API; null means this daemon holds the embedded store.</summary>
+    public Uri? Join { get; init; }
+
+    public DataplaneChoice Dataplane { get; init; } = DataplaneChoice.Auto;
+
+    /// <summary><c>unix:///run/mesh/mesh.sock</c> (mode 0660) and optionally <c>tcp://IP:PORT</c>.</summary>
+    public IReadOnlyList<Uri> ApiEndpoints { get; init; } = [new Uri("unix:///run/mesh/mesh.sock")];
+
+    public string? LogFile { get; init; }
+
+    /// <summary>A full reconcile runs at least this often even without changes, repairing drift.</summary>
+    public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Changes arriving closer together than this are coalesced into one sync.</summary>
+    public TimeSpan MinSyncInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    public NodeNetworkOptions Network { get; init; } = new();
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Iptables;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Ingress.Daemon;
+
+/// <summary>
+/// The sync loop: read the whole desired state, diff it against the kernel object by object, apply
+/// only what differs. Runs on start (so a restarted daemon converges without duplicating anything), on
+/// every store change (coalesced), and every <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
+/// </summary>
+public sealed partial class NodeReconciler(
+    IClusterStore store,
+    IDataplane dataplane,
+    IngressSandbox sandbox,
+    IptablesExecutor iptables,
+    DaemonOptions options,
+    NodeStatus status,
+    MeshTelemetry telemetry,
+    ILogger<NodeReconciler> logger) : BackgroundService
+{
+    /// <summary>Task namespaces this daemon has put rules into, so a removed task's rules are taken out again.</summary>
+    private readonly HashSet<string> _taskNamespaces = new(StringComparer.Ordinal);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var node = await RegisterAsync(stoppingToken).ConfigureAwait(false);
+        var backoff = TimeSpan.FromMilliseconds(200);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var started = Stopwatch.GetTimestamp();
+            long revision;
+            try
+            {
+                var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(stoppingToken).ConfigureAwait(false);
+                await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
+                status.Applied(state.Revision);
+                revision = state.Revision;
+                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "ok"));
+                backoff = TimeSpan.FromMilliseconds(200);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                // Keep the dataplane as it is (never flush on error) and retry with backoff.
+                status.LastError = e.Message;
+                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
+                LogSyncFailed(e, backoff.TotalMilliseconds);
+                await Task.Delay(backoff, stoppingToken).ConfigureAwait(false);
+                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
+                continue;
+            }
+            finally
+            {
+                telemetry.SyncDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+
+            try
+            {
+                await store.WatchAsync(revision, options.ResyncInterval, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(options.MinSyncInterval, stoppingToken).ConfigureAwait(false);
+            }
+            catch (StoreUnavailableException e)
+            {
+                LogStoreUnavailable(e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
+    {
+        using var activity = telemetry.Activities.StartActivity("mesh.reconcile");
+        activity?.SetTag("mesh.revision", state.Revision);
+
+        await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
+
+        if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network), HostRules.Tables, ct).ConfigureAwait(false))
+        {
+            Changed("host", state.Revision);
+        }
+
+        if (await dataplane.ApplyAsync(state, node, ct).ConfigureAwait(false))
+        {
+            Changed(dataplane.Name, state.Revision);
+        }
+
+        await SyncTasksAsync(state, ct).ConfigureAwait(false);
+    }
+
+    private async Task SyncTasksAsync(ClusterState state, CancellationToken ct)
+    {
+        var wanted = new Dictionary<string, IptablesRuleset>(StringComparer.Ordinal);
+        foreach (var task in state.Tasks.Where(t => t.Node == options.Node && t.NetnsPath is not null))
+        {
+            var service = state.Services.FirstOrDefault(s => s.Name == task.Service);
+            if (service is not null)
+            {
+                wanted[task.NetnsPath!] = TaskRules.Build(task, service);
+            }
+        }
+
+        foreach (var gone in _taskNamespaces.Where(p => !wanted.ContainsKey(p)).ToList())
+        {
+            wanted[gone] = IptablesRuleset.Empty;
+            _taskNamespaces.Remove(gone);
+        }
+
+        foreach (var (path, rules) in wanted)
+        {
+            if (!File.Exists(path))
+            {
+                // The runtime has not created it yet, or already removed it with everything in it.
+                continue;
+            }
+
+            try
+            {
+                if (await iptables.ApplyAsync(new NetworkNamespacePath(path), rules, TaskRules.Tables, ct).ConfigureAwait(false))
+                {
+                    Changed("task", state.Revision);
+                }
+
+                if (rules != IptablesRuleset.Empty)
+                {
+                    _taskNamespaces.Add(path);
+                }
+            }
+            catch (CommandFailedException e) when (!File.Exists(path))
+            {
+                LogTaskNamespaceVanished(path, e.Message);
+            }
+        }
+    }
+
+    private async Task<ClusterNode> RegisterAsync(CancellationToken ct)
+    {
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (true)
+        {
+            try
+            {
+                var node = await store.RegisterNodeAsync(new NodeSpec { Name = options.Node, AdvertiseAddress = options.AdvertiseAddress }, ct).ConfigureAwait(false);
+                LogRegistered(node.Name, node.AdvertiseAddress, node.IngressSandboxIp, dataplane.Name);
+                return node;
+            }
+            catch (StoreUnavailableException e)
+            {
+                LogStoreUnavailable(e.Message);
+                await Task.Delay(delay, ct).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5_000));
+            }
+        }
+    }
+
+    private void Changed(string what, long revision)
+    {
+        telemetry.KernelChanges.Add(1, new KeyValuePair<string, object?>("object", what));
+        LogKernelChanged(what, revision);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node} registered (advertise {AdvertiseAddress}, ingress sandbox {SandboxIp}), dataplane {Dataplane}")]
+    private partial void LogRegistered(string node, string advertiseAddress, string sandboxIp, string dataplane);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Applied {Object} changes for revision {Revision}")]
+    private partial void LogKernelChanged(string @object, long revision);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Reconcile failed; dataplane left as it was, retrying in {RetryMs} ms")]
+    private partial void LogSyncFailed(Exception exception, double retryMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Store unavailable: {Reason}; serving the last known state")]
+    private partial void LogStoreUnavailable(string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Task namespace {Path} vanished while syncing: {Reason}")]
+    private partial void LogTaskNamespaceVanished(string path, string reason);
+}

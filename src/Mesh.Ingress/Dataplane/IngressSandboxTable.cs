@@ -1,0 +1,78 @@
+using System.Globalization;
+using Mesh.Discovery.Model;
+using Mesh.Ingress.Kernel.Nftables;
+
+namespace Mesh.Ingress.Dataplane;
+
+/// <summary>
+/// Packet walk steps 2-4 for the nftables dataplane, in the ingress sandbox: mark by published
+/// protocol/port (one map lookup), dispatch by mark (one verdict-map lookup) to the service's chain, which
+/// DNATs round robin to a task address (numgen over an anonymous map), and SNAT to the sandbox's ingress
+/// address so replies come back through it. Lookups stay O(1) however many services there are.
+/// </summary>
+public static class IngressSandboxTable
+{
+    public const string Family = "ip";
+    public const string Name = "mesh";
+    public const string ServiceChainPrefix = "svc-";
+
+    public static NftDesiredTable Build(ClusterState state, string sandboxIngressAddress)
+    {
+        var gateway = NodeNetworkOptions.SandboxGatewayInterface;
+        var ingress = NodeNetworkOptions.SandboxIngressInterface;
+        var subnet = OverlayNetwork.Ingress.Subnet;
+        var skeleton = $$"""
+              map published-ports { type inet_proto . inet_service : mark; }
+              map service-chains { type mark : verdict; }
+              chain mark-published {
+                type filter hook prerouting priority mangle; policy accept;
+                iifname "{{gateway}}" meta l4proto { tcp, udp } meta mark set meta l4proto . th dport map @published-ports
+              }
+              chain dispatch {
+                type nat hook prerouting priority dstnat; policy accept;
+                meta mark vmap @service-chains
+              }
+              chain source-nat {
+                type nat hook postrouting priority srcnat; policy accept;
+                oifname "{{ingress}}" ip daddr {{subnet}} ct status dnat snat to {{sandboxIngressAddress}}
+              }
+            """;
+
+        var published = new List<string>();
+        var dispatch = new List<string>();
+        var chains = new List<NftChain>();
+        foreach (var service in state.Services.Where(s => s.Ports.Count > 0).OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            var mark = Mark(service.FirewallMark);
+            var chain = ServiceChainPrefix + service.Name.ToLowerInvariant();
+            published.AddRange(service.Ports.Select(p => $"{HostRules.Proto(p.Protocol)} . {p.Published.ToString(CultureInfo.InvariantCulture)} : {mark}"));
+            dispatch.Add($"{mark} : goto {chain}");
+            chains.Add(new NftChain(chain, ServiceRules(BackendSet.For(state, service, OverlayNetwork.IngressName))));
+        }
+
+        return new NftDesiredTable(
+            Family,
+            Name,
+            skeleton,
+            [new NftMapElements("published-ports", published), new NftMapElements("service-chains", dispatch)],
+            chains,
+            ServiceChainPrefix);
+    }
+
+    /// <summary>
+    /// Round robin over the backends. With none, the packet is left alone: it is then delivered locally
+    /// in the sandbox, where nothing listens, so TCP clients get an immediate reset instead of a timeout.
+    /// </summary>
+    internal static IReadOnlyList<string> ServiceRules(BackendSet backends)
+    {
+        if (backends.Addresses.Count == 0)
+        {
+            return [];
+        }
+
+        var map = string.Join(", ", backends.Addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip}"));
+        return [$"dnat to numgen inc mod {backends.Addresses.Count.ToString(CultureInfo.InvariantCulture)} map {{ {map} }}"];
+    }
+
+    internal static string Mark(int mark) => "0x" + mark.ToString("x8", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,69 @@
+namespace Mesh.Ingress.Kernel.Iptables;
+
+/// <summary>The parts of <c>iptables-save</c> output Mesh cares about: its own chains and every rule jumping into them.</summary>
+public sealed class IptablesSave
+{
+    private readonly Dictionary<(string Table, string Chain), List<string>> _owned = [];
+    private readonly List<IptablesJump> _jumps = [];
+
+    public IReadOnlyDictionary<(string Table, string Chain), List<string>> OwnedChains => _owned;
+
+    public IReadOnlyList<IptablesJump> Jumps => _jumps;
+
+    public static IptablesSave Parse(string text)
+    {
+        var save = new IptablesSave();
+        string? table = null;
+        foreach (var raw in text.Split('\n'))
+        {
+            var line = raw.TrimEnd('\r');
+            if (line.StartsWith('*'))
+            {
+                table = line[1..];
+            }
+            else if (table is null || line.Length == 0 || line[0] == '#' || line == "COMMIT")
+            {
+                continue;
+            }
+            else if (line.StartsWith(':'))
+            {
+                var name = line[1..].Split(' ')[0];
+                if (name.StartsWith(IptablesRuleset.OwnedPrefix, StringComparison.Ordinal))
+                {
+                    save._owned.TryAdd((table, name), []);
+                }
+            }
+            else if (line.StartsWith("-A ", StringComparison.Ordinal))
+            {
+                var space = line.IndexOf(' ', 3);
+                var chain = space < 0 ? line[3..] : line[3..space];
+                var rule = space < 0 ? "" : line[(space + 1)..];
+                if (chain.StartsWith(IptablesRuleset.OwnedPrefix, StringComparison.Ordinal))
+                {
+                    save._owned.TryAdd((table, chain), []);
+                    save._owned[(table, chain)].Add(rule);
+                }
+                else if (JumpTarget(rule)?.StartsWith(IptablesRuleset.OwnedPrefix, StringComparison.Ordinal) == true)
+                {
+                    save._jumps.Add(new IptablesJump(table, chain, rule));
+                }
+            }
+        }
+
+        return save;
+    }
+
+    private static string? JumpTarget(string rule)
+    {
+        var tokens = rule.Split(' ');
+        for (var i = 0; i < tokens.Length - 1; i++)
+        {
+            if (tokens[i] is "-j" or "-g")
+            {
+                return tokens[i + 1];
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,413 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Api;
+using Mesh.Ingress.Cli;
+using Mesh.Ingress.Kernel;
+
+namespace Mesh.Ingress.Lab;
+
+/// <summary>
+/// A whole cluster on one machine, in network namespaces, standing in for the overlay runtime: underlay
+/// bridge, one namespace per node with a VXLAN ingress overlay, task namespaces running <c>mesh lab serve</c>,
+/// one <c>mesh daemon</c> per node, and the demo service registered through the API as a runtime would.
+/// Nothing here touches the machine's own network namespace.
+/// </summary>
+public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
+{
+    private readonly LinkTool _links = new(runner);
+
+    public async Task UpAsync(LabPlan plan, CancellationToken ct)
+    {
+        RequireRoot();
+        Directory.CreateDirectory(LabPlan.StateDirectory);
+        var existing = ReadState();
+        if (existing is not null && (existing.Nodes != plan.Nodes || existing.Replicas != plan.Replicas || existing.Dataplane != plan.Dataplane))
+        {
+            throw new InvalidOperationException(
+                $"a lab with {existing.Nodes} nodes, {existing.Replicas} replicas and dataplane {existing.Dataplane} already exists; run 'mesh lab down' first");
+        }
+
+        await File.WriteAllTextAsync(plan.StateFile, JsonSerializer.Serialize(new LabState { Nodes = plan.Nodes, Replicas = plan.Replicas, Dataplane = plan.Dataplane }, MeshJson.Options), ct);
+        output.WriteLine(existing is null ? $"Building a {plan.Nodes}-node lab (dataplane {plan.Dataplane})" : "Lab exists: converging it");
+
+        await BuildUnderlayAsync(plan, ct);
+        for (var i = 1; i <= plan.Nodes; i++)
+        {
+            await BuildIngressOverlayAsync(plan, i, ct);
+        }
+
+        for (var i = 1; i <= plan.Nodes; i++)
+        {
+            await StartDaemonAsync(plan, i, ct);
+        }
+
+        var store = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
+        await WaitForNodesAsync(store, plan.Nodes, ct);
+        var state = await store.GetStateAsync(ct);
+        if (!state.Services.Any(s => s.Name == LabPlan.DemoService))
+        {
+            await store.CreateServiceAsync(new ServiceSpec
+            {
+                Name = LabPlan.DemoService,
+                Ports = [new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Tcp), new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Udp)],
+            }, ct);
+        }
+
+        for (var r = 1; r <= plan.Replicas; r++)
+        {
+            await StartTaskAsync(store, $"{LabPlan.DemoService}.{r}", plan.NodeOfReplica(r), ct);
+        }
+
+        await WaitConvergedAsync(plan, ct);
+        output.WriteLine($"Lab up: curl from the client with  ip netns exec {LabPlan.Client} curl http://{LabPlan.NodeAddress(plan.Nodes)}:{LabPlan.DemoPublished}/");
+    }
+
+    /// <summary>Adds a task of <paramref name="service"/> on node <paramref name="nodeIndex"/> the way a runtime would: namespace, veth, register, address, server.</summary>
+    public async Task<ServiceTask> StartTaskAsync(IClusterStore store, string taskName, int nodeIndex, CancellationToken ct)
+    {
+        var node = LabPlan.NodeName(nodeIndex);
+        var netns = LabPlan.TaskNamespace(taskName);
+        var taskNs = NetworkNamespacePath.Named(netns);
+        await _links.EnsureNamespaceAsync(netns, ct);
+        var hostSide = "vt" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(taskName)).AsSpan(0, 4));
+        var nodeNs = NetworkNamespacePath.Named(node);
+        var mtu = LabPlan.OverlayMtu.ToString(CultureInfo.InvariantCulture);
+        if (!await _links.LinkExistsAsync(nodeNs, hostSide, ct))
+        {
+            await _links.TryIpAsync(taskNs, ["link", "del", "eth0"], ct);
+            await _links.IpAsync(nodeNs, ["link", "add", hostSide, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "mtu", mtu, "netns", netns], ct);
+        }
+
+        await _links.IpAsync(nodeNs, ["link", "set", hostSide, "master", LabPlan.IngressBridge, "up"], ct);
+
+        var state = await store.GetStateAsync(ct);
+        var task = state.Tasks.FirstOrDefault(t => t.Name == taskName)
+            ?? await store.AddTaskAsync(new TaskSpec { Name = taskName, Service = taskName.Split('.')[0], Node = node, NetnsPath = taskNs.Path }, ct);
+        var prefix = Validate.Cidr("subnet", OverlayNetwork.Ingress.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
+        await _links.IpAsync(taskNs, ["addr", "replace", $"{task.Addresses[OverlayNetwork.IngressName]}/{prefix}", "dev", "eth0"], ct);
+        await _links.IpAsync(taskNs, ["link", "set", "eth0", "up"], ct);
+        await _links.IpAsync(taskNs, ["link", "set", "lo", "up"], ct);
+
+        if ((await PidsAsync(netns, ct)).Count == 0)
+        {
+            MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", taskName, "--node", node, "--port", LabPlan.DemoTarget.ToString(CultureInfo.InvariantCulture)]);
+        }
+
+        return task;
+    }
+
+    public async Task DownAsync(CancellationToken ct)
+    {
+        RequireRoot();
+        var namespaces = (await LabNamespacesAsync(ct)).ToList();
+        // Daemons first, so nothing rebuilds what is being removed.
+        foreach (var ns in namespaces.OrderBy(n => NodeNamespace().IsMatch(n) ? 0 : 1))
+        {
+            await KillAllInAsync(ns, ct);
+        }
+
+        foreach (var ns in namespaces.OrderBy(n => n == LabPlan.Underlay ? 1 : 0))
+        {
+            await runner.RunAsync("ip", ["netns", "del", ns], null, ct);
+        }
+
+        if (Directory.Exists(LabPlan.StateDirectory))
+        {
+            Directory.Delete(LabPlan.StateDirectory, recursive: true);
+        }
+
+        output.WriteLine(namespaces.Count == 0 ? "No lab here: nothing to remove" : $"Lab down: removed {namespaces.Count} namespaces and everything in them");
+    }
+
+    public async Task<int> StatusAsync(bool json, CancellationToken ct)
+    {
+        var lab = ReadState();
+        if (lab is null)
+        {
+            output.WriteLine("No lab is running (start one with 'mesh lab up').");
+            return 1;
+        }
+
+        var infos = new List<(string Node, string Address, NodeInfo? Info)>();
+        for (var i = 1; i <= lab.Nodes; i++)
+        {
+            var node = LabPlan.NodeName(i);
+            NodeInfo? info = null;
+            try
+            {
+                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(3));
+                info = await ServiceCommands.ApiGet<NodeInfo>(http, "v1/info", ct);
+            }
+            catch (Exception e) when (e is StoreUnavailableException or HttpRequestException or TaskCanceledException or NotFoundException)
+            {
+                // shown as "down"
+            }
+
+            infos.Add((node, LabPlan.NodeAddress(i), info));
+        }
+
+        ClusterState? state = null;
+        try
+        {
+            state = await ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1))).GetStateAsync(ct);
+        }
+        catch (StoreUnavailableException)
+        {
+            // the holder is down: show what we can
+        }
+
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new { lab, nodes = infos.Select(x => new { name = x.Node, address = x.Address, info = x.Info }), state }, MeshJson.Options));
+            return 0;
+        }
+
+        output.WriteLine($"Lab: {lab.Nodes} nodes, {lab.Replicas} replicas, created {lab.Created:u}");
+        output.WriteLine();
+        TableWriter.Write(output, ["NODE", "ADDRESS", "DAEMON", "DATAPLANE", "STORE", "APPLIED REV", "LAST ERROR"], infos.Select(x => (IReadOnlyList<string>)
+        [
+            x.Node, x.Address, x.Info is null ? "down" : "up", x.Info?.Dataplane ?? "-", x.Info?.Store ?? "-",
+            x.Info?.AppliedRevision.ToString(CultureInfo.InvariantCulture) ?? "-", x.Info?.LastError ?? "",
+        ]));
+        if (state is not null)
+        {
+            output.WriteLine();
+            TableWriter.Write(output, ["SERVICE", "MODE", "PORTS", "VIPS", "TASKS"], state.Services.Select(s => (IReadOnlyList<string>)
+            [
+                s.Name, s.Mode.ToString().ToLowerInvariant(), string.Join(',', s.Ports), string.Join(',', s.Vips.Select(v => $"{v.Key}={v.Value}")),
+                state.Tasks.Count(t => t.Service == s.Name).ToString(CultureInfo.InvariantCulture),
+            ]));
+            output.WriteLine();
+            TableWriter.Write(output, ["TASK", "SERVICE", "NODE", "INGRESS IP", "NETNS"], state.Tasks.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (IReadOnlyList<string>)
+            [
+                t.Name, t.Service, t.Node, t.Addresses.GetValueOrDefault(OverlayNetwork.IngressName) ?? "-", t.NetnsPath ?? "-",
+            ]));
+        }
+
+        return infos.All(x => x.Info is not null) ? 0 : 1;
+    }
+
+    private async Task BuildUnderlayAsync(LabPlan plan, CancellationToken ct)
+    {
+        var lan = NetworkNamespacePath.Named(LabPlan.Underlay);
+        await _links.EnsureNamespaceAsync(LabPlan.Underlay, ct);
+        if (!await _links.LinkExistsAsync(lan, LabPlan.Underlay, ct))
+        {
+            await _links.IpAsync(lan, ["link", "add", LabPlan.Underlay, "type", "bridge"], ct);
+        }
+
+        await _links.IpAsync(lan, ["link", "set", LabPlan.Underlay, "up"], ct);
+        var hosts = Enumerable.Range(1, plan.Nodes).Select(i => (Ns: LabPlan.NodeName(i), Port: $"n{i}", Address: LabPlan.NodeAddress(i)))
+            .Append((Ns: LabPlan.Client, Port: "client", Address: LabPlan.ClientAddress));
+        foreach (var (ns, port, address) in hosts)
+        {
+            await _links.EnsureNamespaceAsync(ns, ct);
+            var host = NetworkNamespacePath.Named(ns);
+            if (!await _links.LinkExistsAsync(lan, port, ct))
+            {
+                await _links.TryIpAsync(host, ["link", "del", "eth0"], ct);
+                await _links.IpAsync(lan, ["link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns], ct);
+            }
+
+            await _links.IpAsync(lan, ["link", "set", port, "master", LabPlan.Underlay, "up"], ct);
+            await _links.IpAsync(host, ["addr", "replace", $"{address}/24", "dev", "eth0"], ct);
+            await _links.IpAsync(host, ["link", "set", "eth0", "up"], ct);
+            await _links.IpAsync(host, ["link", "set", "lo", "up"], ct);
+        }
+    }
+
+    private async Task BuildIngressOverlayAsync(LabPlan plan, int i, CancellationToken ct)
+    {
+        var node = NetworkNamespacePath.Named(LabPlan.NodeName(i));
+        var mtu = LabPlan.OverlayMtu.ToString(CultureInfo.InvariantCulture);
+        // Bridged overlay frames must not go through the node's own iptables (Docker keeps them in a separate namespace).
+        await runner.RunInAsync(node, "sysctl", ["-q", "-w", "net.bridge.bridge-nf-call-iptables=0"], null, ct);
+        if (!await _links.LinkExistsAsync(node, LabPlan.IngressBridge, ct))
+        {
+            await _links.IpAsync(node, ["link", "add", LabPlan.IngressBridge, "mtu", mtu, "type", "bridge"], ct);
+        }
+
+        if (!await _links.LinkExistsAsync(node, LabPlan.IngressVxlan, ct))
+        {
+            await _links.IpAsync(node,
+            [
+                "link", "add", LabPlan.IngressVxlan, "mtu", mtu, "type", "vxlan", "id", LabPlan.IngressVni.ToString(CultureInfo.InvariantCulture),
+                "dstport", LabPlan.VxlanPort.ToString(CultureInfo.InvariantCulture), "local", LabPlan.NodeAddress(i), "dev", "eth0", "learning",
+            ], ct);
+        }
+
+        await _links.IpAsync(node, ["link", "set", LabPlan.IngressVxlan, "master", LabPlan.IngressBridge, "up"], ct);
+        await _links.IpAsync(node, ["link", "set", LabPlan.IngressBridge, "up"], ct);
+        var fdb = await runner.RunCheckedInAsync(node, "bridge", ["fdb", "show", "dev", LabPlan.IngressVxlan], null, ct);
+        for (var peer = 1; peer <= plan.Nodes; peer++)
+        {
+            // Head-end replication: broadcast and unknown unicast go to every peer; MACs are then learned.
+            if (peer != i && !fdb.Contains($"00:00:00:00:00:00 dst {LabPlan.NodeAddress(peer)} ", StringComparison.Ordinal))
+            {
+                await runner.RunCheckedInAsync(node, "bridge", ["fdb", "append", "00:00:00:00:00:00", "dev", LabPlan.IngressVxlan, "dst", LabPlan.NodeAddress(peer)], null, ct);
+            }
+        }
+    }
+
+    private async Task StartDaemonAsync(LabPlan plan, int i, CancellationToken ct)
+    {
+        var node = LabPlan.NodeName(i);
+        if (await DaemonAnswersAsync(node, ct))
+        {
+            return;
+        }
+
+        List<string> args =
+        [
+            "daemon", "--node", node, "--advertise-addr", LabPlan.NodeAddress(i), "--dataplane", plan.Dataplane,
+            "--api", LabPlan.Api(node), "--log-file", $"{LabPlan.StateDirectory}/{node}.log",
+            "--ingress-sandbox", LabPlan.SandboxName(i), "--ingress-bridge", LabPlan.IngressBridge,
+        ];
+        if (i == 1)
+        {
+            args.AddRange(["--api", $"tcp://{LabPlan.NodeAddress(1)}:{LabPlan.StorePort}", "--state-dir", $"{LabPlan.StateDirectory}/store"]);
+        }
+        else
+        {
+            args.AddRange(["--join", LabPlan.StoreUrl]);
+        }
+
+        MeshExecutable.StartDetachedIn(node, args);
+        await WaitUntilAsync(() => DaemonAnswersAsync(node, ct), TimeSpan.FromSeconds(30), $"the daemon of {node} did not start: see {LabPlan.StateDirectory}/{node}.log", ct);
+    }
+
+    private static async Task<bool> DaemonAnswersAsync(string node, CancellationToken ct)
+    {
+        if (!File.Exists(LabPlan.ApiSocket(node)))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(2));
+            using var response = await http.GetAsync(new Uri("v1/info", UriKind.Relative), ct);
+            return response.IsSuccessStatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task WaitForNodesAsync(IClusterStore store, int count, CancellationToken ct) =>
+        await WaitUntilAsync(async () => (await store.GetStateAsync(ct)).Nodes.Count >= count, TimeSpan.FromSeconds(30), "not every node registered with the store", ct);
+
+    /// <summary>Every daemon has applied the latest revision and the published port answers on every node.</summary>
+    private async Task WaitConvergedAsync(LabPlan plan, CancellationToken ct)
+    {
+        var revision = (await ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1))).GetStateAsync(ct)).Revision;
+        for (var i = 1; i <= plan.Nodes; i++)
+        {
+            var node = LabPlan.NodeName(i);
+            await WaitUntilAsync(async () =>
+            {
+                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(3));
+                var info = await ServiceCommands.ApiGet<NodeInfo>(http, "v1/info", ct);
+                return info.AppliedRevision >= revision;
+            }, TimeSpan.FromSeconds(60), $"{node} did not apply revision {revision}: see {LabPlan.StateDirectory}/{node}.log", ct);
+        }
+
+        for (var i = 1; i <= plan.Nodes; i++)
+        {
+            var url = $"http://{LabPlan.NodeAddress(i)}:{LabPlan.DemoPublished}/";
+            await WaitUntilAsync(async () =>
+                (await runner.RunAsync("ip", ["netns", "exec", LabPlan.Client, "curl", "-sf", "-m", "2", url], null, ct)).ExitCode == 0,
+                TimeSpan.FromSeconds(30), $"{url} does not answer from {LabPlan.Client}", ct);
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string failure, CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            try
+            {
+                if (await condition())
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is StoreUnavailableException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                // not yet
+            }
+
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                throw new InvalidOperationException(failure);
+            }
+
+            await Task.Delay(100, ct);
+        }
+    }
+
+    private async Task<IReadOnlyList<string>> LabNamespacesAsync(CancellationToken ct)
+    {
+        var list = await runner.RunCheckedAsync("ip", ["netns", "list"], null, ct);
+        return list.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ')[0])
+            .Where(n => n == LabPlan.Underlay || n == LabPlan.Client || NodeNamespace().IsMatch(n) || TaskNamespace().IsMatch(n))
+            .ToList();
+    }
+
+    private async Task<IReadOnlyList<int>> PidsAsync(string netns, CancellationToken ct)
+    {
+        var result = await runner.RunAsync("ip", ["netns", "pids", netns], null, ct);
+        return result.ExitCode != 0 ? [] : result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToList();
+    }
+
+    private async Task KillAllInAsync(string netns, CancellationToken ct)
+    {
+        var pids = await PidsAsync(netns, ct);
+        foreach (var pid in pids)
+        {
+            await SignalAsync(pid, "TERM", ct);
+        }
+
+        for (var wait = 0; wait < 30 && (await PidsAsync(netns, ct)).Count > 0; wait++)
+        {
+            await Task.Delay(100, ct);
+        }
+
+        foreach (var pid in await PidsAsync(netns, ct))
+        {
+            await SignalAsync(pid, "KILL", ct);
+        }
+    }
+
+    private Task SignalAsync(int pid, string signal, CancellationToken ct) =>
+        runner.RunAsync("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)], null, ct);
+
+    private static LabState? ReadState()
+    {
+        var path = $"{LabPlan.StateDirectory}/lab.json";
+        return File.Exists(path) ? JsonSerializer.Deserialize<LabState>(File.ReadAllText(path), MeshJson.Options) : null;
+    }
+
+    private static void RequireRoot()
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new InvalidOperationException("the lab creates network namespaces: run it as root");
+        }
+    }
+
+    [GeneratedRegex(@"^mesh-n\d+(-ingress)?$")]
+    private static partial Regex NodeNamespace();
+
+    [GeneratedRegex(@"^mesh-[a-z0-9-]+\.[0-9]+$", RegexOptions.IgnoreCase)]
+    private static partial Regex TaskNamespace();
+}

@@ -1,0 +1,64 @@
+using System.CommandLine;
+using Mesh.Ingress.Cli;
+using Mesh.Ingress.Kernel;
+
+namespace Mesh.Ingress.Lab;
+
+public static class LabCommands
+{
+    public static Command Build()
+    {
+        var lab = new Command("lab", "A whole cluster on this machine, in network namespaces");
+
+        var nodes = new Option<int>("--nodes") { Description = "Number of nodes (the last one runs no task)", DefaultValueFactory = _ => 3 };
+        var replicas = new Option<int>("--replicas") { Description = "Replicas of the demo service 'web'", DefaultValueFactory = _ => 3 };
+        var dataplane = new Option<string>("--dataplane") { Description = "auto, ipvs or nftables", DefaultValueFactory = _ => "auto" };
+        var up = new Command("up", "Build the lab and start a daemon per node (converges an existing lab)") { nodes, replicas, dataplane };
+        up.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var n = parse.GetValue(nodes);
+            var r = parse.GetValue(replicas);
+            if (n is < 1 or > 50)
+            {
+                throw new ArgumentException($"--nodes {n}: use 1 to 50");
+            }
+
+            if (r is < 0 or > 200)
+            {
+                throw new ArgumentException($"--replicas {r}: use 0 to 200");
+            }
+
+            var dp = parse.GetValue(dataplane)!;
+            if (dp is not ("auto" or "ipvs" or "nftables"))
+            {
+                throw new ArgumentException($"--dataplane '{dp}' must be auto, ipvs or nftables");
+            }
+
+            await new LabCluster(new ProcessCommandRunner(), Console.Out).UpAsync(new LabPlan(n, r, dp), ct);
+            return 0;
+        }));
+
+        var json = new Option<bool>("--json") { Description = "Print JSON" };
+        var status = new Command("status", "Nodes, services, tasks and each node's dataplane") { json };
+        status.SetAction((parse, ct) => CliErrors.RunAsync(() => new LabCluster(new ProcessCommandRunner(), Console.Out).StatusAsync(parse.GetValue(json), ct)));
+
+        var down = new Command("down", "Remove every namespace, link, rule and process the lab made (safe to repeat)");
+        down.SetAction((_, ct) => CliErrors.RunAsync(async () =>
+        {
+            await new LabCluster(new ProcessCommandRunner(), Console.Out).DownAsync(ct);
+            return 0;
+        }));
+
+        var task = new Option<string>("--task") { Required = true };
+        var node = new Option<string>("--node") { Required = true };
+        var port = new Option<int>("--port") { DefaultValueFactory = _ => 80 };
+        var serve = new Command("serve", "The lab's task server: answers HTTP and UDP with 'TASK NODE IP'") { task, node, port };
+        serve.SetAction((parse, ct) => LabServer.RunAsync(parse.GetValue(task)!, parse.GetValue(node)!, parse.GetValue(port), ct));
+
+        lab.Subcommands.Add(up);
+        lab.Subcommands.Add(status);
+        lab.Subcommands.Add(down);
+        lab.Subcommands.Add(serve);
+        return lab;
+    }
+}

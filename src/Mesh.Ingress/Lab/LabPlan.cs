@@ -1,0 +1,44 @@
+using System.Globalization;
+
+namespace Mesh.Ingress.Lab;
+
+/// <summary>The lab's address plan (ARCHITECTURE.md): names and addresses every test and doc relies on.</summary>
+public sealed record LabPlan(int Nodes, int Replicas, string Dataplane)
+{
+    public const string Underlay = "mesh-lan";
+    public const string UnderlayPrefix = "198.18.0";
+    public const string Client = "mesh-client";
+    public const string ClientAddress = "198.18.0.100";
+    public const string IngressBridge = "mesh-ov-ingress";
+    public const string IngressVxlan = "mesh-vx4096";
+    public const int IngressVni = 4096;
+    public const int VxlanPort = 4789;
+    public const int OverlayMtu = 1450;
+    public const int StorePort = 2377;
+    public const string DemoService = "web";
+    public const int DemoPublished = 8080;
+    public const int DemoTarget = 80;
+    public const string StateDirectory = "/run/mesh/lab";
+
+    public static string NodeName(int i) => string.Create(CultureInfo.InvariantCulture, $"mesh-n{i}");
+
+    public static string NodeAddress(int i) => string.Create(CultureInfo.InvariantCulture, $"{UnderlayPrefix}.{10 + i}");
+
+    public static string SandboxName(int i) => NodeName(i) + "-ingress";
+
+    public static string TaskNamespace(string task) => "mesh-" + task;
+
+    public static string ApiSocket(string node) => $"{StateDirectory}/{node}.sock";
+
+    public static string Api(string node) => "unix://" + ApiSocket(node);
+
+    public static string StoreUrl => string.Create(CultureInfo.InvariantCulture, $"http://{NodeAddress(1)}:{StorePort}");
+
+    /// <summary>
+    /// Replicas go round robin over nodes 1..N-1, so the last node runs no task and every request to it
+    /// crosses the overlay: the property the routing mesh exists for.
+    /// </summary>
+    public int NodeOfReplica(int replica) => Nodes == 1 ? 1 : ((replica - 1) % (Nodes - 1)) + 1;
+
+    public string StateFile => $"{StateDirectory}/lab.json";
+}

@@ -1,0 +1,10 @@
+namespace Mesh.Ingress.Lab;
+
+/// <summary>What <c>mesh lab up</c> built, kept in /run/mesh/lab/lab.json for status and down.</summary>
+public sealed record LabState
+{
+    public required int Nodes { get; init; }
+    public required int Replicas { get; init; }
+    public required string Dataplane { get; init; }
+    public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
+}
