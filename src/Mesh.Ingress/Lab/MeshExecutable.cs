@@ -13,7 +13,12 @@ public static class MeshExecutable
             : (process, []);
     }
 
-    /// <summary>Starts <c>ip netns exec NETNS mesh ARGS</c> in its own session, detached from ours; returns its pid.</summary>
+    /// <summary>
+    /// Starts <c>mesh ARGS</c> inside network namespace <paramref name="netns"/>, in its own session, detached
+    /// from ours; returns its pid. nsenter rather than <c>ip netns exec</c>: the latter also gives the process a
+    /// private mount namespace, and namespaces the daemon then creates (its ingress sandbox) would be mounted
+    /// where nobody else can see them.
+    /// </summary>
     public static int StartDetachedIn(string netns, IReadOnlyList<string> arguments)
     {
         var (file, prefix) = Command();
@@ -24,7 +29,7 @@ public static class MeshExecutable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var a in (string[])["ip", "netns", "exec", netns, file, .. prefix, .. arguments])
+        foreach (var a in (string[])["nsenter", $"--net={Kernel.NetworkNamespacePath.Named(netns).Path}", "--", file, .. prefix, .. arguments])
         {
             info.ArgumentList.Add(a);
         }

@@ -1,0 +1,113 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Api;
+using Mesh.Ingress.Daemon;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mesh.Ingress.Tests.Api;
+
+public sealed class ApiTests : IAsyncLifetime
+{
+    private readonly EmbeddedStore _store = new(null, NullLogger<EmbeddedStore>.Instance);
+    private WebApplication? _app;
+    private HttpClient _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddSingleton<IClusterStore>(_store);
+        builder.Services.AddSingleton(new NodeStatus { Node = "n1", Store = "embedded", Dataplane = "nftables" });
+        _app = builder.Build();
+        _app.MapMeshApi();
+        await _app.StartAsync();
+        _http = _app.GetTestClient();
+        await _store.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
+        await _store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _app!.DisposeAsync();
+    }
+
+    public static TheoryData<string, string, string> BadRequests => new()
+    {
+        { "/v1/services", "", "body" },
+        { "/v1/services", "{", "body" },
+        { "/v1/services", "null", "body" },
+        { "/v1/services", "[]", "body" },
+        { "/v1/services", "{\"name\":42}", "name" },
+        { "/v1/services", "{\"name\":\"x\",\"unknown\":1}", "unknown" },
+        { "/v1/services", "{\"name\":\"x\",\"mode\":\"round-robin\"}", "mode" },
+        { "/v1/services", "{\"name\":\"x\",\"ports\":[{\"published\":\"8080\",\"target\":80}]}", "ports[0].published" },
+        { "/v1/services", "{\"name\":\"x\",\"ports\":[{\"published\":8080.5,\"target\":80}]}", "ports[0].published" },
+        { "/v1/services", "{\"name\":\"x\",\"ports\":[{\"published\":70000,\"target\":80}]}", "ports[0].published" },
+        { "/v1/services", "{\"name\":\"x\",\"ports\":[{\"published\":81,\"target\":80,\"protocol\":\"sctp\"}]}", "ports[0].protocol" },
+        { "/v1/services", "{\"name\":\"under_score\"}", "name" },
+        { "/v1/services", "{\"name\":\"x\",\"networks\":[\"missing\"]}", "networks[0]" },
+        { "/v1/tasks", "{\"service\":\"web\"}", "node" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"addresses\":{\"ingress\":\"10.255.0.999\"}}", "addresses.ingress" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"addresses\":{\"ingress\":\"192.168.1.1\"}}", "addresses.ingress" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"../x\"}", "netnsPath" },
+        { "/v1/tasks", "{\"name\":\"bad name\",\"service\":\"web\",\"node\":\"n1\"}", "name" },
+        { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"not-an-ip\"}", "advertiseAddress" },
+        { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"::1\"}", "advertiseAddress" },
+        { "/v1/networks", "{\"name\":\"appnet\",\"subnet\":\"10.0.1.0/33\",\"vni\":4097}", "subnet" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequests))]
+    public async Task Bad_requests_get_400_naming_the_field_and_change_nothing(string path, string body, string field)
+    {
+        var before = await _store.GetStateAsync();
+        using var response = await _http.PostAsync(new Uri(path, UriKind.Relative), new StringContent(body, Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options);
+        Assert.Equal(field, error!.Field);
+        Assert.Same(before, await _store.GetStateAsync());
+    }
+
+    [Fact]
+    public async Task Conflicts_are_409_and_missing_objects_404_and_change_nothing()
+    {
+        var before = await _store.GetStateAsync();
+        using var dup = await _http.PostAsJsonAsync("/v1/services", new ServiceSpec { Name = "web" }, MeshJson.Options);
+        Assert.Equal(HttpStatusCode.Conflict, dup.StatusCode);
+        Assert.Contains("already exists", (await dup.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Error, StringComparison.Ordinal);
+        using var port = await _http.PostAsJsonAsync("/v1/services", new ServiceSpec { Name = "api", Ports = [new PublishedPort(8080, 1)] }, MeshJson.Options);
+        Assert.Equal(HttpStatusCode.Conflict, port.StatusCode);
+        using var gone = await _http.DeleteAsync(new Uri("/v1/tasks/web.9", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+        using var noService = await _http.GetAsync(new Uri("/v1/services/nope", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, noService.StatusCode);
+        using var badQuery = await _http.GetAsync(new Uri("/v1/watch?after=abc", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, badQuery.StatusCode);
+        Assert.Same(before, await _store.GetStateAsync());
+    }
+
+    [Fact]
+    public async Task A_joined_daemon_sees_the_holders_state_and_errors_through_the_remote_store()
+    {
+        var remote = new RemoteStore(_http);
+        var task = await remote.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" });
+        Assert.Equal("web.1", task.Name);
+        Assert.Equal((await _store.GetStateAsync()).Revision, (await remote.GetStateAsync()).Revision);
+        var e = await Assert.ThrowsAsync<ValidationException>(() => remote.CreateServiceAsync(new ServiceSpec { Name = "-x" }));
+        Assert.Equal("name", e.Field);
+        await Assert.ThrowsAsync<ConflictException>(() => remote.CreateServiceAsync(new ServiceSpec { Name = "web" }));
+        var watch = await remote.WatchAsync(0, TimeSpan.FromSeconds(1));
+        Assert.Equal(3, watch.Changes.Count);
+        await remote.RemoveTaskAsync("web.1");
+        Assert.Empty((await _store.GetStateAsync()).Tasks);
+    }
+}
