@@ -1,0 +1,30 @@
+#!/bin/sh
+# PID 1 inside user-mode-linux (see run-in-uml.sh). The root filesystem is the host's / over hostfs.
+# Environment from the kernel command line: MESH_RUN (run directory on hostfs), MESH_BUSYBOX (static busybox).
+bb=$MESH_BUSYBOX
+run=$MESH_RUN
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+log() { echo "$*" >> "$run/init.log"; }
+
+$bb mount -t proc proc /proc
+$bb mount -t sysfs sysfs /sys
+$bb mount -t devtmpfs devtmpfs /dev 2>/dev/null || $bb mount -t tmpfs dev /dev
+$bb mkdir -p /dev/pts /dev/shm
+$bb mount -t devpts devpts /dev/pts
+$bb mount -t tmpfs shm /dev/shm
+$bb mount -t tmpfs tmp /tmp
+$bb mount -t tmpfs run /run
+$bb mkdir -p /run/netns /run/lock /tmp/home
+$bb hostname mesh-uml
+$bb ip link set lo up 2>/dev/null
+
+while read -r ko; do
+  if out=$($bb insmod "$ko" 2>&1); then log "ok $ko"; else log "insmod $ko: $out"; fi
+done < "$run/modules"
+
+export HOME=/tmp/home TMPDIR=/tmp DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+export MESH_IN_UML=1
+/bin/bash "$run/cmd.sh" > "$run/out" 2>&1 < /dev/null
+echo $? > "$run/rc"
+$bb sync
+$bb poweroff -f
