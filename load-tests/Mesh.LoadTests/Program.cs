@@ -1,1 +1,1 @@
-return 0;
+return await Mesh.LoadTests.Cli.CommandLine.RunAsync(args).ConfigureAwait(false);
