@@ -23,8 +23,10 @@ public static class LabServer
         await using var app = builder.Build();
         app.Run(ctx =>
         {
+            var body = Encoding.ASCII.GetBytes($"{task} {node} {ctx.Connection.LocalIpAddress}\n");
             ctx.Response.ContentType = "text/plain";
-            return ctx.Response.WriteAsync($"{task} {node} {ctx.Connection.LocalIpAddress}\n", ctx.RequestAborted);
+            ctx.Response.ContentLength = body.Length;
+            return ctx.Response.Body.WriteAsync(body, ctx.RequestAborted).AsTask();
         });
 
         using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
