@@ -43,14 +43,17 @@ public sealed class IpvsBatch
     }
 
     /// <summary>Encodes the batch: message i has sequence firstSeq+i, only the last one asks for an ACK.</summary>
-    internal List<int> Encode(NetlinkWriter w, ushort family, uint firstSeq)
+    internal List<int> Encode(NetlinkWriter w, ushort family, uint firstSeq) => Encode(w, family, firstSeq, 0, _ops.Count);
+
+    /// <summary>Encodes operations [start, start+count): message k has sequence firstSeq+k, only the last asks for an ACK.</summary>
+    internal List<int> Encode(NetlinkWriter w, ushort family, uint firstSeq, int start, int count)
     {
-        var offsets = new List<int>(_ops.Count);
-        for (int i = 0; i < _ops.Count; i++)
+        var offsets = new List<int>(count);
+        for (int k = 0; k < count; k++)
         {
-            var op = _ops[i];
-            uint seq = unchecked(firstSeq + (uint)i);
-            bool ack = i == _ops.Count - 1;
+            var op = _ops[start + k];
+            uint seq = unchecked(firstSeq + (uint)k);
+            bool ack = k == count - 1;
             offsets.Add(w.Length);
             if (op.Destination is null) IpvsRequests.Service(w, family, op.Command, seq, op.Service, ack);
             else IpvsRequests.Destination(w, family, op.Command, seq, op.Service, op.Destination, ack);

@@ -142,21 +142,31 @@ public sealed class IpvsHandle : IDisposable
         if (batch.Count == 0) return;
         lock (_lock)
         {
-            var w = new NetlinkWriter(batch.Count * 128);
-            uint first = _socket.NextSequence();
-            for (int i = 1; i < batch.Count; i++) _socket.NextSequence();
-            var offsets = batch.Encode(w, Family.Id, first);
-            var errors = _socket.SendBatch(w.WrittenSpan, offsets, first, "IPVS batch");
-            if (errors.Count == 0) return;
-            var failures = new List<NetlinkBatchFailure>(errors.Count);
-            foreach (var (index, err) in errors)
+            var failures = new List<NetlinkBatchFailure>();
+            var w = new NetlinkWriter(Math.Min(batch.Count, OperationsPerRound) * 160);
+            for (int start = 0; start < batch.Count; start += OperationsPerRound)
             {
-                var op = batch.Operations[index];
-                failures.Add(new NetlinkBatchFailure(index, IpvsBatch.Describe(op), new NetlinkException(IpvsBatch.Describe(op), err.Errno, err.Message)));
+                int count = Math.Min(OperationsPerRound, batch.Count - start);
+                w.Clear();
+                uint first = _socket.NextSequence();
+                for (int i = 1; i < count; i++) _socket.NextSequence();
+                var offsets = batch.Encode(w, Family.Id, first, start, count);
+                foreach (var (k, err) in _socket.SendBatch(w.WrittenSpan, offsets, first, "IPVS batch"))
+                {
+                    var op = batch.Operations[start + k];
+                    string what = IpvsBatch.Describe(op);
+                    failures.Add(new NetlinkBatchFailure(start + k, what, new NetlinkException(what, err.Errno, err.Message)));
+                }
             }
-            throw new NetlinkBatchException(batch.Count, failures);
+            if (failures.Count > 0) throw new NetlinkBatchException(batch.Count, failures);
         }
     }
+
+    /// <summary>
+    /// Operations sent before waiting for the closing ACK. Bounds the burst of error replies the kernel can queue
+    /// (one per failed operation) well below the socket's receive buffer, so none are lost even if all fail.
+    /// </summary>
+    public const int OperationsPerRound = 1024;
 
     private void Do(byte cmd, Action<NetlinkWriter, uint> build) => Exchange(CommandName(cmd), dump: false, build);
 

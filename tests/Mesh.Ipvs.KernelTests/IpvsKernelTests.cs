@@ -33,6 +33,7 @@ public static class IpvsKernelTests
         ("ServicesMadeByIpvsadm_DecodeCorrectly", DecodeIpvsadmMade),
         ("Flush_RemovesEverything", Flush),
         ("Batch_200x5_ThenErrorsReportedPerOperation", Batch),
+        ("Batch_3000AllFailing_EveryFailureReported", BatchAllFailing),
         ("LargeDump_2000Services_500Destinations", LargeDump),
         ("Namespaces_AreIsolated", Isolation),
         ("StatsAndZero", StatsAndZero),
@@ -353,6 +354,23 @@ public static class IpvsKernelTests
         Check.Equal(2, h.GetDestinations(fresh).Count, "ops after a failure were applied");
         // Socket is still in step.
         Check.Equal(201, h.GetServices().Count, "service count after failed batch");
+    });
+
+    private static void BatchAllFailing() => WithHandle((ns, h) =>
+    {
+        var b = new IpvsBatch();
+        for (int i = 0; i < 3000; i++) b.NewService(IpvsService.Tcp(A($"10.10.{i / 250}.{i % 250 + 1}"), 80));
+        h.Apply(b);
+        // Re-applying: every operation fails with EEXIST; none of the 3,000 error replies may be lost.
+        var e = Check.Throws<NetlinkBatchException>(() => h.Apply(b), "re-applied batch");
+        Check.Equal(3000, e.Failures.Count, "failures reported");
+        Check.True(e.Failures.Select(f => f.Index).SequenceEqual(Enumerable.Range(0, 3000)), "failure indices 0..2999 in order");
+        Check.True(e.Failures.All(f => f.Error.Errno == Errno.EEXIST), "all EEXIST");
+        Check.Equal(3000, h.GetServices().Count, "service count");
+        var del = new IpvsBatch();
+        foreach (var s in h.GetServices()) del.DeleteService(s);
+        h.Apply(del);
+        Check.Equal(0, h.GetServices().Count, "all deleted by a batch");
     });
 
     private static void LargeDump() => WithHandle((ns, h) =>
