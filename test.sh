@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: unit/property tests, the lab end to end on this kernel (as root),
+# the IPVS tests inside a user-mode-linux kernel, and a smoke run of the load-test scenarios.
+# Prints one closing line: "tests: N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")"
+scripts/install-deps.sh test || exit 1
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed=0
+
+echo "== build"
+dotnet build Mesh.sln -c Release --nologo -v quiet -clp:ErrorsOnly || exit 1
+
+echo "== dotnet test (unit, property, API, lab end to end)"
+dotnet test Mesh.sln -c Release --no-build --nologo 2>&1 | tee -a "$log" | grep -E '^\s*(Passed!|Failed!|Failed |Skipped )|error' || true
+[ "${PIPESTATUS[0]}" = 0 ] || failed=1
+
+if [ -f tests/kernel/run-ipvs-tests.sh ]; then
+  echo "== IPVS inside user-mode-linux"
+  bash tests/kernel/run-ipvs-tests.sh 2>&1 | tee -a "$log" | tail -n 25
+  [ "${PIPESTATUS[0]}" = 0 ] || failed=1
+fi
+
+# Sum the per-assembly summaries ("Passed!  - Failed: 0, Passed: 35, Skipped: 0, ...") and the kernel runner's "N passed, N failed".
+read -r p f s < <(awk '
+  /(Passed|Failed)! +- +Failed: / { gsub(/,/, ""); for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
+  /^[a-z-]*:? *[0-9]+ passed, [0-9]+ failed/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed,?$/) p += $(i-1); if ($i ~ /^failed,?$/) f += $(i-1) } }
+  END { print p + 0, f + 0, s + 0 }' "$log")
+[ "$f" -gt 0 ] && failed=1
+[ "$p" -gt 0 ] || { echo "no test ran"; failed=1; }
+echo "tests: $p passed, $f failed, $s skipped"
+exit "$failed"
