@@ -1,6 +1,292 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using Mesh.LoadTests.Core;
+using Mesh.LoadTests.Reporting;
+using Mesh.LoadTests.Servers;
+using Mesh.LoadTests.Steps;
+using Mesh.LoadTests.Tools;
+
 namespace Mesh.LoadTests.Cli;
+
+/// <summary>Everything the common options resolve to.</summary>
+public sealed record Settings
+{
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan RoundWarmup { get; init; } = TimeSpan.FromMilliseconds(500);
+    public int Rounds { get; init; } = 1;
+    public int Connections { get; init; } = 16;
+    public double? Rate { get; init; }
+    public TimeSpan RampUp { get; init; } = TimeSpan.Zero;
+    public int MaxInFlight { get; init; } = 10_000;
+    public long? Iterations { get; init; }
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan Pause { get; init; } = TimeSpan.Zero;
+    public IReadOnlyList<IPAddress> Bind { get; init; } = [];
+    public string? Out { get; init; }
+    public bool Smoke { get; init; }
+    public double CoreBudget { get; init; } = Environment.ProcessorCount;
+    public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(5);
+    public bool Quiet { get; init; }
+    public bool Wrk { get; init; }
+    public TimeSpan? WrkDuration { get; init; }
+    public double? MaxErrorRate { get; init; }
+    public bool NoReport { get; init; }
+
+    public LoadSimulation Simulation => Rate is { } r
+        ? new OpenLoop(r, Duration, RampUp, MaxInFlight)
+        : new ClosedLoop(Connections, Iterations is null ? Duration : null, Iterations);
+
+    public IPAddress? BindFor(int variant) => Bind.Count == 0 ? null : Bind[variant % Bind.Count];
+
+    /// <summary>CI smoke mode: every scenario in about a second per variant.</summary>
+    public Settings AsSmoke() => this with
+    {
+        Smoke = true,
+        Duration = Duration < TimeSpan.FromSeconds(1) ? Duration : TimeSpan.FromSeconds(1),
+        Warmup = TimeSpan.FromMilliseconds(200),
+        RoundWarmup = TimeSpan.FromMilliseconds(100),
+        Rounds = Math.Min(Rounds, 2),
+        Rate = Rate is { } r ? Math.Min(r, 500) : null,
+        RampUp = RampUp > TimeSpan.FromMilliseconds(200) ? TimeSpan.FromMilliseconds(200) : RampUp,
+        Iterations = Iterations is { } n ? Math.Min(n, 1000) : null,
+        WrkDuration = TimeSpan.FromSeconds(1),
+        Pause = TimeSpan.Zero,
+    };
+}
 
 public static class CommandLine
 {
-    public static Task<int> RunAsync(string[] args) => Task.FromResult(args.Length);
+    public static Task<int> RunAsync(string[] args) => Build().Parse(args).InvokeAsync();
+
+    private sealed class CommonOptions
+    {
+        public readonly Option<string> Duration = new("--duration", "-d") { Description = "measured time per variant (split across rounds): 5s, 500ms, 2m", DefaultValueFactory = _ => "10s" };
+        public readonly Option<string> Warmup = new("--warmup") { Description = "load applied before measuring (excluded from the figures)", DefaultValueFactory = _ => "1s" };
+        public readonly Option<int?> Rounds = new("--rounds") { Description = "interleaved rounds per variant (compare scenarios default to 4)" };
+        public readonly Option<int> Connections = new("--connections", "-c", "--concurrency") { Description = "closed loop: virtual users; HTTP: connection pool size", DefaultValueFactory = _ => 16 };
+        public readonly Option<double?> Rate = new("--rate") { Description = "open loop: requests per second (latency measured from the intended send time)" };
+        public readonly Option<string> RampUp = new("--ramp-up") { Description = "open loop: linear ramp from 0 to --rate (excluded from the figures)", DefaultValueFactory = _ => "0s" };
+        public readonly Option<int> MaxInFlight = new("--max-in-flight") { Description = "open loop: bound on concurrent requests", DefaultValueFactory = _ => 10_000 };
+        public readonly Option<long?> Iterations = new("--iterations", "-n") { Description = "closed loop: stop after this many measured iterations (instead of --duration)" };
+        public readonly Option<string> Timeout = new("--timeout") { Description = "per-request timeout", DefaultValueFactory = _ => "5s" };
+        public readonly Option<string> Pause = new("--pause") { Description = "pause between rounds (e.g. to let TIME_WAIT drain)", DefaultValueFactory = _ => "0s" };
+        public readonly Option<string?> Bind = new("--bind") { Description = "source address(es) for the client sockets, one for all or a comma list, one per variant (the lab client: 198.18.0.100)" };
+        public readonly Option<string?> Out = new("--out", "-o") { Description = "directory for report.md / report.json / report.html (default ./loadtest-results/<scenario>-<time>)" };
+        public readonly Option<bool> Smoke = new("--smoke") { Description = "CI mode: ~1 s per variant, short warm-up, ≤2 rounds" };
+        public readonly Option<double?> CoreBudget = new("--generator-cores") { Description = "cores the generator may use before it is flagged as saturated (default: all)" };
+        public readonly Option<string> ProgressInterval = new("--progress-interval") { Description = "progress line period when stderr is not a terminal (0 = off)", DefaultValueFactory = _ => "5s" };
+        public readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "no progress line" };
+        public readonly Option<double?> MaxErrorRate = new("--max-error-rate") { Description = "exit with code 2 when a variant's failed fraction exceeds this (e.g. 0.001)" };
+        public readonly Option<bool> NoReport = new("--no-report") { Description = "print the summary only, write no files" };
+
+        public IEnumerable<Option> All => [Duration, Warmup, Rounds, Connections, Rate, RampUp, MaxInFlight, Iterations, Timeout, Pause, Bind, Out, Smoke, CoreBudget, ProgressInterval, Quiet, MaxErrorRate, NoReport];
+
+        public Settings Read(ParseResult p, int defaultRounds)
+        {
+            var s = new Settings
+            {
+                Duration = Durations.Parse(p.GetValue(Duration)!),
+                Warmup = Durations.Parse(p.GetValue(Warmup)!),
+                Rounds = Math.Max(1, p.GetValue(Rounds) ?? defaultRounds),
+                Connections = Math.Max(1, p.GetValue(Connections)),
+                Rate = p.GetValue(Rate),
+                RampUp = Durations.Parse(p.GetValue(RampUp)!),
+                MaxInFlight = Math.Max(1, p.GetValue(MaxInFlight)),
+                Iterations = p.GetValue(Iterations),
+                Timeout = Durations.Parse(p.GetValue(Timeout)!),
+                Pause = Durations.Parse(p.GetValue(Pause)!),
+                Bind = (p.GetValue(Bind) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(IPAddress.Parse).ToList(),
+                Out = p.GetValue(Out),
+                CoreBudget = p.GetValue(CoreBudget) ?? Environment.ProcessorCount,
+                ProgressInterval = Durations.Parse(p.GetValue(ProgressInterval)!),
+                Quiet = p.GetValue(Quiet),
+                MaxErrorRate = p.GetValue(MaxErrorRate),
+                NoReport = p.GetValue(NoReport),
+            };
+            s = s with { RoundWarmup = s.Warmup / 2 };
+            return p.GetValue(Smoke) ? s.AsSmoke() : s;
+        }
+    }
+
+    private static Command Scenario(string name, string description, Action<Command> options,
+        Func<ParseResult, Settings, CancellationToken, Task<int>> action, int defaultRounds = 1)
+    {
+        var cmd = new Command(name, description);
+        var common = new CommonOptions();
+        options(cmd);
+        foreach (var o in common.All) cmd.Options.Add(o);
+        cmd.SetAction(async (p, ct) =>
+        {
+            try
+            {
+                return await action(p, common.Read(p, defaultRounds), ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or System.Net.Sockets.SocketException)
+            {
+                await Console.Error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+        });
+        return cmd;
+    }
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Mesh load-test runner: closed/open-loop load, HDR latency histograms, interleaved A/B comparisons, Markdown/JSON/HTML reports.");
+
+        // ---- HTTP
+        var url = new Option<string>("--url") { Description = "target URL", Required = true };
+        var newConn = new Option<bool>("--new-connection") { Description = "a new TCP connection per request (sends Connection: close)" };
+        var wrk = new Option<bool>("--wrk") { Description = "also run wrk -t1 -cN against each URL (if on PATH) and report it beside our figures" };
+        var wrkDuration = new Option<string?>("--wrk-duration") { Description = "wrk run length per variant (default: --duration)" };
+        var name = new Option<string>("--name") { Description = "variant name in the report", DefaultValueFactory = _ => "target" };
+        root.Subcommands.Add(Scenario("http", "HTTP GET load against one URL (closed loop, or open loop with --rate)",
+            c => { c.Options.Add(url); c.Options.Add(newConn); c.Options.Add(wrk); c.Options.Add(wrkDuration); c.Options.Add(name); },
+            (p, s, ct) =>
+            {
+                s = s with { Wrk = p.GetValue(wrk), WrkDuration = p.GetValue(wrkDuration) is { } wd ? Durations.Parse(wd) : s.WrkDuration };
+                var u = new Uri(p.GetValue(url)!);
+                bool nc = p.GetValue(newConn);
+                var variants = new[] { HttpVariant(p.GetValue(name)!, u, nc, s, 0) };
+                return Runner.ExecuteAsync("http", $"HTTP GET {u}{(nc ? ", new connection per request" : ", keep-alive")}", variants, s, ct, nc);
+            }));
+
+        var a = new Option<string>("--a") { Description = "first target (the numerator of the ratio)", Required = true };
+        var b = new Option<string>("--b") { Description = "second target (the baseline)", Required = true };
+        var names = new Option<string>("--names") { Description = "names of the two variants, comma-separated", DefaultValueFactory = _ => "a,b" };
+        root.Subcommands.Add(Scenario("http-compare", "HTTP GET against two URLs in interleaved rounds; prints the A/B throughput ratio last",
+            c => { c.Options.Add(a); c.Options.Add(b); c.Options.Add(names); c.Options.Add(newConn); c.Options.Add(wrk); c.Options.Add(wrkDuration); },
+            (p, s, ct) =>
+            {
+                s = s with { Wrk = p.GetValue(wrk), WrkDuration = p.GetValue(wrkDuration) is { } wd ? Durations.Parse(wd) : s.WrkDuration };
+                var (na, nb) = Names(p.GetValue(names)!);
+                bool nc = p.GetValue(newConn);
+                var variants = new[] { HttpVariant(na, new Uri(p.GetValue(a)!), nc, s, 0), HttpVariant(nb, new Uri(p.GetValue(b)!), nc, s, 1) };
+                return Runner.ExecuteAsync("http-compare", $"HTTP GET, {na} vs {nb}{(nc ? ", new connection per request" : ", keep-alive")}", variants, s, ct, nc);
+            }, defaultRounds: 4));
+
+        // ---- TCP
+        var target = new Option<string>("--target") { Description = "host:port", Required = true };
+        var rst = new Option<bool>("--rst") { Description = "close with RST (SO_LINGER 0) so no TIME_WAIT piles up" };
+        root.Subcommands.Add(Scenario("tcp", "TCP connect + close rate against one endpoint",
+            c => { c.Options.Add(target); c.Options.Add(rst); c.Options.Add(name); },
+            (p, s, ct) =>
+            {
+                var ep = Steps.Net.ParseEndPoint(p.GetValue(target)!);
+                var v = new Variant(p.GetValue(name)!, new ScenarioDefinition(p.GetValue(name)!, new TcpConnectStep(ep, p.GetValue(rst), SocketOptions(s, 0))));
+                return Runner.ExecuteAsync("tcp", $"TCP connect/close to {ep}", [v], s, ct);
+            }));
+        root.Subcommands.Add(Scenario("tcp-compare", "TCP connect + close against two endpoints in interleaved rounds; ratio last",
+            c => { c.Options.Add(a); c.Options.Add(b); c.Options.Add(names); c.Options.Add(rst); },
+            (p, s, ct) =>
+            {
+                var (na, nb) = Names(p.GetValue(names)!);
+                bool r = p.GetValue(rst);
+                Variant V(string n, string t, int i) => new(n, new ScenarioDefinition(n, new TcpConnectStep(Steps.Net.ParseEndPoint(t), r, SocketOptions(s, i))));
+                return Runner.ExecuteAsync("tcp-compare", $"TCP connect/close, {na} vs {nb}", [V(na, p.GetValue(a)!, 0), V(nb, p.GetValue(b)!, 1)], s, ct);
+            }, defaultRounds: 4));
+
+        // ---- UDP
+        var payload = new Option<string>("--payload") { Description = "datagram payload text (after an 8-byte sequence number)", DefaultValueFactory = _ => "ping" };
+        var size = new Option<int>("--size") { Description = "pad the payload to this many bytes" };
+        var echo = new Option<bool>("--echo") { Description = "the target echoes: require the reply to carry our sequence number" };
+        UdpStep Udp(ParseResult p, string t, Settings s, int i)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(p.GetValue(payload)!);
+            int pad = p.GetValue(size);
+            if (pad > bytes.Length) Array.Resize(ref bytes, pad);
+            return new UdpStep(Steps.Net.ParseEndPoint(t), bytes, p.GetValue(echo), SocketOptions(s, i));
+        }
+        root.Subcommands.Add(Scenario("udp", "UDP request/response against one endpoint",
+            c => { c.Options.Add(target); c.Options.Add(payload); c.Options.Add(size); c.Options.Add(echo); c.Options.Add(name); },
+            (p, s, ct) =>
+            {
+                var n = p.GetValue(name)!;
+                return Runner.ExecuteAsync("udp", $"UDP request/response to {p.GetValue(target)}", [new Variant(n, new ScenarioDefinition(n, Udp(p, p.GetValue(target)!, s, 0)))], s, ct);
+            }));
+        root.Subcommands.Add(Scenario("udp-compare", "UDP request/response against two endpoints in interleaved rounds; ratio last",
+            c => { c.Options.Add(a); c.Options.Add(b); c.Options.Add(names); c.Options.Add(payload); c.Options.Add(size); c.Options.Add(echo); },
+            (p, s, ct) =>
+            {
+                var (na, nb) = Names(p.GetValue(names)!);
+                return Runner.ExecuteAsync("udp-compare", $"UDP request/response, {na} vs {nb}",
+                    [new Variant(na, new ScenarioDefinition(na, Udp(p, p.GetValue(a)!, s, 0))), new Variant(nb, new ScenarioDefinition(nb, Udp(p, p.GetValue(b)!, s, 1)))], s, ct);
+            }, defaultRounds: 4));
+
+        // ---- DNS
+        var server = new Option<string>("--server") { Description = "resolver host:port (port defaults to 53)", Required = true };
+        var qname = new Option<string>("--qname") { Description = "names to query, comma-separated, used round-robin", DefaultValueFactory = _ => "web" };
+        var qtype = new Option<string>("--qtype") { Description = "query type: A, AAAA, SRV, TXT, ANY or a number", DefaultValueFactory = _ => "A" };
+        var okRcodes = new Option<string>("--ok-rcodes") { Description = "rcodes counted as success, comma-separated", DefaultValueFactory = _ => "NOERROR" };
+        DnsQueryStep Dns(ParseResult p, string srv, Settings s, int i) => new(
+            Steps.Net.ParseEndPoint(srv, 53),
+            p.GetValue(qname)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            p.GetValue(okRcodes)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(DnsWire.ParseRcode).ToHashSet(),
+            QType(p.GetValue(qtype)!), SocketOptions(s, i));
+        root.Subcommands.Add(Scenario("dns", "DNS queries over UDP against one resolver (status = rcode)",
+            c => { c.Options.Add(server); c.Options.Add(qname); c.Options.Add(qtype); c.Options.Add(okRcodes); c.Options.Add(name); },
+            (p, s, ct) =>
+            {
+                var n = p.GetValue(name)!;
+                return Runner.ExecuteAsync("dns", $"DNS {p.GetValue(qtype)} {p.GetValue(qname)} @ {p.GetValue(server)}", [new Variant(n, new ScenarioDefinition(n, Dns(p, p.GetValue(server)!, s, 0)))], s, ct);
+            }));
+        root.Subcommands.Add(Scenario("dns-compare", "DNS queries against two resolvers in interleaved rounds; ratio last",
+            c => { c.Options.Add(a); c.Options.Add(b); c.Options.Add(names); c.Options.Add(qname); c.Options.Add(qtype); c.Options.Add(okRcodes); },
+            (p, s, ct) =>
+            {
+                var (na, nb) = Names(p.GetValue(names)!);
+                return Runner.ExecuteAsync("dns-compare", $"DNS {p.GetValue(qtype)} {p.GetValue(qname)}, {na} vs {nb}",
+                    [new Variant(na, new ScenarioDefinition(na, Dns(p, p.GetValue(a)!, s, 0))), new Variant(nb, new ScenarioDefinition(nb, Dns(p, p.GetValue(b)!, s, 1)))], s, ct);
+            }, defaultRounds: 4));
+
+        // ---- smoke: every scenario against in-process loopback responders
+        root.Subcommands.Add(Scenario("smoke", "CI smoke run: starts loopback HTTP/UDP/DNS responders and runs every scenario against them in seconds",
+            c => { c.Options.Add(wrk); },
+            (p, s, ct) => Runner.SmokeAsync(s.AsSmoke() with { Wrk = p.GetValue(wrk) }, ct)));
+
+        // ---- serve: the loopback responders as a standalone process
+        var httpAt = new Option<string?>("--http") { Description = "HTTP responder address:port" };
+        var udpAt = new Option<string?>("--udp") { Description = "UDP echo address:port" };
+        var dnsAt = new Option<string?>("--dns") { Description = "DNS responder address:port" };
+        var serve = new Command("serve", "run the tiny loopback responders (HTTP 200 \"ok\", UDP echo, DNS A 10.0.0.1) until Ctrl+C");
+        serve.Options.Add(httpAt);
+        serve.Options.Add(udpAt);
+        serve.Options.Add(dnsAt);
+        serve.SetAction(async (p, ct) =>
+        {
+            var disposables = new List<IAsyncDisposable>();
+            if (p.GetValue(httpAt) is { } h) { var ep = Steps.Net.ParseEndPoint(h); var srv = new TinyHttpServer(ep.Address, ep.Port); disposables.Add(srv); Console.Error.WriteLine($"http on {srv.Url}"); }
+            if (p.GetValue(udpAt) is { } u) { var ep = Steps.Net.ParseEndPoint(u); var srv = new UdpEchoServer(ep.Address, ep.Port); disposables.Add(srv); Console.Error.WriteLine($"udp echo on {srv.EndPoint}"); }
+            if (p.GetValue(dnsAt) is { } d) { var ep = Steps.Net.ParseEndPoint(d, 53); var srv = TinyDnsResponder.Start(ep.Address, ep.Port); disposables.Add(srv); Console.Error.WriteLine($"dns on {srv.EndPoint}"); }
+            if (disposables.Count == 0) { Console.Error.WriteLine("nothing to serve: give --http, --udp and/or --dns"); return 1; }
+            try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+            foreach (var x in disposables) await x.DisposeAsync().ConfigureAwait(false);
+            return 0;
+        });
+        root.Subcommands.Add(serve);
+        return root;
+    }
+
+    internal static (string, string) Names(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length != 2) throw new FormatException($"--names needs exactly two names, got '{text}'");
+        if (parts[0] == parts[1]) throw new FormatException("--names must differ");
+        return (parts[0], parts[1]);
+    }
+
+    internal static ushort QType(string text) => text.ToUpperInvariant() switch
+    {
+        "A" => 1, "NS" => 2, "CNAME" => 5, "SOA" => 6, "PTR" => 12, "MX" => 15, "TXT" => 16, "AAAA" => 28, "SRV" => 33, "ANY" => 255,
+        var n when ushort.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var v) => v,
+        _ => throw new FormatException($"unknown query type '{text}'"),
+    };
+
+    internal static SocketStepOptions SocketOptions(Settings s, int variant) => new() { Bind = s.BindFor(variant), Timeout = s.Timeout };
+
+    internal static Variant HttpVariant(string name, Uri url, bool newConnection, Settings s, int index) =>
+        new(name, new ScenarioDefinition(name, new HttpGetStep(url, s.Connections, newConnection, SocketOptions(s, index)))) { WrkUrl = url };
 }
