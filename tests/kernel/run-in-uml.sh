@@ -32,6 +32,10 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ $# -gt 0 ]] || { echo "usage: $0 [--mem M] [--timeout S] -- command [args...]" >&2; exit 2; }
+case "$cache/" in
+  /tmp/*|/run/*|/dev/*|/proc/*|/sys/*)
+    echo "run-in-uml.sh: MESH_UML_CACHE=$cache is hidden inside the guest (it mounts its own /tmp, /run, /dev); use a path on disk" >&2; exit 2 ;;
+esac
 [[ $(id -u) -eq 0 ]] || { echo "run-in-uml.sh: needs root (apt-get, and the guest's root is the host's /)" >&2; exit 2; }
 
 log() { echo "[uml] $*" >&2; }
