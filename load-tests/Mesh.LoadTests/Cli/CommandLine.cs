@@ -73,7 +73,7 @@ public static class CommandLine
         public readonly Option<string> Timeout = new("--timeout") { Description = "per-request timeout", DefaultValueFactory = _ => "5s" };
         public readonly Option<string> Pause = new("--pause") { Description = "pause between rounds (e.g. to let TIME_WAIT drain)", DefaultValueFactory = _ => "0s" };
         public readonly Option<string?> Bind = new("--bind") { Description = "source address(es) for the client sockets, one for all or a comma list, one per variant (the lab client: 198.18.0.100)" };
-        public readonly Option<string?> Out = new("--out", "-o") { Description = "directory for report.md / report.json / report.html (default ./loadtest-results/<scenario>-<time>)" };
+        public readonly Option<string?> Out = new("--out", "-o") { Description = "directory for report.md / report.json / report.html (default load-tests/results/<scenario>-<time> from the repo root, else ./loadtest-results/...)" };
         public readonly Option<bool> Smoke = new("--smoke") { Description = "CI mode: ~1 s per variant, short warm-up, ≤2 rounds" };
         public readonly Option<double?> CoreBudget = new("--generator-cores") { Description = "cores the generator may use before it is flagged as saturated (default: all)" };
         public readonly Option<string> ProgressInterval = new("--progress-interval") { Description = "progress line period when stderr is not a terminal (0 = off)", DefaultValueFactory = _ => "5s" };

@@ -71,7 +71,7 @@ public static class Runner
         var markdown = MarkdownReport.Render(report);
         if (!s.NoReport)
         {
-            var dir = s.Out ?? Path.Combine("loadtest-results", $"{scenario}-{started:yyyyMMdd-HHmmss}");
+            var dir = s.Out ?? Path.Combine(DefaultResultsRoot(), $"{scenario}-{started:yyyyMMdd-HHmmss}");
             Directory.CreateDirectory(dir);
             await File.WriteAllTextAsync(Path.Combine(dir, "report.json"), ReportBuilder.ToJson(report), CancellationToken.None).ConfigureAwait(false);
             await File.WriteAllTextAsync(Path.Combine(dir, "report.md"), markdown, CancellationToken.None).ConfigureAwait(false);
@@ -114,7 +114,7 @@ public static class Runner
     /// <summary>Every scenario, briefly, against in-process loopback responders: proves the runner works end to end.</summary>
     public static async Task<int> SmokeAsync(Settings s, CancellationToken ct)
     {
-        var root = s.Out ?? Path.Combine("loadtest-results", $"smoke-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
+        var root = s.Out ?? Path.Combine(DefaultResultsRoot(), $"smoke-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
         await using var http = new TinyHttpServer();
         await using var http2 = new TinyHttpServer();
         await using var udp = new UdpEchoServer();
@@ -152,6 +152,10 @@ public static class Runner
         }
         return results.Any(r => r.Code != 0) ? 1 : 0;
     }
+
+    /// <summary>load-tests/results when run from the repository root (git-ignored there), else ./loadtest-results.</summary>
+    public static string DefaultResultsRoot() =>
+        Directory.Exists(Path.Combine("load-tests", "Mesh.LoadTests")) ? Path.Combine("load-tests", "results") : "loadtest-results";
 
     private static Variant DnsVariant(string name, System.Net.IPEndPoint server, Settings s, int index) =>
         new(name, new ScenarioDefinition(name, new Steps.DnsQueryStep(server, ["web", "tasks.web"], new HashSet<int> { 0 }, Steps.DnsWire.TypeA, CommandLine.SocketOptions(s, index))));

@@ -167,6 +167,12 @@ public static class HtmlReport
         sb.Append("<h2>Throughput over time</h2>\n");
         sb.Append(Chart("completed requests per second", "s", "req/s",
             r.Variants.Select((v, i) => new ChartSeries(v.Name, Palette[i % Palette.Length], false, Segments(v, p => p.Rps))).ToList()));
+        if (r.Variants.Any(v => v.Series.Any(p => p.Failed > 0)))
+        {
+            sb.Append("<h2>Failures over time</h2>\n");
+            sb.Append(Chart("failed requests per interval", "s", "failed",
+                r.Variants.Select((v, i) => new ChartSeries(v.Name, Palette[i % Palette.Length], false, Segments(v, p => p.Failed))).ToList()));
+        }
         sb.Append("<h2>Latency over time</h2>\n<p>solid: p50, dashed: p99 (per interval, from the intended start)</p>\n");
         var latencySeries = new List<ChartSeries>();
         for (int i = 0; i < r.Variants.Count; i++)
@@ -249,7 +255,7 @@ public static class HtmlReport
             }
             sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{legendX}\" y1=\"{T + 8}\" x2=\"{legendX + 20}\" y2=\"{T + 8}\" stroke=\"{s.Color}\" stroke-width=\"2\"{(s.Dashed ? " stroke-dasharray=\"5,3\"" : "")}/>");
             sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{legendX + 24}\" y=\"{T + 12}\" font-size=\"12\">{E(s.Name)}</text>\n");
-            legendX += 30 + 7 * s.Name.Length;
+            legendX += 40 + 8 * s.Name.Length;
         }
         sb.Append("</svg>\n");
         return sb.ToString();
@@ -291,7 +297,7 @@ public static class HtmlReport
             foreach (var (x, y) in s.Segments[0]) sb.Append(CultureInfo.InvariantCulture, $"{Px(x, maxX):0.#},{Py(y, maxY):0.#} ");
             sb.Append("\"/>\n");
             sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{legendX}\" y=\"{T + 12}\" font-size=\"12\" fill=\"{s.Color}\">{E(s.Name)}</text>\n");
-            legendX += 20 + 7 * s.Name.Length;
+            legendX += 30 + 8 * s.Name.Length;
         }
         sb.Append("</svg>\n");
         return sb.ToString();
@@ -319,12 +325,12 @@ public static class HtmlReport
     private static double Px(double x, double maxX) => L + (W - L - R) * (x / maxX);
     private static double Py(double y, double maxY) => H - B - (H - T - B) * Math.Min(1, y / maxY);
 
-    /// <summary>Rounds up to 1, 2, 2.5 or 5 × a power of ten.</summary>
+    /// <summary>Rounds up to 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × a power of ten.</summary>
     internal static double Nice(double v)
     {
         if (v <= 0 || double.IsNaN(v) || double.IsInfinity(v)) return 1;
         double p = Math.Pow(10, Math.Floor(Math.Log10(v)));
-        foreach (var m in new[] { 1, 2, 2.5, 5, 10 })
+        foreach (var m in new[] { 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10 })
             if (m * p >= v) return m * p;
         return 10 * p;
     }

@@ -324,11 +324,14 @@ public static class ReportBuilder
             foreach (var (start, slot) in s.Series.Slots())
             {
                 long n = slot.Ok + slot.Failed;
+                // the last slot of a round is usually cut short by the round's end: rate over the part that ran
+                double covered = Math.Min(width, r.Result.WallSeconds - start / 1e9);
+                if (covered < width * 0.25) continue;
                 v.Series.Add(new SeriesPoint
                 {
                     T = Math.Round(r.OffsetSeconds + start / 1e9, 4),
                     Round = r.Round,
-                    Rps = Math.Round(n / width, 2),
+                    Rps = Math.Round(n / covered, 2),
                     Ok = slot.Ok,
                     Failed = slot.Failed,
                     P50Us = Math.Round(slot.Latency.ValueAtPercentile(50) / 1000.0, 3),
