@@ -95,23 +95,23 @@ public sealed partial class NodeReconciler(
 
     private async Task SyncTasksAsync(ClusterState state, CancellationToken ct)
     {
-        var wanted = new Dictionary<string, IptablesRuleset>(StringComparer.Ordinal);
+        var wanted = new Dictionary<string, (IptablesRuleset Rules, ServiceTask? Task)>(StringComparer.Ordinal);
         foreach (var task in state.Tasks.Where(t => t.Node == options.Node && t.NetnsPath is not null))
         {
             var service = state.Services.FirstOrDefault(s => s.Name == task.Service);
             if (service is not null)
             {
-                wanted[task.NetnsPath!] = TaskRules.Build(task, service);
+                wanted[task.NetnsPath!] = (TaskRules.Build(task, service), task);
             }
         }
 
         foreach (var gone in _taskNamespaces.Where(p => !wanted.ContainsKey(p)).ToList())
         {
-            wanted[gone] = IptablesRuleset.Empty;
+            wanted[gone] = (IptablesRuleset.Empty, null);
             _taskNamespaces.Remove(gone);
         }
 
-        foreach (var (path, rules) in wanted)
+        foreach (var (path, (rules, task)) in wanted)
         {
             if (!File.Exists(path))
             {
@@ -119,14 +119,20 @@ public sealed partial class NodeReconciler(
                 continue;
             }
 
+            var netns = new NetworkNamespacePath(path);
             try
             {
-                if (await iptables.ApplyAsync(new NetworkNamespacePath(path), rules, TaskRules.Tables, ct).ConfigureAwait(false))
+                if (await iptables.ApplyAsync(netns, rules, TaskRules.Tables, ct).ConfigureAwait(false))
                 {
                     Changed("task", state.Revision);
                 }
 
-                if (rules != IptablesRuleset.Empty)
+                if (await dataplane.ApplyTaskAsync(state, task, netns, ct).ConfigureAwait(false))
+                {
+                    Changed("task-vips", state.Revision);
+                }
+
+                if (task is not null)
                 {
                     _taskNamespaces.Add(path);
                 }

@@ -1,24 +1,20 @@
 using Mesh.Discovery.Model;
+using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Nftables;
 
 namespace Mesh.Ingress.Dataplane;
 
-/// <summary>Backend choice with one nftables table (<c>ip mesh</c>) in the ingress sandbox.</summary>
+/// <summary>Backend choice with one nftables table (<c>ip mesh</c>) in the ingress sandbox and one in each task namespace.</summary>
 public sealed class NftablesDataplane(NftExecutor nft, IngressSandbox sandbox) : IDataplane
 {
     public string Name => "nftables";
 
-    public async Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken)
-    {
-        var desired = IngressSandboxTable.Build(state, node.IngressSandboxIp);
-        var actual = await nft.ReadAsync(sandbox.Netns, IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken).ConfigureAwait(false);
-        var script = NftPlanner.Plan(desired, actual);
-        if (script is null)
-        {
-            return false;
-        }
+    public Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken) =>
+        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp), IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
 
-        await nft.ApplyAsync(sandbox.Netns, script, cancellationToken).ConfigureAwait(false);
-        return true;
+    public Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken)
+    {
+        var table = task is null ? null : TaskServiceTable.Build(state, task);
+        return nft.ConvergeAsync(netns, table is not null && TaskServiceTable.Needed(table) ? table : null, TaskServiceTable.Family, TaskServiceTable.Name, cancellationToken);
     }
 }

@@ -39,7 +39,10 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         await BuildUnderlayAsync(plan, ct);
         for (var i = 1; i <= plan.Nodes; i++)
         {
-            await BuildIngressOverlayAsync(plan, i, ct);
+            foreach (var (network, vni) in LabPlan.Overlays)
+            {
+                await BuildOverlayAsync(plan, i, LabPlan.OverlayBridge(network), vni, ct);
+            }
         }
 
         for (var i = 1; i <= plan.Nodes; i++)
@@ -50,13 +53,24 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         var store = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
         await WaitForNodesAsync(store, plan.Nodes, ct);
         var state = await store.GetStateAsync(ct);
+        if (StateTransitions.FindNetwork(state, LabPlan.AppNetwork) is null)
+        {
+            await store.CreateNetworkAsync(new NetworkSpec { Name = LabPlan.AppNetwork, Subnet = LabPlan.AppSubnet, Vni = LabPlan.AppVni }, ct);
+        }
+
         if (!state.Services.Any(s => s.Name == LabPlan.DemoService))
         {
             await store.CreateServiceAsync(new ServiceSpec
             {
                 Name = LabPlan.DemoService,
                 Ports = [new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Tcp), new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Udp)],
+                Networks = [LabPlan.AppNetwork],
             }, ct);
+        }
+
+        if (!state.Services.Any(s => s.Name == LabPlan.DnsrrService))
+        {
+            await store.CreateServiceAsync(new ServiceSpec { Name = LabPlan.DnsrrService, Mode = ServiceMode.Dnsrr, Networks = [LabPlan.AppNetwork] }, ct);
         }
 
         for (var r = 1; r <= plan.Replicas; r++)
@@ -64,36 +78,51 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             await StartTaskAsync(store, $"{LabPlan.DemoService}.{r}", plan.NodeOfReplica(r), ct);
         }
 
+        for (var r = 1; r <= LabPlan.DnsrrReplicas; r++)
+        {
+            await StartTaskAsync(store, $"{LabPlan.DnsrrService}.{r}", plan.NodeOfReplica(r + 1), ct);
+        }
+
         await WaitConvergedAsync(plan, ct);
         output.WriteLine($"Lab up: curl from the client with  ip netns exec {LabPlan.Client} curl http://{LabPlan.NodeAddress(plan.Nodes)}:{LabPlan.DemoPublished}/");
     }
 
-    /// <summary>Adds a task of <paramref name="service"/> on node <paramref name="nodeIndex"/> the way a runtime would: namespace, veth, register, address, server.</summary>
+    /// <summary>
+    /// Adds a task of its service on node <paramref name="nodeIndex"/> the way a runtime would: a namespace,
+    /// registration (which allocates its addresses), one leg per overlay (eth0, eth1, … in the order the
+    /// service joins them), and the task's server.
+    /// </summary>
     public async Task<ServiceTask> StartTaskAsync(IClusterStore store, string taskName, int nodeIndex, CancellationToken ct)
     {
         var node = LabPlan.NodeName(nodeIndex);
         var netns = LabPlan.TaskNamespace(taskName);
         var taskNs = NetworkNamespacePath.Named(netns);
         await _links.EnsureNamespaceAsync(netns, ct);
-        var hostSide = "vt" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(taskName)).AsSpan(0, 4));
-        var nodeNs = NetworkNamespacePath.Named(node);
-        var mtu = LabPlan.OverlayMtu.ToString(CultureInfo.InvariantCulture);
-        if (!await _links.LinkExistsAsync(nodeNs, hostSide, ct))
-        {
-            await _links.TryIpAsync(taskNs, ["link", "del", "eth0"], ct);
-            await _links.IpAsync(nodeNs, ["link", "add", hostSide, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "mtu", mtu, "netns", netns], ct);
-        }
-
-        await _links.IpAsync(nodeNs, ["link", "set", hostSide, "master", LabPlan.IngressBridge, "up"], ct);
-
         var state = await store.GetStateAsync(ct);
         var task = state.Tasks.FirstOrDefault(t => t.Name == taskName)
             ?? await store.AddTaskAsync(new TaskSpec { Name = taskName, Service = taskName.Split('.')[0], Node = node, NetnsPath = taskNs.Path }, ct);
-        var prefix = Validate.Cidr("subnet", OverlayNetwork.Ingress.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
-        await _links.IpAsync(taskNs, ["addr", "replace", $"{task.Addresses[OverlayNetwork.IngressName]}/{prefix}", "dev", "eth0"], ct);
-        await _links.IpAsync(taskNs, ["link", "set", "eth0", "up"], ct);
-        await _links.IpAsync(taskNs, ["link", "set", "lo", "up"], ct);
+        state = await store.GetStateAsync(ct);
 
+        var nodeNs = NetworkNamespacePath.Named(node);
+        var mtu = LabPlan.OverlayMtu.ToString(CultureInfo.InvariantCulture);
+        var service = state.Services.Single(s => s.Name == task.Service);
+        foreach (var (network, index) in StateTransitions.AttachedNetworks(service).Select((n, i) => (n, i)))
+        {
+            var inside = string.Create(CultureInfo.InvariantCulture, $"eth{index}");
+            var hostSide = "vt" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{taskName}/{network}")).AsSpan(0, 4));
+            if (!await _links.LinkExistsAsync(nodeNs, hostSide, ct))
+            {
+                await _links.TryIpAsync(taskNs, ["link", "del", inside], ct);
+                await _links.IpAsync(nodeNs, ["link", "add", hostSide, "mtu", mtu, "type", "veth", "peer", "name", inside, "mtu", mtu, "netns", netns], ct);
+            }
+
+            await _links.IpAsync(nodeNs, ["link", "set", hostSide, "master", LabPlan.OverlayBridge(network), "up"], ct);
+            var prefix = Validate.Cidr("subnet", StateTransitions.FindNetwork(state, network)!.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
+            await _links.IpAsync(taskNs, ["addr", "replace", $"{task.Addresses[network]}/{prefix}", "dev", inside], ct);
+            await _links.IpAsync(taskNs, ["link", "set", inside, "up"], ct);
+        }
+
+        await _links.IpAsync(taskNs, ["link", "set", "lo", "up"], ct);
         if ((await PidsAsync(netns, ct)).Count == 0)
         {
             MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", taskName, "--node", node, "--port", LabPlan.DemoTarget.ToString(CultureInfo.InvariantCulture)]);
@@ -184,9 +213,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
                 state.Tasks.Count(t => t.Service == s.Name).ToString(CultureInfo.InvariantCulture),
             ]));
             output.WriteLine();
-            TableWriter.Write(output, ["TASK", "SERVICE", "NODE", "INGRESS IP", "NETNS"], state.Tasks.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (IReadOnlyList<string>)
+            TableWriter.Write(output, ["TASK", "SERVICE", "NODE", "ADDRESSES", "NETNS"], state.Tasks.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (IReadOnlyList<string>)
             [
-                t.Name, t.Service, t.Node, t.Addresses.GetValueOrDefault(OverlayNetwork.IngressName) ?? "-", t.NetnsPath ?? "-",
+                t.Name, t.Service, t.Node, string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")), t.NetnsPath ?? "-",
             ]));
         }
 
@@ -222,35 +251,37 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         }
     }
 
-    private async Task BuildIngressOverlayAsync(LabPlan plan, int i, CancellationToken ct)
+    /// <summary>One overlay on one node: a bridge and a VXLAN device on the node's underlay leg, flooding to every peer.</summary>
+    private async Task BuildOverlayAsync(LabPlan plan, int i, string bridge, int vni, CancellationToken ct)
     {
+        var vxlan = LabPlan.OverlayVxlan(vni);
         var node = NetworkNamespacePath.Named(LabPlan.NodeName(i));
         var mtu = LabPlan.OverlayMtu.ToString(CultureInfo.InvariantCulture);
         // Bridged overlay frames must not go through the node's own iptables (Docker keeps them in a separate namespace).
         await runner.RunInAsync(node, "sysctl", ["-q", "-w", "net.bridge.bridge-nf-call-iptables=0"], null, ct);
-        if (!await _links.LinkExistsAsync(node, LabPlan.IngressBridge, ct))
+        if (!await _links.LinkExistsAsync(node, bridge, ct))
         {
-            await _links.IpAsync(node, ["link", "add", LabPlan.IngressBridge, "mtu", mtu, "type", "bridge"], ct);
+            await _links.IpAsync(node, ["link", "add", bridge, "mtu", mtu, "type", "bridge"], ct);
         }
 
-        if (!await _links.LinkExistsAsync(node, LabPlan.IngressVxlan, ct))
+        if (!await _links.LinkExistsAsync(node, vxlan, ct))
         {
             await _links.IpAsync(node,
             [
-                "link", "add", LabPlan.IngressVxlan, "mtu", mtu, "type", "vxlan", "id", LabPlan.IngressVni.ToString(CultureInfo.InvariantCulture),
+                "link", "add", vxlan, "mtu", mtu, "type", "vxlan", "id", vni.ToString(CultureInfo.InvariantCulture),
                 "dstport", LabPlan.VxlanPort.ToString(CultureInfo.InvariantCulture), "local", LabPlan.NodeAddress(i), "dev", "eth0", "learning",
             ], ct);
         }
 
-        await _links.IpAsync(node, ["link", "set", LabPlan.IngressVxlan, "master", LabPlan.IngressBridge, "up"], ct);
-        await _links.IpAsync(node, ["link", "set", LabPlan.IngressBridge, "up"], ct);
-        var fdb = await runner.RunCheckedInAsync(node, "bridge", ["fdb", "show", "dev", LabPlan.IngressVxlan], null, ct);
+        await _links.IpAsync(node, ["link", "set", vxlan, "master", bridge, "up"], ct);
+        await _links.IpAsync(node, ["link", "set", bridge, "up"], ct);
+        var fdb = await runner.RunCheckedInAsync(node, "bridge", ["fdb", "show", "dev", vxlan], null, ct);
         for (var peer = 1; peer <= plan.Nodes; peer++)
         {
             // Head-end replication: broadcast and unknown unicast go to every peer; MACs are then learned.
             if (peer != i && !fdb.Contains($"00:00:00:00:00:00 dst {LabPlan.NodeAddress(peer)} ", StringComparison.Ordinal))
             {
-                await runner.RunCheckedInAsync(node, "bridge", ["fdb", "append", "00:00:00:00:00:00", "dev", LabPlan.IngressVxlan, "dst", LabPlan.NodeAddress(peer)], null, ct);
+                await runner.RunCheckedInAsync(node, "bridge", ["fdb", "append", "00:00:00:00:00:00", "dev", vxlan, "dst", LabPlan.NodeAddress(peer)], null, ct);
             }
         }
     }

@@ -10,12 +10,17 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane)
     public const string Client = "mesh-client";
     public const string ClientAddress = "198.18.0.100";
     public const string IngressBridge = "mesh-ov-ingress";
-    public const string IngressVxlan = "mesh-vx4096";
-    public const int IngressVni = 4096;
+    public const string AppNetwork = "appnet";
+    public const string AppSubnet = "10.0.1.0/24";
+    public const int AppVni = 4097;
     public const int VxlanPort = 4789;
     public const int OverlayMtu = 1450;
     public const int StorePort = 2377;
     public const string DemoService = "web";
+
+    /// <summary>The second demo service: DNS round robin (no VIP) on appnet, not published.</summary>
+    public const string DnsrrService = "api";
+    public const int DnsrrReplicas = 2;
     public const int DemoPublished = 8080;
     public const int DemoTarget = 80;
     public const string StateDirectory = "/run/mesh/lab";
@@ -23,6 +28,14 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane)
     public static string NodeName(int i) => string.Create(CultureInfo.InvariantCulture, $"mesh-n{i}");
 
     public static string NodeAddress(int i) => string.Create(CultureInfo.InvariantCulture, $"{UnderlayPrefix}.{10 + i}");
+
+    /// <summary>The overlays every node carries: the ingress network and appnet.</summary>
+    public static IReadOnlyList<(string Network, int Vni)> Overlays { get; } = [(Discovery.Model.OverlayNetwork.IngressName, 4096), (AppNetwork, AppVni)];
+
+    /// <summary>The bridge of an overlay in a node namespace (interface names are at most 15 characters).</summary>
+    public static string OverlayBridge(string network) => network == Discovery.Model.OverlayNetwork.IngressName ? IngressBridge : "mesh-ov-" + (network.Length <= 7 ? network : network[..7]);
+
+    public static string OverlayVxlan(int vni) => string.Create(CultureInfo.InvariantCulture, $"mesh-vx{vni}");
 
     public static string SandboxName(int i) => NodeName(i) + "-ingress";
 

@@ -19,4 +19,23 @@ public sealed class NftExecutor(ICommandRunner runner)
 
     public Task ApplyAsync(NetworkNamespacePath netns, string script, CancellationToken cancellationToken) =>
         runner.RunCheckedInAsync(netns, "nft", ["-f", "-"], script, cancellationToken);
+
+    /// <summary>
+    /// Converges one Mesh table in <paramref name="netns"/>: planned and applied when <paramref name="desired"/>
+    /// is given, deleted when it is null and the table exists. Returns whether anything changed.
+    /// </summary>
+    public async Task<bool> ConvergeAsync(NetworkNamespacePath netns, NftDesiredTable? desired, string family, string table, CancellationToken cancellationToken)
+    {
+        var actual = await ReadAsync(netns, family, table, cancellationToken).ConfigureAwait(false);
+        var script = desired is not null
+            ? NftPlanner.Plan(desired, actual)
+            : actual.Exists ? $"delete table {family} {table}\n" : null;
+        if (script is null)
+        {
+            return false;
+        }
+
+        await ApplyAsync(netns, script, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
 }
