@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
 using Mesh.LoadTests.Core;
 using Mesh.LoadTests.Reporting;
 using Mesh.LoadTests.Servers;
@@ -58,7 +59,24 @@ public sealed record Settings
 
 public static class CommandLine
 {
-    public static Task<int> RunAsync(string[] args) => Build().Parse(args).InvokeAsync();
+    /// <summary>
+    /// Ctrl+C (SIGINT) or SIGTERM stops the load, and the run still writes its (partial) report and
+    /// exits 130: the signals only cancel the token, they do not end the process.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        using var cts = new CancellationTokenSource();
+        void Stop(PosixSignalContext c)
+        {
+            if (cts.IsCancellationRequested) return; // a second signal: default action, the process ends
+            c.Cancel = true;
+            Console.Error.WriteLine("stopping: finishing in-flight requests and writing the report (again to force)");
+            cts.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        return await Build().Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, cts.Token).ConfigureAwait(false);
+    }
 
     private sealed class CommonOptions
     {
