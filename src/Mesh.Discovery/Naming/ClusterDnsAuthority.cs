@@ -1,0 +1,154 @@
+using System.Globalization;
+using System.Net;
+using Mesh.Discovery.Dns;
+using Mesh.Discovery.Model;
+
+namespace Mesh.Discovery.Naming;
+
+/// <summary>
+/// What the embedded resolver answers from the cluster state, scoped to the networks the querying task is on:
+/// <list type="bullet">
+/// <item><c>&lt;service&gt;</c> → its VIP on each shared network (vip mode) or its task IPs, shuffled (dnsrr);</item>
+/// <item><c>tasks.&lt;service&gt;</c> → every task IP; <c>&lt;task name&gt;</c> (<c>web.1</c>) → that task's IP;</item>
+/// <item>PTR for task IPs and VIPs; AAAA of an existing name → empty NOERROR (there is no IPv6 yet);</item>
+/// <item>SRV <c>_&lt;port&gt;._&lt;tcp|udp&gt;.&lt;service&gt;</c> for published or target ports.</item>
+/// </list>
+/// Single-label names and <c>tasks.*</c> are ours: unknown ones are NXDOMAIN. Everything else is forwarded.
+/// </summary>
+public sealed class ClusterDnsAuthority : IDnsAuthority
+{
+    /// <summary>Short, so that task churn is seen within a second.</summary>
+    public const uint Ttl = 1;
+
+    private ServiceNameIndex _index = ServiceNameIndex.Empty;
+
+    public void Update(ClusterState state) => Volatile.Write(ref _index, ServiceNameIndex.Build(state));
+
+    public DnsLookupResult Lookup(DnsQuestion question, DnsClientContext context)
+    {
+        var index = Volatile.Read(ref _index);
+        if (!index.Tasks.TryGetValue(context.TaskId.ToLowerInvariant(), out var querier))
+        {
+            return DnsLookupResult.NotMine; // a task we no longer know: let upstream answer
+        }
+
+        var networks = querier.Addresses.Keys.Where(index.Subnets.ContainsKey).ToArray();
+        var name = question.Name.ToString().ToLowerInvariant();
+        return question.Type switch
+        {
+            DnsType.PTR => Reverse(index, question.Name, name, networks),
+            DnsType.SRV => Srv(index, question.Name, name, networks),
+            _ => Forward(index, question, name, networks),
+        };
+    }
+
+    private static DnsLookupResult Forward(ServiceNameIndex index, DnsQuestion question, string name, string[] networks)
+    {
+        var addresses = Resolve(index, name, networks, out var owned);
+        if (addresses is null)
+        {
+            return owned ? DnsLookupResult.NameError() : DnsLookupResult.NotMine;
+        }
+
+        if (question.Type is not (DnsType.A or DnsType.ANY))
+        {
+            return DnsLookupResult.NoData(); // e.g. AAAA: the name exists, with IPv4 addresses only
+        }
+
+        return DnsLookupResult.Answer(addresses.Select(ip => new DnsRecord(question.Name, DnsType.A, DnsClass.IN, Ttl, new ARecordData(ip))).ToArray());
+    }
+
+    /// <summary>The addresses a name stands for on <paramref name="networks"/>, or null; <paramref name="owned"/> says whether the name is in our namespace at all.</summary>
+    private static List<IPAddress>? Resolve(ServiceNameIndex index, string name, string[] networks, out bool owned)
+    {
+        // Ours: single labels, tasks.*, and <service>.<anything> (task names, even of tasks already gone).
+        var dot = name.IndexOf('.', StringComparison.Ordinal);
+        owned = dot < 0 || name.StartsWith("tasks.", StringComparison.Ordinal) || index.Services.ContainsKey(name[..dot]);
+        if (index.Services.TryGetValue(name, out var service))
+        {
+            var result = service.Mode == ServiceMode.Vip
+                ? networks.Select(n => service.Vips.GetValueOrDefault(n)).OfType<string>().Select(IPAddress.Parse).ToList()
+                : Shuffled(TaskAddresses(index.TasksOf(name), networks));
+            return Visible(service, networks) ? result : null;
+        }
+
+        if (name.StartsWith("tasks.", StringComparison.Ordinal) && index.Services.TryGetValue(name[6..], out var tasksOf))
+        {
+            return Visible(tasksOf, networks) ? TaskAddresses(index.TasksOf(name[6..]), networks) : null;
+        }
+
+        if (index.Tasks.TryGetValue(name, out var task))
+        {
+            var mine = TaskAddresses([task], networks);
+            return mine.Count > 0 ? mine : null;
+        }
+
+        return null;
+    }
+
+    private static bool Visible(ClusterService service, string[] networks) => service.Networks.Any(networks.Contains);
+
+    private static List<IPAddress> TaskAddresses(IEnumerable<ServiceTask> tasks, string[] networks) =>
+        tasks.SelectMany(t => networks.Select(n => t.Addresses.GetValueOrDefault(n))).OfType<string>().Select(IPAddress.Parse).ToList();
+
+    private static List<IPAddress> Shuffled(List<IPAddress> list)
+    {
+        Random.Shared.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list));
+        return list;
+    }
+
+    private static DnsLookupResult Reverse(ServiceNameIndex index, DnsName question, string name, string[] networks)
+    {
+        const string suffix = ".in-addr.arpa";
+        if (!name.EndsWith(suffix, StringComparison.Ordinal))
+        {
+            return DnsLookupResult.NotMine;
+        }
+
+        var octets = name[..^suffix.Length].Split('.');
+        if (octets.Length != 4 || !IPAddress.TryParse(string.Join('.', octets.Reverse()), out var ip))
+        {
+            return DnsLookupResult.NotMine;
+        }
+
+        foreach (var network in networks)
+        {
+            if (index.Owners.TryGetValue((network, ip), out var owner))
+            {
+                return DnsLookupResult.Answer(new DnsRecord(question, DnsType.PTR, DnsClass.IN, Ttl, new NameRecordData(DnsName.Parse(owner))));
+            }
+        }
+
+        // An address in one of our subnets that nobody holds: we know it has no name.
+        return networks.Any(n => index.Subnets[n].Contains(ip)) ? DnsLookupResult.NameError() : DnsLookupResult.NotMine;
+    }
+
+    private static DnsLookupResult Srv(ServiceNameIndex index, DnsName question, string name, string[] networks)
+    {
+        var labels = name.Split('.', 3);
+        if (labels.Length != 3 || labels[0].Length < 2 || labels[0][0] != '_' || labels[1] is not ("_tcp" or "_udp")
+            || !int.TryParse(labels[0].AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var port))
+        {
+            return Forward(index, new DnsQuestion(question, DnsType.SRV), name, networks);
+        }
+
+        if (!index.Services.TryGetValue(labels[2], out var service) || !Visible(service, networks))
+        {
+            return labels[2].Contains('.', StringComparison.Ordinal) ? DnsLookupResult.NotMine : DnsLookupResult.NameError();
+        }
+
+        var protocol = labels[1] == "_udp" ? TransportProtocol.Udp : TransportProtocol.Tcp;
+        var match = service.Ports.FirstOrDefault(p => p.Protocol == protocol && (p.Published == port || p.Target == port));
+        if (match is null)
+        {
+            return DnsLookupResult.NoData();
+        }
+
+        var targets = service.Mode == ServiceMode.Vip
+            ? [(Name: service.Name.ToLowerInvariant(), Addresses: Resolve(index, service.Name.ToLowerInvariant(), networks, out _) ?? [])]
+            : index.TasksOf(service.Name.ToLowerInvariant()).Select(t => (Name: t.Name.ToLowerInvariant(), Addresses: TaskAddresses([t], networks))).ToList();
+        var answers = targets.Select(t => new DnsRecord(question, DnsType.SRV, DnsClass.IN, Ttl, new SrvRecordData(0, 0, (ushort)match.Target, DnsName.Parse(t.Name)))).ToArray();
+        var additionals = targets.SelectMany(t => t.Addresses.Select(ip => new DnsRecord(DnsName.Parse(t.Name), DnsType.A, DnsClass.IN, Ttl, new ARecordData(ip)))).ToArray();
+        return DnsLookupResult.Answer(answers, additionals);
+    }
+}
