@@ -14,5 +14,8 @@ public sealed record ServiceTask
     /// <summary>Path of the task's network namespace on its node (for the task-side rules and DNS).</summary>
     public string? NetnsPath { get; init; }
 
+    /// <summary>When set, the daemon on the task's node writes the task's resolv.conf here (nameserver 127.0.0.11).</summary>
+    public string? ResolvConfPath { get; init; }
+
     public TaskState State { get; init; } = TaskState.Running;
 }

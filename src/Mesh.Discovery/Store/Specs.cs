@@ -19,6 +19,9 @@ public sealed record TaskSpec
     public string? Node { get; init; }
     public IReadOnlyDictionary<string, string>? Addresses { get; init; }
     public string? NetnsPath { get; init; }
+
+    /// <summary>Ask the task's node to write the task's resolv.conf at this path (the embedded DNS).</summary>
+    public string? ResolvConfPath { get; init; }
 }
 
 public sealed record NodeSpec

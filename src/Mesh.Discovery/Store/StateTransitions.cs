@@ -173,6 +173,11 @@ public static class StateTransitions
             Validate.AbsolutePath("netnsPath", spec.NetnsPath);
         }
 
+        if (spec.ResolvConfPath is not null)
+        {
+            Validate.AbsolutePath("resolvConfPath", spec.ResolvConfPath);
+        }
+
         var service = state.Services.FirstOrDefault(s => Same(s.Name, serviceName))
             ?? throw new NotFoundException($"service '{serviceName}' does not exist");
         if (!state.Nodes.Any(n => Same(n.Name, nodeName)))
@@ -217,7 +222,7 @@ public static class StateTransitions
             addresses[net] = AllocateAddress(state, FindNetwork(state, net)!);
         }
 
-        var task = new ServiceTask { Name = name, Service = service.Name, Node = nodeName, NetnsPath = spec.NetnsPath, Addresses = addresses };
+        var task = new ServiceTask { Name = name, Service = service.Name, Node = nodeName, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses };
         return (state with { Tasks = [.. state.Tasks, task] }, task);
     }
 

@@ -18,9 +18,10 @@ public static class DaemonCommand
         var stateDir = new Option<string>("--state-dir") { Description = "Where the embedded store keeps its state", DefaultValueFactory = _ => "/var/lib/mesh" };
         var logFile = new Option<string?>("--log-file") { Description = "Log to this file instead of the console" };
         var sandbox = new Option<string>("--ingress-sandbox") { Description = "Network namespace name of the ingress sandbox", DefaultValueFactory = _ => new NodeNetworkOptions().IngressSandbox };
+        var upstream = new Option<string[]>("--dns-upstream") { Description = "Upstream DNS server IP[:PORT] for names Mesh does not own (repeatable; default: the node's /etc/resolv.conf)" };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             if (parse.GetValue(store) != "embedded")
@@ -39,6 +40,7 @@ public static class DaemonCommand
                 ApiEndpoints = endpoints,
                 StateDirectory = parse.GetValue(stateDir)!,
                 LogFile = parse.GetValue(logFile),
+                DnsUpstreams = (parse.GetValue(upstream) ?? []).Select(ParseUpstream).ToArray(),
                 Network = new NodeNetworkOptions
                 {
                     IngressSandbox = parse.GetValue(sandbox)!,
@@ -49,6 +51,11 @@ public static class DaemonCommand
         }));
         return command;
     }
+
+    private static System.Net.IPEndPoint ParseUpstream(string text) =>
+        System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+            ? new System.Net.IPEndPoint(endpoint.Address, endpoint.Port == 0 ? 53 : endpoint.Port)
+            : throw new ArgumentException($"--dns-upstream '{text}' must be IPv4[:PORT]");
 
     private static Uri ParseEndpoint(string text)
     {

@@ -14,9 +14,10 @@ public static class TaskCommands
         var service = new Option<string>("--service") { Description = "The task's service", Required = true };
         var node = new Option<string>("--node") { Description = "The node the task runs on", Required = true };
         var netns = new Option<string?>("--netns") { Description = "Path of the task's network namespace, e.g. /var/run/netns/NAME" };
+        var resolvConf = new Option<string?>("--resolv-conf") { Description = "Have the node write the task's resolv.conf (nameserver 127.0.0.11) at this path" };
         var ip = new Option<string[]>("--ip") { Description = "NETWORK=IP to use instead of an allocated address (repeatable)" };
         var taskName = new Argument<string?>("name") { Description = "Task name (default SERVICE.N)", Arity = ArgumentArity.ZeroOrOne };
-        var add = new Command("add", "Register a running task; prints it as JSON (with its allocated addresses)") { taskName, service, node, netns, ip };
+        var add = new Command("add", "Register a running task; prints it as JSON (with its allocated addresses)") { taskName, service, node, netns, ip, resolvConf };
         add.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -37,6 +38,7 @@ public static class TaskCommands
                 Service = parse.GetValue(service),
                 Node = parse.GetValue(node),
                 NetnsPath = parse.GetValue(netns),
+                ResolvConfPath = parse.GetValue(resolvConf),
                 Addresses = addresses,
             }, ct);
             Console.WriteLine(JsonSerializer.Serialize(created, MeshJson.Options));

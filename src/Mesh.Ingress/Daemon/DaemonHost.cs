@@ -1,10 +1,13 @@
 using System.Net;
+using Mesh.Discovery.Dns;
+using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Api;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Resolver;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -84,6 +87,11 @@ public static class DaemonHost
             }));
         }
 
+        services.AddSingleton<ClusterDnsAuthority>();
+        services.AddSingleton(sp => new TaskResolvers(
+            sp.GetRequiredService<ClusterDnsAuthority>(),
+            options.DnsUpstreams.Count > 0 ? options.DnsUpstreams : ResolvConf.ReadUpstreams(options.NodeResolvConf),
+            sp.GetRequiredService<ILoggerFactory>()));
         services.AddHostedService<NodeReconciler>();
 
         await using var app = builder.Build();

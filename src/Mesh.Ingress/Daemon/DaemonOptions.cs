@@ -35,4 +35,10 @@ public sealed record DaemonOptions
     public TimeSpan MinSyncInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
     public NodeNetworkOptions Network { get; init; } = new();
+
+    /// <summary>Where the node's own resolver configuration is (upstreams, search and options for tasks).</summary>
+    public string NodeResolvConf { get; init; } = "/etc/resolv.conf";
+
+    /// <summary>Upstream DNS servers for names the embedded DNS does not own; empty means those of <see cref="NodeResolvConf"/>.</summary>
+    public IReadOnlyList<System.Net.IPEndPoint> DnsUpstreams { get; init; } = [];
 }

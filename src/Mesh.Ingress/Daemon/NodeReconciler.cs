@@ -1,9 +1,11 @@
 using System.Diagnostics;
+using Mesh.Discovery.Dns;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Resolver;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -19,6 +21,7 @@ public sealed partial class NodeReconciler(
     IDataplane dataplane,
     IngressSandbox sandbox,
     IptablesExecutor iptables,
+    TaskResolvers resolvers,
     DaemonOptions options,
     NodeStatus status,
     MeshTelemetry telemetry,
@@ -78,6 +81,7 @@ public sealed partial class NodeReconciler(
         using var activity = telemetry.Activities.StartActivity("mesh.reconcile");
         activity?.SetTag("mesh.revision", state.Revision);
 
+        resolvers.Update(state);
         await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
 
         if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network), HostRules.Tables, ct).ConfigureAwait(false))
@@ -93,36 +97,53 @@ public sealed partial class NodeReconciler(
         await SyncTasksAsync(state, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Each local task's namespace: its embedded DNS listeners, the REDIRECT/INPUT and DNS NAT rules, the
+    /// east-west VIP backends and its resolv.conf. Namespaces of tasks that went away are cleaned up if they still exist.
+    /// </summary>
     private async Task SyncTasksAsync(ClusterState state, CancellationToken ct)
     {
-        var wanted = new Dictionary<string, (IptablesRuleset Rules, ServiceTask? Task)>(StringComparer.Ordinal);
+        var wanted = new Dictionary<string, (ServiceTask? Task, ClusterService? Service)>(StringComparer.Ordinal);
         foreach (var task in state.Tasks.Where(t => t.Node == options.Node && t.NetnsPath is not null))
         {
-            var service = state.Services.FirstOrDefault(s => s.Name == task.Service);
-            if (service is not null)
+            if (state.Services.FirstOrDefault(s => s.Name == task.Service) is { } service)
             {
-                wanted[task.NetnsPath!] = (TaskRules.Build(task, service), task);
+                wanted[task.NetnsPath!] = (task, service);
             }
         }
 
-        foreach (var gone in _taskNamespaces.Where(p => !wanted.ContainsKey(p)).ToList())
+        foreach (var gone in _taskNamespaces.Concat(resolvers.Namespaces).Where(p => !wanted.ContainsKey(p)).ToList())
         {
-            wanted[gone] = (IptablesRuleset.Empty, null);
+            wanted[gone] = (null, null);
             _taskNamespaces.Remove(gone);
         }
 
-        foreach (var (path, (rules, task)) in wanted)
+        foreach (var (path, (task, service)) in wanted)
         {
             if (!File.Exists(path))
             {
                 // The runtime has not created it yet, or already removed it with everything in it.
+                await resolvers.StopAsync(path).ConfigureAwait(false);
                 continue;
             }
 
             var netns = new NetworkNamespacePath(path);
             try
             {
-                if (await iptables.ApplyAsync(netns, rules, TaskRules.Tables, ct).ConfigureAwait(false))
+                var actual = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
+                var rules = IptablesRuleset.Empty;
+                if (task is not null && service is not null)
+                {
+                    var dns = resolvers.Ensure(task, path, TaskRules.DnsPortsIn(actual));
+                    rules = TaskRules.Build(task, service, dns);
+                    _taskNamespaces.Add(path);
+                }
+                else
+                {
+                    await resolvers.StopAsync(path).ConfigureAwait(false);
+                }
+
+                if (await iptables.ApplyAsync(netns, rules, actual, ct).ConfigureAwait(false))
                 {
                     Changed("task", state.Revision);
                 }
@@ -132,15 +153,28 @@ public sealed partial class NodeReconciler(
                     Changed("task-vips", state.Revision);
                 }
 
-                if (task is not null)
+                if (task?.ResolvConfPath is { } resolvConf)
                 {
-                    _taskNamespaces.Add(path);
+                    await WriteResolvConfAsync(resolvConf, ct).ConfigureAwait(false);
                 }
             }
             catch (CommandFailedException e) when (!File.Exists(path))
             {
                 LogTaskNamespaceVanished(path, e.Message);
             }
+        }
+    }
+
+    /// <summary>The task's resolv.conf: 127.0.0.11 as its nameserver, the node's search and options carried over.</summary>
+    private async Task WriteResolvConfAsync(string path, CancellationToken ct)
+    {
+        var node = File.Exists(options.NodeResolvConf) ? await File.ReadAllTextAsync(options.NodeResolvConf, ct).ConfigureAwait(false) : "";
+        var content = ResolvConf.ForTask(node);
+        if (!File.Exists(path) || await File.ReadAllTextAsync(path, ct).ConfigureAwait(false) != content)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            await File.WriteAllTextAsync(path + ".tmp", content, ct).ConfigureAwait(false);
+            File.Move(path + ".tmp", path, overwrite: true);
         }
     }
 

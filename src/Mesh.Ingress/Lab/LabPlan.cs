@@ -25,6 +25,16 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane)
     public const int DemoTarget = 80;
     public const string StateDirectory = "/run/mesh/lab";
 
+    /// <summary>The lab's stand-in for the site's DNS: dnsmasq on the underlay, the daemons' upstream.</summary>
+    public const string Upstream = "mesh-upstream";
+    public const string UpstreamAddress = "198.18.0.53";
+
+    /// <summary>A domain the upstream serves, to see forwarding work.</summary>
+    public const string UpstreamDomain = "upstream.test";
+
+    /// <summary><c>ip netns exec NAME</c> bind-mounts this over /etc/resolv.conf: how lab tasks get the embedded DNS.</summary>
+    public static string ResolvConfOf(string netns) => $"/etc/netns/{netns}/resolv.conf";
+
     public static string NodeName(int i) => string.Create(CultureInfo.InvariantCulture, $"mesh-n{i}");
 
     public static string NodeAddress(int i) => string.Create(CultureInfo.InvariantCulture, $"{UnderlayPrefix}.{10 + i}");

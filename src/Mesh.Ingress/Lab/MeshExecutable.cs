@@ -22,6 +22,12 @@ public static class MeshExecutable
     public static int StartDetachedIn(string netns, IReadOnlyList<string> arguments)
     {
         var (file, prefix) = Command();
+        return StartDetachedIn(netns, file, [.. prefix, .. arguments]);
+    }
+
+    /// <summary>Starts any program inside <paramref name="netns"/>, detached as <see cref="StartDetachedIn(string, IReadOnlyList{string})"/> does.</summary>
+    public static int StartDetachedIn(string netns, string file, IReadOnlyList<string> arguments)
+    {
         var info = new ProcessStartInfo("setsid")
         {
             UseShellExecute = false,
@@ -29,7 +35,7 @@ public static class MeshExecutable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var a in (string[])["nsenter", $"--net={Kernel.NetworkNamespacePath.Named(netns).Path}", "--", file, .. prefix, .. arguments])
+        foreach (var a in (string[])["nsenter", $"--net={Kernel.NetworkNamespacePath.Named(netns).Path}", "--", file, .. arguments])
         {
             info.ArgumentList.Add(a);
         }

@@ -7,6 +7,9 @@ public sealed class LabFixture : IAsyncLifetime
 
     public string? UpOutput { get; private set; }
 
+    /// <summary>The lab's names are machine-wide: one user at a time (the load tests take the same lock).</summary>
+    private FileStream? _lock;
+
     public async Task InitializeAsync()
     {
         if (!Environment.IsPrivilegedProcess)
@@ -14,6 +17,7 @@ public sealed class LabFixture : IAsyncLifetime
             return;
         }
 
+        _lock = await LabLock.AcquireAsync();
         await Shell.MeshAsync("lab", "down");
         var up = await Shell.MeshAsync("lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables");
         UpOutput = $"exit {up.ExitCode}\n{up.Stdout}\n{up.Stderr}";
@@ -29,5 +33,7 @@ public sealed class LabFixture : IAsyncLifetime
         {
             await Shell.MeshAsync("lab", "down");
         }
+
+        _lock?.Dispose();
     }
 }

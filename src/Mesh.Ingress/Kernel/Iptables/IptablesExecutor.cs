@@ -20,6 +20,12 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
     public async Task<bool> ApplyAsync(NetworkNamespacePath netns, IptablesRuleset desired, IReadOnlyList<string> tables, CancellationToken cancellationToken)
     {
         var actual = await ReadAsync(netns, tables, cancellationToken).ConfigureAwait(false);
+        return await ApplyAsync(netns, desired, actual, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Converges the namespace to <paramref name="desired"/> given what <see cref="ReadAsync"/> just returned.</summary>
+    public async Task<bool> ApplyAsync(NetworkNamespacePath netns, IptablesRuleset desired, IptablesSave actual, CancellationToken cancellationToken)
+    {
         var script = IptablesPlanner.Plan(desired, actual);
         if (script is null)
         {

@@ -5,10 +5,10 @@ using Mesh.Ipvs;
 
 namespace Mesh.Ingress.Tests.EndToEnd;
 
-/// <summary>The routing mesh end to end on this kernel, with curl and real sockets as the clients.</summary>
+/// <summary>The routing mesh and discovery end to end on this kernel, with curl, dig, getent and real sockets as the clients.</summary>
 [TestCaseOrderer("Mesh.Ingress.Tests.EndToEnd.AlphabeticalOrderer", "Mesh.Ingress.Tests")]
 [Trait("Category", "Lab")]
-public sealed class RoutingMeshTests(LabFixture lab) : IClassFixture<LabFixture>
+public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
 {
     private static readonly string[] AllTasks = ["web.1", "web.2", "web.3"];
 
@@ -125,6 +125,91 @@ public sealed class RoutingMeshTests(LabFixture lab) : IClassFixture<LabFixture>
     }
 
     [LabFact]
+    public async Task T7_the_embedded_dns_answers_inside_a_task_what_the_cluster_holds()
+    {
+        var state = await LabStateAsync();
+        string AppIp(string task) => state.Tasks.Single(t => t.Name == task).Addresses["appnet"];
+        var vip = state.Services.Single(s => s.Name == "web").Vips["appnet"];
+
+        Assert.Equal([vip], await DigAsync("mesh-web.1", "web"));
+        Assert.Equal(new[] { "web.1", "web.2", "web.3" }.Select(AppIp).Order(), (await DigAsync("mesh-web.1", "tasks.web")).Order());
+        Assert.Equal(new[] { "api.1", "api.2" }.Select(AppIp).Order(), (await DigAsync("mesh-web.1", "api")).Order());
+        Assert.Equal([AppIp("web.2")], await DigAsync("mesh-web.1", "web.2"));
+        Assert.Equal(["web.2."], await DigAsync("mesh-api.1", "-x", AppIp("web.2")));
+        Assert.Equal(["198.18.0.200"], await DigAsync("mesh-web.3", "www.upstream.test"));
+        Assert.Equal((await DigAsync("mesh-web.1", "tasks.web")).Order(), (await DigAsync("mesh-web.1", "+tcp", "tasks.web")).Order());
+        Assert.Contains("status: NXDOMAIN", (await Shell.CheckedAsync("ip", "netns", "exec", "mesh-web.1", "dig", "nosuchservice")), StringComparison.Ordinal);
+        Assert.Contains("status: NOERROR", (await Shell.CheckedAsync("ip", "netns", "exec", "mesh-web.1", "dig", "web", "AAAA")), StringComparison.Ordinal);
+
+        // glibc's resolver (getent) through the resolv.conf the daemon wrote.
+        var getent = await Shell.CheckedAsync("ip", "netns", "exec", "mesh-api.2", "getent", "hosts", "web");
+        Assert.StartsWith(vip + " ", getent, StringComparison.Ordinal);
+
+        // An answer too big for 512 bytes: TC over UDP, then the whole of it over TCP.
+        var big = await Shell.CheckedAsync("ip", "netns", "exec", "mesh-web.1", "dig", "+noedns", "big.upstream.test", "TXT");
+        Assert.Contains("Truncated, retrying in TCP mode", big, StringComparison.Ordinal);
+        Assert.Single(big.Split('\n'), l => l.StartsWith("big.upstream.test.", StringComparison.Ordinal) && l.Contains("TXT", StringComparison.Ordinal));
+        Assert.Contains(new string('d', 200), big, StringComparison.Ordinal);
+    }
+
+    [LabFact]
+    public async Task T8_east_west_the_vip_spreads_over_every_task_and_a_removed_task_leaves_dns_and_the_vip_within_a_second()
+    {
+        var answered = new HashSet<string>();
+        for (var i = 0; i < 12; i++)
+        {
+            answered.Add((await Shell.CheckedAsync("ip", "netns", "exec", "mesh-api.1", "curl", "-s", "-m", "3", "http://web/")).Split(' ')[0]);
+        }
+
+        Assert.Equal(AllTasks, answered.Order());
+
+        var state = await LabStateAsync();
+        var web3 = state.Tasks.Single(t => t.Name == "web.3");
+        var removed = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(0, (await Shell.MeshApiAsync("mesh-n2", "task", "rm", "web.3")).ExitCode);
+        while ((await DigAsync("mesh-api.1", "tasks.web")).Contains(web3.Addresses["appnet"]))
+        {
+            Assert.True(removed.Elapsed < TimeSpan.FromSeconds(1), "web.3 still in DNS after 1 s");
+            await Task.Delay(20);
+        }
+
+        Assert.True(removed.Elapsed < TimeSpan.FromSeconds(1), "web.3 still in DNS after 1 s");
+        await EventuallyAsync(async () =>
+        {
+            var seen = new HashSet<string>();
+            for (var i = 0; i < 9; i++)
+            {
+                seen.Add((await Shell.CheckedAsync("ip", "netns", "exec", "mesh-api.1", "curl", "-s", "-m", "3", "http://web/")).Split(' ')[0]);
+            }
+
+            Assert.Equal(["web.1", "web.2"], seen.Order());
+        });
+        Assert.True(removed.Elapsed < TimeSpan.FromSeconds(3), $"VIP backends converged after {removed.Elapsed}");
+
+        var add = await Shell.MeshApiAsync("mesh-n1", "task", "add", "web.3", "--service", "web", "--node", web3.Node, "--netns", web3.NetnsPath!,
+            "--ip", $"ingress={web3.Addresses["ingress"]}", "--ip", $"appnet={web3.Addresses["appnet"]}", "--resolv-conf", web3.ResolvConfPath!);
+        Assert.True(add.ExitCode == 0, add.Stderr);
+        await EventuallyAsync(async () => Assert.Equal(3, (await DigAsync("mesh-api.1", "tasks.web")).Count));
+    }
+
+    [LabFact]
+    public async Task T8b_upstream_down_gives_servfail_within_the_timeout_and_lab_up_brings_it_back()
+    {
+        foreach (var pid in (await Shell.CheckedAsync("ip", "netns", "pids", "mesh-upstream")).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            await Shell.CheckedAsync("kill", "-KILL", pid);
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var answer = await Shell.RunAsync("ip", "netns", "exec", "mesh-web.1", "dig", "+time=8", "+tries=1", "www.upstream.test");
+        Assert.Contains("status: SERVFAIL", answer.Stdout, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(6), $"SERVFAIL took {clock.Elapsed}");
+
+        Assert.Equal(0, (await Shell.MeshAsync("lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables")).ExitCode);
+        await EventuallyAsync(async () => Assert.Equal(["198.18.0.200"], await DigAsync("mesh-web.1", "www.upstream.test")));
+    }
+
+    [LabFact]
     public async Task T9_lab_down_removes_everything_it_made_and_is_safe_twice()
     {
         var rootLinks = await Shell.CheckedAsync("ip", "-o", "link", "show");
@@ -132,6 +217,7 @@ public sealed class RoutingMeshTests(LabFixture lab) : IClassFixture<LabFixture>
         Assert.True(down.ExitCode == 0, down.Stderr);
         Assert.DoesNotContain("mesh", await Shell.CheckedAsync("ip", "netns", "list"), StringComparison.Ordinal);
         Assert.False(Directory.Exists("/run/mesh/lab"));
+        Assert.False(Directory.Exists("/etc/netns") && Directory.GetDirectories("/etc/netns", "mesh-*").Length > 0);
         Assert.Equal(rootLinks, await Shell.CheckedAsync("ip", "-o", "link", "show"));
         Assert.DoesNotContain("mesh", rootLinks, StringComparison.OrdinalIgnoreCase);
         var again = await Shell.MeshAsync("lab", "down");
@@ -160,6 +246,17 @@ public sealed class RoutingMeshTests(LabFixture lab) : IClassFixture<LabFixture>
             }
         }
     }
+
+    private static async Task<Mesh.Discovery.Model.ClusterState> LabStateAsync()
+    {
+        using var http = Mesh.Ingress.Cli.ApiClientFactory.Create("unix:///run/mesh/lab/mesh-n1.sock");
+        return await new Mesh.Discovery.Store.RemoteStore(http).GetStateAsync();
+    }
+
+    /// <summary>dig inside a task's namespace (so through its resolv.conf and 127.0.0.11); the answer lines.</summary>
+    private static async Task<List<string>> DigAsync(string netns, params string[] query) =>
+        (await Shell.CheckedAsync("ip", ["netns", "exec", netns, "dig", "+short", .. query]))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
 
     private static async Task EventuallyAsync(Func<Task> assertion)
     {
