@@ -285,7 +285,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
 
     // ---- reading -----------------------------------------------------------------------------------------
 
-    private sealed record Snapshot(long FenceModRevision, ClusterState Full, ClusterState Visible, Dictionary<string, string> Objects);
+    private sealed record Snapshot(long FenceModRevision, ClusterState Full, ClusterState Visible, Dictionary<string, string> Objects, HashSet<object> Decoded);
 
     private async Task<Snapshot> ReadAsync(CancellationToken ct)
     {
@@ -349,10 +349,28 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             Tasks = InOrder(tasks),
         };
         var visible = full.Tasks.All(t => alive.Contains(t.Node)) ? full : full with { Tasks = full.Tasks.Where(t => alive.Contains(t.Node)).ToArray() };
-        return new Snapshot(fence, full, visible, objects);
+        var decoded = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        decoded.UnionWith(full.Networks);
+        decoded.UnionWith(full.Nodes);
+        decoded.UnionWith(full.Services);
+        decoded.UnionWith(full.Tasks);
+        return new Snapshot(fence, full, visible, objects, decoded);
     }
 
-    private static T Decode<T>(string json) => JsonSerializer.Deserialize<T>(json, MeshJson.Options) ?? throw new JsonException("null");
+    /// <summary>
+    /// <see cref="MeshJson.Options"/>, except that fields this version does not know are skipped: in a rolling
+    /// upgrade a newer daemon may already have written them, and one object must not make the whole state unreadable.
+    /// </summary>
+    private static readonly JsonSerializerOptions ReadOptions = Lenient();
+
+    private static JsonSerializerOptions Lenient()
+    {
+        var options = new JsonSerializerOptions(MeshJson.Options) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip };
+        options.MakeReadOnly(populateMissingResolver: true);
+        return options;
+    }
+
+    private static T Decode<T>(string json) => JsonSerializer.Deserialize<T>(json, ReadOptions) ?? throw new JsonException("null");
 
     // ---- writing -----------------------------------------------------------------------------------------
 
@@ -431,37 +449,46 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
 
     private List<RequestOp> Diff(Snapshot snapshot, ClusterState next)
     {
-        var desired = new Dictionary<string, string>(StringComparer.Ordinal);
+        // Objects the transition did not touch are the very instances decoded from etcd: they are neither
+        // re-serialized nor re-written (so a field this version does not know survives other daemons' writes).
+        var desired = new HashSet<string>(StringComparer.Ordinal);
+        var ops = new List<RequestOp>();
+        void Want(string key, object value)
+        {
+            desired.Add(key);
+            if (snapshot.Decoded.Contains(value))
+            {
+                return;
+            }
+
+            var json = JsonSerializer.Serialize(value, value.GetType(), MeshJson.Options);
+            if (!snapshot.Objects.TryGetValue(key, out var old) || old != json)
+            {
+                ops.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdJson.Base64(key), Value = EtcdJson.Base64(json) } });
+            }
+        }
+
         foreach (var n in next.Networks.Where(n => !ClusterState.Empty.Networks.Contains(n)))
         {
-            desired[_prefix + NetworksDir + n.Name] = JsonSerializer.Serialize(n, MeshJson.Options);
+            Want(_prefix + NetworksDir + n.Name, n);
         }
 
         foreach (var n in next.Nodes)
         {
-            desired[_prefix + NodesDir + n.Name] = JsonSerializer.Serialize(n, MeshJson.Options);
+            Want(_prefix + NodesDir + n.Name, n);
         }
 
         foreach (var s in next.Services)
         {
-            desired[_prefix + ServicesDir + s.Name] = JsonSerializer.Serialize(s, MeshJson.Options);
+            Want(_prefix + ServicesDir + s.Name, s);
         }
 
         foreach (var t in next.Tasks)
         {
-            desired[TaskKey(t)] = JsonSerializer.Serialize(t, MeshJson.Options);
+            Want(TaskKey(t), t);
         }
 
-        var ops = new List<RequestOp>();
-        foreach (var (key, value) in desired)
-        {
-            if (!snapshot.Objects.TryGetValue(key, out var old) || old != value)
-            {
-                ops.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdJson.Base64(key), Value = EtcdJson.Base64(value) } });
-            }
-        }
-
-        var gone = snapshot.Objects.Keys.Where(k => !desired.ContainsKey(k)).ToHashSet(StringComparer.Ordinal);
+        var gone = snapshot.Objects.Keys.Where(k => !desired.Contains(k)).ToHashSet(StringComparer.Ordinal);
         // A removed service takes its tasks along: one range delete of tasks/<service>/, not one op per task.
         foreach (var service in gone.Where(k => k.StartsWith(_prefix + ServicesDir, StringComparison.Ordinal)).ToArray())
         {

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Discovery.Store.Etcd;
+using Mesh.Discovery.Tests.Store.Contract;
+
+namespace Mesh.Discovery.Tests.Store.Etcd;
+
+/// <summary>Node liveness: each daemon's store holds a lease; a node's tasks are visible only while it is alive.</summary>
+[RequiresEtcd]
+public sealed class EtcdLeaseTests(EtcdFixture fixture) : IClassFixture<EtcdFixture>
+{
+    private static readonly TimeSpan Ttl = TimeSpan.FromSeconds(2);
+
+    private EtcdStore Daemon(string prefix) =>
+        new(new EtcdStoreOptions { Endpoints = [fixture.Etcd!.ClientUrl], Prefix = prefix, LeaseTtl = Ttl });
+
+    [StoreFact]
+    public async Task A_nodes_tasks_leave_the_state_after_its_daemon_stops_and_return_when_it_registers_again()
+    {
+        var prefix = $"/mesh-lease-{Guid.NewGuid():N}/";
+        var n1 = Daemon(prefix);
+        await using var n2 = Daemon(prefix);
+        await using var observer = Daemon(prefix);
+        await n1.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
+        await n2.RegisterNodeAsync(new NodeSpec { Name = "n2", AdvertiseAddress = "198.18.0.12" });
+        await n1.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
+        var t1 = await n1.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" });
+        var t2 = await n1.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" });
+        var t3 = await n2.AddTaskAsync(new TaskSpec { Service = "web", Node = "n2" });
+        var alive = await observer.GetStateAsync();
+        Assert.Equal(["web.1", "web.2", "web.3"], alive.Tasks.Select(t => t.Name));
+
+        await n1.DisposeAsync(); // the daemon dies: no more keep-alives, and no revoke
+        Assert.Equal(3, (await observer.GetStateAsync()).Tasks.Count); // not before the TTL
+        var clock = Stopwatch.StartNew();
+        var gone = await WaitForAsync(observer, s => s.Tasks.Count == 1, TimeSpan.FromSeconds(15));
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(0.5), $"tasks left after {clock.Elapsed}, before the lease could expire");
+        Assert.Equal(["web.3"], gone.Tasks.Select(t => t.Name));
+        Assert.Equal(["n1", "n2"], gone.Nodes.Select(n => n.Name)); // the node is still registered, just not alive
+        Assert.Single(gone.Services);
+
+        var changes = await observer.WatchAsync(alive.Revision, TimeSpan.FromSeconds(5));
+        Assert.Contains(changes.Changes, c => c is { Kind: StoreObjectKind.Node, Name: "n1" });
+
+        // The hidden tasks keep their addresses: nothing new may take them while their node is away.
+        var t4 = await observer.AddTaskAsync(new TaskSpec { Service = "web", Node = "n2" });
+        Assert.Equal("web.4", t4.Name);
+        Assert.DoesNotContain(t4.Addresses["ingress"], new[] { t1, t2, t3 }.Select(t => t.Addresses["ingress"]));
+
+        // n2 kept its lease alive all along (several TTLs by now).
+        Assert.Contains((await observer.GetStateAsync()).Tasks, t => t.Name == "web.3");
+
+        await using var restarted = Daemon(prefix);
+        await restarted.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
+        var back = await observer.GetStateAsync();
+        Assert.Equal(["web.1", "web.2", "web.3", "web.4"], back.Tasks.Select(t => t.Name));
+        Assert.Equal(t1.Addresses, back.Tasks[0].Addresses);
+    }
+
+    [StoreFact]
+    public async Task A_lease_lost_while_the_daemon_lives_is_replaced_and_the_node_announced_again()
+    {
+        var prefix = $"/mesh-lease-{Guid.NewGuid():N}/";
+        await using var daemon = Daemon(prefix);
+        await using var observer = Daemon(prefix);
+        await daemon.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
+        await daemon.CreateServiceAsync(new ServiceSpec { Name = "web" });
+        await daemon.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" });
+        var lease = daemon.LeaseId;
+        Assert.NotEqual(0, lease);
+
+        // What etcd does when the daemon could not reach it for longer than the TTL: the lease is gone.
+        using (var http = new HttpClient())
+        {
+            using var body = new StringContent(FormattableString.Invariant($"{{\"ID\":\"{lease}\"}}"));
+            using var response = await http.PostAsync(new Uri(fixture.Etcd!.ClientUrl, "v3/lease/revoke"), body);
+            response.EnsureSuccessStatusCode();
+        }
+
+        Assert.Empty((await observer.GetStateAsync()).Tasks);
+        var back = await WaitForAsync(observer, s => s.Tasks.Count == 1, TimeSpan.FromSeconds(10));
+        Assert.Equal("n1", back.Tasks.Single().Node);
+        Assert.NotEqual(lease, daemon.LeaseId);
+    }
+
+    private static async Task<ClusterState> WaitForAsync(IClusterStore store, Func<ClusterState, bool> condition, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var state = await store.GetStateAsync();
+            if (condition(state))
+            {
+                return state;
+            }
+
+            Assert.True(clock.Elapsed < timeout, $"condition not met within {timeout}; tasks: {string.Join(",", state.Tasks.Select(t => t.Name))}");
+            await Task.Delay(100);
+        }
+    }
+}
