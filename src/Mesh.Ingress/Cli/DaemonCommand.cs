@@ -19,9 +19,13 @@ public static class DaemonCommand
         var logFile = new Option<string?>("--log-file") { Description = "Log to this file instead of the console" };
         var sandbox = new Option<string>("--ingress-sandbox") { Description = "Network namespace name of the ingress sandbox", DefaultValueFactory = _ => new NodeNetworkOptions().IngressSandbox };
         var upstream = new Option<string[]>("--dns-upstream") { Description = "Upstream DNS server IP[:PORT] for names Mesh does not own (repeatable; default: the node's /etc/resolv.conf)" };
+        var ipvsTcp = new Option<int?>("--ipvs-tcp-timeout") { Description = "ipvs dataplane: idle timeout of TCP connections in seconds (kernel default 900)" };
+        var ipvsTcpFin = new Option<int?>("--ipvs-tcpfin-timeout") { Description = "ipvs dataplane: timeout after FIN in seconds (kernel default 120)" };
+        var ipvsUdp = new Option<int?>("--ipvs-udp-timeout") { Description = "ipvs dataplane: UDP timeout in seconds (kernel default 300)" };
+        var ipvsDrain = new Option<double>("--ipvs-drain") { Description = "ipvs dataplane: seconds a gone task's real server stays at weight 0 before removal", DefaultValueFactory = _ => new IpvsOptions().DrainPeriod.TotalSeconds };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             if (parse.GetValue(store) != "embedded")
@@ -41,6 +45,13 @@ public static class DaemonCommand
                 StateDirectory = parse.GetValue(stateDir)!,
                 LogFile = parse.GetValue(logFile),
                 DnsUpstreams = (parse.GetValue(upstream) ?? []).Select(ParseUpstream).ToArray(),
+                Ipvs = new IpvsOptions
+                {
+                    TcpTimeout = Seconds("--ipvs-tcp-timeout", parse.GetValue(ipvsTcp)),
+                    TcpFinTimeout = Seconds("--ipvs-tcpfin-timeout", parse.GetValue(ipvsTcpFin)),
+                    UdpTimeout = Seconds("--ipvs-udp-timeout", parse.GetValue(ipvsUdp)),
+                    DrainPeriod = parse.GetValue(ipvsDrain) is >= 0 and <= 3600 and var drain ? TimeSpan.FromSeconds(drain) : throw new ArgumentException("--ipvs-drain must be 0 to 3600 seconds"),
+                },
                 Network = new NodeNetworkOptions
                 {
                     IngressSandbox = parse.GetValue(sandbox)!,
@@ -51,6 +62,13 @@ public static class DaemonCommand
         }));
         return command;
     }
+
+    private static TimeSpan? Seconds(string option, int? value) => value switch
+    {
+        null => null,
+        >= 1 and <= 31_536_000 => TimeSpan.FromSeconds(value.Value),
+        _ => throw new ArgumentException($"{option} {value}: use 1 to 31536000 seconds"),
+    };
 
     private static System.Net.IPEndPoint ParseUpstream(string text) =>
         System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork

@@ -24,10 +24,7 @@ public static class DaemonHost
         var runner = new ProcessCommandRunner();
         var flavour = await IptablesFlavour.DetectAsync(runner, cancellationToken).ConfigureAwait(false);
         var (choice, reason) = DataplaneSelector.Resolve(options.Dataplane, KernelFeatures.HasIpvs());
-        if (choice == DataplaneChoice.Ipvs)
-        {
-            throw new InvalidOperationException("the ipvs dataplane is not built yet (issue 3); run with --dataplane nftables");
-        }
+        var dataplaneName = choice == DataplaneChoice.Ipvs ? "ipvs" : "nftables";
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -65,13 +62,22 @@ public static class DaemonHost
         services.AddSingleton<NftExecutor>();
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
-        services.AddSingleton<IDataplane, NftablesDataplane>();
+        services.AddSingleton(options.Ipvs);
+        if (choice == DataplaneChoice.Ipvs)
+        {
+            services.AddSingleton<IDataplane, IpvsDataplane>();
+        }
+        else
+        {
+            services.AddSingleton<IDataplane, NftablesDataplane>();
+        }
+
         services.AddSingleton<MeshTelemetry>();
         services.AddSingleton(new NodeStatus
         {
             Node = options.Node,
             Store = options.Join is null ? "embedded" : $"joined {options.Join}",
-            Dataplane = "nftables",
+            Dataplane = dataplaneName,
             DataplaneReason = reason,
         });
         if (options.Join is null)
@@ -97,8 +103,8 @@ public static class DaemonHost
         await using var app = builder.Build();
         app.MapMeshApi();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Daemon");
-        log.LogInformation("Starting node {Node}: dataplane nftables ({Reason}), iptables {Flavour}, store {Store}",
-            options.Node, reason, flavour.Name, options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
+        log.LogInformation("Starting node {Node}: dataplane {Dataplane} ({Reason}), iptables {Flavour}, store {Store}",
+            options.Node, dataplaneName, reason, flavour.Name, options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
 
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         foreach (var endpoint in options.ApiEndpoints.Where(e => e.Scheme == "unix"))

@@ -36,6 +36,9 @@ public sealed record DaemonOptions
 
     public NodeNetworkOptions Network { get; init; } = new();
 
+    /// <summary>Settings of the ipvs dataplane (timeouts, drain period); unused by nftables.</summary>
+    public IpvsOptions Ipvs { get; init; } = new();
+
     /// <summary>Where the node's own resolver configuration is (upstreams, search and options for tasks).</summary>
     public string NodeResolvConf { get; init; } = "/etc/resolv.conf";
 

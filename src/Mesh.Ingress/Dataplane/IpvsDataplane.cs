@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using Mesh.Discovery.Model;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ipvs;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Ingress.Dataplane;
+
+/// <summary>
+/// Backend choice with IPVS, as Docker's routing mesh does it: iptables marks (atomic <c>iptables-restore
+/// --noflush</c> of Mesh's own chains), IPVS fwmark services over generic netlink (diffed against a dump,
+/// changed in one batch), and the sandbox's IPVS sysctls and timeouts. Idempotent: a pass over an unchanged
+/// kernel changes nothing; a restarted daemon converges what it finds.
+/// </summary>
+public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSandbox sandbox, IpvsOptions options, ILogger<IpvsDataplane> logger) : IDataplane
+{
+    private readonly Dictionary<string, IpvsDrainTracker> _drains = new(StringComparer.Ordinal);
+    private readonly long _origin = Stopwatch.GetTimestamp();
+    private readonly Lock _lock = new();
+
+    public string Name => "ipvs";
+
+    public async Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken)
+    {
+        var netns = sandbox.Netns.Path!;
+        var changed = SetSysctls(netns, IpvsSandboxRules.Sysctls);
+        changed |= SetTimeouts(netns);
+        changed |= Converge(netns, IpvsSandboxRules.Services(state, options));
+        changed |= await iptables.ApplyAsync(sandbox.Netns, IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Tables, cancellationToken).ConfigureAwait(false);
+        return changed;
+    }
+
+    public async Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken)
+    {
+        var path = netns.Path ?? throw new ArgumentException("a task's namespace must be given by path", nameof(netns));
+        var services = task is null ? [] : IpvsTaskRules.Services(state, task, options);
+        var changed = false;
+        if (services.Count > 0)
+        {
+            changed |= SetSysctls(path, IpvsTaskRules.Sysctls);
+            changed |= SetTimeouts(path);
+        }
+
+        // Marks after the services exist, and removed before the services go.
+        var rules = IpvsTaskRules.Rules(services);
+        if (services.Count > 0)
+        {
+            changed |= Converge(path, services.Select(s => s.Service).ToArray());
+            changed |= await iptables.ApplyAsync(netns, rules, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            changed |= await iptables.ApplyAsync(netns, rules, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
+            changed |= Converge(path, []);
+        }
+
+        if (task is null)
+        {
+            lock (_lock)
+            {
+                _drains.Remove(path);
+            }
+        }
+
+        return changed;
+    }
+
+    /// <summary>Dumps the namespace's IPVS, diffs it against <paramref name="desired"/> and applies the difference in one batch.</summary>
+    private bool Converge(string netns, IReadOnlyList<IpvsDesiredService> desired)
+    {
+        using var ipvs = IpvsHandle.Open(netns);
+        var actual = ipvs.GetServices().Where(s => s.IsFirewallMark).Select(s => new IpvsActualService(s, ipvs.GetDestinations(s))).ToArray();
+        IReadOnlyList<IpvsChange> changes;
+        lock (_lock)
+        {
+            if (!_drains.TryGetValue(netns, out var drains))
+            {
+                _drains[netns] = drains = new IpvsDrainTracker();
+            }
+
+            changes = IpvsDiff.Plan(desired, actual, s => s.IsFirewallMark, drains, Stopwatch.GetElapsedTime(_origin), options.DrainPeriod);
+        }
+
+        if (changes.Count == 0)
+        {
+            return false;
+        }
+
+        ipvs.Apply(IpvsDiff.ToBatch(changes));
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            LogIpvsChanged(netns, string.Join("; ", changes));
+        }
+
+        return true;
+    }
+
+    private bool SetTimeouts(string netns)
+    {
+        if (options.Timeouts is not { } wanted)
+        {
+            return false;
+        }
+
+        using var ipvs = IpvsHandle.Open(netns);
+        var have = ipvs.GetTimeouts();
+        if ((wanted.TcpSeconds == 0 || wanted.TcpSeconds == have.TcpSeconds)
+            && (wanted.TcpFinSeconds == 0 || wanted.TcpFinSeconds == have.TcpFinSeconds)
+            && (wanted.UdpSeconds == 0 || wanted.UdpSeconds == have.UdpSeconds))
+        {
+            return false;
+        }
+
+        ipvs.SetTimeouts(wanted);
+        return true;
+    }
+
+    /// <summary>Reads and, where different, writes /proc/sys from a thread inside the namespace (no process per sysctl).</summary>
+    private static bool SetSysctls(string netns, IReadOnlyList<(string Key, string Value)> sysctls) => NetworkNamespace.Run(netns, () =>
+    {
+        var changed = false;
+        foreach (var (key, value) in sysctls)
+        {
+            var file = "/proc/sys/" + key.Replace('.', '/');
+            if (!File.Exists(file))
+            {
+                throw new InvalidOperationException($"{key} does not exist in {netns}: is the ip_vs module loaded?");
+            }
+
+            if (File.ReadAllText(file).Trim() != value)
+            {
+                File.WriteAllText(file, value);
+                changed = true;
+            }
+        }
+
+        return changed;
+    });
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "IPVS in {Netns}: {Changes}")]
+    private partial void LogIpvsChanged(string netns, string changes);
+}
