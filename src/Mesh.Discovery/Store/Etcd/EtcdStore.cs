@@ -94,9 +94,18 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
 
     public async Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default)
     {
-        var snapshot = await ReadAsync(cancellationToken).ConfigureAwait(false);
-        return snapshot.Visible;
+        try
+        {
+            var snapshot = await ReadAsync(cancellationToken).ConfigureAwait(false);
+            return snapshot.Visible;
+        }
+        catch (EtcdException e)
+        {
+            throw Refused(e);
+        }
     }
+
+    private static StoreUnavailableException Refused(EtcdException e) => new($"etcd refused the request: {e.Message}", e);
 
     public Task<OverlayNetwork> CreateNetworkAsync(NetworkSpec spec, CancellationToken cancellationToken = default) =>
         MutateAsync(s => StateTransitions.CreateNetwork(s, spec), null, cancellationToken);
@@ -160,7 +169,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                             return result;
                         }
                     }
-                    catch (Exception e) when (e is IOException or HttpRequestException or EtcdUnreachableException)
+                    catch (Exception e) when (e is IOException or HttpRequestException or EtcdUnreachableException or JsonException)
                     {
                         LogWatchDropped(endpoint.Authority, e.Message);
                     }
@@ -436,6 +445,10 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                     throw new CommitRaceException();
                 },
                 ct).ConfigureAwait(false);
+        }
+        catch (EtcdException e)
+        {
+            throw Refused(e);
         }
         catch (CommitRaceException)
         {

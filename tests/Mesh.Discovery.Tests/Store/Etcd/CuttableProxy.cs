@@ -51,7 +51,11 @@ public sealed class CuttableProxy : IDisposable
         {
             foreach (var c in _open)
             {
-                c.Client.LingerState = new LingerOption(true, 0); // RST, like a member dying
+                if (c.Client is { } socket)
+                {
+                    socket.LingerState = new LingerOption(true, 0); // RST, like a member dying
+                }
+
                 c.Dispose();
             }
 
@@ -80,6 +84,7 @@ public sealed class CuttableProxy : IDisposable
     private async Task ForwardAsync(TcpClient client)
     {
         Task released;
+        TcpClient? upstream = null;
         lock (_open)
         {
             _open.Add(client);
@@ -90,7 +95,7 @@ public sealed class CuttableProxy : IDisposable
         try
         {
             await released.WaitAsync(_stop.Token);
-            using var upstream = new TcpClient();
+            upstream = new TcpClient();
             await upstream.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token);
             lock (_open)
             {
@@ -107,7 +112,17 @@ public sealed class CuttableProxy : IDisposable
         }
         finally
         {
+            lock (_open)
+            {
+                _open.Remove(client);
+                if (upstream is not null)
+                {
+                    _open.Remove(upstream);
+                }
+            }
+
             client.Dispose();
+            upstream?.Dispose();
         }
     }
 
