@@ -87,4 +87,31 @@ public sealed class EtcdOutageTests
         Assert.Equal([(StoreObjectKind.Service, "made-while-cut", false)], result.Changes.Select(c => (c.Kind, c.Name, c.Deleted)));
         Assert.True(proxy.Connections > connections, "the watch never reconnected");
     }
+
+    [StoreFact]
+    public async Task A_three_member_cluster_keeps_serving_reads_writes_and_watches_when_the_member_in_use_dies()
+    {
+        var members = await EtcdProcess.StartClusterAsync(3);
+        try
+        {
+            await using var store = new EtcdStore(Options([.. members.Select(m => m.ClientUrl)]) with { RequestTimeout = TimeSpan.FromSeconds(3) });
+            await store.CreateServiceAsync(new ServiceSpec { Name = "before" });
+            var revision = (await store.GetStateAsync()).Revision;
+            var pending = store.WatchAsync(revision, TimeSpan.FromSeconds(30));
+            await Task.Delay(300);
+
+            members[0].Stop(); // the first listed member: the one every call and the watch went to
+            await store.CreateServiceAsync(new ServiceSpec { Name = "after" }); // may wait for a new leader
+            Assert.Equal(["before", "after"], (await store.GetStateAsync()).Services.Select(s => s.Name));
+            var result = await pending.WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal(["after"], result.Changes.Select(c => c.Name));
+        }
+        finally
+        {
+            foreach (var m in members)
+            {
+                m.Dispose();
+            }
+        }
+    }
 }

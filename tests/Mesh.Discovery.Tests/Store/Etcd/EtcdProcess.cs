@@ -16,10 +16,42 @@ public sealed class EtcdProcess : IDisposable
     private readonly List<string> _log = [];
     private Process? _process;
 
-    public EtcdProcess()
+    private readonly string _name;
+    private string? _initialCluster;
+    private string _token = $"mesh-test-{Guid.NewGuid():N}";
+
+    public EtcdProcess(string name = "mesh-test")
     {
+        _name = name;
         ClientPort = FreePort();
         PeerPort = FreePort();
+    }
+
+    /// <summary>Three members on loopback forming one cluster; started together (a member waits for its peers).</summary>
+    public static async Task<EtcdProcess[]> StartClusterAsync(int members = 3)
+    {
+        var nodes = Enumerable.Range(1, members).Select(i => new EtcdProcess($"m{i}")).ToArray();
+        var cluster = string.Join(",", nodes.Select(n => $"{n._name}=http://127.0.0.1:{n.PeerPort}"));
+        foreach (var n in nodes)
+        {
+            n._initialCluster = cluster;
+            n._token = nodes[0]._token;
+        }
+
+        try
+        {
+            await Task.WhenAll(nodes.Select(n => n.StartAsync()));
+            return nodes;
+        }
+        catch
+        {
+            foreach (var n in nodes)
+            {
+                n.Dispose();
+            }
+
+            throw;
+        }
     }
 
     /// <summary>The etcd binary ($MESH_ETCD, else on PATH, else /usr/bin/etcd), or null when etcd is not installed.</summary>
@@ -59,13 +91,14 @@ public sealed class EtcdProcess : IDisposable
         };
         string[] args =
         [
-            "--name", "mesh-test",
+            "--name", _name,
             "--data-dir", _dataDir,
             "--listen-client-urls", $"http://127.0.0.1:{ClientPort}",
             "--advertise-client-urls", $"http://127.0.0.1:{ClientPort}",
             "--listen-peer-urls", $"http://127.0.0.1:{PeerPort}",
             "--initial-advertise-peer-urls", $"http://127.0.0.1:{PeerPort}",
-            "--initial-cluster", $"mesh-test=http://127.0.0.1:{PeerPort}",
+            "--initial-cluster", _initialCluster ?? $"{_name}=http://127.0.0.1:{PeerPort}",
+            "--initial-cluster-token", _token,
             "--heartbeat-interval", "50",
             "--election-timeout", "500",
         ];
