@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using Mesh.Discovery.Model;
 using Microsoft.Extensions.Logging;
