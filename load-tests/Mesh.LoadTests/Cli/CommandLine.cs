@@ -259,6 +259,40 @@ public static class CommandLine
                     [new Variant(na, new ScenarioDefinition(na, Dns(p, p.GetValue(a)!, s, 0))), new Variant(nb, new ScenarioDefinition(nb, Dns(p, p.GetValue(b)!, s, 1)))], s, ct);
             }, defaultRounds: 4));
 
+        // ---- lab scenarios: each takes /tmp/mesh-lab.lock, brings up the lab it needs and tears it down
+        var noWrk = new Option<bool>("--no-wrk") { Description = "skip the wrk run of the same paths" };
+        var directTask = new Option<string>("--direct-task") { Description = "the task whose ingress IP is the direct baseline", DefaultValueFactory = _ => "web.1" };
+        root.Subcommands.Add(Scenario("mesh-vs-direct", "lab: HTTP through node 3's published port (overlay crossed) vs straight to a task's IP over the same overlay; keep-alive and new connections; wrk beside; ratio last",
+            c => { c.Options.Add(noWrk); c.Options.Add(directTask); },
+            (p, s, ct) => Lab.MeshVsDirect.RunAsync(new Lab.MeshVsDirect.Options(s, !p.GetValue(noWrk), p.GetValue(directTask)!), ct), defaultRounds: 4));
+
+        var sizes = new Option<string>("--sizes") { Description = "service counts, comma-separated (smoke: 100)", DefaultValueFactory = _ => "100,1000,10000" };
+        var tasksPer = new Option<int>("--tasks") { Description = "tasks per service", DefaultValueFactory = _ => 10 };
+        root.Subcommands.Add(Scenario("scale", "control-plane programming time for N services x 10 tasks: the daemon's nft + iptables planners (cold, one change) vs a full iptables-restore rewrite; memory of the desired state",
+            c => { c.Options.Add(sizes); c.Options.Add(tasksPer); },
+            (p, s, ct) =>
+            {
+                var list = s.Smoke ? [100] : p.GetValue(sizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToList();
+                return Lab.ScaleScenario.RunAsync(list, Math.Max(1, p.GetValue(tasksPer)), s, ct);
+            }));
+
+        var drain = new Option<string>("--drain") { Description = "churn: time between deregistering a task and stopping it", DefaultValueFactory = _ => "2s" };
+        var keepAlive = new Option<bool>("--keep-alive") { Description = "churn: keep-alive connections instead of a new connection per request" };
+        root.Subcommands.Add(Scenario("churn", "lab: rolling replacement of every task of web under constant open-loop load through node 3; failed requests last (target 0)",
+            c => { c.Options.Add(drain); c.Options.Add(keepAlive); },
+            (p, s, ct) =>
+            {
+                // the load must outlast three replacements: at least 30 s (smoke: 8 s)
+                s = s with { Duration = s.Smoke ? TimeSpan.FromSeconds(8) : TimeSpan.FromTicks(Math.Max(s.Duration.Ticks, TimeSpan.FromSeconds(30).Ticks)) };
+                var d = Durations.Parse(p.GetValue(drain)!);
+                return Lab.Churn.RunAsync(new Lab.Churn.Options(s, s.Smoke && d > TimeSpan.FromMilliseconds(500) ? TimeSpan.FromMilliseconds(500) : d, p.GetValue(keepAlive)), ct);
+            }));
+
+        var querier = new Option<string>("--querier") { Description = "dns: the task whose namespace sends the queries", DefaultValueFactory = _ => "web.1" };
+        root.Subcommands.Add(Scenario("dns-lab", "lab: the embedded resolver (127.0.0.11 in a task) vs dnsmasq with the same records, same namespace, interleaved; ratio last",
+            c => { c.Options.Add(querier); },
+            (p, s, ct) => Lab.DnsScenario.RunAsync(s, p.GetValue(querier)!, ct), defaultRounds: 4));
+
         // ---- smoke: every scenario against in-process loopback responders
         root.Subcommands.Add(Scenario("smoke", "CI smoke run: starts loopback HTTP/UDP/DNS responders and runs every scenario against them in seconds",
             c => { c.Options.Add(wrk); },

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Globalization;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Cli;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Lab;
+using Mesh.LoadTests.Reporting;
+
+namespace Mesh.LoadTests.Lab;
+
+/// <summary>
+/// A lab this scenario brought up (under the lab lock) and tears down when disposed. Uses Mesh.Ingress's
+/// own <see cref="LabCluster"/> in-process; its daemons and task servers are started as
+/// <c>dotnet mesh.dll ...</c> from this program's output directory.
+/// </summary>
+public sealed class LabSession : IAsyncDisposable
+{
+    public static readonly string[] LabTools = ["ip", "nft", "iptables", "conntrack", "curl", "flock"];
+    private readonly LabLock _lock;
+    private readonly TextWriter _log;
+
+    private LabSession(LabLock labLock, TextWriter log)
+    {
+        _lock = labLock;
+        _log = log;
+        Runner = new ProcessCommandRunner();
+        Cluster = new LabCluster(Runner, log);
+    }
+
+    public ProcessCommandRunner Runner { get; }
+    public LabCluster Cluster { get; }
+    public LabPlan Plan { get; } = new(3, 3, "auto");
+    public IClusterStore Store { get; } = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
+
+    public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct)
+    {
+        if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("lab scenarios build network namespaces: run as root");
+        var labLock = await LabLock.AcquireAsync(log, ct).ConfigureAwait(false);
+        var session = new LabSession(labLock, log);
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            // A lab someone left behind (we hold the lock, so nobody is using it) may have another shape: start clean.
+            await session.Cluster.DownAsync(ct).ConfigureAwait(false);
+            await session.Cluster.UpAsync(session.Plan, ct).ConfigureAwait(false);
+            await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"lab up in {sw.Elapsed.TotalSeconds:0.0} s")).ConfigureAwait(false);
+            return session;
+        }
+        catch
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await Cluster.DownAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            await _log.WriteLineAsync($"lab down failed: {e.Message}").ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Dispose();
+        }
+    }
+
+    public async Task<ClusterState> StateAsync(CancellationToken ct) => await Store.GetStateAsync(ct).ConfigureAwait(false);
+
+    /// <summary>Runs a command inside a lab namespace; throws when it fails.</summary>
+    public Task<string> InAsync(string netns, string file, params string[] args) =>
+        Runner.RunCheckedInAsync(NetworkNamespacePath.Named(netns), file, args, null, CancellationToken.None);
+
+    public Task<CommandResult> TryInAsync(string netns, string file, params string[] args) =>
+        Runner.RunInAsync(NetworkNamespacePath.Named(netns), file, args, null, CancellationToken.None);
+
+    /// <summary>Every namespace of the lab (nodes, sandboxes, tasks, client).</summary>
+    public async Task<IReadOnlyList<string>> NamespacesAsync()
+    {
+        var list = await Runner.RunCheckedAsync("ip", ["netns", "list"]).ConfigureAwait(false);
+        return list.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0])
+            .Where(n => n.StartsWith("mesh-", StringComparison.Ordinal) && !n.StartsWith("mesh-bench-", StringComparison.Ordinal)).ToList();
+    }
+
+    /// <summary>Empties conntrack in every lab namespace, so one run's entries (and TIME_WAIT-paired NAT mappings) do not meet the next.</summary>
+    public async Task FlushConntrackAsync()
+    {
+        foreach (var ns in await NamespacesAsync().ConfigureAwait(false))
+        {
+            await TryInAsync(ns, "conntrack", "-F").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits until every node's daemon has applied the store's current revision.</summary>
+    public async Task WaitAppliedAsync(CancellationToken ct, TimeSpan? timeout = null)
+    {
+        var revision = (await Store.GetStateAsync(ct).ConfigureAwait(false)).Revision;
+        var deadline = Stopwatch.GetTimestamp() + (long)((timeout ?? TimeSpan.FromSeconds(30)).TotalSeconds * Stopwatch.Frequency);
+        for (var i = 1; i <= Plan.Nodes; i++)
+        {
+            var node = LabPlan.NodeName(i);
+            while (true)
+            {
+                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(3));
+                var info = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync<Mesh.Ingress.Api.NodeInfo>(http, "v1/info", MeshJson.Options, ct).ConfigureAwait(false);
+                if (info!.AppliedRevision >= revision) break;
+                if (Stopwatch.GetTimestamp() > deadline) throw new TimeoutException($"{node} did not apply revision {revision}");
+                await Task.Delay(20, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs this program again inside the client namespace (<c>ip netns exec mesh-client dotnet Mesh.LoadTests.dll ARGS --out DIR</c>),
+    /// its output passed through, and returns its exit code and report.
+    /// </summary>
+    public static Task<(int Code, RunReport? Report)> RunClientAsync(IReadOnlyList<string> args, string outDir, CancellationToken ct) =>
+        RunInNamespaceAsync(LabPlan.Client, args, outDir, ct);
+
+    public static async Task<(int Code, RunReport? Report)> RunInNamespaceAsync(string netns, IReadOnlyList<string> args, string outDir, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo("ip") { UseShellExecute = false };
+        foreach (var a in (string[])["netns", "exec", netns, .. SelfCommand(), .. args, "--out", outDir]) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start the client");
+        try
+        {
+            await p.WaitForExitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGINT reaches the child too (same process group); give it time to write its partial report.
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try { await p.WaitForExitAsync(grace.Token).ConfigureAwait(false); } catch (OperationCanceledException) { p.Kill(true); }
+        }
+        var json = Path.Combine(outDir, "report.json");
+        return (p.ExitCode, File.Exists(json) ? ReportBuilder.FromJson(await File.ReadAllTextAsync(json, CancellationToken.None).ConfigureAwait(false)) : null);
+    }
+
+    /// <summary>How to start this program again: <c>dotnet Mesh.LoadTests.dll</c> (or the apphost when there is one).</summary>
+    public static string[] SelfCommand()
+    {
+        var process = Environment.ProcessPath ?? "dotnet";
+        return Path.GetFileNameWithoutExtension(process) == "dotnet" ? [process, typeof(LabSession).Assembly.Location] : [process];
+    }
+}

@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Mesh.Discovery.Model;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Kernel.Nftables;
+using Mesh.LoadTests.Cli;
+
+namespace Mesh.LoadTests.Lab;
+
+/// <summary>
+/// Control-plane programming time for N services × T tasks, through the daemon's real code: the ingress
+/// sandbox's nftables table (<see cref="IngressSandboxTable.Build"/> + <see cref="NftPlanner.Plan"/> + <c>nft -f</c>,
+/// read back with <c>nft -j list table</c> as the reconciler does) and the host's iptables rules
+/// (<see cref="HostRules.Build"/> + <see cref="IptablesPlanner.Plan"/> + <c>iptables-restore --noflush</c>), cold and
+/// for one change (one task of one service replaced). Baseline: the naive way — the same sandbox semantics in
+/// a kube-proxy-style iptables layout (a jump per published port, a chain per service with one
+/// <c>statistic --mode random</c> DNAT per task), rewritten in full by <c>iptables-restore</c> for every change.
+/// Each size runs in scratch namespaces <c>mesh-bench-scale-*</c>, created and deleted here.
+/// </summary>
+public static class ScaleScenario
+{
+    public const string SandboxIngressAddress = "10.255.0.2";
+
+    public sealed record Row(int Services, int Tasks, double BuildMs, long RetainedBytes, long AllocatedBytes,
+        double NftColdMs, double HostColdMs, double NftChangeMs, double HostChangeMs, long NftScriptBytes, long NftChangeBytes,
+        double IptColdMs, double IptChangeMs, long IptScriptBytes, int ChainsRead, double NftChangeReadMs);
+
+    public static async Task<int> RunAsync(IReadOnlyList<int> sizes, int tasksPerService, Settings s, CancellationToken ct)
+    {
+        if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("scale creates network namespaces: run as root");
+        var runner = new ProcessCommandRunner();
+        var flavour = await IptablesFlavour.DetectAsync(runner, ct).ConfigureAwait(false);
+        var rows = new List<Row>();
+        foreach (var n in sizes)
+        {
+            ct.ThrowIfCancellationRequested();
+            await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"scale: {n} services x {tasksPerService} tasks ...")).ConfigureAwait(false);
+            rows.Add(await MeasureAsync(runner, flavour, n, tasksPerService, ct).ConfigureAwait(false));
+            var r = rows[^1];
+            await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"  nft cold {r.NftColdMs:0} ms, change {r.NftChangeMs:0} ms; host iptables cold {r.HostColdMs:0} ms; naive iptables-restore cold {r.IptColdMs:0} ms, change {r.IptChangeMs:0} ms")).ConfigureAwait(false);
+        }
+
+        var md = Render(rows, flavour, tasksPerService);
+        var dir = s.Out ?? Path.Combine(Runner.DefaultResultsRoot(), $"scale-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
+        Directory.CreateDirectory(dir);
+        await File.WriteAllTextAsync(Path.Combine(dir, "report.md"), md, CancellationToken.None).ConfigureAwait(false);
+        await File.WriteAllTextAsync(Path.Combine(dir, "report.json"), System.Text.Json.JsonSerializer.Serialize(rows, Reporting.ReportBuilder.Json), CancellationToken.None).ConfigureAwait(false);
+        await Console.Error.WriteLineAsync($"reports: {Path.GetFullPath(dir)}/report.{{md,json}}").ConfigureAwait(false);
+        Console.Out.Write(md);
+        return rows.All(r => r.ChainsRead >= r.Services) ? 0 : 4;
+    }
+
+    private static async Task<Row> MeasureAsync(ProcessCommandRunner runner, IptablesFlavour flavour, int n, int t, CancellationToken ct)
+    {
+        var ours = $"mesh-bench-scale-{n}";
+        var naive = $"mesh-bench-scalei-{n}";
+        var links = new LinkTool(runner);
+        foreach (var ns in new[] { ours, naive })
+        {
+            await runner.RunAsync("ip", ["netns", "del", ns], null, ct).ConfigureAwait(false);
+            await links.EnsureNamespaceAsync(ns, ct).ConfigureAwait(false);
+        }
+        try
+        {
+            // Desired state: the cluster model → the sandbox's table and the host's rules, as the daemon builds them.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            var before = GC.GetTotalMemory(true);
+            var allocBefore = GC.GetTotalAllocatedBytes(true);
+            var sw = Stopwatch.StartNew();
+            var state = MakeState(n, t);
+            var desired = IngressSandboxTable.Build(state, SandboxIngressAddress);
+            var host = HostRules.Build(state, new NodeNetworkOptions());
+            var buildMs = sw.Elapsed.TotalMilliseconds;
+            var allocated = GC.GetTotalAllocatedBytes(true) - allocBefore;
+            var retained = GC.GetTotalMemory(true) - before;
+            GC.KeepAlive(state);
+
+            var nsOurs = NetworkNamespacePath.Named(ours);
+            var nft = new NftExecutor(runner);
+            var ipt = new IptablesExecutor(runner, flavour);
+            var coldScript = NftPlanner.Plan(desired, NftTableState.Missing)!;
+
+            sw.Restart();
+            await nft.ConvergeAsync(nsOurs, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, ct).ConfigureAwait(false);
+            var nftCold = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            await ipt.ApplyAsync(nsOurs, host, HostRules.Tables, ct).ConfigureAwait(false);
+            var hostCold = sw.Elapsed.TotalMilliseconds;
+
+            // One change: a task of one service replaced by a new one (new address).
+            var changed = ReplaceOneTask(state, n / 2);
+            var desired2 = IngressSandboxTable.Build(changed, SandboxIngressAddress);
+            var host2 = HostRules.Build(changed, new NodeNetworkOptions());
+            sw.Restart();
+            var actual = await nft.ReadAsync(nsOurs, IngressSandboxTable.Family, IngressSandboxTable.Name, ct).ConfigureAwait(false);
+            var nftRead = sw.Elapsed.TotalMilliseconds;
+            var changeScript = NftPlanner.Plan(desired2, actual);
+            if (Environment.GetEnvironmentVariable("MESH_SCALE_DEBUG") is not null)
+            {
+                var svc = desired2.Chains.First(c => c.Name == desired.Chains[n / 2].Name);
+                await Console.Error.WriteLineAsync($"debug: {svc.Name}: {string.Join(" | ", svc.Rules)}; actual {string.Join(",", actual.Chains.GetValueOrDefault(svc.Name) ?? [])}; old {string.Join(" | ", desired.Chains[n / 2].Rules)}").ConfigureAwait(false);
+            }
+            if (changeScript is not null) await nft.ApplyAsync(nsOurs, changeScript, ct).ConfigureAwait(false);
+            var nftChange = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            await ipt.ApplyAsync(nsOurs, host2, HostRules.Tables, ct).ConfigureAwait(false);
+            var hostChange = sw.Elapsed.TotalMilliseconds;
+            var chainsRead = actual.Chains.Keys.Count(k => k.StartsWith(IngressSandboxTable.ServiceChainPrefix, StringComparison.Ordinal));
+
+            // Naive baseline: full iptables-restore rewrite, cold and for the same change.
+            var nsNaive = NetworkNamespacePath.Named(naive);
+            var naiveCold = NaiveIptables(state, t);
+            sw.Restart();
+            await runner.RunCheckedInAsync(nsNaive, flavour.Restore, ["-w", "5"], naiveCold, ct).ConfigureAwait(false);
+            var iptCold = sw.Elapsed.TotalMilliseconds;
+            var naiveChange = NaiveIptables(changed, t);
+            sw.Restart();
+            await runner.RunCheckedInAsync(nsNaive, flavour.Restore, ["-w", "5"], naiveChange, ct).ConfigureAwait(false);
+            var iptChange = sw.Elapsed.TotalMilliseconds;
+
+            return new Row(n, t, Math.Round(buildMs, 1), retained, allocated, Math.Round(nftCold, 1), Math.Round(hostCold, 1), Math.Round(nftChange, 1), Math.Round(hostChange, 1),
+                Encoding.UTF8.GetByteCount(coldScript), changeScript is null ? 0 : Encoding.UTF8.GetByteCount(changeScript),
+                Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), chainsRead, Math.Round(nftRead, 1));
+        }
+        finally
+        {
+            foreach (var ns in new[] { ours, naive })
+                await runner.RunAsync("ip", ["netns", "del", ns], null, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>N services, each publishing one TCP port (20000 + i), with T running tasks on the ingress network.</summary>
+    internal static ClusterState MakeState(int n, int t)
+    {
+        var services = new ClusterService[n];
+        var tasks = new ServiceTask[n * t];
+        for (var i = 0; i < n; i++)
+        {
+            var name = string.Create(CultureInfo.InvariantCulture, $"s{i:D5}");
+            services[i] = new ClusterService { Name = name, Ports = [new PublishedPort(20000 + i, 80)], FirewallMark = 0x100 + i };
+            for (var k = 0; k < t; k++)
+            {
+                tasks[i * t + k] = Task(name, k + 1, (uint)(i * t + k));
+            }
+        }
+        return new ClusterState { Revision = 1, Services = services, Tasks = tasks };
+    }
+
+    private static ServiceTask Task(string service, int slot, uint index) => new()
+    {
+        Name = string.Create(CultureInfo.InvariantCulture, $"{service}.{slot}"),
+        Service = service,
+        Node = "node" + (index % 3),
+        // 10.16.0.0 upward: 100,000 task addresses do not fit the /16 ingress subnet; the rules do not care.
+        Addresses = new Dictionary<string, string> { [OverlayNetwork.IngressName] = Cidr.ToAddress(0x0A100000u + index).ToString() },
+    };
+
+    internal static ClusterState ReplaceOneTask(ClusterState state, int serviceIndex)
+    {
+        var service = state.Services[serviceIndex].Name;
+        var old = state.Tasks.First(t => t.Service == service);
+        var replacement = Task(service, 1000, (uint)state.Tasks.Count + 1) with { Name = service + ".new" };
+        return state with { Revision = state.Revision + 1, Tasks = state.Tasks.Select(x => ReferenceEquals(x, old) ? replacement : x).ToArray() };
+    }
+
+    /// <summary>The naive layout: every table rewritten by one iptables-restore (no --noflush), kube-proxy style.</summary>
+    internal static string NaiveIptables(ClusterState state, int t)
+    {
+        var sb = new StringBuilder(state.Services.Count * t * 120);
+        sb.Append("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+        var byService = state.Tasks.GroupBy(x => x.Service).ToDictionary(g => g.Key, g => g.OrderBy(x => x.Name, StringComparer.Ordinal).Select(x => x.Addresses[OverlayNetwork.IngressName]).ToList());
+        foreach (var s in state.Services) sb.Append(":SVC-").Append(s.Name).Append(" - [0:0]\n");
+        foreach (var s in state.Services)
+        {
+            var port = s.Ports[0].Published.ToString(CultureInfo.InvariantCulture);
+            sb.Append("-A PREROUTING -i eth1 -p tcp -m tcp --dport ").Append(port).Append(" -j SVC-").Append(s.Name).Append('\n');
+        }
+        foreach (var s in state.Services)
+        {
+            var backends = byService[s.Name];
+            for (var k = 0; k < backends.Count; k++)
+            {
+                sb.Append("-A SVC-").Append(s.Name);
+                if (k < backends.Count - 1)
+                    sb.Append(" -m statistic --mode random --probability ").Append((1.0 / (backends.Count - k)).ToString("0.00000000000", CultureInfo.InvariantCulture));
+                sb.Append(" -j DNAT --to-destination ").Append(backends[k]).Append('\n');
+            }
+        }
+        sb.Append("-A POSTROUTING -o eth0 -m conntrack --ctstate DNAT -j SNAT --to-source ").Append(SandboxIngressAddress).Append('\n');
+        sb.Append("COMMIT\n");
+        return sb.ToString();
+    }
+
+    internal static string Render(IReadOnlyList<Row> rows, IptablesFlavour flavour, int t)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var md = new StringBuilder();
+        md.AppendLine("# scale: control-plane programming time").AppendLine();
+        md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
+        md.AppendLine("ours = the sandbox's nftables table through the daemon's planner (read with `nft -j list table`, plan, `nft -f`) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
+                      "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft [of which `nft -j list`] + host) | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nft script cold / change | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        foreach (var r in rows)
+        {
+            var oursChange = r.NftChangeMs + r.HostChangeMs;
+            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({Ms(r.NftChangeMs)} [read {Ms(r.NftChangeReadMs)}] + {Ms(r.HostChangeMs)}) | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
+        }
+        md.AppendLine();
+        foreach (var r in rows)
+            md.AppendLine(inv, $"**{r.Services:N0} services: one change naive/ours {r.IptChangeMs / (r.NftChangeMs + r.HostChangeMs):0.0}×, cold naive/ours {r.IptColdMs / (r.NftColdMs + r.HostColdMs):0.00}×**  ");
+        return md.ToString();
+
+        static string Ms(double ms) => ms >= 1000 ? (ms / 1000).ToString("0.00 's'", CultureInfo.InvariantCulture) : ms.ToString("0 'ms'", CultureInfo.InvariantCulture);
+        static string Kb(long b) => b < 10240 ? b.ToString("0 'B'", CultureInfo.InvariantCulture) : b >= 1 << 20 ? (b / 1048576.0).ToString("0.0 'MB'", CultureInfo.InvariantCulture) : (b / 1024.0).ToString("0 'KB'", CultureInfo.InvariantCulture);
+    }
+}
