@@ -104,6 +104,11 @@ public sealed partial class EmbeddedStore : IClusterStore
         try
         {
             var (next, result) = transition(_state);
+            if (ReferenceEquals(next, _state))
+            {
+                return result;
+            }
+
             var revision = _state.Revision + 1;
             next = next with { Revision = revision };
             Persist(next);

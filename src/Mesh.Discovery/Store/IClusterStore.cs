@@ -5,7 +5,7 @@ namespace Mesh.Discovery.Store;
 /// <summary>
 /// The cluster's source of truth. Every mutation validates first and changes nothing on failure
 /// (<see cref="ValidationException"/>, <see cref="ConflictException"/>, <see cref="NotFoundException"/>),
-/// and bumps the revision by one on success.
+/// and moves the revision forward when it changed something (a no-op, such as a node re-registering unchanged, does not).
 /// </summary>
 public interface IClusterStore
 {

@@ -54,6 +54,11 @@ public static class StateTransitions
         var existing = state.Nodes.FirstOrDefault(n => Same(n.Name, name));
         if (existing is not null)
         {
+            if (existing.AdvertiseAddress == advertise)
+            {
+                return (state, existing); // a restarted daemon re-registering: nothing changes, no new revision
+            }
+
             var updated = existing with { AdvertiseAddress = advertise };
             return (state with { Nodes = Replace(state.Nodes, existing, updated) }, updated);
         }

@@ -46,6 +46,18 @@ public sealed class EmbeddedStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_daemon_re_registering_unchanged_does_not_move_the_revision()
+    {
+        var store = Open();
+        var first = await store.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
+        var again = await store.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
+        Assert.Equal(first, again);
+        Assert.Equal(1, (await store.GetStateAsync()).Revision);
+        await store.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.21" });
+        Assert.Equal(2, (await store.GetStateAsync()).Revision);
+    }
+
+    [Fact]
     public async Task Watch_returns_changes_in_order_after_a_revision_and_wakes_on_a_change()
     {
         var store = Open();

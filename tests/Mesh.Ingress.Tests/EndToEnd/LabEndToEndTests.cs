@@ -114,6 +114,29 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
     }
 
     [LabFact]
+    public async Task T5b_the_store_holder_killed_and_restarted_keeps_its_state_and_its_tasks_dns_and_rules()
+    {
+        async Task<string> TaskRulesAsync() =>
+            await Shell.CheckedAsync("ip", "netns", "exec", "mesh-web.1", "iptables-save", "-t", "nat") is var nat
+                ? string.Join('\n', nat.Split('\n').Where(l => l.Contains("MESH", StringComparison.Ordinal)))
+                  + await Shell.CheckedAsync("ip", "netns", "exec", "mesh-web.1", "nft", "-s", "list", "table", "ip", "mesh")
+                : "";
+
+        var before = await TaskRulesAsync();
+        var stateBefore = await LabStateAsync();
+        var pid = (await Shell.CheckedAsync("ip", "netns", "pids", "mesh-n1")).Trim();
+        await Shell.CheckedAsync("kill", "-KILL", pid);
+
+        var up = await Shell.MeshAsync("lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables");
+        Assert.True(up.ExitCode == 0, up.Stderr);
+        var stateAfter = await LabStateAsync();
+        Assert.Equal(stateBefore.Revision, stateAfter.Revision);
+        Assert.Equal(stateBefore.Tasks.Select(t => $"{t.Name} {string.Join(',', t.Addresses.Values)}"), stateAfter.Tasks.Select(t => $"{t.Name} {string.Join(',', t.Addresses.Values)}"));
+        Assert.Equal(before, await TaskRulesAsync());
+        Assert.Equal(3, (await DigAsync("mesh-web.1", "tasks.web")).Count);
+    }
+
+    [LabFact]
     public async Task T6_lab_status_shows_nodes_services_tasks_and_dataplanes()
     {
         var status = await Shell.MeshAsync("lab", "status");
