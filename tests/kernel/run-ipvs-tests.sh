@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# CI entry for the Mesh.Ipvs kernel tests: builds tests/Mesh.Ipvs.KernelTests, boots user-mode-linux ONCE
-# (tests/kernel/run-in-uml.sh fetches/installs what it needs), runs the test program inside it against a real
-# IPVS (each test in a fresh network namespace, cross-checked with ipvsadm and /proc/net/ip_vs), prints the
-# summary line "N passed, M failed" and exits non-zero on any failure.
+# CI entry for everything that needs an IPVS kernel: builds tests/Mesh.Ipvs.KernelTests and the mesh executable,
+# boots user-mode-linux ONCE (tests/kernel/run-in-uml.sh fetches/installs what it needs) and runs inside it
+#   1. the Mesh.Ipvs kernel tests (each in a fresh network namespace, cross-checked with ipvsadm and /proc/net/ip_vs),
+#      summary "N passed, M failed";
+#   2. the whole lab with --dataplane ipvs (tests/kernel/ipvs-lab-test.sh), summary "ipvs-lab: N passed, M failed".
+# Exits non-zero on any failure.
 #
-#   bash tests/kernel/run-ipvs-tests.sh                 # the kernel tests (~1 min incl. build)
-#   bash tests/kernel/run-ipvs-tests.sh --filter Batch  # only tests whose name contains "Batch"
+#   bash tests/kernel/run-ipvs-tests.sh                 # both (~6 min incl. build; the lab is ~4.5 min of it)
+#   bash tests/kernel/run-ipvs-tests.sh --kernel-only   # only the Mesh.Ipvs kernel tests (~1 min incl. build)
+#   bash tests/kernel/run-ipvs-tests.sh --lab-only      # only the ipvs lab
+#   bash tests/kernel/run-ipvs-tests.sh --filter Batch  # only kernel tests whose name contains "Batch"
 #   bash tests/kernel/run-ipvs-tests.sh --bench [N] [M] # benchmark N services x M destinations (default 1000 x 10)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,35 +17,70 @@ repo=$(cd "$here/../.." && pwd)
 cd "$repo"
 
 mode=test
+kernel=1
+lab=1
 args=()
 case "${1:-}" in
-  --bench) mode=bench; args=("${2:-1000}" "${3:-10}") ;;
-  --filter) args=("${2:?--filter needs a value}") ;;
+  --bench) mode=bench; lab=0; args=("${2:-1000}" "${3:-10}") ;;
+  --filter) lab=0; args=("${2:?--filter needs a value}") ;;
+  --kernel-only) lab=0 ;;
+  --lab-only) kernel=0 ;;
   "") ;;
-  *) echo "usage: $0 [--filter NAME | --bench [N] [M]]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--kernel-only | --lab-only | --filter NAME | --bench [N] [M]]" >&2; exit 2 ;;
 esac
 
 command -v dotnet >/dev/null || { echo "run-ipvs-tests.sh: dotnet (SDK 10) is required on the host" >&2; exit 2; }
 
-echo "[ipvs] building tests/Mesh.Ipvs.KernelTests (Release)" >&2
+echo "[ipvs] building tests/Mesh.Ipvs.KernelTests and src/Mesh.Ingress (Release)" >&2
 dotnet build tests/Mesh.Ipvs.KernelTests -c Release --nologo -v quiet -clp:ErrorsOnly
 bin=$repo/tests/Mesh.Ipvs.KernelTests/bin/Release/net10.0/Mesh.Ipvs.KernelTests
 [[ -x $bin ]] || { echo "run-ipvs-tests.sh: $bin was not built" >&2; exit 1; }
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+meshdir=
+trap 'rm -f "$out"; [[ -z $meshdir ]] || rm -rf "$meshdir"' EXIT
+if [[ $lab -eq 1 ]]; then
+  dotnet build src/Mesh.Ingress -c Release --nologo -v quiet -clp:ErrorsOnly
+  # A private copy: the guest reads it through hostfs for minutes, while builds on the host may rewrite bin/.
+  cache=${MESH_UML_CACHE:-$repo/.uml}
+  mkdir -p "$cache"
+  meshdir=$(mktemp -d "$cache/mesh-bin.XXXXXX")
+  cp -a "$repo/src/Mesh.Ingress/bin/Release/net10.0/." "$meshdir/"
+fi
+
+if [[ $mode == bench ]]; then
+  cmd=("$bin" bench "${args[@]}")
+elif [[ $kernel -eq 1 && $lab -eq 1 ]]; then
+  cmd=(bash "$here/uml-ci.sh" "$bin" "$meshdir/mesh")
+elif [[ $lab -eq 1 ]]; then
+  cmd=(bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
+else
+  cmd=("$bin" test "${args[@]}")
+fi
+
 set +e
-bash "$here/run-in-uml.sh" --timeout 900 -- "$bin" "$mode" "${args[@]}" | tee "$out"
+bash "$here/run-in-uml.sh" --mem 2560M --timeout 1500 -- "${cmd[@]}" | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
 
 if [[ $mode == test ]]; then
-  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1 || true)
-  if [[ -z $summary ]]; then
-    echo "0 passed, 1 failed"
-    echo "[ipvs] the test program did not print its summary (exit $rc)" >&2
-    exit 1
+  ok=1
+  if [[ $kernel -eq 1 ]]; then
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1 || true)
+    if [[ -z $summary ]]; then
+      echo "0 passed, 1 failed"
+      echo "[ipvs] the kernel test program did not print its summary (exit $rc)" >&2
+      ok=0
+    elif [[ $summary != *" 0 failed" ]]; then ok=0; fi
   fi
-  [[ $rc -eq 0 && $summary == *" 0 failed" ]] || exit 1
+  if [[ $lab -eq 1 ]]; then
+    summary=$(grep -E '^ipvs-lab: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1 || true)
+    if [[ -z $summary ]]; then
+      echo "ipvs-lab: 0 passed, 1 failed"
+      echo "[ipvs] the lab test did not print its summary (exit $rc)" >&2
+      ok=0
+    elif [[ $summary != *" 0 failed" ]]; then ok=0; fi
+  fi
+  [[ $rc -eq 0 && $ok -eq 1 ]] || exit 1
 fi
 exit "$rc"

@@ -8,13 +8,23 @@ log() { echo "$*" >> "$run/init.log"; }
 
 $bb mount -t proc proc /proc
 $bb mount -t sysfs sysfs /sys
-$bb mount -t devtmpfs devtmpfs /dev 2>/dev/null || $bb mount -t tmpfs dev /dev
+# The kernel may have mounted devtmpfs on /dev already (CONFIG_DEVTMPFS_MOUNT): mounting a tmpfs over it would
+# hide /dev/urandom (.NET's Guid.NewGuid then throws) and turn /dev/null into a regular file.
+$bb grep -q '^devtmpfs /dev ' /proc/mounts || $bb mount -t devtmpfs devtmpfs /dev || $bb mount -t tmpfs dev /dev
+for node in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
+  set -- $node
+  [ -c "/dev/$1" ] || { $bb rm -f "/dev/$1"; $bb mknod -m 666 "/dev/$1" c "$2" "$3"; }
+done
 $bb mkdir -p /dev/pts /dev/shm
 $bb mount -t devpts devpts /dev/pts
 $bb mount -t tmpfs shm /dev/shm
 $bb mount -t tmpfs tmp /tmp
 $bb mount -t tmpfs run /run
 $bb mkdir -p /run/netns /run/lock /tmp/home
+# `ip netns exec` bind-mounts /etc/netns/NAME/* (the lab writes task resolv.conf files there): keep those in the
+# guest, off the host's disk, where a lab running on the host uses the same names.
+[ -d /etc/netns ] || $bb mkdir -p /etc/netns
+$bb mount -t tmpfs etc-netns /etc/netns
 $bb hostname mesh-uml
 $bb ip link set lo up 2>/dev/null
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The whole lab with the ipvs dataplane, end to end. Runs INSIDE user-mode-linux (as root, one boot), started by
+# run-ipvs-tests.sh; prints one line per check and "ipvs-lab: N passed, M failed"; exit status 1 on any failure.
+#
+#   ipvs-lab-test.sh MESH_EXECUTABLE
+#
+# Checks: lab up --dataplane ipvs; every daemon reports dataplane ipvs; curl (TCP) and a UDP datagram from
+# mesh-client to every node reach every web task; ipvsadm -Ln in each ingress sandbox shows one FWM service per
+# published service with the task ingress IPs as Masq real servers, and the MARK/SNAT rules; east-west from a task
+# to web's appnet VIP reaches every web task; a killed daemon restarts without changing the kernel; a removed task is drained (weight 0,
+# no new connections) then removed; lab down leaves nothing.
+set -uo pipefail
+mesh=${1:?usage: ipvs-lab-test.sh MESH_EXECUTABLE}
+nodes=3
+replicas=3
+passed=0
+failed=0
+started=$(date +%s)
+
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+elapsed() { echo "$(($(date +%s) - started)) s"; }
+finish() {
+  echo "ipvs-lab: total $(elapsed)" >&2
+  echo "ipvs-lab: $passed passed, $failed failed"
+  [[ $failed -eq 0 ]]
+  exit $?
+}
+# waits up to $1 seconds for "$2..." to succeed
+wait_for() { local t=$1; shift; local end=$(($(date +%s) + t)); until "$@"; do [[ $(date +%s) -ge $end ]] && return 1; sleep 0.5; done; }
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+node_addr() { echo "198.18.0.$((10 + $1))"; }
+
+# --- lab up ------------------------------------------------------------------------------------------
+t=$(date +%s)
+if ! "$mesh" lab up --nodes $nodes --replicas $replicas --dataplane ipvs; then
+  bad "lab up --nodes $nodes --replicas $replicas --dataplane ipvs"
+  for i in $(seq 1 $nodes); do echo "--- mesh-n$i.log (tail)"; tail -n 30 "/run/mesh/lab/mesh-n$i.log" 2>/dev/null; done
+  "$mesh" lab down >/dev/null 2>&1
+  finish
+fi
+ok "lab up --nodes $nodes --replicas $replicas --dataplane ipvs ($(($(date +%s) - t)) s)"
+
+status=$("$mesh" lab status --json)
+web_tasks=$(jq -r '[.state.tasks[] | select(.service == "web") | .name] | sort | join(" ")' <<<"$status")
+mark=$(jq -r '.state.services[] | select(.name == "web") | .firewallMark' <<<"$status")
+vip=$(jq -r '.state.services[] | select(.name == "web") | .vips.appnet' <<<"$status")
+ingress_ips() { jq -r '[.state.tasks[] | select(.service == "web") | .addresses.ingress] | sort | join(" ")' <<<"$1"; }
+web_ips=$(ingress_ips "$status")
+echo "web tasks: $web_tasks; mark $mark; ingress IPs $web_ips; appnet VIP $vip"
+check "$replicas web tasks registered" test "$(wc -w <<<"$web_tasks")" -eq $replicas
+[[ $mark =~ ^[0-9]+$ ]] || { bad "web's firewall mark from lab status --json ($mark)"; "$mesh" lab down >/dev/null 2>&1; finish; }
+
+dataplanes=$(jq -r '[.nodes[].info.dataplane] | join(" ")' <<<"$status")
+check "every daemon runs the ipvs dataplane ($dataplanes)" test "$dataplanes" = "$(printf 'ipvs %.0s' $(seq 1 $nodes) | sed 's/ $//')"
+
+# --- ingress: every node reaches every task ------------------------------------------------------------
+answers() { # $1 = url, $2 = count → sorted distinct task names, from mesh-client
+  for _ in $(seq 1 "$2"); do in_ns mesh-client curl -s -m 3 "$1" | cut -d' ' -f1; done | sort -u | paste -sd' '
+}
+udp_answers() { # $1 = address, $2 = count → sorted distinct task names over UDP (one datagram each, fresh source port)
+  for _ in $(seq 1 "$2"); do
+    in_ns mesh-client bash -c "exec 3<>/dev/udp/$1/8080 && printf ping >&3 && timeout 3 dd bs=2048 count=1 status=none <&3" | cut -d' ' -f1
+  done | sort -u | paste -sd' '
+}
+for i in $(seq 1 $nodes); do
+  got=$(answers "http://$(node_addr "$i"):8080/" $((replicas * 3)))
+  check "TCP via mesh-n$i:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
+done
+got=$(udp_answers "$(node_addr $nodes)" $((replicas * 3)))
+check "UDP via mesh-n$nodes:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
+
+# --- ipvsadm in each ingress sandbox -----------------------------------------------------------------
+fwm_services() { in_ns "$1" ipvsadm -Ln | grep -cE '^FWM '; }
+masq_dests() { in_ns "$1" ipvsadm -Ln --fwmark-service "$2" | awk '$1 == "->" && $3 == "Masq" { split($2, a, ":"); print a[1] }' | sort | paste -sd' '; }
+for i in $(seq 1 $nodes); do
+  sbx=mesh-n$i-ingress
+  check "$sbx: one FWM service (published services: 1)" test "$(fwm_services "$sbx")" -eq 1
+  got=$(masq_dests "$sbx" "$mark")
+  check "$sbx: FWM $mark rr has the task ingress IPs as Masq real servers ($got)" test "$got" = "$web_ips"
+  rules=$(in_ns "$sbx" iptables-legacy-save)
+  check "$sbx: mangle MARK 0x$(printf %x "$mark") for 8080/tcp and 8080/udp" test "$(grep -c -- "--dport 8080 -j MARK --set-xmark 0x$(printf %x "$mark")/0xffffffff" <<<"$rules")" -eq 2
+  check "$sbx: nat -m ipvs --ipvs SNAT" grep -q -- '-A MESH-POSTROUTING -d 10.255.0.0/16 -m ipvs --ipvs -j SNAT --to-source 10.255.' <<<"$rules"
+  check "$sbx: net.ipv4.vs.conntrack=1, expire_nodest_conn=1" test "$(in_ns "$sbx" cat /proc/sys/net/ipv4/vs/conntrack /proc/sys/net/ipv4/vs/expire_nodest_conn | paste -sd,)" = "1,1"
+done
+echo "--- ipvsadm -Ln in mesh-n$nodes-ingress"; in_ns "mesh-n$nodes-ingress" ipvsadm -Ln
+
+# --- east-west: a task reaches web's appnet VIP through IPVS in its own namespace ----------------------
+client_task=$(jq -r '[.state.tasks[] | select(.service == "api") | .name] | sort | .[0]' <<<"$status")
+got=$(for _ in $(seq 1 $((replicas * 3))); do in_ns "mesh-$client_task" curl -s -m 3 "http://$vip/" | cut -d' ' -f1; done | sort -u | paste -sd' ')
+check "east-west: $client_task → web VIP $vip reaches every web task (got: $got)" test "$got" = "$web_tasks"
+check "east-west: mesh-$client_task has an FWM service for web@appnet" test "$(fwm_services "mesh-$client_task")" -ge 1
+
+# --- restart: a killed daemon comes back and changes nothing --------------------------------------------
+snapshot() { in_ns "mesh-n$nodes-ingress" ipvsadm -Sn | sort; in_ns "mesh-n$nodes-ingress" iptables-legacy-save | grep -E '^-A .*MESH|^:MESH' | sort; }
+before=$(snapshot)
+changes_before=$(grep -c 'Applied ipvs changes' "/run/mesh/lab/mesh-n$nodes.log")
+for pid in $(ip netns pids "mesh-n$nodes"); do kill -KILL "$pid"; done
+"$mesh" lab up --nodes $nodes --replicas $replicas --dataplane ipvs >/dev/null
+check "restart: the sandbox's IPVS and MESH rules are unchanged" test "$before" = "$(snapshot)"
+check "restart: the new daemon applied no ipvs change" test "$(grep -c 'Applied ipvs changes' "/run/mesh/lab/mesh-n$nodes.log")" -eq "$changes_before"
+got=$(answers "http://$(node_addr $nodes):8080/" $((replicas * 3)))
+check "restart: mesh-n$nodes:8080 still reaches every web task (got: $got)" test "$got" = "$web_tasks"
+
+# --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
+gone_task=${web_tasks##* }
+gone_ip=$(jq -r --arg t "$gone_task" '.state.tasks[] | select(.name == $t) | .addresses.ingress' <<<"$status")
+api=unix:///run/mesh/lab/mesh-n1.sock
+weight_of() { in_ns "$1" ipvsadm -Ln --fwmark-service "$mark" | awk -v ip="$gone_ip:0" '$1 == "->" && $2 == ip { print $4 }'; }
+all_weight() { local i; for i in $(seq 1 $nodes); do [[ $(weight_of "mesh-n$i-ingress") == "$1" ]] || return 1; done; }
+"$mesh" task rm "$gone_task" --api "$api" >/dev/null
+check "drain: $gone_task ($gone_ip) is at weight 0 in every sandbox" wait_for 20 all_weight 0
+got=$(answers "http://$(node_addr $nodes):8080/" $((replicas * 3)))
+check "drain: new connections avoid $gone_task (got: $got)" test "$got" = "${web_tasks% *}"
+sleep 6 # the default drain period is 5 s; removal happens on the next sync after it: make one
+"$mesh" service create drain-probe --api "$api" >/dev/null
+check "drain: $gone_task is removed from every sandbox after the drain period" wait_for 20 all_weight ""
+
+# --- lab down leaves nothing -------------------------------------------------------------------------
+"$mesh" lab down
+check "lab down: no mesh namespaces left ($(ip netns list | grep -c mesh))" test "$(ip netns list | grep -c mesh)" -eq 0
+check "lab down: no mesh processes left" test -z "$(pgrep -f 'mesh (daemon|lab serve)' || true)"
+check "lab down: no IPVS services left in the guest's root namespace" test "$(ipvsadm -Ln | grep -cE '^(TCP|UDP|FWM) ')" -eq 0
+finish
