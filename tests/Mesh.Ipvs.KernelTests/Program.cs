@@ -15,7 +15,7 @@ if (!IpvsHandle.IsSupported())
 switch (mode)
 {
     case "test":
-        return Runner.RunAll(IpvsKernelTests.All(), args.Length > 1 ? args[1] : null);
+        return Runner.RunAll([.. IpvsKernelTests.All(), .. IpvsDataplaneKernelTests.All()], args.Length > 1 ? args[1] : null);
     case "bench":
         int n = args.Length > 1 ? int.Parse(args[1]) : 1000;
         int m = args.Length > 2 ? int.Parse(args[2]) : 10;

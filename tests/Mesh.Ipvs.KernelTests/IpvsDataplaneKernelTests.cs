@@ -1,0 +1,119 @@
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Iptables;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mesh.Ipvs.KernelTests;
+
+/// <summary>
+/// The daemon's ipvs dataplane against the real kernel, one fresh namespace per test (cheaper than the lab, and
+/// exact about idempotence): converge, converge again with no change, drain, remove, timeouts.
+/// </summary>
+public static class IpvsDataplaneKernelTests
+{
+    public static IReadOnlyList<(string, Action)> All() =>
+    [
+        ("Dataplane_Sandbox_ConvergesThenIsIdempotent", Sandbox),
+        ("Dataplane_Sandbox_DrainsThenRemoves", SandboxDrain),
+        ("Dataplane_Task_VipServiceTimeoutsAndCleanup", TaskNamespace),
+    ];
+
+    private static ClusterState Cluster(int webTasks)
+    {
+        var state = StateTransitions.RegisterNode(ClusterState.Empty, new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
+        state = StateTransitions.CreateNetwork(state, new NetworkSpec { Name = "appnet", Subnet = "10.0.1.0/24", Vni = 4097 }).State;
+        state = StateTransitions.CreateService(state, new ServiceSpec
+        {
+            Name = "web",
+            Ports = [new PublishedPort(8080, 80, TransportProtocol.Tcp), new PublishedPort(8080, 80, TransportProtocol.Udp)],
+            Networks = ["appnet"],
+        }).State;
+        for (var i = 1; i <= webTasks; i++)
+        {
+            state = StateTransitions.AddTask(state, new TaskSpec { Name = $"web.{i}", Service = "web", Node = "n1" }).State;
+        }
+
+        return state;
+    }
+
+    private static IpvsDataplane Dataplane(TestNamespace ns, IpvsOptions options)
+    {
+        var runner = new ProcessCommandRunner();
+        var network = new NodeNetworkOptions { IngressSandbox = ns.Name };
+        return new IpvsDataplane(new IptablesExecutor(runner, IptablesFlavour.Legacy), new IngressSandbox(new LinkTool(runner), network), options, NullLogger<IpvsDataplane>.Instance);
+    }
+
+    private static bool Apply(IpvsDataplane dp, ClusterState state) => dp.ApplyAsync(state, state.Nodes[0], CancellationToken.None).GetAwaiter().GetResult();
+
+    private static string Mangle(TestNamespace ns) => Shell.Run("ip", "netns", "exec", ns.Name, "iptables-legacy-save", "-t", "mangle");
+
+    private static void Sandbox()
+    {
+        using var ns = new TestNamespace("mdp");
+        var dp = Dataplane(ns, new IpvsOptions());
+        var state = Cluster(3);
+        Check.True(Apply(dp, state), "first pass changes the kernel");
+        Check.True(!Apply(dp, state), "second pass over the same state changes nothing (canonical rules, equal IPVS)");
+
+        var addresses = state.Tasks.Select(t => t.Addresses["ingress"]).ToArray();
+        var ipvsadm = ns.Ipvsadm("-Ln");
+        Check.ContainsLines(ipvsadm, "ipvsadm -Ln", ["FWM 256 rr", .. addresses.Select(a => $"-> {a}:0 Masq 1 0 0")]);
+        Check.ContainsLines(Mangle(ns), "mangle",
+            "-A PREROUTING -j MESH-INGRESS",
+            "-A MESH-INGRESS -p tcp -m tcp --dport 8080 -j MARK --set-xmark 0x100/0xffffffff",
+            "-A MESH-INGRESS -p udp -m udp --dport 8080 -j MARK --set-xmark 0x100/0xffffffff");
+        Check.ContainsLines(Shell.Run("ip", "netns", "exec", ns.Name, "iptables-legacy-save", "-t", "nat"), "nat",
+            $"-A MESH-POSTROUTING -d 10.255.0.0/16 -m ipvs --ipvs -j SNAT --to-source {state.Nodes[0].IngressSandboxIp}");
+        Check.Equal("1", Shell.Run("ip", "netns", "exec", ns.Name, "cat", "/proc/sys/net/ipv4/vs/conntrack").Trim(), "vs.conntrack");
+
+        var gone = StateTransitions.RemoveService(state, "web");
+        Check.True(Apply(dp, gone), "removing the service changes the kernel");
+        Check.True(!ns.Ipvsadm("-Ln").Contains("FWM", StringComparison.Ordinal), "no FWM service left");
+        Check.True(!Mangle(ns).Contains("MARK", StringComparison.Ordinal), "no MARK rule left");
+        Check.True(!Apply(dp, gone), "and then nothing more to do");
+    }
+
+    private static void SandboxDrain()
+    {
+        using var ns = new TestNamespace("mdp");
+        var dp = Dataplane(ns, new IpvsOptions { DrainPeriod = TimeSpan.FromSeconds(1) });
+        var state = Cluster(2);
+        Apply(dp, state);
+        var leaving = state.Tasks.Single(t => t.Name == "web.2").Addresses["ingress"];
+        var after = StateTransitions.RemoveTask(state, "web.2");
+        Check.True(Apply(dp, after), "the task's removal changes the kernel");
+        Check.ContainsLines(ns.Ipvsadm("-Ln"), "drained", $"-> {leaving}:0 Masq 0 0 0");
+        Check.True(!Apply(dp, after), "within the drain period nothing changes");
+        Thread.Sleep(1100);
+        Check.True(Apply(dp, after), "after the drain period the server is removed");
+        Check.True(!ns.Ipvsadm("-Ln").Contains(leaving + ":", StringComparison.Ordinal), $"{leaving} removed");
+    }
+
+    private static void TaskNamespace()
+    {
+        using var ns = new TestNamespace("mdt");
+        var dp = Dataplane(ns, new IpvsOptions { TcpTimeout = TimeSpan.FromHours(2), UdpTimeout = TimeSpan.FromSeconds(60), DrainPeriod = TimeSpan.Zero });
+        var state = Cluster(2);
+        var task = state.Tasks[0];
+        var netns = new NetworkNamespacePath(ns.Path);
+        bool ApplyTask(ServiceTask? t, ClusterState s) => dp.ApplyTaskAsync(s, t, netns, CancellationToken.None).GetAwaiter().GetResult();
+
+        Check.True(ApplyTask(task, state), "first pass changes the kernel");
+        Check.True(!ApplyTask(task, state), "second pass changes nothing");
+        var vip = state.Services[0].Vips["appnet"];
+        Check.ContainsLines(ns.Ipvsadm("-Ln"), "ipvsadm -Ln", ["FWM 256 rr", .. state.Tasks.Select(t => $"-> {t.Addresses["appnet"]}:0 Masq 1 0 0")]);
+        Check.ContainsLines(Mangle(ns), "mangle", "-A OUTPUT -j MESH-VIP-OUTPUT", $"-A MESH-VIP-OUTPUT -d {vip}/32 -j MARK --set-xmark 0x100/0xffffffff");
+        Check.ContainsLines(ns.Ipvsadm("-L", "--timeout"), "timeouts", "Timeout (tcp tcpfin udp): 7200 120 60");
+
+        var fewer = StateTransitions.RemoveTask(state, "web.2");
+        Check.True(ApplyTask(task, fewer), "a gone task is removed at once with no drain period");
+        Check.True(!ns.Ipvsadm("-Ln").Contains(state.Tasks[1].Addresses["appnet"] + ":", StringComparison.Ordinal), "web.2 gone");
+
+        Check.True(ApplyTask(null, fewer), "a null task removes Mesh's objects");
+        Check.True(!ns.Ipvsadm("-Ln").Contains("FWM", StringComparison.Ordinal), "no FWM service left");
+        Check.True(!Mangle(ns).Contains("MESH", StringComparison.Ordinal), "no MESH chain left");
+        Check.True(!ApplyTask(null, fewer), "and then nothing more to do");
+    }
+}
