@@ -25,7 +25,7 @@ public static class DoctorCommand
             Report(Environment.IsPrivilegedProcess, "running as root", "run as root (network namespaces and rules need CAP_NET_ADMIN)");
             Report(Directory.Exists("/proc/sys/net/ipv4"), "network stack in /proc/sys/net", "mount /proc");
             var (ipvs, ipvsReason) = KernelFeatures.IpvsStatus();
-            Report(ipvs, $"IPVS ({ipvsReason})", "modprobe ip_vs, or use the nftables dataplane (auto does)");
+            Report(ipvs, $"IPVS: {ipvsReason}", "modprobe ip_vs, or use the nftables dataplane (auto does)");
             Report(await Works(runner, "nft", ["list", "tables"], ct), "nf_tables and the nft tool", "apt-get install nftables (and a kernel with CONFIG_NF_TABLES)");
             string flavour;
             try

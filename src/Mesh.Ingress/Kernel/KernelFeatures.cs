@@ -18,7 +18,7 @@ public static class KernelFeatures
         {
             return IpvsHandle.IsSupported()
                 ? (true, "the IPVS generic-netlink family resolves")
-                : (false, "the IPVS generic-netlink family does not resolve (no CONFIG_IP_VS, or ip_vs not loaded)");
+                : (false, "the IPVS generic-netlink family does not resolve: no CONFIG_IP_VS, or ip_vs not loaded");
         }
         catch (Exception e) when (e is Ipvs.Netlink.NetlinkException or DllNotFoundException or EntryPointNotFoundException)
         {
