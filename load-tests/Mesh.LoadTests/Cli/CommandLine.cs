@@ -282,8 +282,8 @@ public static class CommandLine
             c => { c.Options.Add(drain); c.Options.Add(keepAlive); },
             (p, s, ct) =>
             {
-                // the load must outlast three replacements: at least 30 s (smoke: 8 s)
-                s = s with { Duration = s.Smoke ? TimeSpan.FromSeconds(8) : TimeSpan.FromTicks(Math.Max(s.Duration.Ticks, TimeSpan.FromSeconds(30).Ticks)) };
+                // the load must outlast three replacements: at least 30 s (smoke: 16 s)
+                s = s with { Duration = s.Smoke ? TimeSpan.FromSeconds(16) : TimeSpan.FromTicks(Math.Max(s.Duration.Ticks, TimeSpan.FromSeconds(30).Ticks)) };
                 var d = Durations.Parse(p.GetValue(drain)!);
                 return Lab.Churn.RunAsync(new Lab.Churn.Options(s, s.Smoke && d > TimeSpan.FromMilliseconds(500) ? TimeSpan.FromMilliseconds(500) : d, p.GetValue(keepAlive)), ct);
             }));

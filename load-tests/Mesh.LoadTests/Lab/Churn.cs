@@ -53,17 +53,22 @@ public static class Churn
         // Let the measured part start, then replace every task, one at a time.
         await Task.Delay(s.Warmup + TimeSpan.FromSeconds(s.Smoke ? 0.5 : 2), ct).ConfigureAwait(false);
         var steps = new List<string>();
+        var events = new List<(DateTimeOffset At, string What)>();
+        void Event(string what) => events.Add((DateTimeOffset.UtcNow, what));
         var sw = Stopwatch.StartNew();
         var old = (await lab.StateAsync(ct).ConfigureAwait(false)).Tasks.Where(t => t.Service == LabPlan.DemoService).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
         foreach (var task in old)
         {
             var step = Stopwatch.StartNew();
-            var replacement = await StartReplacementAsync(lab, task, ct).ConfigureAwait(false);
+            var replacement = await StartReplacementAsync(lab, task, Event, ct).ConfigureAwait(false);
             var added = step.Elapsed;
+            Event($"deregister {task.Name}");
             await lab.Store.RemoveTaskAsync(task.Name, ct).ConfigureAwait(false);
             await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
+            Event($"every node applied the removal of {task.Name}");
             await Task.Delay(o.Drain, ct).ConfigureAwait(false);
             await StopTaskAsync(lab, task.Name, ct).ConfigureAwait(false);
+            Event($"{task.Name} stopped");
             var line = string.Create(CultureInfo.InvariantCulture,
                 $"{task.Name} ({task.Node}) → {replacement}: new task serving and registered after {added.TotalMilliseconds:0} ms, old drained ({Durations.Format(o.Drain)}) and removed after {step.Elapsed.TotalMilliseconds:0} ms");
             steps.Add(line);
@@ -81,6 +86,12 @@ public static class Churn
         var v = report?.Variants.FirstOrDefault();
         if (v is not null)
         {
+            // Where the failures fell against the steps (offsets from the measured part's start, ±0.1 s).
+            var t0 = report!.StartedUtc + s.Warmup;
+            var failedAt = v.Series.Where(p => p.Failed > 0).Select(p => string.Create(inv, $"{p.T:0.0} s: {p.Failed}")).ToList();
+            md.AppendLine("timeline (s from the start of the measured load):");
+            foreach (var (at, what) in events) md.AppendLine(inv, $"- {(at - t0).TotalSeconds:0.00} {what}");
+            md.AppendLine(inv, $"- failures per time slot: {(failedAt.Count == 0 ? "none" : string.Join(", ", failedAt))}").AppendLine();
             if (report!.Machine is { } m) md.AppendLine(inv, $"machine: {m.Cores} cores, kernel {m.Kernel}").AppendLine();
             md.AppendLine(inv, $"requests {v.Requests}, ok {v.Ok}, failed {v.Failed}; p50 {v.Latency.P50Us:0} µs, p99 {v.Latency.P99Us:0} µs, max {v.Latency.MaxUs:0} µs; errors: {(v.Errors.Count == 0 ? "none" : string.Join(", ", v.Errors.Select(e => $"{e.Key} {e.Value}")))}").AppendLine();
             if (replaceTime > s.Duration) md.AppendLine("- warning: the replacement outlasted the measured load; raise --duration").AppendLine();
@@ -93,7 +104,7 @@ public static class Churn
     }
 
     /// <summary>Starts web.(next) on the old task's node, waits until its server answers, registers it and waits until every daemon applied it.</summary>
-    private static async Task<string> StartReplacementAsync(LabSession lab, ServiceTask old, CancellationToken ct)
+    private static async Task<string> StartReplacementAsync(LabSession lab, ServiceTask old, Action<string> Event, CancellationToken ct)
     {
         var state = await lab.StateAsync(ct).ConfigureAwait(false);
         var service = state.Services.Single(x => x.Name == LabPlan.DemoService);
@@ -129,8 +140,10 @@ public static class Churn
             if (Stopwatch.GetTimestamp() > deadline) throw new TimeoutException($"{name}'s server did not answer on {probe}");
             await Task.Delay(50, ct).ConfigureAwait(false);
         }
+        Event($"{name} answers; register it");
         await lab.Store.AddTaskAsync(new TaskSpec { Name = name, Service = service.Name, Node = old.Node, NetnsPath = taskNs.Path, Addresses = addresses }, ct).ConfigureAwait(false);
         await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
+        Event($"every node applied {name}");
         return name;
     }
 

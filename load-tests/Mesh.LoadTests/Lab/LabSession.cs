@@ -49,6 +49,16 @@ public sealed class LabSession : IAsyncDisposable
         }
         catch
         {
+            // lab down deletes the daemons' logs with their directory: keep them for the post-mortem
+            try
+            {
+                var keep = Path.Combine(Cli.Runner.DefaultResultsRoot(), $"lab-logs-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
+                Directory.CreateDirectory(keep);
+                foreach (var f in Directory.Exists(LabPlan.StateDirectory) ? Directory.GetFiles(LabPlan.StateDirectory, "*.log") : [])
+                    File.Copy(f, Path.Combine(keep, Path.GetFileName(f)), overwrite: true);
+                await log.WriteLineAsync($"lab up failed: daemon logs kept in {Path.GetFullPath(keep)}").ConfigureAwait(false);
+            }
+            catch (IOException) { }
             await session.DisposeAsync().ConfigureAwait(false);
             throw;
         }
