@@ -261,10 +261,11 @@ public static class CommandLine
 
         // ---- lab scenarios: each takes /tmp/mesh-lab.lock, brings up the lab it needs and tears it down
         var noWrk = new Option<bool>("--no-wrk") { Description = "skip the wrk run of the same paths" };
+        var replicas = new Option<int>("--replicas") { Description = "replicas of web in the lab (1: mesh and direct end at the same server)", DefaultValueFactory = _ => 1 };
         var directTask = new Option<string>("--direct-task") { Description = "the task whose ingress IP is the direct baseline", DefaultValueFactory = _ => "web.1" };
         root.Subcommands.Add(Scenario("mesh-vs-direct", "lab: HTTP through node 3's published port (overlay crossed) vs straight to a task's IP over the same overlay; keep-alive and new connections; wrk beside; ratio last",
-            c => { c.Options.Add(noWrk); c.Options.Add(directTask); },
-            (p, s, ct) => Lab.MeshVsDirect.RunAsync(new Lab.MeshVsDirect.Options(s, !p.GetValue(noWrk), p.GetValue(directTask)!), ct), defaultRounds: 4));
+            c => { c.Options.Add(noWrk); c.Options.Add(directTask); c.Options.Add(replicas); },
+            (p, s, ct) => Lab.MeshVsDirect.RunAsync(new Lab.MeshVsDirect.Options(s, !p.GetValue(noWrk), p.GetValue(directTask)!, Math.Max(1, p.GetValue(replicas))), ct), defaultRounds: 4));
 
         var sizes = new Option<string>("--sizes") { Description = "service counts, comma-separated (smoke: 100)", DefaultValueFactory = _ => "100,1000,10000" };
         var tasksPer = new Option<int>("--tasks") { Description = "tasks per service", DefaultValueFactory = _ => 10 };

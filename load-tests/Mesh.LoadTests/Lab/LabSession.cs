@@ -20,8 +20,9 @@ public sealed class LabSession : IAsyncDisposable
     private readonly LabLock _lock;
     private readonly TextWriter _log;
 
-    private LabSession(LabLock labLock, TextWriter log)
+    private LabSession(LabLock labLock, TextWriter log, int replicas)
     {
+        Plan = new LabPlan(3, replicas, "auto");
         _lock = labLock;
         _log = log;
         Runner = new ProcessCommandRunner();
@@ -30,14 +31,14 @@ public sealed class LabSession : IAsyncDisposable
 
     public ProcessCommandRunner Runner { get; }
     public LabCluster Cluster { get; }
-    public LabPlan Plan { get; } = new(3, 3, "auto");
+    public LabPlan Plan { get; }
     public IClusterStore Store { get; } = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
 
-    public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct)
+    public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct, int replicas = 3)
     {
         if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("lab scenarios build network namespaces: run as root");
         var labLock = await LabLock.AcquireAsync(log, ct).ConfigureAwait(false);
-        var session = new LabSession(labLock, log);
+        var session = new LabSession(labLock, log, replicas);
         try
         {
             var sw = Stopwatch.StartNew();

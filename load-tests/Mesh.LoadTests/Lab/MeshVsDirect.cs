@@ -24,7 +24,7 @@ public static class MeshVsDirect
     public const string MeshSource = "198.18.0.101";
     public const string DirectSource = "198.18.0.102";
 
-    public sealed record Options(Settings Settings, bool Wrk, string DirectTask);
+    public sealed record Options(Settings Settings, bool Wrk, string DirectTask, int Replicas = 1);
 
     public static async Task<int> RunAsync(Options o, CancellationToken ct)
     {
@@ -32,7 +32,9 @@ public static class MeshVsDirect
         var outRoot = s.Out ?? Path.Combine(Runner.DefaultResultsRoot(), $"mesh-vs-direct-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
         Directory.CreateDirectory(outRoot);
         var log = Console.Error;
-        await using var lab = await LabSession.UpAsync(log, ct).ConfigureAwait(false);
+        // One replica by default: both paths then end at the same server process (web.1 on node 1), so only the
+        // path differs (with three replicas the mesh spreads over three servers competing for two cores).
+        await using var lab = await LabSession.UpAsync(log, ct, o.Replicas).ConfigureAwait(false);
 
         var state = await lab.StateAsync(ct).ConfigureAwait(false);
         var task = state.Tasks.FirstOrDefault(t => t.Name == o.DirectTask) ?? throw new ArgumentException($"no task {o.DirectTask} in the lab");
