@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Mesh uses (only those missing). Usage: scripts/install-deps.sh run|test
 set -euo pipefail
-run_pkgs=(iproute2 iptables nftables curl util-linux procps)
-test_pkgs=(bind9-dnsutils dnsmasq-base wrk conntrack ipvsadm busybox-static tcpdump)
+run_pkgs=(iproute2 iptables nftables curl util-linux procps dnsmasq-base)
+test_pkgs=(bind9-dnsutils wrk conntrack ipvsadm busybox-static tcpdump etcd-server)
 want=("${run_pkgs[@]}")
 [ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")
 missing=()

@@ -24,10 +24,10 @@ public static class CliErrors
         }
         catch (StoreUnavailableException e)
         {
-            await Console.Error.WriteLineAsync($"mesh: cannot reach the daemon: {e.Message} (is 'mesh daemon' running? set --api or MESH_API)").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"mesh: unavailable: {e.Message} (is 'mesh daemon' running, with its store reachable? set --api or MESH_API)").ConfigureAwait(false);
             return Unreachable;
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or FormatException)
         {
             await Console.Error.WriteLineAsync($"mesh: error: {e.Message}").ConfigureAwait(false);
             return Usage;

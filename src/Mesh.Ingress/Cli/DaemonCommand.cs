@@ -18,6 +18,7 @@ public static class DaemonCommand
         var stateDir = new Option<string>("--state-dir") { Description = "Where the embedded store keeps its state", DefaultValueFactory = _ => "/var/lib/mesh" };
         var logFile = new Option<string?>("--log-file") { Description = "Log to this file instead of the console" };
         var sandbox = new Option<string>("--ingress-sandbox") { Description = "Network namespace name of the ingress sandbox", DefaultValueFactory = _ => new NodeNetworkOptions().IngressSandbox };
+        var leaseTtl = new Option<int>("--lease-ttl") { Description = "With etcd: seconds after which a silent node's tasks leave every backend set", DefaultValueFactory = _ => 10 };
         var upstream = new Option<string[]>("--dns-upstream") { Description = "Upstream DNS server IP[:PORT] for names Mesh does not own (repeatable; default: the node's /etc/resolv.conf)" };
         var ipvsTcp = new Option<int?>("--ipvs-tcp-timeout") { Description = "ipvs dataplane: idle timeout of TCP connections in seconds (kernel default 900)" };
         var ipvsTcpFin = new Option<int?>("--ipvs-tcpfin-timeout") { Description = "ipvs dataplane: timeout after FIN in seconds (kernel default 120)" };
@@ -25,12 +26,30 @@ public static class DaemonCommand
         var ipvsDrain = new Option<double>("--ipvs-drain") { Description = "ipvs dataplane: seconds a gone task's real server stays at weight 0 before removal", DefaultValueFactory = _ => new IpvsOptions().DrainPeriod.TotalSeconds };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            if (parse.GetValue(store) != "embedded")
+            var storeText = parse.GetValue(store)!;
+            string? etcd = null;
+            if (storeText.StartsWith("etcd://", StringComparison.Ordinal))
             {
-                throw new ArgumentException($"--store {parse.GetValue(store)}: only the embedded store exists so far (etcd is on the roadmap)");
+                Discovery.Store.Etcd.EtcdStoreOptions.ParseEndpoints(storeText); // validates, naming what is wrong
+                etcd = storeText;
+            }
+            else if (storeText != "embedded")
+            {
+                throw new ArgumentException($"--store '{storeText}' must be embedded or etcd://HOST:PORT[,HOST:PORT...]");
+            }
+
+            if (etcd is not null && parse.GetValue(join) is not null)
+            {
+                throw new ArgumentException("--join is for the embedded store; with --store etcd every daemon talks to etcd");
+            }
+
+            var ttl = parse.GetValue(leaseTtl);
+            if (ttl is < 2 or > 3600)
+            {
+                throw new ArgumentException($"--lease-ttl {ttl}: use 2 to 3600 seconds");
             }
 
             var endpoints = (parse.GetValue(api) is { Length: > 0 } given ? given : [ApiClientFactory.DefaultApi]).Select(ParseEndpoint).ToArray();
@@ -39,6 +58,8 @@ public static class DaemonCommand
             {
                 Node = Validate.Label("--node", parse.GetValue(node)),
                 AdvertiseAddress = Validate.IPv4("--advertise-addr", parse.GetValue(advertise)).ToString(),
+                Etcd = etcd,
+                LeaseTtl = TimeSpan.FromSeconds(ttl),
                 Join = joinUrl is null ? null : Uri.TryCreate(joinUrl, UriKind.Absolute, out var u) && u.Scheme == "http" ? u : throw new ArgumentException($"--join '{joinUrl}' must be http://HOST:PORT"),
                 Dataplane = Enum.TryParse<DataplaneChoice>(parse.GetValue(dataplane), ignoreCase: true, out var d) ? d : throw new ArgumentException($"--dataplane '{parse.GetValue(dataplane)}' must be auto, ipvs or nftables"),
                 ApiEndpoints = endpoints,

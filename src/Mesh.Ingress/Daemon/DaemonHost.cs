@@ -2,6 +2,7 @@ using System.Net;
 using Mesh.Discovery.Dns;
 using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
+using Mesh.Discovery.Store.Etcd;
 using Mesh.Ingress.Api;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
@@ -76,11 +77,17 @@ public static class DaemonHost
         services.AddSingleton(new NodeStatus
         {
             Node = options.Node,
-            Store = options.Join is null ? "embedded" : $"joined {options.Join}",
+            Store = options.Etcd ?? (options.Join is null ? "embedded" : $"joined {options.Join}"),
             Dataplane = dataplaneName,
             DataplaneReason = reason,
         });
-        if (options.Join is null)
+        if (options.Etcd is not null)
+        {
+            services.AddSingleton<IClusterStore>(sp => new EtcdStore(
+                EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl },
+                sp.GetRequiredService<ILogger<EtcdStore>>()));
+        }
+        else if (options.Join is null)
         {
             services.AddSingleton<IClusterStore>(sp => new EmbeddedStore(options.StateDirectory, sp.GetRequiredService<ILogger<EmbeddedStore>>()));
         }
@@ -104,7 +111,7 @@ public static class DaemonHost
         app.MapMeshApi();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Daemon");
         log.LogInformation("Starting node {Node}: dataplane {Dataplane} ({Reason}), iptables {Flavour}, store {Store}",
-            options.Node, dataplaneName, reason, flavour.Name, options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
+            options.Node, dataplaneName, reason, flavour.Name, options.Etcd ?? options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
 
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         foreach (var endpoint in options.ApiEndpoints.Where(e => e.Scheme == "unix"))

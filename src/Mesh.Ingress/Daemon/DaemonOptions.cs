@@ -18,8 +18,14 @@ public sealed record DaemonOptions
     /// <summary>Where the embedded store keeps its file (the store holder only).</summary>
     public string StateDirectory { get; init; } = "/var/lib/mesh";
 
-    /// <summary>URL of the store holder's API; null means this daemon holds the embedded store.</summary>
+    /// <summary>URL of the store holder's API; null means this daemon holds the embedded store (or uses etcd).</summary>
     public Uri? Join { get; init; }
+
+    /// <summary><c>etcd://HOST:PORT[,HOST:PORT…]</c>, or null for the embedded store.</summary>
+    public string? Etcd { get; init; }
+
+    /// <summary>With etcd: a node whose daemon has not renewed its lease for this long is taken out of every backend set and DNS answer.</summary>
+    public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(10);
 
     public DataplaneChoice Dataplane { get; init; } = DataplaneChoice.Auto;
 

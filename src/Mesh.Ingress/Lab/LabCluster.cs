@@ -27,13 +27,22 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         RequireRoot();
         Directory.CreateDirectory(LabPlan.StateDirectory);
         var existing = ReadState();
-        if (existing is not null && (existing.Nodes != plan.Nodes || existing.Replicas != plan.Replicas || existing.Dataplane != plan.Dataplane))
+        var wanted = new LabState
+        {
+            Nodes = plan.Nodes,
+            Replicas = plan.Replicas,
+            Dataplane = plan.Dataplane,
+            Store = plan.Store,
+            EtcdMembers = plan.EtcdMembers,
+            LeaseTtlSeconds = plan.LeaseTtlSeconds,
+        };
+        if (existing is not null && existing with { Created = wanted.Created } != wanted)
         {
             throw new InvalidOperationException(
-                $"a lab with {existing.Nodes} nodes, {existing.Replicas} replicas and dataplane {existing.Dataplane} already exists; run 'mesh lab down' first");
+                $"a lab with {existing.Nodes} nodes, {existing.Replicas} replicas, dataplane {existing.Dataplane} and store {existing.Store} already exists; run 'mesh lab down' first");
         }
 
-        await File.WriteAllTextAsync(plan.StateFile, JsonSerializer.Serialize(new LabState { Nodes = plan.Nodes, Replicas = plan.Replicas, Dataplane = plan.Dataplane }, MeshJson.Options), ct);
+        await File.WriteAllTextAsync(plan.StateFile, JsonSerializer.Serialize(existing ?? wanted, MeshJson.Options), ct);
         output.WriteLine(existing is null ? $"Building a {plan.Nodes}-node lab (dataplane {plan.Dataplane})" : "Lab exists: converging it");
 
         await BuildUnderlayAsync(plan, ct);
@@ -46,6 +55,11 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         }
 
         await StartUpstreamDnsAsync(ct);
+        if (plan.UsesEtcd)
+        {
+            await StartEtcdAsync(plan, ct);
+        }
+
         for (var i = 1; i <= plan.Nodes; i++)
         {
             await StartDaemonAsync(plan, i, ct);
@@ -214,7 +228,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             return 0;
         }
 
-        output.WriteLine($"Lab: {lab.Nodes} nodes, {lab.Replicas} replicas, created {lab.Created:u}");
+        output.WriteLine($"Lab: {lab.Nodes} nodes, {lab.Replicas} replicas, store {lab.Store}{(lab.Store == "etcd" ? $" ({lab.EtcdMembers} members, lease TTL {lab.LeaseTtlSeconds} s)" : "")}, created {lab.Created:u}");
         output.WriteLine();
         TableWriter.Write(output, ["NODE", "ADDRESS", "DAEMON", "DATAPLANE", "STORE", "APPLIED REV", "LAST ERROR"], infos.Select(x => (IReadOnlyList<string>)
         [
@@ -251,7 +265,8 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         await _links.IpAsync(lan, ["link", "set", LabPlan.Underlay, "up"], ct);
         var hosts = Enumerable.Range(1, plan.Nodes).Select(i => (Ns: LabPlan.NodeName(i), Port: $"n{i}", Address: LabPlan.NodeAddress(i)))
             .Append((Ns: LabPlan.Client, Port: "client", Address: LabPlan.ClientAddress))
-            .Append((Ns: LabPlan.Upstream, Port: "upstream", Address: LabPlan.UpstreamAddress));
+            .Append((Ns: LabPlan.Upstream, Port: "upstream", Address: LabPlan.UpstreamAddress))
+            .Concat(Enumerable.Range(1, plan.UsesEtcd ? plan.EtcdMembers : 0).Select(k => (Ns: LabPlan.EtcdName(k), Port: $"etcd{k}", Address: LabPlan.EtcdAddress(k))));
         foreach (var (ns, port, address) in hosts)
         {
             await _links.EnsureNamespaceAsync(ns, ct);
@@ -319,7 +334,11 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             "--ingress-sandbox", LabPlan.SandboxName(i), "--ingress-bridge", LabPlan.IngressBridge,
             "--dns-upstream", LabPlan.UpstreamAddress,
         ];
-        if (i == 1)
+        if (plan.UsesEtcd)
+        {
+            args.AddRange(["--store", plan.EtcdEndpoints, "--lease-ttl", plan.LeaseTtlSeconds.ToString(CultureInfo.InvariantCulture)]);
+        }
+        else if (i == 1)
         {
             args.AddRange(["--api", $"tcp://{LabPlan.NodeAddress(1)}:{LabPlan.StorePort}", "--state-dir", $"{LabPlan.StateDirectory}/store"]);
         }
@@ -414,7 +433,39 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
     }
 
     private static bool IsLabNamespace(string name) =>
-        name is LabPlan.Underlay or LabPlan.Client or LabPlan.Upstream || NodeNamespace().IsMatch(name) || TaskNamespace().IsMatch(name);
+        name is LabPlan.Underlay or LabPlan.Client or LabPlan.Upstream || NodeNamespace().IsMatch(name) || TaskNamespace().IsMatch(name) || EtcdNamespace().IsMatch(name);
+
+    /// <summary>A real etcd (Debian's etcd-server) on the underlay: one member, or a cluster of three.</summary>
+    private async Task StartEtcdAsync(LabPlan plan, CancellationToken ct)
+    {
+        const string etcd = "/usr/bin/etcd";
+        if (!File.Exists(etcd))
+        {
+            throw new InvalidOperationException("--store etcd needs etcd: apt-get install etcd-server");
+        }
+
+        var cluster = string.Join(',', Enumerable.Range(1, plan.EtcdMembers).Select(k => $"m{k}=http://{LabPlan.EtcdAddress(k)}:2380"));
+        for (var k = 1; k <= plan.EtcdMembers; k++)
+        {
+            if ((await PidsAsync(LabPlan.EtcdName(k), ct)).Count > 0)
+            {
+                continue;
+            }
+
+            var address = LabPlan.EtcdAddress(k);
+            MeshExecutable.StartDetachedIn(LabPlan.EtcdName(k), etcd,
+            [
+                "--name", $"m{k}", "--data-dir", $"{LabPlan.StateDirectory}/etcd{k}",
+                "--listen-client-urls", $"http://{address}:2379", "--advertise-client-urls", $"http://{address}:2379",
+                "--listen-peer-urls", $"http://{address}:2380", "--initial-advertise-peer-urls", $"http://{address}:2380",
+                "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "mesh-lab",
+            ], $"{LabPlan.StateDirectory}/etcd{k}.log");
+        }
+
+        await WaitUntilAsync(async () =>
+            (await runner.RunAsync("ip", ["netns", "exec", LabPlan.Client, "curl", "-sf", "-m", "2", $"http://{LabPlan.EtcdAddress(1)}:2379/health"], null, ct)).Stdout.Contains("true", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(60), $"etcd did not become healthy: see {LabPlan.StateDirectory}/etcd1.log", ct);
+    }
 
     /// <summary>
     /// dnsmasq on the underlay as the site's resolver: it serves <c>upstream.test</c> (with a TXT record too big
@@ -484,6 +535,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             throw new InvalidOperationException("the lab creates network namespaces: run it as root");
         }
     }
+
+    [GeneratedRegex(@"^mesh-etcd\d+$")]
+    private static partial Regex EtcdNamespace();
 
     [GeneratedRegex(@"^mesh-n\d+(-ingress)?$")]
     private static partial Regex NodeNamespace();

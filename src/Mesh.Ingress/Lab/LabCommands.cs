@@ -13,7 +13,10 @@ public static class LabCommands
         var nodes = new Option<int>("--nodes") { Description = "Number of nodes (the last one runs no task)", DefaultValueFactory = _ => 3 };
         var replicas = new Option<int>("--replicas") { Description = "Replicas of the demo service 'web'", DefaultValueFactory = _ => 3 };
         var dataplane = new Option<string>("--dataplane") { Description = "auto, ipvs or nftables", DefaultValueFactory = _ => "auto" };
-        var up = new Command("up", "Build the lab and start a daemon per node (converges an existing lab)") { nodes, replicas, dataplane };
+        var store = new Option<string>("--store") { Description = "embedded (node 1 holds it) or etcd (a real etcd on the underlay)", DefaultValueFactory = _ => "embedded" };
+        var members = new Option<int>("--etcd-members") { Description = "etcd members with --store etcd: 1 or 3", DefaultValueFactory = _ => 1 };
+        var leaseTtl = new Option<int>("--lease-ttl") { Description = "With etcd: seconds before a silent node's tasks leave every backend", DefaultValueFactory = _ => 10 };
+        var up = new Command("up", "Build the lab and start a daemon per node (converges an existing lab)") { nodes, replicas, dataplane, store, members, leaseTtl };
         up.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var n = parse.GetValue(nodes);
@@ -34,7 +37,25 @@ public static class LabCommands
                 throw new ArgumentException($"--dataplane '{dp}' must be auto, ipvs or nftables");
             }
 
-            await new LabCluster(new ProcessCommandRunner(), Console.Out).UpAsync(new LabPlan(n, r, dp), ct);
+            var st = parse.GetValue(store)!;
+            if (st is not ("embedded" or "etcd"))
+            {
+                throw new ArgumentException($"--store '{st}' must be embedded or etcd");
+            }
+
+            var m = parse.GetValue(members);
+            if (m is not (1 or 3))
+            {
+                throw new ArgumentException($"--etcd-members {m}: use 1 or 3");
+            }
+
+            var ttl = parse.GetValue(leaseTtl);
+            if (ttl is < 2 or > 3600)
+            {
+                throw new ArgumentException($"--lease-ttl {ttl}: use 2 to 3600 seconds");
+            }
+
+            await new LabCluster(new ProcessCommandRunner(), Console.Out).UpAsync(new LabPlan(n, r, dp, st, m, ttl), ct);
             return 0;
         }));
 

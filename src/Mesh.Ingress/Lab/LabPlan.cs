@@ -3,8 +3,16 @@ using System.Globalization;
 namespace Mesh.Ingress.Lab;
 
 /// <summary>The lab's address plan (ARCHITECTURE.md): names and addresses every test and doc relies on.</summary>
-public sealed record LabPlan(int Nodes, int Replicas, string Dataplane)
+public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string Store = "embedded", int EtcdMembers = 1, int LeaseTtlSeconds = 10)
 {
+    public bool UsesEtcd => Store == "etcd";
+
+    public static string EtcdName(int k) => string.Create(CultureInfo.InvariantCulture, $"mesh-etcd{k}");
+
+    public static string EtcdAddress(int k) => string.Create(CultureInfo.InvariantCulture, $"{UnderlayPrefix}.{20 + k}");
+
+    public string EtcdEndpoints => "etcd://" + string.Join(',', Enumerable.Range(1, EtcdMembers).Select(k => $"{EtcdAddress(k)}:2379"));
+
     public const string Underlay = "mesh-lan";
     public const string UnderlayPrefix = "198.18.0";
     public const string Client = "mesh-client";

@@ -6,5 +6,8 @@ public sealed record LabState
     public required int Nodes { get; init; }
     public required int Replicas { get; init; }
     public required string Dataplane { get; init; }
+    public string Store { get; init; } = "embedded";
+    public int EtcdMembers { get; init; } = 1;
+    public int LeaseTtlSeconds { get; init; } = 10;
     public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
 }

@@ -25,23 +25,25 @@ public static class MeshExecutable
         return StartDetachedIn(netns, file, [.. prefix, .. arguments]);
     }
 
-    /// <summary>Starts any program inside <paramref name="netns"/>, detached as <see cref="StartDetachedIn(string, IReadOnlyList{string})"/> does.</summary>
-    public static int StartDetachedIn(string netns, string file, IReadOnlyList<string> arguments)
+    /// <summary>
+    /// Starts any program inside <paramref name="netns"/>, detached as <see cref="StartDetachedIn(string, IReadOnlyList{string})"/> does,
+    /// with its output appended to <paramref name="logFile"/>. A fixed <c>sh</c> script does the redirection; the
+    /// program and its arguments reach it as positional parameters, never as script text.
+    /// </summary>
+    public static int StartDetachedIn(string netns, string file, IReadOnlyList<string> arguments, string logFile = "/dev/null")
     {
-        var info = new ProcessStartInfo("setsid")
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in (string[])["nsenter", $"--net={Kernel.NetworkNamespacePath.Named(netns).Path}", "--", file, .. arguments])
+        var info = new ProcessStartInfo("setsid") { UseShellExecute = false };
+        string[] argv =
+        [
+            "nsenter", $"--net={Kernel.NetworkNamespacePath.Named(netns).Path}", "--",
+            "sh", "-c", "log=$1; shift; exec \"$@\" </dev/null >>\"$log\" 2>&1", "sh", logFile, file, .. arguments,
+        ];
+        foreach (var a in argv)
         {
             info.ArgumentList.Add(a);
         }
 
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start mesh in {netns}");
-        process.StandardInput.Close();
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {file} in {netns}");
         return process.Id;
     }
 }

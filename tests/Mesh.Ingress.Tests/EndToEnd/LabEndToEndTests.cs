@@ -8,6 +8,7 @@ namespace Mesh.Ingress.Tests.EndToEnd;
 /// <summary>The routing mesh and discovery end to end on this kernel, with curl, dig, getent and real sockets as the clients.</summary>
 [TestCaseOrderer("Mesh.Ingress.Tests.EndToEnd.AlphabeticalOrderer", "Mesh.Ingress.Tests")]
 [Trait("Category", "Lab")]
+[Collection("Lab")]
 public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
 {
     private static readonly string[] AllTasks = ["web.1", "web.2", "web.3"];
@@ -104,7 +105,7 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
         Assert.Single(pids);
         await Shell.CheckedAsync("kill", "-KILL", pids[0]);
 
-        var up = await Shell.MeshAsync("lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables");
+        var up = await Shell.MeshAsync(lab.UpArguments);
         Assert.True(up.ExitCode == 0, up.Stderr);
         Assert.NotEqual(pids[0], (await Shell.CheckedAsync("ip", "netns", "pids", "mesh-n3")).Trim());
         Assert.Equal(before, await Shell.MeshRulesAsync("mesh-n3"));
@@ -127,7 +128,7 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
         var pid = (await Shell.CheckedAsync("ip", "netns", "pids", "mesh-n1")).Trim();
         await Shell.CheckedAsync("kill", "-KILL", pid);
 
-        var up = await Shell.MeshAsync("lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables");
+        var up = await Shell.MeshAsync(lab.UpArguments);
         Assert.True(up.ExitCode == 0, up.Stderr);
         var stateAfter = await LabStateAsync();
         Assert.Equal(stateBefore.Revision, stateAfter.Revision);
@@ -228,7 +229,7 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
         Assert.Contains("status: SERVFAIL", answer.Stdout, StringComparison.Ordinal);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(6), $"SERVFAIL took {clock.Elapsed}");
 
-        Assert.Equal(0, (await Shell.MeshAsync("lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables")).ExitCode);
+        Assert.Equal(0, (await Shell.MeshAsync(lab.UpArguments)).ExitCode);
         await EventuallyAsync(async () => Assert.Equal(["198.18.0.200"], await DigAsync("mesh-web.1", "www.upstream.test")));
     }
 
@@ -270,18 +271,18 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
         }
     }
 
-    private static async Task<Mesh.Discovery.Model.ClusterState> LabStateAsync()
+    internal static async Task<Mesh.Discovery.Model.ClusterState> LabStateAsync()
     {
         using var http = Mesh.Ingress.Cli.ApiClientFactory.Create("unix:///run/mesh/lab/mesh-n1.sock");
         return await new Mesh.Discovery.Store.RemoteStore(http).GetStateAsync();
     }
 
     /// <summary>dig inside a task's namespace (so through its resolv.conf and 127.0.0.11); the answer lines.</summary>
-    private static async Task<List<string>> DigAsync(string netns, params string[] query) =>
+    internal static async Task<List<string>> DigAsync(string netns, params string[] query) =>
         (await Shell.CheckedAsync("ip", ["netns", "exec", netns, "dig", "+short", .. query]))
             .Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
 
-    private static async Task EventuallyAsync(Func<Task> assertion)
+    internal static async Task EventuallyAsync(Func<Task> assertion, int attempts = 20)
     {
         for (var attempt = 0; ; attempt++)
         {
@@ -290,7 +291,7 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
                 await assertion();
                 return;
             }
-            catch (Exception) when (attempt < 20)
+            catch (Exception) when (attempt < attempts)
             {
                 await Task.Delay(100);
             }

@@ -1,8 +1,19 @@
 namespace Mesh.Ingress.Tests.EndToEnd;
 
+/// <summary>The lab tests share one machine-wide lab: their classes run one after the other.</summary>
+[CollectionDefinition("Lab")]
+public sealed class LabCollection;
+
 /// <summary>One 3-node lab (nftables dataplane, web.1/web.3 on node 1, web.2 on node 2, none on node 3) for the whole class.</summary>
-public sealed class LabFixture : IAsyncLifetime
+public sealed class LabFixture() : LabFixtureBase();
+
+/// <summary>The same lab on etcd (one member, 3 s leases).</summary>
+public sealed class EtcdLabFixture() : LabFixtureBase("--store", "etcd", "--lease-ttl", "3");
+
+public abstract class LabFixtureBase(params string[] extra) : IAsyncLifetime
 {
+    public string[] UpArguments { get; } = ["lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables", .. extra];
+
     public static readonly string[] NodeAddresses = ["198.18.0.11", "198.18.0.12", "198.18.0.13"];
 
     public string? UpOutput { get; private set; }
@@ -19,7 +30,7 @@ public sealed class LabFixture : IAsyncLifetime
 
         _lock = await LabLock.AcquireAsync();
         await Shell.MeshAsync("lab", "down");
-        var up = await Shell.MeshAsync("lab", "up", "--nodes", "3", "--replicas", "3", "--dataplane", "nftables");
+        var up = await Shell.MeshAsync(UpArguments);
         UpOutput = $"exit {up.ExitCode}\n{up.Stdout}\n{up.Stderr}";
         if (up.ExitCode != 0)
         {
