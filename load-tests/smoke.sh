@@ -2,11 +2,11 @@
 # CI smoke of the load tests, as root, after test.sh installed its packages: the runner against loopback
 # responders, then each lab scenario in --smoke mode (each takes /tmp/mesh-lab.lock itself, brings the lab up
 # and down). Seconds per scenario; about 2-3 minutes in all, most of it three lab ups.
-# Ends with one line "load-tests smoke: N passed, N failed" (test.sh adds it to its totals).
+# Ends with one line "load-tests-smoke: N passed, N failed" (test.sh adds it to its totals).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet build -c Release load-tests/Mesh.LoadTests --nologo -v quiet -clp:ErrorsOnly || { echo "load-tests smoke: 0 passed, 1 failed"; exit 1; }
+dotnet build -c Release load-tests/Mesh.LoadTests --nologo -v quiet -clp:ErrorsOnly || { echo "load-tests-smoke: 0 passed, 1 failed"; exit 1; }
 dll=load-tests/Mesh.LoadTests/bin/Release/net10.0/Mesh.LoadTests.dll
 out=load-tests/results/ci-smoke-$(date -u +%Y%m%d-%H%M%S)
 passed=0 failed=0 notes=()
@@ -21,7 +21,7 @@ run() { # name, then arguments
     passed=$((passed + 1)); echo "   ok ($((SECONDS - start)) s)"
   elif [ "$name" = churn ] && [ "$rc" = 2 ]; then
     # the scenario ran; it found failed requests during the rolling replacement (its figure, not a runner fault)
-    passed=$((passed + 1)); notes+=("churn: $(grep -o 'churn: [0-9]* failed requests of [0-9]*' "$out.$name.log" | tail -n1) (target 0)")
+    passed=$((passed + 1)); notes+=("$(grep -o 'churn: [0-9]* failed requests of [0-9]*' "$out.$name.log" | tail -n1) (target 0)")
     echo "   ran, with failed requests ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1)); echo "   FAILED (exit $rc, $((SECONDS - start)) s): see $out.$name.log"
@@ -34,5 +34,5 @@ run mesh-vs-direct mesh-vs-direct
 run churn churn
 run dns-lab dns-lab
 for n in "${notes[@]}"; do echo "note: $n"; done
-echo "load-tests smoke: $passed passed, $failed failed"
+echo "load-tests-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]
