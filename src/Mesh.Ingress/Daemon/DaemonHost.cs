@@ -9,8 +9,10 @@ using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Resolver;
+using Mesh.Ingress.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -74,6 +76,7 @@ public static class DaemonHost
         }
 
         services.AddSingleton<MeshTelemetry>();
+        services.AddSingleton<PrometheusMetrics>();
         services.AddSingleton(new NodeStatus
         {
             Node = options.Node,
@@ -109,6 +112,8 @@ public static class DaemonHost
 
         await using var app = builder.Build();
         app.MapMeshApi();
+        var metrics = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start
+        app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Daemon");
         log.LogInformation("Starting node {Node}: dataplane {Dataplane} ({Reason}), iptables {Flavour}, store {Store}",
             options.Node, dataplaneName, reason, flavour.Name, options.Etcd ?? options.Join?.ToString() ?? "embedded in " + options.StateDirectory);

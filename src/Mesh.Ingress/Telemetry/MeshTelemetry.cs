@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
-namespace Mesh.Ingress.Daemon;
+namespace Mesh.Ingress.Telemetry;
 
 /// <summary>The daemon's meter and activity source, both named "Mesh".</summary>
 public sealed class MeshTelemetry : IDisposable
