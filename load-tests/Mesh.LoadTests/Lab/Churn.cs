@@ -86,10 +86,11 @@ public static class Churn
         var v = report?.Variants.FirstOrDefault();
         if (v is not null)
         {
-            // Where the failures fell against the steps (offsets from the measured part's start, ±0.1 s).
-            var t0 = report!.StartedUtc + s.Warmup;
+            // Where the failures fell against the steps, on the report's time axis (seconds since the load
+            // started, warm-up included; ±0.2 s: two processes' clocks and the slot width).
+            var t0 = report!.StartedUtc;
             var failedAt = v.Series.Where(p => p.Failed > 0).Select(p => string.Create(inv, $"{p.T:0.0} s: {p.Failed}")).ToList();
-            md.AppendLine("timeline (s from the start of the measured load):");
+            md.AppendLine(inv, $"timeline (s since the load started, warm-up {Durations.Format(s.Warmup)} included; failures binned as in the report's series):");
             foreach (var (at, what) in events) md.AppendLine(inv, $"- {(at - t0).TotalSeconds:0.00} {what}");
             md.AppendLine(inv, $"- failures per time slot: {(failedAt.Count == 0 ? "none" : string.Join(", ", failedAt))}").AppendLine();
             if (report!.Machine is { } m) md.AppendLine(inv, $"machine: {m.Cores} cores, kernel {m.Kernel}").AppendLine();
