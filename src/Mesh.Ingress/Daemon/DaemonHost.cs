@@ -62,7 +62,7 @@ public static class DaemonHost
         services.AddSingleton(options.Network);
         services.AddSingleton<ICommandRunner>(runner);
         services.AddSingleton(new IptablesExecutor(runner, flavour));
-        services.AddSingleton<NftExecutor>();
+        services.AddSingleton(new NftExecutor(runner, options.ResyncInterval));
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton(options.Ipvs);

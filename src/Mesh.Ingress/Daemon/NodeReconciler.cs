@@ -5,6 +5,7 @@ using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Hosting;
@@ -22,6 +23,7 @@ public sealed partial class NodeReconciler(
     IDataplane dataplane,
     IngressSandbox sandbox,
     IptablesExecutor iptables,
+    NftExecutor nft,
     TaskResolvers resolvers,
     DaemonOptions options,
     NodeStatus status,
@@ -100,7 +102,7 @@ public sealed partial class NodeReconciler(
 
     /// <summary>
     /// Each local task's namespace: its embedded DNS listeners, the REDIRECT/INPUT and DNS NAT rules, the
-    /// east-west VIP backends and its resolv.conf. Namespaces of tasks that went away are cleaned up if they still exist.
+    /// east-west VIP backends and its resolv.conf. What Mesh put in a task's namespace goes with the namespace.
     /// </summary>
     private async Task SyncTasksAsync(ClusterState state, CancellationToken ct)
     {
@@ -116,7 +118,6 @@ public sealed partial class NodeReconciler(
         foreach (var gone in _taskNamespaces.Concat(resolvers.Namespaces).Where(p => !wanted.ContainsKey(p)).ToList())
         {
             wanted[gone] = (null, null);
-            _taskNamespaces.Remove(gone);
         }
 
         foreach (var (path, (task, service)) in wanted)
@@ -125,6 +126,15 @@ public sealed partial class NodeReconciler(
             {
                 // The runtime has not created it yet, or already removed it with everything in it.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
+                nft.Forget(new NetworkNamespacePath(path));
+                _taskNamespaces.Remove(path);
+                continue;
+            }
+
+            if (task is null || service is null)
+            {
+                // Deregistered but still there: its rules and resolver stay until the runtime deletes the
+                // namespace, so connections other nodes still send it while they converge are not refused.
                 continue;
             }
 
@@ -132,17 +142,9 @@ public sealed partial class NodeReconciler(
             try
             {
                 var actual = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
-                var rules = IptablesRuleset.Empty;
-                if (task is not null && service is not null)
-                {
-                    var dns = resolvers.Ensure(task, path, TaskRules.DnsPortsIn(actual));
-                    rules = TaskRules.Build(task, service, dns);
-                    _taskNamespaces.Add(path);
-                }
-                else
-                {
-                    await resolvers.StopAsync(path).ConfigureAwait(false);
-                }
+                var dns = resolvers.Ensure(task, path, TaskRules.DnsPortsIn(actual));
+                var rules = TaskRules.Build(task, service, dns);
+                _taskNamespaces.Add(path);
 
                 if (await iptables.ApplyAsync(netns, rules, actual, ct).ConfigureAwait(false))
                 {
@@ -154,7 +156,7 @@ public sealed partial class NodeReconciler(
                     Changed("task-vips", state.Revision);
                 }
 
-                if (task?.ResolvConfPath is { } resolvConf)
+                if (task.ResolvConfPath is { } resolvConf)
                 {
                     await WriteResolvConfAsync(resolvConf, ct).ConfigureAwait(false);
                 }

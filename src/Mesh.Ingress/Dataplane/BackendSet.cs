@@ -5,13 +5,16 @@ namespace Mesh.Ingress.Dataplane;
 /// <summary>The task addresses one service load-balances to on one network, in a stable order.</summary>
 public sealed record BackendSet(ClusterService Service, IReadOnlyList<string> Addresses)
 {
-    /// <summary>Running tasks of <paramref name="service"/> with an address on <paramref name="network"/>, sorted by task name.</summary>
-    public static BackendSet For(ClusterState state, ClusterService service, string network) => new(
-        service,
+    /// <summary>Running tasks grouped by service name, sorted by task name: built once per desired state, so that
+    /// looking up every service's backends stays linear in the number of tasks.</summary>
+    public static ILookup<string, ServiceTask> RunningTasksByService(ClusterState state) =>
         state.Tasks
-            .Where(t => t.State == TaskState.Running && string.Equals(t.Service, service.Name, StringComparison.OrdinalIgnoreCase))
+            .Where(t => t.State == TaskState.Running)
             .OrderBy(t => t.Name, StringComparer.Ordinal)
-            .Select(t => t.Addresses.GetValueOrDefault(network))
-            .OfType<string>()
-            .ToArray());
+            .ToLookup(t => t.Service, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The addresses on <paramref name="network"/> of <paramref name="service"/>'s running tasks.</summary>
+    public static BackendSet For(ILookup<string, ServiceTask> tasksByService, ClusterService service, string network) => new(
+        service,
+        tasksByService[service.Name].Select(t => t.Addresses.GetValueOrDefault(network)).OfType<string>().ToArray());
 }

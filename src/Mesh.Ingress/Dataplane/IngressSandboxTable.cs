@@ -7,8 +7,10 @@ namespace Mesh.Ingress.Dataplane;
 /// <summary>
 /// Packet walk steps 2-4 for the nftables dataplane, in the ingress sandbox: mark by published
 /// protocol/port (one map lookup), dispatch by mark (one verdict-map lookup) to the service's chain, which
-/// DNATs round robin to a task address (numgen over an anonymous map), and SNAT to the sandbox's ingress
-/// address so replies come back through it. Lookups stay O(1) however many services there are.
+/// DNATs round robin to a task address and the target port (numgen over an anonymous map), and SNAT to the
+/// sandbox's ingress address so replies come back through it. Lookups stay O(1) however many services there
+/// are. DNATing to the target port directly (where IPVS keeps the published port and the task REDIRECTs it)
+/// saves a NAT step in the task and means a new task is reachable as soon as any node routes to it.
 /// </summary>
 public static class IngressSandboxTable
 {
@@ -41,13 +43,14 @@ public static class IngressSandboxTable
         var published = new List<string>();
         var dispatch = new List<string>();
         var chains = new List<NftChain>();
+        var tasks = BackendSet.RunningTasksByService(state);
         foreach (var service in state.Services.Where(s => s.Ports.Count > 0).OrderBy(s => s.Name, StringComparer.Ordinal))
         {
             var mark = Mark(service.FirewallMark);
             var chain = ServiceChainPrefix + service.Name.ToLowerInvariant();
             published.AddRange(service.Ports.Select(p => $"{HostRules.Proto(p.Protocol)} . {p.Published.ToString(CultureInfo.InvariantCulture)} : {mark}"));
             dispatch.Add($"{mark} : goto {chain}");
-            chains.Add(new NftChain(chain, ServiceRules(BackendSet.For(state, service, OverlayNetwork.IngressName))));
+            chains.Add(new NftChain(chain, PublishedPortRules(BackendSet.For(tasks, service, OverlayNetwork.IngressName))));
         }
 
         return new NftDesiredTable(
@@ -60,7 +63,28 @@ public static class IngressSandboxTable
     }
 
     /// <summary>
-    /// Round robin over the backends. With none, the packet is left alone: it is then delivered locally
+    /// Per published port, round robin over the backends' addresses with the target port. With no backend the
+    /// packet is left alone: it is then delivered locally in the sandbox, where nothing listens, so TCP clients
+    /// get an immediate reset instead of a timeout.
+    /// </summary>
+    internal static IReadOnlyList<string> PublishedPortRules(BackendSet backends)
+    {
+        if (backends.Addresses.Count == 0)
+        {
+            return [];
+        }
+
+        var n = backends.Addresses.Count.ToString(CultureInfo.InvariantCulture);
+        return backends.Service.Ports.OrderBy(p => p.Protocol).ThenBy(p => p.Published).Select(port =>
+        {
+            var target = port.Target.ToString(CultureInfo.InvariantCulture);
+            var map = string.Join(", ", backends.Addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip} . {target}"));
+            return $"{HostRules.Proto(port.Protocol)} dport {port.Published.ToString(CultureInfo.InvariantCulture)} dnat ip addr . port to numgen inc mod {n} map {{ {map} }}";
+        }).ToArray();
+    }
+
+    /// <summary>
+    /// Round robin over the backends, keeping the port (east-west VIPs). With none, the packet is left alone: it is then delivered locally
     /// in the sandbox, where nothing listens, so TCP clients get an immediate reset instead of a timeout.
     /// </summary>
     internal static IReadOnlyList<string> ServiceRules(BackendSet backends)

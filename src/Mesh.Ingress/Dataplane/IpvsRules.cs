@@ -69,10 +69,13 @@ public static class IpvsSandboxRules
     }
 
     /// <summary>One fwmark service per published service; real servers = its running tasks' ingress addresses.</summary>
-    public static IReadOnlyList<IpvsDesiredService> Services(ClusterState state, IpvsOptions options) =>
-        Published(state)
-            .Select(s => IpvsDesiredService.For(s.Name, (uint)s.FirewallMark, BackendSet.For(state, s, OverlayNetwork.IngressName).Addresses, options))
+    public static IReadOnlyList<IpvsDesiredService> Services(ClusterState state, IpvsOptions options)
+    {
+        var tasks = BackendSet.RunningTasksByService(state);
+        return Published(state)
+            .Select(s => IpvsDesiredService.For(s.Name, (uint)s.FirewallMark, BackendSet.For(tasks, s, OverlayNetwork.IngressName).Addresses, options))
             .ToArray();
+    }
 
     /// <summary>A mark as iptables-save prints <c>--set-xmark</c>: lowercase hex, full mask.</summary>
     public static string Mark(uint mark) => "0x" + mark.ToString("x", CultureInfo.InvariantCulture) + "/0xffffffff";
@@ -118,13 +121,14 @@ public static class IpvsTaskRules
     public static IReadOnlyList<(IpvsDesiredService Service, string Vip)> Services(ClusterState state, ServiceTask task, IpvsOptions options)
     {
         var result = new List<(IpvsDesiredService, string)>();
+        var tasks = BackendSet.RunningTasksByService(state);
         var networks = task.Addresses.Keys.Where(n => n != OverlayNetwork.IngressName).Order(StringComparer.Ordinal).ToList();
         for (var i = 0; i < networks.Count; i++)
         {
             var network = networks[i];
             foreach (var service in state.Services.Where(s => s.Mode == ServiceMode.Vip && s.Vips.ContainsKey(network)).OrderBy(s => s.Name, StringComparer.Ordinal))
             {
-                result.Add((IpvsDesiredService.For($"{service.Name}@{network}", Mark(service, i), BackendSet.For(state, service, network).Addresses, options), service.Vips[network]));
+                result.Add((IpvsDesiredService.For($"{service.Name}@{network}", Mark(service, i), BackendSet.For(tasks, service, network).Addresses, options), service.Vips[network]));
             }
         }
 

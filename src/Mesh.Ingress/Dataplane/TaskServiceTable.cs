@@ -30,13 +30,14 @@ public static class TaskServiceTable
     {
         var elements = new List<string>();
         var chains = new List<NftChain>();
+        var tasks = BackendSet.RunningTasksByService(state);
         foreach (var network in task.Addresses.Keys.Where(n => n != OverlayNetwork.IngressName).Order(StringComparer.Ordinal))
         {
             foreach (var service in state.Services.Where(s => s.Mode == ServiceMode.Vip && s.Vips.ContainsKey(network)).OrderBy(s => s.Name, StringComparer.Ordinal))
             {
                 var chain = string.Create(CultureInfo.InvariantCulture, $"{ChainPrefix}{service.Name.ToLowerInvariant()}_{network}");
                 elements.Add($"{service.Vips[network]} : goto {chain}");
-                chains.Add(new NftChain(chain, IngressSandboxTable.ServiceRules(BackendSet.For(state, service, network))));
+                chains.Add(new NftChain(chain, IngressSandboxTable.ServiceRules(BackendSet.For(tasks, service, network))));
             }
         }
 

@@ -45,7 +45,7 @@ public class NftPlannerTests
         var desired = IngressSandboxTable.Build(Cluster(3), "10.255.0.2");
         var script = NftPlanner.Plan(desired, NftTableState.Missing)!;
         Assert.StartsWith("table ip mesh {}\ndelete table ip mesh\ntable ip mesh {\n", script, StringComparison.Ordinal);
-        Assert.Contains("add rule ip mesh svc-web dnat to numgen inc mod 3 map { 0 : 10.255.0.4, 1 : 10.255.0.5, 2 : 10.255.0.6 }", script, StringComparison.Ordinal);
+        Assert.Contains("add rule ip mesh svc-web tcp dport 8080 dnat ip addr . port to numgen inc mod 3 map { 0 : 10.255.0.4 . 80, 1 : 10.255.0.5 . 80, 2 : 10.255.0.6 . 80 }", script, StringComparison.Ordinal);
         Assert.Contains("add element ip mesh published-ports { tcp . 8080 : 0x00000100 }", script, StringComparison.Ordinal);
         Assert.Contains("add element ip mesh service-chains { 0x00000100 : goto svc-web }", script, StringComparison.Ordinal);
         Assert.Contains("snat to 10.255.0.2", script, StringComparison.Ordinal);
@@ -65,7 +65,7 @@ public class NftPlannerTests
         var after = IngressSandboxTable.Build(Cluster(2), "10.255.0.2");
         var script = NftPlanner.Plan(after, Apply(before))!;
         Assert.Equal(
-            "flush chain ip mesh svc-web\nadd rule ip mesh svc-web dnat to numgen inc mod 2 map { 0 : 10.255.0.4, 1 : 10.255.0.5 } comment \"" + Apply(after).Chains["svc-web"][0] + "\"\n",
+            "flush chain ip mesh svc-web\nadd rule ip mesh svc-web tcp dport 8080 dnat ip addr . port to numgen inc mod 2 map { 0 : 10.255.0.4 . 80, 1 : 10.255.0.5 . 80 } comment \"" + Apply(after).Chains["svc-web"][0] + "\"\n",
             script);
     }
 
@@ -87,6 +87,14 @@ public class NftPlannerTests
         var desired = IngressSandboxTable.Build(Cluster(0), "10.255.0.2");
         Assert.Empty(desired.Chains.Single().Rules);
         Assert.Contains("add rule ip mesh svc-web counter comment", NftPlanner.Plan(desired, NftTableState.Missing)!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void What_a_transaction_leaves_behind_plans_no_further_change()
+    {
+        var desired = IngressSandboxTable.Build(Cluster(3), "10.255.0.2");
+        Assert.Null(NftPlanner.Plan(desired, NftPlanner.Expected(desired)));
+        Assert.NotNull(NftPlanner.Plan(IngressSandboxTable.Build(Cluster(2), "10.255.0.2"), NftPlanner.Expected(desired)));
     }
 
     [Fact]

@@ -1,8 +1,23 @@
+using System.Diagnostics;
+
 namespace Mesh.Ingress.Kernel.Nftables;
 
-/// <summary>Reads a table and applies scripts through <c>nft</c>; one <c>nft -f -</c> run is one atomic transaction.</summary>
-public sealed class NftExecutor(ICommandRunner runner)
+/// <summary>
+/// Reads a table and applies scripts through <c>nft</c>; one <c>nft -f -</c> run is one atomic transaction.
+/// After a successful transaction it trusts what it wrote for <paramref name="trustFor"/> instead of listing the
+/// table again: at thousands of services the listing costs seconds, the change itself milliseconds. A failure,
+/// or the trust running out (the periodic resync), makes it read the kernel again, which repairs any drift.
+/// </summary>
+public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor)
 {
+    private readonly Dictionary<(string Netns, string Family, string Table), (NftTableState State, long Until)> _written = [];
+    private readonly Lock _lock = new();
+
+    public NftExecutor(ICommandRunner runner)
+        : this(runner, TimeSpan.Zero)
+    {
+    }
+
     public async Task<NftTableState> ReadAsync(NetworkNamespacePath netns, string family, string table, CancellationToken cancellationToken)
     {
         var result = await runner.RunInAsync(netns, "nft", ["-j", "list", "table", family, table], null, cancellationToken).ConfigureAwait(false);
@@ -26,7 +41,8 @@ public sealed class NftExecutor(ICommandRunner runner)
     /// </summary>
     public async Task<bool> ConvergeAsync(NetworkNamespacePath netns, NftDesiredTable? desired, string family, string table, CancellationToken cancellationToken)
     {
-        var actual = await ReadAsync(netns, family, table, cancellationToken).ConfigureAwait(false);
+        var key = (netns.Path ?? "", family, table);
+        var actual = Trusted(key) ?? await ReadAsync(netns, family, table, cancellationToken).ConfigureAwait(false);
         var script = desired is not null
             ? NftPlanner.Plan(desired, actual)
             : actual.Exists ? $"delete table {family} {table}\n" : null;
@@ -35,7 +51,55 @@ public sealed class NftExecutor(ICommandRunner runner)
             return false;
         }
 
-        await ApplyAsync(netns, script, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ApplyAsync(netns, script, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Forget(key);
+            throw;
+        }
+
+        lock (_lock)
+        {
+            _written[key] = (desired is null ? NftTableState.Missing : NftPlanner.Expected(desired), Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency));
+        }
+
         return true;
+    }
+
+    private NftTableState? Trusted((string, string, string) key)
+    {
+        lock (_lock)
+        {
+            if (_written.TryGetValue(key, out var entry) && Stopwatch.GetTimestamp() < entry.Until)
+            {
+                return entry.State;
+            }
+
+            _written.Remove(key);
+            return null;
+        }
+    }
+
+    /// <summary>Drops what was written into <paramref name="netns"/> (it is gone, and a namespace of the same name may come).</summary>
+    public void Forget(NetworkNamespacePath netns)
+    {
+        lock (_lock)
+        {
+            foreach (var key in _written.Keys.Where(k => k.Netns == (netns.Path ?? "")).ToList())
+            {
+                _written.Remove(key);
+            }
+        }
+    }
+
+    private void Forget((string, string, string) key)
+    {
+        lock (_lock)
+        {
+            _written.Remove(key);
+        }
     }
 }

@@ -16,8 +16,7 @@ public static class NftPlanner
 
     public static string? Plan(NftDesiredTable desired, NftTableState actual)
     {
-        var skeletonTag = "skeleton=" + Hash(desired.Skeleton);
-        var elementsTag = "elements=" + Hash(string.Join('\n', desired.Maps.Select(m => m.Map + ":" + string.Join(',', m.Elements))));
+        var (skeletonTag, elementsTag) = Tags(desired);
         var table = $"{desired.Family} {desired.Name}";
         var script = new StringBuilder();
 
@@ -66,6 +65,22 @@ public static class NftPlanner
 
         return script.Length == 0 ? null : script.ToString();
     }
+
+    /// <summary>What the kernel holds once a plan for <paramref name="desired"/> was applied (as far as planning can tell).</summary>
+    public static NftTableState Expected(NftDesiredTable desired)
+    {
+        var (skeletonTag, elementsTag) = Tags(desired);
+        var chains = desired.Chains.ToDictionary(
+            c => c.Name,
+            c => (IReadOnlyList<string>)Enumerable.Repeat(ChainTag(c), Math.Max(1, c.Rules.Count)).ToArray(),
+            StringComparer.Ordinal);
+        chains[StateChain] = [skeletonTag, elementsTag];
+        return NftTableState.Of(chains);
+    }
+
+    private static (string Skeleton, string Elements) Tags(NftDesiredTable desired) => (
+        "skeleton=" + Hash(desired.Skeleton),
+        "elements=" + Hash(string.Join('\n', desired.Maps.Select(m => m.Map + ":" + string.Join(',', m.Elements)))));
 
     private static void AppendChain(StringBuilder script, string table, NftChain chain, bool create)
     {

@@ -12,6 +12,9 @@ public sealed class NftTableState
 
     public static NftTableState Missing { get; } = new();
 
+    /// <summary>A table as it stands after a transaction: what the planner wrote, without asking the kernel.</summary>
+    public static NftTableState Of(IReadOnlyDictionary<string, IReadOnlyList<string>> chains) => new() { Exists = true, Chains = chains };
+
     public static NftTableState Parse(string json)
     {
         using var document = JsonDocument.Parse(json);
