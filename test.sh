@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: unit/property tests, the lab end to end on this kernel (as root),
-# the IPVS tests inside a user-mode-linux kernel, and a smoke run of the load-test scenarios.
+# The whole test suite: unit/property tests, the lab end to end on this kernel (as root, embedded store
+# and etcd), the IPVS tests inside a user-mode-linux kernel, and a smoke run of the load-test scenarios.
 # Prints one closing line: "tests: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +20,12 @@ dotnet test Mesh.sln -c Release --no-build --nologo 2>&1 | tee -a "$log" | grep 
 if [ -f tests/kernel/run-ipvs-tests.sh ]; then
   echo "== IPVS inside user-mode-linux"
   bash tests/kernel/run-ipvs-tests.sh 2>&1 | tee -a "$log" | tail -n 25
+  [ "${PIPESTATUS[0]}" = 0 ] || failed=1
+fi
+
+if [ -f load-tests/smoke.sh ]; then
+  echo "== load tests (smoke)"
+  bash load-tests/smoke.sh 2>&1 | tee -a "$log" | grep -E '^(== |   |note:|load-tests-smoke:)' || true
   [ "${PIPESTATUS[0]}" = 0 ] || failed=1
 fi
 
