@@ -30,8 +30,12 @@ public sealed partial class NodeReconciler(
     MeshTelemetry telemetry,
     ILogger<NodeReconciler> logger) : BackgroundService
 {
-    /// <summary>Task namespaces this daemon has put rules into, so a removed task's rules are taken out again.</summary>
+    /// <summary>Task namespaces this daemon has put rules into, watched until the runtime deletes them.</summary>
     private readonly HashSet<string> _taskNamespaces = new(StringComparer.Ordinal);
+
+    /// <summary>When the sandbox's links were last verified, and for which address: checking them costs a dozen
+    /// process starts, so it happens on start, on a change of address, after an error and at each resync.</summary>
+    private (string Address, long At)? _sandboxVerified;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -55,6 +59,7 @@ public sealed partial class NodeReconciler(
             {
                 // Keep the dataplane as it is (never flush on error) and retry with backoff.
                 status.LastError = e.Message;
+                _sandboxVerified = null;
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
                 LogSyncFailed(e, backoff.TotalMilliseconds);
                 await Task.Delay(backoff, stoppingToken).ConfigureAwait(false);
@@ -85,7 +90,13 @@ public sealed partial class NodeReconciler(
         activity?.SetTag("mesh.revision", state.Revision);
 
         resolvers.Update(state);
-        await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
+        if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
+            || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
+        {
+            _sandboxVerified = null;
+            await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
+            _sandboxVerified = (node.IngressSandboxIp, Stopwatch.GetTimestamp());
+        }
 
         if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network), HostRules.Tables, ct).ConfigureAwait(false))
         {
