@@ -61,7 +61,7 @@ public static class DaemonHost
         services.AddSingleton(options);
         services.AddSingleton(options.Network);
         services.AddSingleton<ICommandRunner>(runner);
-        services.AddSingleton(new IptablesExecutor(runner, flavour));
+        services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval));
         services.AddSingleton(new NftExecutor(runner, options.ResyncInterval));
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();

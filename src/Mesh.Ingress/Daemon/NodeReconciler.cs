@@ -138,6 +138,7 @@ public sealed partial class NodeReconciler(
                 // The runtime has not created it yet, or already removed it with everything in it.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
+                iptables.Forget(new NetworkNamespacePath(path));
                 _taskNamespaces.Remove(path);
                 continue;
             }
@@ -157,7 +158,7 @@ public sealed partial class NodeReconciler(
                 var rules = TaskRules.Build(task, service, dns);
                 _taskNamespaces.Add(path);
 
-                if (await iptables.ApplyAsync(netns, rules, actual, ct).ConfigureAwait(false))
+                if (await iptables.ApplyAsync(netns, rules, actual, TaskRules.Tables, ct).ConfigureAwait(false))
                 {
                     Changed("task", state.Revision);
                 }

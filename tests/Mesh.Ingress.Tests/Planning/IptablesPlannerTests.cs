@@ -65,6 +65,18 @@ public class IptablesPlannerTests
     }
 
     [Fact]
+    public void What_a_transaction_leaves_behind_plans_no_further_change_and_equals_what_iptables_save_shows()
+    {
+        var desired = HostRules.Build(Web(), Options);
+        Assert.Null(IptablesPlanner.Plan(desired, IptablesSave.Of(desired)));
+        var saved = IptablesSave.Parse(AppliedHostRules);
+        var written = IptablesSave.Of(desired);
+        Assert.Equal(saved.OwnedChains.OrderBy(k => k.Key.ToString()).Select(k => (k.Key, string.Join('|', k.Value))),
+            written.OwnedChains.OrderBy(k => k.Key.ToString()).Select(k => (k.Key, string.Join('|', k.Value))));
+        Assert.Equal(saved.Jumps.Select(j => j.ToString()).Order(StringComparer.Ordinal), written.Jumps.Select(j => j.ToString()).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void Only_the_changed_chain_is_rewritten_and_foreign_chains_are_never_named()
     {
         var more = StateTransitions.CreateService(Web(), new ServiceSpec { Name = "api", Ports = [new PublishedPort(9090, 90)] }).State;

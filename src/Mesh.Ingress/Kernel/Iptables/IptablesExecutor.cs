@@ -1,30 +1,57 @@
+using System.Diagnostics;
+
 namespace Mesh.Ingress.Kernel.Iptables;
 
-/// <summary>Reads and changes one namespace's iptables through iptables-save / iptables-restore --noflush.</summary>
-public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour)
+/// <summary>
+/// Reads and changes one namespace's iptables through iptables-save / iptables-restore --noflush. After a
+/// successful read or transaction it trusts what it knows of Mesh's chains for <paramref name="trustFor"/>
+/// instead of running iptables-save again (at thousands of published ports a save costs most of a second);
+/// a failure, or the trust running out at the periodic resync, reads the kernel again and repairs any drift.
+/// </summary>
+public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour, TimeSpan trustFor)
 {
+    private readonly Dictionary<(string Netns, string Tables), (IptablesSave State, long Until)> _known = [];
+    private readonly Lock _lock = new();
+
+    public IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour)
+        : this(runner, flavour, TimeSpan.Zero)
+    {
+    }
+
     public IptablesFlavour Flavour => flavour;
 
     public async Task<IptablesSave> ReadAsync(NetworkNamespacePath netns, IEnumerable<string> tables, CancellationToken cancellationToken)
     {
+        var list = tables.ToList();
+        var key = Key(netns, list);
+        lock (_lock)
+        {
+            if (_known.TryGetValue(key, out var known) && Stopwatch.GetTimestamp() < known.Until)
+            {
+                return known.State;
+            }
+        }
+
         var text = new System.Text.StringBuilder();
-        foreach (var table in tables)
+        foreach (var table in list)
         {
             text.Append(await runner.RunCheckedInAsync(netns, flavour.Save, ["-t", table], null, cancellationToken).ConfigureAwait(false));
         }
 
-        return IptablesSave.Parse(text.ToString());
+        var state = IptablesSave.Parse(text.ToString());
+        Trust(key, state);
+        return state;
     }
 
     /// <summary>Converges the namespace to <paramref name="desired"/>; returns whether anything changed.</summary>
     public async Task<bool> ApplyAsync(NetworkNamespacePath netns, IptablesRuleset desired, IReadOnlyList<string> tables, CancellationToken cancellationToken)
     {
         var actual = await ReadAsync(netns, tables, cancellationToken).ConfigureAwait(false);
-        return await ApplyAsync(netns, desired, actual, cancellationToken).ConfigureAwait(false);
+        return await ApplyAsync(netns, desired, actual, tables, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Converges the namespace to <paramref name="desired"/> given what <see cref="ReadAsync"/> just returned.</summary>
-    public async Task<bool> ApplyAsync(NetworkNamespacePath netns, IptablesRuleset desired, IptablesSave actual, CancellationToken cancellationToken)
+    /// <summary>Converges the namespace to <paramref name="desired"/> given what <see cref="ReadAsync"/> just returned for <paramref name="tables"/>.</summary>
+    public async Task<bool> ApplyAsync(NetworkNamespacePath netns, IptablesRuleset desired, IptablesSave actual, IReadOnlyList<string> tables, CancellationToken cancellationToken)
     {
         var script = IptablesPlanner.Plan(desired, actual);
         if (script is null)
@@ -32,7 +59,44 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
             return false;
         }
 
-        await runner.RunCheckedInAsync(netns, flavour.Restore, ["--noflush", "-w", "5"], script, cancellationToken).ConfigureAwait(false);
+        var key = Key(netns, tables);
+        try
+        {
+            await runner.RunCheckedInAsync(netns, flavour.Restore, ["--noflush", "-w", "5"], script, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            lock (_lock)
+            {
+                _known.Remove(key);
+            }
+
+            throw;
+        }
+
+        Trust(key, IptablesSave.Of(desired));
         return true;
     }
+
+    /// <summary>Drops what is known of <paramref name="netns"/> (it is gone, and a namespace of the same name may come).</summary>
+    public void Forget(NetworkNamespacePath netns)
+    {
+        lock (_lock)
+        {
+            foreach (var key in _known.Keys.Where(k => k.Netns == (netns.Path ?? "")).ToList())
+            {
+                _known.Remove(key);
+            }
+        }
+    }
+
+    private void Trust((string, string) key, IptablesSave state)
+    {
+        lock (_lock)
+        {
+            _known[key] = (state, Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency));
+        }
+    }
+
+    private static (string, string) Key(NetworkNamespacePath netns, IEnumerable<string> tables) => (netns.Path ?? "", string.Join(',', tables));
 }

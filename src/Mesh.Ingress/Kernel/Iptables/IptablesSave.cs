@@ -10,6 +10,19 @@ public sealed class IptablesSave
 
     public IReadOnlyList<IptablesJump> Jumps => _jumps;
 
+    /// <summary>What iptables-save shows of Mesh's objects once <paramref name="ruleset"/> was applied.</summary>
+    public static IptablesSave Of(IptablesRuleset ruleset)
+    {
+        var save = new IptablesSave();
+        foreach (var chain in ruleset.Chains)
+        {
+            save._owned[(chain.Table, chain.Name)] = [.. chain.Rules];
+        }
+
+        save._jumps.AddRange(ruleset.Jumps);
+        return save;
+    }
+
     public static IptablesSave Parse(string text)
     {
         var save = new IptablesSave();
