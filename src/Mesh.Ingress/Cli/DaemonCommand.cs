@@ -18,6 +18,7 @@ public static class DaemonCommand
         var stateDir = new Option<string>("--state-dir") { Description = "Where the embedded store keeps its state", DefaultValueFactory = _ => "/var/lib/mesh" };
         var logFile = new Option<string?>("--log-file") { Description = "Log to this file instead of the console" };
         var sandbox = new Option<string>("--ingress-sandbox") { Description = "Network namespace name of the ingress sandbox", DefaultValueFactory = _ => new NodeNetworkOptions().IngressSandbox };
+        var otlp = new Option<string?>("--otlp-endpoint") { Description = "Push metrics and traces over OTLP/HTTP to this collector, e.g. http://collector:4318" };
         var leaseTtl = new Option<int>("--lease-ttl") { Description = "With etcd: seconds after which a silent node's tasks leave every backend set", DefaultValueFactory = _ => 10 };
         var upstream = new Option<string[]>("--dns-upstream") { Description = "Upstream DNS server IP[:PORT] for names Mesh does not own (repeatable; default: the node's /etc/resolv.conf)" };
         var ipvsTcp = new Option<int?>("--ipvs-tcp-timeout") { Description = "ipvs dataplane: idle timeout of TCP connections in seconds (kernel default 900)" };
@@ -26,7 +27,7 @@ public static class DaemonCommand
         var ipvsDrain = new Option<double>("--ipvs-drain") { Description = "ipvs dataplane: seconds a gone task's real server stays at weight 0 before removal", DefaultValueFactory = _ => new IpvsOptions().DrainPeriod.TotalSeconds };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var storeText = parse.GetValue(store)!;
@@ -65,6 +66,9 @@ public static class DaemonCommand
                 ApiEndpoints = endpoints,
                 StateDirectory = parse.GetValue(stateDir)!,
                 LogFile = parse.GetValue(logFile),
+                OtlpEndpoint = parse.GetValue(otlp) is { } o
+                    ? Uri.TryCreate(o, UriKind.Absolute, out var ou) && ou.Scheme is "http" or "https" ? ou : throw new ArgumentException($"--otlp-endpoint '{o}' must be http(s)://HOST:PORT")
+                    : null,
                 DnsUpstreams = (parse.GetValue(upstream) ?? []).Select(ParseUpstream).ToArray(),
                 Ipvs = new IpvsOptions
                 {

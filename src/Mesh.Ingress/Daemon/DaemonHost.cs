@@ -118,6 +118,7 @@ public static class DaemonHost
         log.LogInformation("Starting node {Node}: dataplane {Dataplane} ({Reason}), iptables {Flavour}, store {Store}",
             options.Node, dataplaneName, reason, flavour.Name, options.Etcd ?? options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
 
+        using var otlp = options.OtlpEndpoint is null ? null : new OtlpExport(options.OtlpEndpoint, TimeSpan.FromSeconds(15));
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         foreach (var endpoint in options.ApiEndpoints.Where(e => e.Scheme == "unix"))
         {

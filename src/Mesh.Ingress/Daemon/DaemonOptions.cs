@@ -34,6 +34,9 @@ public sealed record DaemonOptions
 
     public string? LogFile { get; init; }
 
+    /// <summary>An OpenTelemetry collector's OTLP/HTTP base URL (e.g. http://collector:4318) to push metrics and traces to.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
     /// <summary>A full reconcile runs at least this often even without changes, repairing drift.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(30);
 
