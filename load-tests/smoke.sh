@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI smoke of the load tests, as root, after test.sh installed its packages: the runner against loopback
 # responders, then each lab scenario in --smoke mode (each takes /tmp/mesh-lab.lock itself, brings the lab up
-# and down). Seconds per scenario; about 2-3 minutes in all, most of it three lab ups.
+# and down). Seconds per scenario; about 2-3 minutes in all, most of it the lab ups (convergence brings up two:
+# the embedded store and etcd).
 # Ends with one line "load-tests-smoke: N passed, N failed" (test.sh adds it to its totals).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ run scale scale
 run mesh-vs-direct mesh-vs-direct
 run churn churn
 run dns-lab dns-lab
+run convergence convergence
 for n in "${notes[@]}"; do echo "note: $n"; done
 echo "load-tests-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]

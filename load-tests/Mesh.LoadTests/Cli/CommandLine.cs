@@ -290,9 +290,23 @@ public static class CommandLine
             }));
 
         var querier = new Option<string>("--querier") { Description = "dns: the task whose namespace sends the queries", DefaultValueFactory = _ => "web.1" };
-        root.Subcommands.Add(Scenario("dns-lab", "lab: the embedded resolver (127.0.0.11 in a task) vs dnsmasq with the same records, same namespace, interleaved; ratio last",
-            c => { c.Options.Add(querier); },
-            (p, s, ct) => Lab.DnsScenario.RunAsync(s, p.GetValue(querier)!, ct), defaultRounds: 4));
+        var noDnsperf = new Option<bool>("--no-dnsperf") { Description = "dns-lab: skip the dnsperf phase" };
+        var dnsperfRate = new Option<int>("--dnsperf-rate") { Description = "dns-lab: the fixed queries/s of dnsperf's latency run (default 10000; smoke 2000)" };
+        root.Subcommands.Add(Scenario("dns-lab", "lab: the embedded resolver (127.0.0.11 in a task) vs dnsmasq with the same records, same namespace, interleaved, with our runner then dnsperf; ratios last",
+            c => { c.Options.Add(querier); c.Options.Add(noDnsperf); c.Options.Add(dnsperfRate); },
+            (p, s, ct) => Lab.DnsScenario.RunAsync(s, p.GetValue(querier)!, ct, !p.GetValue(noDnsperf), p.GetValue(dnsperfRate)), defaultRounds: 4));
+
+        var cycles = new Option<int>("--cycles") { Description = "convergence: add + remove cycles per store (smoke: 3)", DefaultValueFactory = _ => 30 };
+        var stores = new Option<string>("--stores") { Description = "convergence: the lab stores to compare, in order (ratio: second/first)", DefaultValueFactory = _ => "embedded,etcd" };
+        var leaseTtl = new Option<int>("--lease-ttl") { Description = "convergence: the etcd lab's lease TTL in seconds", DefaultValueFactory = _ => 3 };
+        var poll = new Option<string>("--poll") { Description = "convergence: the probes' polling interval", DefaultValueFactory = _ => "10ms" };
+        var reuse = new Option<bool>("--reuse-addresses") { Description = "convergence: let a cycle's task take the address the previous (removed) one had" };
+        var kernelMacs = new Option<bool>("--kernel-macs") { Description = "convergence: keep the kernel's random MAC on a task's legs instead of Docker's MAC-from-IP" };
+        root.Subcommands.Add(Scenario("convergence", "lab: time from a task add/remove through node 1's API until every node routes to it (or no longer) and DNS includes it (or no longer); p50/p99 per store, embedded vs etcd; ratio last",
+            c => { c.Options.Add(cycles); c.Options.Add(stores); c.Options.Add(leaseTtl); c.Options.Add(poll); c.Options.Add(reuse); c.Options.Add(kernelMacs); },
+            (p, s, ct) => Lab.Convergence.RunAsync(new Lab.Convergence.Options(s, s.Smoke ? Math.Min(3, p.GetValue(cycles)) : Math.Max(1, p.GetValue(cycles)),
+                p.GetValue(stores)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Math.Max(1, p.GetValue(leaseTtl)),
+                Durations.Parse(p.GetValue(poll)!), TimeSpan.FromSeconds(15), p.GetValue(reuse), p.GetValue(kernelMacs)), ct)));
 
         // ---- smoke: every scenario against in-process loopback responders
         root.Subcommands.Add(Scenario("smoke", "CI smoke run: starts loopback HTTP/UDP/DNS responders and runs every scenario against them in seconds",

@@ -108,12 +108,28 @@ public static class Churn
     private static async Task<string> StartReplacementAsync(LabSession lab, ServiceTask old, Action<string> Event, CancellationToken ct)
     {
         var state = await lab.StateAsync(ct).ConfigureAwait(false);
-        var service = state.Services.Single(x => x.Name == LabPlan.DemoService);
-        var next = state.Tasks.Where(t => t.Service == service.Name).Select(t => int.Parse(t.Name[(t.Name.LastIndexOf('.') + 1)..], inv())).DefaultIfEmpty(0).Max() + 1;
-        var name = $"{service.Name}.{next}";
+        var next = state.Tasks.Where(t => t.Service == LabPlan.DemoService).Select(t => int.Parse(t.Name[(t.Name.LastIndexOf('.') + 1)..], inv())).DefaultIfEmpty(0).Max() + 1;
+        var name = $"{LabPlan.DemoService}.{next}";
+        var spec = await PrepareTaskAsync(lab, LabPlan.DemoService, name, old.Node, ct).ConfigureAwait(false);
+        Event($"{name} answers; register it");
+        await lab.Store.AddTaskAsync(spec, ct).ConfigureAwait(false);
+        await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
+        Event($"every node applied {name}");
+        return name;
+    }
+
+    /// <summary>
+    /// What a runtime does before it registers a task: its namespace, one leg per overlay the service joins (addresses
+    /// picked from the top of each subnet), and its server (<c>mesh lab serve</c>, answering "TASK NODE IP"), waited
+    /// for until it answers. Returns the registration to send.
+    /// </summary>
+    internal static async Task<TaskSpec> PrepareTaskAsync(LabSession lab, string serviceName, string name, string node, CancellationToken ct, ISet<string>? avoid = null, bool macFromAddress = true)
+    {
+        var state = await lab.StateAsync(ct).ConfigureAwait(false);
+        var service = state.Services.Single(x => x.Name == serviceName);
         var netns = LabPlan.TaskNamespace(name);
         var taskNs = NetworkNamespacePath.Named(netns);
-        var nodeNs = NetworkNamespacePath.Named(old.Node);
+        var nodeNs = NetworkNamespacePath.Named(node);
         var links = new LinkTool(lab.Runner);
         await links.EnsureNamespaceAsync(netns, ct).ConfigureAwait(false);
         var mtu = LabPlan.OverlayMtu.ToString(inv());
@@ -122,18 +138,21 @@ public static class Churn
         {
             var net = StateTransitions.FindNetwork(state, network)!;
             var cidr = Validate.Cidr("subnet", net.Subnet);
-            var address = FreeAddressFromTop(state, network, cidr);
+            var address = FreeAddressFromTop(state, network, cidr, avoid);
             addresses[network] = address;
             var inside = $"eth{index.ToString(inv())}";
             var hostSide = "vt" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{name}/{network}")).AsSpan(0, 4));
             await links.TryIpAsync(nodeNs, ["link", "del", hostSide], ct).ConfigureAwait(false);
             await links.IpAsync(nodeNs, ["link", "add", hostSide, "mtu", mtu, "type", "veth", "peer", "name", inside, "mtu", mtu, "netns", netns], ct).ConfigureAwait(false);
             await links.IpAsync(nodeNs, ["link", "set", hostSide, "master", LabPlan.OverlayBridge(network), "up"], ct).ConfigureAwait(false);
+            // Docker derives a container's MAC from its IP (02:42:a.b.c.d), so a reused address keeps its MAC and
+            // no neighbour cache or bridge FDB in the mesh holds a dead one (see BENCHMARKS.md, convergence).
+            if (macFromAddress) await links.IpAsync(taskNs, ["link", "set", inside, "address", "02:42:" + string.Join(':', IPAddress.Parse(address).GetAddressBytes().Select(b => b.ToString("x2", inv())))], ct).ConfigureAwait(false);
             await links.IpAsync(taskNs, ["addr", "replace", $"{address}/{cidr.PrefixLength.ToString(inv())}", "dev", inside], ct).ConfigureAwait(false);
             await links.IpAsync(taskNs, ["link", "set", inside, "up"], ct).ConfigureAwait(false);
         }
         await links.IpAsync(taskNs, ["link", "set", "lo", "up"], ct).ConfigureAwait(false);
-        MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", name, "--node", old.Node, "--port", LabPlan.DemoTarget.ToString(inv())]);
+        MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", name, "--node", node, "--port", LabPlan.DemoTarget.ToString(inv())]);
         var probe = $"http://{addresses[OverlayNetwork.IngressName]}:{LabPlan.DemoTarget.ToString(inv())}/";
         var deadline = Stopwatch.GetTimestamp() + 30 * Stopwatch.Frequency;
         while ((await lab.TryInAsync(netns, "curl", "-sf", "-m", "1", probe).ConfigureAwait(false)).ExitCode != 0)
@@ -141,14 +160,10 @@ public static class Churn
             if (Stopwatch.GetTimestamp() > deadline) throw new TimeoutException($"{name}'s server did not answer on {probe}");
             await Task.Delay(50, ct).ConfigureAwait(false);
         }
-        Event($"{name} answers; register it");
-        await lab.Store.AddTaskAsync(new TaskSpec { Name = name, Service = service.Name, Node = old.Node, NetnsPath = taskNs.Path, Addresses = addresses }, ct).ConfigureAwait(false);
-        await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
-        Event($"every node applied {name}");
-        return name;
+        return new TaskSpec { Name = name, Service = service.Name, Node = node, NetnsPath = taskNs.Path, Addresses = addresses };
     }
 
-    private static async Task StopTaskAsync(LabSession lab, string task, CancellationToken ct)
+    internal static async Task StopTaskAsync(LabSession lab, string task, CancellationToken ct)
     {
         var netns = LabPlan.TaskNamespace(task);
         async Task<List<int>> Pids()
@@ -163,9 +178,9 @@ public static class Churn
     }
 
     /// <summary>The highest free host address of the network (the store allocates from the bottom, so the two never race).</summary>
-    private static string FreeAddressFromTop(ClusterState state, string network, Cidr cidr)
+    private static string FreeAddressFromTop(ClusterState state, string network, Cidr cidr, ISet<string>? avoid = null)
     {
-        var used = new HashSet<string>(StringComparer.Ordinal);
+        var used = new HashSet<string>(avoid ?? new HashSet<string>(), StringComparer.Ordinal);
         if (network == OverlayNetwork.IngressName) foreach (var n in state.Nodes) used.Add(n.IngressSandboxIp);
         foreach (var s in state.Services) if (s.Vips.GetValueOrDefault(network) is { } vip) used.Add(vip);
         foreach (var t in state.Tasks) if (t.Addresses.GetValueOrDefault(network) is { } a) used.Add(a);

@@ -20,9 +20,9 @@ public sealed class LabSession : IAsyncDisposable
     private readonly LabLock _lock;
     private readonly TextWriter _log;
 
-    private LabSession(LabLock labLock, TextWriter log, int replicas)
+    private LabSession(LabLock labLock, TextWriter log, int replicas, string store, int leaseTtlSeconds)
     {
-        Plan = new LabPlan(3, replicas, "auto");
+        Plan = new LabPlan(3, replicas, "auto", store, 1, leaseTtlSeconds);
         _lock = labLock;
         _log = log;
         Runner = new ProcessCommandRunner();
@@ -34,11 +34,11 @@ public sealed class LabSession : IAsyncDisposable
     public LabPlan Plan { get; }
     public IClusterStore Store { get; } = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
 
-    public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct, int replicas = 3)
+    public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct, int replicas = 3, string store = "embedded", int leaseTtlSeconds = 10)
     {
         if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("lab scenarios build network namespaces: run as root");
         var labLock = await LabLock.AcquireAsync(log, ct).ConfigureAwait(false);
-        var session = new LabSession(labLock, log, replicas);
+        var session = new LabSession(labLock, log, replicas, store, leaseTtlSeconds);
         try
         {
             var sw = Stopwatch.StartNew();

@@ -1,0 +1,295 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Lab;
+using Mesh.LoadTests.Cli;
+using Mesh.LoadTests.Core;
+
+namespace Mesh.LoadTests.Lab;
+
+/// <summary>
+/// Convergence as a figure (issue 5 part 5): the time from <c>POST /v1/tasks</c> through node 1's API until every
+/// node's dataplane routes to the new task AND the embedded DNS of every node that serves one includes it, and
+/// the same for the removal; many add/remove cycles, p50/p99, for the embedded store and for etcd in one run.
+/// A dedicated service <c>conv</c> (published port 8090 → 80, on appnet) gets one task at a time on node 3, so
+/// "routes" is unambiguous: a new connection through a node's published port is answered by that task (before the
+/// add the sandbox has no backend and resets). Probes poll from threads that entered the probed namespace
+/// (setns), so no process is started while measuring.
+/// </summary>
+public static class Convergence
+{
+    public const string Service = "conv";
+    public const int Published = 8090;
+
+    public sealed record Options(Settings Settings, int Cycles, IReadOnlyList<string> Stores, int LeaseTtlSeconds, TimeSpan Poll, TimeSpan CycleTimeout, bool ReuseAddresses = false, bool KernelMacs = false);
+
+    /// <summary>One add or removal: ms from the API call until each probe saw the new state (NaN: never, within the timeout).</summary>
+    public sealed record Sample(string Store, string Kind, int Cycle, double ApiMs, IReadOnlyDictionary<string, double> ProbeMs)
+    {
+        public double RoutesMs => ProbeMs.Where(p => p.Key.StartsWith("route", StringComparison.Ordinal)).Max(p => p.Value);
+        public double DnsMs => ProbeMs.Where(p => p.Key.StartsWith("dns", StringComparison.Ordinal)).Max(p => p.Value);
+        public double AllMs => ProbeMs.Values.Max();
+    }
+
+    public static async Task<int> RunAsync(Options o, CancellationToken ct)
+    {
+        var outRoot = o.Settings.Out ?? Path.Combine(Runner.DefaultResultsRoot(), $"convergence-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
+        Directory.CreateDirectory(outRoot);
+        var log = Console.Error;
+        var samples = new List<Sample>();
+        var gaps = new List<double>();
+        foreach (var store in o.Stores)
+        {
+            await using var lab = await LabSession.UpAsync(log, ct, 3, store, o.LeaseTtlSeconds).ConfigureAwait(false);
+            await lab.Store.CreateServiceAsync(new ServiceSpec
+            {
+                Name = Service,
+                Ports = [new PublishedPort(Published, LabPlan.DemoTarget, TransportProtocol.Tcp)],
+                Networks = [LabPlan.AppNetwork],
+            }, ct).ConfigureAwait(false);
+            await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
+            var state = await lab.StateAsync(ct).ConfigureAwait(false);
+            // DNS is answered per node, inside each task's namespace: ask from a web task on every node that has one.
+            var dnsFrom = state.Tasks.Where(t => t.Service == LabPlan.DemoService).GroupBy(t => t.Node).OrderBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => (Node: g.Key, Netns: LabPlan.TaskNamespace(g.OrderBy(t => t.Name, StringComparer.Ordinal).First().Name))).ToList();
+            var taskNode = LabPlan.NodeName(lab.Plan.Nodes);
+            await log.WriteLineAsync($"convergence [{store}]: {o.Cycles} cycles; task on {taskNode}, API on {LabPlan.NodeName(1)}; routes via every node's :{Published} from {LabPlan.Client}; DNS tasks.{Service} from {string.Join(", ", dnsFrom.Select(d => d.Netns))}").ConfigureAwait(false);
+
+            // Each cycle's task gets addresses no earlier cycle used (unless --reuse-addresses): see BENCHMARKS.md.
+            var usedAddresses = new HashSet<string>(StringComparer.Ordinal);
+            for (var c = 1; c <= o.Cycles && !ct.IsCancellationRequested; c++)
+            {
+                var name = $"{Service}.{c}";
+                var spec = await Churn.PrepareTaskAsync(lab, Service, name, taskNode, ct, o.ReuseAddresses ? null : usedAddresses, !o.KernelMacs).ConfigureAwait(false);
+                foreach (var a in spec.Addresses!.Values) usedAddresses.Add(a);
+                await log.WriteLineAsync($"convergence [{store}] {name}: addresses {string.Join(", ", spec.Addresses.Select(kv => kv.Key + " " + kv.Value))}").ConfigureAwait(false);
+                var appIp = IPAddress.Parse(spec.Addresses![LabPlan.AppNetwork]);
+                var probes = new List<Probe>();
+                for (var i = 1; i <= lab.Plan.Nodes; i++)
+                    probes.Add(Probe.Http($"route-n{i}", LabPlan.Client, new IPEndPoint(IPAddress.Parse(LabPlan.NodeAddress(i)), Published), name + " ", o.Poll)); // "TASK NODE IP": conv.1 must not match conv.12
+                foreach (var (node, netns) in dnsFrom)
+                    probes.Add(Probe.Dns($"dns-{node}", netns, $"tasks.{Service}", appIp, o.Poll));
+
+                // add
+                var add = await MeasureAsync(probes, want: true, () => lab.Store.AddTaskAsync(spec, ct), o.CycleTimeout, ct).ConfigureAwait(false);
+                samples.Add(new Sample(store, "add", c, add.ApiMs, add.Probes));
+                // remove (the task keeps running until every node stopped routing to it and DNS dropped it)
+                var remove = await MeasureAsync(probes, want: false, () => lab.Store.RemoveTaskAsync(name, ct), o.CycleTimeout, ct).ConfigureAwait(false);
+                samples.Add(new Sample(store, "remove", c, remove.ApiMs, remove.Probes));
+                gaps.AddRange(probes.Select(p => p.MeanGapMs).Where(g => !double.IsNaN(g)));
+                await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"convergence [{store}] {name}: add {samples[^2].AllMs:0} ms (routes {samples[^2].RoutesMs:0}, dns {samples[^2].DnsMs:0}), remove {samples[^1].AllMs:0} ms (routes {samples[^1].RoutesMs:0}, dns {samples[^1].DnsMs:0})")).ConfigureAwait(false);
+                await Churn.StopTaskAsync(lab, name, ct).ConfigureAwait(false);
+                await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
+            }
+        }
+
+        var md = Render(samples, o, gaps.Count == 0 ? double.NaN : gaps.Average());
+        await File.WriteAllTextAsync(Path.Combine(outRoot, "summary.md"), md, CancellationToken.None).ConfigureAwait(false);
+        await File.WriteAllTextAsync(Path.Combine(outRoot, "samples.json"), System.Text.Json.JsonSerializer.Serialize(samples, Reporting.ReportBuilder.Json), CancellationToken.None).ConfigureAwait(false);
+        Console.Out.Write(md);
+        if (ct.IsCancellationRequested) return 130;
+        return samples.Any(x => double.IsNaN(x.AllMs) || double.IsInfinity(x.AllMs)) ? 2 : 0;
+    }
+
+    private static async Task<(double ApiMs, Dictionary<string, double> Probes)> MeasureAsync(List<Probe> probes, bool want, Func<Task> change, TimeSpan timeout, CancellationToken ct)
+    {
+        // The probes first see the old state (guards against a stale answer being taken for convergence).
+        foreach (var p in probes) p.Arm(!want);
+        await Task.WhenAll(probes.Select(p => p.WaitAsync(TimeSpan.FromSeconds(10)))).ConfigureAwait(false);
+        var stale = probes.Where(p => !p.Satisfied).ToList();
+        if (stale.Count > 0)
+            throw new InvalidOperationException($"the state before the change ({(want ? "task absent" : "task present")}) was not observed within 10 s by: {string.Join(", ", stale.Select(p => $"{p.Name} (last attempt saw {p.LastSeen?.ToString() ?? "nothing conclusive"})"))}");
+        var t0 = Stopwatch.GetTimestamp();
+        foreach (var p in probes) p.Arm(want, t0);
+        await change().ConfigureAwait(false);
+        var api = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        await Task.WhenAll(probes.Select(p => p.WaitAsync(timeout))).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        return (api, probes.ToDictionary(p => p.Name, p => p.Satisfied ? Stopwatch.GetElapsedTime(t0, p.SeenAt).TotalMilliseconds : double.PositiveInfinity));
+    }
+
+    private static string Render(List<Sample> samples, Options o, double meanGapMs)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var md = new StringBuilder("# convergence\n\n");
+        md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}. {o.Cycles} add + remove cycles per store of one task of `{Service}` on node 3, through node 1's API. ");
+        md.AppendLine(inv, $"Converged = a new connection through **every** node's :{Published} (from `{LabPlan.Client}`) is answered by the new task (add) / no longer is (remove), **and** `tasks.{Service}` from a task on every node that runs one includes its IP (add) / no longer does (remove). ");
+        md.AppendLine(inv, $"Time from just before the API call to the start of the first probe attempt that saw the new state; each probe polls every {o.Poll.TotalMilliseconds:0} ms (mean measured gap between attempts {meanGapMs:0.0} ms: the resolution). p99 of {o.Cycles} samples is their maximum.").AppendLine();
+        md.AppendLine("| store | change | n | all converged p50 | p99 | max | routes p50 / p99 | DNS p50 / p99 | API call p50 | not converged |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        var stats = new Dictionary<(string, string), (double P50, double P99)>();
+        foreach (var g in samples.GroupBy(x => (x.Store, x.Kind)))
+        {
+            var ok = g.Where(x => double.IsFinite(x.AllMs)).ToList();
+            double P(IEnumerable<double> v, double q) { var a = v.Where(double.IsFinite).Order().ToArray(); return a.Length == 0 ? double.NaN : a[Math.Clamp((int)Math.Ceiling(q * a.Length) - 1, 0, a.Length - 1)]; }
+            var all50 = P(ok.Select(x => x.AllMs), 0.5);
+            var all99 = P(ok.Select(x => x.AllMs), 0.99);
+            stats[g.Key] = (all50, all99);
+            md.AppendLine(inv, $"| {g.Key.Store} | {g.Key.Kind} | {g.Count()} | {all50:0} ms | {all99:0} ms | {ok.Select(x => x.AllMs).DefaultIfEmpty(double.NaN).Max():0} ms | {P(ok.Select(x => x.RoutesMs), 0.5):0} / {P(ok.Select(x => x.RoutesMs), 0.99):0} ms | {P(ok.Select(x => x.DnsMs), 0.5):0} / {P(ok.Select(x => x.DnsMs), 0.99):0} ms | {P(g.Select(x => x.ApiMs), 0.5):0} ms | {g.Count() - ok.Count} |");
+        }
+        md.AppendLine();
+        if (o.Stores.Count == 2)
+        {
+            var (a, b) = (o.Stores[1], o.Stores[0]);
+            foreach (var kind in new[] { "add", "remove" })
+                if (stats.TryGetValue((a, kind), out var x) && stats.TryGetValue((b, kind), out var y))
+                    md.AppendLine(inv, $"**convergence {a}/{b}, {kind}: p50 {x.P50 / y.P50:0.00}× ({x.P50:0} vs {y.P50:0} ms), p99 {x.P99 / y.P99:0.00}× ({x.P99:0} vs {y.P99:0} ms)**  ");
+        }
+        return md.ToString();
+    }
+
+    /// <summary>
+    /// Polls one condition from a dedicated thread that entered a network namespace (setns(2) affects only the
+    /// calling thread; sockets keep the namespace they were created in). Armed with the state to wait for.
+    /// </summary>
+    private sealed class Probe
+    {
+        private readonly Func<bool?> _check; // true = sees the task, false = does not, null = attempt failed in a way that says nothing
+        private readonly TimeSpan _poll;
+        private readonly object _gate = new();
+        private bool _want;
+        private bool _armed;
+        private long _after;
+        private TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private long _attempts;
+        private long _firstAttempt;
+        private long _lastAttempt;
+
+        private Probe(string name, string netns, Func<bool?> check, TimeSpan poll)
+        {
+            Name = name;
+            _check = check;
+            _poll = poll;
+            var thread = new Thread(() => Loop(netns)) { IsBackground = true, Name = "probe " + name };
+            thread.Start();
+        }
+
+        public string Name { get; }
+        public bool Satisfied { get; private set; }
+        public bool? LastSeen { get; private set; }
+        public long SeenAt { get; private set; }
+        public double MeanGapMs => _attempts < 2 ? double.NaN : Stopwatch.GetElapsedTime(_firstAttempt, _lastAttempt).TotalMilliseconds / (_attempts - 1);
+
+        public static Probe Http(string name, string netns, IPEndPoint target, string expect, TimeSpan poll) => new(name, netns, () => HttpSees(target, expect), poll);
+
+        public static Probe Dns(string name, string netns, string qname, IPAddress expect, TimeSpan poll) => new(name, netns, () => DnsSees(qname, expect), poll);
+
+        public void Arm(bool want, long after = 0)
+        {
+            lock (_gate)
+            {
+                _want = want;
+                _after = after;
+                Satisfied = false;
+                _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _armed = true;
+                _attempts = 0;
+            }
+        }
+
+        public async Task WaitAsync(TimeSpan timeout)
+        {
+            Task done;
+            lock (_gate) done = _done.Task;
+            await Task.WhenAny(done, Task.Delay(timeout)).ConfigureAwait(false);
+            lock (_gate) _armed = false;
+        }
+
+        private void Loop(string netns)
+        {
+            using (var fd = File.OpenHandle($"/run/netns/{netns}"))
+            {
+                if (setns((int)fd.DangerousGetHandle(), CloneNewNet) != 0) throw new InvalidOperationException($"setns {netns}: errno {Marshal.GetLastPInvokeError()}");
+            }
+            while (true)
+            {
+                bool armed, want;
+                lock (_gate) { armed = _armed && !Satisfied; want = _want; }
+                if (!armed) { Thread.Sleep(2); continue; }
+                var start = Stopwatch.GetTimestamp();
+                var seen = _check();
+                lock (_gate)
+                {
+                    if (_armed && !Satisfied && want == _want)
+                    {
+                        LastSeen = seen;
+                        if (_attempts++ == 0) _firstAttempt = start;
+                        _lastAttempt = start;
+                        // an attempt counts only if it started after the change was requested
+                        if (seen == want && start >= _after) { Satisfied = true; SeenAt = start; _done.TrySetResult(); }
+                    }
+                }
+                var rest = _poll - Stopwatch.GetElapsedTime(start);
+                if (rest > TimeSpan.Zero) Thread.Sleep(rest);
+            }
+        }
+
+        private static bool? HttpSees(IPEndPoint target, string expect)
+        {
+            try
+            {
+                using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveTimeout = 500, SendTimeout = 500 };
+                s.LingerState = new LingerOption(true, 0); // RST on close: no TIME_WAIT pile-up at 100 connections/s
+                var connect = s.BeginConnect(target, null, null);
+                if (!connect.AsyncWaitHandle.WaitOne(500)) return false;
+                s.EndConnect(connect);
+                s.Send("GET / HTTP/1.0\r\nHost: conv\r\n\r\n"u8);
+                var buf = new byte[2048];
+                var n = 0;
+                while (n < buf.Length)
+                {
+                    var r = s.Receive(buf, n, buf.Length - n, SocketFlags.None);
+                    if (r == 0) break;
+                    n += r;
+                    if (Encoding.ASCII.GetString(buf, 0, n).Contains(expect, StringComparison.Ordinal)) return true;
+                }
+                return Encoding.ASCII.GetString(buf, 0, n).Contains(expect, StringComparison.Ordinal);
+            }
+            catch (SocketException)
+            {
+                return false; // refused / reset / timed out: not routed to the task
+            }
+        }
+
+        private static bool? DnsSees(string qname, IPAddress expect)
+        {
+            try
+            {
+                using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 300 };
+                var q = new List<byte>();
+                var id = (ushort)Random.Shared.Next(ushort.MaxValue);
+                q.AddRange([(byte)(id >> 8), (byte)id, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+                foreach (var label in qname.Split('.')) { q.Add((byte)label.Length); q.AddRange(Encoding.ASCII.GetBytes(label)); }
+                q.AddRange([0, 0, 1, 0, 1]);
+                s.SendTo(q.ToArray(), new IPEndPoint(IPAddress.Parse(Mesh.Ingress.Dataplane.TaskRules.EmbeddedResolver), 53));
+                var buf = new byte[1500];
+                var n = s.Receive(buf);
+                if (n < 12 || BinaryPrimitives.ReadUInt16BigEndian(buf) != id) return null;
+                var rcode = buf[3] & 0xF;
+                if (rcode == 3) return false; // NXDOMAIN
+                if (rcode != 0) return null;
+                // any A record's data equal to the address (RDLENGTH 4 followed by it) after the question
+                var ip = expect.GetAddressBytes();
+                for (var i = q.Count; i + 6 <= n; i++)
+                    if (buf[i] == 0 && buf[i + 1] == 4 && buf.AsSpan(i + 2, 4).SequenceEqual(ip)) return true;
+                return false;
+            }
+            catch (SocketException)
+            {
+                return null; // no answer within 300 ms: says nothing
+            }
+        }
+
+        private const int CloneNewNet = 0x40000000;
+
+        [DllImport("libc", SetLastError = true)]
+        private static extern int setns(int fd, int nstype);
+    }
+}
