@@ -84,7 +84,7 @@ public static class ScaleScenario
             var nsOurs = NetworkNamespacePath.Named(ours);
             // As the daemon runs it (DaemonHost): the executor trusts the table it just wrote until the resync.
             var nft = new NftExecutor(runner, TimeSpan.FromSeconds(30));
-            var ipt = new IptablesExecutor(runner, flavour);
+            var ipt = new IptablesExecutor(runner, flavour, TimeSpan.FromSeconds(30)); // as DaemonHost: trusts what it read or wrote until the resync
             var coldScript = NftPlanner.Plan(desired, NftTableState.Missing)!;
 
             sw.Restart();
