@@ -135,7 +135,10 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             if (!await _links.LinkExistsAsync(nodeNs, hostSide, ct))
             {
                 await _links.TryIpAsync(taskNs, ["link", "del", inside], ct);
-                await _links.IpAsync(nodeNs, ["link", "add", hostSide, "mtu", mtu, "type", "veth", "peer", "name", inside, "mtu", mtu, "netns", netns], ct);
+                // The MAC follows the address, as Docker's overlay does (02:42 + the IPv4 bytes): a task that comes
+                // back with the same address is reachable at once, whatever neighbours and VXLAN FDBs have learned.
+                var mac = "02:42:" + string.Join(':', System.Net.IPAddress.Parse(task.Addresses[network]).GetAddressBytes().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
+                await _links.IpAsync(nodeNs, ["link", "add", hostSide, "mtu", mtu, "type", "veth", "peer", "name", inside, "address", mac, "mtu", mtu, "netns", netns], ct);
             }
 
             await _links.IpAsync(nodeNs, ["link", "set", hostSide, "master", LabPlan.OverlayBridge(network), "up"], ct);
