@@ -68,7 +68,8 @@ public static class Convergence
                 var name = $"{Service}.{c}";
                 var spec = await Churn.PrepareTaskAsync(lab, Service, name, taskNode, ct, o.ReuseAddresses ? null : usedAddresses, !o.KernelMacs).ConfigureAwait(false);
                 foreach (var a in spec.Addresses!.Values) usedAddresses.Add(a);
-                await log.WriteLineAsync($"convergence [{store}] {name}: addresses {string.Join(", ", spec.Addresses.Select(kv => kv.Key + " " + kv.Value))}").ConfigureAwait(false);
+                var legs = (await lab.TryInAsync(LabPlan.TaskNamespace(name), "ip", "-br", "link", "show", "eth0").ConfigureAwait(false)).Stdout.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                await log.WriteLineAsync($"convergence [{store}] {name}: addresses {string.Join(", ", spec.Addresses.Select(kv => kv.Key + " " + kv.Value))}; eth0 {(legs.Length > 2 ? legs[2] : "?")}").ConfigureAwait(false);
                 var appIp = IPAddress.Parse(spec.Addresses![LabPlan.AppNetwork]);
                 var probes = new List<Probe>();
                 for (var i = 1; i <= lab.Plan.Nodes; i++)
@@ -80,7 +81,26 @@ public static class Convergence
                 var add = await MeasureAsync(probes, want: true, () => lab.Store.AddTaskAsync(spec, ct), o.CycleTimeout, ct).ConfigureAwait(false);
                 samples.Add(new Sample(store, "add", c, add.ApiMs, add.Probes));
                 // remove (the task keeps running until every node stopped routing to it and DNS dropped it)
-                var remove = await MeasureAsync(probes, want: false, () => lab.Store.RemoveTaskAsync(name, ct), o.CycleTimeout, ct).ConfigureAwait(false);
+                (double ApiMs, Dictionary<string, double> Probes) remove;
+                try
+                {
+                    remove = await MeasureAsync(probes, want: false, () => lab.Store.RemoveTaskAsync(name, ct), o.CycleTimeout, ct).ConfigureAwait(false);
+                }
+                catch (InvalidOperationException e)
+                {
+                    // the post-mortem: who still knows the task's ingress address by which MAC
+                    var ingressIp = spec.Addresses[OverlayNetwork.IngressName];
+                    var mac = (await lab.TryInAsync(LabPlan.TaskNamespace(name), "ip", "-br", "link", "show", "eth0").ConfigureAwait(false)).Stdout.Trim();
+                    await log.WriteLineAsync($"convergence: {e.Message}\n  task {name} eth0: {mac}").ConfigureAwait(false);
+                    for (var i = 1; i <= lab.Plan.Nodes; i++)
+                    {
+                        var neigh = (await lab.TryInAsync(LabPlan.SandboxName(i), "ip", "neigh", "show", "to", ingressIp).ConfigureAwait(false)).Stdout.Trim();
+                        await log.WriteLineAsync($"  {LabPlan.SandboxName(i)} neigh {ingressIp}: {(neigh.Length == 0 ? "(none)" : neigh)}").ConfigureAwait(false);
+                    }
+                    var links = (await lab.TryInAsync(taskNode, "ip", "-br", "link").ConfigureAwait(false)).Stdout.Split('\n').Where(l => l.StartsWith("vt", StringComparison.Ordinal));
+                    await log.WriteLineAsync($"  {taskNode} task legs: {string.Join(" | ", links)}").ConfigureAwait(false);
+                    throw;
+                }
                 samples.Add(new Sample(store, "remove", c, remove.ApiMs, remove.Probes));
                 gaps.AddRange(probes.Select(p => p.MeanGapMs).Where(g => !double.IsNaN(g)));
                 await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
