@@ -37,6 +37,9 @@ public sealed partial class NodeReconciler(
     /// process starts, so it happens on start, on a change of address, after an error and at each resync.</summary>
     private (string Address, long At)? _sandboxVerified;
 
+    /// <summary>The task ingress addresses of the last applied state, to tell which came or went.</summary>
+    private HashSet<string>? _taskAddresses;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var node = await RegisterAsync(stoppingToken).ConfigureAwait(false);
@@ -107,6 +110,14 @@ public sealed partial class NodeReconciler(
         {
             Changed(dataplane.Name, state.Revision);
         }
+
+        var addresses = state.Tasks.Select(t => t.Addresses.GetValueOrDefault(OverlayNetwork.IngressName)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        if (_taskAddresses is not null)
+        {
+            await sandbox.ForgetNeighboursAsync(addresses.Except(_taskAddresses).Concat(_taskAddresses.Except(addresses)), ct).ConfigureAwait(false);
+        }
+
+        _taskAddresses = addresses;
 
         await SyncTasksAsync(state, ct).ConfigureAwait(false);
     }

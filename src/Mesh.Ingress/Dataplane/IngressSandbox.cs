@@ -49,6 +49,18 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         await links.SysctlAsync(Netns, "net.ipv4.ip_forward", "1", ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Drops the sandbox's neighbour entries for task addresses that came or went: a freed address handed to a
+    /// new task (with a new MAC) would otherwise stay unreachable until the stale entry times out.
+    /// </summary>
+    public async Task ForgetNeighboursAsync(IEnumerable<string> addresses, CancellationToken ct)
+    {
+        foreach (var address in addresses)
+        {
+            await links.TryIpAsync(Netns, ["neigh", "del", address, "dev", NodeNetworkOptions.SandboxIngressInterface], ct).ConfigureAwait(false);
+        }
+    }
+
     private async Task EnsureLegAsync(string hostSide, string sandboxSide, string bridge, string? mtu, CancellationToken ct)
     {
         var self = NetworkNamespacePath.Current;
