@@ -67,7 +67,7 @@ public sealed partial class EmbeddedStore : IClusterStore
             lock (_history)
             {
                 var current = _state.Revision;
-                if (current > afterRevision || afterRevision > current)
+                if (current != afterRevision)
                 {
                     return Since(afterRevision, current);
                 }
