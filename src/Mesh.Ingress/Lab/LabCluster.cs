@@ -103,9 +103,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
     }
 
     /// <summary>
-    /// Adds a task of its service on node <paramref name="nodeIndex"/> the way a runtime would: a namespace,
-    /// registration (which allocates its addresses), one leg per overlay (eth0, eth1, … in the order the
-    /// service joins them), and the task's server.
+    /// Adds a task of its service on node <paramref name="nodeIndex"/> the way a runtime would: a namespace, the
+    /// task's server (answering before the task is registered), registration (which allocates its addresses), and
+    /// one leg per overlay (eth0, eth1, … in the order the service joins them).
     /// </summary>
     public async Task<ServiceTask> StartTaskAsync(IClusterStore store, string taskName, int nodeIndex, CancellationToken ct)
     {
@@ -113,6 +113,20 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         var netns = LabPlan.TaskNamespace(taskName);
         var taskNs = NetworkNamespacePath.Named(netns);
         await _links.EnsureNamespaceAsync(netns, ct);
+        await _links.IpAsync(taskNs, ["link", "set", "lo", "up"], ct);
+
+        // The server listens before the task is registered: the moment the mesh routes to it, it answers. It binds
+        // the wildcard address, so the overlay legs added below need no restart; a cold start can take seconds.
+        if ((await PidsAsync(netns, ct)).Count == 0)
+        {
+            MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", taskName, "--node", node, "--port", LabPlan.DemoTarget.ToString(CultureInfo.InvariantCulture)],
+                $"{LabPlan.StateDirectory}/{taskName}.log");
+        }
+
+        await WaitUntilAsync(async () =>
+            (await runner.RunAsync("ip", ["netns", "exec", netns, "curl", "-sf", "-m", "2", $"http://127.0.0.1:{LabPlan.DemoTarget}/"], null, ct)).ExitCode == 0,
+            TimeSpan.FromSeconds(60), $"the server of {taskName} does not answer in {netns}: see {LabPlan.StateDirectory}/{taskName}.log", ct);
+
         var state = await store.GetStateAsync(ct);
         var task = state.Tasks.FirstOrDefault(t => t.Name == taskName)
             ?? await store.AddTaskAsync(new TaskSpec
@@ -145,12 +159,6 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             var prefix = Validate.Cidr("subnet", StateTransitions.FindNetwork(state, network)!.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
             await _links.IpAsync(taskNs, ["addr", "replace", $"{task.Addresses[network]}/{prefix}", "dev", inside], ct);
             await _links.IpAsync(taskNs, ["link", "set", inside, "up"], ct);
-        }
-
-        await _links.IpAsync(taskNs, ["link", "set", "lo", "up"], ct);
-        if ((await PidsAsync(netns, ct)).Count == 0)
-        {
-            MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", taskName, "--node", node, "--port", LabPlan.DemoTarget.ToString(CultureInfo.InvariantCulture)]);
         }
 
         return task;
@@ -376,10 +384,12 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
     private static async Task WaitForNodesAsync(IClusterStore store, int count, CancellationToken ct) =>
         await WaitUntilAsync(async () => (await store.GetStateAsync(ct)).Nodes.Count >= count, TimeSpan.FromSeconds(30), "not every node registered with the store", ct);
 
-    /// <summary>Every daemon has applied the latest revision and the published port answers on every node.</summary>
+    /// <summary>Every daemon has applied the latest revision and every node's published port reaches every task of the demo service.</summary>
     private async Task WaitConvergedAsync(LabPlan plan, CancellationToken ct)
     {
-        var revision = (await ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1))).GetStateAsync(ct)).Revision;
+        var state = await ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1))).GetStateAsync(ct);
+        var revision = state.Revision;
+        var tasks = state.Tasks.Where(t => t.Service == LabPlan.DemoService).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         for (var i = 1; i <= plan.Nodes; i++)
         {
             var node = LabPlan.NodeName(i);
@@ -394,13 +404,23 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         for (var i = 1; i <= plan.Nodes; i++)
         {
             var url = $"http://{LabPlan.NodeAddress(i)}:{LabPlan.DemoPublished}/";
+            var answered = new HashSet<string>(StringComparer.Ordinal);
             await WaitUntilAsync(async () =>
-                (await runner.RunAsync("ip", ["netns", "exec", LabPlan.Client, "curl", "-sf", "-m", "2", url], null, ct)).ExitCode == 0,
-                TimeSpan.FromSeconds(30), $"{url} does not answer from {LabPlan.Client}", ct);
+            {
+                // New connections, so the backend choice runs for each; the first word of an answer names its task.
+                string[] curl = ["netns", "exec", LabPlan.Client, "curl", "-s", "-m", "2", "-H", "Connection: close", .. Enumerable.Repeat(url, 4 * tasks.Count)];
+                var result = await runner.RunAsync("ip", curl, null, ct);
+                answered.UnionWith(result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]));
+                return tasks.IsSubsetOf(answered);
+            }, TimeSpan.FromSeconds(30), () => $"{url} from {LabPlan.Client} never reached {string.Join(", ", tasks.Except(answered).Order(StringComparer.Ordinal))}", ct);
         }
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string failure, CancellationToken ct)
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string failure, CancellationToken ct) =>
+        WaitUntilAsync(condition, timeout, () => failure, ct);
+
+    /// <param name="failure">The error, told when the time is up (so it can say what was seen by then).</param>
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> failure, CancellationToken ct)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         while (true)
@@ -419,7 +439,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
 
             if (Stopwatch.GetTimestamp() > deadline)
             {
-                throw new InvalidOperationException(failure);
+                throw new InvalidOperationException(failure());
             }
 
             await Task.Delay(100, ct);

@@ -19,10 +19,10 @@ public static class MeshExecutable
     /// private mount namespace, and namespaces the daemon then creates (its ingress sandbox) would be mounted
     /// where nobody else can see them.
     /// </summary>
-    public static int StartDetachedIn(string netns, IReadOnlyList<string> arguments)
+    public static int StartDetachedIn(string netns, IReadOnlyList<string> arguments, string logFile = "/dev/null")
     {
         var (file, prefix) = Command();
-        return StartDetachedIn(netns, file, [.. prefix, .. arguments]);
+        return StartDetachedIn(netns, file, [.. prefix, .. arguments], logFile);
     }
 
     /// <summary>
