@@ -10,6 +10,12 @@ public sealed record ClusterService
     /// <summary>Overlay networks the service's tasks join, besides <c>ingress</c> when ports are published.</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
 
+    /// <summary>
+    /// Other names of the service on every network it joins (Docker's service network aliases): each resolves as
+    /// the service name does, <c>tasks.&lt;alias&gt;</c> too. No other service or task may use them.
+    /// </summary>
+    public IReadOnlyList<string> Aliases { get; init; } = [];
+
     /// <summary>Network name → VIP on that network (vip mode only).</summary>
     public IReadOnlyDictionary<string, string> Vips { get; init; } = new Dictionary<string, string>();
 

@@ -11,6 +11,12 @@ public sealed record ServiceTask
     /// <summary>Network name → the task's IP on it. The store allocates what the runtime leaves out.</summary>
     public IReadOnlyDictionary<string, string> Addresses { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// Other names of this task (Docker's container aliases): each resolves to the task's addresses. Tasks may
+    /// share an alias (the name then answers every one of them); services and task names may not.
+    /// </summary>
+    public IReadOnlyList<string> Aliases { get; init; } = [];
+
     /// <summary>Path of the task's network namespace on its node (for the task-side rules and DNS).</summary>
     public string? NetnsPath { get; init; }
 

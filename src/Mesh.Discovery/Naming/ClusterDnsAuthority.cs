@@ -8,12 +8,14 @@ namespace Mesh.Discovery.Naming;
 /// <summary>
 /// What the embedded resolver answers from the cluster state, scoped to the networks the querying task is on:
 /// <list type="bullet">
-/// <item><c>&lt;service&gt;</c> → its VIP on each shared network (vip mode) or its task IPs, shuffled (dnsrr);</item>
-/// <item><c>tasks.&lt;service&gt;</c> → every task IP; <c>&lt;task name&gt;</c> (<c>web.1</c>) → that task's IP;</item>
+/// <item><c>&lt;service&gt;</c> or a service alias → its VIP on each shared network (vip mode) or its task IPs, shuffled (dnsrr);</item>
+/// <item><c>tasks.&lt;service or alias&gt;</c> → every task IP; <c>&lt;task name&gt;</c> (<c>web.1</c>) → that task's IP;</item>
+/// <item>a task alias → the IPs of every task that carries it;</item>
 /// <item>PTR for task IPs and VIPs; AAAA of an existing name → empty NOERROR (there is no IPv6 yet);</item>
 /// <item>SRV <c>_&lt;port&gt;._&lt;tcp|udp&gt;.&lt;service&gt;</c> for published or target ports.</item>
 /// </list>
-/// Single-label names and <c>tasks.*</c> are ours: unknown ones are NXDOMAIN. Everything else is forwarded.
+/// Single-label names, <c>tasks.*</c> and <c>&lt;service&gt;.*</c> are ours: unknown ones are NXDOMAIN. Everything else is forwarded
+/// (an alias may have dots: it is answered, and names below it are not claimed).
 /// </summary>
 public sealed class ClusterDnsAuthority : IDnsAuthority
 {
@@ -64,22 +66,29 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
         // Ours: single labels, tasks.*, and <service>.<anything> (task names, even of tasks already gone).
         var dot = name.IndexOf('.', StringComparison.Ordinal);
         owned = dot < 0 || name.StartsWith("tasks.", StringComparison.Ordinal) || index.Services.ContainsKey(name[..dot]);
-        if (index.Services.TryGetValue(name, out var service))
+        if (index.FindService(name) is { } service)
         {
-            var result = service.Mode == ServiceMode.Vip
+            if (!Visible(service, networks))
+            {
+                return null; // another network's name: as if it did not exist here
+            }
+
+            owned = true;
+            return service.Mode == ServiceMode.Vip
                 ? networks.Select(n => service.Vips.GetValueOrDefault(n)).OfType<string>().Select(IPAddress.Parse).ToList()
-                : Shuffled(TaskAddresses(index.TasksOf(name), networks));
-            return Visible(service, networks) ? result : null;
+                : Shuffled(TaskAddresses(index.TasksOf(service.Name.ToLowerInvariant()), networks));
         }
 
-        if (name.StartsWith("tasks.", StringComparison.Ordinal) && index.Services.TryGetValue(name[6..], out var tasksOf))
+        if (name.StartsWith("tasks.", StringComparison.Ordinal) && index.FindService(name[6..]) is { } tasksOf)
         {
-            return Visible(tasksOf, networks) ? TaskAddresses(index.TasksOf(name[6..]), networks) : null;
+            return Visible(tasksOf, networks) ? TaskAddresses(index.TasksOf(tasksOf.Name.ToLowerInvariant()), networks) : null;
         }
 
-        if (index.Tasks.TryGetValue(name, out var task))
+        var tasks = index.Tasks.TryGetValue(name, out var task) ? [task] : index.TaskAliases.GetValueOrDefault(name);
+        if (tasks is not null)
         {
-            var mine = TaskAddresses([task], networks);
+            var mine = TaskAddresses(tasks, networks);
+            owned |= mine.Count > 0;
             return mine.Count > 0 ? mine : null;
         }
 
@@ -132,7 +141,7 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
             return Forward(index, new DnsQuestion(question, DnsType.SRV), name, networks);
         }
 
-        if (!index.Services.TryGetValue(labels[2], out var service) || !Visible(service, networks))
+        if (index.FindService(labels[2]) is not { } service || !Visible(service, networks))
         {
             return labels[2].Contains('.', StringComparison.Ordinal) ? DnsLookupResult.NotMine : DnsLookupResult.NameError();
         }

@@ -9,6 +9,9 @@ public sealed record ServiceSpec
     public ServiceMode Mode { get; init; } = ServiceMode.Vip;
     public IReadOnlyList<PublishedPort>? Ports { get; init; }
     public IReadOnlyList<string>? Networks { get; init; }
+
+    /// <summary>Other DNS names of the service (see <see cref="ClusterService.Aliases"/>).</summary>
+    public IReadOnlyList<string>? Aliases { get; init; }
 }
 
 /// <summary>What a runtime reports when a container starts. Missing name and addresses are allocated.</summary>
@@ -19,6 +22,9 @@ public sealed record TaskSpec
     public string? Node { get; init; }
     public IReadOnlyDictionary<string, string>? Addresses { get; init; }
     public string? NetnsPath { get; init; }
+
+    /// <summary>Other DNS names of the task (see <see cref="ServiceTask.Aliases"/>).</summary>
+    public IReadOnlyList<string>? Aliases { get; init; }
 
     /// <summary>Ask the task's node to write the task's resolv.conf at this path (the embedded DNS).</summary>
     public string? ResolvConfPath { get; init; }

@@ -97,6 +97,7 @@ public static class StateTransitions
             }
         }
 
+        var aliases = Aliases(spec.Aliases, except: name);
         var networks = new List<string>();
         foreach (var (net, i) in (spec.Networks ?? []).Select((n, i) => (n, i)))
         {
@@ -122,6 +123,14 @@ public static class StateTransitions
             throw new ConflictException($"service '{name}' already exists");
         }
 
+        foreach (var taken in aliases.Prepend(name))
+        {
+            if (NameUser(state, taken) is { } user)
+            {
+                throw new ConflictException($"name '{taken}' is already used by {user.Owner}");
+            }
+        }
+
         foreach (var port in ports)
         {
             var owner = state.Services.FirstOrDefault(s => s.Ports.Any(p => p.Published == port.Published && p.Protocol == port.Protocol));
@@ -137,6 +146,7 @@ public static class StateTransitions
             Mode = spec.Mode,
             Ports = [.. ports],
             Networks = networks,
+            Aliases = aliases,
             FirewallMark = AllocateMark(state),
         };
 
@@ -183,6 +193,8 @@ public static class StateTransitions
             Validate.AbsolutePath("resolvConfPath", spec.ResolvConfPath);
         }
 
+        var aliases = Aliases(spec.Aliases, except: spec.Name);
+
         var service = state.Services.FirstOrDefault(s => Same(s.Name, serviceName))
             ?? throw new NotFoundException($"service '{serviceName}' does not exist");
         if (!state.Nodes.Any(n => Same(n.Name, nodeName)))
@@ -194,6 +206,20 @@ public static class StateTransitions
         if (state.Tasks.Any(t => Same(t.Name, name)))
         {
             throw new ConflictException($"task '{name}' already exists");
+        }
+
+        if (NameUser(state, name) is { } nameUser)
+        {
+            throw new ConflictException($"name '{name}' is already used by {nameUser.Owner}");
+        }
+
+        foreach (var alias in aliases)
+        {
+            // Tasks may share an alias (it then answers all of them); nothing else may share a name.
+            if (NameUser(state, alias) is { IsTaskAlias: false } user)
+            {
+                throw new ConflictException($"name '{alias}' is already used by {user.Owner}");
+            }
         }
 
         var wanted = AttachedNetworks(service).ToList();
@@ -227,9 +253,43 @@ public static class StateTransitions
             addresses[net] = AllocateAddress(state, FindNetwork(state, net)!);
         }
 
-        var task = new ServiceTask { Name = name, Service = service.Name, Node = nodeName, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses };
+        var task = new ServiceTask
+        {
+            Name = name, Service = service.Name, Node = nodeName, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses, Aliases = aliases,
+        };
         return (state with { Tasks = [.. state.Tasks, task] }, task);
     }
+
+    /// <summary>Validated aliases: DNS names, none twice, none the object's own name, none under the reserved <c>tasks.</c>.</summary>
+    private static string[] Aliases(IReadOnlyList<string>? aliases, string? except)
+    {
+        aliases ??= [];
+        for (var i = 0; i < aliases.Count; i++)
+        {
+            var alias = Validate.DottedName($"aliases[{i}]", aliases[i]);
+            if (alias.StartsWith("tasks.", StringComparison.OrdinalIgnoreCase) || Same(alias, "tasks"))
+            {
+                throw new ValidationException($"aliases[{i}]", "'tasks' and names under 'tasks.' are reserved for task lists");
+            }
+
+            if ((except is not null && Same(alias, except)) || aliases.Take(i).Any(a => Same(a, alias)))
+            {
+                throw new ValidationException($"aliases[{i}]", $"'{alias}' is listed twice");
+            }
+        }
+
+        return [.. aliases];
+    }
+
+    /// <summary>Who already answers to <paramref name="name"/> in DNS: a service (name or alias) or a task (name or alias); null when nobody.</summary>
+    private static NameUse? NameUser(ClusterState state, string name) =>
+        state.Services.FirstOrDefault(s => Same(s.Name, name)) is { } byName ? new($"service '{byName.Name}'", false)
+        : state.Services.FirstOrDefault(s => s.Aliases.Any(a => Same(a, name))) is { } byAlias ? new($"an alias of service '{byAlias.Name}'", false)
+        : state.Tasks.FirstOrDefault(t => Same(t.Name, name)) is { } task ? new($"task '{task.Name}'", false)
+        : state.Tasks.FirstOrDefault(t => t.Aliases.Any(a => Same(a, name))) is { } aliased ? new($"an alias of task '{aliased.Name}'", true)
+        : null;
+
+    private sealed record NameUse(string Owner, bool IsTaskAlias);
 
     public static ClusterState RemoveTask(ClusterState state, string name)
     {

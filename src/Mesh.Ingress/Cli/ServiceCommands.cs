@@ -16,7 +16,8 @@ public static class ServiceCommands
         var publish = new Option<string[]>("--publish", "-p") { Description = "PUBLISHED:TARGET[/tcp|/udp], repeatable", AllowMultipleArgumentsPerToken = false };
         var mode = new Option<string>("--mode") { Description = "vip (default) or dnsrr", DefaultValueFactory = _ => "vip" };
         var network = new Option<string[]>("--network") { Description = "Overlay network to join (repeatable)" };
-        var create = new Command("create", "Create a service") { name, publish, mode, network };
+        var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the service on its networks (repeatable)" };
+        var create = new Command("create", "Create a service") { name, publish, mode, network, alias };
         create.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var spec = new ServiceSpec
@@ -30,6 +31,7 @@ public static class ServiceCommands
                 },
                 Ports = (parse.GetValue(publish) ?? []).Select(PublishedPort.Parse).ToArray(),
                 Networks = parse.GetValue(network) ?? [],
+                Aliases = parse.GetValue(alias) ?? [],
             };
             var created = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).CreateServiceAsync(spec, ct);
             Console.WriteLine(created.Name);
@@ -46,7 +48,7 @@ public static class ServiceCommands
                 return 0;
             }
 
-            TableWriter.Write(Console.Out, ["NAME", "MODE", "REPLICAS", "PORTS", "VIPS", "MARK"], state.Services.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => (IReadOnlyList<string>)
+            TableWriter.Write(Console.Out, ["NAME", "MODE", "REPLICAS", "PORTS", "VIPS", "MARK", "ALIASES"], state.Services.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => (IReadOnlyList<string>)
             [
                 s.Name,
                 s.Mode.ToString().ToLowerInvariant(),
@@ -54,6 +56,7 @@ public static class ServiceCommands
                 string.Join(',', s.Ports.Select(p => p.ToString())),
                 string.Join(',', s.Vips.Select(v => $"{v.Key}={v.Value}")),
                 "0x" + s.FirewallMark.ToString("x", System.Globalization.CultureInfo.InvariantCulture),
+                string.Join(',', s.Aliases),
             ]));
             return 0;
         }));

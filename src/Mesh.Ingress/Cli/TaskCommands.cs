@@ -16,8 +16,9 @@ public static class TaskCommands
         var netns = new Option<string?>("--netns") { Description = "Path of the task's network namespace, e.g. /var/run/netns/NAME" };
         var resolvConf = new Option<string?>("--resolv-conf") { Description = "Have the node write the task's resolv.conf (nameserver 127.0.0.11) at this path" };
         var ip = new Option<string[]>("--ip") { Description = "NETWORK=IP to use instead of an allocated address (repeatable)" };
+        var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the task (repeatable; tasks may share one)" };
         var taskName = new Argument<string?>("name") { Description = "Task name (default SERVICE.N)", Arity = ArgumentArity.ZeroOrOne };
-        var add = new Command("add", "Register a running task; prints it as JSON (with its allocated addresses)") { taskName, service, node, netns, ip, resolvConf };
+        var add = new Command("add", "Register a running task; prints it as JSON (with its allocated addresses)") { taskName, service, node, netns, ip, resolvConf, alias };
         add.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -40,6 +41,7 @@ public static class TaskCommands
                 NetnsPath = parse.GetValue(netns),
                 ResolvConfPath = parse.GetValue(resolvConf),
                 Addresses = addresses,
+                Aliases = parse.GetValue(alias) ?? [],
             }, ct);
             Console.WriteLine(JsonSerializer.Serialize(created, MeshJson.Options));
             return 0;
@@ -67,9 +69,9 @@ public static class TaskCommands
                 return 0;
             }
 
-            TableWriter.Write(Console.Out, ["NAME", "SERVICE", "NODE", "STATE", "ADDRESSES"], tasks.Select(t => (IReadOnlyList<string>)
+            TableWriter.Write(Console.Out, ["NAME", "SERVICE", "NODE", "STATE", "ADDRESSES", "ALIASES"], tasks.Select(t => (IReadOnlyList<string>)
             [
-                t.Name, t.Service, t.Node, t.State.ToString().ToLowerInvariant(), string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")),
+                t.Name, t.Service, t.Node, t.State.ToString().ToLowerInvariant(), string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")), string.Join(',', t.Aliases),
             ]));
             return 0;
         }));

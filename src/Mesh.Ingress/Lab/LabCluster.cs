@@ -80,6 +80,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
                 Name = LabPlan.DemoService,
                 Ports = [new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Tcp), new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Udp)],
                 Networks = [LabPlan.AppNetwork],
+                Aliases = [LabPlan.DemoAlias],
             }, ct);
         }
 
@@ -136,6 +137,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
                 Node = node,
                 NetnsPath = taskNs.Path,
                 ResolvConfPath = LabPlan.ResolvConfOf(netns),
+                Aliases = taskName.StartsWith(LabPlan.DnsrrService + ".", StringComparison.Ordinal) ? [LabPlan.DnsrrTaskAlias] : [],
             }, ct);
         state = await store.GetStateAsync(ct);
 

@@ -26,6 +26,12 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string S
     public const int StorePort = 2377;
     public const string DemoService = "web";
 
+    /// <summary>Another name of <see cref="DemoService"/> (a service alias: resolves to its VIP).</summary>
+    public const string DemoAlias = "frontend";
+
+    /// <summary>An alias every task of <see cref="DnsrrService"/> carries (a shared task alias: resolves to all of them).</summary>
+    public const string DnsrrTaskAlias = "backend";
+
     /// <summary>The second demo service: DNS round robin (no VIP) on appnet, not published.</summary>
     public const string DnsrrService = "api";
     public const int DnsrrReplicas = 2;

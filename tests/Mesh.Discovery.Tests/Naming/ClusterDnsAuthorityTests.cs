@@ -16,12 +16,12 @@ public class ClusterDnsAuthorityTests
         var s = StateTransitions.RegisterNode(ClusterState.Empty, new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
         s = StateTransitions.CreateNetwork(s, new NetworkSpec { Name = "appnet", Subnet = "10.0.1.0/24", Vni = 4097 }).State;
         s = StateTransitions.CreateNetwork(s, new NetworkSpec { Name = "other", Subnet = "10.0.2.0/24", Vni = 4098 }).State;
-        s = StateTransitions.CreateService(s, new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)], Networks = ["appnet"] }).State;
-        s = StateTransitions.CreateService(s, new ServiceSpec { Name = "api", Mode = ServiceMode.Dnsrr, Ports = [new PublishedPort(9090, 90, TransportProtocol.Udp)], Networks = ["appnet"] }).State;
-        s = StateTransitions.CreateService(s, new ServiceSpec { Name = "hidden", Networks = ["other"] }).State;
-        foreach (var service in new[] { "web", "web", "web", "api", "api", "hidden" })
+        s = StateTransitions.CreateService(s, new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)], Networks = ["appnet"], Aliases = ["frontend", "www.corp.example"] }).State;
+        s = StateTransitions.CreateService(s, new ServiceSpec { Name = "api", Mode = ServiceMode.Dnsrr, Ports = [new PublishedPort(9090, 90, TransportProtocol.Udp)], Networks = ["appnet"], Aliases = ["backend"] }).State;
+        s = StateTransitions.CreateService(s, new ServiceSpec { Name = "hidden", Networks = ["other"], Aliases = ["secret", "secret.corp.example"] }).State;
+        foreach (var (service, aliases) in new (string Service, string[] Aliases)[] { ("web", ["cache"]), ("web", []), ("web", ["cache"]), ("api", []), ("api", ["db.corp.example"]), ("hidden", ["sneaky"]) })
         {
-            s = StateTransitions.AddTask(s, new TaskSpec { Service = service, Node = "n1" }).State;
+            s = StateTransitions.AddTask(s, new TaskSpec { Service = service, Node = "n1", Aliases = aliases }).State;
         }
 
         _state = s;
@@ -64,6 +64,32 @@ public class ClusterDnsAuthorityTests
     {
         Assert.Equal(TaskIps("web"), Addresses(Ask("tasks.web")));
         Assert.Equal([_state.Tasks.Single(t => t.Name == "api.2").Addresses["appnet"]], Addresses(Ask("api.2")));
+    }
+
+    [Fact]
+    public void Service_aliases_resolve_as_the_service_and_task_aliases_to_every_task_that_carries_them()
+    {
+        Assert.Equal(Addresses(Ask("web")), Addresses(Ask("frontend")));
+        Assert.Equal(Addresses(Ask("web")), Addresses(Ask("WWW.Corp.Example")));
+        Assert.Equal(TaskIps("web"), Addresses(Ask("tasks.frontend")));
+        Assert.Equal(TaskIps("api"), Addresses(Ask("backend")));
+        Assert.Equal(new[] { "web.1", "web.3" }.Select(t => _state.Tasks.Single(x => x.Name == t).Addresses["appnet"]).Order(StringComparer.Ordinal), Addresses(Ask("cache")));
+        Assert.Equal([_state.Tasks.Single(t => t.Name == "api.2").Addresses["appnet"]], Addresses(Ask("db.corp.example")));
+        Assert.Equal(DnsLookupStatus.NoData, Ask("frontend", DnsType.AAAA).Status);
+        Assert.Equal(DnsLookupStatus.Answered, _authority.Lookup(new DnsQuestion(DnsName.Parse("_80._tcp.frontend"), DnsType.SRV), new DnsClientContext("web.1", null, DnsTransport.Udp)).Status);
+
+        // A dotted alias is answered, but names below it and other names in its domain are not claimed.
+        Assert.Equal(DnsLookupStatus.NotMine, Ask("x.www.corp.example").Status);
+        Assert.Equal(DnsLookupStatus.NotMine, Ask("other.corp.example").Status);
+    }
+
+    [Fact]
+    public void Aliases_on_networks_the_querier_does_not_share_are_invisible()
+    {
+        Assert.Equal(DnsLookupStatus.NameError, Ask("secret").Status);
+        Assert.Equal(DnsLookupStatus.NameError, Ask("sneaky").Status);
+        // A dotted name that is not ours here goes upstream, as if no alias existed.
+        Assert.Equal(DnsLookupStatus.NotMine, Ask("secret.corp.example").Status);
     }
 
     [Fact]

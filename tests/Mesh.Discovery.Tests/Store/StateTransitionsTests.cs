@@ -71,6 +71,11 @@ public class StateTransitionsTests
         { new ServiceSpec { Name = "ok", Networks = ["nope"] }, "networks[0]" },
         { new ServiceSpec { Name = "ok", Networks = ["ingress"] }, "networks[0]" },
         { new ServiceSpec { Name = "ok", Mode = (ServiceMode)7 }, "mode" },
+        { new ServiceSpec { Name = "ok", Aliases = ["fine", "bad_alias"] }, "aliases[1]" },
+        { new ServiceSpec { Name = "ok", Aliases = ["tasks.ok"] }, "aliases[0]" },
+        { new ServiceSpec { Name = "ok", Aliases = ["OK"] }, "aliases[0]" },
+        { new ServiceSpec { Name = "ok", Aliases = ["a", "A"] }, "aliases[1]" },
+        { new ServiceSpec { Name = "ok", Aliases = [""] }, "aliases[0]" },
     };
 
     [Theory]
@@ -90,6 +95,31 @@ public class StateTransitionsTests
         Assert.Contains("'web'", e.Message, StringComparison.Ordinal);
         var (_, udp) = StateTransitions.CreateService(state, new ServiceSpec { Name = "dns", Ports = [new PublishedPort(8080, 53, TransportProtocol.Udp)] });
         Assert.Equal(TransportProtocol.Udp, udp.Ports[0].Protocol);
+    }
+
+    [Fact]
+    public void Aliases_are_kept_and_no_service_or_task_name_is_taken_twice_but_tasks_may_share_an_alias()
+    {
+        var state = WithNodes("n1");
+        (state, var web) = StateTransitions.CreateService(state, new ServiceSpec { Name = "web", Aliases = ["frontend", "www.corp"] });
+        Assert.Equal(["frontend", "www.corp"], web.Aliases);
+
+        // A service alias is a name: no other service (name or alias) and no task may take it, and it may not take theirs.
+        var clash = Assert.Throws<ConflictException>(() => StateTransitions.CreateService(state, new ServiceSpec { Name = "Frontend" }));
+        Assert.Contains("an alias of service 'web'", clash.Message, StringComparison.Ordinal);
+        Assert.Throws<ConflictException>(() => StateTransitions.CreateService(state, new ServiceSpec { Name = "api", Aliases = ["WWW.corp"] }));
+        Assert.Throws<ConflictException>(() => StateTransitions.CreateService(state, new ServiceSpec { Name = "api", Aliases = ["web"] }));
+        Assert.Throws<ConflictException>(() => StateTransitions.AddTask(state, new TaskSpec { Service = "web", Node = "n1", Aliases = ["frontend"] }));
+        Assert.Throws<ConflictException>(() => StateTransitions.AddTask(state, new TaskSpec { Name = "www.corp", Service = "web", Node = "n1" }));
+
+        (state, var t1) = StateTransitions.AddTask(state, new TaskSpec { Service = "web", Node = "n1", Aliases = ["cache"] });
+        (state, var t2) = StateTransitions.AddTask(state, new TaskSpec { Service = "web", Node = "n1", Aliases = ["CACHE"] });
+        Assert.Equal(["cache"], t1.Aliases);
+        Assert.Equal(["CACHE"], t2.Aliases);
+        Assert.Throws<ConflictException>(() => StateTransitions.AddTask(state, new TaskSpec { Service = "web", Node = "n1", Aliases = ["web.1"] }));
+        Assert.Throws<ConflictException>(() => StateTransitions.CreateService(state, new ServiceSpec { Name = "cache" }));
+        Assert.Throws<ConflictException>(() => StateTransitions.AddTask(state, new TaskSpec { Name = "cache", Service = "web", Node = "n1" }));
+        Assert.Equal("aliases[0]", Assert.Throws<ValidationException>(() => StateTransitions.AddTask(state, new TaskSpec { Service = "web", Node = "n1", Aliases = ["-x"] })).Field);
     }
 
     [Fact]

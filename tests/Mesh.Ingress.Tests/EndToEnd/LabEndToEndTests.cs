@@ -159,6 +159,9 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
         Assert.Equal(new[] { "web.1", "web.2", "web.3" }.Select(AppIp).Order(), (await DigAsync("mesh-web.1", "tasks.web")).Order());
         Assert.Equal(new[] { "api.1", "api.2" }.Select(AppIp).Order(), (await DigAsync("mesh-web.1", "api")).Order());
         Assert.Equal([AppIp("web.2")], await DigAsync("mesh-web.1", "web.2"));
+        Assert.Equal([vip], await DigAsync("mesh-api.1", "frontend")); // a service alias
+        Assert.Equal(new[] { "web.1", "web.2", "web.3" }.Select(AppIp).Order(), (await DigAsync("mesh-api.1", "tasks.frontend")).Order());
+        Assert.Equal(new[] { "api.1", "api.2" }.Select(AppIp).Order(), (await DigAsync("mesh-web.2", "backend")).Order()); // a task alias both api tasks carry
         Assert.Equal(["web.2."], await DigAsync("mesh-api.1", "-x", AppIp("web.2")));
         Assert.Equal(["198.18.0.200"], await DigAsync("mesh-web.3", "www.upstream.test"));
         Assert.Equal((await DigAsync("mesh-web.1", "tasks.web")).Order(), (await DigAsync("mesh-web.1", "+tcp", "tasks.web")).Order());

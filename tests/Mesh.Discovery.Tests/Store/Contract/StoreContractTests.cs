@@ -33,12 +33,14 @@ public abstract class StoreContractTests
         var node = await store.RegisterNodeAsync(Node1);
         Assert.Equal("10.255.0.2", node.IngressSandboxIp);
         var net = await store.CreateNetworkAsync(new NetworkSpec { Name = "appnet", Subnet = "10.0.1.0/24", Vni = 4097 });
-        var web = await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)], Networks = ["appnet"] });
+        var web = await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)], Networks = ["appnet"], Aliases = ["frontend"] });
         Assert.Equal(StateTransitions.FirstFirewallMark, web.FirewallMark);
+        Assert.Equal(["frontend"], web.Aliases);
         Assert.Equal("10.255.0.3", web.Vips["ingress"]);
         Assert.Equal("10.0.1.2", web.Vips["appnet"]);
-        var task = await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1", NetnsPath = "/var/run/netns/t1" });
+        var task = await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1", NetnsPath = "/var/run/netns/t1", Aliases = ["cache"] });
         Assert.Equal("web.1", task.Name);
+        Assert.Equal(["cache"], task.Aliases);
         Assert.Equal("10.255.0.4", task.Addresses["ingress"]);
         Assert.Equal("10.0.1.3", task.Addresses["appnet"]);
         var second = await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1", Addresses = new Dictionary<string, string> { ["appnet"] = "10.0.1.77" } });
