@@ -1,9 +1,6 @@
-using System.Text.Json.Serialization;
-
 namespace Mesh.Discovery.Model;
 
 /// <summary>How a service is reached east-west: through a virtual IP, or by DNS round robin over task IPs.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<ServiceMode>))]
 public enum ServiceMode
 {
     Vip,

@@ -1,8 +1,5 @@
-using System.Text.Json.Serialization;
-
 namespace Mesh.Discovery.Model;
 
-[JsonConverter(typeof(JsonStringEnumConverter<TransportProtocol>))]
 public enum TransportProtocol
 {
     Tcp,

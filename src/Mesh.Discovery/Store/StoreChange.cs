@@ -1,8 +1,5 @@
-using System.Text.Json.Serialization;
-
 namespace Mesh.Discovery.Store;
 
-[JsonConverter(typeof(JsonStringEnumConverter<StoreObjectKind>))]
 public enum StoreObjectKind
 {
     Network,
