@@ -103,6 +103,9 @@ check "restart: the new daemon applied no ipvs change" test "$(grep -c 'Applied 
 got=$(answers "http://$(node_addr $nodes):8080/" $((replicas * 3)))
 check "restart: mesh-n$nodes:8080 still reaches every web task (got: $got)" test "$got" = "$web_tasks"
 
+# Nothing of the nftables dataplane was here to remove (and this kernel has no nf_tables loaded): no warning.
+check "no daemon found or failed to remove nftables leftovers" test "$(cat /run/mesh/lab/mesh-n*.log | grep -c "dataplane's leftovers")" -eq 0
+
 # --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
 gone_task=${web_tasks##* }
 gone_ip=$(jq -r --arg t "$gone_task" '.state.tasks[] | select(.name == $t) | .addresses.ingress' <<<"$status")

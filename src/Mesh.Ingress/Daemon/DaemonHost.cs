@@ -66,13 +66,18 @@ public static class DaemonHost
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton(options.Ipvs);
+        services.AddSingleton<IpvsDataplane>();
+        services.AddSingleton<NftablesDataplane>();
         if (choice == DataplaneChoice.Ipvs)
         {
-            services.AddSingleton<IDataplane, IpvsDataplane>();
+            services.AddSingleton<IDataplane>(sp => sp.GetRequiredService<IpvsDataplane>());
+            services.AddSingleton(sp => new DataplaneSwitchCleanup(sp.GetRequiredService<NftablesDataplane>(), sp.GetRequiredService<ILogger<DataplaneSwitchCleanup>>()));
         }
         else
         {
-            services.AddSingleton<IDataplane, NftablesDataplane>();
+            services.AddSingleton<IDataplane>(sp => sp.GetRequiredService<NftablesDataplane>());
+            services.AddSingleton(sp => new DataplaneSwitchCleanup(
+                KernelFeatures.HasIpvs() ? sp.GetRequiredService<IpvsDataplane>() : null, sp.GetRequiredService<ILogger<DataplaneSwitchCleanup>>()));
         }
 
         services.AddSingleton<MeshTelemetry>();

@@ -21,6 +21,7 @@ namespace Mesh.Ingress.Daemon;
 public sealed partial class NodeReconciler(
     IClusterStore store,
     IDataplane dataplane,
+    DataplaneSwitchCleanup otherDataplane,
     IngressSandbox sandbox,
     IptablesExecutor iptables,
     NftExecutor nft,
@@ -111,6 +112,11 @@ public sealed partial class NodeReconciler(
             Changed(dataplane.Name, state.Revision);
         }
 
+        if (await otherDataplane.SandboxAsync(ct).ConfigureAwait(false))
+        {
+            Changed("other-dataplane", state.Revision);
+        }
+
         var addresses = state.Tasks.Select(t => t.Addresses.GetValueOrDefault(OverlayNetwork.IngressName)).OfType<string>().ToHashSet(StringComparer.Ordinal);
         if (_taskAddresses is not null)
         {
@@ -150,6 +156,7 @@ public sealed partial class NodeReconciler(
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
                 iptables.Forget(new NetworkNamespacePath(path));
+                otherDataplane.Forget(new NetworkNamespacePath(path));
                 _taskNamespaces.Remove(path);
                 continue;
             }
@@ -177,6 +184,11 @@ public sealed partial class NodeReconciler(
                 if (await dataplane.ApplyTaskAsync(state, task, netns, ct).ConfigureAwait(false))
                 {
                     Changed("task-vips", state.Revision);
+                }
+
+                if (await otherDataplane.TaskAsync(state, netns, ct).ConfigureAwait(false))
+                {
+                    Changed("other-dataplane", state.Revision);
                 }
 
                 if (task.ResolvConfPath is { } resolvConf)

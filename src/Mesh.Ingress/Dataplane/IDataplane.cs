@@ -21,4 +21,7 @@ public interface IDataplane
     /// network <paramref name="task"/> shares; with a null task, removes whatever Mesh put there.
     /// </summary>
     Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken);
+
+    /// <summary>Removes whatever this dataplane put in the ingress sandbox (when the node now runs the other one).</summary>
+    Task<bool> RemoveFromSandboxAsync(CancellationToken cancellationToken);
 }

@@ -66,6 +66,14 @@ public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSand
         return changed;
     }
 
+    public async Task<bool> RemoveFromSandboxAsync(CancellationToken cancellationToken)
+    {
+        // Marks first, so nothing is steered to services about to go.
+        var changed = await iptables.ApplyAsync(sandbox.Netns, IptablesRuleset.Empty, IpvsSandboxRules.Tables, cancellationToken).ConfigureAwait(false);
+        changed |= Converge(sandbox.Netns.Path!, []);
+        return changed;
+    }
+
     /// <summary>Dumps the namespace's IPVS, diffs it against <paramref name="desired"/> and applies the difference in one batch.</summary>
     private bool Converge(string netns, IReadOnlyList<IpvsDesiredService> desired)
     {

@@ -17,4 +17,7 @@ public sealed class NftablesDataplane(NftExecutor nft, IngressSandbox sandbox) :
         var table = task is null ? null : TaskServiceTable.Build(state, task);
         return nft.ConvergeAsync(netns, table is not null && TaskServiceTable.Needed(table) ? table : null, TaskServiceTable.Family, TaskServiceTable.Name, cancellationToken);
     }
+
+    public Task<bool> RemoveFromSandboxAsync(CancellationToken cancellationToken) =>
+        nft.ConvergeAsync(sandbox.Netns, null, IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
 }

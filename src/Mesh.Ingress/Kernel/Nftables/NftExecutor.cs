@@ -23,8 +23,9 @@ public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor)
         var result = await runner.RunInAsync(netns, "nft", ["-j", "list", "table", family, table], null, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
-            // "No such file or directory": the table does not exist yet.
-            return result.Stderr.Contains("No such file", StringComparison.Ordinal)
+            // "No such file or directory": the table does not exist yet. "Protocol not supported": this kernel has
+            // no nf_tables (loaded), so no table can exist; writing one will fail with nft's own message.
+            return result.Stderr.Contains("No such file", StringComparison.Ordinal) || result.Stderr.Contains("Protocol not supported", StringComparison.Ordinal)
                 ? NftTableState.Missing
                 : throw new CommandFailedException($"nft -j list table {family} {table} (in {netns})", result);
         }
