@@ -71,7 +71,7 @@ public static class TaskCommands
 
             TableWriter.Write(Console.Out, ["NAME", "SERVICE", "NODE", "STATE", "ADDRESSES", "ALIASES"], tasks.Select(t => (IReadOnlyList<string>)
             [
-                t.Name, t.Service, t.Node, t.State.ToString().ToLowerInvariant(), string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")), string.Join(',', t.Aliases),
+                t.Name, t.Service, t.Node, System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(t.State.ToString()), string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")), string.Join(',', t.Aliases),
             ]));
             return 0;
         }));

@@ -391,7 +391,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
     {
         var state = await ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1))).GetStateAsync(ct);
         var revision = state.Revision;
-        var tasks = state.Tasks.Where(t => t.Service == LabPlan.DemoService).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var tasks = state.Tasks.Where(t => t.Service == LabPlan.DemoService && t.State == TaskState.Running).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         for (var i = 1; i <= plan.Nodes; i++)
         {
             var node = LabPlan.NodeName(i);

@@ -80,6 +80,10 @@ public sealed class EtcdLabTests(EtcdLabFixture lab) : IClassFixture<EtcdLabFixt
             Assert.Equal(2, (await LabEndToEndTests.DigAsync("mesh-web.1", "tasks.web")).Count);
         }, attempts: 100);
 
+        // Still listed, so an operator sees what is down (web.2 runs on mesh-n2).
+        var ls = await Shell.MeshApiAsync("mesh-n1", "task", "ls");
+        Assert.Contains(ls.Stdout.Split('\n'), l => l.StartsWith("web.2 ", StringComparison.Ordinal) && l.Contains(" node-down ", StringComparison.Ordinal));
+
         Assert.Equal(0, (await Shell.MeshAsync(lab.UpArguments)).ExitCode); // restarts the daemon of mesh-n2
         await LabEndToEndTests.EventuallyAsync(async () =>
         {

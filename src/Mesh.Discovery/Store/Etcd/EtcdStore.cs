@@ -26,10 +26,10 @@ namespace Mesh.Discovery.Store.Etcd;
 /// whole read-compute-commit (bounded, with backoff); a request that fails validation changes nothing.
 /// </para>
 /// <para>
-/// Liveness: <see cref="ClusterState.Tasks"/> as returned by <see cref="GetStateAsync"/> holds only the tasks
-/// of nodes whose <c>alive/&lt;node&gt;</c> key exists. When a daemon stops keeping its lease alive, etcd deletes
-/// the key after the TTL and the node's tasks drop out of every reader's state (and so out of backends and DNS);
-/// they come back when the node registers again. Their records stay in etcd, and allocations always see them.
+/// Liveness: in the state <see cref="GetStateAsync"/> returns, the tasks of a node without an <c>alive/&lt;node&gt;</c>
+/// key are <see cref="TaskState.NodeDown"/>. When a daemon stops keeping its lease alive, etcd deletes the key
+/// after the TTL and every reader sees the node's tasks go down (and so out of backends and DNS, which take
+/// running tasks only); they are running again when the node registers again. Allocations always see them.
 /// </para>
 /// </summary>
 public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDisposable
@@ -255,7 +255,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                 _ when rest.StartsWith(NodesDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Node, rest[NodesDir.Length..], deleted),
                 _ when rest.StartsWith(ServicesDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Service, rest[ServicesDir.Length..], deleted),
                 _ when rest.StartsWith(TasksDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Task, rest[(rest.LastIndexOf('/') + 1)..], deleted),
-                // The node is still registered; its tasks left (or rejoined) the visible state.
+                // The node is still registered; its tasks went node-down (or came back up).
                 _ when rest.StartsWith(AliveDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Node, rest[AliveDir.Length..], false),
                 _ => null,
             };
@@ -356,7 +356,9 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             Services = InOrder(services),
             Tasks = InOrder(tasks),
         };
-        var visible = full.Tasks.All(t => alive.Contains(t.Node)) ? full : full with { Tasks = full.Tasks.Where(t => alive.Contains(t.Node)).ToArray() };
+        var visible = full.Tasks.All(t => alive.Contains(t.Node))
+            ? full
+            : full with { Tasks = full.Tasks.Select(t => alive.Contains(t.Node) ? t : t with { State = TaskState.NodeDown }).ToArray() };
         var decoded = new HashSet<object>(ReferenceEqualityComparer.Instance);
         decoded.UnionWith(full.Networks);
         decoded.UnionWith(full.Nodes);

@@ -6,7 +6,7 @@ using Mesh.Discovery.Tests.Store.Contract;
 
 namespace Mesh.Discovery.Tests.Store.Etcd;
 
-/// <summary>Node liveness: each daemon's store holds a lease; a node's tasks are visible only while it is alive.</summary>
+/// <summary>Node liveness: each daemon's store holds a lease; a node's tasks are running only while it is alive.</summary>
 [RequiresEtcd]
 public sealed class EtcdLeaseTests(EtcdFixture fixture) : IClassFixture<EtcdFixture>
 {
@@ -16,7 +16,7 @@ public sealed class EtcdLeaseTests(EtcdFixture fixture) : IClassFixture<EtcdFixt
         new(new EtcdStoreOptions { Endpoints = [fixture.Etcd!.ClientUrl], Prefix = prefix, LeaseTtl = Ttl });
 
     [StoreFact]
-    public async Task A_nodes_tasks_leave_the_state_after_its_daemon_stops_and_return_when_it_registers_again()
+    public async Task A_nodes_tasks_go_node_down_after_its_daemon_stops_and_run_again_when_it_registers_again()
     {
         var prefix = $"/mesh-lease-{Guid.NewGuid():N}/";
         var n1 = Daemon(prefix);
@@ -32,11 +32,13 @@ public sealed class EtcdLeaseTests(EtcdFixture fixture) : IClassFixture<EtcdFixt
         Assert.Equal(["web.1", "web.2", "web.3"], alive.Tasks.Select(t => t.Name));
 
         await n1.DisposeAsync(); // the daemon dies: no more keep-alives, and no revoke
-        Assert.Equal(3, (await observer.GetStateAsync()).Tasks.Count); // not before the TTL
+        Assert.Equal(3, Running(await observer.GetStateAsync()).Count()); // not before the TTL
         var clock = Stopwatch.StartNew();
-        var gone = await WaitForAsync(observer, s => s.Tasks.Count == 1, TimeSpan.FromSeconds(15));
-        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(0.5), $"tasks left after {clock.Elapsed}, before the lease could expire");
-        Assert.Equal(["web.3"], gone.Tasks.Select(t => t.Name));
+        var gone = await WaitForAsync(observer, s => Running(s).Count() == 1, TimeSpan.FromSeconds(15));
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(0.5), $"tasks went down after {clock.Elapsed}, before the lease could expire");
+        Assert.Equal(["web.3"], Running(gone));
+        Assert.Equal(["web.1 NodeDown", "web.2 NodeDown", "web.3 Running"], gone.Tasks.Select(t => $"{t.Name} {t.State}")); // still listed, with their addresses
+        Assert.Equal(t1.Addresses, gone.Tasks[0].Addresses);
         Assert.Equal(["n1", "n2"], gone.Nodes.Select(n => n.Name)); // the node is still registered, just not alive
         Assert.Single(gone.Services);
 
@@ -49,12 +51,12 @@ public sealed class EtcdLeaseTests(EtcdFixture fixture) : IClassFixture<EtcdFixt
         Assert.DoesNotContain(t4.Addresses["ingress"], new[] { t1, t2, t3 }.Select(t => t.Addresses["ingress"]));
 
         // n2 kept its lease alive all along (several TTLs by now).
-        Assert.Contains((await observer.GetStateAsync()).Tasks, t => t.Name == "web.3");
+        Assert.Contains("web.3", Running(await observer.GetStateAsync()));
 
         await using var restarted = Daemon(prefix);
         await restarted.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
         var back = await observer.GetStateAsync();
-        Assert.Equal(["web.1", "web.2", "web.3", "web.4"], back.Tasks.Select(t => t.Name));
+        Assert.Equal(["web.1", "web.2", "web.3", "web.4"], Running(back));
         Assert.Equal(t1.Addresses, back.Tasks[0].Addresses);
     }
 
@@ -78,8 +80,8 @@ public sealed class EtcdLeaseTests(EtcdFixture fixture) : IClassFixture<EtcdFixt
             response.EnsureSuccessStatusCode();
         }
 
-        Assert.Empty((await observer.GetStateAsync()).Tasks);
-        var back = await WaitForAsync(observer, s => s.Tasks.Count == 1, TimeSpan.FromSeconds(10));
+        Assert.Empty(Running(await observer.GetStateAsync()));
+        var back = await WaitForAsync(observer, s => Running(s).Count() == 1, TimeSpan.FromSeconds(10));
         Assert.Equal("n1", back.Tasks.Single().Node);
         Assert.NotEqual(lease, daemon.LeaseId);
     }
@@ -95,8 +97,10 @@ public sealed class EtcdLeaseTests(EtcdFixture fixture) : IClassFixture<EtcdFixt
                 return state;
             }
 
-            Assert.True(clock.Elapsed < timeout, $"condition not met within {timeout}; tasks: {string.Join(",", state.Tasks.Select(t => t.Name))}");
+            Assert.True(clock.Elapsed < timeout, $"condition not met within {timeout}; tasks: {string.Join(",", state.Tasks.Select(t => $"{t.Name} {t.State}"))}");
             await Task.Delay(100);
         }
     }
+
+    private static IEnumerable<string> Running(ClusterState state) => state.Tasks.Where(t => t.State == TaskState.Running).Select(t => t.Name);
 }
