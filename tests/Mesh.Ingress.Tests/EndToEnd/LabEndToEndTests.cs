@@ -76,6 +76,34 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
     }
 
     [LabFact]
+    public async Task T3b_a_task_back_at_its_old_address_with_a_new_mac_is_reached_at_once_from_every_node()
+    {
+        // Every sandbox learns web.2's MAC (its neighbour entry is fresh, so the kernel would trust it for ~30 s).
+        foreach (var node in LabFixture.NodeAddresses)
+        {
+            await EventuallyAsync(async () => Assert.Contains("web.2", await Shell.CurlTasksAsync(node, 12)));
+        }
+
+        var web2 = (await LabStateAsync()).Tasks.Single(t => t.Name == "web.2");
+        Assert.Equal(0, (await Shell.MeshApiAsync("mesh-n1", "task", "rm", "web.2")).ExitCode);
+        await EventuallyAsync(async () => Assert.DoesNotContain("web.2", await Shell.CurlTasksAsync("198.18.0.13", 9)));
+
+        // The runtime starts it again (a new container: same address, new MAC).
+        await Shell.CheckedAsync("ip", "-n", "mesh-web.2", "link", "set", "eth0", "address", "02:42:0a:ff:fe:02");
+        string[] again = ["task", "add", "web.2", "--service", "web", "--node", web2.Node, "--netns", web2.NetnsPath!,
+            .. web2.Addresses.SelectMany(a => new[] { "--ip", $"{a.Key}={a.Value}" }), .. web2.ResolvConfPath is { } rc ? ["--resolv-conf", rc] : Array.Empty<string>()];
+        var add = await Shell.MeshApiAsync("mesh-n1", again);
+        Assert.True(add.ExitCode == 0, add.Stderr);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        foreach (var node in LabFixture.NodeAddresses)
+        {
+            await EventuallyAsync(async () => Assert.Equal(AllTasks, (await Shell.CurlTasksAsync(node, 12)).Distinct().Order()));
+        }
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"web.2 reached from every node only after {clock.Elapsed}");
+    }
+
+    [LabFact]
     public async Task T4_duplicate_and_invalid_cli_requests_fail_with_a_message_and_change_nothing()
     {
         var before = await Shell.MeshApiAsync("mesh-n2", "service", "inspect", "web");
