@@ -100,7 +100,8 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
             await EventuallyAsync(async () => Assert.Equal(AllTasks, (await Shell.CurlTasksAsync(node, 12)).Distinct().Order()));
         }
 
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"web.2 reached from every node only after {clock.Elapsed}");
+        // Without the sandboxes forgetting the old MAC this takes 15-60 s (the neighbour entry must go stale first).
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"web.2 reached from every node only after {clock.Elapsed}");
     }
 
     [LabFact]
