@@ -62,7 +62,7 @@ public static class DaemonHost
         services.AddSingleton(options.Network);
         services.AddSingleton<ICommandRunner>(runner);
         services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval));
-        services.AddSingleton(new NftExecutor(runner, options.ResyncInterval));
+        services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, new NetlinkNftGeneration()));
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton(options.Ipvs);

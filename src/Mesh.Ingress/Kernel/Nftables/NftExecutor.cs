@@ -4,14 +4,21 @@ namespace Mesh.Ingress.Kernel.Nftables;
 
 /// <summary>
 /// Reads a table and applies scripts through <c>nft</c>; one <c>nft -f -</c> run is one atomic transaction.
-/// After a successful transaction it trusts what it wrote for <paramref name="trustFor"/> instead of listing the
-/// table again: at thousands of services the listing costs seconds, the change itself milliseconds. A failure,
-/// or the trust running out (the periodic resync), makes it read the kernel again, which repairs any drift.
+/// After a successful read or transaction it trusts what it knows for <paramref name="trustFor"/> instead of
+/// listing the table again: at thousands of services the listing costs seconds, the change itself milliseconds.
+/// When the trust runs out (the periodic resync) it asks the namespace's ruleset <paramref name="generation"/>:
+/// unchanged since what it knows was exact, nobody committed anything, and the trust is renewed without a
+/// listing; otherwise, or after a failure, it lists the table again, which repairs any drift.
 /// </summary>
-public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor)
+public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor, INftGeneration? generation)
 {
-    private readonly Dictionary<(string Netns, string Family, string Table), (NftTableState State, long Until)> _written = [];
+    private readonly Dictionary<(string Netns, string Family, string Table), Known> _known = [];
     private readonly Lock _lock = new();
+
+    public NftExecutor(ICommandRunner runner, TimeSpan trustFor)
+        : this(runner, trustFor, null)
+    {
+    }
 
     public NftExecutor(ICommandRunner runner)
         : this(runner, TimeSpan.Zero)
@@ -43,7 +50,16 @@ public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor)
     public async Task<bool> ConvergeAsync(NetworkNamespacePath netns, NftDesiredTable? desired, string family, string table, CancellationToken cancellationToken)
     {
         var key = (netns.Path ?? "", family, table);
-        var actual = Trusted(key) ?? await ReadAsync(netns, family, table, cancellationToken).ConfigureAwait(false);
+        var before = generation?.Read(netns);
+        var actual = Trusted(key, before);
+        if (actual is null)
+        {
+            actual = await ReadAsync(netns, family, table, cancellationToken).ConfigureAwait(false);
+            var after = generation?.Read(netns);
+            Remember(key, actual, before is not null && after == before ? after : null); // a commit during the listing: not exact
+            before = after;
+        }
+
         var script = desired is not null
             ? NftPlanner.Plan(desired, actual)
             : actual.Exists ? $"delete table {family} {table}\n" : null;
@@ -62,36 +78,55 @@ public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor)
             throw;
         }
 
-        lock (_lock)
-        {
-            _written[key] = (desired is null ? NftTableState.Missing : NftPlanner.Expected(desired), Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency));
-        }
-
+        // One transaction is one generation step; more means someone else committed too, so the next check lists.
+        var applied = generation?.Read(netns);
+        Remember(key, desired is null ? NftTableState.Missing : NftPlanner.Expected(desired), before is not null && applied == before + 1 ? applied : null);
         return true;
     }
 
-    private NftTableState? Trusted((string, string, string) key)
+    private NftTableState? Trusted((string, string, string) key, uint? generation)
     {
         lock (_lock)
         {
-            if (_written.TryGetValue(key, out var entry) && Stopwatch.GetTimestamp() < entry.Until)
+            if (!_known.TryGetValue(key, out var entry))
+            {
+                return null;
+            }
+
+            if (Stopwatch.GetTimestamp() < entry.Until)
             {
                 return entry.State;
             }
 
-            _written.Remove(key);
+            if (generation is not null && entry.Generation == generation)
+            {
+                _known[key] = entry with { Until = Deadline() };
+                return entry.State;
+            }
+
+            _known.Remove(key);
             return null;
         }
     }
+
+    private void Remember((string, string, string) key, NftTableState state, uint? generation)
+    {
+        lock (_lock)
+        {
+            _known[key] = new Known(state, Deadline(), generation);
+        }
+    }
+
+    private long Deadline() => Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency);
 
     /// <summary>Drops what was written into <paramref name="netns"/> (it is gone, and a namespace of the same name may come).</summary>
     public void Forget(NetworkNamespacePath netns)
     {
         lock (_lock)
         {
-            foreach (var key in _written.Keys.Where(k => k.Netns == (netns.Path ?? "")).ToList())
+            foreach (var key in _known.Keys.Where(k => k.Netns == (netns.Path ?? "")).ToList())
             {
-                _written.Remove(key);
+                _known.Remove(key);
             }
         }
     }
@@ -100,7 +135,10 @@ public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor)
     {
         lock (_lock)
         {
-            _written.Remove(key);
+            _known.Remove(key);
         }
     }
+
+    /// <summary>What the table holds, until when to believe it without asking, and the ruleset generation it was exact at (if known).</summary>
+    private sealed record Known(NftTableState State, long Until, uint? Generation);
 }

@@ -1,0 +1,108 @@
+using Mesh.Discovery.Model;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Tests.EndToEnd;
+
+namespace Mesh.Ingress.Tests.Kernel;
+
+/// <summary>
+/// The ruleset generation on this kernel, and the executor renewing its trust with it instead of listing the
+/// table at each resync, while still seeing (and repairing) what anyone else commits.
+/// </summary>
+public sealed class NftGenerationTests : IAsyncLifetime
+{
+    // Not mesh-*: `lab down` in parallel tests deletes those.
+    private readonly string _ns = $"nftgen-{Environment.ProcessId}";
+    private readonly CountingRunner _runner = new();
+    private readonly NetlinkNftGeneration _generation = new();
+    private NetworkNamespacePath Netns => NetworkNamespacePath.Named(_ns);
+
+    public async Task InitializeAsync()
+    {
+        if (Environment.IsPrivilegedProcess)
+        {
+            await Shell.RunAsync("ip", "netns", "del", _ns);
+            await Shell.CheckedAsync("ip", "netns", "add", _ns);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Environment.IsPrivilegedProcess)
+        {
+            await Shell.RunAsync("ip", "netns", "del", _ns);
+        }
+    }
+
+    [LabFact]
+    public async Task Every_commit_by_anyone_moves_the_generation_by_one_and_reads_do_not()
+    {
+        var start = _generation.Read(Netns);
+        Assert.NotNull(start);
+        await Nft("add table ip theirs");
+        Assert.Equal(start + 1, _generation.Read(Netns));
+        await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "ruleset");
+        Assert.Equal(start + 1, _generation.Read(Netns));
+        Assert.Null(_generation.Read(NetworkNamespacePath.Named("nftgen-no-such-namespace")));
+    }
+
+    [LabFact]
+    public async Task An_unchanged_generation_renews_the_trust_without_a_listing_and_a_changed_one_lists_and_repairs()
+    {
+        var desired = IngressSandboxTable.Build(ClusterState.Empty, "10.255.0.2");
+        var nft = new NftExecutor(_runner, TimeSpan.FromMilliseconds(1), _generation);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+
+        // The trust ran out (a resync), nobody committed: nothing is listed, nothing applied.
+        await Task.Delay(20);
+        _runner.Listings = 0;
+        Assert.False(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(0, _runner.Listings);
+
+        // Someone else committed (another table): listed once, still nothing to do, and trusted again after.
+        await Nft("add table ip theirs");
+        await Task.Delay(20);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(1, _runner.Listings);
+        await Task.Delay(20);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(1, _runner.Listings);
+
+        // Someone deleted Mesh's table: listed, and put back.
+        await Nft("delete table ip mesh");
+        await Task.Delay(20);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(2, _runner.Listings);
+        Assert.Contains("table ip mesh", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "tables"), StringComparison.Ordinal);
+
+        // Without the generation, every pass after the trust ran out lists the table.
+        var blind = new NftExecutor(_runner, TimeSpan.FromMilliseconds(1));
+        for (var i = 0; i < 3; i++)
+        {
+            await Task.Delay(20);
+            Assert.False(await blind.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        }
+
+        Assert.Equal(5, _runner.Listings);
+    }
+
+    private Task<string> Nft(string script) => Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", script);
+
+    private sealed class CountingRunner : ICommandRunner
+    {
+        private readonly ProcessCommandRunner _inner = new();
+
+        public int Listings { get; set; }
+
+        public Task<CommandResult> RunAsync(string file, IReadOnlyList<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
+        {
+            if (arguments.Contains("nft") && arguments.Contains("list"))
+            {
+                Listings++;
+            }
+
+            return _inner.RunAsync(file, arguments, standardInput, cancellationToken);
+        }
+    }
+}
