@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI smoke of the load tests, as root, after test.sh installed its packages: the runner against loopback
-# responders, then each lab scenario in --smoke mode (each takes /tmp/mesh-lab.lock itself, brings the lab up
+# responders, dns-bench (no lab), then each lab scenario in --smoke mode (each takes /tmp/mesh-lab.lock itself, brings the lab up
 # and down). Seconds per scenario; about 2-3 minutes in all, most of it the lab ups (convergence brings up two:
 # the embedded store and etcd).
 # Ends with one line "load-tests-smoke: N passed, N failed" (test.sh adds it to its totals).
@@ -31,6 +31,7 @@ run() { # name, then arguments
 mkdir -p "$out"
 run runner smoke
 run scale scale
+run dns-bench dns-bench   # no lab: the embedded resolver vs dnsmasq on loopback, ~12 s
 run mesh-vs-direct mesh-vs-direct
 run churn churn
 run dns-lab dns-lab

@@ -5,6 +5,7 @@ using Mesh.Discovery.Model;
 using Mesh.Ingress.Lab;
 using Mesh.LoadTests.Cli;
 using Mesh.LoadTests.Core;
+using Mesh.LoadTests.Tools;
 
 namespace Mesh.LoadTests.Lab;
 
@@ -86,8 +87,14 @@ public static class DnsScenario
             }
             if (dnsperf && !ct.IsCancellationRequested)
             {
-                if (File.Exists("/usr/bin/dnsperf") || File.Exists("/usr/local/bin/dnsperf"))
-                    md.Append(await DnsperfPhaseAsync(netns, [web.Name, $"tasks.{web.Name}"], s, dnsperfRate > 0 ? dnsperfRate : s.Smoke ? 2000 : 10000, outRoot, log, ct).ConfigureAwait(false));
+                if (Dnsperf.Installed)
+                {
+                    var rounds = Math.Max(1, s.Rounds);
+                    var o = new Dnsperf.Options(rounds, Math.Max(1, (int)Math.Round(s.Duration.TotalSeconds / rounds)), dnsperfRate > 0 ? dnsperfRate : s.Smoke ? 2000 : 10000);
+                    var result = await Dnsperf.CompareAsync(netns, [new("embedded", Mesh.Ingress.Dataplane.TaskRules.EmbeddedResolver), new("dnsmasq", DnsmasqAddress)],
+                        [web.Name, $"tasks.{web.Name}"], o, outRoot, log, ct).ConfigureAwait(false);
+                    md.Append(result.Markdown);
+                }
                 else md.AppendLine().AppendLine("dnsperf phase skipped: dnsperf is not installed (`apt-get install dnsperf`)");
             }
             await File.WriteAllTextAsync(Path.Combine(outRoot, "summary.md"), md.ToString(), CancellationToken.None).ConfigureAwait(false);
@@ -98,92 +105,5 @@ public static class DnsScenario
         {
             if (!dnsmasq.HasExited) { dnsmasq.Kill(); await dnsmasq.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false); }
         }
-    }
-
-    public sealed record DnsperfRun(string Resolver, int Round, double Qps, double AvgLatencyUs, long Sent, long Lost, IReadOnlyList<double> LatenciesUs);
-
-    /// <summary>
-    /// dnsperf (DNS-OARC) against both resolvers from the same namespace, interleaved in rounds (A B, B A, …):
-    /// a throughput run per resolver (100 queries outstanding, as in PERFORMANCE-ANCHORS; dnsperf's own queries/s
-    /// and average latency), then a latency run at a fixed rate both can sustain with <c>-v</c>, whose
-    /// per-query latencies (µs resolution) give exact p50/p99/p99.9. dnsperf prints no percentiles itself.
-    /// </summary>
-    private static async Task<string> DnsperfPhaseAsync(string netns, IReadOnlyList<string> names, Settings s, int rate, string outRoot, TextWriter log, CancellationToken ct)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        var queries = Path.GetFullPath(Path.Combine(outRoot, "dnsperf.queries"));
-        await File.WriteAllTextAsync(queries, string.Concat(names.Select(n => $"{n} A\n")), ct).ConfigureAwait(false);
-        var servers = new[] { ("embedded", Mesh.Ingress.Dataplane.TaskRules.EmbeddedResolver), ("dnsmasq", DnsmasqAddress) };
-        var rounds = Math.Max(1, s.Rounds);
-        var seconds = Math.Max(1, (int)Math.Round(s.Duration.TotalSeconds / rounds));
-        var throughput = new List<DnsperfRun>();
-        var latency = new List<DnsperfRun>();
-        for (var r = 0; r < rounds; r++)
-        {
-            foreach (var (name, server) in r % 2 == 0 ? servers : servers.Reverse())
-                throughput.Add(await DnsperfAsync(netns, name, r, server, queries, ["-l", seconds.ToString(inv), "-q", "100"], false, outRoot, ct).ConfigureAwait(false));
-        }
-        for (var r = 0; r < rounds; r++)
-        {
-            foreach (var (name, server) in r % 2 == 0 ? servers : servers.Reverse())
-                latency.Add(await DnsperfAsync(netns, name, r, server, queries, ["-l", seconds.ToString(inv), "-q", "100", "-Q", rate.ToString(inv), "-v"], true, outRoot, ct).ConfigureAwait(false));
-        }
-        await log.WriteLineAsync("dnsperf: " + string.Join("; ", throughput.Select(x => $"{x.Resolver} r{x.Round} {x.Qps:0} q/s"))).ConfigureAwait(false);
-
-        var md = new StringBuilder();
-        md.AppendLine().AppendLine(inv, $"## dnsperf ({rounds} interleaved rounds of {seconds} s per resolver and phase, from `{netns}`, queries `{string.Join("`, `", names)}` A)").AppendLine();
-        md.AppendLine(inv, $"| resolver | queries/s (100 outstanding) | avg latency at that load | lost | p50 at {rate:N0} q/s | p99 at {rate:N0} q/s | p99.9 at {rate:N0} q/s | lost at {rate:N0} q/s |");
-        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- |");
-        var stats = new Dictionary<string, (double Qps, double P99)>();
-        foreach (var (name, _) in servers)
-        {
-            var t = throughput.Where(x => x.Resolver == name).ToList();
-            var l = latency.Where(x => x.Resolver == name).ToList();
-            var qps = t.Sum(x => x.Qps * 1) / t.Count;
-            var avg = t.Sum(x => x.AvgLatencyUs) / t.Count;
-            var all = l.SelectMany(x => x.LatenciesUs).Order().ToArray();
-            double P(double q) => all.Length == 0 ? double.NaN : all[Math.Clamp((int)Math.Ceiling(q * all.Length) - 1, 0, all.Length - 1)];
-            stats[name] = (qps, P(0.99));
-            md.AppendLine(inv, $"| {name} | {qps:N0} | {avg:0} µs | {t.Sum(x => x.Lost)} of {t.Sum(x => x.Sent)} | {P(0.5):0} µs | {P(0.99):0} µs | {P(0.999):0} µs | {l.Sum(x => x.Lost)} of {l.Sum(x => x.Sent)} |");
-        }
-        var perRound = Enumerable.Range(0, rounds).Select(r => throughput.Single(x => x.Resolver == "embedded" && x.Round == r).Qps / throughput.Single(x => x.Resolver == "dnsmasq" && x.Round == r).Qps).ToList();
-        md.AppendLine();
-        md.AppendLine(inv, $"**dnsperf embedded/dnsmasq: queries/s {stats["embedded"].Qps / stats["dnsmasq"].Qps:0.00} (rounds {perRound.Min():0.00}–{perRound.Max():0.00}), p99 at {rate:N0} q/s ×{stats["embedded"].P99 / stats["dnsmasq"].P99:0.00}**");
-        return md.ToString();
-    }
-
-    private static async Task<DnsperfRun> DnsperfAsync(string netns, string name, int round, string server, string queries, string[] extra, bool verbose, string outRoot, CancellationToken ct)
-    {
-        var psi = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["netns", "exec", netns, "dnsperf", "-s", server, "-d", queries, "-t", "2", .. extra]) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("dnsperf did not start");
-        var stderr = p.StandardError.ReadToEndAsync(ct);
-        var latencies = new List<double>();
-        var tail = new StringBuilder();
-        while (await p.StandardOutput.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
-        {
-            // -v: "> NOERROR web A 0.000123" per response (latency in seconds)
-            if (verbose && line.StartsWith("> ", StringComparison.Ordinal))
-            {
-                var last = line[(line.LastIndexOf(' ') + 1)..];
-                if (double.TryParse(last, NumberStyles.Float, CultureInfo.InvariantCulture, out var sec)) latencies.Add(sec * 1e6);
-            }
-            else tail.AppendLine(line);
-        }
-        await p.WaitForExitAsync(ct).ConfigureAwait(false);
-        var text = tail.ToString();
-        await File.WriteAllTextAsync(Path.Combine(outRoot, $"dnsperf-{(verbose ? "latency" : "qps")}-{name}-r{round}.txt"), text + await stderr.ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
-        if (p.ExitCode != 0) throw new InvalidOperationException($"dnsperf against {server} exited {p.ExitCode}: {await stderr.ConfigureAwait(false)}");
-        static double Field(string text, string label)
-        {
-            var i = text.IndexOf(label, StringComparison.Ordinal);
-            if (i < 0) return double.NaN;
-            var rest = text[(i + label.Length)..].TrimStart();
-            var end = 0;
-            while (end < rest.Length && (char.IsDigit(rest[end]) || rest[end] == '.')) end++;
-            return double.Parse(rest[..end], CultureInfo.InvariantCulture);
-        }
-        return new DnsperfRun(name, round, Field(text, "Queries per second:"), Field(text, "Average Latency (s):") * 1e6,
-            (long)Field(text, "Queries sent:"), (long)Field(text, "Queries lost:"), latencies);
     }
 }

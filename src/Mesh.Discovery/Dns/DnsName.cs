@@ -208,26 +208,53 @@ public sealed class DnsName : IEquatable<DnsName>
     /// </summary>
     public override string ToString() => _text ??= Format(_wire);
 
+    /// <summary>Longest presentation form: every byte of a 255-byte name escaped as <c>\DDD</c>.</summary>
+    internal const int MaxTextLength = MaxWireLength * 4;
+
+    /// <summary>
+    /// Writes <see cref="ToString"/>'s text, ASCII letters lower-cased, into <paramref name="dest"/> (≥ <see cref="MaxTextLength"/>)
+    /// and returns its length: what <c>ToString().ToLowerInvariant()</c> gives, without allocating.
+    /// </summary>
+    internal int FormatLower(Span<char> dest) => Format(_wire, dest, lower: true);
+
     private static string Format(byte[] wire)
     {
-        if (wire.Length == 1) return ".";
-        var sb = new StringBuilder(wire.Length + 8);
+        Span<char> text = stackalloc char[MaxTextLength];
+        return new string(text[..Format(wire, text, lower: false)]);
+    }
+
+    private static int Format(ReadOnlySpan<byte> wire, Span<char> dest, bool lower)
+    {
+        if (wire.Length == 1)
+        {
+            dest[0] = '.';
+            return 1;
+        }
+        int n = 0;
         for (int i = 0; wire[i] != 0; i += wire[i] + 1)
         {
-            if (i != 0) sb.Append('.');
-            foreach (byte b in wire.AsSpan(i + 1, wire[i]))
+            if (i != 0) dest[n++] = '.';
+            foreach (byte b in wire.Slice(i + 1, wire[i]))
             {
                 if (b is (byte)'.' or (byte)'\\' or (byte)'"' or (byte)'(' or (byte)')' or (byte)';' or (byte)'@' or (byte)'$')
-                    sb.Append('\\').Append((char)b);
+                {
+                    dest[n++] = '\\';
+                    dest[n++] = (char)b;
+                }
                 else if (b <= 0x20 || b >= 0x7F)
-                    sb.Append('\\').Append((b / 100).ToString(System.Globalization.CultureInfo.InvariantCulture))
-                      .Append((b / 10 % 10).ToString(System.Globalization.CultureInfo.InvariantCulture))
-                      .Append((b % 10).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                {
+                    dest[n++] = '\\';
+                    dest[n++] = (char)('0' + b / 100);
+                    dest[n++] = (char)('0' + b / 10 % 10);
+                    dest[n++] = (char)('0' + b % 10);
+                }
                 else
-                    sb.Append((char)b);
+                {
+                    dest[n++] = (char)(lower ? ToLower(b) : b);
+                }
             }
         }
-        return sb.ToString();
+        return n;
     }
 
     public bool Equals(DnsName? other) =>

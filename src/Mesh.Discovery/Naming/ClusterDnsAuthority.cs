@@ -29,81 +29,34 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
     public DnsLookupResult Lookup(DnsQuestion question, DnsClientContext context)
     {
         var index = Volatile.Read(ref _index);
-        if (!index.Tasks.TryGetValue(context.TaskId.ToLowerInvariant(), out var querier))
+        if (index.NamesFor(context.TaskId) is not { } names)
         {
             return DnsLookupResult.NotMine; // a task we no longer know: let upstream answer
         }
 
-        var networks = querier.Addresses.Keys.Where(index.Subnets.ContainsKey).ToArray();
-        var name = question.Name.ToString().ToLowerInvariant();
+        Span<char> text = stackalloc char[DnsName.MaxTextLength];
+        var name = text[..question.Name.FormatLower(text)];
         return question.Type switch
         {
-            DnsType.PTR => Reverse(index, question.Name, name, networks),
-            DnsType.SRV => Srv(index, question.Name, name, networks),
-            _ => Forward(index, question, name, networks),
+            DnsType.PTR => Reverse(index, question.Name, name.ToString(), names.Networks),
+            DnsType.SRV => Srv(index, names, question.Name, name.ToString()),
+            _ => Forward(index, names, question.Name, question.Type, name),
         };
     }
 
-    private static DnsLookupResult Forward(ServiceNameIndex index, DnsQuestion question, string name, string[] networks)
+    private static DnsLookupResult Forward(ServiceNameIndex index, NetworkNames names, DnsName question, DnsType type, ReadOnlySpan<char> name)
     {
-        var addresses = Resolve(index, name, networks, out var owned);
-        if (addresses is null)
+        if (names.Find(name) is not { } answer)
         {
-            return owned ? DnsLookupResult.NameError() : DnsLookupResult.NotMine;
+            return index.Owns(name) ? DnsLookupResult.NameError() : DnsLookupResult.NotMine;
         }
 
-        if (question.Type is not (DnsType.A or DnsType.ANY))
+        if (type is not (DnsType.A or DnsType.ANY))
         {
             return DnsLookupResult.NoData(); // e.g. AAAA: the name exists, with IPv4 addresses only
         }
 
-        return DnsLookupResult.Answer(addresses.Select(ip => new DnsRecord(question.Name, DnsType.A, DnsClass.IN, Ttl, new ARecordData(ip))).ToArray());
-    }
-
-    /// <summary>The addresses a name stands for on <paramref name="networks"/>, or null; <paramref name="owned"/> says whether the name is in our namespace at all.</summary>
-    private static List<IPAddress>? Resolve(ServiceNameIndex index, string name, string[] networks, out bool owned)
-    {
-        // Ours: single labels, tasks.*, and <service>.<anything> (task names, even of tasks already gone).
-        var dot = name.IndexOf('.', StringComparison.Ordinal);
-        owned = dot < 0 || name.StartsWith("tasks.", StringComparison.Ordinal) || index.Services.ContainsKey(name[..dot]);
-        if (index.FindService(name) is { } service)
-        {
-            if (!Visible(service, networks))
-            {
-                return null; // another network's name: as if it did not exist here
-            }
-
-            owned = true;
-            return service.Mode == ServiceMode.Vip
-                ? networks.Select(n => service.Vips.GetValueOrDefault(n)).OfType<string>().Select(IPAddress.Parse).ToList()
-                : Shuffled(TaskAddresses(index.TasksOf(service.Name.ToLowerInvariant()), networks));
-        }
-
-        if (name.StartsWith("tasks.", StringComparison.Ordinal) && index.FindService(name[6..]) is { } tasksOf)
-        {
-            return Visible(tasksOf, networks) ? TaskAddresses(index.TasksOf(tasksOf.Name.ToLowerInvariant()), networks) : null;
-        }
-
-        var tasks = index.Tasks.TryGetValue(name, out var task) ? [task] : index.TaskAliases.GetValueOrDefault(name);
-        if (tasks is not null)
-        {
-            var mine = TaskAddresses(tasks, networks);
-            owned |= mine.Count > 0;
-            return mine.Count > 0 ? mine : null;
-        }
-
-        return null;
-    }
-
-    private static bool Visible(ClusterService service, string[] networks) => service.Networks.Any(networks.Contains);
-
-    private static List<IPAddress> TaskAddresses(IEnumerable<ServiceTask> tasks, string[] networks) =>
-        tasks.SelectMany(t => networks.Select(n => t.Addresses.GetValueOrDefault(n))).OfType<string>().Select(IPAddress.Parse).ToList();
-
-    private static List<IPAddress> Shuffled(List<IPAddress> list)
-    {
-        Random.Shared.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list));
-        return list;
+        return DnsLookupResult.Answer(answer.RecordsFor(question));
     }
 
     private static DnsLookupResult Reverse(ServiceNameIndex index, DnsName question, string name, string[] networks)
@@ -132,16 +85,17 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
         return networks.Any(n => index.Subnets[n].Contains(ip)) ? DnsLookupResult.NameError() : DnsLookupResult.NotMine;
     }
 
-    private static DnsLookupResult Srv(ServiceNameIndex index, DnsName question, string name, string[] networks)
+    private static DnsLookupResult Srv(ServiceNameIndex index, NetworkNames names, DnsName question, string name)
     {
+        var networks = names.Networks;
         var labels = name.Split('.', 3);
         if (labels.Length != 3 || labels[0].Length < 2 || labels[0][0] != '_' || labels[1] is not ("_tcp" or "_udp")
             || !int.TryParse(labels[0].AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var port))
         {
-            return Forward(index, new DnsQuestion(question, DnsType.SRV), name, networks);
+            return Forward(index, names, question, DnsType.SRV, name);
         }
 
-        if (index.FindService(labels[2]) is not { } service || !Visible(service, networks))
+        if (index.FindService(labels[2]) is not { } service || !NameResolution.Visible(service, networks))
         {
             return labels[2].Contains('.', StringComparison.Ordinal) ? DnsLookupResult.NotMine : DnsLookupResult.NameError();
         }
@@ -154,8 +108,8 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
         }
 
         var targets = service.Mode == ServiceMode.Vip
-            ? [(Name: service.Name.ToLowerInvariant(), Addresses: Resolve(index, service.Name.ToLowerInvariant(), networks, out _) ?? [])]
-            : index.TasksOf(service.Name.ToLowerInvariant()).Select(t => (Name: t.Name.ToLowerInvariant(), Addresses: TaskAddresses([t], networks))).ToList();
+            ? [(Name: service.Name.ToLowerInvariant(), Addresses: NameResolution.Resolve(index, service.Name.ToLowerInvariant(), networks, out _) ?? [])]
+            : index.TasksOf(service.Name.ToLowerInvariant()).Select(t => (Name: t.Name.ToLowerInvariant(), Addresses: NameResolution.TaskAddresses([t], networks))).ToList();
         var answers = targets.Select(t => new DnsRecord(question, DnsType.SRV, DnsClass.IN, Ttl, new SrvRecordData(0, 0, (ushort)match.Target, DnsName.Parse(t.Name)))).ToArray();
         var additionals = targets.SelectMany(t => t.Addresses.Select(ip => new DnsRecord(DnsName.Parse(t.Name), DnsType.A, DnsClass.IN, Ttl, new ARecordData(ip)))).ToArray();
         return DnsLookupResult.Answer(answers, additionals);

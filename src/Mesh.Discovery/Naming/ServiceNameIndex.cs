@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using Mesh.Discovery.Model;
 
@@ -32,6 +33,10 @@ public sealed class ServiceNameIndex
 
     public static ServiceNameIndex Empty { get; } = new();
 
+    private KnownNames _names = KnownNames.None;
+    private readonly ConcurrentDictionary<string, NetworkNames?> _byQuerier = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, NetworkNames> _byNetworks = new(StringComparer.Ordinal);
+
     public static ServiceNameIndex Build(ClusterState state)
     {
         var running = state.Tasks.Where(t => t.State == TaskState.Running).ToList();
@@ -58,16 +63,21 @@ public sealed class ServiceNameIndex
             }
         }
 
+        var services = state.Services.ToDictionary(s => s.Name.ToLowerInvariant(), StringComparer.Ordinal);
+        var tasks = running.ToDictionary(t => t.Name.ToLowerInvariant(), StringComparer.Ordinal);
+        var serviceAliases = state.Services.SelectMany(s => s.Aliases.Select(a => (Alias: a.ToLowerInvariant(), Service: s)))
+            .DistinctBy(x => x.Alias, StringComparer.Ordinal).ToDictionary(x => x.Alias, x => x.Service, StringComparer.Ordinal);
+        var taskAliases = running.SelectMany(t => t.Aliases.Select(a => (Alias: a.ToLowerInvariant(), Task: t))).GroupBy(x => x.Alias, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<ServiceTask>)g.Select(x => x.Task).OrderBy(t => t.Name, StringComparer.Ordinal).ToArray(), StringComparer.Ordinal);
         return new ServiceNameIndex
         {
-            Services = state.Services.ToDictionary(s => s.Name.ToLowerInvariant(), StringComparer.Ordinal),
+            Services = services,
             TasksOfService = running.GroupBy(t => t.Service.ToLowerInvariant())
                 .ToDictionary(g => g.Key, g => (IReadOnlyList<ServiceTask>)g.OrderBy(t => t.Name, StringComparer.Ordinal).ToArray(), StringComparer.Ordinal),
-            Tasks = running.ToDictionary(t => t.Name.ToLowerInvariant(), StringComparer.Ordinal),
-            ServiceAliases = state.Services.SelectMany(s => s.Aliases.Select(a => (Alias: a.ToLowerInvariant(), Service: s)))
-                .DistinctBy(x => x.Alias, StringComparer.Ordinal).ToDictionary(x => x.Alias, x => x.Service, StringComparer.Ordinal),
-            TaskAliases = running.SelectMany(t => t.Aliases.Select(a => (Alias: a.ToLowerInvariant(), Task: t))).GroupBy(x => x.Alias, StringComparer.Ordinal)
-                .ToDictionary(g => g.Key, g => (IReadOnlyList<ServiceTask>)g.Select(x => x.Task).OrderBy(t => t.Name, StringComparer.Ordinal).ToArray(), StringComparer.Ordinal),
+            Tasks = tasks,
+            ServiceAliases = serviceAliases,
+            TaskAliases = taskAliases,
+            _names = new KnownNames(services, serviceAliases, tasks, taskAliases),
             Owners = owners,
             Subnets = state.Networks.Where(n => n.Name != OverlayNetwork.IngressName)
                 .ToDictionary(n => n.Name, n => Validate.Cidr("subnet", n.Subnet), StringComparer.Ordinal),
@@ -76,6 +86,56 @@ public sealed class ServiceNameIndex
 
     public IReadOnlyList<ServiceTask> TasksOf(string service) => TasksOfService.GetValueOrDefault(service) ?? [];
 
+    /// <summary>
+    /// The names a task sees (its networks that have a subnet here), shared by the tasks on the same networks; null for
+    /// a task this state does not have. Cached per task id for the life of this index.
+    /// </summary>
+    internal NetworkNames? NamesFor(string taskId) => _byQuerier.GetOrAdd(taskId, static (id, index) => index.CreateNames(id), this);
+
+    private NetworkNames? CreateNames(string taskId)
+    {
+        if (!Tasks.TryGetValue(taskId.ToLowerInvariant(), out var querier))
+        {
+            return null;
+        }
+
+        var networks = querier.Addresses.Keys.Where(Subnets.ContainsKey).ToArray();
+        return _byNetworks.GetOrAdd(string.Join('\n', networks), static (_, x) => new NetworkNames(x.Index, x.Networks), (Index: this, Networks: networks));
+    }
+
+    /// <summary>Whether an unresolvable lower-case name is still ours (NXDOMAIN) rather than forwarded: single labels, <c>tasks.*</c>, and <c>&lt;service&gt;.*</c> (task names, even of tasks already gone).</summary>
+    internal bool Owns(ReadOnlySpan<char> name)
+    {
+        int dot = name.IndexOf('.');
+        return dot < 0 || name.StartsWith("tasks.", StringComparison.Ordinal) || _names.IsService(name[..dot]);
+    }
+
+    /// <summary>Whether a lower-case name is a service, service alias, task or task alias, or <c>tasks.</c> of a service or alias: the only names that can resolve.</summary>
+    internal bool IsKnownName(ReadOnlySpan<char> name) => _names.Contains(name);
+
     /// <summary>The service a lower-case name or alias stands for, or null.</summary>
     public ClusterService? FindService(string name) => Services.GetValueOrDefault(name) ?? ServiceAliases.GetValueOrDefault(name);
+
+    /// <summary>The index's name tables, looked up by span (no string per query).</summary>
+    private sealed class KnownNames(
+        Dictionary<string, ClusterService> services,
+        Dictionary<string, ClusterService> serviceAliases,
+        Dictionary<string, ServiceTask> tasks,
+        Dictionary<string, IReadOnlyList<ServiceTask>> taskAliases)
+    {
+        public static KnownNames None { get; } = new([], [], [], []);
+
+        private readonly Dictionary<string, ClusterService>.AlternateLookup<ReadOnlySpan<char>> _services = services.GetAlternateLookup<ReadOnlySpan<char>>();
+        private readonly Dictionary<string, ClusterService>.AlternateLookup<ReadOnlySpan<char>> _serviceAliases = serviceAliases.GetAlternateLookup<ReadOnlySpan<char>>();
+        private readonly Dictionary<string, ServiceTask>.AlternateLookup<ReadOnlySpan<char>> _tasks = tasks.GetAlternateLookup<ReadOnlySpan<char>>();
+        private readonly Dictionary<string, IReadOnlyList<ServiceTask>>.AlternateLookup<ReadOnlySpan<char>> _taskAliases = taskAliases.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        public bool IsService(ReadOnlySpan<char> name) => _services.ContainsKey(name);
+
+        public bool Contains(ReadOnlySpan<char> name) =>
+            IsServiceOrAlias(name) || _tasks.ContainsKey(name) || _taskAliases.ContainsKey(name)
+            || (name.StartsWith("tasks.", StringComparison.Ordinal) && IsServiceOrAlias(name[6..]));
+
+        private bool IsServiceOrAlias(ReadOnlySpan<char> name) => _services.ContainsKey(name) || _serviceAliases.ContainsKey(name);
+    }
 }
