@@ -29,4 +29,34 @@ public class PrometheusMetricsTests
         Assert.Contains("test_duration_sum 2\n", text, StringComparison.Ordinal);
         Assert.DoesNotContain("ignored", text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Equal_tag_sets_share_a_series_whatever_their_boxes_and_a_measurement_allocates_nothing()
+    {
+        using var metrics = new PrometheusMetrics();
+        using var meter = new Meter(MeshTelemetry.Name);
+        var queries = meter.CreateCounter<long>("test.queries");
+        var many = meter.CreateCounter<long>("test.many");
+        queries.Add(1, new("rcode", "noerror"), new("port", 53));
+        queries.Add(1, new("rcode", "noerror"), new("port", 53)); // another box of 53
+        queries.Add(1, new("rcode", "nxdomain"), new("port", 53));
+        many.Add(1, new("a", "1"), new("b", "2"), new("c", "3"), new("d", "4")); // beyond the cached shape
+        many.Add(1, new("a", "1"), new("b", "2"), new("c", "3"), new("d", "4"));
+
+        var text = metrics.Render();
+        Assert.Contains("test_queries_total{rcode=\"noerror\",port=\"53\"} 2\n", text, StringComparison.Ordinal);
+        Assert.Contains("test_queries_total{rcode=\"nxdomain\",port=\"53\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("test_many_total{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 2\n", text, StringComparison.Ordinal);
+
+        var rcode = new KeyValuePair<string, object?>("rcode", "noerror");
+        var transport = new KeyValuePair<string, object?>("transport", "udp");
+        queries.Add(1, rcode, transport);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            queries.Add(1, rcode, transport);
+        }
+
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1000, $"{GC.GetAllocatedBytesForCurrentThread() - before} bytes for 1,000 measurements");
+    }
 }
