@@ -30,7 +30,7 @@ public sealed unsafe class NetlinkSocket : IDisposable
     public uint PortId { get; }
 
     /// <summary>Receive timeout; a kernel that never answers raises ETIMEDOUT instead of hanging.</summary>
-    public static TimeSpan ReceiveTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Opens a netlink socket of <paramref name="protocol"/> (e.g. NETLINK_GENERIC = 16), inside the
     /// network namespace at <paramref name="netnsPath"/> if given.</summary>
