@@ -61,8 +61,9 @@ public static class DaemonHost
         services.AddSingleton(options);
         services.AddSingleton(options.Network);
         services.AddSingleton<ICommandRunner>(runner);
-        services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval));
-        services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, new NetlinkNftGeneration()));
+        var generation = new NetlinkNftGeneration();
+        services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval, generation));
+        services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, generation));
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton(options.Ipvs);

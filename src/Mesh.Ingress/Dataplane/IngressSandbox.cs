@@ -15,38 +15,61 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
 
     public async Task EnsureAsync(string sandboxIngressAddress, CancellationToken ct)
     {
+        // Read first, write only what differs: this runs at every resync, and a write per item (as `ip ... replace`
+        // would do) costs a process each, in bursts that compete with the node's DNS answers for the CPU.
         var self = NetworkNamespacePath.Current;
         var gwPrefix = options.GatewayPrefixLength.ToString(CultureInfo.InvariantCulture);
         var ingressPrefix = Validate.Cidr("subnet", OverlayNetwork.Ingress.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
         var mtu = options.OverlayMtu.ToString(CultureInfo.InvariantCulture);
 
-        if (!await links.LinkExistsAsync(self, options.IngressBridge, ct).ConfigureAwait(false))
+        var host = await links.ReadLinksAsync(self, ct).ConfigureAwait(false);
+        if (!host.ContainsKey(options.IngressBridge))
         {
             throw new InvalidOperationException(
                 $"the ingress overlay bridge '{options.IngressBridge}' does not exist in this namespace: the overlay runtime must create it (VXLAN VNI {OverlayNetwork.Ingress.Vni}) before Mesh can attach the ingress sandbox");
         }
 
-        if (!await links.LinkExistsAsync(self, options.GatewayBridge, ct).ConfigureAwait(false))
+        if (!host.ContainsKey(options.GatewayBridge))
         {
             await links.IpAsync(self, ["link", "add", options.GatewayBridge, "type", "bridge"], ct).ConfigureAwait(false);
         }
 
-        await links.IpAsync(self, ["addr", "replace", $"{options.GatewayAddress}/{gwPrefix}", "dev", options.GatewayBridge], ct).ConfigureAwait(false);
-        await links.IpAsync(self, ["link", "set", options.GatewayBridge, "up"], ct).ConfigureAwait(false);
-        await links.SysctlAsync(self, "net.ipv4.ip_forward", "1", ct).ConfigureAwait(false);
-        await links.SysctlAsync(self, $"net.ipv4.conf.{options.GatewayBridge}.route_localnet", "1", ct).ConfigureAwait(false);
+        await EnsureAddressAsync(self, host, options.GatewayBridge, $"{options.GatewayAddress}/{gwPrefix}", ct).ConfigureAwait(false);
+        await EnsureUpAsync(self, host, options.GatewayBridge, ct).ConfigureAwait(false);
+        await links.EnsureSysctlsAsync(self, [("net.ipv4.ip_forward", "1"), ($"net.ipv4.conf.{options.GatewayBridge}.route_localnet", "1")], ct).ConfigureAwait(false);
 
         await links.EnsureNamespaceAsync(options.IngressSandbox, ct).ConfigureAwait(false);
-        await EnsureLegAsync(options.SandboxGatewayVeth, NodeNetworkOptions.SandboxGatewayInterface, options.GatewayBridge, null, ct).ConfigureAwait(false);
-        await EnsureLegAsync(options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.IngressBridge, mtu, ct).ConfigureAwait(false);
+        await EnsureLegAsync(host, options.SandboxGatewayVeth, NodeNetworkOptions.SandboxGatewayInterface, options.GatewayBridge, null, ct).ConfigureAwait(false);
+        await EnsureLegAsync(host, options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.IngressBridge, mtu, ct).ConfigureAwait(false);
 
-        await links.IpAsync(Netns, ["link", "set", "lo", "up"], ct).ConfigureAwait(false);
-        await links.IpAsync(Netns, ["addr", "replace", $"{options.SandboxGatewayAddress}/{gwPrefix}", "dev", NodeNetworkOptions.SandboxGatewayInterface], ct).ConfigureAwait(false);
-        await links.IpAsync(Netns, ["addr", "replace", $"{sandboxIngressAddress}/{ingressPrefix}", "dev", NodeNetworkOptions.SandboxIngressInterface], ct).ConfigureAwait(false);
-        await links.IpAsync(Netns, ["link", "set", NodeNetworkOptions.SandboxGatewayInterface, "up"], ct).ConfigureAwait(false);
-        await links.IpAsync(Netns, ["link", "set", NodeNetworkOptions.SandboxIngressInterface, "up"], ct).ConfigureAwait(false);
-        await links.IpAsync(Netns, ["route", "replace", "default", "via", options.GatewayAddress], ct).ConfigureAwait(false);
-        await links.SysctlAsync(Netns, "net.ipv4.ip_forward", "1", ct).ConfigureAwait(false);
+        var sandbox = await links.ReadLinksAsync(Netns, ct).ConfigureAwait(false);
+        await EnsureUpAsync(Netns, sandbox, "lo", ct).ConfigureAwait(false);
+        await EnsureAddressAsync(Netns, sandbox, NodeNetworkOptions.SandboxGatewayInterface, $"{options.SandboxGatewayAddress}/{gwPrefix}", ct).ConfigureAwait(false);
+        await EnsureAddressAsync(Netns, sandbox, NodeNetworkOptions.SandboxIngressInterface, $"{sandboxIngressAddress}/{ingressPrefix}", ct).ConfigureAwait(false);
+        await EnsureUpAsync(Netns, sandbox, NodeNetworkOptions.SandboxGatewayInterface, ct).ConfigureAwait(false);
+        await EnsureUpAsync(Netns, sandbox, NodeNetworkOptions.SandboxIngressInterface, ct).ConfigureAwait(false);
+        if (await links.ReadDefaultGatewayAsync(Netns, ct).ConfigureAwait(false) != options.GatewayAddress)
+        {
+            await links.IpAsync(Netns, ["route", "replace", "default", "via", options.GatewayAddress], ct).ConfigureAwait(false);
+        }
+
+        await links.EnsureSysctlsAsync(Netns, [("net.ipv4.ip_forward", "1")], ct).ConfigureAwait(false);
+    }
+
+    private async Task EnsureAddressAsync(NetworkNamespacePath netns, IReadOnlyDictionary<string, LinkState> known, string link, string address, CancellationToken ct)
+    {
+        if (!known.TryGetValue(link, out var state) || !state.Ipv4Addresses.Contains(address))
+        {
+            await links.IpAsync(netns, ["addr", "replace", address, "dev", link], ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task EnsureUpAsync(NetworkNamespacePath netns, IReadOnlyDictionary<string, LinkState> known, string link, CancellationToken ct)
+    {
+        if (!known.TryGetValue(link, out var state) || !state.Up)
+        {
+            await links.IpAsync(netns, ["link", "set", link, "up"], ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
@@ -61,17 +84,22 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         }
     }
 
-    private async Task EnsureLegAsync(string hostSide, string sandboxSide, string bridge, string? mtu, CancellationToken ct)
+    private async Task EnsureLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string sandboxSide, string bridge, string? mtu, CancellationToken ct)
     {
         var self = NetworkNamespacePath.Current;
-        if (!await links.LinkExistsAsync(self, hostSide, ct).ConfigureAwait(false))
+        var created = false;
+        if (!host.ContainsKey(hostSide))
         {
             // A crash between creating the pair and moving it can leave the sandbox end behind.
             await links.TryIpAsync(Netns, ["link", "del", sandboxSide], ct).ConfigureAwait(false);
             var mtuArgs = mtu is null ? Array.Empty<string>() : ["mtu", mtu];
             await links.IpAsync(self, ["link", "add", hostSide, .. mtuArgs, "type", "veth", "peer", "name", sandboxSide, .. mtuArgs, "netns", options.IngressSandbox], ct).ConfigureAwait(false);
+            created = true;
         }
 
-        await links.IpAsync(self, ["link", "set", hostSide, "master", bridge, "up"], ct).ConfigureAwait(false);
+        if (created || host[hostSide].Master != bridge || !host[hostSide].Up)
+        {
+            await links.IpAsync(self, ["link", "set", hostSide, "master", bridge, "up"], ct).ConfigureAwait(false);
+        }
     }
 }

@@ -7,8 +7,8 @@ using Mesh.Ingress.Tests.EndToEnd;
 namespace Mesh.Ingress.Tests.Kernel;
 
 /// <summary>
-/// The ruleset generation on this kernel, and the executor renewing its trust with it instead of listing the
-/// table at each resync, while still seeing (and repairing) what anyone else commits.
+/// The ruleset generation on this kernel, and the executors (nft, iptables-nft) renewing their trust with it
+/// instead of reading the kernel at each resync, while still seeing (and repairing) what anyone else commits.
 /// </summary>
 public sealed class NftGenerationTests : IAsyncLifetime
 {
@@ -87,6 +87,28 @@ public sealed class NftGenerationTests : IAsyncLifetime
         Assert.Equal(5, _runner.Listings);
     }
 
+    [LabFact]
+    public async Task Iptables_nft_too_renews_its_trust_by_the_generation_and_lists_again_when_someone_commits()
+    {
+        var desired = new Mesh.Ingress.Kernel.Iptables.IptablesRuleset(
+            [new("filter", "MESH-TEST", ["-p tcp -m tcp --dport 80 -j ACCEPT"])],
+            [new("filter", "INPUT", "-j MESH-TEST")]);
+        var ipt = new Mesh.Ingress.Kernel.Iptables.IptablesExecutor(_runner, Mesh.Ingress.Kernel.Iptables.IptablesFlavour.Nft, TimeSpan.FromMilliseconds(1), _generation);
+        Assert.True(await ipt.ApplyAsync(Netns, desired, ["filter"], CancellationToken.None));
+
+        await Task.Delay(20);
+        _runner.Saves = 0;
+        Assert.False(await ipt.ApplyAsync(Netns, desired, ["filter"], CancellationToken.None));
+        Assert.Equal(0, _runner.Saves);
+
+        // Someone changes Mesh's chain: the generation moved, so it is read and repaired.
+        await Shell.CheckedAsync("ip", "netns", "exec", _ns, "iptables-nft", "-F", "MESH-TEST");
+        await Task.Delay(20);
+        Assert.True(await ipt.ApplyAsync(Netns, desired, ["filter"], CancellationToken.None));
+        Assert.Equal(1, _runner.Saves);
+        Assert.Contains("-A MESH-TEST -p tcp -m tcp --dport 80 -j ACCEPT", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "iptables-nft-save", "-t", "filter"), StringComparison.Ordinal);
+    }
+
     private Task<string> Nft(string script) => Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", script);
 
     private sealed class CountingRunner : ICommandRunner
@@ -95,11 +117,18 @@ public sealed class NftGenerationTests : IAsyncLifetime
 
         public int Listings { get; set; }
 
+        public int Saves { get; set; }
+
         public Task<CommandResult> RunAsync(string file, IReadOnlyList<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
         {
             if (arguments.Contains("nft") && arguments.Contains("list"))
             {
                 Listings++;
+            }
+
+            if (arguments.Contains("iptables-nft-save"))
+            {
+                Saves++;
             }
 
             return _inner.RunAsync(file, arguments, standardInput, cancellationToken);

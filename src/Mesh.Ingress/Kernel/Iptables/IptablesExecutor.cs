@@ -7,11 +7,22 @@ namespace Mesh.Ingress.Kernel.Iptables;
 /// successful read or transaction it trusts what it knows of Mesh's chains for <paramref name="trustFor"/>
 /// instead of running iptables-save again (at thousands of published ports a save costs most of a second);
 /// a failure, or the trust running out at the periodic resync, reads the kernel again and repairs any drift.
+/// With the nft flavour (iptables on nf_tables) the resync first asks the namespace's ruleset
+/// <paramref name="generation"/>, as <see cref="Nftables.NftExecutor"/> does: unchanged, nothing was committed
+/// since the rules were known exactly, and no iptables-save runs.
 /// </summary>
-public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour, TimeSpan trustFor)
+public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour, TimeSpan trustFor, Nftables.INftGeneration? generation)
 {
-    private readonly Dictionary<(string Netns, string Tables), (IptablesSave State, long Until)> _known = [];
+    private readonly Dictionary<(string Netns, string Tables), Known> _known = [];
     private readonly Lock _lock = new();
+
+    /// <summary>Legacy iptables does not commit through nf_tables: its changes do not move the generation.</summary>
+    private readonly Nftables.INftGeneration? _generation = flavour == IptablesFlavour.Nft ? generation : null;
+
+    public IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour, TimeSpan trustFor)
+        : this(runner, flavour, trustFor, null)
+    {
+    }
 
     public IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour)
         : this(runner, flavour, TimeSpan.Zero)
@@ -32,6 +43,16 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
             }
         }
 
+        var before = _generation?.Read(netns);
+        lock (_lock)
+        {
+            if (_known.TryGetValue(key, out var known) && before is not null && known.Generation == before)
+            {
+                _known[key] = known with { Until = Deadline() }; // nothing committed since: still exact
+                return known.State;
+            }
+        }
+
         var text = new System.Text.StringBuilder();
         foreach (var table in list)
         {
@@ -39,7 +60,8 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
         }
 
         var state = IptablesSave.Parse(text.ToString());
-        Trust(key, state);
+        var after = _generation?.Read(netns);
+        Trust(key, state, before is not null && after == before ? after : null); // a commit during the save: not exact
         return state;
     }
 
@@ -60,6 +82,7 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
         }
 
         var key = Key(netns, tables);
+        var before = _generation?.Read(netns);
         try
         {
             await runner.RunCheckedInAsync(netns, flavour.Restore, ["--noflush", "-w", "5"], script, cancellationToken).ConfigureAwait(false);
@@ -74,7 +97,9 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
             throw;
         }
 
-        Trust(key, IptablesSave.Of(desired));
+        // One iptables-restore is one transaction, one generation step; more means someone else committed too.
+        var applied = _generation?.Read(netns);
+        Trust(key, IptablesSave.Of(desired), before is not null && applied == before + 1 ? applied : null);
         return true;
     }
 
@@ -90,13 +115,18 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
         }
     }
 
-    private void Trust((string, string) key, IptablesSave state)
+    private void Trust((string, string) key, IptablesSave state, uint? generation)
     {
         lock (_lock)
         {
-            _known[key] = (state, Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency));
+            _known[key] = new Known(state, Deadline(), generation);
         }
     }
+
+    private long Deadline() => Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency);
+
+    /// <summary>What Mesh's chains hold, until when to believe it without asking, and the ruleset generation it was exact at (if known).</summary>
+    private sealed record Known(IptablesSave State, long Until, uint? Generation);
 
     private static (string, string) Key(NetworkNamespacePath netns, IEnumerable<string> tables) => (netns.Path ?? "", string.Join(',', tables));
 }
