@@ -251,15 +251,16 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         if (state is not null)
         {
             output.WriteLine();
-            TableWriter.Write(output, ["SERVICE", "MODE", "PORTS", "VIPS", "TASKS"], state.Services.Select(s => (IReadOnlyList<string>)
+            TableWriter.Write(output, ["SERVICE", "MODE", "PORTS", "VIPS", "TASKS", "ALIASES"], state.Services.Select(s => (IReadOnlyList<string>)
             [
                 s.Name, s.Mode.ToString().ToLowerInvariant(), string.Join(',', s.Ports), string.Join(',', s.Vips.Select(v => $"{v.Key}={v.Value}")),
-                state.Tasks.Count(t => t.Service == s.Name).ToString(CultureInfo.InvariantCulture),
+                state.Tasks.Count(t => t.Service == s.Name).ToString(CultureInfo.InvariantCulture), string.Join(',', s.Aliases),
             ]));
             output.WriteLine();
-            TableWriter.Write(output, ["TASK", "SERVICE", "NODE", "ADDRESSES", "NETNS"], state.Tasks.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (IReadOnlyList<string>)
+            TableWriter.Write(output, ["TASK", "SERVICE", "NODE", "STATE", "ADDRESSES", "NETNS", "ALIASES"], state.Tasks.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (IReadOnlyList<string>)
             [
-                t.Name, t.Service, t.Node, string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")), t.NetnsPath ?? "-",
+                t.Name, t.Service, t.Node, System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(t.State.ToString()),
+                string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")), t.NetnsPath ?? "-", string.Join(',', t.Aliases),
             ]));
         }
 
