@@ -31,10 +31,7 @@ public sealed partial class NodeReconciler(
     MeshTelemetry telemetry,
     ILogger<NodeReconciler> logger) : BackgroundService
 {
-    /// <summary>Task namespaces this daemon has put rules into, watched until the runtime deletes them.</summary>
-    private readonly HashSet<string> _taskNamespaces = new(StringComparer.Ordinal);
-
-    /// <summary>When the sandbox's links were last verified, and for which address: checking them costs a dozen
+    /// <summary>When the sandbox's links were last verified, and for which address: checking them costs a few
     /// process starts, so it happens on start, on a change of address, after an error and at each resync.</summary>
     private (string Address, long At)? _sandboxVerified;
 
@@ -143,7 +140,8 @@ public sealed partial class NodeReconciler(
             }
         }
 
-        foreach (var gone in _taskNamespaces.Concat(resolvers.Namespaces).Where(p => !wanted.ContainsKey(p)).ToList())
+        // Every namespace Mesh put rules into runs a resolver (it is started first): those are the ones to watch.
+        foreach (var gone in resolvers.Namespaces.Where(p => !wanted.ContainsKey(p)).ToList())
         {
             wanted[gone] = (null, null);
         }
@@ -157,7 +155,6 @@ public sealed partial class NodeReconciler(
                 nft.Forget(new NetworkNamespacePath(path));
                 iptables.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
-                _taskNamespaces.Remove(path);
                 continue;
             }
 
@@ -174,7 +171,6 @@ public sealed partial class NodeReconciler(
                 var actual = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
                 var dns = resolvers.Ensure(task, path, TaskRules.DnsPortsIn(actual));
                 var rules = TaskRules.Build(task, service, dns);
-                _taskNamespaces.Add(path);
 
                 if (await iptables.ApplyAsync(netns, rules, actual, TaskRules.Tables, ct).ConfigureAwait(false))
                 {
