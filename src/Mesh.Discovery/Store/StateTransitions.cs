@@ -272,7 +272,12 @@ public static class StateTransitions
                 throw new ValidationException($"aliases[{i}]", "'tasks' and names under 'tasks.' are reserved for task lists");
             }
 
-            if ((except is not null && Same(alias, except)) || aliases.Take(i).Any(a => Same(a, alias)))
+            if (except is not null && Same(alias, except))
+            {
+                throw new ValidationException($"aliases[{i}]", $"'{alias}' is the name itself");
+            }
+
+            if (aliases.Take(i).Any(a => Same(a, alias)))
             {
                 throw new ValidationException($"aliases[{i}]", $"'{alias}' is listed twice");
             }
