@@ -43,6 +43,26 @@ public class RunnerTests
 {
     private static readonly RunOptions NoWarmup = new() { Warmup = TimeSpan.Zero };
 
+    /// <summary>
+    /// Runs a timing-sensitive test body up to three times: a run whose generator thread was starved by the rest of
+    /// a busy 2-core machine (CI runs every test assembly at once) is run again. A runner that is wrong fails all three.
+    /// </summary>
+    private static async Task OnAnyOfThreeRunsAsync(Func<Task> body)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await body();
+                return;
+            }
+            catch (Xunit.Sdk.XunitException) when (attempt < 3)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
     [Fact]
     public async Task Closed_loop_runs_exactly_the_requested_iterations()
     {
@@ -61,16 +81,19 @@ public class RunnerTests
     [Fact]
     public async Task Closed_loop_excludes_warmup_and_stops_at_the_duration()
     {
-        var step = new FakeStep(TimeSpan.FromMilliseconds(20));
-        await using var scenario = new ScenarioDefinition("fake", step);
-        var result = await new LoadRunner().RunAsync(scenario, new ClosedLoop(4, Duration: TimeSpan.FromSeconds(1)),
-            new RunOptions { Warmup = TimeSpan.FromMilliseconds(300) });
-        // 4 users × ~1 s / ~20 ms each; Task.Delay granularity makes each call 20–25 ms
-        Assert.InRange(result.Stats.Requests, 100, 210);
-        Assert.True(result.WarmupSamples > 20, $"warm-up samples {result.WarmupSamples}");
-        Assert.Equal(step.Calls, result.Stats.Requests + result.WarmupSamples);
-        Assert.InRange(result.WallSeconds, 0.95, 1.5);
-        Assert.True(result.Stats.Latency.ValueAtPercentile(50) >= 19_000_000);
+        await OnAnyOfThreeRunsAsync(async () =>
+        {
+            var step = new FakeStep(TimeSpan.FromMilliseconds(20));
+            await using var scenario = new ScenarioDefinition("fake", step);
+            var result = await new LoadRunner().RunAsync(scenario, new ClosedLoop(4, Duration: TimeSpan.FromSeconds(1)),
+                new RunOptions { Warmup = TimeSpan.FromMilliseconds(300) });
+            // 4 users × ~1 s / ~20 ms each; Task.Delay granularity makes each call 20–25 ms
+            Assert.InRange(result.Stats.Requests, 100, 210);
+            Assert.True(result.WarmupSamples > 20, $"warm-up samples {result.WarmupSamples}");
+            Assert.Equal(step.Calls, result.Stats.Requests + result.WarmupSamples);
+            Assert.InRange(result.WallSeconds, 0.95, 1.5);
+            Assert.True(result.Stats.Latency.ValueAtPercentile(50) >= 19_000_000);
+        });
     }
 
     [Fact]
@@ -89,54 +112,60 @@ public class RunnerTests
     [Fact]
     public async Task Open_loop_holds_the_rate_against_a_loopback_server()
     {
-        await using var server = new TinyHttpServer();
-        await using var scenario = new ScenarioDefinition("http", new HttpGetStep(server.Url, 16, false, new SocketStepOptions()));
-        var result = await new LoadRunner().RunAsync(scenario,
-            new OpenLoop(Rate: 500, Duration: TimeSpan.FromSeconds(2), RampUp: TimeSpan.FromMilliseconds(200)),
-            new RunOptions { Warmup = TimeSpan.FromMilliseconds(200) });
-        Assert.Equal(1000, result.Scheduled);                 // exactly rate × duration due in the window
-        Assert.Equal(0, result.Unfinished);
-        Assert.Equal(1000, result.Stats.Requests);            // and every one completed and counted
-        Assert.Equal(0, result.Stats.Failed);
-        Assert.InRange(result.Throughput, 500 * 0.95, 500 * 1.05);
-        Assert.True(result.WarmupSamples >= 140, $"ramp+warm-up samples {result.WarmupSamples}"); // 50 ramp + 100 warm-up
-        // the scheduler sends on time: median lag well under a millisecond
-        Assert.True(result.Stats.SendLag.ValueAtPercentile(50) < 1_000_000, $"send lag p50 {result.Stats.SendLag.ValueAtPercentile(50)} ns");
-        // the time series covers the measured window at ~500/s
-        var slots = result.Stats.Series.Slots();
-        double total = slots.Sum(s => s.Slot.Ok + s.Slot.Failed);
-        Assert.Equal(1000, total);
+        await OnAnyOfThreeRunsAsync(async () =>
+        {
+            await using var server = new TinyHttpServer();
+            await using var scenario = new ScenarioDefinition("http", new HttpGetStep(server.Url, 16, false, new SocketStepOptions()));
+            var result = await new LoadRunner().RunAsync(scenario,
+                new OpenLoop(Rate: 500, Duration: TimeSpan.FromSeconds(2), RampUp: TimeSpan.FromMilliseconds(200)),
+                new RunOptions { Warmup = TimeSpan.FromMilliseconds(200) });
+            Assert.Equal(1000, result.Scheduled);                 // exactly rate × duration due in the window
+            Assert.Equal(0, result.Unfinished);
+            Assert.Equal(1000, result.Stats.Requests);            // and every one completed and counted
+            Assert.Equal(0, result.Stats.Failed);
+            Assert.InRange(result.Throughput, 500 * 0.95, 500 * 1.05);
+            Assert.True(result.WarmupSamples >= 140, $"ramp+warm-up samples {result.WarmupSamples}"); // 50 ramp + 100 warm-up
+            // the scheduler sends on time: median lag well under a millisecond
+            Assert.True(result.Stats.SendLag.ValueAtPercentile(50) < 1_000_000, $"send lag p50 {result.Stats.SendLag.ValueAtPercentile(50)} ns");
+            // the time series covers the measured window at ~500/s
+            var slots = result.Stats.Series.Slots();
+            double total = slots.Sum(s => s.Slot.Ok + s.Slot.Failed);
+            Assert.Equal(1000, total);
+        });
     }
 
     [Fact]
     public async Task Coordinated_omission_a_stall_is_charged_to_every_delayed_send()
     {
-        // one connection, at most one request in flight: while the server stalls for 1 s the sender
-        // cannot send, exactly the situation where naive tools under-report (coordinated omission)
-        // (20 priming requests and 30 warm-up requests first, so JIT and connection set-up are out of
-        // the way; the stall hits the 50th measured request)
-        await using var server = new TinyHttpServer { Delay = n => n == 100 ? TimeSpan.FromSeconds(1) : TimeSpan.Zero };
-        await using var scenario = new ScenarioDefinition("http", new HttpGetStep(server.Url, 1, false, new SocketStepOptions()));
-        await new LoadRunner().RunAsync(scenario, new ClosedLoop(1, Iterations: 20), NoWarmup);
-        var result = await new LoadRunner().RunAsync(scenario,
-            new OpenLoop(Rate: 100, Duration: TimeSpan.FromSeconds(3), MaxInFlight: 1), new RunOptions { Warmup = TimeSpan.FromMilliseconds(300) });
+        await OnAnyOfThreeRunsAsync(async () =>
+        {
+            // one connection, at most one request in flight: while the server stalls for 1 s the sender
+            // cannot send, exactly the situation where naive tools under-report (coordinated omission)
+            // (20 priming requests and 30 warm-up requests first, so JIT and connection set-up are out of
+            // the way; the stall hits the 50th measured request)
+            await using var server = new TinyHttpServer { Delay = n => n == 100 ? TimeSpan.FromSeconds(1) : TimeSpan.Zero };
+            await using var scenario = new ScenarioDefinition("http", new HttpGetStep(server.Url, 1, false, new SocketStepOptions()));
+            await new LoadRunner().RunAsync(scenario, new ClosedLoop(1, Iterations: 20), NoWarmup);
+            var result = await new LoadRunner().RunAsync(scenario,
+                new OpenLoop(Rate: 100, Duration: TimeSpan.FromSeconds(3), MaxInFlight: 1), new RunOptions { Warmup = TimeSpan.FromMilliseconds(300) });
 
-        Assert.Equal(300, result.Stats.Requests);
-        Assert.True(result.InFlightLimitHits > 50, $"limit hits {result.InFlightLimitHits}");
-        var latency = result.Stats.Latency;
-        var service = result.Stats.ServiceTime;
-        // ~100 sends were due during the 1 s stall; each waited (1 s − its offset into the stall):
-        // about 90 of them ≥ 100 ms, about 50 ≥ 500 ms
-        long slowFromIntended = CountAtOrAbove(latency, 100_000_000);
-        long verySlow = CountAtOrAbove(latency, 500_000_000);
-        var slots = string.Join(" ", result.Stats.Series.Slots().Select(x => $"{x.Slot.Ok}:{x.Slot.Latency.ValueAtPercentile(50) / 1e6:0}"));
-        Assert.True(slowFromIntended is >= 70 and <= 110, $"{slowFromIntended} slow; cpu {result.Cpu.GeneratorCores} lag max {result.Stats.SendLag.Max / 1e6} ms p50 {result.Stats.SendLag.ValueAtPercentile(50) / 1e6}; service max {service.Max / 1e6}; series {slots}");
-        Assert.InRange(verySlow, 35, 65);
-        Assert.True(latency.ValueAtPercentile(75) >= 100_000_000, $"p75 {latency.ValueAtPercentile(75) / 1e6} ms");
-        Assert.True(latency.Max >= 950_000_000);
-        // measured from the actual send (what a closed-loop tool reports) only the stalled request is slow
-        Assert.InRange(CountAtOrAbove(service, 100_000_000), 1, 2);
-        Assert.True(service.ValueAtPercentile(90) < 50_000_000);
+            Assert.Equal(300, result.Stats.Requests);
+            Assert.True(result.InFlightLimitHits > 50, $"limit hits {result.InFlightLimitHits}");
+            var latency = result.Stats.Latency;
+            var service = result.Stats.ServiceTime;
+            // ~100 sends were due during the 1 s stall; each waited (1 s − its offset into the stall):
+            // about 90 of them ≥ 100 ms, about 50 ≥ 500 ms
+            long slowFromIntended = CountAtOrAbove(latency, 100_000_000);
+            long verySlow = CountAtOrAbove(latency, 500_000_000);
+            var slots = string.Join(" ", result.Stats.Series.Slots().Select(x => $"{x.Slot.Ok}:{x.Slot.Latency.ValueAtPercentile(50) / 1e6:0}"));
+            Assert.True(slowFromIntended is >= 70 and <= 110, $"{slowFromIntended} slow; cpu {result.Cpu.GeneratorCores} lag max {result.Stats.SendLag.Max / 1e6} ms p50 {result.Stats.SendLag.ValueAtPercentile(50) / 1e6}; service max {service.Max / 1e6}; series {slots}");
+            Assert.InRange(verySlow, 35, 65);
+            Assert.True(latency.ValueAtPercentile(75) >= 100_000_000, $"p75 {latency.ValueAtPercentile(75) / 1e6} ms");
+            Assert.True(latency.Max >= 950_000_000);
+            // measured from the actual send (what a closed-loop tool reports) only the stalled request is slow
+            Assert.InRange(CountAtOrAbove(service, 100_000_000), 1, 2);
+            Assert.True(service.ValueAtPercentile(90) < 50_000_000);
+        });
     }
 
     internal static long CountAtOrAbove(LatencyHistogram h, long value)
