@@ -219,6 +219,9 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
 
         Assert.Equal(AllTasks, answered.Order());
 
+        // The service's alias names the same VIP, so it reaches the same tasks.
+        Assert.StartsWith("web.", await Shell.CheckedAsync("ip", "netns", "exec", "mesh-api.1", "curl", "-s", "-m", "3", "http://frontend/"), StringComparison.Ordinal);
+
         var state = await LabStateAsync();
         var web3 = state.Tasks.Single(t => t.Name == "web.3");
         var removed = System.Diagnostics.Stopwatch.StartNew();
