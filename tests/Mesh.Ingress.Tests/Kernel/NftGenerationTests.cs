@@ -88,6 +88,31 @@ public sealed class NftGenerationTests : IAsyncLifetime
     }
 
     [LabFact]
+    public async Task A_change_planned_on_knowledge_someone_else_made_stale_is_not_trusted_and_the_drift_is_repaired()
+    {
+        var state = Mesh.Discovery.Store.StateTransitions.RegisterNode(ClusterState.Empty, new() { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
+        state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "web", Ports = [new PublishedPort(8080, 80)] }).State;
+        state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "api", Ports = [new PublishedPort(9090, 90)] }).State;
+        state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n1" }).State;
+        state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "api", Node = "n1" }).State;
+        var before = IngressSandboxTable.Build(state, "10.255.0.2");
+        var after = IngressSandboxTable.Build(Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n1" }).State, "10.255.0.2");
+        var nft = new NftExecutor(_runner, TimeSpan.FromMilliseconds(500), _generation);
+        Assert.True(await nft.ConvergeAsync(Netns, before, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+
+        // Within the trust, someone empties api's chain; then Mesh applies a change of its own (a second web task).
+        await Nft("flush chain ip mesh svc-api");
+        Assert.True(await nft.ConvergeAsync(Netns, after, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+
+        // At the resync the generation cannot vouch for what Mesh wrote on stale knowledge: listed, and api repaired.
+        await Task.Delay(600);
+        _runner.Listings = 0;
+        Assert.True(await nft.ConvergeAsync(Netns, after, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(1, _runner.Listings);
+        Assert.Contains("dnat", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "chain", "ip", "mesh", "svc-api"), StringComparison.Ordinal);
+    }
+
+    [LabFact]
     public async Task Iptables_nft_too_renews_its_trust_by_the_generation_and_lists_again_when_someone_commits()
     {
         var desired = new Mesh.Ingress.Kernel.Iptables.IptablesRuleset(
@@ -107,6 +132,26 @@ public sealed class NftGenerationTests : IAsyncLifetime
         Assert.True(await ipt.ApplyAsync(Netns, desired, ["filter"], CancellationToken.None));
         Assert.Equal(1, _runner.Saves);
         Assert.Contains("-A MESH-TEST -p tcp -m tcp --dport 80 -j ACCEPT", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "iptables-nft-save", "-t", "filter"), StringComparison.Ordinal);
+    }
+
+    [LabFact]
+    public async Task Iptables_nft_does_not_vouch_for_a_change_planned_on_stale_knowledge_either()
+    {
+        Mesh.Ingress.Kernel.Iptables.IptablesRuleset Rules(params string[] ports) => new(
+            [new("filter", "MESH-A", ["-p tcp -m tcp --dport 80 -j ACCEPT"]), new("filter", "MESH-B", [.. ports.Select(p => $"-p tcp -m tcp --dport {p} -j ACCEPT")])],
+            [new("filter", "INPUT", "-j MESH-A"), new("filter", "INPUT", "-j MESH-B")]);
+        var ipt = new Mesh.Ingress.Kernel.Iptables.IptablesExecutor(_runner, Mesh.Ingress.Kernel.Iptables.IptablesFlavour.Nft, TimeSpan.FromMilliseconds(500), _generation);
+        Assert.True(await ipt.ApplyAsync(Netns, Rules("81"), ["filter"], CancellationToken.None));
+
+        // Within the trust someone empties MESH-A; then Mesh changes MESH-B only.
+        await Shell.CheckedAsync("ip", "netns", "exec", _ns, "iptables-nft", "-F", "MESH-A");
+        Assert.True(await ipt.ApplyAsync(Netns, Rules("81", "82"), ["filter"], CancellationToken.None));
+
+        await Task.Delay(600);
+        _runner.Saves = 0;
+        Assert.True(await ipt.ApplyAsync(Netns, Rules("81", "82"), ["filter"], CancellationToken.None));
+        Assert.Equal(1, _runner.Saves);
+        Assert.Contains("-A MESH-A -p tcp -m tcp --dport 80 -j ACCEPT", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "iptables-nft-save", "-t", "filter"), StringComparison.Ordinal);
     }
 
     private Task<string> Nft(string script) => Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", script);

@@ -81,8 +81,16 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
             return false;
         }
 
+        // What is written is exact afterwards only if what it was planned against still was (nobody committed since)
+        // and the restore was the only commit: one generation step.
         var key = Key(netns, tables);
-        var before = _generation?.Read(netns);
+        uint? exactAt;
+        lock (_lock)
+        {
+            exactAt = _known.TryGetValue(key, out var known) && ReferenceEquals(known.State, actual) ? known.Generation : null;
+        }
+
+        var before = exactAt is null ? null : _generation?.Read(netns);
         try
         {
             await runner.RunCheckedInAsync(netns, flavour.Restore, ["--noflush", "-w", "5"], script, cancellationToken).ConfigureAwait(false);
@@ -97,9 +105,8 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
             throw;
         }
 
-        // One iptables-restore is one transaction, one generation step; more means someone else committed too.
-        var applied = _generation?.Read(netns);
-        Trust(key, IptablesSave.Of(desired), before is not null && applied == before + 1 ? applied : null);
+        var applied = before is not null && before == exactAt ? _generation?.Read(netns) : null;
+        Trust(key, IptablesSave.Of(desired), applied is not null && applied == before + 1 ? applied : null);
         return true;
     }
 

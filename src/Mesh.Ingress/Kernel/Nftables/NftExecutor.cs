@@ -50,14 +50,14 @@ public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor, INftGe
     public async Task<bool> ConvergeAsync(NetworkNamespacePath netns, NftDesiredTable? desired, string family, string table, CancellationToken cancellationToken)
     {
         var key = (netns.Path ?? "", family, table);
-        var before = generation?.Read(netns);
-        var actual = Trusted(key, before);
+        var (actual, exactAt) = Trusted(key, netns);
         if (actual is null)
         {
+            var listedAt = generation?.Read(netns);
             actual = await ReadAsync(netns, family, table, cancellationToken).ConfigureAwait(false);
             var after = generation?.Read(netns);
-            Remember(key, actual, before is not null && after == before ? after : null); // a commit during the listing: not exact
-            before = after;
+            exactAt = listedAt is not null && after == listedAt ? after : null; // a commit during the listing: not exact
+            Remember(key, actual, exactAt);
         }
 
         var script = desired is not null
@@ -68,6 +68,9 @@ public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor, INftGe
             return false;
         }
 
+        // What is written is exact afterwards only if what it was planned against still was (nobody committed since)
+        // and the transaction was the only commit: one generation step.
+        var before = exactAt is null ? null : generation?.Read(netns);
         try
         {
             await ApplyAsync(netns, script, cancellationToken).ConfigureAwait(false);
@@ -78,34 +81,42 @@ public sealed class NftExecutor(ICommandRunner runner, TimeSpan trustFor, INftGe
             throw;
         }
 
-        // One transaction is one generation step; more means someone else committed too, so the next check lists.
-        var applied = generation?.Read(netns);
-        Remember(key, desired is null ? NftTableState.Missing : NftPlanner.Expected(desired), before is not null && applied == before + 1 ? applied : null);
+        var applied = before is not null && before == exactAt ? generation?.Read(netns) : null;
+        Remember(key, desired is null ? NftTableState.Missing : NftPlanner.Expected(desired), applied is not null && applied == before + 1 ? applied : null);
         return true;
     }
 
-    private NftTableState? Trusted((string, string, string) key, uint? generation)
+    /// <summary>
+    /// What is known of the table, if it may be believed, and the generation it is known to be exact at: within the
+    /// trust, as remembered; past it, only when the generation has not moved since (then the trust is renewed).
+    /// </summary>
+    private (NftTableState? State, uint? ExactAt) Trusted((string, string, string) key, NetworkNamespacePath netns)
     {
+        Known? entry;
         lock (_lock)
         {
-            if (!_known.TryGetValue(key, out var entry))
+            if (!_known.TryGetValue(key, out entry))
             {
-                return null;
+                return (null, null);
             }
 
             if (Stopwatch.GetTimestamp() < entry.Until)
             {
-                return entry.State;
+                return (entry.State, entry.Generation);
             }
+        }
 
-            if (generation is not null && entry.Generation == generation)
+        var now = entry.Generation is null ? null : generation?.Read(netns);
+        lock (_lock)
+        {
+            if (now is not null && now == entry.Generation)
             {
                 _known[key] = entry with { Until = Deadline() };
-                return entry.State;
+                return (entry.State, now);
             }
 
             _known.Remove(key);
-            return null;
+            return (null, null);
         }
     }
 
