@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit/property tests, the lab end to end on this kernel (as root, embedded store
-# and etcd), the IPVS tests inside a user-mode-linux kernel, and a smoke run of the load-test scenarios.
-# Prints one closing line: "tests: N passed, N failed, N skipped".
+# and etcd), the IPVS tests inside a throw-away IPVS kernel (user-mode-linux, or qemu where user-mode-linux cannot
+# boot), and a smoke run of the load-test scenarios.
+# Prints one closing line: "tests: N passed, N failed, N skipped; IPVS kernel: uml|qemu — why".
 set -uo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh test || exit 1
@@ -21,7 +22,7 @@ dotnet test Mesh.sln -c Release --no-build --nologo 2>&1 | tee -a "$log" |
 [ "${PIPESTATUS[0]}" = 0 ] || failed=1
 
 if [ -f tests/kernel/run-ipvs-tests.sh ]; then
-  echo "== IPVS inside user-mode-linux"
+  echo "== IPVS kernel tests (user-mode-linux, or qemu where it cannot boot)"
   bash tests/kernel/run-ipvs-tests.sh 2>&1 | tee -a "$log" | tail -n 25
   [ "${PIPESTATUS[0]}" = 0 ] || failed=1
 fi
@@ -39,5 +40,6 @@ read -r p f s < <(awk '
   END { print p + 0, f + 0, s + 0 }' "$log")
 [ "$f" -gt 0 ] && failed=1
 [ "$p" -gt 0 ] || { echo "no test ran"; failed=1; }
-echo "tests: $p passed, $f failed, $s skipped"
+kernel=$(grep -m1 '^ipvs-kernel: ' "$log" | sed 's/^ipvs-kernel: //')
+echo "tests: $p passed, $f failed, $s skipped${kernel:+; IPVS kernel: $kernel}"
 exit "$failed"

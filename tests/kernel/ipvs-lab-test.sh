@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole lab with the ipvs dataplane, end to end. Runs INSIDE user-mode-linux (as root, one boot), started by
+# The whole lab with the ipvs dataplane, end to end. Runs INSIDE the test kernel (user-mode-linux or qemu, as root,
+# one boot), started by
 # run-ipvs-tests.sh; prints one line per check and "ipvs-lab: N passed, M failed"; exit status 1 on any failure.
 #
 #   ipvs-lab-test.sh MESH_EXECUTABLE
@@ -8,7 +9,8 @@
 # mesh-client to every node reach every web task; ipvsadm -Ln in each ingress sandbox shows one FWM service per
 # published service with the task ingress IPs as Masq real servers, and the MARK/SNAT rules; east-west from a task
 # to web's appnet VIP reaches every web task; a killed daemon restarts without changing the kernel; a removed task is drained (weight 0,
-# no new connections) then removed; lab down leaves nothing.
+# no new connections) then removed; lab down leaves nothing. Under qemu (whose stock kernel also has nf_tables with the
+# ip family, which user-mode-linux lacks) one node is switched to the nftables dataplane and back, end to end.
 set -uo pipefail
 mesh=${1:?usage: ipvs-lab-test.sh MESH_EXECUTABLE}
 nodes=3
@@ -27,8 +29,12 @@ finish() {
   [[ $failed -eq 0 ]]
   exit $?
 }
-# waits up to $1 seconds for "$2..." to succeed
-wait_for() { local t=$1; shift; local end=$(($(date +%s) + t)); until "$@"; do [[ $(date +%s) -ge $end ]] && return 1; sleep 0.5; done; }
+# waits up to $1 seconds for "$2..." to succeed, and says how long it took (the figures behind these limits)
+wait_for() {
+  local t=$1 begin; shift; begin=$(date +%s); local end=$((begin + t))
+  until "$@"; do [[ $(date +%s) -ge $end ]] && { echo "  (gave up after $t s: $*)" >&2; return 1; }; sleep 0.5; done
+  echo "  (took $(($(date +%s) - begin)) s: $1)" >&2
+}
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 node_addr() { echo "198.18.0.$((10 + $1))"; }
 
@@ -53,6 +59,10 @@ check "$replicas web tasks registered" test "$(wc -w <<<"$web_tasks")" -eq $repl
 [[ $mark =~ ^[0-9]+$ ]] || { bad "web's firewall mark from lab status --json ($mark)"; "$mesh" lab down >/dev/null 2>&1; finish; }
 
 dataplanes=$(jq -r '[.nodes[].info.dataplane] | join(" ")' <<<"$status")
+# iptables-nft where the kernel has nf_tables' ip family (qemu's stock kernel), iptables-legacy where not (user-mode-
+# linux): read the rules with the flavour the daemon chose ("iptables nft," in its start line).
+if grep -q 'iptables nft,' "/run/mesh/lab/mesh-n1.log"; then ipt_save=iptables-nft-save; else ipt_save=iptables-legacy-save; fi
+echo "daemons use $ipt_save"
 check "every daemon runs the ipvs dataplane ($dataplanes)" test "$dataplanes" = "$(printf 'ipvs %.0s' $(seq 1 $nodes) | sed 's/ $//')"
 
 # --- ingress: every node reaches every task ------------------------------------------------------------
@@ -79,7 +89,7 @@ for i in $(seq 1 $nodes); do
   check "$sbx: one FWM service (published services: 1)" test "$(fwm_services "$sbx")" -eq 1
   got=$(masq_dests "$sbx" "$mark")
   check "$sbx: FWM $mark rr has the task ingress IPs as Masq real servers ($got)" test "$got" = "$web_ips"
-  rules=$(in_ns "$sbx" iptables-legacy-save)
+  rules=$(in_ns "$sbx" $ipt_save)
   check "$sbx: mangle MARK 0x$(printf %x "$mark") for 8080/tcp and 8080/udp" test "$(grep -c -- "--dport 8080 -j MARK --set-xmark 0x$(printf %x "$mark")/0xffffffff" <<<"$rules")" -eq 2
   check "$sbx: nat -m ipvs --ipvs SNAT" grep -q -- '-A MESH-POSTROUTING -d 10.255.0.0/16 -m ipvs --ipvs -j SNAT --to-source 10.255.' <<<"$rules"
   check "$sbx: net.ipv4.vs.conntrack=1, expire_nodest_conn=1" test "$(in_ns "$sbx" cat /proc/sys/net/ipv4/vs/conntrack /proc/sys/net/ipv4/vs/expire_nodest_conn | paste -sd,)" = "1,1"
@@ -93,7 +103,7 @@ check "east-west: $client_task → web VIP $vip reaches every web task (got: $go
 check "east-west: mesh-$client_task has an FWM service for web@appnet" test "$(fwm_services "mesh-$client_task")" -ge 1
 
 # --- restart: a killed daemon comes back and changes nothing --------------------------------------------
-snapshot() { in_ns "mesh-n$nodes-ingress" ipvsadm -Sn | sort; in_ns "mesh-n$nodes-ingress" iptables-legacy-save | grep -E '^-A .*MESH|^:MESH' | sort; }
+snapshot() { in_ns "mesh-n$nodes-ingress" ipvsadm -Sn | sort; in_ns "mesh-n$nodes-ingress" $ipt_save | grep -E '^-A .*MESH|^:MESH' | sort; }
 before=$(snapshot)
 changes_before=$(grep -c 'Applied ipvs changes' "/run/mesh/lab/mesh-n$nodes.log")
 for pid in $(ip netns pids "mesh-n$nodes"); do kill -KILL "$pid"; done
@@ -105,6 +115,59 @@ check "restart: mesh-n$nodes:8080 still reaches every web task (got: $got)" test
 
 # Nothing of the nftables dataplane was here to remove (and this kernel has no nf_tables loaded): no warning.
 check "no daemon found or failed to remove nftables leftovers" test "$(cat /run/mesh/lab/mesh-n*.log | grep -c "dataplane's leftovers")" -eq 0
+
+# --- qemu only: one node switched to the nftables dataplane and back, end to end -------------------------
+# user-mode-linux has no nf_tables ip family, so only here can both dataplanes run on one kernel. The daemon of
+# the last node is killed and started again with the same arguments but the other --dataplane; the new one must
+# remove the old one's objects from the sandbox and from the node's task namespaces, and serve the same traffic.
+if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
+  n=$nodes
+  sbx=mesh-n$n-ingress
+  nlog=/run/mesh/lab/mesh-n$n.log
+  local_tasks=$(jq -r --arg n "mesh-n$n" '[.state.tasks[] | select(.node == $n) | .name] | sort | join(" ")' <<<"$status")
+  restart_with() { # $1 = dataplane
+    local pid= p i args=()
+    for p in $(ip netns pids "mesh-n$n"); do tr '\0' ' ' <"/proc/$p/cmdline" | grep -q ' daemon ' && pid=$p; done
+    [[ -n $pid ]] || { echo "no daemon process in mesh-n$n" >&2; return 1; }
+    mapfile -d '' args <"/proc/$pid/cmdline"
+    for i in "${!args[@]}"; do [[ ${args[$i]} == --dataplane ]] && args[i + 1]=$1; done
+    kill -KILL "$pid"
+    wait_for 10 test ! -e "/proc/$pid"
+    rm -f "/run/mesh/lab/mesh-n$n.sock"
+    nsenter --net="/run/netns/mesh-n$n" setsid "${args[@]}" </dev/null >>"$nlog" 2>&1 &
+  }
+  runs() { [[ $("$mesh" lab status --json 2>/dev/null | jq -r --arg n "mesh-n$n" '.nodes[] | select(.node == $n) | .info.dataplane') == "$1" ]]; }
+  mesh_table() { in_ns "$1" nft list tables 2>/dev/null | grep -qx 'table ip mesh'; }
+  no_mesh_table() { ! mesh_table "$1"; }
+  ipvs_services() { in_ns "$1" ipvsadm -Ln | grep -cE '^(TCP|UDP|FWM) '; }
+  no_ipvs() { [[ $(ipvs_services "$1") -eq 0 ]]; }
+  ipvs_present() { [[ $(ipvs_services "$1") -gt 0 ]]; }
+  each_local_task() { local t; for t in $local_tasks; do "$@" "mesh-$t" || return 1; done; }
+  switched() { # $1 = the new dataplane's objects check, $2 = the old one's absence check
+    "$1" "$sbx" && "$2" "$sbx" && each_local_task "$2"
+  }
+  echo "switch: mesh-n$n runs ${local_tasks:-no tasks}"
+
+  restart_with nftables
+  check "switch to nftables: mesh-n$n's daemon reports dataplane nftables" wait_for 120 runs nftables
+  check "switch to nftables: $sbx has table ip mesh and no IPVS service; no IPVS service in mesh-n$n's tasks" \
+    wait_for 60 switched mesh_table no_ipvs
+  check "switch to nftables: the daemon said it removed the ipvs dataplane's leftovers" grep -q "Removed the ipvs dataplane's leftovers" "$nlog"
+  got=$(answers "http://$(node_addr $n):8080/" $((replicas * 3)))
+  check "switch to nftables: TCP via mesh-n$n:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
+  got=$(udp_answers "$(node_addr $n)" $((replicas * 3)))
+  check "switch to nftables: UDP via mesh-n$n:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
+
+  restart_with ipvs
+  check "switch back to ipvs: mesh-n$n's daemon reports dataplane ipvs" wait_for 120 runs ipvs
+  check "switch back to ipvs: $sbx has IPVS services and no table ip mesh; none in mesh-n$n's tasks" \
+    wait_for 60 switched ipvs_present no_mesh_table
+  got=$(masq_dests "$sbx" "$mark")
+  check "switch back to ipvs: FWM $mark has the task ingress IPs again ($got)" test "$got" = "$web_ips"
+  check "switch back to ipvs: the daemon said it removed the nftables dataplane's leftovers" grep -q "Removed the nftables dataplane's leftovers" "$nlog"
+  got=$(answers "http://$(node_addr $n):8080/" $((replicas * 3)))
+  check "switch back to ipvs: TCP via mesh-n$n:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
+fi
 
 # --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
 gone_task=${web_tasks##* }

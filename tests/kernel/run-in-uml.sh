@@ -5,9 +5,10 @@
 #
 #   tests/kernel/run-in-uml.sh [--mem 1536M] [--timeout 900] [--modules "extra mods"] -- COMMAND [ARGS...]
 #
-# The command runs with cwd = the caller's cwd, HOME=/tmp, a private /tmp, /run (so `ip netns` works) and /dev.
-# Anything it writes outside those goes to the host's filesystem (hostfs). Exit status: the command's, or
-# 125 if the guest never reported one (kernel crash, timeout).
+# The command runs with cwd = the caller's cwd, HOME=/tmp/home, a private /tmp (the checkout, the cache and the
+# cwd stay visible at their paths), /run (so `ip netns` works) and /dev. Anything it writes elsewhere goes to the
+# host's filesystem (hostfs). Exit status: the command's, or 125 if the guest never reported one (kernel crash,
+# timeout). user-mode-linux does not boot on every CPU (see README.md); run-in-vm.sh picks qemu where it doesn't.
 #
 # Cache (kernel, modules, busybox) lives in $MESH_UML_CACHE (default: <repo>/.uml, gitignored). Everything
 # missing is fetched with `apt-get download` + `dpkg-deb -x` — nothing is installed system-wide except the
@@ -17,118 +18,58 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${MESH_UML_CACHE:-$repo/.uml}
+vm_name=uml
 mem=1536M
 timeout_s=900
 extra_modules=${MESH_UML_EXTRA_MODULES:-}
+no_modules=0
+# shellcheck source=vm-lib.sh
+. "$here/vm-lib.sh"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --mem) mem=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --modules) extra_modules="$extra_modules $2"; shift 2 ;;
+    --no-modules) no_modules=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
 [[ $# -gt 0 ]] || { echo "usage: $0 [--mem M] [--timeout S] -- command [args...]" >&2; exit 2; }
 case "$cache/" in
-  /tmp/*|/run/*|/dev/*|/proc/*|/sys/*)
-    echo "run-in-uml.sh: MESH_UML_CACHE=$cache is hidden inside the guest (it mounts its own /tmp, /run, /dev); use a path on disk" >&2; exit 2 ;;
+  /run/*|/dev/*|/proc/*|/sys/*)
+    echo "run-in-uml.sh: MESH_UML_CACHE=$cache is hidden inside the guest (it mounts its own /run, /dev); use a path on disk or under /tmp" >&2; exit 2 ;;
 esac
 [[ $(id -u) -eq 0 ]] || { echo "run-in-uml.sh: needs root (apt-get, and the guest's root is the host's /)" >&2; exit 2; }
 
-log() { echo "[uml] $*" >&2; }
-
-apt_updated=0
-apt_get() {
-  if ! DEBIAN_FRONTEND=noninteractive apt-get "$@" >/dev/null 2>&1; then
-    if [[ $apt_updated -eq 0 ]]; then apt-get update -qq >/dev/null 2>&1 || true; apt_updated=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get "$@" >/dev/null
-  fi
-}
-
-# --- host-side tools the guest uses through hostfs -------------------------------------------------
-need_pkgs=()
-command -v ipvsadm >/dev/null || need_pkgs+=(ipvsadm)
-command -v ip >/dev/null || need_pkgs+=(iproute2)
-command -v iptables-legacy >/dev/null || need_pkgs+=(iptables)
-if [[ ${#need_pkgs[@]} -gt 0 ]]; then log "apt-get install ${need_pkgs[*]}"; apt_get install -y -qq "${need_pkgs[@]}"; fi
+ensure_host_tools ipvsadm iproute2 iptables
 
 # --- kernel, modules, busybox: apt-get download + dpkg-deb -x into the cache -----------------------
 root="$cache/root"
 if [[ ! -x $root/usr/bin/linux.uml || ! -x $root/bin/busybox ]]; then
-  log "fetching user-mode-linux and busybox-static into $cache"
-  mkdir -p "$cache/debs" "$root"
-  (cd "$cache/debs" && apt_get download user-mode-linux busybox-static)
-  for d in "$cache"/debs/user-mode-linux_*.deb "$cache"/debs/busybox-static_*.deb; do dpkg-deb -x "$d" "$root"; done
+  vm_log "fetching user-mode-linux and busybox-static into $cache"
+  fetch_debs "$cache" user-mode-linux busybox-static
 fi
-kernel=$root/usr/bin/linux.uml
+# MESH_UML_KERNEL: another kernel binary (vm-choice-test.sh passes one that fails as UML does on Intel AMX hosts).
+kernel=${MESH_UML_KERNEL:-$root/usr/bin/linux.uml}
 busybox=$root/bin/busybox
 kver=$(ls "$root/usr/lib/uml/modules" | sort -V | tail -1)
 moddir=$root/usr/lib/uml/modules/$kver
 
-# --- modules, dependencies first (modules.dep), ipv6 before anything else --------------------------
-modules="ipv6 x_tables ip_tables ip6_tables nf_conntrack nf_nat
-  ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_mh ip_vs_sed ip_vs_nq ip_vs_dh ip_vs_fo ip_vs_ovf
-  ip_vs_lblc ip_vs_lblcr xt_ipvs
-  veth dummy bridge br_netfilter vxlan
-  iptable_nat iptable_mangle iptable_filter ip6table_nat ip6table_mangle ip6table_filter
-  xt_mark xt_MASQUERADE xt_addrtype xt_conntrack xt_nat xt_REDIRECT xt_tcpudp xt_multiport xt_comment
-  xt_statistic $extra_modules"
-declare -A seen=()
-ordered=()
-resolve() { # $1 = path relative to moddir (kernel/...ko)
-  local rel=$1 line dep
-  [[ -n ${seen[$rel]:-} ]] && return
-  seen[$rel]=1
-  line=$(grep -m1 "^$rel:" "$moddir/modules.dep" || true)
-  for dep in ${line#*:}; do resolve "$dep"; done
-  ordered+=("$moddir/$rel")
-}
-for m in $modules; do
-  rel=$(grep -m1 -E "(^|/)${m}\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | cut -d: -f1 || true)
-  if [[ -z $rel ]]; then
-    alt=${m//_/-}; rel=$(grep -m1 -E "(^|/)${alt}\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | cut -d: -f1 || true)
-  fi
-  if [[ -z $rel ]]; then
-    grep -qE "/${m}\.ko" "$moddir/modules.builtin" || log "warning: module $m not found in $kver"
-    continue
-  fi
-  resolve "$rel"
-done
+new_run "$@"
+# shellcheck disable=SC2086
+[[ $no_modules -eq 1 ]] && : > "$run/modules" || resolve_modules "$moddir" $base_modules $extra_modules > "$run/modules"
 
-# --- run directory on hostfs (not /tmp: the guest mounts its own tmpfs there) ----------------------
-mkdir -p "$cache/runs"
-run=$(mktemp -d "$cache/runs/run.XXXXXX")
-trap 'rm -rf "$run"' EXIT
-printf '%s\n' "${ordered[@]}" > "$run/modules"
-{
-  printf 'cd %q\n' "$PWD"
-  printf 'exec'; printf ' %q' "$@"; printf '\n'
-} > "$run/cmd.sh"
-: > "$run/out"
-
-log "booting $kver (mem=$mem, ${#ordered[@]} modules): $*"
+vm_log "booting $kver (mem=$mem, $(wc -l < "$run/modules") modules): $*"
 start=$(date +%s.%N)
 # UML keeps its RAM in a file under TMPDIR; /dev/shm is tmpfs.
 set +e
 TMPDIR=/dev/shm timeout --foreground -k 10 "$timeout_s" "$kernel" \
   mem="$mem" root=/dev/root rootfstype=hostfs rootflags=/ rw quiet \
   con=null con0=null,fd:2 \
-  init="$here/uml-init.sh" MESH_RUN="$run" MESH_BUSYBOX="$busybox" </dev/null >/dev/null 2>"$run/console"
+  init="$here/guest-init.sh" MESH_RUN="$run" MESH_BUSYBOX="$busybox" </dev/null >/dev/null 2>"$run/console"
 kstatus=$?
 set -e
-end=$(date +%s.%N)
-
-cat "$run/out"
-if [[ -s $run/rc ]]; then
-  rc=$(cat "$run/rc")
-else
-  rc=125
-  log "guest did not report an exit status (kernel exit $kstatus); console tail:"
-  tail -n 30 "$run/console" >&2 || true
-fi
-if [[ -s $run/init.log ]]; then grep -v '^ok ' "$run/init.log" >&2 || true; fi
-log "guest exit status $rc, wall time $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1f", b-a}') s"
-exit "$rc"
+finish_run "$start" "$(date +%s.%N)" "$kstatus"

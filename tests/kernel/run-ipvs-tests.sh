@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # CI entry for everything that needs an IPVS kernel: builds tests/Mesh.Ipvs.KernelTests and the mesh executable,
-# boots user-mode-linux ONCE (tests/kernel/run-in-uml.sh fetches/installs what it needs) and runs inside it
+# picks the kernel (run-in-vm.sh: user-mode-linux where it boots, else qemu; MESH_KERNEL_VM=uml|qemu forces one),
+# boots it ONCE (the runner fetches/installs what it needs) and runs inside it
 #   1. the Mesh.Ipvs kernel tests (each in a fresh network namespace, cross-checked with ipvsadm and /proc/net/ip_vs),
 #      summary "N passed, M failed";
-#   2. the whole lab with --dataplane ipvs (tests/kernel/ipvs-lab-test.sh), summary "ipvs-lab: N passed, M failed".
-# Exits non-zero on any failure.
+#   2. the whole lab with --dataplane ipvs (tests/kernel/ipvs-lab-test.sh), summary "ipvs-lab: N passed, M failed";
+#      under qemu also the switch between the ipvs and nftables dataplanes on one node and back.
+# Ends with "ipvs-kernel: uml|qemu — why". Exits non-zero on any failure.
 #
 #   bash tests/kernel/run-ipvs-tests.sh                 # both (~6 min incl. build; the lab is ~4.5 min of it)
 #   bash tests/kernel/run-ipvs-tests.sh --kernel-only   # only the Mesh.Ipvs kernel tests (~1 min incl. build)
@@ -51,17 +53,23 @@ fi
 if [[ $mode == bench ]]; then
   cmd=("$bin" bench "${args[@]}")
 elif [[ $kernel -eq 1 && $lab -eq 1 ]]; then
-  cmd=(bash "$here/uml-ci.sh" "$bin" "$meshdir/mesh")
+  cmd=(bash "$here/guest-ci.sh" "$bin" "$meshdir/mesh")
 elif [[ $lab -eq 1 ]]; then
   cmd=(bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
 else
   cmd=("$bin" test "${args[@]}")
 fi
 
+choice_ok=1
+if [[ $mode == test ]]; then bash "$here/vm-choice-test.sh" || choice_ok=0; fi
+IFS=$'\t' read -r vm why < <(bash "$here/run-in-vm.sh" --which)
+[[ -n $vm ]] || { echo "ipvs-kernel: none — $why"; exit 1; }
+echo "[ipvs] kernel: $vm ($why)" >&2
 set +e
-bash "$here/run-in-uml.sh" --mem 2560M --timeout 1500 -- "${cmd[@]}" | tee "$out"
+bash "$here/run-in-$vm.sh" --mem 2560M --timeout 1500 -- "${cmd[@]}" | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
+echo "ipvs-kernel: $vm — $why"
 
 if [[ $mode == test ]]; then
   ok=1
@@ -81,6 +89,6 @@ if [[ $mode == test ]]; then
       ok=0
     elif [[ $summary != *" 0 failed" ]]; then ok=0; fi
   fi
-  [[ $rc -eq 0 && $ok -eq 1 ]] || exit 1
+  [[ $rc -eq 0 && $ok -eq 1 && $choice_ok -eq 1 ]] || exit 1
 fi
 exit "$rc"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs INSIDE user-mode-linux (one boot, started by run-ipvs-tests.sh): the Mesh.Ipvs kernel tests, then the whole
+# Runs INSIDE the test kernel (user-mode-linux or qemu; one boot, started by run-ipvs-tests.sh): the Mesh.Ipvs kernel tests, then the whole
 # lab with the ipvs dataplane. Each prints its own summary line; exit status non-zero if either failed.
 #
-#   uml-ci.sh KERNEL_TESTS_BINARY MESH_EXECUTABLE
+#   guest-ci.sh KERNEL_TESTS_BINARY MESH_EXECUTABLE
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 "$1" test
 kernel=$?
