@@ -97,7 +97,7 @@ echo "$moddir" > "$run/modules-tree"
 vm_log "booting $kver under TCG (mem=$mem, smp=$smp, $(wc -l < "$run/modules") modules): $*"
 start=$(date +%s.%N)
 set +e
-timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
+run_guest timeout -k 10 "$timeout_s" qemu-system-x86_64 \
   -machine pc -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
   -nographic -no-reboot -nic none -serial "file:$run/console" -monitor none \
   -kernel "$kernel" -initrd "$initrd" \

@@ -66,7 +66,7 @@ vm_log "booting $kver (mem=$mem, $(wc -l < "$run/modules") modules): $*"
 start=$(date +%s.%N)
 # UML keeps its RAM in a file under TMPDIR; /dev/shm is tmpfs.
 set +e
-TMPDIR=/dev/shm timeout --foreground -k 10 "$timeout_s" "$kernel" \
+TMPDIR=/dev/shm run_guest timeout --foreground -k 10 "$timeout_s" "$kernel" \
   mem="$mem" root=/dev/root rootfstype=hostfs rootflags=/ rw quiet \
   con=null con0=null,fd:2 \
   init="$here/guest-init.sh" MESH_RUN="$run" MESH_BUSYBOX="$busybox" </dev/null >/dev/null 2>"$run/console"

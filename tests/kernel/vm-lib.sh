@@ -83,7 +83,8 @@ base_modules="ipv6 x_tables ip_tables ip6_tables nf_conntrack nf_nat
 new_run() {
   mkdir -p "$cache/runs"
   run=$(mktemp -d "$cache/runs/run.XXXXXX")
-  trap 'rm -rf "$run"' EXIT
+  trap cleanup_run EXIT
+  trap 'exit 130' INT TERM HUP
   {
     printf 'cd %q\n' "$PWD"
     printf 'exec'; printf ' %q' "$@"; printf '\n'
@@ -91,6 +92,29 @@ new_run() {
   # The guest mounts a fresh tmpfs on /tmp; a checkout, cache or cwd under /tmp is bound back over it.
   printf '%s\n' "$repo" "$cache" "$PWD" > "$run/shares"
   : > "$run/out"
+}
+
+# run_guest COMMAND... — runs the VM (under `timeout`) and waits for it; killed with us if we are interrupted.
+guest_pid=
+run_guest() {
+  local status
+  "$@" &
+  guest_pid=$!
+  wait "$guest_pid"
+  status=$?
+  guest_pid=
+  return "$status"
+}
+
+# Nothing is left behind: the VM (timeout forwards the signal to it; KILL if it lingers) and the run directory.
+cleanup_run() {
+  if [[ -n $guest_pid ]] && kill -0 "$guest_pid" 2>/dev/null; then
+    kill -TERM "$guest_pid" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$guest_pid" 2>/dev/null || break; sleep 0.5; done
+    pkill -KILL -P "$guest_pid" 2>/dev/null; kill -KILL "$guest_pid" 2>/dev/null
+    wait "$guest_pid" 2>/dev/null
+  fi
+  rm -rf "$run"
 }
 
 # finish_run START END KERNEL_STATUS — prints the command's output, returns its exit status (125: none reported).

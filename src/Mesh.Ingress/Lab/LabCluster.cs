@@ -18,7 +18,9 @@ namespace Mesh.Ingress.Lab;
 /// one <c>mesh daemon</c> per node, and the demo service registered through the API as a runtime would.
 /// Nothing here touches the machine's own network namespace.
 /// </summary>
-public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
+/// <param name="patience">Multiplies every wait and request timeout of the lab: 1 on a real kernel; more in an
+/// emulated one (qemu under TCG starts a .NET process ~10× slower, see tests/kernel/README.md).</param>
+public sealed partial class LabCluster(ICommandRunner runner, TextWriter output, double patience = 1)
 {
     private readonly LinkTool _links = new(runner);
 
@@ -214,7 +216,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             NodeInfo? info = null;
             try
             {
-                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(3));
+                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(3 * patience));
                 info = await ServiceCommands.ApiGet<NodeInfo>(http, "v1/info", ct);
             }
             catch (Exception e) when (e is StoreUnavailableException or HttpRequestException or TaskCanceledException or NotFoundException)
@@ -365,7 +367,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         await WaitUntilAsync(() => DaemonAnswersAsync(node, ct), TimeSpan.FromSeconds(30), $"the daemon of {node} did not start: see {LabPlan.StateDirectory}/{node}.log", ct);
     }
 
-    private static async Task<bool> DaemonAnswersAsync(string node, CancellationToken ct)
+    private async Task<bool> DaemonAnswersAsync(string node, CancellationToken ct)
     {
         if (!File.Exists(LabPlan.ApiSocket(node)))
         {
@@ -374,7 +376,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
 
         try
         {
-            using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(2));
+            using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(2 * patience));
             using var response = await http.GetAsync(new Uri("v1/info", UriKind.Relative), ct);
             return response.IsSuccessStatusCode;
         }
@@ -384,7 +386,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         }
     }
 
-    private static async Task WaitForNodesAsync(IClusterStore store, int count, CancellationToken ct) =>
+    private async Task WaitForNodesAsync(IClusterStore store, int count, CancellationToken ct) =>
         await WaitUntilAsync(async () => (await store.GetStateAsync(ct)).Nodes.Count >= count, TimeSpan.FromSeconds(30), "not every node registered with the store", ct);
 
     /// <summary>Every daemon has applied the latest revision and every node's published port reaches every task of the demo service.</summary>
@@ -398,7 +400,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
             var node = LabPlan.NodeName(i);
             await WaitUntilAsync(async () =>
             {
-                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(3));
+                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(3 * patience));
                 var info = await ServiceCommands.ApiGet<NodeInfo>(http, "v1/info", ct);
                 return info.AppliedRevision >= revision;
             }, TimeSpan.FromSeconds(60), $"{node} did not apply revision {revision}: see {LabPlan.StateDirectory}/{node}.log", ct);
@@ -419,13 +421,13 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output)
         }
     }
 
-    private static Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string failure, CancellationToken ct) =>
+    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string failure, CancellationToken ct) =>
         WaitUntilAsync(condition, timeout, () => failure, ct);
 
     /// <param name="failure">The error, told when the time is up (so it can say what was seen by then).</param>
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> failure, CancellationToken ct)
+    private async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> failure, CancellationToken ct)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * patience * Stopwatch.Frequency);
         while (true)
         {
             try

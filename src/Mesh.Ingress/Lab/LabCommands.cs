@@ -55,13 +55,13 @@ public static class LabCommands
                 throw new ArgumentException($"--lease-ttl {ttl}: use 2 to 3600 seconds");
             }
 
-            await new LabCluster(new ProcessCommandRunner(), Console.Out).UpAsync(new LabPlan(n, r, dp, st, m, ttl), ct);
+            await new LabCluster(new ProcessCommandRunner(), Console.Out, Patience()).UpAsync(new LabPlan(n, r, dp, st, m, ttl), ct);
             return 0;
         }));
 
         var json = new Option<bool>("--json") { Description = "Print JSON" };
         var status = new Command("status", "Nodes, services, tasks and each node's dataplane") { json };
-        status.SetAction((parse, ct) => CliErrors.RunAsync(() => new LabCluster(new ProcessCommandRunner(), Console.Out).StatusAsync(parse.GetValue(json), ct)));
+        status.SetAction((parse, ct) => CliErrors.RunAsync(() => new LabCluster(new ProcessCommandRunner(), Console.Out, Patience()).StatusAsync(parse.GetValue(json), ct)));
 
         var down = new Command("down", "Remove every namespace, link, rule and process the lab made (safe to repeat)");
         down.SetAction((_, ct) => CliErrors.RunAsync(async () =>
@@ -81,5 +81,25 @@ public static class LabCommands
         lab.Subcommands.Add(down);
         lab.Subcommands.Add(serve);
         return lab;
+    }
+
+    /// <summary>
+    /// MESH_LAB_PATIENCE multiplies the lab's waits and request timeouts: tests/kernel sets it where .NET runs
+    /// under an emulated CPU. Read here, at the command's edge, and validated like any option.
+    /// </summary>
+    private static double Patience()
+    {
+        var text = Environment.GetEnvironmentVariable("MESH_LAB_PATIENCE");
+        if (string.IsNullOrEmpty(text))
+        {
+            return 1;
+        }
+
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var patience) || patience is < 1 or > 100)
+        {
+            throw new ArgumentException($"MESH_LAB_PATIENCE '{text}' must be a number from 1 to 100");
+        }
+
+        return patience;
     }
 }
