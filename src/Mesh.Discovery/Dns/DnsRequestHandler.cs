@@ -75,8 +75,7 @@ internal sealed class DnsRequestHandler
             return Outcome.Respond;
         }
 
-        int limit = ctx.Transport == DnsTransport.Tcp ? DnsMessage.MaxMessageSize
-            : query.HasEdns ? Math.Clamp((int)query.EdnsUdpSize, DnsMessage.ClassicUdpSize, _maxUdpPayload) : DnsMessage.ClassicUdpSize;
+        int limit = ReplyLimit(query, ctx.Transport);
 
         if (query.HasEdns && query.EdnsVersion != 0)
             return Reply(response, query, limit, ctx, DnsResponseCode.BadVers, false, null, out written);
@@ -111,8 +110,7 @@ internal sealed class DnsRequestHandler
     /// <summary>Asynchronous part: forward upstream, relay the reply (ID restored, TC if it does not fit).</summary>
     public async ValueTask<int> ForwardAsync(ReadOnlyMemory<byte> request, Memory<byte> response, Query query, DnsClientContext ctx, CancellationToken ct)
     {
-        int limit = ctx.Transport == DnsTransport.Tcp ? DnsMessage.MaxMessageSize
-            : query.HasEdns ? Math.Max((int)query.EdnsUdpSize, DnsMessage.ClassicUdpSize) : DnsMessage.ClassicUdpSize;
+        int limit = ReplyLimit(query, ctx.Transport);
         if (_forwarder is null || !_forwarder.HasUpstreams)
         {
             _metrics.UpstreamFailure("none");
@@ -152,12 +150,14 @@ internal sealed class DnsRequestHandler
         }
         if (reply.Length > limit || reply.Length > response.Length)
         {
-            // Too big for the client's UDP size: TC with the question only; the client retries over TCP.
-            var flags = (ushort)((DnsHeader.QrFlag | DnsHeader.TcFlag | DnsHeader.RaFlag | (query.Header.Flags & (DnsHeader.RdFlag | DnsHeader.CdFlag | 0x7800)))
-                | (BinaryPrimitives.ReadUInt16BigEndian(reply.AsSpan(2)) & 0xF));
-            int n = WriteReply(response.Span, query, limit, flags, DnsResponseCode.NoError, null, out _);
+            // Too big for the client's UDP size: header + question (+ our OPT) with TC and the upstream's rcode, as
+            // BIND and dnsmasq do; the client retries over TCP, where the whole reply goes through. Cutting at record
+            // boundaries would need a full parse of the upstream reply for a message that only serves as a signal.
+            var rcode = (DnsResponseCode)(reply[3] & 0xF);
+            var flags = (ushort)(DnsHeader.QrFlag | DnsHeader.TcFlag | DnsHeader.RaFlag | (query.Header.Flags & (DnsHeader.RdFlag | DnsHeader.CdFlag | 0x7800)));
+            int n = WriteReply(response.Span, query, limit, flags, rcode, null, out _);
             _metrics.Truncated();
-            _metrics.Reply((DnsResponseCode)(flags & 0xF), ctx.Transport);
+            _metrics.Reply(rcode, ctx.Transport);
             return n;
         }
         reply.CopyTo(response);
@@ -166,6 +166,18 @@ internal sealed class DnsRequestHandler
         if ((reply[2] & 0x02) != 0 && ctx.Transport == DnsTransport.Udp) _metrics.Truncated();
         return reply.Length;
     }
+
+    /// <summary>
+    /// Largest reply the client takes: TCP 65535; UDP without EDNS 512 (RFC 1035); UDP with EDNS the advertised
+    /// payload size clamped to 512..<see cref="EmbeddedDnsServerOptions.MaxUdpPayloadSize"/> (RFC 6891 §6.2.5: below
+    /// 512 means 512; above our maximum we do not trust the path to carry it unfragmented). The same limit applies to
+    /// local answers and to relayed upstream replies: a forwarded reply used to go out at whatever size the client
+    /// claimed (10,549 bytes over UDP for a client advertising 65535).
+    /// </summary>
+    internal int ReplyLimit(in Query query, DnsTransport transport) =>
+        transport == DnsTransport.Tcp ? DnsMessage.MaxMessageSize
+        : query.HasEdns ? Math.Clamp((int)query.EdnsUdpSize, DnsMessage.ClassicUdpSize, _maxUdpPayload)
+        : DnsMessage.ClassicUdpSize;
 
     private int Reply(Span<byte> response, in Query query, int limit, DnsClientContext ctx, DnsResponseCode rcode)
     {
