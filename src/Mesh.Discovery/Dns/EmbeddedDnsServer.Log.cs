@@ -31,5 +31,8 @@ public sealed partial class EmbeddedDnsServer
 
         [LoggerMessage(EventId = 4107, Level = LogLevel.Warning, Message = "Embedded DNS for task {TaskId}: too many {What} ({Limit}); shedding")]
         public static partial void Overloaded(ILogger logger, string taskId, string what, int limit);
+
+        [LoggerMessage(EventId = 4108, Level = LogLevel.Warning, Message = "Embedded DNS for task {TaskId}: upstream {Upstream} not used, it is {Reason} (forwarding there would loop)")]
+        public static partial void UpstreamIsSelf(ILogger logger, string taskId, EndPoint upstream, string reason);
     }
 }

@@ -95,10 +95,14 @@ public static class DaemonCommand
         _ => throw new ArgumentException($"{option} {value}: use 1 to 31536000 seconds"),
     };
 
-    private static System.Net.IPEndPoint ParseUpstream(string text) =>
-        System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+    internal static System.Net.IPEndPoint ParseUpstream(string text)
+    {
+        var upstream = System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
             ? new System.Net.IPEndPoint(endpoint.Address, endpoint.Port == 0 ? 53 : endpoint.Port)
             : throw new ArgumentException($"--dns-upstream '{text}' must be IPv4[:PORT]");
+        Discovery.Dns.DnsUpstreamGuard.EnsureNotSelf([upstream], "--dns-upstream");
+        return upstream;
+    }
 
     private static Uri ParseEndpoint(string text)
     {

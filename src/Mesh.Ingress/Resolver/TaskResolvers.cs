@@ -49,7 +49,15 @@ public sealed partial class TaskResolvers(
         }
 
         var server = new EmbeddedDnsServer(
-            new EmbeddedDnsServerOptions { TaskId = task.Name, State = task, UdpSocket = udp, TcpListener = tcp, Upstreams = upstreams },
+            new EmbeddedDnsServerOptions
+            {
+                TaskId = task.Name,
+                State = task,
+                UdpSocket = udp,
+                TcpListener = tcp,
+                Upstreams = upstreams,
+                OwnAddresses = OwnAddresses(task),
+            },
             authority,
             loggers.CreateLogger<EmbeddedDnsServer>());
         server.Start();
@@ -77,6 +85,10 @@ public sealed partial class TaskResolvers(
             await StopAsync(path).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The task's IPs: an upstream at one of them would be the task's own namespace (see <see cref="DnsUpstreamGuard"/>).</summary>
+    private static IPAddress[] OwnAddresses(ServiceTask task) =>
+        task.Addresses.Values.Select(a => IPAddress.TryParse(a.Split('/')[0], out var ip) ? ip : null).OfType<IPAddress>().ToArray();
 
     private static Socket Bind(string netnsPath, int? preferred, SocketType type)
     {
