@@ -7,6 +7,9 @@ namespace Mesh.Discovery.Dns;
 /// <summary>What the embedded server does with one query, independent of sockets (the fuzz tests drive it).</summary>
 internal sealed class DnsRequestHandler
 {
+    /// <summary>At most one warning per upstream set this often when no limiter is given.</summary>
+    internal static readonly TimeSpan DefaultFailureLogInterval = TimeSpan.FromSeconds(10);
+
     internal enum Outcome : byte { Drop, Respond, Forward }
 
     /// <summary>The parts of a query the server needs.</summary>
@@ -26,11 +29,17 @@ internal sealed class DnsRequestHandler
     private readonly ILogger _logger;
     private readonly ushort _maxUdpPayload;
     private readonly int _maxConcurrentForwards;
+    private readonly LogRateLimiter _failureLog;
     private int _forwardsInFlight;
 
+    /// <param name="failureLog">
+    /// Limits the warnings about forwarding failures (one per upstream set per interval); share one across servers to
+    /// share the budget. Null: a limiter of this handler's own with <see cref="DefaultFailureLogInterval"/>.
+    /// </param>
     public DnsRequestHandler(IDnsAuthority authority, IDnsForwarder? forwarder, DnsMetrics metrics, ILogger? logger,
-        ushort maxUdpPayload = 4096, int maxConcurrentForwards = 256)
+        ushort maxUdpPayload = 4096, int maxConcurrentForwards = 256, LogRateLimiter? failureLog = null)
     {
+        _failureLog = failureLog ?? new LogRateLimiter(DefaultFailureLogInterval);
         _authority = authority;
         _forwarder = forwarder;
         _metrics = metrics;
@@ -114,14 +123,15 @@ internal sealed class DnsRequestHandler
         if (_forwarder is null || !_forwarder.HasUpstreams)
         {
             _metrics.UpstreamFailure("none");
-            EmbeddedDnsServer.Log.UpstreamFailed(_logger, ctx.TaskId, query.Question.Name.ToString(), query.Question.Type, "no upstream servers");
+            LogUpstreamFailure(ctx, query, NoUpstreams, "no upstream servers");
             return Reply(response.Span, query, limit, ctx, DnsResponseCode.ServFail);
         }
         if (Interlocked.Increment(ref _forwardsInFlight) > _maxConcurrentForwards)
         {
             Interlocked.Decrement(ref _forwardsInFlight);
             _metrics.UpstreamFailure("busy");
-            EmbeddedDnsServer.Log.Overloaded(_logger, ctx.TaskId, "forwarded queries in flight", _maxConcurrentForwards);
+            if (_failureLog.ShouldLog(BusyKeyPrefix + ctx.TaskId, out _))
+                EmbeddedDnsServer.Log.Overloaded(_logger, ctx.TaskId, "forwarded queries in flight", _maxConcurrentForwards);
             return Reply(response.Span, query, limit, ctx, DnsResponseCode.ServFail);
         }
         DnsForwardResult result;
@@ -145,7 +155,7 @@ internal sealed class DnsRequestHandler
         if (result.Reply is not { } reply)
         {
             _metrics.UpstreamFailure(result.FailureReason?.StartsWith("timeout", StringComparison.Ordinal) == true ? "timeout" : "error");
-            EmbeddedDnsServer.Log.UpstreamFailed(_logger, ctx.TaskId, query.Question.Name.ToString(), query.Question.Type, result.FailureReason ?? "unknown");
+            LogUpstreamFailure(ctx, query, _forwarder.UpstreamsKey, result.FailureReason ?? "unknown");
             return Reply(response.Span, query, limit, ctx, DnsResponseCode.ServFail);
         }
         if (reply.Length > limit || reply.Length > response.Length)
@@ -165,6 +175,20 @@ internal sealed class DnsRequestHandler
         _metrics.Reply((DnsResponseCode)(reply[3] & 0xF), ctx.Transport);
         if ((reply[2] & 0x02) != 0 && ctx.Transport == DnsTransport.Udp) _metrics.Truncated();
         return reply.Length;
+    }
+
+    private const string NoUpstreams = "(none)";
+    private const string BusyKeyPrefix = "busy ";
+
+    /// <summary>
+    /// One warning per upstream set per interval, saying how many failures it stands for: a dead upstream used to
+    /// write one warning per client query into a log that was never rotated. The metric counts every failure.
+    /// </summary>
+    private void LogUpstreamFailure(DnsClientContext ctx, in Query query, string upstreams, string reason)
+    {
+        if (!_failureLog.ShouldLog(upstreams, out long suppressed)) return;
+        EmbeddedDnsServer.Log.UpstreamFailed(_logger, ctx.TaskId, query.Question.Name.ToString(), query.Question.Type, upstreams, reason,
+            suppressed, _failureLog.Interval.TotalSeconds);
     }
 
     /// <summary>

@@ -33,6 +33,11 @@ public sealed class EmbeddedDnsServerOptions
     public TimeSpan UpstreamTotalTimeout { get; init; } = TimeSpan.FromSeconds(4);
     /// <summary>Creates the sockets used to talk upstream (default: plain sockets in the daemon's own namespace).</summary>
     public DnsSocketFactory? UpstreamSocketFactory { get; init; }
+    /// <summary>
+    /// Limits warnings about failed forwarding to one per upstream set per interval (with the count held back). Give
+    /// every server on a node the same instance so they share the budget. Null: one of this server's own, 10 s.
+    /// </summary>
+    public LogRateLimiter? UpstreamFailureLog { get; init; }
     /// <summary>Forwarded queries in flight before new ones get SERVFAIL (default 256).</summary>
     public int MaxConcurrentForwards { get; init; } = 256;
 
@@ -78,7 +83,8 @@ public sealed partial class EmbeddedDnsServer : IAsyncDisposable
         _metrics = metrics ?? DnsMetrics.Shared;
         _upstreams = WithoutSelf(options, _logger);
         forwarder ??= new DnsForwarder(_upstreams, options.UpstreamTryTimeout, options.UpstreamTotalTimeout, options.UpstreamSocketFactory, _logger);
-        _handler = new DnsRequestHandler(authority, forwarder, _metrics, _logger, options.MaxUdpPayloadSize, options.MaxConcurrentForwards);
+        _handler = new DnsRequestHandler(authority, forwarder, _metrics, _logger, options.MaxUdpPayloadSize, options.MaxConcurrentForwards,
+            options.UpstreamFailureLog);
     }
 
     /// <summary>The upstreams actually forwarded to (the configured ones less any that are this resolver itself).</summary>

@@ -23,6 +23,9 @@ public sealed partial class TaskResolvers(
     private readonly Dictionary<string, (EmbeddedDnsServer Server, DnsPorts Ports)> _running = new(StringComparer.Ordinal);
     private readonly ILogger _logger = loggers.CreateLogger<TaskResolvers>();
 
+    /// <summary>Shared by every task's resolver: a dead upstream is one warning per 10 s for the node, not one per task per query.</summary>
+    private readonly LogRateLimiter _upstreamFailureLog = new(TimeSpan.FromSeconds(10));
+
     public IReadOnlyList<IPEndPoint> Upstreams => upstreams;
 
     /// <summary>Every answer comes from this state from now on.</summary>
@@ -57,6 +60,7 @@ public sealed partial class TaskResolvers(
                 TcpListener = tcp,
                 Upstreams = upstreams,
                 OwnAddresses = OwnAddresses(task),
+                UpstreamFailureLog = _upstreamFailureLog,
             },
             authority,
             loggers.CreateLogger<EmbeddedDnsServer>());

@@ -57,6 +57,7 @@ internal sealed class FakeAuthority : IDnsAuthority
 internal sealed class FakeForwarder : IDnsForwarder
 {
     public bool HasUpstreams => true;
+    public string UpstreamsKey => "fake";
 
     public ValueTask<DnsForwardResult> ForwardAsync(ReadOnlyMemory<byte> query, DnsQuestion question, bool tcp, CancellationToken ct)
     {
