@@ -33,7 +33,7 @@ public static class DaemonHost
         builder.Logging.ClearProviders();
         if (options.LogFile is not null)
         {
-            builder.Logging.AddProvider(new FileLoggerProvider(options.LogFile));
+            builder.Logging.AddProvider(new FileLoggerProvider(options.LogFile, options.LogMaxSize));
         }
         else
         {
