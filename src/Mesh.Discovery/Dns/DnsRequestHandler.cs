@@ -195,8 +195,8 @@ internal sealed class DnsRequestHandler
     /// Largest reply the client takes: TCP 65535; UDP without EDNS 512 (RFC 1035); UDP with EDNS the advertised
     /// payload size clamped to 512..<see cref="EmbeddedDnsServerOptions.MaxUdpPayloadSize"/> (RFC 6891 §6.2.5: below
     /// 512 means 512; above our maximum we do not trust the path to carry it unfragmented). The same limit applies to
-    /// local answers and to relayed upstream replies: a forwarded reply used to go out at whatever size the client
-    /// claimed (10,549 bytes over UDP for a client advertising 65535).
+    /// local answers and to relayed upstream replies: a forwarded reply used to be held only to the size the client
+    /// claimed, however large, and 10,549-byte UDP replies were seen.
     /// </summary>
     internal int ReplyLimit(in Query query, DnsTransport transport) =>
         transport == DnsTransport.Tcp ? DnsMessage.MaxMessageSize
