@@ -14,6 +14,8 @@ internal readonly record struct DnsForwardResult(byte[]? Reply, string? FailureR
 internal interface IDnsForwarder
 {
     bool HasUpstreams { get; }
+    /// <summary>The upstream servers as one string ("198.18.0.53:53,192.0.2.53:53"): names them in logs, keys the log limiter.</summary>
+    string UpstreamsKey { get; }
     ValueTask<DnsForwardResult> ForwardAsync(ReadOnlyMemory<byte> query, DnsQuestion question, bool tcp, CancellationToken ct);
 }
 
@@ -41,9 +43,12 @@ internal sealed class DnsForwarder : IDnsForwarder
         _totalTimeout = totalTimeout;
         _socketFactory = socketFactory ?? ((f, t, p) => new Socket(f, t, p));
         _logger = logger ?? NullLogger.Instance;
+        UpstreamsKey = upstreams.Count == 0 ? "(none)" : string.Join(',', upstreams);
     }
 
     public bool HasUpstreams => _upstreams.Count > 0;
+
+    public string UpstreamsKey { get; }
 
     public async ValueTask<DnsForwardResult> ForwardAsync(ReadOnlyMemory<byte> query, DnsQuestion question, bool tcp, CancellationToken ct)
     {

@@ -7,6 +7,9 @@ namespace Mesh.Discovery.Dns;
 /// <summary>What the embedded server does with one query, independent of sockets (the fuzz tests drive it).</summary>
 internal sealed class DnsRequestHandler
 {
+    /// <summary>At most one warning per upstream set this often when no limiter is given.</summary>
+    internal static readonly TimeSpan DefaultFailureLogInterval = TimeSpan.FromSeconds(10);
+
     internal enum Outcome : byte { Drop, Respond, Forward }
 
     /// <summary>The parts of a query the server needs.</summary>
@@ -26,11 +29,17 @@ internal sealed class DnsRequestHandler
     private readonly ILogger _logger;
     private readonly ushort _maxUdpPayload;
     private readonly int _maxConcurrentForwards;
+    private readonly LogRateLimiter _failureLog;
     private int _forwardsInFlight;
 
+    /// <param name="failureLog">
+    /// Limits the warnings about forwarding failures (one per upstream set per interval); share one across servers to
+    /// share the budget. Null: a limiter of this handler's own with <see cref="DefaultFailureLogInterval"/>.
+    /// </param>
     public DnsRequestHandler(IDnsAuthority authority, IDnsForwarder? forwarder, DnsMetrics metrics, ILogger? logger,
-        ushort maxUdpPayload = 4096, int maxConcurrentForwards = 256)
+        ushort maxUdpPayload = 4096, int maxConcurrentForwards = 256, LogRateLimiter? failureLog = null)
     {
+        _failureLog = failureLog ?? new LogRateLimiter(DefaultFailureLogInterval);
         _authority = authority;
         _forwarder = forwarder;
         _metrics = metrics;
@@ -75,8 +84,7 @@ internal sealed class DnsRequestHandler
             return Outcome.Respond;
         }
 
-        int limit = ctx.Transport == DnsTransport.Tcp ? DnsMessage.MaxMessageSize
-            : query.HasEdns ? Math.Clamp((int)query.EdnsUdpSize, DnsMessage.ClassicUdpSize, _maxUdpPayload) : DnsMessage.ClassicUdpSize;
+        int limit = ReplyLimit(query, ctx.Transport);
 
         if (query.HasEdns && query.EdnsVersion != 0)
             return Reply(response, query, limit, ctx, DnsResponseCode.BadVers, false, null, out written);
@@ -111,19 +119,19 @@ internal sealed class DnsRequestHandler
     /// <summary>Asynchronous part: forward upstream, relay the reply (ID restored, TC if it does not fit).</summary>
     public async ValueTask<int> ForwardAsync(ReadOnlyMemory<byte> request, Memory<byte> response, Query query, DnsClientContext ctx, CancellationToken ct)
     {
-        int limit = ctx.Transport == DnsTransport.Tcp ? DnsMessage.MaxMessageSize
-            : query.HasEdns ? Math.Max((int)query.EdnsUdpSize, DnsMessage.ClassicUdpSize) : DnsMessage.ClassicUdpSize;
+        int limit = ReplyLimit(query, ctx.Transport);
         if (_forwarder is null || !_forwarder.HasUpstreams)
         {
             _metrics.UpstreamFailure("none");
-            EmbeddedDnsServer.Log.UpstreamFailed(_logger, ctx.TaskId, query.Question.Name.ToString(), query.Question.Type, "no upstream servers");
+            LogUpstreamFailure(ctx, query, NoUpstreams, "no upstream servers");
             return Reply(response.Span, query, limit, ctx, DnsResponseCode.ServFail);
         }
         if (Interlocked.Increment(ref _forwardsInFlight) > _maxConcurrentForwards)
         {
             Interlocked.Decrement(ref _forwardsInFlight);
             _metrics.UpstreamFailure("busy");
-            EmbeddedDnsServer.Log.Overloaded(_logger, ctx.TaskId, "forwarded queries in flight", _maxConcurrentForwards);
+            if (_failureLog.ShouldLog(BusyKeyPrefix + ctx.TaskId, out _))
+                EmbeddedDnsServer.Log.Overloaded(_logger, ctx.TaskId, "forwarded queries in flight", _maxConcurrentForwards);
             return Reply(response.Span, query, limit, ctx, DnsResponseCode.ServFail);
         }
         DnsForwardResult result;
@@ -147,17 +155,19 @@ internal sealed class DnsRequestHandler
         if (result.Reply is not { } reply)
         {
             _metrics.UpstreamFailure(result.FailureReason?.StartsWith("timeout", StringComparison.Ordinal) == true ? "timeout" : "error");
-            EmbeddedDnsServer.Log.UpstreamFailed(_logger, ctx.TaskId, query.Question.Name.ToString(), query.Question.Type, result.FailureReason ?? "unknown");
+            LogUpstreamFailure(ctx, query, _forwarder.UpstreamsKey, result.FailureReason ?? "unknown");
             return Reply(response.Span, query, limit, ctx, DnsResponseCode.ServFail);
         }
         if (reply.Length > limit || reply.Length > response.Length)
         {
-            // Too big for the client's UDP size: TC with the question only; the client retries over TCP.
-            var flags = (ushort)((DnsHeader.QrFlag | DnsHeader.TcFlag | DnsHeader.RaFlag | (query.Header.Flags & (DnsHeader.RdFlag | DnsHeader.CdFlag | 0x7800)))
-                | (BinaryPrimitives.ReadUInt16BigEndian(reply.AsSpan(2)) & 0xF));
-            int n = WriteReply(response.Span, query, limit, flags, DnsResponseCode.NoError, null, out _);
+            // Too big for the client's UDP size: header + question (+ our OPT) with TC and the upstream's rcode, as
+            // BIND and dnsmasq do; the client retries over TCP, where the whole reply goes through. Cutting at record
+            // boundaries would need a full parse of the upstream reply for a message that only serves as a signal.
+            var rcode = (DnsResponseCode)(reply[3] & 0xF);
+            var flags = (ushort)(DnsHeader.QrFlag | DnsHeader.TcFlag | DnsHeader.RaFlag | (query.Header.Flags & (DnsHeader.RdFlag | DnsHeader.CdFlag | 0x7800)));
+            int n = WriteReply(response.Span, query, limit, flags, rcode, null, out _);
             _metrics.Truncated();
-            _metrics.Reply((DnsResponseCode)(flags & 0xF), ctx.Transport);
+            _metrics.Reply(rcode, ctx.Transport);
             return n;
         }
         reply.CopyTo(response);
@@ -166,6 +176,32 @@ internal sealed class DnsRequestHandler
         if ((reply[2] & 0x02) != 0 && ctx.Transport == DnsTransport.Udp) _metrics.Truncated();
         return reply.Length;
     }
+
+    private const string NoUpstreams = "(none)";
+    private const string BusyKeyPrefix = "busy ";
+
+    /// <summary>
+    /// One warning per upstream set per interval, saying how many failures it stands for: a dead upstream used to
+    /// write one warning per client query into a log that was never rotated. The metric counts every failure.
+    /// </summary>
+    private void LogUpstreamFailure(DnsClientContext ctx, in Query query, string upstreams, string reason)
+    {
+        if (!_failureLog.ShouldLog(upstreams, out long suppressed)) return;
+        EmbeddedDnsServer.Log.UpstreamFailed(_logger, ctx.TaskId, query.Question.Name.ToString(), query.Question.Type, upstreams, reason,
+            suppressed, _failureLog.Interval.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Largest reply the client takes: TCP 65535; UDP without EDNS 512 (RFC 1035); UDP with EDNS the advertised
+    /// payload size clamped to 512..<see cref="EmbeddedDnsServerOptions.MaxUdpPayloadSize"/> (RFC 6891 §6.2.5: below
+    /// 512 means 512; above our maximum we do not trust the path to carry it unfragmented). The same limit applies to
+    /// local answers and to relayed upstream replies: a forwarded reply used to be held only to the size the client
+    /// claimed, however large, and 10,549-byte UDP replies were seen.
+    /// </summary>
+    internal int ReplyLimit(in Query query, DnsTransport transport) =>
+        transport == DnsTransport.Tcp ? DnsMessage.MaxMessageSize
+        : query.HasEdns ? Math.Clamp((int)query.EdnsUdpSize, DnsMessage.ClassicUdpSize, _maxUdpPayload)
+        : DnsMessage.ClassicUdpSize;
 
     private int Reply(Span<byte> response, in Query query, int limit, DnsClientContext ctx, DnsResponseCode rcode)
     {

@@ -20,8 +20,8 @@ public sealed partial class EmbeddedDnsServer
         [LoggerMessage(EventId = 4103, Level = LogLevel.Debug, Message = "Malformed DNS query from task {TaskId} over {Transport}: {Reason}")]
         public static partial void Malformed(ILogger logger, string taskId, DnsTransport transport, string reason);
 
-        [LoggerMessage(EventId = 4104, Level = LogLevel.Warning, Message = "No upstream answered {QueryName} {QueryType} (task {TaskId}, reason {Reason}); answering SERVFAIL")]
-        public static partial void UpstreamFailed(ILogger logger, string taskId, string queryName, DnsType queryType, string reason);
+        [LoggerMessage(EventId = 4104, Level = LogLevel.Warning, Message = "No upstream answered {QueryName} {QueryType} (task {TaskId}, upstreams {Upstreams}, reason {Reason}); answering SERVFAIL. {Suppressed} more failure(s) of these upstreams since the previous line (at most one line per {IntervalSeconds} s; mesh.dns.upstream.failures counts them all)")]
+        public static partial void UpstreamFailed(ILogger logger, string taskId, string queryName, DnsType queryType, string upstreams, string reason, long suppressed, double intervalSeconds);
 
         [LoggerMessage(EventId = 4105, Level = LogLevel.Debug, Message = "Upstream {Upstream} over {Transport} failed for {QueryName}: {Error}")]
         public static partial void UpstreamTryFailed(ILogger logger, EndPoint upstream, string transport, string queryName, string error);
@@ -31,5 +31,8 @@ public sealed partial class EmbeddedDnsServer
 
         [LoggerMessage(EventId = 4107, Level = LogLevel.Warning, Message = "Embedded DNS for task {TaskId}: too many {What} ({Limit}); shedding")]
         public static partial void Overloaded(ILogger logger, string taskId, string what, int limit);
+
+        [LoggerMessage(EventId = 4108, Level = LogLevel.Warning, Message = "Embedded DNS for task {TaskId}: upstream {Upstream} not used, it is {Reason} (forwarding there would loop)")]
+        public static partial void UpstreamIsSelf(ILogger logger, string taskId, EndPoint upstream, string reason);
     }
 }

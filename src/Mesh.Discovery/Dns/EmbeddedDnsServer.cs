@@ -22,12 +22,22 @@ public sealed class EmbeddedDnsServerOptions
 
     /// <summary>Servers for names the authority does not own, tried in order (see <see cref="ResolvConf.ReadUpstreams"/>). Empty: SERVFAIL.</summary>
     public IReadOnlyList<IPEndPoint> Upstreams { get; init; } = [];
+    /// <summary>
+    /// Addresses of the namespace this server answers in (the task's own IPs). An upstream at one of them, at
+    /// 127.0.0.11, or at one of our own sockets is the resolver itself: it is left out, with a warning.
+    /// </summary>
+    public IReadOnlyList<IPAddress> OwnAddresses { get; init; } = [];
     /// <summary>Timeout of one exchange with one upstream server (default 2 s).</summary>
     public TimeSpan UpstreamTryTimeout { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>Bound on the whole forwarding of one query, across retries and servers (default 4 s, under dig's/glibc's 5 s).</summary>
     public TimeSpan UpstreamTotalTimeout { get; init; } = TimeSpan.FromSeconds(4);
     /// <summary>Creates the sockets used to talk upstream (default: plain sockets in the daemon's own namespace).</summary>
     public DnsSocketFactory? UpstreamSocketFactory { get; init; }
+    /// <summary>
+    /// Limits warnings about failed forwarding to one per upstream set per interval (with the count held back). Give
+    /// every server on a node the same instance so they share the budget. Null: one of this server's own, 10 s.
+    /// </summary>
+    public LogRateLimiter? UpstreamFailureLog { get; init; }
     /// <summary>Forwarded queries in flight before new ones get SERVFAIL (default 256).</summary>
     public int MaxConcurrentForwards { get; init; } = 256;
 
@@ -52,6 +62,7 @@ public sealed partial class EmbeddedDnsServer : IAsyncDisposable
     private readonly DnsRequestHandler _handler;
     private readonly DnsMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly IReadOnlyList<IPEndPoint> _upstreams;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
     private readonly HashSet<Socket> _connections = [];
@@ -70,8 +81,27 @@ public sealed partial class EmbeddedDnsServer : IAsyncDisposable
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _metrics = metrics ?? DnsMetrics.Shared;
-        forwarder ??= new DnsForwarder(options.Upstreams, options.UpstreamTryTimeout, options.UpstreamTotalTimeout, options.UpstreamSocketFactory, _logger);
-        _handler = new DnsRequestHandler(authority, forwarder, _metrics, _logger, options.MaxUdpPayloadSize, options.MaxConcurrentForwards);
+        _upstreams = WithoutSelf(options, _logger);
+        forwarder ??= new DnsForwarder(_upstreams, options.UpstreamTryTimeout, options.UpstreamTotalTimeout, options.UpstreamSocketFactory, _logger);
+        _handler = new DnsRequestHandler(authority, forwarder, _metrics, _logger, options.MaxUdpPayloadSize, options.MaxConcurrentForwards,
+            options.UpstreamFailureLog);
+    }
+
+    /// <summary>The upstreams actually forwarded to (the configured ones less any that are this resolver itself).</summary>
+    public IReadOnlyList<IPEndPoint> Upstreams => _upstreams;
+
+    private static IReadOnlyList<IPEndPoint> WithoutSelf(EmbeddedDnsServerOptions options, ILogger logger)
+    {
+        IPEndPoint?[] listening = [options.UdpSocket?.LocalEndPoint as IPEndPoint, options.TcpListener?.LocalEndPoint as IPEndPoint];
+        var kept = new List<IPEndPoint>(options.Upstreams.Count);
+        foreach (var upstream in options.Upstreams)
+        {
+            if (DnsUpstreamGuard.WhySelf(upstream, options.OwnAddresses, listening) is { } why)
+                Log.UpstreamIsSelf(logger, options.TaskId, upstream, why);
+            else
+                kept.Add(upstream);
+        }
+        return kept;
     }
 
     /// <summary>The UDP socket's local endpoint (port chosen by the kernel when bound to port 0).</summary>
@@ -93,7 +123,7 @@ public sealed partial class EmbeddedDnsServer : IAsyncDisposable
             if (!IsListening(tcp)) tcp.Listen(128);
             _loops.Add(Task.Run(() => AcceptLoopAsync(tcp, ct), CancellationToken.None));
         }
-        Log.Started(_logger, _options.TaskId, UdpEndPoint, TcpEndPoint, _options.Upstreams.Count);
+        Log.Started(_logger, _options.TaskId, UdpEndPoint, TcpEndPoint, _upstreams.Count);
     }
 
     private static bool IsListening(Socket s)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Microsoft.Extensions.Logging;
 
 namespace Mesh.Discovery.Dns;
 
@@ -8,7 +9,7 @@ namespace Mesh.Discovery.Dns;
 /// resolv.conf(5) handling for the embedded resolver: read a node's upstream servers, and write a task's file
 /// that points at 127.0.0.11 while keeping the node's search/domain/options lines.
 /// </summary>
-public sealed class ResolvConf
+public sealed partial class ResolvConf
 {
     /// <summary>The embedded resolver's address inside every task namespace.</summary>
     public const string EmbeddedResolverAddress = "127.0.0.11";
@@ -51,17 +52,29 @@ public sealed class ResolvConf
     /// resolver's own address (forwarding to ourselves would loop). Missing file: empty.
     /// Note: a loopback nameserver (e.g. systemd-resolved's 127.0.0.53) is reachable only from the node's namespace.
     /// </summary>
-    public static IReadOnlyList<IPEndPoint> ReadUpstreams(string path = "/etc/resolv.conf")
+    public static IReadOnlyList<IPEndPoint> ReadUpstreams(string path = "/etc/resolv.conf", ILogger? logger = null)
     {
         if (!File.Exists(path)) return [];
-        return UpstreamsOf(File.ReadAllText(path));
+        return UpstreamsOf(File.ReadAllText(path), logger, path);
     }
 
-    public static IReadOnlyList<IPEndPoint> UpstreamsOf(string resolvConfText) =>
-        Parse(resolvConfText).Nameservers
-            .Where(a => !a.Equals(IPAddress.Parse(EmbeddedResolverAddress)))
-            .Select(a => new IPEndPoint(a, 53))
-            .ToArray();
+    /// <summary>The nameservers of a resolv.conf text as port-53 upstreams; one naming 127.0.0.11 is left out, with a log line.</summary>
+    public static IReadOnlyList<IPEndPoint> UpstreamsOf(string resolvConfText, ILogger? logger = null, string source = "resolv.conf")
+    {
+        var upstreams = new List<IPEndPoint>();
+        foreach (var a in Parse(resolvConfText).Nameservers)
+        {
+            if (DnsUpstreamGuard.IsEmbeddedResolver(a))
+            {
+                // A node whose own resolv.conf points at 127.0.0.11 (e.g. a task's file copied to the node): forwarding
+                // there would loop, so that server is not an upstream.
+                if (logger is not null) Log.SkippedSelf(logger, a, source);
+                continue;
+            }
+            upstreams.Add(new IPEndPoint(a, 53));
+        }
+        return upstreams;
+    }
 
     /// <summary>
     /// The resolv.conf for a task, from the node's: <c>nameserver 127.0.0.11</c> instead of the node's nameservers
@@ -101,5 +114,11 @@ public sealed class ResolvConf
         int comment = line.IndexOfAny(['#', ';']);
         if (comment >= 0) line = line[..comment];
         return line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 4110, Level = LogLevel.Warning, Message = "Nameserver {Address} in {Source} is the embedded resolver itself; not forwarding to it")]
+        public static partial void SkippedSelf(ILogger logger, IPAddress address, string source);
     }
 }

@@ -17,6 +17,7 @@ public static class DaemonCommand
         var api = new Option<string[]>("--api") { Description = "API endpoint: unix:///run/mesh/mesh.sock (default) or tcp://IP:PORT; repeatable" };
         var stateDir = new Option<string>("--state-dir") { Description = "Where the embedded store keeps its state", DefaultValueFactory = _ => "/var/lib/mesh" };
         var logFile = new Option<string?>("--log-file") { Description = "Log to this file instead of the console" };
+        var logMaxSize = new Option<string>("--log-max-size") { Description = "Rotate the --log-file when it would pass this size (e.g. 10MiB, 512K; 0: never), keeping 3 old files FILE.1..FILE.3", DefaultValueFactory = _ => "10MiB" };
         var sandbox = new Option<string>("--ingress-sandbox") { Description = "Network namespace name of the ingress sandbox", DefaultValueFactory = _ => new NodeNetworkOptions().IngressSandbox };
         var otlp = new Option<string?>("--otlp-endpoint") { Description = "Push metrics and traces over OTLP/HTTP to this collector, e.g. http://collector:4318" };
         var leaseTtl = new Option<int>("--lease-ttl") { Description = "With etcd: seconds after which a silent node's tasks leave every backend set", DefaultValueFactory = _ => 10 };
@@ -27,7 +28,7 @@ public static class DaemonCommand
         var ipvsDrain = new Option<double>("--ipvs-drain") { Description = "ipvs dataplane: seconds a gone task's real server stays at weight 0 before removal", DefaultValueFactory = _ => new IpvsOptions().DrainPeriod.TotalSeconds };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var storeText = parse.GetValue(store)!;
@@ -66,6 +67,7 @@ public static class DaemonCommand
                 ApiEndpoints = endpoints,
                 StateDirectory = parse.GetValue(stateDir)!,
                 LogFile = parse.GetValue(logFile),
+                LogMaxSize = ParseSize("--log-max-size", parse.GetValue(logMaxSize)!),
                 OtlpEndpoint = parse.GetValue(otlp) is { } o
                     ? Uri.TryCreate(o, UriKind.Absolute, out var ou) && ou.Scheme is "http" or "https" ? ou : throw new ArgumentException($"--otlp-endpoint '{o}' must be http(s)://HOST:PORT")
                     : null,
@@ -95,10 +97,42 @@ public static class DaemonCommand
         _ => throw new ArgumentException($"{option} {value}: use 1 to 31536000 seconds"),
     };
 
-    private static System.Net.IPEndPoint ParseUpstream(string text) =>
-        System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+    /// <summary>Smallest rotation size: below it a few long lines (exceptions) would rotate on every write.</summary>
+    internal const long MinLogSize = 64 * 1024;
+
+    /// <summary>A size in bytes: a whole number with an optional binary suffix K, M, G (also KB/KiB, MB/MiB, GB/GiB); 0 means never rotate.</summary>
+    internal static long ParseSize(string option, string text)
+    {
+        var t = text.Trim();
+        long unit = 1;
+        foreach (var (suffixes, factor) in new (string[], long)[] { (["KiB", "KB", "K"], 1L << 10), (["MiB", "MB", "M"], 1L << 20), (["GiB", "GB", "G"], 1L << 30) })
+        {
+            var suffix = suffixes.FirstOrDefault(x => t.EndsWith(x, StringComparison.OrdinalIgnoreCase));
+            if (suffix is not null)
+            {
+                unit = factor;
+                t = t[..^suffix.Length].TrimEnd();
+                break;
+            }
+        }
+
+        if (!long.TryParse(t, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) || n > long.MaxValue / unit)
+        {
+            throw new ArgumentException($"{option} '{text}' must be a size such as 10MiB, 512K or 1048576");
+        }
+
+        long bytes = n * unit;
+        return bytes is 0 or >= MinLogSize ? bytes : throw new ArgumentException($"{option} '{text}': use 0 (never rotate) or at least 64K");
+    }
+
+    internal static System.Net.IPEndPoint ParseUpstream(string text)
+    {
+        var upstream = System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
             ? new System.Net.IPEndPoint(endpoint.Address, endpoint.Port == 0 ? 53 : endpoint.Port)
             : throw new ArgumentException($"--dns-upstream '{text}' must be IPv4[:PORT]");
+        Discovery.Dns.DnsUpstreamGuard.EnsureNotSelf([upstream], "--dns-upstream");
+        return upstream;
+    }
 
     private static Uri ParseEndpoint(string text)
     {

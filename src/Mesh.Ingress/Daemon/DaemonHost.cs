@@ -33,7 +33,7 @@ public static class DaemonHost
         builder.Logging.ClearProviders();
         if (options.LogFile is not null)
         {
-            builder.Logging.AddProvider(new FileLoggerProvider(options.LogFile));
+            builder.Logging.AddProvider(new FileLoggerProvider(options.LogFile, options.LogMaxSize));
         }
         else
         {
@@ -112,7 +112,7 @@ public static class DaemonHost
         services.AddSingleton<ClusterDnsAuthority>();
         services.AddSingleton(sp => new TaskResolvers(
             sp.GetRequiredService<ClusterDnsAuthority>(),
-            options.DnsUpstreams.Count > 0 ? options.DnsUpstreams : ResolvConf.ReadUpstreams(options.NodeResolvConf),
+            options.DnsUpstreams.Count > 0 ? options.DnsUpstreams : ResolvConf.ReadUpstreams(options.NodeResolvConf, sp.GetRequiredService<ILoggerFactory>().CreateLogger<TaskResolvers>()),
             sp.GetRequiredService<ILoggerFactory>()));
         services.AddHostedService<NodeReconciler>();
 

@@ -34,6 +34,9 @@ public sealed record DaemonOptions
 
     public string? LogFile { get; init; }
 
+    /// <summary>The log file is rotated when it would pass this many bytes (3 old files kept); 0: never rotated.</summary>
+    public long LogMaxSize { get; init; } = FileLoggerProvider.DefaultMaxSize;
+
     /// <summary>An OpenTelemetry collector's OTLP/HTTP base URL (e.g. http://collector:4318) to push metrics and traces to.</summary>
     public Uri? OtlpEndpoint { get; init; }
 

@@ -23,6 +23,9 @@ public sealed partial class TaskResolvers(
     private readonly Dictionary<string, (EmbeddedDnsServer Server, DnsPorts Ports)> _running = new(StringComparer.Ordinal);
     private readonly ILogger _logger = loggers.CreateLogger<TaskResolvers>();
 
+    /// <summary>Shared by every task's resolver: a dead upstream is one warning per 10 s for the node, not one per task per query.</summary>
+    private readonly LogRateLimiter _upstreamFailureLog = new(TimeSpan.FromSeconds(10));
+
     public IReadOnlyList<IPEndPoint> Upstreams => upstreams;
 
     /// <summary>Every answer comes from this state from now on.</summary>
@@ -49,7 +52,16 @@ public sealed partial class TaskResolvers(
         }
 
         var server = new EmbeddedDnsServer(
-            new EmbeddedDnsServerOptions { TaskId = task.Name, State = task, UdpSocket = udp, TcpListener = tcp, Upstreams = upstreams },
+            new EmbeddedDnsServerOptions
+            {
+                TaskId = task.Name,
+                State = task,
+                UdpSocket = udp,
+                TcpListener = tcp,
+                Upstreams = upstreams,
+                OwnAddresses = OwnAddresses(task),
+                UpstreamFailureLog = _upstreamFailureLog,
+            },
             authority,
             loggers.CreateLogger<EmbeddedDnsServer>());
         server.Start();
@@ -77,6 +89,10 @@ public sealed partial class TaskResolvers(
             await StopAsync(path).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The task's IPs: an upstream at one of them would be the task's own namespace (see <see cref="DnsUpstreamGuard"/>).</summary>
+    private static IPAddress[] OwnAddresses(ServiceTask task) =>
+        task.Addresses.Values.Select(a => IPAddress.TryParse(a.Split('/')[0], out var ip) ? ip : null).OfType<IPAddress>().ToArray();
 
     private static Socket Bind(string netnsPath, int? preferred, SocketType type)
     {

@@ -109,6 +109,42 @@ public class DnsRequestHandlerTests
         Assert.Single(Ask(chaos)!.Answers); // non-IN classes are not the authority's: forwarded
     }
 
+    [Theory]
+    [InlineData(null, 512)]      // no EDNS: RFC 1035's 512
+    [InlineData(100, 512)]       // below 512 counts as 512 (RFC 6891 §6.2.5)
+    [InlineData(1232, 1232)]
+    [InlineData(65535, 4096)]    // clamped to the server's maximum: this one used to get the whole 11 KB over UDP
+    public void Forwarded_udp_reply_never_exceeds_the_clients_size_clamped_to_512_and_the_server_maximum(int? advertised, int limit)
+    {
+        var edns = advertised is { } size ? new DnsEdns { UdpPayloadSize = (ushort)size } : null;
+        var buf = new byte[65535];
+        int n = Handler.HandleAsync(Query("giant.example.com", DnsType.TXT, edns), buf, new DnsClientContext("t", null, DnsTransport.Udp), CancellationToken.None)
+            .AsTask().GetAwaiter().GetResult();
+        Assert.InRange(n, 12, limit);
+        var r = DnsMessage.Parse(buf.AsSpan(0, n));
+        Assert.True(r.IsTruncated);
+        Assert.Equal(0x4242, r.Id);
+        Assert.Equal("giant.example.com", r.Questions.Single().Name.ToString());
+        Assert.Equal(advertised is not null, r.Edns is not null);
+
+        // Over TCP the same reply goes through whole.
+        var tcp = Ask(Query("giant.example.com", DnsType.TXT, edns), DnsTransport.Tcp)!;
+        Assert.False(tcp.IsTruncated);
+        Assert.Equal(500, tcp.Answers.Count);
+    }
+
+    [Fact]
+    public void Forwarded_reply_that_fits_the_advertised_size_goes_whole_over_udp_and_truncation_keeps_the_rcode()
+    {
+        var fits = Ask(Query("huge.example.com", DnsType.TXT, new DnsEdns { UdpPayloadSize = 4096 }))!; // ≈3,500 bytes
+        Assert.False(fits.IsTruncated);
+        Assert.Equal(150, fits.Answers.Count);
+
+        var nx = Ask(Query("nxgiant.example.com", DnsType.TXT))!;
+        Assert.True(nx.IsTruncated);
+        Assert.Equal(DnsResponseCode.NXDomain, nx.ResponseCode);
+    }
+
     [Fact]
     public void No_upstreams_means_servfail()
     {

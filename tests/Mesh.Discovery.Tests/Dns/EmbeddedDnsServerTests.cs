@@ -150,6 +150,59 @@ public partial class EmbeddedDnsServerTests(ITestOutputHelper output)
         Assert.DoesNotContain("tc", Flags(big.Stdout).Split(' '));
     }
 
+    [RequiresToolsFact("dig", "dnsmasq")]
+    public async Task Forwarded_udp_replies_respect_the_clients_size_and_dig_gets_the_whole_answer_over_tcp()
+    {
+        // ≈11 KB of A records: over any UDP size we send (dnsmasq itself sets TC at 4096; we then fetch it over TCP).
+        const int Count = 700;
+        var records = Enumerable.Range(0, Count).Select(i => $"--host-record=wide.example.test,10.9.{i / 250}.{i % 250 + 1}").ToArray();
+        using var upstream = await DnsTestTools.Dnsmasq.StartAsync(records);
+        await using var server = StartServer(new FakeAuthority(), [upstream.EndPoint]);
+        int port = server.UdpEndPoint!.Port;
+
+        // Our own client socket: the datagram as sent, byte for byte.
+        foreach (var (advertised, limit) in new (int?, int)[] { (null, 512), (1232, 1232), (65535, 4096) })
+        {
+            var q = new DnsMessage { Id = 0x5151, RecursionDesired = true, Edns = advertised is { } a ? new DnsEdns { UdpPayloadSize = (ushort)a } : null };
+            q.Questions.Add(new DnsQuestion(DnsName.Parse("wide.example.test"), DnsType.A));
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            client.Connect(server.UdpEndPoint!);
+            await client.SendAsync(q.ToArray());
+            var buf = new byte[65535];
+            int n = await client.ReceiveAsync(buf.AsMemory()).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            output.WriteLine($"advertised {advertised?.ToString() ?? "none"}: {n} bytes");
+            Assert.InRange(n, 12, limit);
+            var reply = DnsMessage.Parse(buf.AsSpan(0, n));
+            Assert.True(reply.IsTruncated);
+            Assert.Equal(0x5151, reply.Id);
+            Assert.Equal(DnsResponseCode.NoError, reply.ResponseCode);
+        }
+
+        // dig, told not to retry: the UDP reply's size and TC.
+        foreach (var (option, limit) in new[] { ("+noedns", 512), ("+bufsize=1232", 1232), ("+bufsize=65535", 4096) })
+        {
+            var udp = await DigAsync(port, "+ignore", option, "wide.example.test");
+            output.WriteLine(udp.Stdout);
+            Assert.Equal("NOERROR", Status(udp.Stdout));
+            Assert.Contains("tc", Flags(udp.Stdout).Split(' '));
+            Assert.InRange(MessageSize(udp.Stdout), 12, limit);
+        }
+
+        // dig as it is normally used: TC makes it retry over TCP, where the whole answer comes through.
+        foreach (var option in new[] { "+noedns", "+bufsize=1232" })
+        {
+            var whole = await DigAsync(port, option, "wide.example.test");
+            Assert.Equal("NOERROR", Status(whole.Stdout));
+            Assert.Contains("Truncated, retrying in TCP mode", whole.Stdout + whole.Stderr);
+            Assert.Equal(Count, AnswerCount(whole.Stdout));
+            Assert.InRange(MessageSize(whole.Stdout), 10_000, 65535);
+        }
+    }
+
+    private static int MessageSize(string digOutput) => int.Parse(MsgSizeRegex().Match(digOutput).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+    [GeneratedRegex(@"MSG SIZE\s+rcvd: (\d+)")] private static partial Regex MsgSizeRegex();
+
     [RequiresToolsFact("dig")]
     public async Task Upstream_down_gives_servfail_within_the_total_timeout()
     {

@@ -50,20 +50,27 @@ internal sealed class FakeAuthority : IDnsAuthority
     private static DnsRecord A(DnsName n, string ip) => DnsRecord.A(n, 0, IPAddress.Parse(ip));
 }
 
-/// <summary>A forwarder that answers synchronously: names starting with "fail" fail, "huge" gets a 3000-byte reply.</summary>
+/// <summary>
+/// A forwarder that answers synchronously: names starting with "fail" fail, "huge" gets a ≈3,500-byte reply, a label
+/// containing "giant" ≈11,500 bytes, and one starting with "nx" has rcode NXDOMAIN.
+/// </summary>
 internal sealed class FakeForwarder : IDnsForwarder
 {
     public bool HasUpstreams => true;
+    public string UpstreamsKey => "fake";
 
     public ValueTask<DnsForwardResult> ForwardAsync(ReadOnlyMemory<byte> query, DnsQuestion question, bool tcp, CancellationToken ct)
     {
         var label = question.Name.IsRoot ? "" : System.Text.Encoding.ASCII.GetString(question.Name.GetLabel(0));
         if (label.StartsWith("fail", StringComparison.OrdinalIgnoreCase)) return new(new DnsForwardResult(null, "timeout"));
         var m = new DnsMessage { Id = 7, IsResponse = true, RecursionAvailable = true, RecursionDesired = true };
+        if (label.StartsWith("nx", StringComparison.OrdinalIgnoreCase)) m.ResponseCode = DnsResponseCode.NXDomain;
         m.Questions.Add(question);
         // Like a real upstream: EDNS in the reply iff the query had it.
         if (DnsMessage.TryParse(query.Span, out var q) && q.Edns is not null) m.Edns = new DnsEdns { UdpPayloadSize = 1232 };
-        int count = label.StartsWith("huge", StringComparison.OrdinalIgnoreCase) ? 150 : 1;
+        int count = label.StartsWith("huge", StringComparison.OrdinalIgnoreCase) ? 150
+            : label.Contains("giant", StringComparison.OrdinalIgnoreCase) ? 500 // ≈ 11.5 KB, over any UDP limit we allow
+            : 1;
         for (int i = 0; i < count; i++) m.Answers.Add(DnsRecord.Txt(question.Name, 60, new string('x', 10)));
         return new(new DnsForwardResult(m.ToArray(), null));
     }
