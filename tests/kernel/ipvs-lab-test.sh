@@ -19,6 +19,11 @@ passed=0
 failed=0
 started=$(date +%s)
 
+# qemu emulates every instruction: a .NET process starts several times slower there than under user-mode-linux
+# (README.md, "Timings"), so the lab's own waits (MESH_LAB_PATIENCE) and this script's are stretched by `scale`.
+scale=1
+if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then scale=6; export MESH_LAB_PATIENCE=${MESH_LAB_PATIENCE:-6}; fi
+
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
@@ -67,11 +72,11 @@ check "every daemon runs the ipvs dataplane ($dataplanes)" test "$dataplanes" = 
 
 # --- ingress: every node reaches every task ------------------------------------------------------------
 answers() { # $1 = url, $2 = count → sorted distinct task names, from mesh-client
-  for _ in $(seq 1 "$2"); do in_ns mesh-client curl -s -m 3 "$1" | cut -d' ' -f1; done | sort -u | paste -sd' '
+  for _ in $(seq 1 "$2"); do in_ns mesh-client curl -s -m $((3 * scale)) "$1" | cut -d' ' -f1; done | sort -u | paste -sd' '
 }
 udp_answers() { # $1 = address, $2 = count → sorted distinct task names over UDP (one datagram each, fresh source port)
   for _ in $(seq 1 "$2"); do
-    in_ns mesh-client bash -c "exec 3<>/dev/udp/$1/8080 && printf ping >&3 && timeout 3 dd bs=2048 count=1 status=none <&3" | cut -d' ' -f1
+    in_ns mesh-client bash -c "exec 3<>/dev/udp/$1/8080 && printf ping >&3 && timeout $((3 * scale)) dd bs=2048 count=1 status=none <&3" | cut -d' ' -f1
   done | sort -u | paste -sd' '
 }
 for i in $(seq 1 $nodes); do
@@ -98,7 +103,7 @@ echo "--- ipvsadm -Ln in mesh-n$nodes-ingress"; in_ns "mesh-n$nodes-ingress" ipv
 
 # --- east-west: a task reaches web's appnet VIP through IPVS in its own namespace ----------------------
 client_task=$(jq -r '[.state.tasks[] | select(.service == "api") | .name] | sort | .[0]' <<<"$status")
-got=$(for _ in $(seq 1 $((replicas * 3))); do in_ns "mesh-$client_task" curl -s -m 3 "http://$vip/" | cut -d' ' -f1; done | sort -u | paste -sd' ')
+got=$(for _ in $(seq 1 $((replicas * 3))); do in_ns "mesh-$client_task" curl -s -m $((3 * scale)) "http://$vip/" | cut -d' ' -f1; done | sort -u | paste -sd' ')
 check "east-west: $client_task → web VIP $vip reaches every web task (got: $got)" test "$got" = "$web_tasks"
 check "east-west: mesh-$client_task has an FWM service for web@appnet" test "$(fwm_services "mesh-$client_task")" -ge 1
 
@@ -132,7 +137,7 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
     mapfile -d '' args <"/proc/$pid/cmdline"
     for i in "${!args[@]}"; do [[ ${args[$i]} == --dataplane ]] && args[i + 1]=$1; done
     kill -KILL "$pid"
-    wait_for 10 test ! -e "/proc/$pid"
+    wait_for $((10 * scale)) test ! -e "/proc/$pid"
     rm -f "/run/mesh/lab/mesh-n$n.sock"
     nsenter --net="/run/netns/mesh-n$n" setsid "${args[@]}" </dev/null >>"$nlog" 2>&1 &
   }
@@ -149,9 +154,9 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
   echo "switch: mesh-n$n runs ${local_tasks:-no tasks}"
 
   restart_with nftables
-  check "switch to nftables: mesh-n$n's daemon reports dataplane nftables" wait_for 120 runs nftables
+  check "switch to nftables: mesh-n$n's daemon reports dataplane nftables" wait_for $((30 * scale)) runs nftables
   check "switch to nftables: $sbx has table ip mesh and no IPVS service; no IPVS service in mesh-n$n's tasks" \
-    wait_for 60 switched mesh_table no_ipvs
+    wait_for $((20 * scale)) switched mesh_table no_ipvs
   check "switch to nftables: the daemon said it removed the ipvs dataplane's leftovers" grep -q "Removed the ipvs dataplane's leftovers" "$nlog"
   got=$(answers "http://$(node_addr $n):8080/" $((replicas * 3)))
   check "switch to nftables: TCP via mesh-n$n:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
@@ -159,9 +164,9 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
   check "switch to nftables: UDP via mesh-n$n:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
 
   restart_with ipvs
-  check "switch back to ipvs: mesh-n$n's daemon reports dataplane ipvs" wait_for 120 runs ipvs
+  check "switch back to ipvs: mesh-n$n's daemon reports dataplane ipvs" wait_for $((30 * scale)) runs ipvs
   check "switch back to ipvs: $sbx has IPVS services and no table ip mesh; none in mesh-n$n's tasks" \
-    wait_for 60 switched ipvs_present no_mesh_table
+    wait_for $((20 * scale)) switched ipvs_present no_mesh_table
   got=$(masq_dests "$sbx" "$mark")
   check "switch back to ipvs: FWM $mark has the task ingress IPs again ($got)" test "$got" = "$web_ips"
   check "switch back to ipvs: the daemon said it removed the nftables dataplane's leftovers" grep -q "Removed the nftables dataplane's leftovers" "$nlog"
@@ -176,12 +181,12 @@ api=unix:///run/mesh/lab/mesh-n1.sock
 weight_of() { in_ns "$1" ipvsadm -Ln --fwmark-service "$mark" | awk -v ip="$gone_ip:0" '$1 == "->" && $2 == ip { print $4 }'; }
 all_weight() { local i; for i in $(seq 1 $nodes); do [[ $(weight_of "mesh-n$i-ingress") == "$1" ]] || return 1; done; }
 "$mesh" task rm "$gone_task" --api "$api" >/dev/null
-check "drain: $gone_task ($gone_ip) is at weight 0 in every sandbox" wait_for 20 all_weight 0
+check "drain: $gone_task ($gone_ip) is at weight 0 in every sandbox" wait_for $((20 * scale)) all_weight 0
 got=$(answers "http://$(node_addr $nodes):8080/" $((replicas * 3)))
 check "drain: new connections avoid $gone_task (got: $got)" test "$got" = "${web_tasks% *}"
 sleep 6 # the default drain period is 5 s; removal happens on the next sync after it: make one
 "$mesh" service create drain-probe --api "$api" >/dev/null
-check "drain: $gone_task is removed from every sandbox after the drain period" wait_for 20 all_weight ""
+check "drain: $gone_task is removed from every sandbox after the drain period" wait_for $((20 * scale)) all_weight ""
 
 # --- lab down leaves nothing -------------------------------------------------------------------------
 "$mesh" lab down
