@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -112,5 +113,107 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Equal(3, watch.Changes.Count);
         await remote.RemoveTaskAsync("web.1");
         Assert.Empty((await _store.GetStateAsync()).Tasks);
+    }
+
+    private static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static string Aliases(int count) =>
+        "{\"name\":\"many\",\"aliases\":[" + string.Join(',', Enumerable.Range(0, count).Select(i => $"\"a{i}\"")) + "]}";
+
+    private static string Ports(int first, int count, bool udpToo) =>
+        "{\"name\":\"ports\",\"ports\":[" + string.Join(',', Enumerable.Range(first, count).SelectMany(p => udpToo
+            ? new[] { $"{{\"published\":{p},\"target\":{p}}}", $"{{\"published\":{p},\"target\":{p},\"protocol\":\"udp\"}}" }
+            : [$"{{\"published\":{p},\"target\":80}}"])) + "]}";
+
+    [Fact]
+    public async Task Sixty_thousand_aliases_or_all_131070_ports_get_413_in_under_100_ms_and_change_nothing()
+    {
+        var before = await _store.GetStateAsync();
+        var aliases = Aliases(60_000);
+        var ports = Ports(1, 65_535, udpToo: true);
+        Assert.True(aliases.Length > Discovery.Model.Limits.MaxRequestBodyBytes);
+        using (await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(Aliases(2)))) { } // warm up the route
+
+        foreach (var body in new[] { aliases, ports })
+        {
+            var clock = Stopwatch.StartNew();
+            using var response = await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(body));
+            var elapsed = clock.Elapsed;
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+            Assert.True(elapsed < TimeSpan.FromMilliseconds(100), $"{body.Length} bytes refused after {elapsed.TotalMilliseconds} ms");
+            var error = await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options);
+            Assert.Equal("body", error!.Field);
+        }
+
+        // Without a declared length (chunked), the body is read only up to the cap.
+        using var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(aliases)));
+        chunked.Headers.ContentType = new("application/json");
+        using var streamed = await _http.PostAsync(new Uri("/v1/tasks", UriKind.Relative), chunked);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, streamed.StatusCode);
+
+        var after = await _store.GetStateAsync();
+        Assert.Equal(before.Revision + 1, after.Revision); // only the warm-up service
+        Assert.Equal(["web", "many"], after.Services.Select(s => s.Name));
+    }
+
+    [Fact]
+    public async Task Too_many_ports_or_aliases_within_the_body_cap_get_400_naming_the_field_fast()
+    {
+        var before = await _store.GetStateAsync();
+        foreach (var (body, field) in new[]
+        {
+            (Ports(20_000, Discovery.Model.Limits.MaxPortsPerService + 1, udpToo: false), "ports"),
+            (Aliases(Discovery.Model.Limits.MaxAliasesPerObject + 1), "aliases"),
+            ("{\"name\":\"ssh\",\"ports\":[{\"published\":22,\"target\":22}]}", "ports[0].published"),
+            ("{\"name\":\"vxlan\",\"ports\":[{\"published\":4789,\"target\":4789,\"protocol\":\"udp\"}]}", "ports[0].published"),
+        })
+        {
+            var clock = Stopwatch.StartNew();
+            using var response = await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(body));
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal(field, (await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Field);
+            Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(500), $"took {clock.Elapsed.TotalMilliseconds} ms");
+        }
+
+        Assert.Same(before, await _store.GetStateAsync());
+    }
+
+    [Fact]
+    public async Task A_node_can_be_removed_over_the_api_freeing_its_address_but_not_while_it_has_tasks()
+    {
+        using var registered = await _http.PostAsJsonAsync("/v1/nodes", new NodeSpec { Name = "n2", AdvertiseAddress = "198.18.0.12" }, MeshJson.Options);
+        var n2 = (await registered.Content.ReadFromJsonAsync<ClusterNode>(MeshJson.Options))!;
+        await _store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n2" });
+
+        using var busy = await _http.DeleteAsync(new Uri("/v1/nodes/n2", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Conflict, busy.StatusCode);
+        Assert.Contains("web.1", (await busy.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Error, StringComparison.Ordinal);
+
+        await _store.RemoveTaskAsync("web.1");
+        using var removed = await _http.DeleteAsync(new Uri("/v1/nodes/n2", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
+        Assert.DoesNotContain("n2", (await _store.GetStateAsync()).Nodes.Select(n => n.Name));
+        using var again = await _http.DeleteAsync(new Uri("/v1/nodes/n2", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+
+        var n3 = await new RemoteStore(_http).RegisterNodeAsync(new NodeSpec { Name = "n3", AdvertiseAddress = "198.18.0.13" });
+        Assert.Equal(n2.IngressSandboxIp, n3.IngressSandboxIp);
+    }
+
+    [Fact]
+    public async Task Registering_past_the_node_cap_is_a_clear_409_and_the_api_keeps_answering()
+    {
+        for (var i = 1; i < Discovery.Model.Limits.MaxNodes; i++)
+        {
+            await _store.RegisterNodeAsync(new NodeSpec { Name = $"fake{i}", AdvertiseAddress = $"192.0.{i / 250}.{(i % 250) + 1}" });
+        }
+
+        var before = await _store.GetStateAsync();
+        using var refused = await _http.PostAsJsonAsync("/v1/nodes", new NodeSpec { Name = "real", AdvertiseAddress = "198.18.0.99" }, MeshJson.Options);
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("mesh node rm", (await refused.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Error, StringComparison.Ordinal);
+        Assert.Same(before, await _store.GetStateAsync());
+        using var info = await _http.GetAsync(new Uri("/v1/info", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, info.StatusCode);
     }
 }
