@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Ingress.Tests.Api;
 
-public sealed class ApiTests : IAsyncLifetime
+public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly EmbeddedStore _store = new(null, NullLogger<EmbeddedStore>.Instance);
     private WebApplication? _app;
@@ -115,64 +115,42 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Empty((await _store.GetStateAsync()).Tasks);
     }
 
-    private static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
+    internal static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
 
-    private static string Aliases(int count) =>
+    internal static string Aliases(int count) =>
         "{\"name\":\"many\",\"aliases\":[" + string.Join(',', Enumerable.Range(0, count).Select(i => $"\"a{i}\"")) + "]}";
 
-    private static string Ports(int first, int count, bool udpToo) =>
+    internal static string Ports(int first, int count, bool udpToo) =>
         "{\"name\":\"ports\",\"ports\":[" + string.Join(',', Enumerable.Range(first, count).SelectMany(p => udpToo
             ? new[] { $"{{\"published\":{p},\"target\":{p}}}", $"{{\"published\":{p},\"target\":{p},\"protocol\":\"udp\"}}" }
             : [$"{{\"published\":{p},\"target\":80}}"])) + "]}";
 
     [Fact]
-    public async Task Sixty_thousand_aliases_or_all_131070_ports_get_413_in_under_100_ms_and_change_nothing()
-    {
-        var before = await _store.GetStateAsync();
-        var aliases = Aliases(60_000);
-        var ports = Ports(1, 65_535, udpToo: true);
-        Assert.True(aliases.Length > Discovery.Model.Limits.MaxRequestBodyBytes);
-        using (await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(Aliases(2)))) { } // warm up the route
-
-        foreach (var body in new[] { aliases, ports })
-        {
-            var clock = Stopwatch.StartNew();
-            using var response = await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(body));
-            var elapsed = clock.Elapsed;
-            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
-            Assert.True(elapsed < TimeSpan.FromMilliseconds(100), $"{body.Length} bytes refused after {elapsed.TotalMilliseconds} ms");
-            var error = await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options);
-            Assert.Equal("body", error!.Field);
-        }
-
-        // Without a declared length (chunked), the body is read only up to the cap.
-        using var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(aliases)));
-        chunked.Headers.ContentType = new("application/json");
-        using var streamed = await _http.PostAsync(new Uri("/v1/tasks", UriKind.Relative), chunked);
-        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, streamed.StatusCode);
-
-        var after = await _store.GetStateAsync();
-        Assert.Equal(before.Revision + 1, after.Revision); // only the warm-up service
-        Assert.Equal(["web", "many"], after.Services.Select(s => s.Name));
-    }
-
-    [Fact]
     public async Task Too_many_ports_or_aliases_within_the_body_cap_get_400_naming_the_field_fast()
     {
         var before = await _store.GetStateAsync();
-        foreach (var (body, field) in new[]
+        var requests = new[]
         {
             (Ports(20_000, Discovery.Model.Limits.MaxPortsPerService + 1, udpToo: false), "ports"),
             (Aliases(Discovery.Model.Limits.MaxAliasesPerObject + 1), "aliases"),
             ("{\"name\":\"ssh\",\"ports\":[{\"published\":22,\"target\":22}]}", "ports[0].published"),
             ("{\"name\":\"vxlan\",\"ports\":[{\"published\":4789,\"target\":4789,\"protocol\":\"udp\"}]}", "ports[0].published"),
-        })
+        };
+        for (var round = 0; round < 2; round++) // the first round pays for JIT compilation
         {
-            var clock = Stopwatch.StartNew();
-            using var response = await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(body));
-            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-            Assert.Equal(field, (await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Field);
-            Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(500), $"took {clock.Elapsed.TotalMilliseconds} ms");
+            foreach (var (body, field) in requests)
+            {
+                var clock = Stopwatch.StartNew();
+                using var response = await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(body));
+                var elapsed = clock.Elapsed;
+                Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+                Assert.Equal(field, (await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Field);
+                if (round == 1)
+                {
+                    output.WriteLine($"{field} ({body.Length:N0} bytes): {(int)response.StatusCode} in {elapsed.TotalMilliseconds:0.0} ms");
+                    Assert.True(elapsed < TimeSpan.FromMilliseconds(100), $"{field}: took {elapsed.TotalMilliseconds} ms");
+                }
+            }
         }
 
         Assert.Same(before, await _store.GetStateAsync());
