@@ -93,6 +93,8 @@ public static class ApiEndpoints
             }
             catch (BodyTooLargeException e)
             {
+                // Close the connection rather than let the server drain (read and discard) the rest of a huge body.
+                ctx.Response.Headers.Connection = "close";
                 return Error(StatusCodes.Status413PayloadTooLarge, new ApiError(e.Message, "body"));
             }
             catch (NotFoundException e)
