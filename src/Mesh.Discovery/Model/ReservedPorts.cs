@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Mesh.Discovery.Model;
 
 /// <summary>
@@ -41,10 +39,6 @@ public sealed class ReservedPorts
 
     /// <summary>Why <paramref name="port"/> is reserved, or null when a service may publish it. O(1).</summary>
     public string? Reason(int port, TransportProtocol protocol) => _reasons.GetValueOrDefault((port, protocol));
-
-    public IEnumerable<string> Describe() =>
-        _reasons.OrderBy(r => r.Key.Port).ThenBy(r => r.Key.Protocol)
-            .Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Key.Port}/{r.Key.Protocol.ToString().ToLowerInvariant()} ({r.Value})"));
 
     private static ReservedPorts Build(IEnumerable<(int, TransportProtocol, string)> ports) =>
         new(ports.ToDictionary(p => (p.Item1, p.Item2), p => p.Item3));

@@ -15,12 +15,12 @@ namespace Mesh.Discovery.Store;
 /// </summary>
 public sealed class RemoteStore : IClusterStore
 {
-    private readonly HttpClient http;
+    private readonly HttpClient _http;
     private readonly StoredObjectValidator _validator;
 
     public RemoteStore(HttpClient http, ILogger<RemoteStore>? logger = null, StoreMetrics? metrics = null, ReservedPorts? reserved = null)
     {
-        this.http = http;
+        _http = http;
         _validator = new StoredObjectValidator((ILogger?)logger ?? NullLogger.Instance, metrics ?? StoreMetrics.Standalone(), reserved ?? ReservedPorts.Default, "remote");
     }
 
@@ -35,7 +35,7 @@ public sealed class RemoteStore : IClusterStore
     {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("revision", out var rev) || !rev.TryGetInt64(out var revision))
         {
-            throw new StoreUnavailableException($"store at {http.BaseAddress} sent no cluster state");
+            throw new StoreUnavailableException($"store at {_http.BaseAddress} sent no cluster state");
         }
 
         T[] Objects<T>(string property, Func<JsonElement, bool>? skip = null) where T : class
@@ -85,7 +85,7 @@ public sealed class RemoteStore : IClusterStore
         var node = await SendAsync<ClusterNode>(HttpMethod.Post, "v1/nodes", spec, cancellationToken).ConfigureAwait(false);
         return _validator.Check(node, "nodes/" + node.Name)
             ? node
-            : throw new StoreUnavailableException($"store at {http.BaseAddress} answered the registration with an invalid node");
+            : throw new StoreUnavailableException($"store at {_http.BaseAddress} answered the registration with an invalid node");
     }
 
     public Task RemoveNodeAsync(string name, CancellationToken cancellationToken = default) =>
@@ -117,15 +117,15 @@ public sealed class RemoteStore : IClusterStore
         HttpResponseMessage response;
         try
         {
-            response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
         catch (HttpRequestException e)
         {
-            throw new StoreUnavailableException($"store at {http.BaseAddress} is unreachable: {e.Message}", e);
+            throw new StoreUnavailableException($"store at {_http.BaseAddress} is unreachable: {e.Message}", e);
         }
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new StoreUnavailableException($"store at {http.BaseAddress} did not answer in time", e);
+            throw new StoreUnavailableException($"store at {_http.BaseAddress} did not answer in time", e);
         }
 
         using (response)
@@ -138,7 +138,7 @@ public sealed class RemoteStore : IClusterStore
                 }
 
                 return await response.Content.ReadFromJsonAsync<T>(MeshJson.Options, cancellationToken).ConfigureAwait(false)
-                    ?? throw new StoreUnavailableException($"store at {http.BaseAddress} sent an empty answer to {method} {path}");
+                    ?? throw new StoreUnavailableException($"store at {_http.BaseAddress} sent an empty answer to {method} {path}");
             }
 
             ApiError? error = null;
@@ -158,7 +158,7 @@ public sealed class RemoteStore : IClusterStore
                 HttpStatusCode.RequestEntityTooLarge => new ValidationException(error?.Field ?? "body", StripField(message, error?.Field)),
                 HttpStatusCode.NotFound => new NotFoundException(message),
                 HttpStatusCode.Conflict => new ConflictException(message),
-                _ => new StoreUnavailableException($"store at {http.BaseAddress}: {message}"),
+                _ => new StoreUnavailableException($"store at {_http.BaseAddress}: {message}"),
             };
         }
     }

@@ -104,7 +104,7 @@ public static class StateTransitions
     /// </summary>
     public static ClusterState RemoveNode(ClusterState state, string name)
     {
-        var node = state.Nodes.FirstOrDefault(n => Same(n.Name, name)) ?? throw new NotFoundException($"node '{name}' is not registered");
+        var node = state.Nodes.FirstOrDefault(n => Same(n.Name, name)) ?? throw new NotFoundException($"node '{Validate.Printable(name)}' is not registered");
         var tasks = state.Tasks.Where(t => Same(t.Node, node.Name)).Select(t => t.Name).ToArray();
         if (tasks.Length > 0)
         {
