@@ -3,7 +3,7 @@ using Mesh.Ingress.Cli;
 using Mesh.Ingress.Lab;
 
 var root = new RootCommand("mesh — a routing-mesh ingress load balancer: a published port answers on every node");
-foreach (var parent in new[] { ServiceCommands.Build(), TaskCommands.Build() })
+foreach (var parent in new[] { ServiceCommands.Build(), TaskCommands.Build(), NodeCommands.Build() })
 {
     parent.Options.Add(CommonOptions.Api);
     root.Subcommands.Add(parent);

@@ -88,8 +88,8 @@ public static class Validate
         return true;
     }
 
-    /// <summary>Echo user input back safely: bounded, control characters escaped.</summary>
-    private static string Printable(string? value)
+    /// <summary>Echo user input back safely (in errors and logs): bounded, control characters escaped.</summary>
+    public static string Printable(string? value)
     {
         if (value is null)
         {

@@ -6,33 +6,38 @@ namespace Mesh.Discovery.Store;
 
 /// <summary>
 /// The default store: the whole cluster state in one process, persisted to a JSON file in the state
-/// directory after every change (write to a temporary file, then rename, so a crash never leaves half a file).
-/// Other daemons reach it through the holder's HTTP API (<c>--join</c>).
+/// directory after every change (<see cref="StateFile"/>: mode 0600, temporary file + fsync + rename + fsync of the
+/// directory, the previous version kept as the last-good copy). Other daemons reach it through the holder's HTTP API
+/// (<c>--join</c>).
 /// </summary>
 public sealed partial class EmbeddedStore : IClusterStore
 {
     private const int HistoryLimit = 4096;
 
+    private readonly ReservedPorts _reserved;
+    private readonly StateFile? _file;
+
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly LinkedList<StoreChange> _history = new();
-    private readonly string? _path;
     private readonly ILogger<EmbeddedStore> _logger;
     private ClusterState _state;
     private TaskCompletionSource _changed = NewSignal();
 
-    public EmbeddedStore(string? stateDirectory, ILogger<EmbeddedStore> logger)
+    public EmbeddedStore(string? stateDirectory, ILogger<EmbeddedStore> logger, ReservedPorts? reserved = null, StoreMetrics? metrics = null)
     {
         _logger = logger;
+        _reserved = reserved ?? ReservedPorts.Default;
         _state = ClusterState.Empty;
         if (stateDirectory is not null)
         {
-            Directory.CreateDirectory(stateDirectory);
-            _path = Path.Combine(stateDirectory, "cluster-state.json");
-            if (File.Exists(_path))
+            _file = new StateFile(stateDirectory, logger);
+            if (_file.Load() is { } loaded)
             {
-                _state = JsonSerializer.Deserialize<ClusterState>(File.ReadAllBytes(_path), MeshJson.Options)
-                    ?? throw new InvalidDataException($"{_path} holds no cluster state");
-                LogLoaded(_path, _state.Revision, _state.Services.Count, _state.Tasks.Count);
+                // The file is ours, but it is re-validated like any other store's objects: what is set aside is
+                // logged, and gone from the file at the next write.
+                var validator = new StoredObjectValidator(logger, metrics ?? StoreMetrics.Standalone(), _reserved, "file");
+                _state = validator.Screen(loaded);
+                LogLoaded(_file.Path, _state.Revision, _state.Services.Count, _state.Tasks.Count);
             }
         }
     }
@@ -45,8 +50,11 @@ public sealed partial class EmbeddedStore : IClusterStore
     public Task<ClusterNode> RegisterNodeAsync(NodeSpec spec, CancellationToken cancellationToken = default) =>
         MutateAsync(s => StateTransitions.RegisterNode(s, spec), n => new(0, StoreObjectKind.Node, n.Name, false), cancellationToken);
 
+    public Task RemoveNodeAsync(string name, CancellationToken cancellationToken = default) =>
+        MutateAsync(s => (StateTransitions.RemoveNode(s, name), name), n => new(0, StoreObjectKind.Node, n, true), cancellationToken);
+
     public Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default) =>
-        MutateAsync(s => StateTransitions.CreateService(s, spec), x => new(0, StoreObjectKind.Service, x.Name, false), cancellationToken);
+        MutateAsync(s => StateTransitions.CreateService(s, spec, _reserved), x => new(0, StoreObjectKind.Service, x.Name, false), cancellationToken);
 
     public Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default) =>
         MutateAsync(s => (StateTransitions.RemoveService(s, name), name), n => new(0, StoreObjectKind.Service, n, true), cancellationToken);
@@ -111,7 +119,7 @@ public sealed partial class EmbeddedStore : IClusterStore
 
             var revision = _state.Revision + 1;
             next = next with { Revision = revision };
-            Persist(next);
+            _file?.Save(next);
 
             TaskCompletionSource signal;
             lock (_history)
@@ -134,23 +142,6 @@ public sealed partial class EmbeddedStore : IClusterStore
         {
             _writeLock.Release();
         }
-    }
-
-    private void Persist(ClusterState state)
-    {
-        if (_path is null)
-        {
-            return;
-        }
-
-        var temporary = _path + ".tmp";
-        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            JsonSerializer.Serialize(stream, state, MeshJson.Options);
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, _path, overwrite: true);
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);

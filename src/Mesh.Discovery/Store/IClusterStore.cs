@@ -16,6 +16,12 @@ public interface IClusterStore
     /// <summary>Registers (or re-registers, keeping its sandbox IP) a node.</summary>
     Task<ClusterNode> RegisterNodeAsync(NodeSpec spec, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Removes a node that is gone, freeing its ingress address (<see cref="StateTransitions.RemoveNode"/>): refused
+    /// with <see cref="ConflictException"/> while tasks still run on it.
+    /// </summary>
+    Task RemoveNodeAsync(string name, CancellationToken cancellationToken = default);
+
     Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default);
 
     /// <summary>Removes a service and all its tasks.</summary>

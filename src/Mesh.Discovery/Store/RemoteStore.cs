@@ -2,23 +2,94 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Mesh.Discovery.Model;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Discovery.Store;
 
 /// <summary>
 /// The embedded store as seen from a daemon that joined another one (<c>--join URL</c>): every call is
 /// one request to the holder's HTTP API, and the holder's errors come back as the same exception types.
+/// The state the holder sends is not trusted: each object is decoded on its own and validated as the API validates
+/// a request (<see cref="StoredObjectValidator"/>); one that fails is set aside and the rest is used.
 /// </summary>
-public sealed class RemoteStore(HttpClient http) : IClusterStore
+public sealed class RemoteStore : IClusterStore
 {
-    public Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default) =>
-        SendAsync<ClusterState>(HttpMethod.Get, "v1/state", null, cancellationToken);
+    private readonly HttpClient _http;
+    private readonly StoredObjectValidator _validator;
+
+    public RemoteStore(HttpClient http, ILogger<RemoteStore>? logger = null, StoreMetrics? metrics = null, ReservedPorts? reserved = null)
+    {
+        _http = http;
+        _validator = new StoredObjectValidator((ILogger?)logger ?? NullLogger.Instance, metrics ?? StoreMetrics.Standalone(), reserved ?? ReservedPorts.Default, "remote");
+    }
+
+    public async Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default)
+    {
+        using var document = await SendAsync<JsonDocument>(HttpMethod.Get, "v1/state", null, cancellationToken).ConfigureAwait(false);
+        return _validator.Screen(Decode(document.RootElement));
+    }
+
+    /// <summary>The holder's <c>GET /v1/state</c>, one object at a time: an object that does not decode is set aside, not fatal.</summary>
+    private ClusterState Decode(JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("revision", out var rev) || !rev.TryGetInt64(out var revision))
+        {
+            throw new StoreUnavailableException($"store at {_http.BaseAddress} sent no cluster state");
+        }
+
+        T[] Objects<T>(string property, Func<JsonElement, bool>? skip = null) where T : class
+        {
+            if (!root.TryGetProperty(property, out var array) || array.ValueKind != JsonValueKind.Array)
+            {
+                return [];
+            }
+
+            var list = new List<T>(array.GetArrayLength());
+            var i = 0;
+            foreach (var element in array.EnumerateArray())
+            {
+                if (skip?.Invoke(element) == true)
+                {
+                    i++;
+                    continue;
+                }
+
+                if (_validator.Decode<T>($"{property}[{i++}]", element.GetRawText()) is { } value)
+                {
+                    list.Add(value);
+                }
+            }
+
+            return [.. list];
+        }
+
+        // The ingress network is fixed (OverlayNetwork.Ingress), whatever the holder says: validation puts it back first.
+        var networks = Objects<OverlayNetwork>("networks", e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("name", out var n) && n.ValueEquals(OverlayNetwork.IngressName));
+        return new ClusterState
+        {
+            Revision = revision,
+            Networks = networks,
+            Nodes = Objects<ClusterNode>("nodes"),
+            Services = Objects<ClusterService>("services"),
+            Tasks = Objects<ServiceTask>("tasks"),
+        };
+    }
 
     public Task<OverlayNetwork> CreateNetworkAsync(NetworkSpec spec, CancellationToken cancellationToken = default) =>
         SendAsync<OverlayNetwork>(HttpMethod.Post, "v1/networks", spec, cancellationToken);
 
-    public Task<ClusterNode> RegisterNodeAsync(NodeSpec spec, CancellationToken cancellationToken = default) =>
-        SendAsync<ClusterNode>(HttpMethod.Post, "v1/nodes", spec, cancellationToken);
+    public async Task<ClusterNode> RegisterNodeAsync(NodeSpec spec, CancellationToken cancellationToken = default)
+    {
+        // The daemon programs its sandbox with the answer: it gets the same scrutiny as the state.
+        var node = await SendAsync<ClusterNode>(HttpMethod.Post, "v1/nodes", spec, cancellationToken).ConfigureAwait(false);
+        return _validator.Check(node, "nodes/" + node.Name)
+            ? node
+            : throw new StoreUnavailableException($"store at {_http.BaseAddress} answered the registration with an invalid node");
+    }
+
+    public Task RemoveNodeAsync(string name, CancellationToken cancellationToken = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"v1/nodes/{Uri.EscapeDataString(name)}", null, cancellationToken);
 
     public Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default) =>
         SendAsync<ClusterService>(HttpMethod.Post, "v1/services", spec, cancellationToken);
@@ -46,15 +117,15 @@ public sealed class RemoteStore(HttpClient http) : IClusterStore
         HttpResponseMessage response;
         try
         {
-            response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
         catch (HttpRequestException e)
         {
-            throw new StoreUnavailableException($"store at {http.BaseAddress} is unreachable: {e.Message}", e);
+            throw new StoreUnavailableException($"store at {_http.BaseAddress} is unreachable: {e.Message}", e);
         }
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new StoreUnavailableException($"store at {http.BaseAddress} did not answer in time", e);
+            throw new StoreUnavailableException($"store at {_http.BaseAddress} did not answer in time", e);
         }
 
         using (response)
@@ -67,7 +138,7 @@ public sealed class RemoteStore(HttpClient http) : IClusterStore
                 }
 
                 return await response.Content.ReadFromJsonAsync<T>(MeshJson.Options, cancellationToken).ConfigureAwait(false)
-                    ?? throw new StoreUnavailableException($"store at {http.BaseAddress} sent an empty answer to {method} {path}");
+                    ?? throw new StoreUnavailableException($"store at {_http.BaseAddress} sent an empty answer to {method} {path}");
             }
 
             ApiError? error = null;
@@ -84,9 +155,10 @@ public sealed class RemoteStore(HttpClient http) : IClusterStore
             throw response.StatusCode switch
             {
                 HttpStatusCode.BadRequest => new ValidationException(error?.Field ?? "request", StripField(message, error?.Field)),
+                HttpStatusCode.RequestEntityTooLarge => new ValidationException(error?.Field ?? "body", StripField(message, error?.Field)),
                 HttpStatusCode.NotFound => new NotFoundException(message),
                 HttpStatusCode.Conflict => new ConflictException(message),
-                _ => new StoreUnavailableException($"store at {http.BaseAddress}: {message}"),
+                _ => new StoreUnavailableException($"store at {_http.BaseAddress}: {message}"),
             };
         }
     }

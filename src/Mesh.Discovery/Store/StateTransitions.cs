@@ -29,6 +29,11 @@ public static class StateTransitions
             throw new ConflictException($"network '{name}' already exists");
         }
 
+        if (state.Networks.Count - 1 >= Limits.MaxNetworks)
+        {
+            throw new ConflictException($"the cluster has {state.Networks.Count - 1} overlay networks, the most it may have ({Limits.MaxNetworks})");
+        }
+
         foreach (var other in state.Networks)
         {
             var o = Validate.Cidr("subnet", other.Subnet);
@@ -44,6 +49,7 @@ public static class StateTransitions
         }
 
         var network = new OverlayNetwork(name, subnet.ToString(), spec.Vni);
+        ObjectRules.Network(network);
         return (state with { Networks = [.. state.Networks, network] }, network);
     }
 
@@ -51,7 +57,20 @@ public static class StateTransitions
     {
         var name = Validate.Label("name", spec.Name);
         var advertise = Validate.IPv4("advertiseAddress", spec.AdvertiseAddress).ToString();
-        var existing = state.Nodes.FirstOrDefault(n => Same(n.Name, name));
+        ClusterNode? existing = null;
+        foreach (var n in state.Nodes)
+        {
+            if (Same(n.Name, name))
+            {
+                existing = n;
+            }
+            else if (n.AdvertiseAddress == advertise)
+            {
+                // Two nodes on one underlay address would share one VXLAN peer: refuse, and say how to undo a stale one.
+                throw new ConflictException($"advertise address {advertise} is already registered by node '{n.Name}' (if that node is gone: mesh node rm {n.Name})");
+            }
+        }
+
         if (existing is not null)
         {
             if (existing.AdvertiseAddress == advertise)
@@ -63,44 +82,63 @@ public static class StateTransitions
             return (state with { Nodes = Replace(state.Nodes, existing, updated) }, updated);
         }
 
+        if (state.Nodes.Count >= Limits.MaxNodes)
+        {
+            throw new ConflictException($"the cluster has {state.Nodes.Count} nodes, the most it may have ({Limits.MaxNodes}): remove a node that is gone with mesh node rm NAME");
+        }
+
         var node = new ClusterNode
         {
             Name = name,
             AdvertiseAddress = advertise,
             IngressSandboxIp = AllocateAddress(state, OverlayNetwork.Ingress),
         };
+        ObjectRules.Node(node);
         return (state with { Nodes = [.. state.Nodes, node] }, node);
     }
 
-    public static (ClusterState State, ClusterService Service) CreateService(ClusterState state, ServiceSpec spec)
+    /// <summary>
+    /// Removes a node that is gone for good, freeing its ingress sandbox address. Refused while tasks still name the
+    /// node (remove them first: their addresses and backends would otherwise point at a node nobody runs). A daemon
+    /// still running under that name registers again on its next pass.
+    /// </summary>
+    public static ClusterState RemoveNode(ClusterState state, string name)
     {
+        var node = state.Nodes.FirstOrDefault(n => Same(n.Name, name)) ?? throw new NotFoundException($"node '{Validate.Printable(name)}' is not registered");
+        var tasks = state.Tasks.Where(t => Same(t.Node, node.Name)).Select(t => t.Name).ToArray();
+        if (tasks.Length > 0)
+        {
+            var some = string.Join(", ", tasks.Take(3)) + (tasks.Length > 3 ? ", ..." : "");
+            throw new ConflictException($"node '{node.Name}' still has {tasks.Length} task(s) ({some}): remove them first (mesh task rm)");
+        }
+
+        return state with { Nodes = state.Nodes.Where(n => !ReferenceEquals(n, node)).ToArray() };
+    }
+
+    public static (ClusterState State, ClusterService Service) CreateService(ClusterState state, ServiceSpec spec, ReservedPorts? reserved = null)
+    {
+        reserved ??= ReservedPorts.Default;
         var name = Validate.Label("name", spec.Name);
         if (!Enum.IsDefined(spec.Mode))
         {
             throw new ValidationException("mode", "must be vip or dnsrr");
         }
 
+        // Per-request caps are checked before any per-item work, so an oversized request costs constant time.
         var ports = spec.Ports ?? [];
-        for (var i = 0; i < ports.Count; i++)
+        ObjectRules.Ports(ports, reserved);
+        var aliases = ObjectRules.Aliases(spec.Aliases, name);
+        var requested = spec.Networks ?? [];
+        if (requested.Count > Limits.MaxNetworksPerService)
         {
-            var port = ports[i] ?? throw new ValidationException($"ports[{i}]", "is null");
-            Validate.Port($"ports[{i}].published", port.Published);
-            Validate.Port($"ports[{i}].target", port.Target);
-            if (!Enum.IsDefined(port.Protocol))
-            {
-                throw new ValidationException($"ports[{i}].protocol", "must be tcp or udp");
-            }
-
-            if (ports.Take(i).Any(p => p.Published == port.Published && p.Protocol == port.Protocol))
-            {
-                throw new ValidationException($"ports[{i}]", $"{port} is listed twice");
-            }
+            throw new ValidationException("networks", $"{requested.Count} networks are more than the {Limits.MaxNetworksPerService} a service may join");
         }
 
-        var aliases = Aliases(spec.Aliases, except: name);
         var networks = new List<string>();
-        foreach (var (net, i) in (spec.Networks ?? []).Select((n, i) => (n, i)))
+        var joined = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < requested.Count; i++)
         {
+            var net = requested[i];
             Validate.Label($"networks[{i}]", net);
             if (Same(net, OverlayNetwork.IngressName))
             {
@@ -112,12 +150,18 @@ public static class StateTransitions
                 throw new ValidationException($"networks[{i}]", $"network '{net}' does not exist");
             }
 
-            if (!networks.Contains(net, StringComparer.OrdinalIgnoreCase))
+            if (joined.Add(net))
             {
                 networks.Add(net);
             }
         }
 
+        if (state.Services.Count >= Limits.MaxServices)
+        {
+            throw new ConflictException($"the cluster has {state.Services.Count} services, the most it may have ({Limits.MaxServices})");
+        }
+
+        var index = new NameIndex(state);
         if (state.Services.Any(s => Same(s.Name, name)))
         {
             throw new ConflictException($"service '{name}' already exists");
@@ -125,18 +169,18 @@ public static class StateTransitions
 
         foreach (var taken in aliases.Prepend(name))
         {
-            if (NameUser(state, taken) is { } user)
+            if (index.User(taken) is { } user)
             {
                 throw new ConflictException($"name '{taken}' is already used by {user.Owner}");
             }
         }
 
+        var published = PublishedPorts(state);
         foreach (var port in ports)
         {
-            var owner = state.Services.FirstOrDefault(s => s.Ports.Any(p => p.Published == port.Published && p.Protocol == port.Protocol));
-            if (owner is not null)
+            if (published.TryGetValue((port!.Published, port.Protocol), out var owner))
             {
-                throw new ConflictException($"port {port.Published}/{port.Protocol.ToString().ToLowerInvariant()} is already published by service '{owner.Name}'");
+                throw new ConflictException($"port {port.Published}/{port.Protocol.ToString().ToLowerInvariant()} is already published by service '{owner}'");
             }
         }
 
@@ -144,7 +188,7 @@ public static class StateTransitions
         {
             Name = name,
             Mode = spec.Mode,
-            Ports = [.. ports],
+            Ports = [.. ports!],
             Networks = networks,
             Aliases = aliases,
             FirewallMark = AllocateMark(state),
@@ -159,6 +203,7 @@ public static class StateTransitions
             };
         }
 
+        ObjectRules.Service(service, reserved);
         var next = state with { Services = [.. state.Services, service] };
         return (next, service);
     }
@@ -193,7 +238,16 @@ public static class StateTransitions
             Validate.AbsolutePath("resolvConfPath", spec.ResolvConfPath);
         }
 
-        var aliases = Aliases(spec.Aliases, except: spec.Name);
+        var aliases = ObjectRules.Aliases(spec.Aliases, spec.Name);
+        if (spec.Addresses is { Count: > Limits.MaxNetworksPerService + 1 } many)
+        {
+            throw new ValidationException("addresses", $"{many.Count} addresses are more than a task can have ({Limits.MaxNetworksPerService + 1})");
+        }
+
+        if (state.Tasks.Count >= Limits.MaxTasks)
+        {
+            throw new ConflictException($"the cluster has {state.Tasks.Count} tasks, the most it may have ({Limits.MaxTasks})");
+        }
 
         var service = state.Services.FirstOrDefault(s => Same(s.Name, serviceName))
             ?? throw new NotFoundException($"service '{serviceName}' does not exist");
@@ -202,13 +256,14 @@ public static class StateTransitions
             throw new NotFoundException($"node '{nodeName}' is not registered (is its daemon running?)");
         }
 
-        var name = spec.Name ?? NextTaskName(state, service.Name);
-        if (state.Tasks.Any(t => Same(t.Name, name)))
+        var index = new NameIndex(state);
+        var name = spec.Name ?? index.NextTaskName(service.Name);
+        if (index.IsTask(name))
         {
             throw new ConflictException($"task '{name}' already exists");
         }
 
-        if (NameUser(state, name) is { } nameUser)
+        if (index.User(name) is { } nameUser)
         {
             throw new ConflictException($"name '{name}' is already used by {nameUser.Owner}");
         }
@@ -216,7 +271,7 @@ public static class StateTransitions
         foreach (var alias in aliases)
         {
             // Tasks may share an alias (it then answers all of them); nothing else may share a name.
-            if (NameUser(state, alias) is { IsTaskAlias: false } user)
+            if (index.User(alias) is { IsTaskAlias: false } user)
             {
                 throw new ConflictException($"name '{alias}' is already used by {user.Owner}");
             }
@@ -224,6 +279,7 @@ public static class StateTransitions
 
         var wanted = AttachedNetworks(service).ToList();
         var addresses = new Dictionary<string, string>(StringComparer.Ordinal);
+        var used = new Dictionary<string, HashSet<uint>>(StringComparer.OrdinalIgnoreCase);
         foreach (var (net, ip) in spec.Addresses ?? new Dictionary<string, string>())
         {
             var network = FindNetwork(state, net) ?? throw new ValidationException($"addresses.{net}", $"network '{net}' does not exist");
@@ -240,7 +296,12 @@ public static class StateTransitions
                 throw new ValidationException($"addresses.{net}", $"{address} is not a usable host address of {network.Subnet}");
             }
 
-            if (UsedAddresses(state, network.Name).Contains(value))
+            if (!used.TryGetValue(network.Name, out var taken))
+            {
+                used[network.Name] = taken = UsedAddresses(state, network.Name);
+            }
+
+            if (taken.Contains(value))
             {
                 throw new ConflictException($"address {address} is already in use on network '{network.Name}'");
             }
@@ -257,44 +318,83 @@ public static class StateTransitions
         {
             Name = name, Service = service.Name, Node = nodeName, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses, Aliases = aliases,
         };
+        ObjectRules.Task(task);
         return (state with { Tasks = [.. state.Tasks, task] }, task);
     }
 
-    /// <summary>Validated aliases: DNS names, none twice, none the object's own name, none under the reserved <c>tasks.</c>.</summary>
-    private static string[] Aliases(IReadOnlyList<string>? aliases, string? except)
+    /// <summary>
+    /// Who answers to which DNS name, and which task names exist, built once per request in O(state): every
+    /// duplicate check is then one hash lookup, whatever the number of aliases in the request or in the cluster.
+    /// </summary>
+    private sealed class NameIndex
     {
-        aliases ??= [];
-        for (var i = 0; i < aliases.Count; i++)
+        private readonly Dictionary<string, NameUse> _users = new(StringComparer.OrdinalIgnoreCase);
+        private readonly HashSet<string> _tasks = new(StringComparer.OrdinalIgnoreCase);
+
+        public NameIndex(ClusterState state)
         {
-            var alias = Validate.DottedName($"aliases[{i}]", aliases[i]);
-            if (alias.StartsWith("tasks.", StringComparison.OrdinalIgnoreCase) || Same(alias, "tasks"))
+            // Same precedence as before: service names, then service aliases, then task names, then task aliases.
+            foreach (var s in state.Services)
             {
-                throw new ValidationException($"aliases[{i}]", "'tasks' and names under 'tasks.' are reserved for task lists");
+                _users.TryAdd(s.Name, new($"service '{s.Name}'", false));
             }
 
-            if (except is not null && Same(alias, except))
+            foreach (var s in state.Services)
             {
-                throw new ValidationException($"aliases[{i}]", $"'{alias}' is the name itself");
+                foreach (var a in s.Aliases)
+                {
+                    _users.TryAdd(a, new($"an alias of service '{s.Name}'", false));
+                }
             }
 
-            if (aliases.Take(i).Any(a => Same(a, alias)))
+            foreach (var t in state.Tasks)
             {
-                throw new ValidationException($"aliases[{i}]", $"'{alias}' is listed twice");
+                _tasks.Add(t.Name);
+                _users.TryAdd(t.Name, new($"task '{t.Name}'", false));
+            }
+
+            foreach (var t in state.Tasks)
+            {
+                foreach (var a in t.Aliases)
+                {
+                    _users.TryAdd(a, new($"an alias of task '{t.Name}'", true));
+                }
             }
         }
 
-        return [.. aliases];
+        /// <summary>Who already answers to <paramref name="name"/> in DNS; null when nobody.</summary>
+        public NameUse? User(string name) => _users.GetValueOrDefault(name);
+
+        public bool IsTask(string name) => _tasks.Contains(name);
+
+        public string NextTaskName(string service)
+        {
+            for (var slot = 1; ; slot++)
+            {
+                var candidate = $"{service}.{slot}";
+                if (!_tasks.Contains(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
     }
 
-    /// <summary>Who already answers to <paramref name="name"/> in DNS: a service (name or alias) or a task (name or alias); null when nobody.</summary>
-    private static NameUse? NameUser(ClusterState state, string name) =>
-        state.Services.FirstOrDefault(s => Same(s.Name, name)) is { } byName ? new($"service '{byName.Name}'", false)
-        : state.Services.FirstOrDefault(s => s.Aliases.Any(a => Same(a, name))) is { } byAlias ? new($"an alias of service '{byAlias.Name}'", false)
-        : state.Tasks.FirstOrDefault(t => Same(t.Name, name)) is { } task ? new($"task '{task.Name}'", false)
-        : state.Tasks.FirstOrDefault(t => t.Aliases.Any(a => Same(a, name))) is { } aliased ? new($"an alias of task '{aliased.Name}'", true)
-        : null;
-
     private sealed record NameUse(string Owner, bool IsTaskAlias);
+
+    private static Dictionary<(int, TransportProtocol), string> PublishedPorts(ClusterState state)
+    {
+        var published = new Dictionary<(int, TransportProtocol), string>();
+        foreach (var s in state.Services)
+        {
+            foreach (var p in s.Ports)
+            {
+                published.TryAdd((p.Published, p.Protocol), s.Name);
+            }
+        }
+
+        return published;
+    }
 
     public static ClusterState RemoveTask(ClusterState state, string name)
     {
@@ -318,18 +418,6 @@ public static class StateTransitions
 
     public static OverlayNetwork? FindNetwork(ClusterState state, string name) =>
         state.Networks.FirstOrDefault(n => Same(n.Name, name));
-
-    private static string NextTaskName(ClusterState state, string service)
-    {
-        for (var slot = 1; ; slot++)
-        {
-            var candidate = $"{service}.{slot}";
-            if (!state.Tasks.Any(t => Same(t.Name, candidate)))
-            {
-                return candidate;
-            }
-        }
-    }
 
     private static int AllocateMark(ClusterState state)
     {

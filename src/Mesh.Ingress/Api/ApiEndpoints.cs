@@ -37,6 +37,11 @@ public static class ApiEndpoints
         v1.MapGet("/nodes", Handle(async (IClusterStore store, HttpContext ctx) => Json((await store.GetStateAsync(ctx.RequestAborted)).Nodes)));
         v1.MapPost("/nodes", Handle(async (IClusterStore store, HttpContext ctx) =>
             Json(await store.RegisterNodeAsync(await BodyAsync<NodeSpec>(ctx), ctx.RequestAborted))));
+        v1.MapDelete("/nodes/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
+        {
+            await store.RemoveNodeAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);
+            return Results.NoContent();
+        }));
 
         v1.MapGet("/services", Handle(async (IClusterStore store, HttpContext ctx) => Json((await store.GetStateAsync(ctx.RequestAborted)).Services)));
         v1.MapGet("/services/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
@@ -86,6 +91,12 @@ public static class ApiEndpoints
             {
                 return Error(StatusCodes.Status400BadRequest, new ApiError(e.Message, e.Field));
             }
+            catch (BodyTooLargeException e)
+            {
+                // Close the connection rather than let the server drain (read and discard) the rest of a huge body.
+                ctx.Response.Headers.Connection = "close";
+                return Error(StatusCodes.Status413PayloadTooLarge, new ApiError(e.Message, "body"));
+            }
             catch (NotFoundException e)
             {
                 return Error(StatusCodes.Status404NotFound, new ApiError(e.Message));
@@ -107,9 +118,16 @@ public static class ApiEndpoints
             throw new ValidationException("body", "is empty: send a JSON object");
         }
 
+        // Refused before reading when the length is declared; otherwise read at most one byte past the cap.
+        if (ctx.Request.ContentLength > Limits.MaxRequestBodyBytes)
+        {
+            throw new BodyTooLargeException(ctx.Request.ContentLength.Value);
+        }
+
+        var body = await ReadBoundedAsync(ctx.Request.Body, ctx.RequestAborted);
         try
         {
-            return await JsonSerializer.DeserializeAsync<T>(ctx.Request.Body, MeshJson.Options, ctx.RequestAborted)
+            return JsonSerializer.Deserialize<T>(body.Span, MeshJson.Options)
                 ?? throw new ValidationException("body", "must be a JSON object, not null");
         }
         catch (JsonException e)
@@ -118,6 +136,36 @@ public static class ApiEndpoints
             throw new ValidationException(field, $"malformed JSON: {FirstSentence(e.Message)}");
         }
     }
+
+    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(Stream body, CancellationToken ct)
+    {
+        var buffer = new byte[16 * 1024];
+        var length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+            {
+                if (buffer.Length > Limits.MaxRequestBodyBytes)
+                {
+                    throw new BodyTooLargeException(null);
+                }
+
+                Array.Resize(ref buffer, Math.Min(buffer.Length * 2, Limits.MaxRequestBodyBytes + 1));
+            }
+
+            var read = await body.ReadAsync(buffer.AsMemory(length), ct);
+            if (read == 0)
+            {
+                return buffer.AsMemory(0, length);
+            }
+
+            length += read;
+        }
+    }
+
+    /// <summary>A request body over <see cref="Limits.MaxRequestBodyBytes"/>: 413.</summary>
+    private sealed class BodyTooLargeException(long? length) : Exception(
+        string.Create(CultureInfo.InvariantCulture, $"the request body{(length is { } l ? $" ({l} bytes)" : "")} is larger than the {Limits.MaxRequestBodyBytes} bytes the API accepts"));
 
     private static string FirstSentence(string message)
     {

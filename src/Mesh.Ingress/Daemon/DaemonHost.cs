@@ -1,4 +1,6 @@
+using System.Diagnostics.Metrics;
 using System.Net;
+using Mesh.Discovery.Model;
 using Mesh.Discovery.Dns;
 using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
@@ -90,23 +92,32 @@ public static class DaemonHost
             Dataplane = dataplaneName,
             DataplaneReason = reason,
         });
+        // Publishing a port this daemon's own API listens on would redirect the API away on every node.
+        var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")));
+        services.AddSingleton(sp => new StoreMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (options.Etcd is not null)
         {
             services.AddSingleton<IClusterStore>(sp => new EtcdStore(
-                EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl },
-                sp.GetRequiredService<ILogger<EtcdStore>>()));
+                EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl, Node = options.Node, ReservedPorts = reserved },
+                sp.GetRequiredService<ILogger<EtcdStore>>(),
+                sp.GetRequiredService<StoreMetrics>()));
         }
         else if (options.Join is null)
         {
-            services.AddSingleton<IClusterStore>(sp => new EmbeddedStore(options.StateDirectory, sp.GetRequiredService<ILogger<EmbeddedStore>>()));
+            services.AddSingleton<IClusterStore>(sp => new EmbeddedStore(
+                options.StateDirectory, sp.GetRequiredService<ILogger<EmbeddedStore>>(), reserved, sp.GetRequiredService<StoreMetrics>()));
         }
         else
         {
-            services.AddSingleton<IClusterStore>(_ => new RemoteStore(new HttpClient
-            {
-                BaseAddress = options.Join,
-                Timeout = TimeSpan.FromSeconds(90), // longer than the longest watch
-            }));
+            services.AddSingleton<IClusterStore>(sp => new RemoteStore(
+                new HttpClient
+                {
+                    BaseAddress = options.Join,
+                    Timeout = TimeSpan.FromSeconds(90), // longer than the longest watch
+                },
+                sp.GetRequiredService<ILogger<RemoteStore>>(),
+                sp.GetRequiredService<StoreMetrics>(),
+                reserved));
         }
 
         services.AddSingleton<ClusterDnsAuthority>();

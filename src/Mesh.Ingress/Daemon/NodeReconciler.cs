@@ -38,6 +38,8 @@ public sealed partial class NodeReconciler(
     /// <summary>The task ingress addresses of the last applied state, to tell which came or went.</summary>
     private HashSet<string>? _taskAddresses;
 
+    private readonly NodeRegistration _registration = new(store, options, status, logger);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var node = await RegisterAsync(stoppingToken).ConfigureAwait(false);
@@ -214,22 +216,9 @@ public sealed partial class NodeReconciler(
 
     private async Task<ClusterNode> RegisterAsync(CancellationToken ct)
     {
-        var delay = TimeSpan.FromMilliseconds(200);
-        while (true)
-        {
-            try
-            {
-                var node = await store.RegisterNodeAsync(new NodeSpec { Name = options.Node, AdvertiseAddress = options.AdvertiseAddress }, ct).ConfigureAwait(false);
-                LogRegistered(node.Name, node.AdvertiseAddress, node.IngressSandboxIp, dataplane.Name);
-                return node;
-            }
-            catch (StoreUnavailableException e)
-            {
-                LogStoreUnavailable(e.Message);
-                await Task.Delay(delay, ct).ConfigureAwait(false);
-                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5_000));
-            }
-        }
+        var node = await _registration.RegisterAsync(ct).ConfigureAwait(false);
+        LogRegistered(node.Name, node.AdvertiseAddress, node.IngressSandboxIp, dataplane.Name);
+        return node;
     }
 
     private void Changed(string what, long revision)

@@ -1,5 +1,6 @@
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Discovery.Tests.Store;
@@ -99,5 +100,106 @@ public sealed class EmbeddedStoreTests : IDisposable
         Assert.Equal(100, services.Select(s => s.FirewallMark).Distinct().Count());
         Assert.Equal(100, services.Select(s => s.Vips["ingress"]).Distinct().Count());
         Assert.Equal(101, (await store.GetStateAsync()).Revision);
+    }
+
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    private string Current => Path.Combine(_dir, "cluster-state.json");
+
+    private string LastGood => Current + ".last-good";
+
+    [Fact]
+    public async Task The_state_file_and_its_last_good_copy_are_0600_in_a_0700_directory_and_no_temporary_file_is_left()
+    {
+        var dir = Path.Combine(_dir, "new-state-dir");
+        var store = new EmbeddedStore(dir, NullLogger<EmbeddedStore>.Instance);
+        await store.CreateServiceAsync(new ServiceSpec { Name = "a" });
+        await store.CreateServiceAsync(new ServiceSpec { Name = "b" });
+
+        var current = Path.Combine(dir, "cluster-state.json");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
+        Assert.Equal(OwnerOnly, File.GetUnixFileMode(current));
+        Assert.Equal(OwnerOnly, File.GetUnixFileMode(current + ".last-good"));
+        Assert.False(File.Exists(current + ".tmp"));
+        Assert.Equal(["cluster-state.json", "cluster-state.json.last-good"], Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_world_readable_state_file_from_an_older_version_is_made_0600_on_load()
+    {
+        var store = Open();
+        await store.CreateServiceAsync(new ServiceSpec { Name = "a" });
+        File.SetUnixFileMode(Current, OwnerOnly | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        Assert.Equal(1, (await Open().GetStateAsync()).Revision);
+        Assert.Equal(OwnerOnly, File.GetUnixFileMode(Current));
+    }
+
+    [Fact]
+    public async Task A_corrupt_state_file_is_replaced_by_the_last_good_copy_with_a_loud_log_line()
+    {
+        var store = Open();
+        await store.CreateServiceAsync(new ServiceSpec { Name = "a", Ports = [new PublishedPort(8080, 80)] });
+        await store.CreateServiceAsync(new ServiceSpec { Name = "b" });
+        var lastGood = await File.ReadAllBytesAsync(LastGood);
+        await File.WriteAllTextAsync(Current, "{\"revision\":2,\"services\":[{\"na"); // torn by a broken disk or a hand edit
+
+        var log = new ListLogger();
+        var restarted = new EmbeddedStore(_dir, log);
+        var state = await restarted.GetStateAsync();
+        Assert.Equal(1, state.Revision);
+        Assert.Equal(["a"], state.Services.Select(s => s.Name));
+        var loud = Assert.Single(log.Entries, e => e.Level == LogLevel.Critical);
+        Assert.Contains("UNREADABLE", loud.Message, StringComparison.Ordinal);
+        Assert.Contains(LastGood, loud.Message, StringComparison.Ordinal);
+        Assert.True(File.Exists(Current + ".corrupt"), "the unreadable file is kept for inspection");
+
+        // The next write starts from revision 1 and never makes the corrupt file the last-good copy.
+        await restarted.CreateServiceAsync(new ServiceSpec { Name = "c" });
+        Assert.Equal(lastGood, await File.ReadAllBytesAsync(LastGood));
+        Assert.Equal(["a", "c"], (await Open().GetStateAsync()).Services.Select(s => s.Name));
+    }
+
+    [Fact]
+    public async Task An_unreadable_state_file_without_a_last_good_copy_stops_the_store_instead_of_starting_empty()
+    {
+        var store = Open();
+        await store.CreateServiceAsync(new ServiceSpec { Name = "a" });
+        await File.WriteAllTextAsync(Current, "garbage");
+        var e = Assert.Throws<InvalidDataException>(Open);
+        Assert.Contains("refusing to start with an empty cluster state", e.Message, StringComparison.Ordinal);
+        Assert.Equal("garbage", await File.ReadAllTextAsync(Current)); // left for the operator
+    }
+
+    [Fact]
+    public async Task Objects_in_the_state_file_that_fail_validation_are_set_aside_and_the_rest_loads()
+    {
+        var store = Open();
+        await store.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
+        await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
+        await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" });
+        await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" });
+        var text = await File.ReadAllTextAsync(Current);
+        await File.WriteAllTextAsync(Current, text.Replace("\"10.255.0.5\"", "\"10.255.0.5\\n-F\"", StringComparison.Ordinal));
+
+        var state = await Open().GetStateAsync();
+        Assert.Equal(["web.1"], state.Tasks.Select(t => t.Name));
+        Assert.Equal(["web"], state.Services.Select(s => s.Name));
+    }
+
+    private sealed class ListLogger : ILogger<EmbeddedStore>
+    {
+        public List<(LogLevel Level, string Message)> Entries { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (Entries)
+            {
+                Entries.Add((logLevel, formatter(state, exception)));
+            }
+        }
     }
 }

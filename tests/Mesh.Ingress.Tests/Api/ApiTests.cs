@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -13,7 +14,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Ingress.Tests.Api;
 
-public sealed class ApiTests : IAsyncLifetime
+public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly EmbeddedStore _store = new(null, NullLogger<EmbeddedStore>.Instance);
     private WebApplication? _app;
@@ -112,5 +113,85 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Equal(3, watch.Changes.Count);
         await remote.RemoveTaskAsync("web.1");
         Assert.Empty((await _store.GetStateAsync()).Tasks);
+    }
+
+    internal static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
+
+    internal static string Aliases(int count) =>
+        "{\"name\":\"many\",\"aliases\":[" + string.Join(',', Enumerable.Range(0, count).Select(i => $"\"a{i}\"")) + "]}";
+
+    internal static string Ports(int first, int count, bool udpToo) =>
+        "{\"name\":\"ports\",\"ports\":[" + string.Join(',', Enumerable.Range(first, count).SelectMany(p => udpToo
+            ? new[] { $"{{\"published\":{p},\"target\":{p}}}", $"{{\"published\":{p},\"target\":{p},\"protocol\":\"udp\"}}" }
+            : [$"{{\"published\":{p},\"target\":80}}"])) + "]}";
+
+    [Fact]
+    public async Task Too_many_ports_or_aliases_within_the_body_cap_get_400_naming_the_field_fast()
+    {
+        var before = await _store.GetStateAsync();
+        var requests = new[]
+        {
+            (Ports(20_000, Discovery.Model.Limits.MaxPortsPerService + 1, udpToo: false), "ports"),
+            (Aliases(Discovery.Model.Limits.MaxAliasesPerObject + 1), "aliases"),
+            ("{\"name\":\"ssh\",\"ports\":[{\"published\":22,\"target\":22}]}", "ports[0].published"),
+            ("{\"name\":\"vxlan\",\"ports\":[{\"published\":4789,\"target\":4789,\"protocol\":\"udp\"}]}", "ports[0].published"),
+        };
+        for (var round = 0; round < 2; round++) // the first round pays for JIT compilation
+        {
+            foreach (var (body, field) in requests)
+            {
+                var clock = Stopwatch.StartNew();
+                using var response = await _http.PostAsync(new Uri("/v1/services", UriKind.Relative), JsonBody(body));
+                var elapsed = clock.Elapsed;
+                Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+                Assert.Equal(field, (await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Field);
+                if (round == 1)
+                {
+                    output.WriteLine($"{field} ({body.Length:N0} bytes): {(int)response.StatusCode} in {elapsed.TotalMilliseconds:0.0} ms");
+                    Assert.True(elapsed < TimeSpan.FromMilliseconds(100), $"{field}: took {elapsed.TotalMilliseconds} ms");
+                }
+            }
+        }
+
+        Assert.Same(before, await _store.GetStateAsync());
+    }
+
+    [Fact]
+    public async Task A_node_can_be_removed_over_the_api_freeing_its_address_but_not_while_it_has_tasks()
+    {
+        using var registered = await _http.PostAsJsonAsync("/v1/nodes", new NodeSpec { Name = "n2", AdvertiseAddress = "198.18.0.12" }, MeshJson.Options);
+        var n2 = (await registered.Content.ReadFromJsonAsync<ClusterNode>(MeshJson.Options))!;
+        await _store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n2" });
+
+        using var busy = await _http.DeleteAsync(new Uri("/v1/nodes/n2", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Conflict, busy.StatusCode);
+        Assert.Contains("web.1", (await busy.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Error, StringComparison.Ordinal);
+
+        await _store.RemoveTaskAsync("web.1");
+        using var removed = await _http.DeleteAsync(new Uri("/v1/nodes/n2", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
+        Assert.DoesNotContain("n2", (await _store.GetStateAsync()).Nodes.Select(n => n.Name));
+        using var again = await _http.DeleteAsync(new Uri("/v1/nodes/n2", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+
+        var n3 = await new RemoteStore(_http).RegisterNodeAsync(new NodeSpec { Name = "n3", AdvertiseAddress = "198.18.0.13" });
+        Assert.Equal(n2.IngressSandboxIp, n3.IngressSandboxIp);
+    }
+
+    [Fact]
+    public async Task Registering_past_the_node_cap_is_a_clear_409_and_the_api_keeps_answering()
+    {
+        for (var i = 1; i < Discovery.Model.Limits.MaxNodes; i++)
+        {
+            await _store.RegisterNodeAsync(new NodeSpec { Name = $"fake{i}", AdvertiseAddress = $"192.0.{i / 250}.{(i % 250) + 1}" });
+        }
+
+        var before = await _store.GetStateAsync();
+        using var refused = await _http.PostAsJsonAsync("/v1/nodes", new NodeSpec { Name = "real", AdvertiseAddress = "198.18.0.99" }, MeshJson.Options);
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("mesh node rm", (await refused.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Error, StringComparison.Ordinal);
+        Assert.Same(before, await _store.GetStateAsync());
+        using var info = await _http.GetAsync(new Uri("/v1/info", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, info.StatusCode);
     }
 }

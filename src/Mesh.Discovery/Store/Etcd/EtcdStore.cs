@@ -14,7 +14,7 @@ namespace Mesh.Discovery.Store.Etcd;
 /// <c>networks/&lt;name&gt;</c>, <c>nodes/&lt;name&gt;</c>, <c>services/&lt;name&gt;</c>,
 /// <c>tasks/&lt;service&gt;/&lt;task&gt;</c> (grouped by service so removing a service is one range delete,
 /// whatever its task count: etcd refuses transactions of more than 128 operations by default),
-/// <c>alive/&lt;node&gt;</c> (attached to the lease of the daemon that registered the node) and
+/// <c>alive/&lt;node&gt;</c> (attached to the lease of that node's own daemon, <see cref="EtcdStoreOptions.Node"/>) and
 /// <c>revision</c>, the write fence.
 /// </para>
 /// <para>
@@ -30,6 +30,11 @@ namespace Mesh.Discovery.Store.Etcd;
 /// key are <see cref="TaskState.NodeDown"/>. When a daemon stops keeping its lease alive, etcd deletes the key
 /// after the TTL and every reader sees the node's tasks go down (and so out of backends and DNS, which take
 /// running tasks only); they are running again when the node registers again. Allocations always see them.
+/// </para>
+/// <para>
+/// Nothing read from etcd is trusted: every object is decoded and validated like an API request
+/// (<see cref="StoredObjectValidator"/>); one that fails is set aside with a log line and a count in
+/// <c>mesh.store.rejected_objects</c>, and the rest of the state is served and converged as usual.
 /// </para>
 /// </summary>
 public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDisposable
@@ -50,11 +55,12 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     private readonly ResiliencePipeline _commitRetry;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<string, string> _ownNodes = new(StringComparer.OrdinalIgnoreCase); // name → advertise address
+    private readonly StoredObjectValidator _validator;
     private long _leaseId;
     private TimeSpan _grantedTtl;
     private Task? _keepAlive;
 
-    public EtcdStore(EtcdStoreOptions options, ILogger<EtcdStore>? logger = null)
+    public EtcdStore(EtcdStoreOptions options, ILogger<EtcdStore>? logger = null, StoreMetrics? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (!options.Prefix.StartsWith('/') || !options.Prefix.EndsWith('/'))
@@ -66,6 +72,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         _prefix = options.Prefix;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _client = new EtcdClient(options);
+        _validator = new StoredObjectValidator(_logger, metrics ?? StoreMetrics.Standalone(), options.ReservedPorts, "etcd");
         _commitRetry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
@@ -80,15 +87,15 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     }
 
     /// <summary>The daemon's <c>--store etcd://h1:2379,h2:2379</c>.</summary>
-    public static EtcdStore FromConnectionString(string store, ILogger<EtcdStore>? logger = null, TimeSpan? leaseTtl = null, string prefix = "/mesh/")
+    public static EtcdStore FromConnectionString(string store, ILogger<EtcdStore>? logger = null, TimeSpan? leaseTtl = null, string prefix = "/mesh/", string? node = null)
     {
-        var options = EtcdStoreOptions.Parse(store, prefix);
+        var options = EtcdStoreOptions.Parse(store, prefix) with { Node = node };
         return new EtcdStore(leaseTtl is { } ttl ? options with { LeaseTtl = ttl } : options, logger);
     }
 
     public EtcdStoreOptions Options => _options;
 
-    /// <summary>The lease the nodes registered through this instance are kept alive with (0 before the first registration).</summary>
+    /// <summary>The lease this instance keeps its own node (<see cref="EtcdStoreOptions.Node"/>) alive with (0 before it registered).</summary>
     public long LeaseId => Interlocked.Read(ref _leaseId);
 
     public async Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default)
@@ -111,17 +118,41 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
 
     public async Task<ClusterNode> RegisterNodeAsync(NodeSpec spec, CancellationToken cancellationToken = default)
     {
-        var node = await MutateAsync(s => StateTransitions.RegisterNode(s, spec), n => n, cancellationToken).ConfigureAwait(false);
-        lock (_ownNodes)
+        // Liveness is per node: only the daemon of the node itself puts (and keeps) its alive key, on its own lease.
+        // A registration of another node (through this daemon's API) writes the node object only.
+        var own = _options.Node is { } self && string.Equals(spec.Name, self, StringComparison.OrdinalIgnoreCase);
+        var node = await MutateAsync(s => StateTransitions.RegisterNode(s, spec), own ? n => n : null, cancellationToken).ConfigureAwait(false);
+        if (own)
         {
-            _ownNodes[node.Name] = node.AdvertiseAddress;
+            lock (_ownNodes)
+            {
+                _ownNodes[node.Name] = node.AdvertiseAddress;
+            }
         }
 
         return node;
     }
 
+    /// <summary>Removes a node (see <see cref="StateTransitions.RemoveNode"/>) and its alive key, whoever's lease holds it.</summary>
+    public async Task RemoveNodeAsync(string name, CancellationToken cancellationToken = default)
+    {
+        var removed = await MutateAsync(
+            s =>
+            {
+                var next = StateTransitions.RemoveNode(s, name);
+                return (next, s.Nodes.First(n => !next.Nodes.Contains(n)).Name);
+            },
+            null,
+            cancellationToken,
+            node => [new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = EtcdJson.Base64(_prefix + AliveDir + node) } }]).ConfigureAwait(false);
+        lock (_ownNodes)
+        {
+            _ownNodes.Remove(removed);
+        }
+    }
+
     public Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default) =>
-        MutateAsync(s => StateTransitions.CreateService(s, spec), null, cancellationToken);
+        MutateAsync(s => StateTransitions.CreateService(s, spec, _options.ReservedPorts), null, cancellationToken);
 
     public Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default) =>
         MutateAsync(s => (StateTransitions.RemoveService(s, name), name), null, cancellationToken);
@@ -310,40 +341,47 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             var key = EtcdJson.Text(kv.Key);
             var rest = key[_prefix.Length..];
             var value = EtcdJson.Text(kv.Value);
-            try
+            // Each object is decoded and validated on its own: one that fails is set aside (logged, counted) and
+            // left in etcd untouched (it is not in Objects, so no write deletes or rewrites it); the rest converges.
+            if (rest == FenceName)
             {
-                if (rest == FenceName)
+                fence = kv.ModRevision;
+            }
+            else if (rest.StartsWith(AliveDir, StringComparison.Ordinal))
+            {
+                alive.Add(rest[AliveDir.Length..]);
+            }
+            else if (rest.StartsWith(NetworksDir, StringComparison.Ordinal))
+            {
+                if (_validator.Decode<OverlayNetwork>(key, value, rest[NetworksDir.Length..]) is { } network)
                 {
-                    fence = kv.ModRevision;
-                }
-                else if (rest.StartsWith(AliveDir, StringComparison.Ordinal))
-                {
-                    alive.Add(rest[AliveDir.Length..]);
-                }
-                else if (rest.StartsWith(NetworksDir, StringComparison.Ordinal))
-                {
-                    networks.Add((kv.CreateRevision, Decode<OverlayNetwork>(value)));
-                    objects[key] = value;
-                }
-                else if (rest.StartsWith(NodesDir, StringComparison.Ordinal))
-                {
-                    nodes.Add((kv.CreateRevision, Decode<ClusterNode>(value)));
-                    objects[key] = value;
-                }
-                else if (rest.StartsWith(ServicesDir, StringComparison.Ordinal))
-                {
-                    services.Add((kv.CreateRevision, Decode<ClusterService>(value)));
-                    objects[key] = value;
-                }
-                else if (rest.StartsWith(TasksDir, StringComparison.Ordinal))
-                {
-                    tasks.Add((kv.CreateRevision, Decode<ServiceTask>(value)));
+                    networks.Add((kv.CreateRevision, network));
                     objects[key] = value;
                 }
             }
-            catch (JsonException e)
+            else if (rest.StartsWith(NodesDir, StringComparison.Ordinal))
             {
-                throw new InvalidDataException($"etcd key {key} does not hold a valid object: {e.Message}", e);
+                if (_validator.Decode<ClusterNode>(key, value, rest[NodesDir.Length..]) is { } node)
+                {
+                    nodes.Add((kv.CreateRevision, node));
+                    objects[key] = value;
+                }
+            }
+            else if (rest.StartsWith(ServicesDir, StringComparison.Ordinal))
+            {
+                if (_validator.Decode<ClusterService>(key, value, rest[ServicesDir.Length..]) is { } service)
+                {
+                    services.Add((kv.CreateRevision, service));
+                    objects[key] = value;
+                }
+            }
+            else if (rest.StartsWith(TasksDir, StringComparison.Ordinal))
+            {
+                if (_validator.Decode<ServiceTask>(key, value, rest[TasksDir.Length..]) is { } task)
+                {
+                    tasks.Add((kv.CreateRevision, task));
+                    objects[key] = value;
+                }
             }
         }
 
@@ -356,9 +394,12 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             Services = InOrder(services),
             Tasks = InOrder(tasks),
         };
-        var visible = full.Tasks.All(t => alive.Contains(t.Node))
-            ? full
-            : full with { Tasks = full.Tasks.Select(t => alive.Contains(t.Node) ? t : t with { State = TaskState.NodeDown }).ToArray() };
+        // What readers get is also consistent across objects (no two services with one port, mark or address...).
+        // Writes still see every valid object, so no allocation is handed out twice.
+        var consistent = _validator.Consistent(full);
+        var visible = consistent.Tasks.All(t => alive.Contains(t.Node))
+            ? consistent
+            : consistent with { Tasks = consistent.Tasks.Select(t => alive.Contains(t.Node) ? t : t with { State = TaskState.NodeDown }).ToArray() };
         var decoded = new HashSet<object>(ReferenceEqualityComparer.Instance);
         decoded.UnionWith(full.Networks);
         decoded.UnionWith(full.Nodes);
@@ -367,27 +408,13 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         return new Snapshot(fence, full, visible, objects, decoded);
     }
 
-    /// <summary>
-    /// <see cref="MeshJson.Options"/>, except that fields this version does not know are skipped: in a rolling
-    /// upgrade a newer daemon may already have written them, and one object must not make the whole state unreadable.
-    /// </summary>
-    private static readonly JsonSerializerOptions ReadOptions = Lenient();
-
-    private static JsonSerializerOptions Lenient()
-    {
-        var options = new JsonSerializerOptions(MeshJson.Options) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip };
-        options.MakeReadOnly(populateMissingResolver: true);
-        return options;
-    }
-
-    private static T Decode<T>(string json) => JsonSerializer.Deserialize<T>(json, ReadOptions) ?? throw new JsonException("null");
-
     // ---- writing -----------------------------------------------------------------------------------------
 
     /// <summary>Thrown inside the commit pipeline when another writer committed between our read and our commit.</summary>
     private sealed class CommitRaceException : Exception;
 
-    private async Task<T> MutateAsync<T>(Func<ClusterState, (ClusterState State, T Result)> transition, Func<T, ClusterNode>? registers, CancellationToken ct)
+    private async Task<T> MutateAsync<T>(
+        Func<ClusterState, (ClusterState State, T Result)> transition, Func<T, ClusterNode>? registers, CancellationToken ct, Func<T, IEnumerable<RequestOp>>? extra = null)
     {
         // One writer per instance: races are then only between daemons, so few commits need a second try.
         await _writeLock.WaitAsync(ct).ConfigureAwait(false);
@@ -399,6 +426,11 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                     var snapshot = await ReadAsync(token).ConfigureAwait(false);
                     var (next, result) = transition(snapshot.Full);
                     var ops = Diff(snapshot, next);
+                    if (extra is not null && !ReferenceEquals(next, snapshot.Full))
+                    {
+                        ops.AddRange(extra(result));
+                    }
+
                     var node = registers?.Invoke(result);
                     if (node is not null)
                     {

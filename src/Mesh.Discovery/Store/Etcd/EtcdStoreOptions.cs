@@ -1,4 +1,5 @@
 using System.Globalization;
+using Mesh.Discovery.Model;
 
 namespace Mesh.Discovery.Store.Etcd;
 
@@ -10,6 +11,16 @@ public sealed record EtcdStoreOptions
 
     /// <summary>Every key the store owns lives under this prefix. Must start and end with '/'.</summary>
     public string Prefix { get; init; } = "/mesh/";
+
+    /// <summary>
+    /// The node whose daemon uses this store (its <c>--node</c>). Only that node's <c>alive/</c> key is put on this
+    /// store's lease: registering another node through this daemon's API writes the node object but never makes this
+    /// daemon vouch for its liveness (that node's own daemon does). Null: this store vouches for no node.
+    /// </summary>
+    public string? Node { get; init; }
+
+    /// <summary>Ports no service may publish (the documented list plus the daemon's own API ports).</summary>
+    public ReservedPorts ReservedPorts { get; init; } = ReservedPorts.Default;
 
     /// <summary>TTL of the liveness lease of the nodes registered through this store; the node's tasks leave
     /// every other node's state this long after its daemon stops keeping the lease alive.</summary>

@@ -96,6 +96,34 @@ public abstract class StoreContractTests
     }
 
     [StoreFact]
+    public async Task Removing_a_node_frees_its_address_and_is_refused_while_tasks_run_on_it()
+    {
+        var store = await OpenAsync();
+        await store.RegisterNodeAsync(Node1);
+        var n2 = await store.RegisterNodeAsync(new NodeSpec { Name = "n2", AdvertiseAddress = "198.18.0.12" });
+        await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
+        var task = await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n2" });
+        var before = await store.GetStateAsync();
+
+        var busy = await Assert.ThrowsAsync<ConflictException>(() => SecondWriter(store).RemoveNodeAsync("n2"));
+        Assert.Equal("node 'n2' still has 1 task(s) (web.1): remove them first (mesh task rm)", busy.Message);
+        await Assert.ThrowsAsync<NotFoundException>(() => store.RemoveNodeAsync("ghost"));
+        var unchanged = await store.GetStateAsync();
+        Assert.Equal(before.Revision, unchanged.Revision);
+        Assert.Equal(Json(before), Json(unchanged));
+
+        await store.RemoveTaskAsync(task.Name);
+        await SecondWriter(store).RemoveNodeAsync("n2");
+        var after = await store.GetStateAsync();
+        Assert.Equal(["n1"], after.Nodes.Select(n => n.Name));
+        Assert.True(after.Revision > before.Revision);
+
+        // Its sandbox address (the lowest free one now) and its advertise address are free again.
+        var n3 = await store.RegisterNodeAsync(new NodeSpec { Name = "n3", AdvertiseAddress = "198.18.0.12" });
+        Assert.Equal(n2.IngressSandboxIp, n3.IngressSandboxIp);
+    }
+
+    [StoreFact]
     public async Task Rejected_requests_change_nothing_not_even_the_revision()
     {
         var store = await OpenAsync();

@@ -12,7 +12,8 @@ public sealed class EtcdStoreContractTests(EtcdFixture fixture) : StoreContractT
 
     private EtcdStore New()
     {
-        var store = new EtcdStore(new EtcdStoreOptions { Endpoints = [fixture.Etcd!.ClientUrl], Prefix = _prefix });
+        // Both writers act as node n1's daemon: the contract's tasks run on n1, and only n1's own daemon makes it alive.
+        var store = new EtcdStore(new EtcdStoreOptions { Endpoints = [fixture.Etcd!.ClientUrl], Prefix = _prefix, Node = "n1" });
         _opened.Add(store);
         return store;
     }

@@ -1,0 +1,120 @@
+using System.Diagnostics.Metrics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Discovery.Tests.Store.Etcd;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mesh.Discovery.Tests.Store;
+
+/// <summary>
+/// A joined daemon reads the holder's state over plain HTTP: whatever the holder (or anything in between) sends is
+/// validated object by object, exactly like etcd's values. The holder here is a real HTTP server sending forged JSON.
+/// </summary>
+public sealed class RemoteStoreValidationTests : IDisposable
+{
+    private readonly HttpListener _listener = new();
+    private readonly Meter _meter = new("Mesh");
+    private readonly RejectedCounter _rejected;
+    private readonly Uri _url;
+    private string _state = "{}";
+    private string _registration = "{}";
+
+    public RemoteStoreValidationTests()
+    {
+        _rejected = new RejectedCounter(_meter);
+        var port = EtcdProcess.FreePort();
+        _url = new Uri($"http://127.0.0.1:{port}/");
+        _listener.Prefixes.Add(_url.ToString());
+        _listener.Start();
+        _ = ServeAsync();
+    }
+
+    public void Dispose()
+    {
+        _listener.Close();
+        _rejected.Dispose();
+        _meter.Dispose();
+    }
+
+    private async Task ServeAsync()
+    {
+        while (_listener.IsListening)
+        {
+            HttpListenerContext ctx;
+            try
+            {
+                ctx = await _listener.GetContextAsync();
+            }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            var body = Encoding.UTF8.GetBytes(ctx.Request.Url!.AbsolutePath == "/v1/nodes" ? _registration : _state);
+            ctx.Response.ContentType = "application/json";
+            ctx.Response.StatusCode = 200;
+            await ctx.Response.OutputStream.WriteAsync(body);
+            ctx.Response.Close();
+        }
+    }
+
+    private RemoteStore Joined() => new(new HttpClient { BaseAddress = _url }, NullLogger<RemoteStore>.Instance, new StoreMetrics(_meter));
+
+    /// <summary>A valid state as a real holder would send it.</summary>
+    private static ClusterState Genuine()
+    {
+        var state = ClusterState.Empty;
+        state = StateTransitions.RegisterNode(state, new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
+        state = StateTransitions.CreateService(state, new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] }).State;
+        state = StateTransitions.CreateService(state, new ServiceSpec { Name = "api", Ports = [new PublishedPort(9090, 90)] }).State;
+        state = StateTransitions.AddTask(state, new TaskSpec { Service = "web", Node = "n1" }).State;
+        state = StateTransitions.AddTask(state, new TaskSpec { Service = "web", Node = "n1" }).State;
+        return state with { Revision = 7 };
+    }
+
+    [Fact]
+    public async Task A_genuine_state_comes_through_unchanged()
+    {
+        var genuine = Genuine();
+        _state = JsonSerializer.Serialize(genuine, MeshJson.Options);
+        var seen = await Joined().GetStateAsync();
+        Assert.Equal(_state, JsonSerializer.Serialize(seen, MeshJson.Options));
+        Assert.Equal(0, _rejected.Total);
+    }
+
+    [Fact]
+    public async Task Forged_objects_from_the_holder_are_set_aside_and_the_rest_is_used()
+    {
+        var genuine = Genuine();
+        using var doc = JsonDocument.Parse(JsonSerializer.Serialize(genuine, MeshJson.Options));
+        var json = doc.RootElement.GetRawText()
+            .Replace("\"10.255.0.6\"", "\"10.255.0.6\\nflush ruleset\"", StringComparison.Ordinal) // web.2's address
+            .Replace("\"name\":\"api\"", "\"name\":\"api\\\"; include \\\"/etc/shadow\"", StringComparison.Ordinal);
+        // An element that does not decode at all, and the ingress network redefined.
+        json = json.Replace("\"tasks\":[", "\"tasks\":[{\"name\":[1,2]},", StringComparison.Ordinal)
+            .Replace("\"subnet\":\"10.255.0.0/16\"", "\"subnet\":\"0.0.0.0/0\"", StringComparison.Ordinal);
+        Assert.NotEqual(doc.RootElement.GetRawText(), json);
+        _state = json;
+
+        var seen = await Joined().GetStateAsync();
+        Assert.Equal(7, seen.Revision);
+        Assert.Equal(["web"], seen.Services.Select(s => s.Name));
+        Assert.Equal(["web.1"], seen.Tasks.Select(t => t.Name)); // web.2 forged, and the undecodable element
+        Assert.Equal([OverlayNetwork.Ingress], seen.Networks);
+        Assert.Equal(["n1"], seen.Nodes.Select(n => n.Name));
+        Assert.True(_rejected.Count("task") >= 2);
+        Assert.True(_rejected.Count("service") >= 1);
+    }
+
+    [Fact]
+    public async Task A_forged_registration_answer_is_not_used_to_program_the_sandbox()
+    {
+        _registration = """{"name":"n1","advertiseAddress":"198.18.0.11","ingressSandboxIp":"10.255.0.2/0 -j ACCEPT"}""";
+        await Assert.ThrowsAsync<StoreUnavailableException>(() => Joined().RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" }));
+        _registration = """{"name":"n1","advertiseAddress":"198.18.0.11","ingressSandboxIp":"10.255.0.2"}""";
+        Assert.Equal("10.255.0.2", (await Joined().RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" })).IngressSandboxIp);
+    }
+}
