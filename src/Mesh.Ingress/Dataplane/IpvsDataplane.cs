@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Mesh.Discovery.Model;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
@@ -13,10 +12,12 @@ namespace Mesh.Ingress.Dataplane;
 /// changed in one batch), and the sandbox's IPVS sysctls and timeouts. Idempotent: a pass over an unchanged
 /// kernel changes nothing; a restarted daemon converges what it finds.
 /// </summary>
-public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSandbox sandbox, IpvsOptions options, ILogger<IpvsDataplane> logger) : IDataplane
+/// <param name="time">The clock drain periods are measured on (the system's unless a test steps it).</param>
+public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSandbox sandbox, IpvsOptions options, ILogger<IpvsDataplane> logger, TimeProvider? time = null) : IDataplane
 {
     private readonly Dictionary<string, IpvsDrainTracker> _drains = new(StringComparer.Ordinal);
-    private readonly long _origin = Stopwatch.GetTimestamp();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly long _origin = (time ?? TimeProvider.System).GetTimestamp();
     private readonly Lock _lock = new();
 
     public string Name => "ipvs";
@@ -87,7 +88,7 @@ public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSand
                 _drains[netns] = drains = new IpvsDrainTracker();
             }
 
-            changes = IpvsDiff.Plan(desired, actual, s => s.IsFirewallMark, drains, Stopwatch.GetElapsedTime(_origin), options.DrainPeriod);
+            changes = IpvsDiff.Plan(desired, actual, s => s.IsFirewallMark, drains, _time.GetElapsedTime(_origin), options.DrainPeriod);
         }
 
         if (changes.Count == 0)
