@@ -5,7 +5,11 @@ using Mesh.Ingress.Lab;
 var root = new RootCommand("mesh — a routing-mesh ingress load balancer: a published port answers on every node");
 foreach (var parent in new[] { ServiceCommands.Build(), TaskCommands.Build() })
 {
-    parent.Options.Add(CommonOptions.Api);
+    foreach (var option in CommonOptions.ClientOptions)
+    {
+        parent.Options.Add(option);
+    }
+
     root.Subcommands.Add(parent);
 }
 

@@ -48,6 +48,12 @@ public sealed class RemoteStore(HttpClient http) : IClusterStore
         {
             response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
+        catch (HttpRequestException e) when (TlsFailure(e) is { } tls)
+        {
+            // Say what to fix: a refused handshake looks like a dead server unless the message names TLS.
+            throw new StoreUnavailableException(
+                $"TLS with the store at {http.BaseAddress} failed: {tls} (both ends need certificates of the same cluster CA: --tls-cert, --tls-key, --tls-ca)", e);
+        }
         catch (HttpRequestException e)
         {
             throw new StoreUnavailableException($"store at {http.BaseAddress} is unreachable: {e.Message}", e);
@@ -86,9 +92,23 @@ public sealed class RemoteStore(HttpClient http) : IClusterStore
                 HttpStatusCode.BadRequest => new ValidationException(error?.Field ?? "request", StripField(message, error?.Field)),
                 HttpStatusCode.NotFound => new NotFoundException(message),
                 HttpStatusCode.Conflict => new ConflictException(message),
+                HttpStatusCode.Unauthorized => new StoreUnavailableException($"store at {http.BaseAddress} refused the request (401 Unauthorized): {message} (--api-token-file must hold the holder's token)"),
                 _ => new StoreUnavailableException($"store at {http.BaseAddress}: {message}"),
             };
         }
+    }
+
+    /// <summary>The messages of a failed request when TLS is what failed (a handshake refused either way, a certificate not trusted).</summary>
+    private static string? TlsFailure(HttpRequestException e)
+    {
+        var chain = new List<Exception>();
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+        {
+            chain.Add(inner);
+        }
+
+        var tls = e.HttpRequestError == HttpRequestError.SecureConnectionError || chain.Any(x => x is System.Security.Authentication.AuthenticationException);
+        return tls ? string.Join(": ", chain.Select(x => x.Message).Distinct()) : null;
     }
 
     private static string StripField(string message, string? field) =>

@@ -8,7 +8,9 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Cli;
 using Mesh.Ingress.Resolver;
+using Mesh.Ingress.Security;
 using Mesh.Ingress.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -41,21 +43,7 @@ public static class DaemonHost
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            foreach (var endpoint in options.ApiEndpoints)
-            {
-                if (endpoint.Scheme == "unix")
-                {
-                    PrepareSocketPath(endpoint.AbsolutePath);
-                    kestrel.ListenUnixSocket(endpoint.AbsolutePath);
-                }
-                else
-                {
-                    kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port);
-                }
-            }
-        });
+        ApiListeners.Configure(builder.WebHost, options.ApiEndpoints, options.Security);
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -92,8 +80,9 @@ public static class DaemonHost
         });
         if (options.Etcd is not null)
         {
+            var etcdOptions = EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl };
             services.AddSingleton<IClusterStore>(sp => new EtcdStore(
-                EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl },
+                options.EtcdTls is { } etcdTls ? etcdOptions.WithTls(etcdTls) : etcdOptions,
                 sp.GetRequiredService<ILogger<EtcdStore>>()));
         }
         else if (options.Join is null)
@@ -102,11 +91,10 @@ public static class DaemonHost
         }
         else
         {
-            services.AddSingleton<IClusterStore>(_ => new RemoteStore(new HttpClient
-            {
-                BaseAddress = options.Join,
-                Timeout = TimeSpan.FromSeconds(90), // longer than the longest watch
-            }));
+            services.AddSingleton<IClusterStore>(_ => new RemoteStore(ApiClientFactory.CreateTcp(
+                options.Join,
+                new ApiClientCredentials(options.Security.JoinTls, options.Security.Token),
+                TimeSpan.FromSeconds(90)))); // longer than the longest watch
         }
 
         services.AddSingleton<ClusterDnsAuthority>();
@@ -117,6 +105,7 @@ public static class DaemonHost
         services.AddHostedService<NodeReconciler>();
 
         await using var app = builder.Build();
+        app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
         app.MapMeshApi();
         var metrics = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start
         app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
@@ -125,22 +114,9 @@ public static class DaemonHost
             options.Node, dataplaneName, reason, flavour.Name, options.Etcd ?? options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
 
         using var otlp = options.OtlpEndpoint is null ? null : new OtlpExport(options.OtlpEndpoint, TimeSpan.FromSeconds(15));
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var endpoint in options.ApiEndpoints.Where(e => e.Scheme == "unix"))
-        {
-            File.SetUnixFileMode(endpoint.AbsolutePath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
-        }
+        await app.StartAsync(cancellationToken).ConfigureAwait(false); // the unix sockets are 0660 from their first moment (UnixApiSocket)
 
         await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
         return 0;
-    }
-
-    private static void PrepareSocketPath(string path)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        if (File.Exists(path))
-        {
-            File.Delete(path); // a socket file left by a killed daemon
-        }
     }
 }
