@@ -99,7 +99,7 @@ public sealed class RemoteStore(HttpClient http) : IClusterStore
     }
 
     /// <summary>The messages of a failed request when TLS is what failed (a handshake refused either way, a certificate not trusted).</summary>
-    private static string? TlsFailure(HttpRequestException e)
+    private string? TlsFailure(HttpRequestException e)
     {
         var chain = new List<Exception>();
         for (Exception? inner = e; inner is not null; inner = inner.InnerException)
@@ -107,8 +107,17 @@ public sealed class RemoteStore(HttpClient http) : IClusterStore
             chain.Add(inner);
         }
 
-        var tls = e.HttpRequestError == HttpRequestError.SecureConnectionError || chain.Any(x => x is System.Security.Authentication.AuthenticationException);
-        return tls ? string.Join(": ", chain.Select(x => x.Message).Distinct()) : null;
+        var messages = string.Join(": ", chain.Select(x => x.Message).Distinct());
+        if (e.HttpRequestError == HttpRequestError.SecureConnectionError || chain.Any(x => x is System.Security.Authentication.AuthenticationException))
+        {
+            return messages;
+        }
+
+        // With TLS 1.3 the server checks our certificate after the handshake has completed on our side: a refusal
+        // then shows up as a connection closed before any answer.
+        return http.BaseAddress?.Scheme == Uri.UriSchemeHttps && e.HttpRequestError == HttpRequestError.ResponseEnded
+            ? $"the server closed the connection before answering, which over TLS means it refused our client certificate ({messages})"
+            : null;
     }
 
     private static string StripField(string message, string? field) =>

@@ -4,7 +4,6 @@ using System.Security.Authentication;
 using Mesh.Discovery.Security;
 using Mesh.Discovery.Store;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -53,8 +52,9 @@ public static partial class ApiListeners
 
         app.Use(async (context, next) =>
         {
-            // Fail closed: only a connection known to be on a unix socket (guarded by the socket file's mode) skips the token.
-            var unix = context.Features.Get<IConnectionEndPointFeature>()?.LocalEndPoint is UnixDomainSocketEndPoint;
+            // Kestrel gives every TCP connection an IP local address and a unix socket connection none: only the latter,
+            // guarded by the socket file's mode, skips the token. (The transport's endpoint feature is not visible here.)
+            var unix = context.Connection.LocalIpAddress is null && context.Connection.LocalPort == 0;
             if (unix || token.Matches(context.Request.Headers.Authorization))
             {
                 await next(context).ConfigureAwait(false);
