@@ -16,4 +16,5 @@ foreach (var parent in new[] { ServiceCommands.Build(), TaskCommands.Build() })
 root.Subcommands.Add(DaemonCommand.Build());
 root.Subcommands.Add(LabCommands.Build());
 root.Subcommands.Add(DoctorCommand.Build());
+root.Subcommands.Add(CaCommands.Build());
 return await root.Parse(args).InvokeAsync();
