@@ -37,6 +37,15 @@ public static partial class ApiListeners
                 else
                 {
                     kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port, listen => UseTls(listen, security, log));
+                    var mode = string.Join(" + ", new[] { security.UsesTls ? "mutual TLS (cluster CA)" : null, security.Token is null ? null : "bearer token" }.OfType<string>());
+                    if (mode.Length == 0)
+                    {
+                        InsecureTcpApi(log, endpoint.ToString());
+                    }
+                    else
+                    {
+                        TcpApi(log, endpoint.ToString(), mode);
+                    }
                 }
             }
         });
@@ -94,6 +103,12 @@ public static partial class ApiListeners
             },
         });
     }
+
+    [LoggerMessage(EventId = 7003, Level = LogLevel.Information, Message = "API on {Endpoint} requires {Mode}")]
+    private static partial void TcpApi(ILogger logger, string endpoint, string mode);
+
+    [LoggerMessage(EventId = 7004, Level = LogLevel.Warning, Message = "API on {Endpoint} has NO authentication (--insecure-api): anyone who reaches it controls this node")]
+    private static partial void InsecureTcpApi(ILogger logger, string endpoint);
 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "API request from {Remote} refused (401): {Method} {Path} without the bearer token")]
     private static partial void RejectedToken(ILogger logger, string remote, string method, string path);
