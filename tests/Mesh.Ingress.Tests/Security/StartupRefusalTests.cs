@@ -74,6 +74,7 @@ public sealed class StartupRefusalTests : IDisposable
         await AssertRefusedAsync([.. Daemon, "--store", "etcd://127.0.0.1:1", "--etcd-ca", missing], "--etcd-ca", missing);
         await AssertRefusedAsync([.. Daemon, "--store", "etcd://127.0.0.1:1", "--etcd-cert", cert, "--etcd-ca", ca], "--etcd-cert and --etcd-key go together");
         await AssertRefusedAsync([.. Daemon, "--etcd-ca", ca], "--store etcd");
+        await AssertRefusedAsync([.. Daemon, "--api-group", "no-such-group-here"], "--api-group 'no-such-group-here'", "no such group");
     }
 
     [Fact]
