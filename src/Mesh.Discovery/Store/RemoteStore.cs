@@ -119,6 +119,12 @@ public sealed class RemoteStore : IClusterStore
         {
             response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
+        catch (HttpRequestException e) when (TlsFailure(e) is { } tls)
+        {
+            // Say what to fix: a refused handshake looks like a dead server unless the message names TLS.
+            throw new StoreUnavailableException(
+                $"TLS with the store at {_http.BaseAddress} failed: {tls} (both ends need certificates of the same cluster CA: --tls-cert, --tls-key, --tls-ca)", e);
+        }
         catch (HttpRequestException e)
         {
             throw new StoreUnavailableException($"store at {_http.BaseAddress} is unreachable: {e.Message}", e);
@@ -158,9 +164,32 @@ public sealed class RemoteStore : IClusterStore
                 HttpStatusCode.RequestEntityTooLarge => new ValidationException(error?.Field ?? "body", StripField(message, error?.Field)),
                 HttpStatusCode.NotFound => new NotFoundException(message),
                 HttpStatusCode.Conflict => new ConflictException(message),
+                HttpStatusCode.Unauthorized => new StoreUnavailableException($"store at {_http.BaseAddress} refused the request (401 Unauthorized): {message} (--api-token-file must hold the holder's token)"),
                 _ => new StoreUnavailableException($"store at {_http.BaseAddress}: {message}"),
             };
         }
+    }
+
+    /// <summary>The messages of a failed request when TLS is what failed (a handshake refused either way, a certificate not trusted).</summary>
+    private string? TlsFailure(HttpRequestException e)
+    {
+        var chain = new List<Exception>();
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+        {
+            chain.Add(inner);
+        }
+
+        var messages = string.Join(": ", chain.Select(x => x.Message).Distinct());
+        if (e.HttpRequestError == HttpRequestError.SecureConnectionError || chain.Any(x => x is System.Security.Authentication.AuthenticationException))
+        {
+            return messages;
+        }
+
+        // With TLS 1.3 the server checks our certificate after the handshake has completed on our side: a refusal
+        // then shows up as a connection closed before any answer.
+        return _http.BaseAddress?.Scheme == Uri.UriSchemeHttps && e.HttpRequestError == HttpRequestError.ResponseEnded
+            ? $"the server closed the connection before answering, which over TLS means it refused our client certificate ({messages})"
+            : null;
     }
 
     private static string StripField(string message, string? field) =>

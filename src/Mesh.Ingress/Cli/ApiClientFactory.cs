@@ -1,24 +1,26 @@
+using System.Net.Http.Headers;
 using System.Net.Sockets;
 using Mesh.Discovery.Store;
+using Mesh.Ingress.Security;
 
 namespace Mesh.Ingress.Cli;
 
-/// <summary>HTTP clients for a daemon's API: <c>unix:///path.sock</c> or <c>http://host:port</c>.</summary>
+/// <summary>HTTP clients for a daemon's API: <c>unix:///path.sock</c>, <c>http://host:port</c> or <c>https://host:port</c>.</summary>
 public static class ApiClientFactory
 {
     public const string DefaultApi = "unix:///run/mesh/mesh.sock";
 
-    public static HttpClient Create(string api, TimeSpan? timeout = null)
+    /// <param name="credentials">For a TCP API: TLS (required for https) and the bearer token; a unix socket needs none.</param>
+    public static HttpClient Create(string api, TimeSpan? timeout = null, ApiClientCredentials? credentials = null)
     {
-        if (!Uri.TryCreate(api, UriKind.Absolute, out var uri) || uri.Scheme is not ("unix" or "http" or "tcp"))
+        if (!IsTcp(api, out var uri) && uri?.Scheme != "unix")
         {
-            throw new ArgumentException($"--api '{api}' must be unix:///path/to/mesh.sock or http://HOST:PORT");
+            throw new ArgumentException($"--api '{api}' must be unix:///path/to/mesh.sock, https://HOST:PORT or http://HOST:PORT");
         }
 
-        if (uri.Scheme != "unix")
+        if (uri!.Scheme != "unix")
         {
-            var baseUri = new UriBuilder(uri) { Scheme = "http", Path = "/" }.Uri;
-            return new HttpClient { BaseAddress = baseUri, Timeout = timeout ?? TimeSpan.FromSeconds(30) };
+            return CreateTcp(uri, credentials ?? ApiClientCredentials.None, timeout ?? TimeSpan.FromSeconds(30));
         }
 
         var socketPath = uri.AbsolutePath;
@@ -42,5 +44,45 @@ public static class ApiClientFactory
         return new HttpClient(handler) { BaseAddress = new Uri("http://mesh/"), Timeout = timeout ?? TimeSpan.FromSeconds(30) };
     }
 
-    public static RemoteStore Store(string api) => new(Create(api));
+    public static RemoteStore Store(string api, ApiClientCredentials? credentials = null) => new(Create(api, null, credentials));
+
+    /// <summary>Whether <paramref name="api"/> names a TCP API (http, https, or the daemon's own tcp:// spelling).</summary>
+    public static bool IsTcp(string api, out Uri? uri) =>
+        Uri.TryCreate(api, UriKind.Absolute, out uri) && uri.Scheme is "http" or "https" or "tcp";
+
+    /// <summary>
+    /// A client of a TCP API (also the daemon's <c>--join</c> client): over https the server must chain to the cluster CA
+    /// and name the host dialled, and our certificate is presented; the token, if any, goes in every request.
+    /// </summary>
+    public static HttpClient CreateTcp(Uri api, ApiClientCredentials credentials, TimeSpan timeout)
+    {
+        var https = api.Scheme == Uri.UriSchemeHttps;
+        if (https && credentials.Tls is null)
+        {
+            throw new ArgumentException($"--api {api}: https needs --tls-ca (and --tls-cert/--tls-key for mutual TLS), or MESH_TLS_CA");
+        }
+
+        if (!https && credentials.Tls is not null)
+        {
+            throw new ArgumentException($"--api {api}: --tls-* are given, so use https://");
+        }
+
+        var handler = new SocketsHttpHandler { UseProxy = false };
+        if (credentials.Tls is { } tls)
+        {
+            handler.SslOptions = tls.ToSslOptions();
+        }
+
+        var client = new HttpClient(handler)
+        {
+            BaseAddress = new UriBuilder(api) { Scheme = https ? "https" : "http", Path = "/" }.Uri,
+            Timeout = timeout,
+        };
+        if (credentials.Token is { } token)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Value);
+        }
+
+        return client;
+    }
 }

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Mesh.Discovery.Model;
+using Mesh.Discovery.Security;
 using Mesh.Ingress.Daemon;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Security;
 
 namespace Mesh.Ingress.Cli;
 
@@ -12,7 +14,7 @@ public static class DaemonCommand
         var node = new Option<string>("--node") { Description = "This node's name", Required = true };
         var advertise = new Option<string>("--advertise-addr") { Description = "This node's underlay address (VXLAN peers reach it here)", Required = true };
         var store = new Option<string>("--store") { Description = "embedded (default) or etcd://HOST:PORT", DefaultValueFactory = _ => "embedded" };
-        var join = new Option<string?>("--join") { Description = "URL of the store holder's API, e.g. http://198.18.0.11:2377" };
+        var join = new Option<string?>("--join") { Description = "URL of the store holder's API, e.g. https://198.18.0.11:2377 (with --tls-*)" };
         var dataplane = new Option<string>("--dataplane") { Description = "auto (default), ipvs or nftables", DefaultValueFactory = _ => "auto" };
         var api = new Option<string[]>("--api") { Description = "API endpoint: unix:///run/mesh/mesh.sock (default) or tcp://IP:PORT; repeatable" };
         var stateDir = new Option<string>("--state-dir") { Description = "Where the embedded store keeps its state", DefaultValueFactory = _ => "/var/lib/mesh" };
@@ -26,9 +28,18 @@ public static class DaemonCommand
         var ipvsTcpFin = new Option<int?>("--ipvs-tcpfin-timeout") { Description = "ipvs dataplane: timeout after FIN in seconds (kernel default 120)" };
         var ipvsUdp = new Option<int?>("--ipvs-udp-timeout") { Description = "ipvs dataplane: UDP timeout in seconds (kernel default 300)" };
         var ipvsDrain = new Option<double>("--ipvs-drain") { Description = "ipvs dataplane: seconds a gone task's real server stays at weight 0 before removal", DefaultValueFactory = _ => new IpvsOptions().DrainPeriod.TotalSeconds };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "This node's certificate (PEM, from mesh ca issue): the TCP API serves it and --join presents it" };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "The key of --tls-cert (PEM, mode 0600)" };
+        var tlsCa = new Option<string?>("--tls-ca") { Description = "The cluster CA (PEM): TCP API clients and the --join server must chain to it, and to nothing else" };
+        var tokenFile = new Option<string?>("--api-token-file") { Description = "A file (mode 0600) holding a bearer token every TCP API request must carry; --join sends it too" };
+        var insecure = new Option<bool>("--insecure-api") { Description = "Allow a TCP API without TLS or token (anyone who reaches it controls this node)" };
+        var apiGroup = new Option<string?>("--api-group") { Description = "Group owner of the unix socket (mode 0660); default the daemon's group" };
+        var etcdCert = new Option<string?>("--etcd-cert") { Description = "With --store etcd: client certificate for etcd's --client-cert-auth (PEM)" };
+        var etcdKey = new Option<string?>("--etcd-key") { Description = "With --store etcd: the key of --etcd-cert (PEM, mode 0600)" };
+        var etcdCa = new Option<string?>("--etcd-ca") { Description = "With --store etcd: the CA of etcd's server certificates; the members are then reached over https" };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var storeText = parse.GetValue(store)!;
@@ -55,14 +66,35 @@ public static class DaemonCommand
             }
 
             var endpoints = (parse.GetValue(api) is { Length: > 0 } given ? given : [ApiClientFactory.DefaultApi]).Select(ParseEndpoint).ToArray();
+            var tcpApi = endpoints.FirstOrDefault(e => e.Scheme == "tcp");
+            var security = ApiSecurity.Load(new ApiSecurityFiles
+            {
+                TlsCert = parse.GetValue(tlsCert),
+                TlsKey = parse.GetValue(tlsKey),
+                TlsCa = parse.GetValue(tlsCa),
+                TokenFile = parse.GetValue(tokenFile),
+                Insecure = parse.GetValue(insecure),
+                SocketGroup = parse.GetValue(apiGroup),
+            }, tcpApi is not null, tcpApi?.ToString() ?? "");
             var joinUrl = parse.GetValue(join);
+            var etcdFiles = (Cert: parse.GetValue(etcdCert), Key: parse.GetValue(etcdKey), Ca: parse.GetValue(etcdCa));
+            if (etcd is null && (etcdFiles.Cert ?? etcdFiles.Key ?? etcdFiles.Ca) is not null)
+            {
+                throw new ArgumentException("--etcd-cert/--etcd-key/--etcd-ca are for --store etcd://...");
+            }
+
+            var etcdTls = (etcdFiles.Cert ?? etcdFiles.Key ?? etcdFiles.Ca) is null
+                ? null
+                : ClientTls.Load("--etcd-cert", etcdFiles.Cert, "--etcd-key", etcdFiles.Key, "--etcd-ca", etcdFiles.Ca);
             var options = new DaemonOptions
             {
                 Node = Validate.Label("--node", parse.GetValue(node)),
                 AdvertiseAddress = Validate.IPv4("--advertise-addr", parse.GetValue(advertise)).ToString(),
                 Etcd = etcd,
                 LeaseTtl = TimeSpan.FromSeconds(ttl),
-                Join = joinUrl is null ? null : Uri.TryCreate(joinUrl, UriKind.Absolute, out var u) && u.Scheme == "http" ? u : throw new ArgumentException($"--join '{joinUrl}' must be http://HOST:PORT"),
+                Join = joinUrl is null ? null : ParseJoin(joinUrl, security),
+                Security = security,
+                EtcdTls = etcdTls,
                 Dataplane = Enum.TryParse<DataplaneChoice>(parse.GetValue(dataplane), ignoreCase: true, out var d) ? d : throw new ArgumentException($"--dataplane '{parse.GetValue(dataplane)}' must be auto, ipvs or nftables"),
                 ApiEndpoints = endpoints,
                 StateDirectory = parse.GetValue(stateDir)!,
@@ -88,6 +120,22 @@ public static class DaemonCommand
             return await DaemonHost.RunAsync(options, ct);
         }));
         return command;
+    }
+
+    /// <summary>With TLS configured the join must use it (no silent downgrade to plain http); https needs the CA.</summary>
+    private static Uri ParseJoin(string text, ApiSecurity security)
+    {
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/")
+        {
+            throw new ArgumentException($"--join '{text}' must be https://HOST:PORT (or http://HOST:PORT without TLS)");
+        }
+
+        return (uri.Scheme, security.UsesTls) switch
+        {
+            ("http", true) => throw new ArgumentException($"--join '{text}': --tls-* are given, so join over https://"),
+            ("https", false) => throw new ArgumentException($"--join '{text}': https needs --tls-cert, --tls-key and --tls-ca"),
+            _ => uri,
+        };
     }
 
     private static TimeSpan? Seconds(string option, int? value) => value switch

@@ -33,7 +33,7 @@ public static class ServiceCommands
                 Networks = parse.GetValue(network) ?? [],
                 Aliases = parse.GetValue(alias) ?? [],
             };
-            var created = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).CreateServiceAsync(spec, ct);
+            var created = await CommonOptions.Store(parse).CreateServiceAsync(spec, ct);
             Console.WriteLine(created.Name);
             return 0;
         }));
@@ -41,7 +41,7 @@ public static class ServiceCommands
         var ls = new Command("ls", "List services") { CommonOptions.Json };
         ls.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            var state = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).GetStateAsync(ct);
+            var state = await CommonOptions.Store(parse).GetStateAsync(ct);
             if (parse.GetValue(CommonOptions.Json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(state.Services, MeshJson.Options));
@@ -64,7 +64,7 @@ public static class ServiceCommands
         var inspect = new Command("inspect", "Show one service and its tasks as JSON") { name };
         inspect.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            using var http = ApiClientFactory.Create(parse.GetValue(CommonOptions.Api)!);
+            using var http = CommonOptions.Client(parse);
             var detail = await ApiGet<ServiceDetail>(http, $"v1/services/{Uri.EscapeDataString(parse.GetValue(name)!)}", ct);
             Console.WriteLine(JsonSerializer.Serialize(detail, new JsonSerializerOptions(MeshJson.Options) { WriteIndented = true }));
             return 0;
@@ -73,7 +73,7 @@ public static class ServiceCommands
         var rm = new Command("rm", "Remove a service and its tasks") { name };
         rm.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).RemoveServiceAsync(parse.GetValue(name)!, ct);
+            await CommonOptions.Store(parse).RemoveServiceAsync(parse.GetValue(name)!, ct);
             Console.WriteLine(parse.GetValue(name));
             return 0;
         }));

@@ -33,7 +33,7 @@ public static class TaskCommands
                 addresses[pair[..eq]] = pair[(eq + 1)..];
             }
 
-            var created = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).AddTaskAsync(new TaskSpec
+            var created = await CommonOptions.Store(parse).AddTaskAsync(new TaskSpec
             {
                 Name = parse.GetValue(taskName),
                 Service = parse.GetValue(service),
@@ -51,7 +51,7 @@ public static class TaskCommands
         var rm = new Command("rm", "Remove a task: it stops receiving new connections on every node") { name };
         rm.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).RemoveTaskAsync(parse.GetValue(name)!, ct);
+            await CommonOptions.Store(parse).RemoveTaskAsync(parse.GetValue(name)!, ct);
             Console.WriteLine(parse.GetValue(name));
             return 0;
         }));
@@ -60,7 +60,7 @@ public static class TaskCommands
         var ls = new Command("ls", "List tasks") { filterService, CommonOptions.Json };
         ls.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            var state = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).GetStateAsync(ct);
+            var state = await CommonOptions.Store(parse).GetStateAsync(ct);
             var only = parse.GetValue(filterService);
             var tasks = state.Tasks.Where(t => only is null || t.Service == only).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
             if (parse.GetValue(CommonOptions.Json))

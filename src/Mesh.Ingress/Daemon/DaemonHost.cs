@@ -10,7 +10,9 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Cli;
 using Mesh.Ingress.Resolver;
+using Mesh.Ingress.Security;
 using Mesh.Ingress.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -43,21 +45,7 @@ public static class DaemonHost
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            foreach (var endpoint in options.ApiEndpoints)
-            {
-                if (endpoint.Scheme == "unix")
-                {
-                    PrepareSocketPath(endpoint.AbsolutePath);
-                    kestrel.ListenUnixSocket(endpoint.AbsolutePath);
-                }
-                else
-                {
-                    kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port);
-                }
-            }
-        });
+        ApiListeners.Configure(builder.WebHost, options.ApiEndpoints, options.Security);
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -97,8 +85,9 @@ public static class DaemonHost
         services.AddSingleton(sp => new StoreMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (options.Etcd is not null)
         {
+            var etcdOptions = EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl };
             services.AddSingleton<IClusterStore>(sp => new EtcdStore(
-                EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl, Node = options.Node, ReservedPorts = reserved },
+                (options.EtcdTls is { } etcdTls ? etcdOptions.WithTls(etcdTls) : etcdOptions) with { Node = options.Node, ReservedPorts = reserved },
                 sp.GetRequiredService<ILogger<EtcdStore>>(),
                 sp.GetRequiredService<StoreMetrics>()));
         }
@@ -110,11 +99,10 @@ public static class DaemonHost
         else
         {
             services.AddSingleton<IClusterStore>(sp => new RemoteStore(
-                new HttpClient
-                {
-                    BaseAddress = options.Join,
-                    Timeout = TimeSpan.FromSeconds(90), // longer than the longest watch
-                },
+                ApiClientFactory.CreateTcp(
+                    options.Join,
+                    new ApiClientCredentials(options.Security.JoinTls, options.Security.Token),
+                    TimeSpan.FromSeconds(90)), // longer than the longest watch
                 sp.GetRequiredService<ILogger<RemoteStore>>(),
                 sp.GetRequiredService<StoreMetrics>(),
                 reserved));
@@ -128,6 +116,7 @@ public static class DaemonHost
         services.AddHostedService<NodeReconciler>();
 
         await using var app = builder.Build();
+        app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
         app.MapMeshApi();
         var metrics = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start
         app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
@@ -136,22 +125,9 @@ public static class DaemonHost
             options.Node, dataplaneName, reason, flavour.Name, options.Etcd ?? options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
 
         using var otlp = options.OtlpEndpoint is null ? null : new OtlpExport(options.OtlpEndpoint, TimeSpan.FromSeconds(15));
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var endpoint in options.ApiEndpoints.Where(e => e.Scheme == "unix"))
-        {
-            File.SetUnixFileMode(endpoint.AbsolutePath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
-        }
+        await app.StartAsync(cancellationToken).ConfigureAwait(false); // the unix sockets are 0660 from their first moment (UnixApiSocket)
 
         await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
         return 0;
-    }
-
-    private static void PrepareSocketPath(string path)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        if (File.Exists(path))
-        {
-            File.Delete(path); // a socket file left by a killed daemon
-        }
     }
 }

@@ -32,6 +32,12 @@ public sealed record DaemonOptions
     /// <summary><c>unix:///run/mesh/mesh.sock</c> (mode 0660) and optionally <c>tcp://IP:PORT</c>.</summary>
     public IReadOnlyList<Uri> ApiEndpoints { get; init; } = [new Uri("unix:///run/mesh/mesh.sock")];
 
+    /// <summary>Credentials of the TCP API and the join client, and the unix socket's group (read and checked at start).</summary>
+    public Security.ApiSecurity Security { get; init; } = Mesh.Ingress.Security.ApiSecurity.None;
+
+    /// <summary>With etcd: TLS to the members (<c>--etcd-ca</c>, <c>--etcd-cert/--etcd-key</c>); null is plain http.</summary>
+    public Discovery.Security.ClientTls? EtcdTls { get; init; }
+
     public string? LogFile { get; init; }
 
     /// <summary>The log file is rotated when it would pass this many bytes (3 old files kept); 0: never rotated.</summary>

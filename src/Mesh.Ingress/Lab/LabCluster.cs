@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Mesh.Discovery.Model;
+using Mesh.Discovery.Security;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Api;
 using Mesh.Ingress.Cli;
@@ -57,6 +58,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         }
 
         await StartUpstreamDnsAsync(ct);
+        EnsureCertificates(plan);
         if (plan.UsesEtcd)
         {
             await StartEtcdAsync(plan, ct);
@@ -352,19 +354,43 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         ];
         if (plan.UsesEtcd)
         {
-            args.AddRange(["--store", plan.EtcdEndpoints, "--lease-ttl", plan.LeaseTtlSeconds.ToString(CultureInfo.InvariantCulture)]);
+            args.AddRange(["--store", plan.EtcdEndpoints, "--lease-ttl", plan.LeaseTtlSeconds.ToString(CultureInfo.InvariantCulture),
+                "--etcd-cert", LabPlan.CertificateOf(node), "--etcd-key", LabPlan.KeyOf(node), "--etcd-ca", LabPlan.CaCertificate]);
         }
         else if (i == 1)
         {
-            args.AddRange(["--api", $"tcp://{LabPlan.NodeAddress(1)}:{LabPlan.StorePort}", "--state-dir", $"{LabPlan.StateDirectory}/store"]);
+            // The store holder's TCP API, which the others join: mutual TLS with the lab's CA.
+            args.AddRange(["--api", $"tcp://{LabPlan.NodeAddress(1)}:{LabPlan.StorePort}", "--state-dir", $"{LabPlan.StateDirectory}/store", .. LabPlan.TlsArguments(node)]);
         }
         else
         {
-            args.AddRange(["--join", LabPlan.StoreUrl]);
+            args.AddRange(["--join", LabPlan.StoreUrl, .. LabPlan.TlsArguments(node)]);
         }
 
         MeshExecutable.StartDetachedIn(node, args);
         await WaitUntilAsync(() => DaemonAnswersAsync(node, ct), TimeSpan.FromSeconds(30), $"the daemon of {node} did not start: see {LabPlan.StateDirectory}/{node}.log", ct);
+    }
+
+    /// <summary>
+    /// What an operator does with <c>mesh ca init</c> and <c>mesh ca issue</c>: the lab's CA, and a certificate per node
+    /// and per etcd member naming its underlay address. Kept across <c>lab up</c> runs (a converging lab reuses them).
+    /// </summary>
+    private void EnsureCertificates(LabPlan plan)
+    {
+        if (!File.Exists(LabPlan.CaCertificate))
+        {
+            using var created = CertificateAuthority.Create("mesh lab CA", TimeSpan.FromDays(365));
+            created.Save(LabPlan.CaDirectory);
+            output.WriteLine($"Cluster CA: {LabPlan.CaCertificate}");
+        }
+
+        using var ca = CertificateAuthority.Load(LabPlan.CaDirectory);
+        var holders = Enumerable.Range(1, plan.Nodes).Select(i => (Name: LabPlan.NodeName(i), Address: LabPlan.NodeAddress(i)))
+            .Concat(Enumerable.Range(1, plan.UsesEtcd ? plan.EtcdMembers : 0).Select(k => (Name: LabPlan.EtcdName(k), Address: LabPlan.EtcdAddress(k))));
+        foreach (var (name, address) in holders.Where(h => !File.Exists(LabPlan.CertificateOf(h.Name))))
+        {
+            ca.Issue(name, [System.Net.IPAddress.Parse(address)], [], TimeSpan.FromDays(365)).Save(LabPlan.CertificateOf(name), LabPlan.KeyOf(name));
+        }
     }
 
     private async Task<bool> DaemonAnswersAsync(string node, CancellationToken ct)
@@ -484,14 +510,22 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             MeshExecutable.StartDetachedIn(LabPlan.EtcdName(k), etcd,
             [
                 "--name", $"m{k}", "--data-dir", $"{LabPlan.StateDirectory}/etcd{k}",
-                "--listen-client-urls", $"http://{address}:2379", "--advertise-client-urls", $"http://{address}:2379",
+                "--listen-client-urls", $"https://{address}:2379", "--advertise-client-urls", $"https://{address}:2379",
+                // Clients (the daemons) need a certificate of the lab's CA. The member's own certificate carries client auth
+                // too, which etcd's JSON gateway needs: it dials the member with it.
+                "--cert-file", LabPlan.CertificateOf(LabPlan.EtcdName(k)), "--key-file", LabPlan.KeyOf(LabPlan.EtcdName(k)),
+                "--trusted-ca-file", LabPlan.CaCertificate, "--client-cert-auth",
                 "--listen-peer-urls", $"http://{address}:2380", "--initial-advertise-peer-urls", $"http://{address}:2380",
                 "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "mesh-lab",
             ], $"{LabPlan.StateDirectory}/etcd{k}.log");
         }
 
         await WaitUntilAsync(async () =>
-            (await runner.RunAsync("ip", ["netns", "exec", LabPlan.Client, "curl", "-sf", "-m", "2", $"http://{LabPlan.EtcdAddress(1)}:2379/health"], null, ct)).Stdout.Contains("true", StringComparison.Ordinal),
+            (await runner.RunAsync("ip",
+            [
+                "netns", "exec", LabPlan.Client, "curl", "-sf", "-m", "2", "--cacert", LabPlan.CaCertificate,
+                "--cert", LabPlan.CertificateOf(LabPlan.NodeName(1)), "--key", LabPlan.KeyOf(LabPlan.NodeName(1)), $"https://{LabPlan.EtcdAddress(1)}:2379/health",
+            ], null, ct)).Stdout.Contains("true", StringComparison.Ordinal),
             TimeSpan.FromSeconds(60), $"etcd did not become healthy: see {LabPlan.StateDirectory}/etcd1.log", ct);
     }
 

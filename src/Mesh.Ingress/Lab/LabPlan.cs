@@ -69,7 +69,20 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string S
 
     public static string Api(string node) => "unix://" + ApiSocket(node);
 
-    public static string StoreUrl => string.Create(CultureInfo.InvariantCulture, $"http://{NodeAddress(1)}:{StorePort}");
+    /// <summary>The store holder's TCP API: mutual TLS with the lab's CA.</summary>
+    public static string StoreUrl => string.Create(CultureInfo.InvariantCulture, $"https://{NodeAddress(1)}:{StorePort}");
+
+    /// <summary>The lab's cluster CA (what <c>mesh ca init</c> makes) and one certificate per node and etcd member.</summary>
+    public const string CaDirectory = StateDirectory + "/ca";
+
+    public static string CaCertificate => Discovery.Security.CertificateAuthority.CertificatePath(CaDirectory);
+
+    public static string CertificateOf(string name) => $"{CaDirectory}/{name}.crt";
+
+    public static string KeyOf(string name) => $"{CaDirectory}/{name}.key";
+
+    /// <summary>The daemon options that make a node use its certificate (TCP API, --join).</summary>
+    public static IReadOnlyList<string> TlsArguments(string node) => ["--tls-cert", CertificateOf(node), "--tls-key", KeyOf(node), "--tls-ca", CaCertificate];
 
     /// <summary>
     /// Replicas go round robin over nodes 1..N-1, so the last node runs no task and every request to it

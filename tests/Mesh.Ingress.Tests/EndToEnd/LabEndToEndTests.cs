@@ -178,6 +178,36 @@ public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
     }
 
     [LabFact]
+    public async Task T6b_the_store_holders_tcp_api_takes_only_clients_with_a_certificate_of_the_labs_ca()
+    {
+        const string holder = "https://198.18.0.11:2377/";
+        string[] fromClient = ["netns", "exec", "mesh-client"];
+        string[] trusted = ["--cacert", "/run/mesh/lab/ca/ca.crt"];
+        string[] n3 = ["--cert", "/run/mesh/lab/ca/mesh-n3.crt", "--key", "/run/mesh/lab/ca/mesh-n3.key"];
+        const string evil = "{\"name\":\"evil\",\"ports\":[{\"published\":2222,\"target\":22}]}";
+
+        // No client certificate, or plain http: no session, so no request, whatever it asks.
+        var anonymous = await Shell.RunAsync("ip", [.. fromClient, "curl", "-s", "-m", "3", .. trusted, "-X", "POST", "-H", "Content-Type: application/json", "-d", evil, holder + "v1/services"]);
+        Assert.NotEqual(0, anonymous.ExitCode);
+        var plain = await Shell.RunAsync("ip", [.. fromClient, "curl", "-s", "-m", "3", "-X", "POST", "-H", "Content-Type: application/json", "-d", evil, "http://198.18.0.11:2377/v1/services"]);
+        Assert.DoesNotContain("\"evil\"", plain.Stdout, StringComparison.Ordinal);
+        var cli = await Shell.RunAsync("ip", [.. fromClient, Shell.MeshBinary, "service", "create", "evil", "--publish", "2222:22", "--api", holder, "--tls-ca", "/run/mesh/lab/ca/ca.crt"]);
+        Assert.Equal(3, cli.ExitCode);
+        Assert.Contains("TLS", cli.Stderr, StringComparison.Ordinal);
+
+        // With a node certificate of the lab's CA: the same API answers, and nothing above changed the state.
+        var state = await Shell.RunAsync("ip", [.. fromClient, "curl", "-sf", "-m", "3", .. trusted, .. n3, holder + "v1/state"]);
+        Assert.True(state.ExitCode == 0, state.Stderr);
+        Assert.Contains("\"web\"", state.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"evil\"", state.Stdout, StringComparison.Ordinal);
+        var ls = await Shell.RunAsync("ip", [.. fromClient, Shell.MeshBinary, "service", "ls", "--api", holder,
+            "--tls-ca", "/run/mesh/lab/ca/ca.crt", "--tls-cert", "/run/mesh/lab/ca/mesh-n3.crt", "--tls-key", "/run/mesh/lab/ca/mesh-n3.key"]);
+        Assert.True(ls.ExitCode == 0, ls.Stderr);
+        Assert.Contains("web", ls.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("evil", ls.Stdout, StringComparison.Ordinal);
+    }
+
+    [LabFact]
     public async Task T7_the_embedded_dns_answers_inside_a_task_what_the_cluster_holds()
     {
         var state = await LabStateAsync();

@@ -46,6 +46,7 @@ internal sealed class EtcdClient : IDisposable
             ConnectTimeout = options.ConnectTimeout,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
             UseProxy = false,
+            SslOptions = options.Tls?.ToSslOptions() ?? new(),
         })
         {
             Timeout = Timeout.InfiniteTimeSpan,

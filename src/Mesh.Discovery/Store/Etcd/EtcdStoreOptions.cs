@@ -41,6 +41,19 @@ public sealed record EtcdStoreOptions
     /// <summary>Read-compute-commit attempts when another writer committed in between (compare-and-swap lost).</summary>
     public int MaxCommitAttempts { get; init; } = 64;
 
+    /// <summary>
+    /// Client TLS (<c>--etcd-ca</c>, and <c>--etcd-cert/--etcd-key</c> for etcd's <c>--client-cert-auth</c>): the members
+    /// are then reached over https and must present a certificate chained to that CA. Null: plain http.
+    /// </summary>
+    public Security.ClientTls? Tls { get; init; }
+
+    /// <summary>The same members over https with <paramref name="tls"/>.</summary>
+    public EtcdStoreOptions WithTls(Security.ClientTls tls) => this with
+    {
+        Tls = tls,
+        Endpoints = Endpoints.Select(e => new UriBuilder(e) { Scheme = Uri.UriSchemeHttps, Port = e.Port }.Uri).ToList(),
+    };
+
     /// <summary>Parses <c>etcd://host:port[,host:port…]</c> (the daemon's <c>--store</c> value) into options.</summary>
     public static EtcdStoreOptions Parse(string store, string prefix = "/mesh/") => new() { Endpoints = ParseEndpoints(store), Prefix = prefix };
 

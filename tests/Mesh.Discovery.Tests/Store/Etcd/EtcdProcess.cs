@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Mesh.Discovery.Security;
 
 namespace Mesh.Discovery.Tests.Store.Etcd;
 
@@ -17,12 +18,15 @@ public sealed class EtcdProcess : IDisposable
     private Process? _process;
 
     private readonly string _name;
+    private readonly EtcdServerTls? _tls;
     private string? _initialCluster;
     private string _token = $"mesh-test-{Guid.NewGuid():N}";
 
-    public EtcdProcess(string name = "mesh-test")
+    /// <param name="tls">Serve clients over https and require a client certificate from its CA (etcd's <c>--client-cert-auth</c>).</param>
+    public EtcdProcess(string name = "mesh-test", EtcdServerTls? tls = null)
     {
         _name = name;
+        _tls = tls;
         ClientPort = FreePort();
         PeerPort = FreePort();
     }
@@ -61,13 +65,13 @@ public sealed class EtcdProcess : IDisposable
 
     public int PeerPort { get; }
 
-    public Uri ClientUrl => new($"http://127.0.0.1:{ClientPort}/");
+    public Uri ClientUrl => new($"{(_tls is null ? "http" : "https")}://127.0.0.1:{ClientPort}/");
 
     public string ConnectionString => $"etcd://127.0.0.1:{ClientPort}";
 
-    public static async Task<EtcdProcess> StartNewAsync()
+    public static async Task<EtcdProcess> StartNewAsync(EtcdServerTls? tls = null)
     {
-        var etcd = new EtcdProcess();
+        var etcd = new EtcdProcess(tls: tls);
         try
         {
             await etcd.StartAsync();
@@ -93,8 +97,8 @@ public sealed class EtcdProcess : IDisposable
         [
             "--name", _name,
             "--data-dir", _dataDir,
-            "--listen-client-urls", $"http://127.0.0.1:{ClientPort}",
-            "--advertise-client-urls", $"http://127.0.0.1:{ClientPort}",
+            "--listen-client-urls", ClientUrl.ToString().TrimEnd('/'),
+            "--advertise-client-urls", ClientUrl.ToString().TrimEnd('/'),
             "--listen-peer-urls", $"http://127.0.0.1:{PeerPort}",
             "--initial-advertise-peer-urls", $"http://127.0.0.1:{PeerPort}",
             "--initial-cluster", _initialCluster ?? $"{_name}=http://127.0.0.1:{PeerPort}",
@@ -102,6 +106,11 @@ public sealed class EtcdProcess : IDisposable
             "--heartbeat-interval", "50",
             "--election-timeout", "500",
         ];
+        if (_tls is not null)
+        {
+            args = [.. args, "--cert-file", _tls.CertFile, "--key-file", _tls.KeyFile, "--trusted-ca-file", _tls.CaFile, "--client-cert-auth"];
+        }
+
         foreach (var a in args)
         {
             info.ArgumentList.Add(a);
@@ -114,7 +123,7 @@ public sealed class EtcdProcess : IDisposable
         process.BeginOutputReadLine();
         _process = process;
 
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        using var http = new HttpClient(new SocketsHttpHandler { SslOptions = _tls?.HealthClient.ToSslOptions() ?? new() }) { Timeout = TimeSpan.FromSeconds(1) };
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(20))
         {
@@ -227,6 +236,9 @@ public sealed class EtcdProcess : IDisposable
         return null;
     }
 }
+
+/// <summary>etcd's server certificate and key, the CA it trusts for client certificates, and a client that can pass its health check.</summary>
+public sealed record EtcdServerTls(string CertFile, string KeyFile, string CaFile, ClientTls HealthClient);
 
 /// <summary>One etcd for a whole test class; tests isolate themselves with their own key prefix.</summary>
 public sealed class EtcdFixture : IAsyncLifetime
