@@ -136,7 +136,11 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
             ("{\"name\":\"ssh\",\"ports\":[{\"published\":22,\"target\":22}]}", "ports[0].published"),
             ("{\"name\":\"vxlan\",\"ports\":[{\"published\":4789,\"target\":4789,\"protocol\":\"udp\"}]}", "ports[0].published"),
         };
-        for (var round = 0; round < 2; round++) // the first round pays for JIT compilation
+        // The best of five rounds must be under 100 ms: the first pays for JIT compilation, and a loaded machine
+        // stalls single requests; what this catches is work that grows with the input (24 s was seen for 60,000
+        // aliases when duplicate checks were quadratic), which no round escapes.
+        var best = requests.ToDictionary(r => r.Item2 + r.Item1.Length, _ => TimeSpan.MaxValue);
+        for (var round = 0; round < 5; round++)
         {
             foreach (var (body, field) in requests)
             {
@@ -145,12 +149,16 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
                 var elapsed = clock.Elapsed;
                 Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
                 Assert.Equal(field, (await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Field);
-                if (round == 1)
-                {
-                    output.WriteLine($"{field} ({body.Length:N0} bytes): {(int)response.StatusCode} in {elapsed.TotalMilliseconds:0.0} ms");
-                    Assert.True(elapsed < TimeSpan.FromMilliseconds(100), $"{field}: took {elapsed.TotalMilliseconds} ms");
-                }
+                var key = field + body.Length;
+                best[key] = elapsed < best[key] ? elapsed : best[key];
             }
+        }
+
+        foreach (var (body, field) in requests)
+        {
+            var elapsed = best[field + body.Length];
+            output.WriteLine($"{field} ({body.Length:N0} bytes): 400 in {elapsed.TotalMilliseconds:0.0} ms (best of 5)");
+            Assert.True(elapsed < TimeSpan.FromMilliseconds(100), $"{field}: took {elapsed.TotalMilliseconds} ms at best");
         }
 
         Assert.Same(before, await _store.GetStateAsync());
