@@ -22,15 +22,24 @@ public sealed class TaskNamespaceGuard(NodeNetworkOptions network)
     public const string OwnNamespace = "/proc/self/ns/net";
 
     /// <summary>
-    /// The namespaces no task may use, read afresh (the sandbox is recreated when someone deletes it). The host's
-    /// and the daemon's own must be identifiable: failing that, nothing can be checked, and this throws.
+    /// The namespaces no task may use, read afresh (the sandbox is recreated when someone deletes it). The daemon's own
+    /// must be identifiable, or nothing can be checked and this throws. The host's (PID 1's) is unreadable under some
+    /// supervisors even for root (ptrace access checks on /proc/1): then the daemon's own namespace, which is the
+    /// host's wherever the daemon runs on the host, stands for it, and <see cref="ReservedNamespaces.HostUnreadable"/> says why.
     /// </summary>
-    public IReadOnlyDictionary<NetworkNamespaceId, string> Reserved()
+    public ReservedNamespaces Reserved()
     {
-        var reserved = new Dictionary<NetworkNamespaceId, string>
+        var reserved = new Dictionary<NetworkNamespaceId, string>();
+        string? hostUnreadable = null;
+        try
         {
-            [NetworkNamespace.Identify(HostNamespace)] = "the host's network namespace",
-        };
+            reserved[NetworkNamespace.Identify(HostNamespace)] = "the host's network namespace";
+        }
+        catch (IOException e)
+        {
+            hostUnreadable = e.Message;
+        }
+
         reserved.TryAdd(NetworkNamespace.Identify(OwnNamespace), "the daemon's own network namespace");
         try
         {
@@ -41,7 +50,7 @@ public sealed class TaskNamespaceGuard(NodeNetworkOptions network)
             // Not built yet: there is nothing of the sandbox's to protect.
         }
 
-        return reserved;
+        return new ReservedNamespaces(reserved, hostUnreadable);
     }
 
     /// <summary>
@@ -49,12 +58,15 @@ public sealed class TaskNamespaceGuard(NodeNetworkOptions network)
     /// <see cref="FileNotFoundException"/> (not there), <see cref="IOException"/> (not a network namespace) or
     /// <see cref="TaskRefusedException"/> (a reserved namespace).
     /// </summary>
-    public NetworkNamespaceId Check(string? netnsPath, IReadOnlyDictionary<NetworkNamespaceId, string> reserved)
+    public NetworkNamespaceId Check(string? netnsPath, ReservedNamespaces reserved)
     {
         var path = TaskPaths.NetnsPath("netnsPath", netnsPath);
         var id = NetworkNamespace.Identify(path);
-        return reserved.TryGetValue(id, out var what)
+        return reserved.Ids.TryGetValue(id, out var what)
             ? throw new TaskRefusedException($"netnsPath '{path}' is {what} ({id})")
             : id;
     }
 }
+
+/// <summary>Namespaces no task may name, with what each is; <paramref name="HostUnreadable"/>: why PID 1's could not be read, if so.</summary>
+public sealed record ReservedNamespaces(IReadOnlyDictionary<NetworkNamespaceId, string> Ids, string? HostUnreadable);

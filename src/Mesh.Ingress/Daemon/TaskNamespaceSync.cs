@@ -35,12 +35,20 @@ public sealed partial class TaskNamespaceSync(
     /// <summary>The reason last logged per failing task, so a task refused on every pass is logged once, not every pass.</summary>
     private Dictionary<string, string> _reported = new(StringComparer.Ordinal);
 
+    private bool _hostUnreadableLogged;
+
     public async Task<TaskSyncResult> SyncAsync(ClusterState state, CancellationToken ct)
     {
         var changed = new List<string>();
         var errors = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var failures = new Dictionary<string, Exception>(StringComparer.Ordinal);
         var reserved = guard.Reserved();
+        if (reserved.HostUnreadable is { } why && !_hostUnreadableLogged)
+        {
+            _hostUnreadableLogged = true;
+            LogHostUnreadable(why);
+        }
+
         var claimed = new Dictionary<NetworkNamespaceId, string>();
         var wanted = new Dictionary<string, (ServiceTask? Task, ClusterService? Service)>(StringComparer.Ordinal);
         foreach (var task in state.Tasks.Where(t => t.Node == options.Node && t.NetnsPath is not null))
@@ -165,6 +173,9 @@ public sealed partial class TaskNamespaceSync(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Task {Task} (netns {Netns}) not converged (the other tasks were not held up): {Reason}")]
     private partial void LogTaskFailed(string task, string? netns, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The host's network namespace cannot be read ({Reason}): tasks are kept out of the daemon's own namespace, which stands for it")]
+    private partial void LogHostUnreadable(string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {Task} converges again")]
     private partial void LogTaskRecovered(string task);

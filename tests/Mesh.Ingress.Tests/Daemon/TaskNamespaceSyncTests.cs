@@ -89,9 +89,10 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         var result = await SyncAsync(state);
 
         Assert.Equal(bad.Keys.Order(StringComparer.Ordinal), result.Errors.Keys);
-        Assert.Contains("the host's network namespace", result.Errors["host"], StringComparison.Ordinal);
-        Assert.Contains("netnsPath", result.Errors["double-slash"], StringComparison.Ordinal);
-        Assert.Contains("the host's network namespace", result.Errors["own-pid"], StringComparison.Ordinal); // this test process is the daemon, and lives in the host's
+        Assert.All(["host", "self", "double-slash"], t => Assert.StartsWith("netnsPath: '/proc/", result.Errors[t], StringComparison.Ordinal));
+
+        // This test process stands for the daemon, and lives in the host's namespace.
+        Assert.Matches("is the (host's|daemon's own) network namespace", result.Errors["own-pid"]);
         Assert.Contains("not a namespace file", result.Errors["not-a-namespace"], StringComparison.Ordinal);
         Assert.DoesNotContain(_runner.Commands, c => c.Contains("/proc/", StringComparison.Ordinal) || c.Contains(NotANamespace, StringComparison.Ordinal));
         Assert.Contains("-A MESH-TASK", await RulesAsync(A), StringComparison.Ordinal);
@@ -151,6 +152,22 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         Assert.Contains("nameserver 127.0.0.11", await File.ReadAllTextAsync(Path.Combine(_resolvRoot, "web.1", "resolv.conf")), StringComparison.Ordinal);
     }
 
+    [LabFact]
+    public void The_guard_refuses_the_host_and_own_namespace_by_inode_and_tells_spellings_of_one_namespace_apart_from_others()
+    {
+        var guard = new TaskNamespaceGuard(new NodeNetworkOptions { IngressSandbox = Sandbox });
+        var reserved = guard.Reserved();
+
+        Assert.Throws<ValidationException>(() => guard.Check("/proc/1/ns/net", reserved));
+        Assert.Throws<TaskRefusedException>(() => guard.Check($"/proc/{Environment.ProcessId}/ns/net", reserved));
+        Assert.Throws<TaskRefusedException>(() => guard.Check($"/run/netns/{Sandbox}", reserved));
+        Assert.Equal(guard.Check(A, reserved), guard.Check(Alias, reserved));
+        Assert.Equal(guard.Check(A, reserved), guard.Check($"/var/run/netns/{_prefix}-a", reserved));
+        Assert.NotEqual(guard.Check(A, reserved), guard.Check(B, reserved));
+        Assert.Throws<FileNotFoundException>(() => guard.Check($"/run/netns/{_prefix}-missing", reserved));
+        Assert.Throws<IOException>(() => guard.Check(NotANamespace, reserved));
+    }
+
     /// <summary>A store with services web (8080→80) and api (9090→90) and one task per (service, netns), in order.</summary>
     private static async Task<(ClusterState State, List<ServiceTask> Tasks)> StateAsync(params (string Service, string Netns)[] tasks)
     {
@@ -195,8 +212,12 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
     private async Task CleanAsync()
     {
         await Shell.RunAsync("umount", Alias);
-        File.Delete(Alias);
-        File.Delete(NotANamespace);
+        if (Directory.Exists("/run/netns"))
+        {
+            File.Delete(Alias);
+            File.Delete(NotANamespace);
+        }
+
         foreach (var ns in new[] { "a", "b", "sbx" })
         {
             await Shell.RunAsync("ip", "netns", "del", $"{_prefix}-{ns}");
