@@ -1,11 +1,9 @@
 using System.Diagnostics;
-using Mesh.Discovery.Dns;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
-using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Hosting;
