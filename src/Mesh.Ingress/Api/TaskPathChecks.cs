@@ -22,7 +22,7 @@ internal static class TaskPathChecks
             TaskPaths.UnderRoot("resolvConfPath", TaskPaths.ResolvConfPath("resolvConfPath", resolvConf), options?.ResolvConfRoots ?? TaskPaths.DefaultResolvConfRoots);
         }
 
-        if (spec.NetnsPath is { } netns && options is not null && spec.Node == options.Node && services.GetService<TaskNamespaceGuard>() is { } guard)
+        if (spec.NetnsPath is { } netns && options is not null && string.Equals(spec.Node, options.Node, StringComparison.OrdinalIgnoreCase) && services.GetService<TaskNamespaceGuard>() is { } guard)
         {
             try
             {
