@@ -15,6 +15,8 @@ public sealed class TaskRefusedException(string message) : Exception(message);
 /// the node itself lives in or owns: the host's (PID 1's), the daemon's own, or this node's ingress sandbox. Namespaces
 /// are compared by nsfs device and inode, so no spelling (<c>/proc//1/…</c>, <c>/var/run</c> vs <c>/run</c>, a bind
 /// mount) gets around it.
+/// The tools that then enter the namespace (nsenter, the resolver's setns thread) open the path again: replacing the
+/// mount between the check and that open takes root on the node, which is past what this guards against.
 /// </summary>
 public sealed class TaskNamespaceGuard(NodeNetworkOptions network)
 {
