@@ -48,6 +48,60 @@ public static class NetworkNamespace
         return true;
     });
 
+    /// <summary>
+    /// Which network namespace the file at <paramref name="netnsPath"/> is: its nsfs device and inode, the identity
+    /// the kernel itself uses (two spellings or bind mounts of one namespace give the same id). Refuses anything
+    /// that is not a network namespace file: a regular file, a FIFO (opened non-blocking, so it cannot hang), another
+    /// kind of namespace. Only <c>/proc/…</c> paths follow a final symlink (there <c>ns/net</c> is the kernel's magic
+    /// link to the namespace); elsewhere a symlink is refused (O_NOFOLLOW), so a link planted under /run/netns cannot
+    /// redirect the daemon. Throws <see cref="IOException"/> saying why (<see cref="FileNotFoundException"/> when absent).
+    /// </summary>
+    public static NetworkNamespaceId Identify(string netnsPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(netnsPath);
+        var follow = netnsPath.StartsWith("/proc/", StringComparison.Ordinal);
+        int fd = LibC.Open(netnsPath, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK | (follow ? 0 : LibC.O_NOFOLLOW));
+        if (fd < 0)
+        {
+            int errno = LibC.LastError;
+            throw errno switch
+            {
+                Errno.ENOENT => new FileNotFoundException($"{netnsPath} does not exist", netnsPath),
+                Errno.ELOOP => new IOException($"{netnsPath} is a symbolic link, not a network namespace"),
+                _ => new IOException($"cannot open {netnsPath}: {Errno.Describe(errno)}"),
+            };
+        }
+
+        try
+        {
+            int type = LibC.Ioctl(fd, LibC.NS_GET_NSTYPE);
+            if (type < 0)
+            {
+                throw new IOException($"{netnsPath} is not a namespace file");
+            }
+
+            if (type != LibC.CLONE_NEWNET)
+            {
+                throw new IOException($"{netnsPath} is a namespace, but not a network namespace");
+            }
+
+            unsafe
+            {
+                Statx st;
+                if (LibC.Statx(fd, "", LibC.AT_EMPTY_PATH, LibC.STATX_INO, &st) != 0)
+                {
+                    throw new IOException($"cannot stat {netnsPath}: {Errno.Describe(LibC.LastError)}");
+                }
+
+                return new NetworkNamespaceId(st.DevMajor, st.DevMinor, st.Inode);
+            }
+        }
+        finally
+        {
+            LibC.Close(fd);
+        }
+    }
+
     private static T RunHere<T>(string netnsPath, Func<T> work)
     {
         int original = LibC.Open("/proc/thread-self/ns/net", LibC.O_RDONLY | LibC.O_CLOEXEC);
@@ -74,4 +128,10 @@ public static class NetworkNamespace
             LibC.Close(original);
         }
     }
+}
+
+/// <summary>A network namespace's identity: the device and inode of its nsfs file (what <c>ls -iL</c> and <c>net:[INODE]</c> show).</summary>
+public readonly record struct NetworkNamespaceId(uint DeviceMajor, uint DeviceMinor, ulong Inode)
+{
+    public override string ToString() => $"net:[{Inode}]";
 }

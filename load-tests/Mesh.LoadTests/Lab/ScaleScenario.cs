@@ -32,7 +32,7 @@ public static class ScaleScenario
     public static async Task<int> RunAsync(IReadOnlyList<int> sizes, int tasksPerService, Settings s, CancellationToken ct)
     {
         if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("scale creates network namespaces: run as root");
-        var runner = new ProcessCommandRunner();
+        var runner = new ProcessCommandRunner(TimeSpan.FromMinutes(10)); // measures the tools at sizes far past the daemon's defaults
         var flavour = await IptablesFlavour.DetectAsync(runner, ct).ConfigureAwait(false);
         var rows = new List<Row>();
         foreach (var n in sizes)

@@ -230,12 +230,12 @@ public static class StateTransitions
 
         if (spec.NetnsPath is not null)
         {
-            Validate.AbsolutePath("netnsPath", spec.NetnsPath);
+            TaskPaths.NetnsPath("netnsPath", spec.NetnsPath);
         }
 
         if (spec.ResolvConfPath is not null)
         {
-            Validate.AbsolutePath("resolvConfPath", spec.ResolvConfPath);
+            TaskPaths.ResolvConfPath("resolvConfPath", spec.ResolvConfPath);
         }
 
         var aliases = ObjectRules.Aliases(spec.Aliases, spec.Name);

@@ -69,7 +69,11 @@ public static class ApiEndpoints
             return Json(tasks.OrderBy(t => t.Name, StringComparer.Ordinal).ToArray());
         }));
         v1.MapPost("/tasks", Handle(async (IClusterStore store, HttpContext ctx) =>
-            Created(await store.AddTaskAsync(await BodyAsync<TaskSpec>(ctx), ctx.RequestAborted))));
+        {
+            var spec = await BodyAsync<TaskSpec>(ctx);
+            TaskPathChecks.Check(spec, ctx.RequestServices);
+            return Created(await store.AddTaskAsync(spec, ctx.RequestAborted));
+        }));
         v1.MapDelete("/tasks/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
         {
             await store.RemoveTaskAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);

@@ -4,6 +4,7 @@ using Mesh.Discovery.Security;
 using Mesh.Ingress.Daemon;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Security;
+using Mesh.Ingress.Kernel;
 
 namespace Mesh.Ingress.Cli;
 
@@ -39,7 +40,10 @@ public static class DaemonCommand
         var etcdCa = new Option<string?>("--etcd-ca") { Description = "With --store etcd: the CA of etcd's server certificates; the members are then reached over https" };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa };
+        var resolvConfRoot = new Option<string[]>("--resolv-conf-root") { Description = "A directory below which tasks' resolv.conf files may be written (repeatable; default /etc/netns and /run/mesh/tasks)" };
+        var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
+
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var storeText = parse.GetValue(store)!;
@@ -104,6 +108,12 @@ public static class DaemonCommand
                     ? Uri.TryCreate(o, UriKind.Absolute, out var ou) && ou.Scheme is "http" or "https" ? ou : throw new ArgumentException($"--otlp-endpoint '{o}' must be http(s)://HOST:PORT")
                     : null,
                 DnsUpstreams = (parse.GetValue(upstream) ?? []).Select(ParseUpstream).ToArray(),
+                ResolvConfRoots = parse.GetValue(resolvConfRoot) is { Length: > 0 } roots
+                    ? roots.Select(r => TaskPaths.Root("--resolv-conf-root", r)).Distinct(StringComparer.Ordinal).ToArray()
+                    : TaskPaths.DefaultResolvConfRoots,
+                CommandTimeout = parse.GetValue(commandTimeout) is >= 1 and <= 3600 and var timeout
+                    ? TimeSpan.FromSeconds(timeout)
+                    : throw new ArgumentException("--command-timeout must be 1 to 3600 seconds"),
                 Ipvs = new IpvsOptions
                 {
                     TcpTimeout = Seconds("--ipvs-tcp-timeout", parse.GetValue(ipvsTcp)),

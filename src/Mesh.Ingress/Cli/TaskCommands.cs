@@ -13,8 +13,8 @@ public static class TaskCommands
 
         var service = new Option<string>("--service") { Description = "The task's service", Required = true };
         var node = new Option<string>("--node") { Description = "The node the task runs on", Required = true };
-        var netns = new Option<string?>("--netns") { Description = "Path of the task's network namespace, e.g. /var/run/netns/NAME" };
-        var resolvConf = new Option<string?>("--resolv-conf") { Description = "Have the node write the task's resolv.conf (nameserver 127.0.0.11) at this path" };
+        var netns = new Option<string?>("--netns") { Description = "Path of the task's network namespace: /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net (PID > 1)" };
+        var resolvConf = new Option<string?>("--resolv-conf") { Description = "Have the node write the task's resolv.conf (nameserver 127.0.0.11) at this path, below one of its --resolv-conf-root directories (default /etc/netns, /run/mesh/tasks)" };
         var ip = new Option<string[]>("--ip") { Description = "NETWORK=IP to use instead of an allocated address (repeatable)" };
         var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the task (repeatable; tasks may share one)" };
         var taskName = new Argument<string?>("name") { Description = "Task name (default SERVICE.N)", Arity = ArgumentArity.ZeroOrOne };

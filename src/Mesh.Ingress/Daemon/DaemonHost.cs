@@ -28,7 +28,7 @@ public static class DaemonHost
 {
     public static async Task<int> RunAsync(DaemonOptions options, CancellationToken cancellationToken)
     {
-        var runner = new ProcessCommandRunner();
+        var runner = new ProcessCommandRunner(options.CommandTimeout);
         var flavour = await IptablesFlavour.DetectAsync(runner, cancellationToken).ConfigureAwait(false);
         var (choice, reason) = DataplaneSelector.Resolve(options.Dataplane, KernelFeatures.HasIpvs());
         var dataplaneName = choice == DataplaneChoice.Ipvs ? "ipvs" : "nftables";
@@ -113,6 +113,9 @@ public static class DaemonHost
             sp.GetRequiredService<ClusterDnsAuthority>(),
             options.DnsUpstreams.Count > 0 ? options.DnsUpstreams : ResolvConf.ReadUpstreams(options.NodeResolvConf, sp.GetRequiredService<ILoggerFactory>().CreateLogger<TaskResolvers>()),
             sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(new TaskNamespaceGuard(options.Network));
+        services.AddSingleton(new TaskResolvConfWriter(options.ResolvConfRoots, options.NodeResolvConf));
+        services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
 
         await using var app = builder.Build();

@@ -60,6 +60,12 @@ public sealed record DaemonOptions
     /// <summary>Where the node's own resolver configuration is (upstreams, search and options for tasks).</summary>
     public string NodeResolvConf { get; init; } = "/etc/resolv.conf";
 
+    /// <summary>The only directories a task's resolv.conf may be written below (<c>--resolv-conf-root</c>, canonical paths).</summary>
+    public IReadOnlyList<string> ResolvConfRoots { get; init; } = Mesh.Discovery.Model.TaskPaths.DefaultResolvConfRoots;
+
+    /// <summary>Every child process (ip, iptables-restore, nft, nsenter, sysctl) is killed after this long (<c>--command-timeout</c>).</summary>
+    public TimeSpan CommandTimeout { get; init; } = Kernel.ProcessCommandRunner.DefaultTimeout;
+
     /// <summary>Upstream DNS servers for names the embedded DNS does not own; empty means those of <see cref="NodeResolvConf"/>.</summary>
     public IReadOnlyList<System.Net.IPEndPoint> DnsUpstreams { get; init; } = [];
 }

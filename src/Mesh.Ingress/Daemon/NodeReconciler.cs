@@ -1,11 +1,9 @@
 using System.Diagnostics;
-using Mesh.Discovery.Dns;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
-using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Hosting;
@@ -24,13 +22,15 @@ public sealed partial class NodeReconciler(
     DataplaneSwitchCleanup otherDataplane,
     IngressSandbox sandbox,
     IptablesExecutor iptables,
-    NftExecutor nft,
+    TaskNamespaceSync tasks,
     TaskResolvers resolvers,
     DaemonOptions options,
     NodeStatus status,
     MeshTelemetry telemetry,
     ILogger<NodeReconciler> logger) : BackgroundService
 {
+    private static readonly TimeSpan TaskRetryFirst = TimeSpan.FromSeconds(1);
+
     /// <summary>When the sandbox's links were last verified, and for which address: checking them costs a few
     /// process starts, so it happens on start, on a change of address, after an error and at each resync.</summary>
     private (string Address, long At)? _sandboxVerified;
@@ -44,24 +44,40 @@ public sealed partial class NodeReconciler(
     {
         var node = await RegisterAsync(stoppingToken).ConfigureAwait(false);
         var backoff = TimeSpan.FromMilliseconds(200);
+        var taskRetry = TaskRetryFirst;
         while (!stoppingToken.IsCancellationRequested)
         {
             var started = Stopwatch.GetTimestamp();
             long revision;
+            var wait = options.ResyncInterval;
             try
             {
                 var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
                 node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(stoppingToken).ConfigureAwait(false);
-                await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
+                var failedTasks = await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
                 status.Applied(state.Revision);
+                status.LastError = ErrorSummary.OfTasks(failedTasks);
                 revision = state.Revision;
-                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "ok"));
+                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", failedTasks.Count == 0 ? "ok" : "tasks-failed"));
                 backoff = TimeSpan.FromMilliseconds(200);
+
+                // Failing tasks are retried sooner than the resync (a namespace still being set up), backing off
+                // so a task that is refused for good costs little.
+                if (failedTasks.Count > 0)
+                {
+                    wait = taskRetry < wait ? taskRetry : wait;
+                    taskRetry = TimeSpan.FromTicks(Math.Min(taskRetry.Ticks * 2, options.ResyncInterval.Ticks));
+                }
+                else
+                {
+                    taskRetry = TaskRetryFirst;
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
-                // Keep the dataplane as it is (never flush on error) and retry with backoff.
-                status.LastError = e.Message;
+                // Keep the dataplane as it is (never flush on error) and retry with backoff. What is kept and
+                // served is a bounded summary: a tool's output can echo file contents (nft's include).
+                status.LastError = ErrorSummary.Of(e);
                 _sandboxVerified = null;
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
                 LogSyncFailed(e, backoff.TotalMilliseconds);
@@ -76,7 +92,7 @@ public sealed partial class NodeReconciler(
 
             try
             {
-                await store.WatchAsync(revision, options.ResyncInterval, stoppingToken).ConfigureAwait(false);
+                await store.WatchAsync(revision, wait, stoppingToken).ConfigureAwait(false);
                 await Task.Delay(options.MinSyncInterval, stoppingToken).ConfigureAwait(false);
             }
             catch (StoreUnavailableException e)
@@ -87,7 +103,8 @@ public sealed partial class NodeReconciler(
         }
     }
 
-    private async Task SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
+    /// <summary>One pass; returns the tasks that did not converge (the rest of the node did).</summary>
+    private async Task<IReadOnlyDictionary<string, string>> SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
     {
         using var activity = telemetry.Activities.StartActivity("mesh.reconcile");
         activity?.SetTag("mesh.revision", state.Revision);
@@ -124,94 +141,13 @@ public sealed partial class NodeReconciler(
 
         _taskAddresses = addresses;
 
-        await SyncTasksAsync(state, ct).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Each local task's namespace: its embedded DNS listeners, the REDIRECT/INPUT and DNS NAT rules, the
-    /// east-west VIP backends and its resolv.conf. What Mesh put in a task's namespace goes with the namespace.
-    /// </summary>
-    private async Task SyncTasksAsync(ClusterState state, CancellationToken ct)
-    {
-        var wanted = new Dictionary<string, (ServiceTask? Task, ClusterService? Service)>(StringComparer.Ordinal);
-        foreach (var task in state.Tasks.Where(t => t.Node == options.Node && t.NetnsPath is not null))
+        var result = await tasks.SyncAsync(state, ct).ConfigureAwait(false);
+        foreach (var what in result.Changed)
         {
-            if (state.Services.FirstOrDefault(s => s.Name == task.Service) is { } service)
-            {
-                wanted[task.NetnsPath!] = (task, service);
-            }
+            Changed(what, state.Revision);
         }
 
-        // Every namespace Mesh put rules into runs a resolver (it is started first): those are the ones to watch.
-        foreach (var gone in resolvers.Namespaces.Where(p => !wanted.ContainsKey(p)).ToList())
-        {
-            wanted[gone] = (null, null);
-        }
-
-        foreach (var (path, (task, service)) in wanted)
-        {
-            if (!File.Exists(path))
-            {
-                // The runtime has not created it yet, or already removed it with everything in it.
-                await resolvers.StopAsync(path).ConfigureAwait(false);
-                nft.Forget(new NetworkNamespacePath(path));
-                iptables.Forget(new NetworkNamespacePath(path));
-                otherDataplane.Forget(new NetworkNamespacePath(path));
-                continue;
-            }
-
-            if (task is null || service is null)
-            {
-                // Deregistered but still there: its rules and resolver stay until the runtime deletes the
-                // namespace, so connections other nodes still send it while they converge are not refused.
-                continue;
-            }
-
-            var netns = new NetworkNamespacePath(path);
-            try
-            {
-                var actual = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
-                var dns = resolvers.Ensure(task, path, TaskRules.DnsPortsIn(actual));
-                var rules = TaskRules.Build(task, service, dns);
-
-                if (await iptables.ApplyAsync(netns, rules, actual, TaskRules.Tables, ct).ConfigureAwait(false))
-                {
-                    Changed("task", state.Revision);
-                }
-
-                if (await dataplane.ApplyTaskAsync(state, task, netns, ct).ConfigureAwait(false))
-                {
-                    Changed("task-vips", state.Revision);
-                }
-
-                if (await otherDataplane.TaskAsync(state, netns, ct).ConfigureAwait(false))
-                {
-                    Changed("other-dataplane", state.Revision);
-                }
-
-                if (task.ResolvConfPath is { } resolvConf)
-                {
-                    await WriteResolvConfAsync(resolvConf, ct).ConfigureAwait(false);
-                }
-            }
-            catch (CommandFailedException e) when (!File.Exists(path))
-            {
-                LogTaskNamespaceVanished(path, e.Message);
-            }
-        }
-    }
-
-    /// <summary>The task's resolv.conf: 127.0.0.11 as its nameserver, the node's search and options carried over.</summary>
-    private async Task WriteResolvConfAsync(string path, CancellationToken ct)
-    {
-        var node = File.Exists(options.NodeResolvConf) ? await File.ReadAllTextAsync(options.NodeResolvConf, ct).ConfigureAwait(false) : "";
-        var content = ResolvConf.ForTask(node);
-        if (!File.Exists(path) || await File.ReadAllTextAsync(path, ct).ConfigureAwait(false) != content)
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            await File.WriteAllTextAsync(path + ".tmp", content, ct).ConfigureAwait(false);
-            File.Move(path + ".tmp", path, overwrite: true);
-        }
+        return result.Errors;
     }
 
     private async Task<ClusterNode> RegisterAsync(CancellationToken ct)
@@ -239,6 +175,4 @@ public sealed partial class NodeReconciler(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Store unavailable: {Reason}; serving the last known state")]
     private partial void LogStoreUnavailable(string reason);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Task namespace {Path} vanished while syncing: {Reason}")]
-    private partial void LogTaskNamespaceVanished(string path, string reason);
 }

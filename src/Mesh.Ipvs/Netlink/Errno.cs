@@ -18,10 +18,13 @@ public static class Errno
     public const int EBUSY = 16;
     public const int EEXIST = 17;
     public const int ENODEV = 19;
+    public const int ENOTDIR = 20;
+    public const int EISDIR = 21;
     public const int EINVAL = 22;
     public const int ENOSPC = 28;
     public const int ERANGE = 34;
     public const int ENOSYS = 38;
+    public const int ELOOP = 40;
     public const int ENOMSG = 42;
     public const int EPROTO = 71;
     public const int EBADMSG = 74;
@@ -50,10 +53,13 @@ public static class Errno
         EBUSY => "EBUSY",
         EEXIST => "EEXIST",
         ENODEV => "ENODEV",
+        ENOTDIR => "ENOTDIR",
+        EISDIR => "EISDIR",
         EINVAL => "EINVAL",
         ENOSPC => "ENOSPC",
         ERANGE => "ERANGE",
         ENOSYS => "ENOSYS",
+        ELOOP => "ELOOP",
         ENOMSG => "ENOMSG",
         EPROTO => "EPROTO",
         EBADMSG => "EBADMSG",
@@ -65,4 +71,7 @@ public static class Errno
         ETIMEDOUT => "ETIMEDOUT",
         _ => "E?",
     };
+
+    /// <summary>The C library's text and the symbolic name, e.g. "Too many levels of symbolic links (ELOOP)".</summary>
+    public static string Describe(int errno) => $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)} ({Name(errno)})";
 }

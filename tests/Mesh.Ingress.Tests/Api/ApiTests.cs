@@ -62,6 +62,20 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"addresses\":{\"ingress\":\"10.255.0.999\"}}", "addresses.ingress" },
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"addresses\":{\"ingress\":\"192.168.1.1\"}}", "addresses.ingress" },
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"../x\"}", "netnsPath" },
+        // Issue 9: the host's namespace in every spelling, anything outside the namespace directories, non-canonical paths.
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/proc/1/ns/net\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/proc/self/ns/net\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/proc//1/ns/net\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/proc/01/ns/net\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/proc/thread-self/ns/net\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/etc/shadow\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/run/netns/../../proc/1/ns/net\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/run/netns/a/b\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/run/netns/x\\n\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/etc/shadow\"}", "resolvConfPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/etc/netns/x/../../shadow\"}", "resolvConfPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/etc/netns//resolv.conf\"}", "resolvConfPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/etc/netns\"}", "resolvConfPath" },
         { "/v1/tasks", "{\"name\":\"bad name\",\"service\":\"web\",\"node\":\"n1\"}", "name" },
         { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"not-an-ip\"}", "advertiseAddress" },
         { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"::1\"}", "advertiseAddress" },
@@ -79,6 +93,19 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
         var error = await response.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options);
         Assert.Equal(field, error!.Field);
         Assert.Same(before, await _store.GetStateAsync());
+    }
+
+    [Theory]
+    [InlineData("/run/netns/web-1", "/etc/netns/web-1/resolv.conf")]
+    [InlineData("/var/run/netns/cni-3f2a", "/run/mesh/tasks/web.1/resolv.conf")]
+    [InlineData("/proc/4242/ns/net", null)]
+    public async Task Namespace_and_resolv_conf_paths_of_the_allowed_shapes_are_accepted(string netns, string? resolvConf)
+    {
+        using var response = await _http.PostAsJsonAsync(new Uri("/v1/tasks", UriKind.Relative), new TaskSpec { Service = "web", Node = "n1", NetnsPath = netns, ResolvConfPath = resolvConf }, MeshJson.Options);
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var task = Assert.Single((await _store.GetStateAsync()).Tasks);
+        Assert.Equal((netns, resolvConf), (task.NetnsPath, task.ResolvConfPath));
     }
 
     [Fact]

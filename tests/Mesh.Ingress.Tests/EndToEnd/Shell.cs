@@ -5,7 +5,8 @@ namespace Mesh.Ingress.Tests.EndToEnd;
 /// <summary>Runs the real clients (curl, ip, nft, iptables-save) and the mesh binary under test.</summary>
 internal static class Shell
 {
-    private static readonly ProcessCommandRunner Runner = new();
+    // `mesh lab up` on a busy machine takes minutes: far longer than the daemon's per-command default.
+    private static readonly ProcessCommandRunner Runner = new(TimeSpan.FromMinutes(15));
 
     public static string MeshBinary => Path.Combine(AppContext.BaseDirectory, "mesh");
 
