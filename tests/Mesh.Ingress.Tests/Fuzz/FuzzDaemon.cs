@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace Mesh.Ingress.Tests.Fuzz;
+
+/// <summary>
+/// A real <c>mesh daemon</c> process for the API fuzz run: embedded store, private state dir, log file and unix
+/// socket under a temp dir. As root it is started as <c>nobody</c> (setpriv) so that nothing a fuzzed request
+/// makes it do can touch the machine: its reconciler cannot create the (throw-away named) ingress sandbox or
+/// program any namespace and just retries, while the API and the store — what is fuzzed — work as usual.
+/// </summary>
+internal sealed class FuzzDaemon : IAsyncDisposable
+{
+    /// <summary>The daemon's own node name: kept out of the fuzzer's dictionaries so no fuzzed task lands on it.</summary>
+    public const string NodeName = "fuzzd-self";
+
+    private readonly Process _process;
+
+    private FuzzDaemon(string directory, Process process)
+    {
+        Root = directory;
+        _process = process;
+    }
+
+    public string Root { get; }
+
+    public string SocketPath => Path.Combine(Root, "run", "mesh.sock");
+
+    public string LogPath => Path.Combine(Root, "daemon.log");
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public static async Task<FuzzDaemon> StartAsync(TimeSpan timeout)
+    {
+        var directory = Directory.CreateTempSubdirectory("mesh-fuzz-").FullName;
+        Directory.CreateDirectory(Path.Combine(directory, "run"));
+        Directory.CreateDirectory(Path.Combine(directory, "state"));
+        var mesh = Path.Combine(AppContext.BaseDirectory, "mesh");
+        string[] daemonArgs =
+        [
+            "daemon", "--node", NodeName, "--advertise-addr", "198.18.0.250",
+            "--dataplane", "nftables",
+            "--ingress-sandbox", $"mesh-fuzz-{Environment.ProcessId}",
+            "--ingress-bridge", "mesh-fuzz-br",
+            "--api", $"unix://{Path.Combine(directory, "run", "mesh.sock")}",
+            "--state-dir", Path.Combine(directory, "state"),
+            "--log-file", Path.Combine(directory, "daemon.log"),
+            "--dns-upstream", "127.0.0.53",
+        ];
+
+        var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (Environment.IsPrivilegedProcess)
+        {
+            // Least privilege that is still the real executable: the temp dir belongs to nobody, the daemon runs as nobody.
+            foreach (var path in Directory.EnumerateFileSystemEntries(directory, "*", SearchOption.AllDirectories).Prepend(directory))
+            {
+                File.SetUnixFileMode(path, (UnixFileMode)0b111_111_101); // 0775: nobody must reach its files
+            }
+
+            Chown(directory);
+            start.FileName = "setpriv";
+            foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", mesh })
+            {
+                start.ArgumentList.Add(a);
+            }
+        }
+        else
+        {
+            start.FileName = mesh;
+        }
+
+        foreach (var a in daemonArgs)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        start.Environment["HOME"] = directory;
+        start.Environment["DOTNET_CLI_HOME"] = directory;
+        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start " + mesh);
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var daemon = new FuzzDaemon(directory, process);
+        await daemon.WaitReadyAsync(timeout);
+        return daemon;
+    }
+
+    /// <summary>Ready when the socket answers <c>/v1/info</c> and the daemon has registered its own node.</summary>
+    private async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        using var http = Mesh.Ingress.Cli.ApiClientFactory.Create("unix://" + SocketPath, TimeSpan.FromSeconds(2));
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < timeout)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"mesh daemon exited with {_process.ExitCode} before it was ready:\n{Log()}");
+            }
+
+            try
+            {
+                var state = await http.GetStringAsync(new Uri("/v1/state", UriKind.Relative));
+                if (state.Contains($"\"{NodeName}\"", StringComparison.Ordinal))
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or SocketException or TaskCanceledException or IOException)
+            {
+                // not listening yet
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"mesh daemon not ready after {timeout}:\n{Log()}");
+    }
+
+    public string Log()
+    {
+        try
+        {
+            var text = File.ReadAllText(LogPath);
+            return text.Length > 4000 ? text[^4000..] : text;
+        }
+        catch (IOException e)
+        {
+            return $"(no log: {e.Message})";
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+        Directory.Delete(Root, recursive: true);
+    }
+
+    private static void Chown(string directory)
+    {
+        using var chown = Process.Start("chown", ["-R", "65534:65534", directory]) ?? throw new InvalidOperationException("chown");
+        chown.WaitForExit();
+        if (chown.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"chown -R nobody {directory} failed ({chown.ExitCode})");
+        }
+    }
+}
