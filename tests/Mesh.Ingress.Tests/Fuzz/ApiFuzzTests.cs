@@ -112,7 +112,7 @@ internal sealed class FuzzRun(int seed, int count)
         latencies.Sort();
         var p99 = latencies.Count == 0 ? 0 : latencies[(int)Math.Min(latencies.Count - 1, Math.Ceiling(latencies.Count * 0.99) - 1)];
         var text = string.Create(CultureInfo.InvariantCulture,
-            $"api-fuzz: seed {seed}, {sent} requests in {total.Elapsed.TotalSeconds:F1} s, p50 {Percentile(latencies, 0.5):F1} ms, p99 {p99:F1} ms, max {latencies.LastOrDefault():F1} ms; "
+            $"api-fuzz: seed {seed}, {sent} requests in {total.Elapsed.TotalSeconds:F1} s, mean {(latencies.Count == 0 ? 0 : latencies.Average()):F1} ms, p50 {Percentile(latencies, 0.5):F1} ms, p99 {p99:F1} ms, max {latencies.LastOrDefault():F1} ms; "
             + $"{writes2xx} state changes; final state {current.State.Networks.Count} networks, {current.State.Nodes.Count} nodes, {current.State.Services.Count} services, {current.State.Tasks.Count} tasks; "
             + $"statuses {string.Join(' ', statuses.Select(s => $"{s.Key}×{s.Value}"))}");
         return new FuzzSummary(failure is null ? text : text + "\n" + failure, failure, writes2xx);

@@ -5,9 +5,11 @@ namespace Mesh.Ingress.Tests.Fuzz;
 
 /// <summary>
 /// A real <c>mesh daemon</c> process for the API fuzz run: embedded store, private state dir, log file and unix
-/// socket under a temp dir. As root it is started as <c>nobody</c> (setpriv) so that nothing a fuzzed request
-/// makes it do can touch the machine: its reconciler cannot create the (throw-away named) ingress sandbox or
-/// program any namespace and just retries, while the API and the store — what is fuzzed — work as usual.
+/// socket under a temp dir. It runs in a user and network namespace of its own (<c>unshare --user --map-root-user
+/// --net</c>), started as <c>nobody</c> when the test is root: root inside, so iptables detection and the API work
+/// as in production, but with no power outside — nothing a fuzzed request makes it do (a task's netns path of
+/// /proc/1/ns/net, a resolv.conf path of /etc/shadow) can reach the machine. Its reconciler finds no overlay
+/// bridge there and just retries; the API and the store, which are what is fuzzed, are the real ones.
 /// </summary>
 internal sealed class FuzzDaemon : IAsyncDisposable
 {
@@ -15,6 +17,7 @@ internal sealed class FuzzDaemon : IAsyncDisposable
     public const string NodeName = "fuzzd-self";
 
     private readonly Process _process;
+    private readonly System.Text.StringBuilder _console = new();
 
     private FuzzDaemon(string directory, Process process)
     {
@@ -42,7 +45,7 @@ internal sealed class FuzzDaemon : IAsyncDisposable
         [
             "daemon", "--node", NodeName, "--advertise-addr", "198.18.0.250",
             "--dataplane", "nftables",
-            "--ingress-sandbox", $"mesh-fuzz-{Environment.ProcessId}",
+            "--ingress-sandbox", $"mesh-fuzz-{Environment.ProcessId}", // throw-away names; nothing is created there anyway
             "--ingress-bridge", "mesh-fuzz-br",
             "--api", $"unix://{Path.Combine(directory, "run", "mesh.sock")}",
             "--state-dir", Path.Combine(directory, "state"),
@@ -51,24 +54,24 @@ internal sealed class FuzzDaemon : IAsyncDisposable
         ];
 
         var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var prefix = new List<string>();
         if (Environment.IsPrivilegedProcess)
         {
-            // Least privilege that is still the real executable: the temp dir belongs to nobody, the daemon runs as nobody.
+            // The temp dir belongs to nobody, the daemon runs as nobody (root only inside its own user namespace).
             foreach (var path in Directory.EnumerateFileSystemEntries(directory, "*", SearchOption.AllDirectories).Prepend(directory))
             {
-                File.SetUnixFileMode(path, (UnixFileMode)0b111_111_101); // 0775: nobody must reach its files
+                File.SetUnixFileMode(path, (UnixFileMode)0b111_111_101); // 0775
             }
 
             Chown(directory);
-            start.FileName = "setpriv";
-            foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", mesh })
-            {
-                start.ArgumentList.Add(a);
-            }
+            prefix.AddRange(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
         }
-        else
+
+        prefix.AddRange(["unshare", "--user", "--map-root-user", "--net", "--", mesh]);
+        start.FileName = prefix[0];
+        foreach (var a in prefix.Skip(1))
         {
-            start.FileName = mesh;
+            start.ArgumentList.Add(a);
         }
 
         foreach (var a in daemonArgs)
@@ -79,11 +82,11 @@ internal sealed class FuzzDaemon : IAsyncDisposable
         start.Environment["HOME"] = directory;
         start.Environment["DOTNET_CLI_HOME"] = directory;
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start " + mesh);
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var daemon = new FuzzDaemon(directory, process);
+        process.OutputDataReceived += (_, e) => daemon.Console(e.Data);
+        process.ErrorDataReceived += (_, e) => daemon.Console(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var daemon = new FuzzDaemon(directory, process);
         await daemon.WaitReadyAsync(timeout);
         return daemon;
     }
@@ -119,16 +122,34 @@ internal sealed class FuzzDaemon : IAsyncDisposable
         throw new TimeoutException($"mesh daemon not ready after {timeout}:\n{Log()}");
     }
 
+    /// <summary>The console (what the daemon says before its log file exists, e.g. a usage error) and the log's tail.</summary>
     public string Log()
     {
+        string console;
+        lock (_console)
+        {
+            console = _console.ToString();
+        }
+
         try
         {
             var text = File.ReadAllText(LogPath);
-            return text.Length > 4000 ? text[^4000..] : text;
+            return console + (text.Length > 4000 ? text[^4000..] : text);
         }
         catch (IOException e)
         {
-            return $"(no log: {e.Message})";
+            return console + $"(no log file: {e.Message})";
+        }
+    }
+
+    private void Console(string? line)
+    {
+        lock (_console)
+        {
+            if (line is not null && _console.Length < 8000)
+            {
+                _console.AppendLine(line);
+            }
         }
     }
 

@@ -28,7 +28,7 @@ internal static class FuzzOracle
             return $"took {response.Elapsed.TotalMilliseconds:F0} ms (limit {request.Deadline.TotalMilliseconds:F0} ms)";
         }
 
-        if (response.Status >= 400 && response.ContentType == "application/json")
+        if (response.Status >= 400 && response.ContentType == "application/json" && request.Method != "HEAD") // HEAD: headers only
         {
             var error = Error(response);
             if (error is not { Error.Length: > 0 })
