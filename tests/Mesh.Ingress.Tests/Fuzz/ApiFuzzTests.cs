@@ -60,6 +60,7 @@ internal sealed class FuzzRun(int seed, int count)
         string? failure = null;
         var current = await ReadStateAsync(transport);
         var sent = 0;
+        var recent = new Queue<string>(); // the requests before a failure: a late effect shows up after its cause
         for (; sent < count && failure is null; sent++)
         {
             var request = generator.Next(current.State);
@@ -72,6 +73,12 @@ internal sealed class FuzzRun(int seed, int count)
             {
                 failure = Failed(sent, request, null, $"no answer: {e.GetType().Name}: {e.Message}", daemon);
                 break;
+            }
+
+            recent.Enqueue($"#{sent} {response.Status} {FuzzRequest.Show(request.Describe(), 300)}");
+            if (recent.Count > 12)
+            {
+                recent.Dequeue();
             }
 
             latencies.Add(response.Elapsed.TotalMilliseconds);
@@ -115,7 +122,7 @@ internal sealed class FuzzRun(int seed, int count)
             $"api-fuzz: seed {seed}, {sent} requests in {total.Elapsed.TotalSeconds:F1} s, mean {(latencies.Count == 0 ? 0 : latencies.Average()):F1} ms, p50 {Percentile(latencies, 0.5):F1} ms, p99 {p99:F1} ms, max {latencies.LastOrDefault():F1} ms; "
             + $"{writes2xx} state changes; final state {current.State.Networks.Count} networks, {current.State.Nodes.Count} nodes, {current.State.Services.Count} services, {current.State.Tasks.Count} tasks; "
             + $"statuses {string.Join(' ', statuses.Select(s => $"{s.Key}×{s.Value}"))}");
-        return new FuzzSummary(failure is null ? text : text + "\n" + failure, failure, writes2xx);
+        return new FuzzSummary(failure is null ? text : text + "\n" + failure + "\n  requests before it:\n    " + string.Join("\n    ", recent), failure, writes2xx);
     }
 
     private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? 0 : sorted[(int)(sorted.Count * p)];

@@ -43,8 +43,10 @@ internal sealed class FuzzTransport(string socketPath) : IDisposable
     }
 
     /// <summary>
-    /// One connection per raw request: write it, half-close (so a short body ends instead of hanging), read the
-    /// answer to EOF. A server that drops a malformed request without answering gives status 0.
+    /// One connection per raw request (each asks the server to close after it): write it, read the answer to EOF.
+    /// No half-close: Kestrel takes a client's FIN as the connection gone and drops the answer while the handler
+    /// still runs, so a DELETE looked unanswered yet applied later (the fuzz run's first false alarm).
+    /// A server that drops a malformed request without answering gives status 0.
     /// </summary>
     private async Task<FuzzResponse> SendRawAsync(byte[] raw, Stopwatch started)
     {
@@ -55,7 +57,6 @@ internal sealed class FuzzTransport(string socketPath) : IDisposable
         try
         {
             await socket.SendAsync(raw, SocketFlags.None, timeout.Token);
-            socket.Shutdown(SocketShutdown.Send);
             var buffer = new byte[64 * 1024];
             int n;
             while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0)
@@ -90,7 +91,7 @@ internal sealed class FuzzTransport(string socketPath) : IDisposable
             ? Dechunk(rest)
             : headers.TryGetValue("Content-Length", out var cl) && int.TryParse(cl, CultureInfo.InvariantCulture, out var length)
                 ? rest[..Math.Min(length, rest.Length)].ToArray()
-                : [];
+                : rest.ToArray(); // HTTP/1.0 style: the body runs to the close
         var contentType = headers.TryGetValue("Content-Type", out var ct) && MediaTypeHeaderValue.TryParse(ct, out var parsed) ? parsed.MediaType : null;
         return new FuzzResponse(status, contentType, Encoding.UTF8.GetString(body), elapsed);
     }

@@ -449,7 +449,7 @@ internal sealed class RequestGenerator(Random random)
         var text = _r.Next(12) switch
         {
             0 => $"POST {path} HTTP/1.1\r\nHost: mesh\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{json}",
-            1 => $"POST {path} HTTP/1.1\r\nHost: mesh\r\nContent-Length: {length + 50}\r\nConnection: close\r\n\r\n{json}",
+            1 => $"POST {path} HTTP/1.1\r\nHost: mesh\r\nContent-Length: {length + 50}\r\nConnection: close\r\n\r\n{json}{new string('}', 50)}", // complete, so nothing waits
             2 => $"POST {path} HTTP/1.1\r\nHost: mesh\r\nContent-Length: {Math.Max(0, length - 5)}\r\nConnection: close\r\n\r\n{json}",
             3 => $"POST {path} HTTP/1.1\r\nHost: mesh\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{length:x}\r\n{json}\r\n0\r\n\r\n",
             4 => $"POST {path} HTTP/1.1\r\nHost: mesh\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nConnection: close\r\n\r\nzz\r\n{json}\r\n",
@@ -457,10 +457,12 @@ internal sealed class RequestGenerator(Random random)
             6 => $"GET /v1/state\u0000 HTTP/1.1\r\nHost: mesh\r\nConnection: close\r\n\r\n",
             7 => $"GET /v1/state HTTP/1.1\r\nHost: mesh\r\nX-Long: {new string('a', 40_000)}\r\nConnection: close\r\n\r\n",
             8 => $"GET /v1/state HTTP/9.9\r\nHost: mesh\r\nConnection: close\r\n\r\n",
-            9 => $"POST {path} HTTP/1.0\r\nContent-Length: {length}\r\n\r\n{json}",
+            9 => $"POST {path} HTTP/1.0\r\nContent-Length: {length}\r\n\r\n{json}", // 1.0: the server closes after it
             10 => $"GET /{new string('v', 20_000)} HTTP/1.1\r\nHost: mesh\r\nConnection: close\r\n\r\n",
             _ => $"DELETE /v1/services/{ServiceName(state)} HTTP/1.1\r\nHost: mesh\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         };
-        return new FuzzRequest("RAW", path, null, null, "raw http") { Raw = Encoding.UTF8.GetBytes(text) };
+        // The oracle judges by method and path: take them from the request line as written.
+        var line = text.Split("\r\n")[0].Split(' ');
+        return new FuzzRequest(line[0], line.Length > 1 ? line[1] : "", null, null, "raw http") { Raw = Encoding.UTF8.GetBytes(text) };
     }
 }
