@@ -62,6 +62,9 @@ public sealed class ApiTests : IAsyncLifetime
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"addresses\":{\"ingress\":\"10.255.0.999\"}}", "addresses.ingress" },
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"addresses\":{\"ingress\":\"192.168.1.1\"}}", "addresses.ingress" },
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"../x\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/run/netns/a\\rb\"}", "netnsPath" }, // found by the fuzz run
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/run/netns/a\\nb\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/run/netns/x/..\"}", "resolvConfPath" },
         { "/v1/tasks", "{\"name\":\"bad name\",\"service\":\"web\",\"node\":\"n1\"}", "name" },
         { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"not-an-ip\"}", "advertiseAddress" },
         { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"::1\"}", "advertiseAddress" },

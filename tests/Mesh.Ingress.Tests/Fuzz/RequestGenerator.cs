@@ -33,6 +33,15 @@ internal sealed class RequestGenerator(Random random)
         "tcp", "udp", "TCP", "sctp", "vip", "dnsrr", "VIP", "Dnsrr", "dns_rr", "1", "0",
     ];
 
+    /// <summary>Paths in otherwise valid task bodies, so each trick meets a request that could be accepted.</summary>
+    private static readonly string[] PathTricks =
+    [
+        "/proc/1/ns/net", "/proc/self/ns/net", "/proc//1/ns/net", "/proc/1/ns/./net", "/var/run/netns/../../proc/1/ns/net", "/var/run/netns/x/..",
+        "/var/run/netns/..", "/etc/shadow", "/tmp/mesh-fuzz-link", "/run/netns/a\u0000b",
+        "/run/netns/a\nb", "/run/netns/a\rb", "/run/netns/\u202eevil", "/run/netns/e\u0301", "//run//netns//x", "/run/netns/x%2F..%2F..",
+        "/dev/stdin", "/" + new string('a', 4096), "/run/netns/" + new string('\u00e9', 2100),
+    ];
+
     private static readonly string[] ContentTypes =
     [
         "application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
@@ -144,12 +153,12 @@ internal sealed class RequestGenerator(Random random)
 
         if (Chance(40))
         {
-            body["netnsPath"] = $"/var/run/netns/mesh-fuzz-{service}-{_r.Next(5)}";
+            body["netnsPath"] = Chance(30) ? Pick(PathTricks) : $"/var/run/netns/mesh-fuzz-{service}-{_r.Next(5)}";
         }
 
         if (Chance(20))
         {
-            body["resolvConfPath"] = $"/run/mesh/tasks/{service}-{_r.Next(5)}/resolv.conf";
+            body["resolvConfPath"] = Chance(30) ? Pick(PathTricks) : $"/run/mesh/tasks/{service}-{_r.Next(5)}/resolv.conf";
         }
 
         if (Chance(20))
