@@ -64,7 +64,7 @@ internal static class FuzzOracle
         }
 
         var diff = Diff.Between(before.State, after.State);
-        return request.Method switch
+        return request.Method.ToUpperInvariant() switch // ASP.NET routes "post" as POST
         {
             "DELETE" => JudgeDelete(request, diff),
             "POST" or "RAW" => JudgeCreate(response, diff, after.State),
