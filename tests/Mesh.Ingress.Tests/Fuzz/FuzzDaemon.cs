@@ -87,7 +87,16 @@ internal sealed class FuzzDaemon : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => daemon.Console(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        await daemon.WaitReadyAsync(timeout);
+        try
+        {
+            await daemon.WaitReadyAsync(timeout);
+        }
+        catch
+        {
+            await daemon.DisposeAsync(); // a daemon that never came up leaves no process or temp dir behind
+            throw;
+        }
+
         return daemon;
     }
 
