@@ -62,7 +62,8 @@ public static class Validate
 
     public static string AbsolutePath(string field, string value)
     {
-        if (!value.StartsWith('/') || value.Contains('\0', StringComparison.Ordinal) || value.Contains("/../", StringComparison.Ordinal) || value.Length > 4096)
+        // Control characters (not only NUL) and a trailing "/.." were accepted until the API fuzz run sent "/run/netns/a\rb" and "/x/..".
+        if (!value.StartsWith('/') || value.Any(char.IsControl) || value.Contains("/../", StringComparison.Ordinal) || value.EndsWith("/..", StringComparison.Ordinal) || value.Length > 4096)
         {
             throw new ValidationException(field, $"'{Printable(value)}' is not an absolute path");
         }

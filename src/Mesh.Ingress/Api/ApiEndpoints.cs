@@ -91,9 +91,11 @@ public static class ApiEndpoints
             {
                 return await handler(store, ctx);
             }
+            // Messages quote client input (a name from the URL, a property name): Printable keeps control
+            // characters out of every error, whichever layer wrote the message (the fuzz run found "web\t" and a NUL raw).
             catch (ValidationException e)
             {
-                return Error(StatusCodes.Status400BadRequest, new ApiError(e.Message, e.Field));
+                return Error(StatusCodes.Status400BadRequest, new ApiError(Printable(e.Message, 1000), Printable(e.Field, 200)));
             }
             catch (BodyTooLargeException e)
             {
@@ -103,15 +105,15 @@ public static class ApiEndpoints
             }
             catch (NotFoundException e)
             {
-                return Error(StatusCodes.Status404NotFound, new ApiError(e.Message));
+                return Error(StatusCodes.Status404NotFound, new ApiError(Printable(e.Message, 1000)));
             }
             catch (ConflictException e)
             {
-                return Error(StatusCodes.Status409Conflict, new ApiError(e.Message));
+                return Error(StatusCodes.Status409Conflict, new ApiError(Printable(e.Message, 1000)));
             }
             catch (StoreUnavailableException e)
             {
-                return Error(StatusCodes.Status503ServiceUnavailable, new ApiError(e.Message));
+                return Error(StatusCodes.Status503ServiceUnavailable, new ApiError(Printable(e.Message, 1000)));
             }
         };
 
@@ -136,8 +138,7 @@ public static class ApiEndpoints
         }
         catch (JsonException e)
         {
-            var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
-            throw new ValidationException(field, $"malformed JSON: {FirstSentence(e.Message)}");
+            throw new ValidationException(FieldOf(e.Path), $"malformed JSON: {FirstSentence(e.Message)}");
         }
     }
 
@@ -170,6 +171,23 @@ public static class ApiEndpoints
     /// <summary>A request body over <see cref="Limits.MaxRequestBodyBytes"/>: 413.</summary>
     private sealed class BodyTooLargeException(long? length) : Exception(
         string.Create(CultureInfo.InvariantCulture, $"the request body{(length is { } l ? $" ({l} bytes)" : "")} is larger than the {Limits.MaxRequestBodyBytes} bytes the API accepts"));
+
+    /// <summary>
+    /// The JSON path of the bad member, as the error's field: "body" when there is none. An unknown property named
+    /// "" has the path "$." (found by the API fuzz run: it gave an empty field).
+    /// </summary>
+    private static string FieldOf(string? path)
+    {
+        var field = (path ?? "").TrimStart('$').TrimStart('.');
+        return field.Length == 0 ? "body" : field;
+    }
+
+    /// <summary>An error message or field quoting client input: bounded, control characters escaped (as Validate does for values).</summary>
+    private static string Printable(string value, int max)
+    {
+        var s = value.Length > max ? value[..max] + "…" : value;
+        return string.Concat(s.Select(c => char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString()));
+    }
 
     private static string FirstSentence(string message)
     {

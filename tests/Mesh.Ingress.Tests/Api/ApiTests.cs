@@ -48,6 +48,7 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
         { "/v1/services", "[]", "body" },
         { "/v1/services", "{\"name\":42}", "name" },
         { "/v1/services", "{\"name\":\"x\",\"unknown\":1}", "unknown" },
+        { "/v1/tasks", "{\"\":1}", "body" }, // an unknown property named "": the fuzz run saw an empty field
         { "/v1/services", "{\"name\":\"x\",\"mode\":\"round-robin\"}", "mode" },
         { "/v1/services", "{\"name\":\"x\",\"ports\":[{\"published\":\"8080\",\"target\":80}]}", "ports[0].published" },
         { "/v1/services", "{\"name\":\"x\",\"ports\":[{\"published\":8080.5,\"target\":80}]}", "ports[0].published" },
@@ -76,6 +77,9 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/etc/netns/x/../../shadow\"}", "resolvConfPath" },
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/etc/netns//resolv.conf\"}", "resolvConfPath" },
         { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/etc/netns\"}", "resolvConfPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/run/netns/a\\rb\"}", "netnsPath" }, // found by the fuzz run
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"netnsPath\":\"/run/netns/a\\nb\"}", "netnsPath" },
+        { "/v1/tasks", "{\"service\":\"web\",\"node\":\"n1\",\"resolvConfPath\":\"/run/netns/x/..\"}", "resolvConfPath" },
         { "/v1/tasks", "{\"name\":\"bad name\",\"service\":\"web\",\"node\":\"n1\"}", "name" },
         { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"not-an-ip\"}", "advertiseAddress" },
         { "/v1/nodes", "{\"name\":\"n2\",\"advertiseAddress\":\"::1\"}", "advertiseAddress" },
@@ -124,6 +128,23 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
         using var badQuery = await _http.GetAsync(new Uri("/v1/watch?after=abc", UriKind.Relative));
         Assert.Equal(HttpStatusCode.BadRequest, badQuery.StatusCode);
         Assert.Same(before, await _store.GetStateAsync());
+    }
+
+    [Fact]
+    public async Task Errors_echo_client_input_without_control_characters()
+    {
+        // Found by the API fuzz run: a NUL in a query parameter came back raw in the error message.
+        using var query = await _http.GetAsync(new Uri("/v1/watch?after=%00%0A1", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, query.StatusCode);
+        var error = (await query.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!;
+        Assert.Equal("after", error.Field);
+        Assert.DoesNotContain(error.Error, char.IsControl);
+        Assert.Contains("\\x00\\x0a1", error.Error, StringComparison.Ordinal);
+
+        // ... and a name from the URL in a 404 (the store's message quotes it as given).
+        using var missing = await _http.DeleteAsync(new Uri("/v1/services/web%09", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.DoesNotContain((await missing.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Error, char.IsControl);
     }
 
     [Fact]
