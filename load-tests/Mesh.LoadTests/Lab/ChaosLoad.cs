@@ -1,0 +1,84 @@
+using System.Globalization;
+using Mesh.Ingress.Lab;
+using Mesh.LoadTests.Cli;
+using Mesh.LoadTests.Core;
+using Mesh.LoadTests.Metrics;
+using Mesh.LoadTests.Reporting;
+
+namespace Mesh.LoadTests.Lab;
+
+/// <summary>
+/// Open-loop HTTP load through every node's published port at once, one load generator per node (this program
+/// again, in <c>mesh-client</c>, each from its own source address), running until <see cref="StopAsync"/>: a fault
+/// takes as long as it takes (a daemon's restart on a loaded box is seconds to tens of seconds), so the load is
+/// not given a fixed duration that a slow restart could outlast.
+/// </summary>
+public sealed class ChaosLoad
+{
+    /// <summary>Source address of the load through node i: 198.18.0.10i (the client's own .100 stays free for probes).</summary>
+    public static string SourceOf(int node) => string.Create(CultureInfo.InvariantCulture, $"198.18.0.{100 + node}");
+
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<(int Node, Task<(int Code, RunReport? Report)> Run)> _runs = [];
+
+    private ChaosLoad() { }
+
+    public sealed record Entry(int Node, int Code, RunReport? Report)
+    {
+        public VariantReport? Variant => Report?.Variants.FirstOrDefault();
+    }
+
+    /// <summary>Sets up the client's source addresses (idempotent) and starts one generator per node.</summary>
+    public static async Task<ChaosLoad> StartAsync(LabSession lab, double ratePerNode, Settings s, string outDir, CancellationToken ct)
+    {
+        await lab.InAsync(LabPlan.Client, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1").ConfigureAwait(false);
+        await lab.InAsync(LabPlan.Client, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535").ConfigureAwait(false);
+        var load = new ChaosLoad();
+        for (var i = 1; i <= lab.Plan.Nodes; i++)
+        {
+            await lab.InAsync(LabPlan.Client, "ip", "addr", "replace", $"{SourceOf(i)}/24", "dev", "eth0").ConfigureAwait(false);
+            var args = new List<string>
+            {
+                "http", "--url", $"http://{LabPlan.NodeAddress(i)}:{LabPlan.DemoPublished}/", "--name", $"via-n{i}",
+                "--rate", ratePerNode.ToString(CultureInfo.InvariantCulture),
+                // stopped by SIGINT when the fault is over; 5 min only bounds a run whose stop never came (1 s series slots)
+                "--duration", "5m", "--warmup", Durations.Format(s.Warmup), "--bind", SourceOf(i),
+                "--timeout", Durations.Format(s.Timeout), "-c", s.Connections.ToString(CultureInfo.InvariantCulture),
+                "--new-connection", "-q",
+            };
+            load._runs.Add((i, LabSession.RunInNamespaceAsync(LabPlan.Client, args, Path.Combine(outDir, $"via-n{i}"), ct, load._stop.Token)));
+        }
+        return load;
+    }
+
+    /// <summary>Stops every generator (each writes the report of what it measured) and returns their reports.</summary>
+    public async Task<IReadOnlyList<Entry>> StopAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        var entries = new List<Entry>();
+        foreach (var (node, run) in _runs)
+        {
+            var (code, report) = await run.ConfigureAwait(false);
+            entries.Add(new Entry(node, code, report));
+        }
+        _stop.Dispose();
+        return entries;
+    }
+
+    /// <summary>p99 of all entries' requests together (histograms merged by adding counts), in µs; NaN without data.</summary>
+    public static double MergedP99Us(IEnumerable<Entry> entries)
+    {
+        LatencyHistogram? all = null;
+        foreach (var v in entries.Select(e => e.Variant).OfType<VariantReport>())
+        {
+            var h = v.Histogram.ToHistogram();
+            if (all is null) all = h;
+            else all.Add(h);
+        }
+        return all is null || all.Count == 0 ? double.NaN : all.ValueAtPercentile(99) / 1000.0;
+    }
+
+    /// <summary>Failed requests of one entry that completed in [from, to) seconds on its report's time axis.</summary>
+    public static long FailedBetween(Entry e, double from, double to) =>
+        e.Variant?.Series.Where(p => p.T >= from && p.T < to).Sum(p => p.Failed) ?? 0;
+}
