@@ -108,13 +108,13 @@ public static class Chaos
     {
         private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-        /// <summary>Load before the fault: the generators' start-up (a .NET process each) plus their warm-up plus a measured stretch.</summary>
-        private TimeSpan Lead => s.Warmup + TimeSpan.FromSeconds(s.Smoke ? 3 : 5);
+        /// <summary>Load before the fault, once every generator sends: its warm-up plus a measured stretch.</summary>
+        private TimeSpan Lead => s.Warmup + TimeSpan.FromSeconds(s.Smoke ? 1.5 : 3);
 
         private TimeSpan Tail => TimeSpan.FromSeconds(s.Smoke ? 2 : 4);
 
         /// <summary>
-        /// Starts the load, waits <see cref="Lead"/>, injects the fault (which returns how to judge the run), keeps the
+        /// Starts the load, waits until every generator sends and then <see cref="Lead"/>, injects the fault (which returns how to judge the run), keeps the
         /// load on for <see cref="Tail"/>, stops it and adds the row. A fault that throws still stops the load, and the
         /// scenario then fails (a broken lab makes every later figure meaningless).
         /// </summary>
@@ -132,39 +132,41 @@ public static class Chaos
             }
             var load = await ChaosLoad.StartAsync(lab, rate, s, dir, ct).ConfigureAwait(false);
             Verdict verdict;
-            IReadOnlyList<ChaosLoad.Entry> entries;
+            DateTimeOffset faultAt;
             try
             {
+                await load.WaitRunningAsync(lab, TimeSpan.FromSeconds(90), ct).ConfigureAwait(false);
+                Event("load running");
                 await Task.Delay(Lead, ct).ConfigureAwait(false);
-                var faultAt = DateTimeOffset.UtcNow;
+                faultAt = DateTimeOffset.UtcNow;
                 Event("inject");
                 verdict = await inject(Event).ConfigureAwait(false);
                 Event("fault over");
                 await Task.Delay(Tail, ct).ConfigureAwait(false);
-                entries = await load.StopAsync().ConfigureAwait(false);
-                var (met, target, notes) = verdict(entries);
-                var extra = new List<string>();
-                foreach (var e in entries)
-                {
-                    var v = e.Variant;
-                    if (v is null) { extra.Add($"via n{e.Node}: no report (exit {e.Code})"); met = false; continue; }
-                    // A fault injected before the load ran would be a pass that measured nothing.
-                    var before = v.Series.Where(p => p.T < (faultAt - e.Report!.StartedUtc).TotalSeconds).Sum(p => p.Ok + p.Failed);
-                    if (before == 0) { extra.Add($"via n{e.Node}: the load had not started when the fault was injected"); met = false; }
-                }
-                var perEntry = string.Join(", ", entries.Select(e => e.Variant is { } v ? $"n{e.Node} {v.Failed}/{v.Requests}" : $"n{e.Node} -"));
-                var errors = entries.Select(e => e.Variant).OfType<Reporting.VariantReport>().SelectMany(v => v.Errors).GroupBy(kv => kv.Key).Select(g => $"{g.Key} {g.Sum(kv => kv.Value)}").ToList();
-                var t0 = events[0].At;
-                var timeline = string.Join("; ", events.Select(x => string.Create(Inv, $"+{(x.At - t0).TotalSeconds:0.0} s {x.What}")));
-                results.Add(new FaultResult(fault, store, entries.Sum(e => e.Variant?.Requests ?? 0), entries.Sum(e => e.Variant?.Failed ?? 0), ChaosLoad.MergedP99Us(entries), target, met,
-                    string.Join("; ", new[] { notes, $"failed/requests via {perEntry}", errors.Count == 0 ? "" : "errors: " + string.Join(", ", errors), string.Join("; ", extra), timeline }.Where(x => x.Length > 0))));
-                await log.WriteLineAsync($"chaos [{store}] {fault}: {results[^1].Failed} failed of {results[^1].Requests}").ConfigureAwait(false);
             }
             catch
             {
                 await load.StopAsync().ConfigureAwait(false);
                 throw;
             }
+            var entries = await load.StopAsync().ConfigureAwait(false);
+            var (met, target, notes) = verdict(entries);
+            var extra = new List<string>();
+            foreach (var e in entries)
+            {
+                var v = e.Variant;
+                if (v is null) { extra.Add($"via n{e.Node}: no report (exit {e.Code})"); met = false; continue; }
+                // A fault injected before the measured load ran would be a pass that measured nothing.
+                var before = v.Series.Where(p => p.T < At(e, faultAt)).Sum(p => p.Ok + p.Failed);
+                if (before == 0) { extra.Add($"via n{e.Node}: no measured request before the fault"); met = false; }
+            }
+            var perEntry = string.Join(", ", entries.Select(e => e.Variant is { } v ? $"n{e.Node} {v.Failed}/{v.Requests}" : $"n{e.Node} -"));
+            var errors = entries.Select(e => e.Variant).OfType<Reporting.VariantReport>().SelectMany(v => v.Errors).GroupBy(kv => kv.Key).Select(g => $"{g.Key} {g.Sum(kv => kv.Value)}").ToList();
+            var t0 = events[0].At;
+            var timeline = "timeline: " + string.Join("; ", events.Select(x => string.Create(Inv, $"+{(x.At - t0).TotalSeconds:0.0} s {x.What}")));
+            results.Add(new FaultResult(fault, store, entries.Sum(e => e.Variant?.Requests ?? 0), entries.Sum(e => e.Variant?.Failed ?? 0), ChaosLoad.MergedP99Us(entries), target, met,
+                string.Join("; ", new[] { notes, $"failed/requests via {perEntry}", errors.Count == 0 ? "" : "errors: " + string.Join(", ", errors), string.Join("; ", extra), timeline }.Where(x => x.Length > 0))));
+            await log.WriteLineAsync($"chaos [{store}] {fault}: {results[^1].Failed} failed of {results[^1].Requests}").ConfigureAwait(false);
         }
 
         /// <summary>Seconds from the event to the report's time axis of one entry.</summary>

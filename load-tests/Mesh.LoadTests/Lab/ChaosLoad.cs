@@ -37,6 +37,7 @@ public sealed class ChaosLoad
         for (var i = 1; i <= lab.Plan.Nodes; i++)
         {
             await lab.InAsync(LabPlan.Client, "ip", "addr", "replace", $"{SourceOf(i)}/24", "dev", "eth0").ConfigureAwait(false);
+            load._baselines[i] = await SocketsFromAsync(lab, SourceOf(i)).ConfigureAwait(false);
             var args = new List<string>
             {
                 "http", "--url", $"http://{LabPlan.NodeAddress(i)}:{LabPlan.DemoPublished}/", "--name", $"via-n{i}",
@@ -49,6 +50,33 @@ public sealed class ChaosLoad
             load._runs.Add((i, LabSession.RunInNamespaceAsync(LabPlan.Client, args, Path.Combine(outDir, $"via-n{i}"), ct, load._stop.Token)));
         }
         return load;
+    }
+
+    /// <summary>
+    /// Waits until every generator sends (its source address has new sockets), so the fault is not injected while a
+    /// .NET process is still starting on a loaded box. TIME_WAIT sockets of an earlier run still count, hence "more than before".
+    /// </summary>
+    public async Task WaitRunningAsync(LabSession lab, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        foreach (var (node, run) in _runs)
+        {
+            var baseline = _baselines[node];
+            while (await SocketsFromAsync(lab, SourceOf(node)).ConfigureAwait(false) < baseline + 5)
+            {
+                if (run.IsCompleted) throw new InvalidOperationException($"the load generator through n{node} ended before it sent (exit {(await run.ConfigureAwait(false)).Code})");
+                if (DateTimeOffset.UtcNow > deadline) throw new TimeoutException($"the load generator through n{node} sent nothing within {timeout.TotalSeconds:0} s");
+                await Task.Delay(200, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private readonly Dictionary<int, int> _baselines = [];
+
+    private static async Task<int> SocketsFromAsync(LabSession lab, string source)
+    {
+        var r = await lab.TryInAsync(LabPlan.Client, "ss", "-Htan", "src", source).ConfigureAwait(false);
+        return r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
     }
 
     /// <summary>Stops every generator (each writes the report of what it measured) and returns their reports.</summary>
