@@ -2,7 +2,7 @@
 # CI smoke of the load tests, as root, after test.sh installed its packages: the runner against loopback
 # responders, dns-bench (no lab), then each lab scenario in --smoke mode (each takes /tmp/mesh-lab.lock itself, brings the lab up
 # and down). Seconds per scenario; about 3-4 minutes in all, most of it the lab ups (convergence brings up two:
-# the embedded store and etcd; chaos one lab and two daemon restarts).
+# the embedded store and etcd; chaos one lab and one daemon restart).
 # Ends with one line "load-tests-smoke: N passed, N failed" (test.sh adds it to its totals).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,7 @@ run mesh-vs-direct mesh-vs-direct
 run churn churn
 run dns-lab dns-lab
 run convergence convergence
-run chaos chaos   # one daemon SIGKILLed + restarted, then the embedded store's holder during writes, under load through every node
+run chaos chaos   # the embedded store's holder SIGKILLed + restarted during writes, under load through every node
 for n in "${notes[@]}"; do echo "note: $n"; done
 echo "load-tests-smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]
