@@ -162,6 +162,10 @@ public static class Chaos
                 if (before == 0) { extra.Add($"via n{e.Node}: no measured request before the fault"); met = false; }
             }
             var perEntry = string.Join(", ", entries.Select(e => e.Variant is { } v ? $"n{e.Node} {v.Failed}/{v.Requests}" : $"n{e.Node} -"));
+            // failures that completed before the injection are the load's own (counted, but told apart: a timeout
+            // completes 5 s after its send, so one sent just before the fault still lands after it)
+            var failedBefore = entries.Sum(e => e.Report is null ? 0 : ChaosLoad.FailedBetween(e, double.NegativeInfinity, At(e, faultAt)));
+            if (failedBefore > 0) extra.Add($"{failedBefore} of the failures completed before the fault was injected");
             // in flight when the load stopped (not counted by the generator): shown, so a hung request cannot hide there
             var unfinished = entries.Sum(e => e.Variant?.Unfinished ?? 0);
             if (unfinished > 0) extra.Add($"{unfinished} requests still in flight when the load stopped (not counted)");
