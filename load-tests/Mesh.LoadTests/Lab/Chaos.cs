@@ -76,7 +76,10 @@ public static class Chaos
 
         var md = Render(results, o, rate, crash, total.Elapsed);
         await File.WriteAllTextAsync(Path.Combine(outRoot, "summary.md"), md, CancellationToken.None).ConfigureAwait(false);
-        await File.WriteAllTextAsync(Path.Combine(outRoot, "faults.json"), System.Text.Json.JsonSerializer.Serialize(results, Reporting.ReportBuilder.Json), CancellationToken.None).ConfigureAwait(false);
+        await File.WriteAllTextAsync(Path.Combine(outRoot, "faults.json"), System.Text.Json.JsonSerializer.Serialize(results, new System.Text.Json.JsonSerializerOptions(Reporting.ReportBuilder.Json)
+        {
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals, // a skipped row's p99 is NaN
+        }), CancellationToken.None).ConfigureAwait(false);
         Console.Out.Write(md);
         if (ct.IsCancellationRequested) return 130;
         if (crash is not null) return 1;
@@ -108,6 +111,7 @@ public static class Chaos
     private sealed class FaultRun(LabSession lab, string store, double rate, Settings s, Options o, string outRoot, TextWriter log, List<FaultResult> results, CancellationToken ct)
     {
         private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+        private int _runs;
 
         /// <summary>Load before the fault, once every generator sends: its warm-up plus a measured stretch.</summary>
         private TimeSpan Lead => s.Warmup + TimeSpan.FromSeconds(s.Smoke ? 1.5 : 3);
@@ -131,7 +135,7 @@ public static class Chaos
                 events.Add((DateTimeOffset.UtcNow, what));
                 log.WriteLine($"chaos [{store}] {fault}: {what}");
             }
-            var load = await ChaosLoad.StartAsync(lab, rate, s, dir, ct).ConfigureAwait(false);
+            var load = await ChaosLoad.StartAsync(lab, _runs++, rate, s, dir, ct).ConfigureAwait(false);
             Verdict verdict;
             DateTimeOffset faultAt;
             try

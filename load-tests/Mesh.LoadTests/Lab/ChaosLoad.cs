@@ -15,13 +15,19 @@ namespace Mesh.LoadTests.Lab;
 /// </summary>
 public sealed class ChaosLoad
 {
-    /// <summary>Source address of the load through node i: 198.18.0.10i (the client's own .100 stays free for probes).</summary>
-    public static string SourceOf(int node) => string.Create(CultureInfo.InvariantCulture, $"198.18.0.{100 + node}");
+    /// <summary>
+    /// Source address of the load through node i in the run-th load run: 198.18.0.1Ri (R = run mod 8, i ≤ 9). A fresh
+    /// address per run, so no TIME_WAIT socket or conntrack entry of the previous run (60 s) meets this one, and
+    /// "the generator sends" can be seen from the socket count.
+    /// </summary>
+    public static string SourceOf(int node, int run) => string.Create(CultureInfo.InvariantCulture, $"198.18.0.{110 + 10 * (run % 8) + node}");
 
     private readonly CancellationTokenSource _stop = new();
     private readonly List<(int Node, Task<(int Code, RunReport? Report)> Run)> _runs = [];
 
-    private ChaosLoad() { }
+    private readonly int _run;
+
+    private ChaosLoad(int run) => _run = run;
 
     public sealed record Entry(int Node, int Code, RunReport? Report)
     {
@@ -29,21 +35,21 @@ public sealed class ChaosLoad
     }
 
     /// <summary>Sets up the client's source addresses (idempotent) and starts one generator per node.</summary>
-    public static async Task<ChaosLoad> StartAsync(LabSession lab, double ratePerNode, Settings s, string outDir, CancellationToken ct)
+    public static async Task<ChaosLoad> StartAsync(LabSession lab, int run, double ratePerNode, Settings s, string outDir, CancellationToken ct)
     {
         await lab.InAsync(LabPlan.Client, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1").ConfigureAwait(false);
         await lab.InAsync(LabPlan.Client, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535").ConfigureAwait(false);
-        var load = new ChaosLoad();
+        var load = new ChaosLoad(run);
         for (var i = 1; i <= lab.Plan.Nodes; i++)
         {
-            await lab.InAsync(LabPlan.Client, "ip", "addr", "replace", $"{SourceOf(i)}/24", "dev", "eth0").ConfigureAwait(false);
-            load._baselines[i] = await SocketsFromAsync(lab, SourceOf(i)).ConfigureAwait(false);
+            await lab.InAsync(LabPlan.Client, "ip", "addr", "replace", $"{SourceOf(i, run)}/24", "dev", "eth0").ConfigureAwait(false);
+            load._baselines[i] = await SocketsFromAsync(lab, SourceOf(i, run)).ConfigureAwait(false);
             var args = new List<string>
             {
                 "http", "--url", $"http://{LabPlan.NodeAddress(i)}:{LabPlan.DemoPublished}/", "--name", $"via-n{i}",
                 "--rate", ratePerNode.ToString(CultureInfo.InvariantCulture),
                 // stopped by SIGINT when the fault is over; 5 min only bounds a run whose stop never came (1 s series slots)
-                "--duration", "5m", "--warmup", Durations.Format(s.Warmup), "--bind", SourceOf(i),
+                "--duration", "5m", "--warmup", Durations.Format(s.Warmup), "--bind", SourceOf(i, run),
                 "--timeout", Durations.Format(s.Timeout), "-c", s.Connections.ToString(CultureInfo.InvariantCulture),
                 "--new-connection", "-q",
             };
@@ -62,7 +68,7 @@ public sealed class ChaosLoad
         foreach (var (node, run) in _runs)
         {
             var baseline = _baselines[node];
-            while (await SocketsFromAsync(lab, SourceOf(node)).ConfigureAwait(false) < baseline + 5)
+            while (await SocketsFromAsync(lab, SourceOf(node, _run)).ConfigureAwait(false) < baseline + 5)
             {
                 if (run.IsCompleted) throw new InvalidOperationException($"the load generator through n{node} ended before it sent (exit {(await run.ConfigureAwait(false)).Code})");
                 if (DateTimeOffset.UtcNow > deadline) throw new TimeoutException($"the load generator through n{node} sent nothing within {timeout.TotalSeconds:0} s");
