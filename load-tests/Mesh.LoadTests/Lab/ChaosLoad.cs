@@ -25,6 +25,9 @@ public sealed class ChaosLoad
     private readonly CancellationTokenSource _stop = new();
     private readonly List<(int Node, Task<(int Code, RunReport? Report)> Run)> _runs = [];
 
+    /// <summary>Pool size per generator: above rate × timeout at the default rate (100/s × 5 s), so only a request's own fate fails it.</summary>
+    public const int MinConnections = 1000;
+
     private readonly int _run;
 
     private ChaosLoad(int run) => _run = run;
@@ -50,7 +53,9 @@ public sealed class ChaosLoad
                 "--rate", ratePerNode.ToString(CultureInfo.InvariantCulture),
                 // stopped by SIGINT when the fault is over; 5 min only bounds a run whose stop never came (1 s series slots)
                 "--duration", "5m", "--warmup", Durations.Format(s.Warmup), "--bind", SourceOf(i, run),
-                "--timeout", Durations.Format(s.Timeout), "-c", s.Connections.ToString(CultureInfo.InvariantCulture),
+                // -c is the HTTP pool's connection cap: with the default 16, a few connections stuck on a dead backend
+                // queue every later request behind them until it times out, and one stall reads as a cascade
+                "--timeout", Durations.Format(s.Timeout), "-c", Math.Max(s.Connections, MinConnections).ToString(CultureInfo.InvariantCulture),
                 "--new-connection", "-q",
             };
             load._runs.Add((i, LabSession.RunInNamespaceAsync(LabPlan.Client, args, Path.Combine(outDir, $"via-n{i}"), ct, load._stop.Token)));
