@@ -325,7 +325,7 @@ public static class CommandLine
                 Durations.Parse(p.GetValue(poll)!), TimeSpan.FromSeconds(15), p.GetValue(reuse), p.GetValue(kernelMacs)), ct)));
 
         var chaosStores = new Option<string>("--stores") { Description = "chaos: the lab stores, in order (etcd runs with 3 members; smoke: embedded)", DefaultValueFactory = _ => "embedded,etcd" };
-        var chaosLease = new Option<int>("--lease-ttl") { Description = "chaos: the etcd lab's lease TTL in seconds (the partition lasts 2x this + 5 s)", DefaultValueFactory = _ => 5 };
+        var chaosLease = new Option<int>("--lease-ttl") { Description = "chaos: the etcd lab's lease TTL in seconds (the partition lasts 2x this + 5 s + the request timeout)", DefaultValueFactory = _ => 5 };
         var chaosDown = new Option<string>("--down") { Description = "chaos: how long a killed daemon or etcd member stays down before mesh lab up brings it back", DefaultValueFactory = _ => "2s" };
         var lossWindow = new Option<string>("--loss-window") { Description = "chaos: how long the underlay loss lasts", DefaultValueFactory = _ => "20s" };
         root.Subcommands.Add(Scenario("chaos", "lab: open-loop load through every node's published port while faults are injected one at a time (daemon SIGKILL + restart, etcd member kill, underlay loss, partition longer than the lease, store holder kill during writes); failed requests per fault",

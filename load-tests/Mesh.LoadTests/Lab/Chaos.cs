@@ -298,7 +298,7 @@ public static class Chaos
 
         /// <summary>
         /// Node <paramref name="node"/> cut off from the other nodes and every etcd member (the client still reaches it)
-        /// for twice its lease plus 5 s. Until its lease expires and the others applied that, requests through the other
+        /// for twice its lease plus 5 s plus one request timeout. Until its lease expires and the others applied that, requests through the other
         /// nodes that land on its tasks fail; after that none may. Through the cut-off node itself, requests to tasks on
         /// other nodes fail for the whole partition (its overlay is cut): reported, not judged.
         /// </summary>
@@ -317,7 +317,8 @@ public static class Chaos
             Event($"{ns} cut off from {string.Join(", ", peers)}");
             // When did the store see it dead (its tasks node-down), and when did the others apply that?
             DateTimeOffset? expired = null, applied = null;
-            var hold = TimeSpan.FromSeconds(2 * o.LeaseTtlSeconds + 5);
+            // twice the lease, plus one request timeout so the judged "after" stretch is not eaten by timeouts of earlier sends
+            var hold = TimeSpan.FromSeconds(2 * o.LeaseTtlSeconds + 5) + s.Timeout;
             try
             {
                 var deadline = cut + hold;
@@ -377,16 +378,21 @@ public static class Chaos
                 if (applied is null)
                     return (false, "only its tasks' requests fail until the lease expires, 0 after",
                         $"the store never marked {nodeName}'s tasks node-down within {hold.TotalSeconds:0} s (lease {o.LeaseTtlSeconds} s); {rejoin}");
+                // The series bins failures by completion, and a timeout completes one timeout after its send: a failure
+                // completing within a timeout after the boundary may have been sent before it. So "after" starts one
+                // timeout later, and what completed in between is shown apart (its send time cannot be told).
                 var grace = TimeSpan.FromSeconds(1);
+                var late = applied.Value + grace + s.Timeout;
                 var beforeFailed = Window(via, cut, applied.Value + grace);
                 var beforeReq = Requests(via, cut, applied.Value + grace);
-                var afterFailed = Window(via, applied.Value + grace, healed);
-                var afterHeal = Window(via, healed + grace, end);
+                var straddling = Window(via, applied.Value + grace, late < healed ? late : healed);
+                var afterFailed = late < healed ? Window(via, late, healed) : 0;
+                var afterHeal = Window(via, healed + grace + s.Timeout, end);
                 var selfFailed = self is null ? 0 : Window([self], cut, healed + grace);
                 var notes = string.Create(Inv,
                     $"lease expiry seen {(expired!.Value - cut).TotalSeconds:0.0} s after the cut, applied by the others at {(applied.Value - cut).TotalSeconds:0.0} s; " +
                     $"via the other nodes: {beforeFailed} of {beforeReq} failed until then ({(beforeReq == 0 ? 0 : 100.0 * beforeFailed / beforeReq):0}%, {nodeName}'s share of web's tasks {share * 100:0}%), " +
-                    $"{afterFailed} after, until the heal; {afterHeal} after the heal; via {nodeName} itself (cut off from its peers' tasks): {selfFailed} failed during the partition; {rejoin}");
+                    $"{straddling} completed within one timeout ({Durations.Format(s.Timeout)}) after that (sent before or after it: timeouts of earlier sends), {afterFailed} after, until the heal; {afterHeal} after the heal (+ one timeout); via {nodeName} itself (cut off from its peers' tasks): {selfFailed} failed during the partition; {rejoin}");
                 var met = afterFailed == 0 && afterHeal == 0 && !rejoin.StartsWith("NOT", StringComparison.Ordinal);
                 return (met, "via the others: only its tasks fail until lease expiry, 0 after", notes);
             };
