@@ -324,6 +324,22 @@ public static class CommandLine
                 p.GetValue(stores)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Math.Max(1, p.GetValue(leaseTtl)),
                 Durations.Parse(p.GetValue(poll)!), TimeSpan.FromSeconds(15), p.GetValue(reuse), p.GetValue(kernelMacs)), ct)));
 
+        var chaosStores = new Option<string>("--stores") { Description = "chaos: the lab stores, in order (etcd runs with 3 members; smoke: embedded)", DefaultValueFactory = _ => "embedded,etcd" };
+        var chaosLease = new Option<int>("--lease-ttl") { Description = "chaos: the etcd lab's lease TTL in seconds (the partition lasts 2x this + 5 s + the request timeout)", DefaultValueFactory = _ => 5 };
+        var chaosDown = new Option<string>("--down") { Description = "chaos: how long a killed daemon or etcd member stays down before mesh lab up brings it back", DefaultValueFactory = _ => "2s" };
+        var lossWindow = new Option<string>("--loss-window") { Description = "chaos: how long the underlay loss lasts", DefaultValueFactory = _ => "20s" };
+        root.Subcommands.Add(Scenario("chaos", "lab: open-loop load through every node's published port while faults are injected one at a time (daemon SIGKILL + restart, etcd member kill, underlay loss, partition longer than the lease, store holder kill during writes); failed requests per fault",
+            c => { c.Options.Add(chaosStores); c.Options.Add(chaosLease); c.Options.Add(chaosDown); c.Options.Add(lossWindow); },
+            (p, s, ct) =>
+            {
+                var list = s.Smoke ? ["embedded"] : p.GetValue(chaosStores)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                foreach (var st in list)
+                    if (st is not ("embedded" or "etcd")) throw new FormatException($"--stores: '{st}' is not embedded or etcd");
+                var down = Durations.Parse(p.GetValue(chaosDown)!);
+                return Lab.Chaos.RunAsync(new Lab.Chaos.Options(s, list, Math.Clamp(p.GetValue(chaosLease), 2, 60),
+                    s.Smoke && down > TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : down, Durations.Parse(p.GetValue(lossWindow)!)), ct);
+            }));
+
         // ---- smoke: every scenario against in-process loopback responders
         root.Subcommands.Add(Scenario("smoke", "CI smoke run: starts loopback HTTP/UDP/DNS responders and runs every scenario against them in seconds",
             c => { c.Options.Add(wrk); },

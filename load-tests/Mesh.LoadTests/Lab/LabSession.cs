@@ -20,9 +20,9 @@ public sealed class LabSession : IAsyncDisposable
     private readonly LabLock _lock;
     private readonly TextWriter _log;
 
-    private LabSession(LabLock labLock, TextWriter log, int replicas, string store, int leaseTtlSeconds)
+    private LabSession(LabLock labLock, TextWriter log, int replicas, string store, int leaseTtlSeconds, int etcdMembers)
     {
-        Plan = new LabPlan(3, replicas, "auto", store, 1, leaseTtlSeconds);
+        Plan = new LabPlan(3, replicas, "auto", store, etcdMembers, leaseTtlSeconds);
         _lock = labLock;
         _log = log;
         Runner = new ProcessCommandRunner();
@@ -34,11 +34,12 @@ public sealed class LabSession : IAsyncDisposable
     public LabPlan Plan { get; }
     public IClusterStore Store { get; } = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
 
-    public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct, int replicas = 3, string store = "embedded", int leaseTtlSeconds = 10)
+    public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct, int replicas = 3, string store = "embedded", int leaseTtlSeconds = 10,
+        int etcdMembers = 1)
     {
         if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("lab scenarios build network namespaces: run as root");
         var labLock = await LabLock.AcquireAsync(log, ct).ConfigureAwait(false);
-        var session = new LabSession(labLock, log, replicas, store, leaseTtlSeconds);
+        var session = new LabSession(labLock, log, replicas, store, leaseTtlSeconds, etcdMembers);
         try
         {
             var sw = Stopwatch.StartNew();
@@ -107,12 +108,12 @@ public sealed class LabSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until every node's daemon has applied the store's current revision.</summary>
-    public async Task WaitAppliedAsync(CancellationToken ct, TimeSpan? timeout = null)
+    /// <summary>Waits until every node's daemon (or only those of <paramref name="nodes"/>, 1-based) has applied the store's current revision.</summary>
+    public async Task WaitAppliedAsync(CancellationToken ct, TimeSpan? timeout = null, IReadOnlyCollection<int>? nodes = null)
     {
         var revision = (await Store.GetStateAsync(ct).ConfigureAwait(false)).Revision;
         var deadline = Stopwatch.GetTimestamp() + (long)((timeout ?? TimeSpan.FromSeconds(30)).TotalSeconds * Stopwatch.Frequency);
-        for (var i = 1; i <= Plan.Nodes; i++)
+        foreach (var i in nodes ?? Enumerable.Range(1, Plan.Nodes).ToList())
         {
             var node = LabPlan.NodeName(i);
             while (true)
@@ -133,11 +134,22 @@ public sealed class LabSession : IAsyncDisposable
     public static Task<(int Code, RunReport? Report)> RunClientAsync(IReadOnlyList<string> args, string outDir, CancellationToken ct) =>
         RunInNamespaceAsync(LabPlan.Client, args, outDir, ct);
 
-    public static async Task<(int Code, RunReport? Report)> RunInNamespaceAsync(string netns, IReadOnlyList<string> args, string outDir, CancellationToken ct)
+    /// <param name="stop">When cancelled, the run is asked to end now (SIGINT: it stops the load, writes its report of what
+    /// it measured so far and exits 130). <c>ip netns exec</c> execs the command, so the pid is the load generator's own.</param>
+    public static async Task<(int Code, RunReport? Report)> RunInNamespaceAsync(string netns, IReadOnlyList<string> args, string outDir, CancellationToken ct,
+        CancellationToken stop = default)
     {
         var psi = new ProcessStartInfo("ip") { UseShellExecute = false };
         foreach (var a in (string[])["netns", "exec", netns, .. SelfCommand(), .. args, "--out", outDir]) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start the client");
+        using var stopping = stop.Register(() =>
+        {
+            try
+            {
+                if (!p.HasExited) Process.Start("kill", ["-INT", p.Id.ToString(CultureInfo.InvariantCulture)])?.WaitForExit(5000);
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception) { }
+        });
         try
         {
             await p.WaitForExitAsync(ct).ConfigureAwait(false);
