@@ -123,10 +123,11 @@ check "no daemon found or failed to remove nftables leftovers" test "$(cat /run/
 
 # --- qemu only: one node switched to the nftables dataplane and back, end to end -------------------------
 # user-mode-linux has no nf_tables ip family, so only here can both dataplanes run on one kernel. The daemon of
-# the last node is killed and started again with the same arguments but the other --dataplane; the new one must
-# remove the old one's objects from the sandbox and from the node's task namespaces, and serve the same traffic.
+# node 1 (it runs tasks, so their namespaces are switched too; it also holds the store) is killed and started again
+# with the same arguments but the other --dataplane; the new one must remove the old one's objects from the sandbox
+# and from the node's task namespaces, and serve the same traffic.
 if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
-  n=$nodes
+  n=1
   sbx=mesh-n$n-ingress
   nlog=/run/mesh/lab/mesh-n$n.log
   local_tasks=$(jq -r --arg n "mesh-n$n" '[.state.tasks[] | select(.node == $n) | .name] | sort | join(" ")' <<<"$status")
@@ -140,8 +141,9 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
     wait_for $((10 * scale)) test ! -e "/proc/$pid"
     rm -f "/run/mesh/lab/mesh-n$n.sock"
     nsenter --net="/run/netns/mesh-n$n" setsid "${args[@]}" </dev/null >>"$nlog" 2>&1 &
+    disown
   }
-  runs() { [[ $("$mesh" lab status --json 2>/dev/null | jq -r --arg n "mesh-n$n" '.nodes[] | select(.node == $n) | .info.dataplane') == "$1" ]]; }
+  runs() { [[ $("$mesh" lab status --json 2>/dev/null | jq -r --arg n "mesh-n$n" '.nodes[] | select(.name == $n) | .info.dataplane') == "$1" ]]; }
   mesh_table() { in_ns "$1" nft list tables 2>/dev/null | grep -qx 'table ip mesh'; }
   no_mesh_table() { ! mesh_table "$1"; }
   ipvs_services() { in_ns "$1" ipvsadm -Ln | grep -cE '^(TCP|UDP|FWM) '; }
