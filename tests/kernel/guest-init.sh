@@ -27,6 +27,8 @@ $bb mount -t tmpfs shm /dev/shm
 shares=$($bb cat "$run/shares" 2>/dev/null)
 $bb mount -t tmpfs run /run
 $bb mkdir -p /run/mesh-vm/host-tmp
+# busybox itself lives in the cache, which may be under /tmp too: keep a copy where the new /tmp cannot hide it.
+$bb cp "$bb" /run/mesh-vm/busybox && bb=/run/mesh-vm/busybox
 $bb mount -o rbind /tmp /run/mesh-vm/host-tmp
 $bb mount -t tmpfs tmp /tmp
 for p in $shares; do
