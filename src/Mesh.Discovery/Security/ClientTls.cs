@@ -58,17 +58,8 @@ public static class CertificateFiles
             throw new ArgumentException($"{certOption} and {keyOption} go together: give both or neither");
         }
 
-        var certPem = CredentialFile.Read(certOption, certPath, secret: false);
+        var certificate = CredentialFile.ReadCertificate(certOption, certPath);
         var keyPem = CredentialFile.Read(keyOption, keyPath, secret: true);
-        X509Certificate2 certificate;
-        try
-        {
-            certificate = X509Certificate2.CreateFromPem(certPem);
-        }
-        catch (CryptographicException e)
-        {
-            throw new ArgumentException($"{certOption} '{certPath}' holds no PEM certificate: {e.Message}", e);
-        }
 
         using (certificate)
         {

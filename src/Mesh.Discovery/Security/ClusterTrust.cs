@@ -32,16 +32,7 @@ public sealed class ClusterTrust
     /// <summary>Loads the CA certificate a <c>--*-ca</c> option names; errors name the option.</summary>
     public static ClusterTrust Load(string option, string? path)
     {
-        var pem = CredentialFile.Read(option, path, secret: false);
-        X509Certificate2 ca;
-        try
-        {
-            ca = X509Certificate2.CreateFromPem(pem);
-        }
-        catch (CryptographicException e)
-        {
-            throw new ArgumentException($"{option} '{path}' holds no PEM certificate: {e.Message}", e);
-        }
+        var ca = CredentialFile.ReadCertificate(option, path);
 
         try
         {

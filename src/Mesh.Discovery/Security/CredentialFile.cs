@@ -49,4 +49,18 @@ public static class CredentialFile
             throw new ArgumentException($"{option} '{path}' cannot be read: {e.Message}", e);
         }
     }
+
+    /// <summary>Reads and parses the PEM certificate an option names; errors name the option.</summary>
+    public static System.Security.Cryptography.X509Certificates.X509Certificate2 ReadCertificate(string option, string? path)
+    {
+        var pem = Read(option, path, secret: false);
+        try
+        {
+            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem);
+        }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            throw new ArgumentException($"{option} '{path}' holds no PEM certificate: {e.Message}", e);
+        }
+    }
 }
