@@ -37,16 +37,54 @@ internal sealed class FuzzTransport(string socketPath) : IDisposable
             }
         }
 
-        using var response = await _http.SendAsync(message);
-        var body = await response.Content.ReadAsStringAsync();
-        return new FuzzResponse((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, body, started.Elapsed);
+        try
+        {
+            using var response = await _http.SendAsync(message);
+            var body = await response.Content.ReadAsStringAsync();
+            return new FuzzResponse((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, body, started.Elapsed);
+        }
+        catch (HttpRequestException e) when (request.Body is not null && ClosedWhileSending(e))
+        {
+            // The server answered (a malformed header gets Kestrel's 400) and closed before the body was all written;
+            // HttpClient then reports the write, not the answer. Replay it raw, which reads the answer after the close.
+            return await SendRawAsync(ToRaw(request), started);
+        }
+    }
+
+    private static bool ClosedWhileSending(Exception e)
+    {
+        for (var inner = e.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is SocketException { SocketErrorCode: SocketError.Shutdown or SocketError.ConnectionReset or SocketError.ConnectionAborted })
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The request as HTTP/1.1 bytes, as the CLI's client would send it (header values verbatim, Latin-1).</summary>
+    internal static byte[] ToRaw(FuzzRequest request)
+    {
+        var head = new StringBuilder()
+            .Append(CultureInfo.InvariantCulture, $"{request.Method} {request.Path} HTTP/1.1\r\nHost: mesh\r\nConnection: close\r\n");
+        if (request.ContentType is not null)
+        {
+            head.Append(CultureInfo.InvariantCulture, $"Content-Type: {request.ContentType}\r\n");
+        }
+
+        var body = request.Body ?? [];
+        head.Append(CultureInfo.InvariantCulture, $"Content-Length: {body.Length}\r\n\r\n");
+        return [.. Encoding.Latin1.GetBytes(head.ToString()), .. body];
     }
 
     /// <summary>
     /// One connection per raw request (each asks the server to close after it): write it, read the answer to EOF.
     /// No half-close: Kestrel takes a client's FIN as the connection gone and drops the answer while the handler
     /// still runs, so a DELETE looked unanswered yet applied later (the fuzz run's first false alarm).
-    /// A server that drops a malformed request without answering gives status 0.
+    /// A server that drops a malformed request without answering gives status 0. A failed write is not the end:
+    /// the server may have answered and closed before reading the whole request, so the answer is still read.
     /// </summary>
     private async Task<FuzzResponse> SendRawAsync(byte[] raw, Stopwatch started)
     {
@@ -57,6 +95,14 @@ internal sealed class FuzzTransport(string socketPath) : IDisposable
         try
         {
             await socket.SendAsync(raw, SocketFlags.None, timeout.Token);
+        }
+        catch (SocketException)
+        {
+            // the server stopped reading (answered a malformed head and closed): its answer is still queued for us
+        }
+
+        try
+        {
             var buffer = new byte[64 * 1024];
             int n;
             while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0)
