@@ -9,7 +9,7 @@ namespace Mesh.Ingress.Tests.EndToEnd;
 [TestCaseOrderer("Mesh.Ingress.Tests.EndToEnd.AlphabeticalOrderer", "Mesh.Ingress.Tests")]
 [Trait("Category", "Lab")]
 [Collection("Lab")]
-public sealed class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
+public sealed partial class LabEndToEndTests(LabFixture lab) : IClassFixture<LabFixture>
 {
     private static readonly string[] AllTasks = ["web.1", "web.2", "web.3"];
 
