@@ -299,17 +299,18 @@ public static class CommandLine
         var embeddedAt = new Option<string>("--embedded") { Description = "dns-bench: where the embedded resolver listens (loopback address:port)", DefaultValueFactory = _ => "127.0.53.1:53" };
         var dnsmasqAt = new Option<string>("--dnsmasq") { Description = "dns-bench: where dnsmasq listens", DefaultValueFactory = _ => "127.0.53.2:53" };
         var serverEnv = new Option<string?>("--server-env") { Description = "dns-bench: environment of the resolver's process, comma-separated NAME=VALUE (e.g. DOTNET_gcServer=1)" };
-        var noPrometheus = new Option<bool>("--no-prometheus") { Description = "dns-bench: without the daemon's Prometheus listener on the \"Mesh\" meter" };
+        var metricsExporters = new Option<string>("--metrics") { Description = "dns-bench: how the resolver exports the \"Mesh\" meter at /metrics: otel (the daemon's: OpenTelemetry's Prometheus exporter), handwritten, none; comma-separated for one resolver process each, measured in the same run", DefaultValueFactory = _ => "otel" };
         root.Subcommands.Add(Scenario("dns-bench", "no lab: the embedded resolver (a child process hosted as the daemon hosts it) vs dnsmasq with the same records on loopback, dnsperf interleaved (throughput at 100 outstanding, exact percentiles at a fixed rate), with the resolver process's GC/CPU/allocation per query; ratios",
-            c => { c.Options.Add(dnsperfRate); c.Options.Add(embeddedAt); c.Options.Add(dnsmasqAt); c.Options.Add(serverEnv); c.Options.Add(noPrometheus); },
+            c => { c.Options.Add(dnsperfRate); c.Options.Add(embeddedAt); c.Options.Add(dnsmasqAt); c.Options.Add(serverEnv); c.Options.Add(metricsExporters); },
             (p, s, ct) => Lab.DnsBench.RunAsync(new Lab.DnsBench.Options(s, Steps.Net.ParseEndPoint(p.GetValue(embeddedAt)!, 53), Steps.Net.ParseEndPoint(p.GetValue(dnsmasqAt)!, 53),
-                p.GetValue(dnsperfRate) is > 0 and var r ? r : s.Smoke ? 2000 : 10000, !p.GetValue(noPrometheus),
-                (p.GetValue(serverEnv) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)), ct), defaultRounds: 4));
+                p.GetValue(dnsperfRate) is > 0 and var r ? r : s.Smoke ? 2000 : 10000,
+                p.GetValue(metricsExporters)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                (p.GetValue(serverEnv) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), s.Smoke ? 20 : 500), ct), defaultRounds: 4));
         var serveUdp = new Option<string>("--udp") { Description = "dns-serve: loopback address:port", Required = true };
         var dnsServe = new Command("dns-serve", "dns-bench's resolver process: the embedded resolver on --udp (and TCP on the same port); 'stats' on stdin prints its runtime counters") { Hidden = true };
         dnsServe.Options.Add(serveUdp);
-        dnsServe.Options.Add(noPrometheus);
-        dnsServe.SetAction((p, ct) => DnsBenchServer.RunAsync(Steps.Net.ParseEndPoint(p.GetValue(serveUdp)!, 53), !p.GetValue(noPrometheus), ct));
+        dnsServe.Options.Add(metricsExporters);
+        dnsServe.SetAction((p, ct) => DnsBenchServer.RunAsync(Steps.Net.ParseEndPoint(p.GetValue(serveUdp)!, 53), p.GetValue(metricsExporters)!, ct));
         root.Subcommands.Add(dnsServe);
 
         var cycles = new Option<int>("--cycles") { Description = "convergence: add + remove cycles per store (smoke: 3)", DefaultValueFactory = _ => 30 };

@@ -17,7 +17,9 @@ namespace Mesh.LoadTests.Lab;
 /// </summary>
 public static class DnsBench
 {
-    public sealed record Options(Settings Settings, IPEndPoint Embedded, IPEndPoint Dnsmasq, int Rate, bool Prometheus, IReadOnlyList<string> ServerEnv);
+    /// <param name="Metrics">How each embedded resolver exports its metrics (<see cref="DnsBenchServer.Exporters"/>): one resolver process
+    /// per entry, all measured in the same run (the first on <paramref name="Embedded"/>, the next ones 10, 20… addresses above it).</param>
+    public sealed record Options(Settings Settings, IPEndPoint Embedded, IPEndPoint Dnsmasq, int Rate, IReadOnlyList<string> Metrics, IReadOnlyList<string> ServerEnv, int Scrapes = 500);
 
     private sealed record Cost(string Resolver, bool Latency, long Answered, DnsServerStats? Server, double CpuMs);
 
@@ -32,12 +34,22 @@ public static class DnsBench
         var hosts = Path.GetFullPath(Path.Combine(outRoot, "dnsmasq.hosts"));
         await File.WriteAllTextAsync(hosts, DnsBenchServer.HostsFile(DnsBenchServer.State()), ct).ConfigureAwait(false);
 
-        await using var server = await ServerProcess.StartAsync(o.Embedded, o.Prometheus, o.ServerEnv, ct).ConfigureAwait(false);
+        if (o.Metrics.Count == 0 || o.Metrics.Distinct().Count() != o.Metrics.Count) throw new ArgumentException("--metrics: one or more distinct exporters");
+        var servers = new Dictionary<string, ServerProcess>();
         using var dnsmasq = StartDnsmasq(o.Dnsmasq, hosts);
         try
         {
-            await CheckSameAnswersAsync(o, log, ct).ConfigureAwait(false);
-            var targets = new DnsperfTarget[] { new("embedded", o.Embedded.Address.ToString(), o.Embedded.Port), new("dnsmasq", o.Dnsmasq.Address.ToString(), o.Dnsmasq.Port) };
+            var targets = new List<DnsperfTarget>();
+            for (var i = 0; i < o.Metrics.Count; i++)
+            {
+                var at = i == 0 ? o.Embedded : new IPEndPoint(Offset(o.Embedded.Address, 10 * i), o.Embedded.Port);
+                var name = o.Metrics.Count == 1 ? "embedded" : $"embedded-{o.Metrics[i]}";
+                servers[name] = await ServerProcess.StartAsync(at, o.Metrics[i], o.ServerEnv, ct).ConfigureAwait(false);
+                await CheckSameAnswersAsync(at, o.Dnsmasq, log, ct).ConfigureAwait(false);
+                targets.Add(new(name, at.Address.ToString(), at.Port));
+            }
+
+            targets.Add(new("dnsmasq", o.Dnsmasq.Address.ToString(), o.Dnsmasq.Port));
             string[] names = [DnsBenchServer.Service, $"tasks.{DnsBenchServer.Service}"];
             var rounds = Math.Max(1, s.Rounds);
             var seconds = Math.Max(1, (int)Math.Round(s.Duration.TotalSeconds / rounds));
@@ -52,7 +64,7 @@ public static class DnsBench
             double cpuBefore = 0;
             async Task Hook(DnsperfTarget t, int round, bool latency, bool starting)
             {
-                if (t.Name == "embedded")
+                if (servers.TryGetValue(t.Name, out var server))
                 {
                     var now = await server.StatsAsync(ct).ConfigureAwait(false);
                     if (starting) before = now;
@@ -71,7 +83,7 @@ public static class DnsBench
             for (int i = 0; i < costs.Count; i++) costs[i] = costs[i] with { Answered = result.Runs[i].Sent - result.Runs[i].Lost };
 
             var md = new StringBuilder("# dns-bench\n\n");
-            md.AppendLine(inv, $"No lab: embedded resolver in a child process (`dns-serve`, the daemon's runtimeconfig{(o.ServerEnv.Count > 0 ? ", env " + string.Join(" ", o.ServerEnv) : "")}{(o.Prometheus ? ", the daemon's Prometheus listener on" : ", no metrics listener")}) on {o.Embedded}, querier {DnsBenchServer.Querier}; dnsmasq on {o.Dnsmasq} with the same records (`web` → VIP, `tasks.web` → 3 task IPs); queries alternate between the two names.");
+            md.AppendLine(inv, $"No lab: embedded resolver in a child process per metrics exporter (`dns-serve`, the daemon's runtimeconfig{(o.ServerEnv.Count > 0 ? ", env " + string.Join(" ", o.ServerEnv) : "")}; metrics: {string.Join(", ", o.Metrics)}) from {o.Embedded}, querier {DnsBenchServer.Querier}; dnsmasq on {o.Dnsmasq} with the same records (`web` → VIP, `tasks.web` → 3 task IPs); queries alternate between the two names.");
             md.AppendLine().AppendLine(inv, $"machine: {Environment.ProcessorCount} cores, load average at the end {LoadAverage()}");
             md.Append(result.Markdown);
             md.AppendLine().AppendLine("## what the runs cost the resolvers").AppendLine();
@@ -92,6 +104,7 @@ public static class DnsBench
                 md.AppendLine(inv, $"| {g.Key.Resolver} | {phase} | {n:N0} | {cpu:0.0} | {(double)st.Sum(x => x.AllocatedBytes) / n:0} | {st.Sum(x => x.Gen0)}/{st.Sum(x => x.Gen1)}/{st.Sum(x => x.Gen2)} | {pause:0.0} ms | {pause / (g.Count() * seconds):0.00} ms | {(double)st.Sum(x => x.WorkItems) / n:0.00} | {st.Sum(x => x.Contentions)} |");
             }
             md.AppendLine().AppendLine(inv, $"server threads at the end: {costs.Where(c => c.Server is not null).Select(c => c.Server!.Value.Threads).LastOrDefault()}");
+            await AppendScrapeCostAsync(md, servers, o.Scrapes, outRoot, ct).ConfigureAwait(false);
 
             await File.WriteAllTextAsync(Path.Combine(outRoot, "summary.md"), md.ToString(), CancellationToken.None).ConfigureAwait(false);
             await log.WriteLineAsync($"report: {Path.GetFullPath(Path.Combine(outRoot, "summary.md"))}").ConfigureAwait(false);
@@ -100,7 +113,54 @@ public static class DnsBench
         }
         finally
         {
+            foreach (var server in servers.Values) await server.DisposeAsync().ConfigureAwait(false);
             if (!dnsmasq.HasExited) { dnsmasq.Kill(); await dnsmasq.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false); }
+        }
+    }
+
+    private static IPAddress Offset(IPAddress address, int by)
+    {
+        var bytes = address.GetAddressBytes();
+        var last = bytes[^1] + by;
+        if (last > 254) throw new ArgumentException($"no room for another resolver {by} addresses above {address}");
+        bytes[^1] = (byte)last;
+        return new IPAddress(bytes);
+    }
+
+    /// <summary>
+    /// What a scrape of each resolver's <c>/metrics</c> costs, after the dnsperf runs (so every series exists, as in a
+    /// daemon that has served for a while): <paramref name="scrapes"/> sequential GETs, the body's bytes, and the server
+    /// process's CPU and allocation between its stats before and after, per scrape.
+    /// </summary>
+    private static async Task AppendScrapeCostAsync(StringBuilder md, Dictionary<string, ServerProcess> servers, int scrapes, string outRoot, CancellationToken ct)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        md.AppendLine().AppendLine(inv, $"## what a scrape of /metrics costs ({scrapes} sequential scrapes each, after the runs)").AppendLine();
+        md.AppendLine("| resolver | bytes/scrape | series (lines not starting with #) | CPU µs/scrape (server) | bytes allocated/scrape (server) | wall µs/scrape |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- |");
+        using var http = new HttpClient();
+        foreach (var (name, server) in servers)
+        {
+            if (server.MetricsUrl is not { } url)
+            {
+                md.AppendLine(inv, $"| {name} | – | – | – | – | – |");
+                continue;
+            }
+
+            var body = await http.GetStringAsync(url, ct).ConfigureAwait(false); // warm
+            await File.WriteAllTextAsync(Path.Combine(outRoot, $"metrics-{name}.prom"), body, ct).ConfigureAwait(false);
+            var before = await server.StatsAsync(ct).ConfigureAwait(false);
+            var clock = Stopwatch.StartNew();
+            long bytes = 0;
+            for (var i = 0; i < scrapes; i++)
+            {
+                bytes += (await http.GetByteArrayAsync(url, ct).ConfigureAwait(false)).Length;
+            }
+
+            var wall = clock.Elapsed;
+            var cost = await server.StatsAsync(ct).ConfigureAwait(false) - before;
+            var series = body.Split('\n').Count(l => l.Length > 0 && l[0] != '#');
+            md.AppendLine(inv, $"| {name} | {(double)bytes / scrapes:N0} | {series} | {cost.CpuMs * 1000 / scrapes:0} | {(double)cost.AllocatedBytes / scrapes:N0} | {wall.TotalMicroseconds / scrapes:0} |");
         }
     }
 
@@ -114,7 +174,7 @@ public static class DnsBench
     }
 
     /// <summary>Same sorted A records from both, or the comparison means nothing.</summary>
-    private static async Task CheckSameAnswersAsync(Options o, TextWriter log, CancellationToken ct)
+    private static async Task CheckSameAnswersAsync(IPEndPoint embedded, IPEndPoint dnsmasq, TextWriter log, CancellationToken ct)
     {
         foreach (var name in new[] { DnsBenchServer.Service, $"tasks.{DnsBenchServer.Service}" })
         {
@@ -122,8 +182,8 @@ public static class DnsBench
             string ours, theirs;
             while (true)
             {
-                ours = await DigAsync(o.Embedded, name, ct).ConfigureAwait(false);
-                theirs = await DigAsync(o.Dnsmasq, name, ct).ConfigureAwait(false);
+                ours = await DigAsync(embedded, name, ct).ConfigureAwait(false);
+                theirs = await DigAsync(dnsmasq, name, ct).ConfigureAwait(false);
                 if ((ours == theirs && ours.Length > 0) || Stopwatch.GetTimestamp() > deadline) break;
                 await Task.Delay(100, ct).ConfigureAwait(false);
             }
@@ -160,14 +220,18 @@ public static class DnsBench
 
         private ServerProcess(Process process) => _process = process;
 
-        public static async Task<ServerProcess> StartAsync(IPEndPoint at, bool prometheus, IReadOnlyList<string> env, CancellationToken ct)
+        /// <summary>Where it serves its metrics; null without an exporter.</summary>
+        public Uri? MetricsUrl { get; private set; }
+
+        public static async Task<ServerProcess> StartAsync(IPEndPoint at, string metrics, IReadOnlyList<string> env, CancellationToken ct)
         {
             var dir = AppContext.BaseDirectory;
             var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = false };
             var daemonConfig = Path.Combine(dir, "mesh.runtimeconfig.json");
             if (File.Exists(daemonConfig)) { psi.ArgumentList.Add("exec"); psi.ArgumentList.Add("--runtimeconfig"); psi.ArgumentList.Add(daemonConfig); }
             foreach (var a in (string[])[Path.Combine(dir, "Mesh.LoadTests.dll"), "dns-serve", "--udp", at.ToString()]) psi.ArgumentList.Add(a);
-            if (!prometheus) psi.ArgumentList.Add("--no-prometheus");
+            psi.ArgumentList.Add("--metrics");
+            psi.ArgumentList.Add(metrics);
             foreach (var kv in env)
             {
                 var eq = kv.IndexOf('=', StringComparison.Ordinal);
@@ -179,11 +243,12 @@ public static class DnsBench
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(30));
             var line = await p.StandardOutput.ReadLineAsync(timeout.Token).ConfigureAwait(false);
-            if (line != "ready")
+            if (line?.StartsWith("ready ", StringComparison.Ordinal) != true)
             {
                 await self.DisposeAsync().ConfigureAwait(false);
                 throw new InvalidOperationException($"dns-serve did not start: '{line}'");
             }
+            self.MetricsUrl = line[6..] is "-" ? null : new Uri(line[6..]);
             return self;
         }
 

@@ -7,14 +7,20 @@ using Mesh.Discovery.Model;
 using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Telemetry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 
 namespace Mesh.LoadTests.Servers;
 
 /// <summary>
 /// The embedded resolver hosted as the daemon hosts it (<see cref="EmbeddedDnsServer"/> over
-/// <see cref="ClusterDnsAuthority"/>, the daemon's <see cref="PrometheusMetrics"/> listening to the "Mesh" meter),
+/// <see cref="ClusterDnsAuthority"/>, the "Mesh" meter exported at <c>/metrics</c> on a loopback Kestrel listener),
 /// on plain loopback sockets, answering for task <see cref="Querier"/> of a lab-like state. Run as a child process
-/// by <c>dns-bench</c> (<c>dns-serve</c>): "ready" on stdout once bound; each "stats" line on stdin is answered with one
+/// by <c>dns-bench</c> (<c>dns-serve</c>): "ready URL" on stdout once bound (the metrics URL, "-" without one); each "stats" line on stdin is answered with one
 /// <see cref="DnsServerStats"/> line; EOF on stdin stops it. A child process, so that the benchmark's own work
 /// (dnsperf's output parsed at 10k lines/s) never shares a GC heap or a thread pool with the server it measures.
 /// </summary>
@@ -47,9 +53,28 @@ public static class DnsBenchServer
         return $"{web.Vips[Network]} {Service}\n" + string.Concat(ips.Select(ip => $"{ip} tasks.{Service}\n"));
     }
 
-    public static async Task<int> RunAsync(IPEndPoint at, bool prometheus, CancellationToken ct)
+    /// <summary>How the "Mesh" meter is exported at <c>/metrics</c>: OpenTelemetry's Prometheus exporter as the daemon configures it, the
+    /// hand-written <see cref="PrometheusMetrics"/>, or nothing listening at all.</summary>
+    public static readonly string[] Exporters = ["otel", "handwritten", "none"];
+
+    public static async Task<int> RunAsync(IPEndPoint at, string exporter, CancellationToken ct)
     {
-        using var metrics = prometheus ? new PrometheusMetrics() : null;
+        if (!Exporters.Contains(exporter)) throw new ArgumentException($"--metrics must be one of {string.Join(", ", Exporters)}, not '{exporter}'");
+        using var handwritten = exporter == "handwritten" ? new PrometheusMetrics() : null;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        if (exporter == "otel")
+        {
+            builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(MeshTelemetry.Name).AddPrometheusExporter(TelemetryRegistration.ConfigurePrometheus));
+        }
+
+        await using var web = builder.Build();
+        if (exporter == "otel") web.MapMeshMetrics();
+        else if (handwritten is not null) web.MapGet(TelemetryRegistration.MetricsPath, () => Results.Text(handwritten.Render(), "text/plain; version=0.0.4"));
+        await web.StartAsync(ct).ConfigureAwait(false);
+        var metricsUrl = exporter == "none" ? "-" : web.Urls.First() + TelemetryRegistration.MetricsPath;
+
         var state = State();
         var authority = new ClusterDnsAuthority();
         authority.Update(state);
@@ -60,7 +85,7 @@ public static class DnsBenchServer
         tcp.Bind(at);
         await using var server = new EmbeddedDnsServer(new EmbeddedDnsServerOptions { TaskId = task.Name, State = task, UdpSocket = udp, TcpListener = tcp }, authority);
         server.Start();
-        await Console.Out.WriteLineAsync("ready").ConfigureAwait(false);
+        await Console.Out.WriteLineAsync($"ready {metricsUrl}").ConfigureAwait(false);
         await Console.Out.FlushAsync(ct).ConfigureAwait(false);
         try
         {
@@ -77,6 +102,7 @@ public static class DnsBenchServer
         {
         }
 
+        await web.StopAsync(CancellationToken.None).ConfigureAwait(false);
         return 0;
     }
 }

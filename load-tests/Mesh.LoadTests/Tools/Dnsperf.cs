@@ -31,7 +31,7 @@ public static class Dnsperf
     public static async Task<Result> CompareAsync(string? netns, IReadOnlyList<DnsperfTarget> servers, IReadOnlyList<string> names, Options o,
         string outRoot, TextWriter log, CancellationToken ct, DnsperfHook? hook = null)
     {
-        if (servers.Count != 2) throw new ArgumentException("dnsperf compares exactly two resolvers", nameof(servers));
+        if (servers.Count < 2) throw new ArgumentException("dnsperf compares two resolvers or more (each against the last)", nameof(servers));
         var inv = CultureInfo.InvariantCulture;
         var queries = Path.GetFullPath(Path.Combine(outRoot, "dnsperf.queries"));
         await File.WriteAllTextAsync(queries, string.Concat(names.Select(n => $"{n} A\n")), ct).ConfigureAwait(false);
@@ -69,14 +69,16 @@ public static class Dnsperf
             stats[target.Name] = (qps, Percentile(all, 0.99));
             md.AppendLine(inv, $"| {target.Name} | {qps:N0} | {avg:0} µs | {t.Sum(x => x.Lost)} of {t.Sum(x => x.Sent)} | {Percentile(all, 0.5):0} µs | {Percentile(all, 0.99):0} µs | {Percentile(all, 0.999):0} µs | {l.Sum(x => x.Lost)} of {l.Sum(x => x.Sent)} |");
         }
-        var (a, b) = (servers[0].Name, servers[1].Name);
-        var perRound = Enumerable.Range(0, rounds).Select(r => Qps(a, r) / Qps(b, r)).ToList();
         double Qps(string name, int r) => runs.Single(x => x.Resolver == name && x.Round == r && !x.Latency).Qps;
-        var qpsRatio = stats[a].Qps / stats[b].Qps;
-        var p99Ratio = stats[a].P99 / stats[b].P99;
+        var b = servers[^1].Name;
         md.AppendLine();
-        md.AppendLine(inv, $"**dnsperf {a}/{b}: queries/s {qpsRatio:0.00} (rounds {perRound.Min():0.00}–{perRound.Max():0.00}), p99 at {o.Rate:N0} q/s ×{p99Ratio:0.00}**");
-        return new Result(runs, md.ToString(), qpsRatio, p99Ratio);
+        foreach (var a in servers.SkipLast(1).Select(x => x.Name))
+        {
+            var perRound = Enumerable.Range(0, rounds).Select(r => Qps(a, r) / Qps(b, r)).ToList();
+            md.AppendLine(inv, $"**dnsperf {a}/{b}: queries/s {stats[a].Qps / stats[b].Qps:0.00} (rounds {perRound.Min():0.00}–{perRound.Max():0.00}), p99 at {o.Rate:N0} q/s ×{stats[a].P99 / stats[b].P99:0.00}**").AppendLine();
+        }
+
+        return new Result(runs, md.ToString(), stats[servers[0].Name].Qps / stats[b].Qps, stats[servers[0].Name].P99 / stats[b].P99);
     }
 
     /// <summary>Nearest rank over sorted values; NaN when empty.</summary>

@@ -135,6 +135,7 @@ internal sealed class DnsRequestHandler
             return Reply(response.Span, query, limit, ctx, DnsResponseCode.ServFail);
         }
         DnsForwardResult result;
+        using var activity = DnsTracing.StartForward(query, ctx, _authority.Revision);
         try
         {
             _metrics.Forwarded(ctx.Transport);
@@ -152,6 +153,7 @@ internal sealed class DnsRequestHandler
         {
             Interlocked.Decrement(ref _forwardsInFlight);
         }
+        DnsTracing.End(activity, result, _forwarder.UpstreamsKey);
         if (result.Reply is not { } reply)
         {
             _metrics.UpstreamFailure(result.FailureReason?.StartsWith("timeout", StringComparison.Ordinal) == true ? "timeout" : "error");

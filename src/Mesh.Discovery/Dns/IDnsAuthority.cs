@@ -11,6 +11,9 @@ public interface IDnsAuthority
     /// which is case-insensitive). Only class IN and ANY questions reach the authority; others are forwarded.</param>
     /// <param name="context">Which task is asking (the server is per task namespace).</param>
     DnsLookupResult Lookup(DnsQuestion question, DnsClientContext context);
+
+    /// <summary>The store revision of the state the answers come from, if the authority has one (traces carry it).</summary>
+    long Revision => -1;
 }
 
 /// <summary>Identifies the querying task. <see cref="TaskId"/> and <see cref="State"/> are the values given in

@@ -24,7 +24,16 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
 
     private ServiceNameIndex _index = ServiceNameIndex.Empty;
 
-    public void Update(ClusterState state) => Volatile.Write(ref _index, ServiceNameIndex.Build(state));
+    private long _revision = -1;
+
+    /// <summary>The store revision of the state it answers from (-1 before the first): a forwarded query's span carries it.</summary>
+    public long Revision => Volatile.Read(ref _revision);
+
+    public void Update(ClusterState state)
+    {
+        Volatile.Write(ref _index, ServiceNameIndex.Build(state));
+        Volatile.Write(ref _revision, state.Revision);
+    }
 
     public DnsLookupResult Lookup(DnsQuestion question, DnsClientContext context)
     {

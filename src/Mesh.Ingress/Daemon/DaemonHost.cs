@@ -71,8 +71,7 @@ public static class DaemonHost
                 KernelFeatures.HasIpvs() ? sp.GetRequiredService<IpvsDataplane>() : null, sp.GetRequiredService<ILogger<DataplaneSwitchCleanup>>()));
         }
 
-        services.AddSingleton<MeshTelemetry>();
-        services.AddSingleton<PrometheusMetrics>();
+        services.AddMeshTelemetry(new TelemetryOptions(options.Node, options.OtlpEndpoint, TimeSpan.FromSeconds(15)));
         services.AddSingleton(new NodeStatus
         {
             Node = options.Node,
@@ -121,13 +120,11 @@ public static class DaemonHost
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
         app.MapMeshApi();
-        var metrics = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start
-        app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
+        app.MapMeshMetrics();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Daemon");
         log.LogInformation("Starting node {Node}: dataplane {Dataplane} ({Reason}), iptables {Flavour}, store {Store}",
             options.Node, dataplaneName, reason, flavour.Name, options.Etcd ?? options.Join?.ToString() ?? "embedded in " + options.StateDirectory);
 
-        using var otlp = options.OtlpEndpoint is null ? null : new OtlpExport(options.OtlpEndpoint, TimeSpan.FromSeconds(15));
         await app.StartAsync(cancellationToken).ConfigureAwait(false); // the unix sockets are 0660 from their first moment (UnixApiSocket)
 
         await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);

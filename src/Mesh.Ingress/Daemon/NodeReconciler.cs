@@ -103,26 +103,55 @@ public sealed partial class NodeReconciler(
         }
     }
 
-    /// <summary>One pass; returns the tasks that did not converge (the rest of the node did).</summary>
+    /// <summary>
+    /// One pass; returns the tasks that did not converge (the rest of the node did). In the order that keeps traffic
+    /// flowing: the sandbox's links, the host's rules, the sandbox's rules, then each task; one span each.
+    /// </summary>
     private async Task<IReadOnlyDictionary<string, string>> SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
     {
-        using var activity = telemetry.Activities.StartActivity("mesh.reconcile");
-        activity?.SetTag("mesh.revision", state.Revision);
-
-        resolvers.Update(state);
-        if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
-            || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
+        using var activity = telemetry.Activities.StartActivity(MeshTelemetry.ReconcileSpan);
+        activity?.SetTag(MeshTelemetry.RevisionAttribute, state.Revision);
+        try
         {
-            _sandboxVerified = null;
-            await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
-            _sandboxVerified = (node.IngressSandboxIp, Stopwatch.GetTimestamp());
-        }
+            resolvers.Update(state);
+            if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
+                || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
+            {
+                using var links = telemetry.StartConverge("links", null, state.Revision);
+                _sandboxVerified = null;
+                await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
+                _sandboxVerified = (node.IngressSandboxIp, Stopwatch.GetTimestamp());
+            }
 
-        if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network), HostRules.Tables, ct).ConfigureAwait(false))
+            using (telemetry.StartConverge("host", null, state.Revision))
+            {
+                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network), HostRules.Tables, ct).ConfigureAwait(false))
+                {
+                    Changed("host", state.Revision);
+                }
+            }
+
+            await ConvergeSandboxAsync(state, node, ct).ConfigureAwait(false);
+            var result = await tasks.SyncAsync(state, ct).ConfigureAwait(false);
+            foreach (var what in result.Changed)
+            {
+                Changed(what, state.Revision);
+            }
+
+            activity?.SetTag("mesh.tasks_failed", result.Errors.Count);
+            return result.Errors;
+        }
+        catch (Exception e)
         {
-            Changed("host", state.Revision);
+            activity?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(e));
+            throw;
         }
+    }
 
+    /// <summary>The ingress sandbox's rules: the dataplane's, what another dataplane left there, stale neighbours.</summary>
+    private async Task ConvergeSandboxAsync(ClusterState state, ClusterNode node, CancellationToken ct)
+    {
+        using var activity = telemetry.StartConverge("sandbox", null, state.Revision);
         if (await dataplane.ApplyAsync(state, node, ct).ConfigureAwait(false))
         {
             Changed(dataplane.Name, state.Revision);
@@ -140,14 +169,6 @@ public sealed partial class NodeReconciler(
         }
 
         _taskAddresses = addresses;
-
-        var result = await tasks.SyncAsync(state, ct).ConfigureAwait(false);
-        foreach (var what in result.Changed)
-        {
-            Changed(what, state.Revision);
-        }
-
-        return result.Errors;
     }
 
     private async Task<ClusterNode> RegisterAsync(CancellationToken ct)
@@ -159,6 +180,7 @@ public sealed partial class NodeReconciler(
 
     private void Changed(string what, long revision)
     {
+        Activity.Current?.SetTag("mesh.changed", true);
         telemetry.KernelChanges.Add(1, new KeyValuePair<string, object?>("object", what));
         LogKernelChanged(what, revision);
     }

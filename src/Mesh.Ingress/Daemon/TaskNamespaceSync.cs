@@ -1,9 +1,11 @@
+using System.Diagnostics;
 using Mesh.Discovery.Model;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Resolver;
+using Mesh.Ingress.Telemetry;
 using Mesh.Ipvs;
 using Microsoft.Extensions.Logging;
 
@@ -30,6 +32,7 @@ public sealed partial class TaskNamespaceSync(
     TaskNamespaceGuard guard,
     TaskResolvConfWriter resolvConf,
     DaemonOptions options,
+    MeshTelemetry telemetry,
     ILogger<TaskNamespaceSync> logger)
 {
     /// <summary>The reason last logged per failing task, so a task refused on every pass is logged once, not every pass.</summary>
@@ -105,6 +108,7 @@ public sealed partial class TaskNamespaceSync(
                 continue;
             }
 
+            using var activity = telemetry.StartConverge("task", task.Name, state.Revision);
             try
             {
                 changed.AddRange(await ConvergeAsync(state, task, service, path, ct).ConfigureAwait(false));
@@ -115,6 +119,7 @@ public sealed partial class TaskNamespaceSync(
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
+                activity?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(e));
                 failures[task.Name] = e;
             }
         }
