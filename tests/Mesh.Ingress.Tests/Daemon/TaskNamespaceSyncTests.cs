@@ -200,6 +200,7 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
             new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([_resolvRoot], "/etc/resolv.conf"),
             new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network },
+            Telemetry.TestMeterFactory.Telemetry(),
             NullLogger<TaskNamespaceSync>.Instance);
         return await sync.SyncAsync(state, CancellationToken.None);
     }

@@ -1,0 +1,94 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Naming;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Daemon;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Resolver;
+using Mesh.Ingress.Telemetry;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Mesh.Ingress.Tests.Telemetry;
+
+/// <summary>
+/// The daemon's reconciler, in this process, over a real embedded store: each pass is a <c>mesh.reconcile</c> span
+/// carrying the revision of the state it read, with the namespaces it converged as child spans. Every kernel command
+/// fails here (a runner that runs nothing), so the pass fails at the sandbox's links and the reconcile span carries
+/// the error; nothing on the machine is touched.
+/// </summary>
+public sealed class ReconcileTracingTests
+{
+    [Fact]
+    public async Task A_reconcile_pass_is_a_span_with_the_store_revision_and_its_namespaces_as_children()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == MeshTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        var store = new EmbeddedStore(null, NullLogger<EmbeddedStore>.Instance);
+        await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
+        var revision = (await store.GetStateAsync()).Revision;
+
+        using var meters = new TestMeterFactory();
+        using var telemetry = new MeshTelemetry(meters);
+        var runner = new RefusingRunner();
+        var network = new NodeNetworkOptions { IngressSandbox = $"mesh-trace-test-{Environment.ProcessId}" };
+        var options = new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network };
+        var nft = new NftExecutor(runner);
+        var sandbox = new IngressSandbox(new LinkTool(runner), network);
+        var dataplane = new NftablesDataplane(nft, sandbox);
+        var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
+        var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
+        await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
+        var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
+            new TaskResolvConfWriter([], "/etc/resolv.conf"), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
+        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, iptables, tasks, resolvers, options,
+            new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, NullLogger<NodeReconciler>.Instance);
+
+        await reconciler.StartAsync(CancellationToken.None);
+        var clock = Stopwatch.StartNew();
+        while (!spans.Any(s => s.OperationName == MeshTelemetry.ReconcileSpan) && clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            await Task.Delay(50);
+        }
+
+        await reconciler.StopAsync(CancellationToken.None);
+        Assert.True(runner.Calls > 0, "the pass ran no command: it never reached the kernel");
+
+        var reconcile = spans.First(s => s.OperationName == MeshTelemetry.ReconcileSpan);
+        // The daemon registered its node first, so the state it read is one revision past the service's.
+        var read = Assert.IsType<long>(reconcile.GetTagItem(MeshTelemetry.RevisionAttribute));
+        Assert.True(read > revision, $"revision {read}, the store was at {revision} before the node registered");
+        Assert.Equal(read, (await store.GetStateAsync()).Revision);
+        Assert.Equal(ActivityStatusCode.Error, reconcile.Status);
+        Assert.Contains("'ip -j addr show' exited with 1", reconcile.StatusDescription, StringComparison.Ordinal);
+
+        var links = spans.First(s => s.OperationName == MeshTelemetry.ConvergeSpan && s.ParentSpanId == reconcile.SpanId);
+        Assert.Equal("links", links.GetTagItem(MeshTelemetry.NamespaceAttribute));
+        Assert.Equal(read, links.GetTagItem(MeshTelemetry.RevisionAttribute));
+        Assert.Equal(reconcile.TraceId, links.TraceId);
+    }
+
+    /// <summary>Runs nothing: every command "exits 1", as on a machine without the tools.</summary>
+    private sealed class RefusingRunner : ICommandRunner
+    {
+        private int _calls;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public Task<CommandResult> RunAsync(string file, IReadOnlyList<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _calls);
+            return Task.FromResult(new CommandResult(1, "", $"{file}: refused by the test"));
+        }
+    }
+}
