@@ -111,7 +111,13 @@ public sealed partial class TaskNamespaceSync(
             using var activity = telemetry.StartConverge("task", task.Name, state.Revision);
             try
             {
-                changed.AddRange(await ConvergeAsync(state, task, service, path, ct).ConfigureAwait(false));
+                var applied = await ConvergeAsync(state, task, service, path, ct).ConfigureAwait(false);
+                if (applied.Count > 0)
+                {
+                    activity?.SetTag("mesh.changed", true);
+                }
+
+                changed.AddRange(applied);
             }
             catch (CommandFailedException e) when (!File.Exists(path))
             {
