@@ -53,7 +53,16 @@ public static partial class JsonErrorText
     internal static string Expected(string typeName, string? path)
     {
         var name = NullableOf().Match(typeName) is { Success: true } nullable ? nullable.Groups["inner"].Value : typeName;
-        var type = Type.GetType(name) ?? typeof(Discovery.Model.ServiceMode).Assembly.GetType(name);
+        Type? type;
+        try
+        {
+            type = Type.GetType(name) ?? typeof(Discovery.Model.ServiceMode).Assembly.GetType(name);
+        }
+        catch (Exception e) when (e is ArgumentException or TypeLoadException or IOException or BadImageFormatException)
+        {
+            type = null; // a name the loader cannot parse: fall back to reading the name
+        }
+
         if (type is { IsClass: true } && type != typeof(string) && !type.IsArray && Member(type, path) is { } member)
         {
             type = member;
