@@ -17,4 +17,9 @@ root.Subcommands.Add(DaemonCommand.Build());
 root.Subcommands.Add(LabCommands.Build());
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(CaCommands.Build());
-return await root.Parse(args).InvokeAsync();
+var parsed = root.Parse(args);
+var exit = await parsed.InvokeAsync();
+
+// System.CommandLine reports a parse error (unknown command or option, missing argument) with exit 1; the CLI's
+// contract is 2 for bad usage, 1 only for a request the daemon rejected.
+return parsed.Errors.Count > 0 ? CliErrors.Usage : exit;

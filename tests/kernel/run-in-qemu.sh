@@ -42,7 +42,9 @@ done
 [[ $# -gt 0 ]] || { echo "usage: $0 [--mem M] [--smp N] [--timeout S] -- command [args...]" >&2; exit 2; }
 case "$cache/" in
   /run/*|/dev/*|/proc/*|/sys/*)
-    echo "run-in-qemu.sh: MESH_UML_CACHE=$cache is hidden inside the guest (it mounts its own /run, /dev); use a path on disk or under /tmp" >&2; exit 2 ;;
+    # Name what the user chose: the variable if they set it, else the default beside the checkout.
+    if [[ -n ${MESH_UML_CACHE:-} ]]; then what="MESH_UML_CACHE=$cache"; else what="the cache $cache (the default, beside the checkout)"; fi
+    echo "run-in-qemu.sh: $what is hidden inside the guest (it mounts its own /run, /dev); set MESH_UML_CACHE to a directory on disk or under /tmp" >&2; exit 2 ;;
 esac
 [[ $(id -u) -eq 0 ]] || { echo "run-in-qemu.sh: needs root (apt-get, 9p passthrough of the run directory)" >&2; exit 2; }
 

@@ -40,7 +40,9 @@ done
 [[ $# -gt 0 ]] || { echo "usage: $0 [--mem M] [--timeout S] -- command [args...]" >&2; exit 2; }
 case "$cache/" in
   /run/*|/dev/*|/proc/*|/sys/*)
-    echo "run-in-uml.sh: MESH_UML_CACHE=$cache is hidden inside the guest (it mounts its own /run, /dev); use a path on disk or under /tmp" >&2; exit 2 ;;
+    # Name what the user chose: the variable if they set it, else the default beside the checkout.
+    if [[ -n ${MESH_UML_CACHE:-} ]]; then what="MESH_UML_CACHE=$cache"; else what="the cache $cache (the default, beside the checkout)"; fi
+    echo "run-in-uml.sh: $what is hidden inside the guest (it mounts its own /run, /dev); set MESH_UML_CACHE to a directory on disk or under /tmp" >&2; exit 2 ;;
 esac
 [[ $(id -u) -eq 0 ]] || { echo "run-in-uml.sh: needs root (apt-get, and the guest's root is the host's /)" >&2; exit 2; }
 

@@ -5,7 +5,13 @@ namespace Mesh.Discovery.Model;
 /// <summary>A port published on every node (<see cref="Published"/>) forwarded to <see cref="Target"/> inside the tasks.</summary>
 public sealed record PublishedPort(int Published, int Target, TransportProtocol Protocol = TransportProtocol.Tcp)
 {
-    /// <summary>Parses the CLI form <c>8080:80[/tcp|/udp]</c> (or <c>8080</c>, meaning 8080:8080).</summary>
+    /// <summary>The forms <see cref="Parse"/> accepts, for error messages and help.</summary>
+    public const string AcceptedForms = "PUBLISHED:TARGET, PUBLISHED:TARGET/tcp or PUBLISHED:TARGET/udp (e.g. 8080:80)";
+
+    /// <summary>
+    /// Parses the CLI form <c>8080:80[/tcp|/udp]</c>. A lone port (<c>9300</c>) is refused: Docker reads it as "target
+    /// 9300, published on a port the swarm picks", other tools as 9300:9300; guessing either would surprise someone.
+    /// </summary>
     public static PublishedPort Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -24,15 +30,20 @@ public sealed record PublishedPort(int Published, int Target, TransportProtocol 
         }
 
         var colon = ports.IndexOf(':', StringComparison.Ordinal);
-        var published = ParsePort(colon < 0 ? ports : ports[..colon], text);
-        var target = colon < 0 ? published : ParsePort(ports[(colon + 1)..], text);
+        if (colon < 0)
+        {
+            throw new ValidationException("publish", $"'{text}' names one port, but both are needed: use {AcceptedForms}; to publish {ports} as itself write {ports}:{ports}{(slash >= 0 ? text[slash..] : "")}");
+        }
+
+        var published = ParsePort(ports[..colon], text);
+        var target = ParsePort(ports[(colon + 1)..], text);
         return new PublishedPort(published, target, protocol);
     }
 
     private static int ParsePort(string s, string whole) =>
         int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port is >= 1 and <= 65535
             ? port
-            : throw new ValidationException("publish", $"'{whole}' is not PUBLISHED:TARGET[/tcp|/udp] with ports 1-65535");
+            : throw new ValidationException("publish", $"'{whole}' is not {AcceptedForms} with ports 1-65535");
 
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture, $"{Published}:{Target}/{Protocol.ToString().ToLowerInvariant()}");

@@ -18,9 +18,14 @@ public sealed class RemoteStore : IClusterStore
     private readonly HttpClient _http;
     private readonly StoredObjectValidator _validator;
 
-    public RemoteStore(HttpClient http, ILogger<RemoteStore>? logger = null, StoreMetrics? metrics = null, ReservedPorts? reserved = null)
+    /// <summary>How errors name the store: the API as the user gave it (a unix socket's client has only a placeholder base address).</summary>
+    private readonly string _where;
+
+    /// <param name="endpoint">What errors call the store, e.g. <c>unix:///run/mesh/mesh.sock</c>; default the client's base address.</param>
+    public RemoteStore(HttpClient http, ILogger<RemoteStore>? logger = null, StoreMetrics? metrics = null, ReservedPorts? reserved = null, string? endpoint = null)
     {
         _http = http;
+        _where = endpoint ?? http.BaseAddress?.ToString() ?? "(no address)";
         _validator = new StoredObjectValidator((ILogger?)logger ?? NullLogger.Instance, metrics ?? StoreMetrics.Standalone(), reserved ?? ReservedPorts.Default, "remote");
     }
 
@@ -35,7 +40,7 @@ public sealed class RemoteStore : IClusterStore
     {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("revision", out var rev) || !rev.TryGetInt64(out var revision))
         {
-            throw new StoreUnavailableException($"store at {_http.BaseAddress} sent no cluster state");
+            throw new StoreUnavailableException($"store at {_where} sent no cluster state");
         }
 
         T[] Objects<T>(string property, Func<JsonElement, bool>? skip = null) where T : class
@@ -85,7 +90,7 @@ public sealed class RemoteStore : IClusterStore
         var node = await SendAsync<ClusterNode>(HttpMethod.Post, "v1/nodes", spec, cancellationToken).ConfigureAwait(false);
         return _validator.Check(node, "nodes/" + node.Name)
             ? node
-            : throw new StoreUnavailableException($"store at {_http.BaseAddress} answered the registration with an invalid node");
+            : throw new StoreUnavailableException($"store at {_where} answered the registration with an invalid node");
     }
 
     public Task RemoveNodeAsync(string name, CancellationToken cancellationToken = default) =>
@@ -123,15 +128,18 @@ public sealed class RemoteStore : IClusterStore
         {
             // Say what to fix: a refused handshake looks like a dead server unless the message names TLS.
             throw new StoreUnavailableException(
-                $"TLS with the store at {_http.BaseAddress} failed: {tls} (both ends need certificates of the same cluster CA: --tls-cert, --tls-key, --tls-ca)", e);
+                $"TLS with the store at {_where} failed: {tls} (both ends need certificates of the same cluster CA: --tls-cert, --tls-key, --tls-ca)", e);
         }
         catch (HttpRequestException e)
         {
-            throw new StoreUnavailableException($"store at {_http.BaseAddress} is unreachable: {e.Message}", e);
+            // A failed connect comes wrapped as "<why> (host:port)", and for a unix socket host:port is the placeholder
+            // mesh:80: say why, after the address the user gave.
+            var why = e.HttpRequestError == HttpRequestError.ConnectionError && e.InnerException is { } inner ? inner.Message : e.Message;
+            throw new StoreUnavailableException($"store at {_where} is unreachable: {why}", e);
         }
         catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new StoreUnavailableException($"store at {_http.BaseAddress} did not answer in time", e);
+            throw new StoreUnavailableException($"store at {_where} did not answer in time", e);
         }
 
         using (response)
@@ -144,7 +152,7 @@ public sealed class RemoteStore : IClusterStore
                 }
 
                 return await response.Content.ReadFromJsonAsync<T>(MeshJson.Options, cancellationToken).ConfigureAwait(false)
-                    ?? throw new StoreUnavailableException($"store at {_http.BaseAddress} sent an empty answer to {method} {path}");
+                    ?? throw new StoreUnavailableException($"store at {_where} sent an empty answer to {method} {path}");
             }
 
             ApiError? error = null;
@@ -164,8 +172,8 @@ public sealed class RemoteStore : IClusterStore
                 HttpStatusCode.RequestEntityTooLarge => new ValidationException(error?.Field ?? "body", StripField(message, error?.Field)),
                 HttpStatusCode.NotFound => new NotFoundException(message),
                 HttpStatusCode.Conflict => new ConflictException(message),
-                HttpStatusCode.Unauthorized => new StoreUnavailableException($"store at {_http.BaseAddress} refused the request (401 Unauthorized): {message} (--api-token-file must hold the holder's token)"),
-                _ => new StoreUnavailableException($"store at {_http.BaseAddress}: {message}"),
+                HttpStatusCode.Unauthorized => new StoreUnavailableException($"store at {_where} refused the request (401 Unauthorized): {message} (--api-token-file must hold the holder's token)"),
+                _ => new StoreUnavailableException($"store at {_where}: {message}"),
             };
         }
     }

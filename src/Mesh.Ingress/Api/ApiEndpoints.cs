@@ -138,7 +138,7 @@ public static class ApiEndpoints
         }
         catch (JsonException e)
         {
-            throw new ValidationException(FieldOf(e.Path), $"malformed JSON: {FirstSentence(e.Message)}");
+            throw new ValidationException(FieldOf(e.Path), JsonErrorText.Describe(e));
         }
     }
 
@@ -189,12 +189,6 @@ public static class ApiEndpoints
         return string.Concat(s.Select(c => char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString()));
     }
 
-    private static string FirstSentence(string message)
-    {
-        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        return cut > 0 ? message[..cut] : message;
-    }
-
     private static long QueryLong(HttpContext ctx, string name, long fallback)
     {
         var text = ctx.Request.Query[name].FirstOrDefault();
@@ -212,7 +206,18 @@ public static class ApiEndpoints
 
     private static IResult Created<T>(T value) => Results.Json(value, MeshJson.Options, statusCode: StatusCodes.Status201Created);
 
-    private static IResult Error(int status, ApiError error) => Results.Json(error, MeshJson.Options, statusCode: status);
+    private static IResult Error(int status, ApiError error) => Results.Json(error, ErrorJson, statusCode: status);
+
+    /// <summary>
+    /// Error bodies are read by people (curl, logs): apostrophes and non-ASCII letters written as they are, not as
+    /// \u0027. Safe here: the body is served as application/json (never sniffed as HTML by a browser), JSON's own
+    /// syntax (quotes, backslashes, control characters) is still escaped, and the messages are bounded and
+    /// control-free (<see cref="Printable"/>). Everything else keeps the default, stricter encoder.
+    /// </summary>
+    private static readonly JsonSerializerOptions ErrorJson = new(MeshJson.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 }
 
 public sealed record NodeInfo(string Node, string Store, string Dataplane, string? DataplaneReason, long AppliedRevision, string? LastError, DateTimeOffset? LastSync);

@@ -34,6 +34,11 @@ public static class ApiClientFactory
                     await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct).ConfigureAwait(false);
                     return new NetworkStream(socket, ownsSocket: true);
                 }
+                catch (SocketException e)
+                {
+                    socket.Dispose();
+                    throw new IOException(UnixConnectFailure(socketPath, e), e);
+                }
                 catch
                 {
                     socket.Dispose();
@@ -44,7 +49,19 @@ public static class ApiClientFactory
         return new HttpClient(handler) { BaseAddress = new Uri("http://mesh/"), Timeout = timeout ?? TimeSpan.FromSeconds(30) };
     }
 
-    public static RemoteStore Store(string api, ApiClientCredentials? credentials = null) => new(Create(api, null, credentials));
+    public static RemoteStore Store(string api, ApiClientCredentials? credentials = null) => new(Create(api, null, credentials), endpoint: api);
+
+    /// <summary>
+    /// Why connecting to the unix socket failed, naming it: .NET reports a missing socket file (ENOENT) as "Cannot
+    /// assign requested address", which says nothing about a path.
+    /// </summary>
+    internal static string UnixConnectFailure(string socketPath, SocketException e) => e.SocketErrorCode switch
+    {
+        SocketError.AddressNotAvailable => $"no socket at {socketPath}",
+        SocketError.ConnectionRefused => $"nothing listens on {socketPath} (a socket left by a daemon that stopped?)",
+        SocketError.AccessDenied => $"permission denied on {socketPath} (the socket is mode 0660: run as root or in the daemon's --api-group)",
+        _ => $"cannot connect to {socketPath}: {e.Message}",
+    };
 
     /// <summary>Whether <paramref name="api"/> names a TCP API (http, https, or the daemon's own tcp:// spelling).</summary>
     public static bool IsTcp(string api, out Uri? uri) =>

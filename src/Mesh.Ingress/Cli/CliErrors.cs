@@ -11,6 +11,23 @@ public static class CliErrors
     public const int Unreachable = 3;
     public const int Failed = 4;
 
+    /// <summary>
+    /// Parses an option's value with the model's rules; a bad value is bad usage (exit 2), told as "--option: why",
+    /// not a request the daemon rejected (exit 1).
+    /// </summary>
+    public static T Argument<T>(string option, Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (ValidationException e)
+        {
+            var why = e.Message.StartsWith(e.Field + ": ", StringComparison.Ordinal) ? e.Message[(e.Field.Length + 2)..] : e.Message;
+            throw new ArgumentException($"{option} {why}", e);
+        }
+    }
+
     public static async Task<int> RunAsync(Func<Task<int>> action)
     {
         try
@@ -24,7 +41,7 @@ public static class CliErrors
         }
         catch (StoreUnavailableException e)
         {
-            await Console.Error.WriteLineAsync($"mesh: unavailable: {e.Message} (is 'mesh daemon' running, with its store reachable? set --api or MESH_API)").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"mesh: unavailable: {e.Message} (is 'mesh daemon' running, with its store reachable? name its API with --api or MESH_API; the lab's nodes are unix:///run/mesh/lab/mesh-n1.sock ...)").ConfigureAwait(false);
             return Unreachable;
         }
         catch (Exception e) when (e is ArgumentException or FormatException)

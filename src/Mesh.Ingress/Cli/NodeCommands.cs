@@ -14,7 +14,7 @@ public static class NodeCommands
         var ls = new Command("ls", "List registered nodes") { CommonOptions.Json };
         ls.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            var state = await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).GetStateAsync(ct);
+            var state = await CommonOptions.Store(parse).GetStateAsync(ct);
             if (parse.GetValue(CommonOptions.Json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(state.Nodes, MeshJson.Options));
@@ -36,7 +36,7 @@ public static class NodeCommands
         { name };
         rm.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
-            await ApiClientFactory.Store(parse.GetValue(CommonOptions.Api)!).RemoveNodeAsync(parse.GetValue(name)!, ct);
+            await CommonOptions.Store(parse).RemoveNodeAsync(parse.GetValue(name)!, ct);
             Console.WriteLine(parse.GetValue(name));
             return 0;
         }));

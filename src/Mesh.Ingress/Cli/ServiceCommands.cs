@@ -13,7 +13,7 @@ public static class ServiceCommands
         var service = new Command("service", "Create, list, inspect and remove services");
 
         var name = new Argument<string>("name") { Description = "Service name (a DNS label)" };
-        var publish = new Option<string[]>("--publish", "-p") { Description = "PUBLISHED:TARGET[/tcp|/udp], repeatable", AllowMultipleArgumentsPerToken = false };
+        var publish = new Option<string[]>("--publish", "-p") { Description = "PUBLISHED:TARGET[/tcp|/udp]: PUBLISHED on every node to TARGET in the tasks (repeatable)", AllowMultipleArgumentsPerToken = false };
         var mode = new Option<string>("--mode") { Description = "vip (default) or dnsrr", DefaultValueFactory = _ => "vip" };
         var network = new Option<string[]>("--network") { Description = "Overlay network to join (repeatable)" };
         var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the service on its networks (repeatable)" };
@@ -27,9 +27,9 @@ public static class ServiceCommands
                 {
                     "vip" => ServiceMode.Vip,
                     "dnsrr" => ServiceMode.Dnsrr,
-                    var other => throw new ValidationException("mode", $"'{other}' is not vip or dnsrr"),
+                    var other => throw new ArgumentException($"--mode '{other}' is not vip or dnsrr"),
                 },
-                Ports = (parse.GetValue(publish) ?? []).Select(PublishedPort.Parse).ToArray(),
+                Ports = (parse.GetValue(publish) ?? []).Select(p => CliErrors.Argument("--publish", () => PublishedPort.Parse(p))).ToArray(),
                 Networks = parse.GetValue(network) ?? [],
                 Aliases = parse.GetValue(alias) ?? [],
             };
@@ -65,7 +65,7 @@ public static class ServiceCommands
         inspect.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             using var http = CommonOptions.Client(parse);
-            var detail = await ApiGet<ServiceDetail>(http, $"v1/services/{Uri.EscapeDataString(parse.GetValue(name)!)}", ct);
+            var detail = await ApiGet<ServiceDetail>(http, parse.GetValue(CommonOptions.Api)!, $"v1/services/{Uri.EscapeDataString(parse.GetValue(name)!)}", ct);
             Console.WriteLine(JsonSerializer.Serialize(detail, new JsonSerializerOptions(MeshJson.Options) { WriteIndented = true }));
             return 0;
         }));
@@ -86,7 +86,11 @@ public static class ServiceCommands
     }
 
     /// <summary>A GET for read models the store interface does not have, with the store's error mapping.</summary>
-    internal static async Task<T> ApiGet<T>(HttpClient http, string path, CancellationToken ct)
+    internal static Task<T> ApiGet<T>(HttpClient http, string path, CancellationToken ct) =>
+        ApiGet<T>(http, http.BaseAddress?.ToString() ?? "", path, ct);
+
+    /// <param name="api">The API as the user named it, for errors (a unix socket's client has a placeholder base address).</param>
+    internal static async Task<T> ApiGet<T>(HttpClient http, string api, string path, CancellationToken ct)
     {
         HttpResponseMessage response;
         try
@@ -95,7 +99,8 @@ public static class ServiceCommands
         }
         catch (HttpRequestException e)
         {
-            throw new StoreUnavailableException($"{http.BaseAddress}: {e.Message}", e);
+            var why = e.HttpRequestError == HttpRequestError.ConnectionError && e.InnerException is { } inner ? inner.Message : e.Message;
+            throw new StoreUnavailableException($"the API at {api} is unreachable: {why}", e);
         }
 
         using (response)

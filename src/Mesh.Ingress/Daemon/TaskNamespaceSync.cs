@@ -103,8 +103,14 @@ public sealed partial class TaskNamespaceSync(
 
             if (task is null || service is null)
             {
-                // Deregistered but still there: its rules and resolver stay until the runtime deletes the
-                // namespace, so connections other nodes still send it while they converge are not refused.
+                // Deregistered but still there: its rules stay until the runtime deletes the namespace, so connections
+                // other nodes still send it while they converge are not refused. Its DNS listeners go now: a task
+                // that left the cluster has no names to ask about, and its sockets (and the namespace they pin)
+                // must not outlive it. Nothing of Mesh's runs for it any more, so the executors forget it too.
+                await resolvers.StopAsync(path).ConfigureAwait(false);
+                nft.Forget(new NetworkNamespacePath(path));
+                iptables.Forget(new NetworkNamespacePath(path));
+                otherDataplane.Forget(new NetworkNamespacePath(path));
                 continue;
             }
 

@@ -192,7 +192,7 @@ public class StateTransitionsTests
     [Theory]
     [InlineData("8080:80", 8080, 80, TransportProtocol.Tcp)]
     [InlineData("8080:80/udp", 8080, 80, TransportProtocol.Udp)]
-    [InlineData("53/UDP", 53, 53, TransportProtocol.Udp)]
+    [InlineData("53:53/UDP", 53, 53, TransportProtocol.Udp)]
     public void Published_ports_parse(string text, int published, int target, TransportProtocol protocol) =>
         Assert.Equal(new PublishedPort(published, target, protocol), PublishedPort.Parse(text));
 
@@ -204,6 +204,19 @@ public class StateTransitionsTests
     [InlineData("-1:80")]
     [InlineData("80:80:80")]
     [InlineData(" 80:80")]
+    [InlineData("9300")]
+    [InlineData("53/udp")]
     public void Bad_published_ports_are_rejected(string text) =>
         Assert.Equal("publish", Assert.Throws<ValidationException>(() => PublishedPort.Parse(text)).Field);
+
+    /// <summary>Issue 13: a lone port was silently read as PORT:PORT. It is refused, with the forms that work and the fix.</summary>
+    [Theory]
+    [InlineData("9300", "9300:9300")]
+    [InlineData("53/udp", "53:53/udp")]
+    public void A_lone_published_port_is_refused_with_the_accepted_forms(string text, string suggestion)
+    {
+        var e = Assert.Throws<ValidationException>(() => PublishedPort.Parse(text));
+        Assert.Contains(PublishedPort.AcceptedForms, e.Message, StringComparison.Ordinal);
+        Assert.Contains($"write {suggestion}", e.Message, StringComparison.Ordinal);
+    }
 }

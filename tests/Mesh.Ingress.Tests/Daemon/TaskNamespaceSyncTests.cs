@@ -152,6 +152,42 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         Assert.Contains("nameserver 127.0.0.11", await File.ReadAllTextAsync(Path.Combine(_resolvRoot, "web.1", "resolv.conf")), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Issue 13: a removed task's DNS listeners kept their sockets (and so its namespace) for ~90 s. They close in the
+    /// pass that sees the task gone, while its namespace and rules stay; re-added, it listens on the same ports again.
+    /// </summary>
+    [LabFact]
+    public async Task A_removed_tasks_dns_listeners_close_at_once_and_come_back_on_the_same_ports()
+    {
+        var (state, _) = await StateAsync(("web", A));
+        Assert.Empty((await SyncAsync(state)).Errors);
+        var listening = await ResolverSocketsAsync(A);
+        Assert.Equal(2, listening.Count); // udp and tcp on 127.0.0.11
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Empty((await SyncAsync(state with { Tasks = [] })).Errors);
+        var after = await ResolverSocketsAsync(A);
+        clock.Stop();
+
+        Assert.True(after.Count == 0, $"still listening after removal: {string.Join(", ", after)}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"the listeners closed only after {clock.Elapsed}");
+        Assert.Contains("-A MESH-TASK", await RulesAsync(A), StringComparison.Ordinal); // the namespace keeps its rules
+        Assert.Empty(_resolvers!.Namespaces);
+
+        Assert.Empty((await SyncAsync(state)).Errors);
+        Assert.Equal(listening, await ResolverSocketsAsync(A));
+    }
+
+    /// <summary>The sockets listening on the embedded resolver's address in a namespace, as "udp 127.0.0.11:PORT".</summary>
+    private static async Task<List<string>> ResolverSocketsAsync(string netns) =>
+        (await Shell.CheckedAsync("nsenter", $"--net={netns}", "--", "ss", "-Hlntu"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f.Length > 4 && f[4].StartsWith("127.0.0.11:", StringComparison.Ordinal))
+            .Select(f => $"{f[0]} {f[4]}")
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
     [LabFact]
     public void The_guard_refuses_the_host_and_own_namespace_by_inode_and_tells_spellings_of_one_namespace_apart_from_others()
     {

@@ -111,8 +111,8 @@ public sealed partial class LabEndToEndTests(LabFixture lab) : IClassFixture<Lab
         var dup = await Shell.MeshApiAsync("mesh-n2", "service", "create", "web", "--publish", "8080:80");
         Assert.Equal(1, dup.ExitCode);
         Assert.Contains("already exists", dup.Stderr, StringComparison.Ordinal);
-        var bad = await Shell.MeshApiAsync("mesh-n2", "service", "create", "api", "--publish", "99999:80");
-        Assert.Equal(1, bad.ExitCode);
+        var bad = await Shell.MeshApiAsync("mesh-n2", "service", "create", "shop", "--publish", "99999:80");
+        Assert.Equal(2, bad.ExitCode); // a value the CLI refuses itself is bad usage (issue 13)
         Assert.Contains("publish", bad.Stderr, StringComparison.Ordinal);
         var after = await Shell.MeshApiAsync("mesh-n2", "service", "inspect", "web");
         Assert.Equal(before.Stdout, after.Stdout);
