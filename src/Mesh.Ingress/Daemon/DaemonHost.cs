@@ -14,6 +14,7 @@ using Mesh.Ingress.Cli;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Security;
 using Mesh.Ingress.Telemetry;
+using Mesh.Ingress.Ui;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -121,6 +122,7 @@ public static class DaemonHost
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
         app.MapMeshApi();
+        app.MapMeshUi(); // GET /ui, /ui/events: the status page, behind the same authentication
         var metrics = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start
         app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4"));
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Daemon");
