@@ -92,7 +92,9 @@ public sealed partial class StatusEventStream(
                 quietSince = TimeProvider.System.GetTimestamp();
             }
 
-            if (storeError is null)
+            // A joined daemon's watch on the holder tells the holder which revision it applied (PeerLiveness): a
+            // viewer's watch would claim revisions for it, so through a joined store the page rereads instead.
+            if (storeError is null && store is not RemoteStore)
             {
                 try
                 {

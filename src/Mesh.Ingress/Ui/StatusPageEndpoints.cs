@@ -30,16 +30,18 @@ public static class StatusPageEndpoints
         var stopping = app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
 
         // Joined daemons call this one with their node certificate: their requests are how it knows they are alive.
+        // Only what a daemon's store client asks counts (not a browser or the CLI that happens to hold a node certificate).
         app.Use(async (context, next) =>
         {
+            var path = context.Request.Path;
             var node = context.Connection.ClientCertificate?.GetNameInfo(X509NameType.SimpleName, false);
-            if (string.IsNullOrEmpty(node))
+            if (string.IsNullOrEmpty(node) || !(path.Equals("/v1/watch", StringComparison.Ordinal) || path.Equals("/v1/state", StringComparison.Ordinal)))
             {
                 await next(context).ConfigureAwait(false);
                 return;
             }
 
-            var watch = context.Request.Path.Equals("/v1/watch", StringComparison.Ordinal);
+            var watch = path.Equals("/v1/watch", StringComparison.Ordinal);
             var request = peers.Begin(node, watch ? context.Request.Query["after"].FirstOrDefault() : null);
             try
             {
