@@ -14,6 +14,7 @@ using Mesh.Ingress.Cli;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Security;
 using Mesh.Ingress.Telemetry;
+using Mesh.Ingress.Ui;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -120,6 +121,7 @@ public static class DaemonHost
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
         app.MapMeshApi();
+        app.MapMeshUi(); // GET /ui, /ui/events: the status page, behind the same authentication
         app.MapMeshMetrics();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Daemon");
         log.LogInformation("Starting node {Node}: dataplane {Dataplane} ({Reason}), iptables {Flavour}, store {Store}",
