@@ -45,7 +45,10 @@ internal static class ConfigValue
             return value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var d) && double.IsFinite(d) ? [d.ToString("R", CultureInfo.InvariantCulture)] : throw Wrong(where, "a number", value);
         }
 
-        throw new InvalidOperationException($"{option.Name}: no configuration type for {option.ValueType}");
+        // Any other type (an enum, a TimeSpan a later flag may use) goes to the flag's own parser as text.
+        return value.ValueKind is JsonValueKind.String or JsonValueKind.Number
+            ? [value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText()]
+            : throw Wrong(where, "a string or a number", value);
     }
 
     /// <summary>An environment variable's text; a repeatable flag takes a comma-separated list.</summary>
@@ -86,7 +89,7 @@ internal static class ConfigValue
                 : throw new ArgumentException($"{where}='{text}' must be a number");
         }
 
-        throw new InvalidOperationException($"{option.Name}: no configuration type for {option.ValueType}");
+        return [text];
     }
 
     private static ArgumentException Wrong(string where, string expected, JsonElement value) =>

@@ -70,9 +70,11 @@ public sealed partial class DaemonConfiguration
         }
 
         var parse = command.Parse(tokens);
+        var configuration = new DaemonConfiguration(parse, sources);
         if (parse.Errors.Count > 0)
         {
-            throw new ArgumentException(string.Join("; ", parse.Errors.Select(e => e.Message)));
+            // A type this layer does not check itself (passed through as text): the parser's message, with its source.
+            throw new ArgumentException(configuration.Annotate(string.Join("; ", parse.Errors.Select(e => e.Message))));
         }
 
         foreach (var option in required.Where(o => parse.GetResult(o) is null or { Implicit: true }))
@@ -80,7 +82,7 @@ public sealed partial class DaemonConfiguration
             throw new ArgumentException($"{option.Name} is required: give {option.Name}, {EnvironmentName(option)} or \"{Key(option)}\" in the --config file");
         }
 
-        return new DaemonConfiguration(parse, sources);
+        return configuration;
     }
 
     /// <summary>
@@ -96,10 +98,16 @@ public sealed partial class DaemonConfiguration
         }
         catch (Exception e) when (e is ArgumentException or FormatException or ValidationException)
         {
-            var named = Flag().Matches(e.Message).Select(m => m.Value).Distinct(StringComparer.Ordinal)
-                .Where(_sources.ContainsKey).Select(f => $"{f} from {_sources[f]}").ToList();
-            throw new ArgumentException(named.Count == 0 ? e.Message : $"{e.Message} ({string.Join("; ", named)})", e);
+            throw new ArgumentException(Annotate(e.Message), e);
         }
+    }
+
+    /// <summary>Appends where each flag named in <paramref name="message"/> got its value, if not from the command line.</summary>
+    private string Annotate(string message)
+    {
+        var named = Flag().Matches(message).Select(m => m.Value).Distinct(StringComparer.Ordinal)
+            .Where(_sources.ContainsKey).Select(f => $"{f} from {_sources[f]}").ToList();
+        return named.Count == 0 ? message : $"{message} ({string.Join("; ", named)})";
     }
 
     /// <summary><c>--lease-ttl</c> → <c>MESH_LEASE_TTL</c>.</summary>
