@@ -13,7 +13,9 @@ namespace Mesh.Ingress.Tests.Daemon;
 /// this test listens on, and <c>WATCHDOG_USEC</c> set, as systemd starts a <c>Type=notify</c> unit. The daemon runs in
 /// a network namespace of its own (unshare --net) that at first lacks the ingress bridge, so its syncs fail: it must
 /// not say READY then, yet its watchdog pings go on (the loop is alive and retrying). Once the test creates the bridge
-/// the next sync converges and READY follows; SIGTERM brings STOPPING.
+/// the next sync converges and READY follows; SIGTERM brings STOPPING. Its parent is a shell named <c>systemd</c>, which
+/// is how Microsoft.Extensions.Hosting.Systemd recognises systemd: its lifetime, which says READY at host start, is
+/// then registered, and the daemon must have taken it out again.
 /// </summary>
 public sealed class SystemdNotifyTests : IDisposable
 {
@@ -22,10 +24,18 @@ public sealed class SystemdNotifyTests : IDisposable
     private readonly string _bridge = $"mesh-sdb{Environment.ProcessId}";
     private readonly ConcurrentQueue<(TimeSpan At, string Message)> _messages = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private Process? _parent;
     private Process? _daemon;
 
     public void Dispose()
     {
+        if (_parent is { HasExited: false })
+        {
+            _parent.Kill(entireProcessTree: true);
+            _parent.WaitForExit(10_000);
+        }
+
+        _parent?.Dispose();
         if (_daemon is { HasExited: false })
         {
             _daemon.Kill();
@@ -53,10 +63,13 @@ public sealed class SystemdNotifyTests : IDisposable
         var listening = ListenAsync(notify, stop.Token);
 
         var socket = Path.Combine(_dir, "api.sock");
-        var info = new ProcessStartInfo("/usr/bin/unshare") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var systemd = Path.Combine(_dir, "systemd");
+        File.CreateSymbolicLink(systemd, "/bin/sh");
+        var info = new ProcessStartInfo(systemd) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in (string[])
         [
-            "--net", "--", "dotnet", typeof(DaemonHost).Assembly.Location, "daemon", "--node", "sd-self", "--advertise-addr", "198.18.0.250",
+            "-c", "\"$@\"; exit $?", "sh", // stays the parent (no exec), the command arrives as positional parameters
+            "/usr/bin/unshare", "--net", "--", "dotnet", typeof(DaemonHost).Assembly.Location, "daemon", "--node", "sd-self", "--advertise-addr", "198.18.0.250",
             "--api", $"unix://{socket}", "--state-dir", _dir, "--log-file", Path.Combine(_dir, "daemon.log"), "--dataplane", "nftables",
             "--ingress-sandbox", _sandbox, "--ingress-bridge", _bridge, "--dns-upstream", "127.0.0.53",
         ])
@@ -66,7 +79,9 @@ public sealed class SystemdNotifyTests : IDisposable
 
         info.Environment["NOTIFY_SOCKET"] = notifyPath;
         info.Environment["WATCHDOG_USEC"] = "1000000"; // pings every 0.5 s
-        _daemon = Process.Start(info)!; // unshare execs the daemon: same pid, as WATCHDOG_PID would name
+        _parent = Process.Start(info)!;
+        _daemon = await ChildOfAsync(_parent); // unshare execs the daemon: same pid
+        Assert.Equal("systemd", (await File.ReadAllTextAsync($"/proc/{_parent.Id}/comm")).Trim());
 
         // Up and serving, but not converged: no bridge yet, every sync fails and is retried.
         using var http = ApiClientFactory.Create($"unix://{socket}", TimeSpan.FromSeconds(5));
@@ -92,12 +107,28 @@ public sealed class SystemdNotifyTests : IDisposable
         Assert.True(pingsAfterReady >= 3, $"{pingsAfterReady} watchdog pings in 2 s after READY: {Messages()}");
 
         await RunAsync("kill", "-TERM", _daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Assert.True(_daemon.WaitForExit(30_000), "the daemon did not stop on SIGTERM");
-        Assert.Equal(0, _daemon.ExitCode);
+        Assert.True(_parent.WaitForExit(30_000), "the daemon did not stop on SIGTERM");
+        Assert.Equal(0, _parent.ExitCode); // the shell exits with the daemon's status
         await Task.Delay(200);
         Assert.Contains(_messages, m => m.Message.StartsWith("STOPPING=1", StringComparison.Ordinal));
         await stop.CancelAsync();
         await listening;
+    }
+
+    private static async Task<Process> ChildOfAsync(Process parent)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var children = await File.ReadAllTextAsync($"/proc/{parent.Id}/task/{parent.Id}/children");
+            if (children.Split(' ', StringSplitOptions.RemoveEmptyEntries) is [var child])
+            {
+                return Process.GetProcessById(int.Parse(child, System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new InvalidOperationException("the daemon did not start under its parent");
     }
 
     private async Task ListenAsync(Socket socket, CancellationToken ct)
