@@ -2,6 +2,7 @@ using System.CommandLine;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Security;
 using Mesh.Ingress.Daemon;
+using Mesh.Ingress.Daemon.Configuration;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Security;
 using Mesh.Ingress.Kernel;
@@ -10,10 +11,14 @@ namespace Mesh.Ingress.Cli;
 
 public static class DaemonCommand
 {
-    public static Command Build()
+    /// <param name="environment">Where <c>MESH_*</c> variables are read (the process's environment unless a test gives its own).</param>
+    /// <param name="run">What runs the daemon with its validated options (a test may stop there).</param>
+    public static Command Build(Func<string, string?>? environment = null, Func<DaemonOptions, CancellationToken, Task<int>>? run = null)
     {
-        var node = new Option<string>("--node") { Description = "This node's name", Required = true };
-        var advertise = new Option<string>("--advertise-addr") { Description = "This node's underlay address (VXLAN peers reach it here)", Required = true };
+        // Required, but from any source (flag, MESH_NODE, the --config file): checked once the sources are layered.
+        var node = new Option<string>("--node") { Description = "This node's name (required)" };
+        var advertise = new Option<string>("--advertise-addr") { Description = "This node's underlay address (VXLAN peers reach it here; required)" };
+        var config = new Option<string?>("--config") { Description = "A JSON file of these options, keys without the dashes ({\"node\": \"host-a\", \"lease-ttl\": 10}); flags, then MESH_* variables (MESH_LEASE_TTL), override it" };
         var store = new Option<string>("--store") { Description = "embedded (default) or etcd://HOST:PORT", DefaultValueFactory = _ => "embedded" };
         var join = new Option<string?>("--join") { Description = "URL of the store holder's API, e.g. https://198.18.0.11:2377 (with --tls-*)" };
         var dataplane = new Option<string>("--dataplane") { Description = "auto (default), ipvs or nftables", DefaultValueFactory = _ => "auto" };
@@ -43,8 +48,16 @@ public static class DaemonCommand
         var resolvConfRoot = new Option<string[]>("--resolv-conf-root") { Description = "A directory below which tasks' resolv.conf files may be written (repeatable; default /etc/netns and /run/mesh/tasks)" };
         var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout };
-        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, config };
+        command.SetAction((given, ct) => CliErrors.RunAsync(async () =>
+        {
+            var settings = DaemonConfiguration.Resolve(given, command, config, [node, advertise], environment ?? Environment.GetEnvironmentVariable);
+            var options = settings.Explain(() => ToOptions(settings.Parse));
+            return await (run ?? DaemonHost.RunAsync)(options, ct);
+        }));
+        return command;
+
+        DaemonOptions ToOptions(ParseResult parse)
         {
             var storeText = parse.GetValue(store)!;
             string? etcd = null;
@@ -127,9 +140,8 @@ public static class DaemonCommand
                     IngressBridge = parse.GetValue(bridge)!,
                 },
             };
-            return await DaemonHost.RunAsync(options, ct);
-        }));
-        return command;
+            return options;
+        }
     }
 
     /// <summary>With TLS configured the join must use it (no silent downgrade to plain http); https needs the CA.</summary>

@@ -6,6 +6,7 @@ using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
 using Mesh.Discovery.Store.Etcd;
 using Mesh.Ingress.Api;
+using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
@@ -46,6 +47,7 @@ public static class DaemonHost
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.UseMeshSystemd(); // after the console logger: under systemd its journal format wins
         ApiListeners.Configure(builder.WebHost, options.ApiEndpoints, options.Security);
 
         var services = builder.Services;

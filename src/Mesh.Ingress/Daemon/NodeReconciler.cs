@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
+using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
@@ -27,6 +28,7 @@ public sealed partial class NodeReconciler(
     DaemonOptions options,
     NodeStatus status,
     MeshTelemetry telemetry,
+    SyncLoopLiveness liveness,
     ILogger<NodeReconciler> logger) : BackgroundService
 {
     private static readonly TimeSpan TaskRetryFirst = TimeSpan.FromSeconds(1);
@@ -48,6 +50,7 @@ public sealed partial class NodeReconciler(
         while (!stoppingToken.IsCancellationRequested)
         {
             var started = Stopwatch.GetTimestamp();
+            liveness.PassStarted();
             long revision;
             var wait = options.ResyncInterval;
             try
@@ -57,6 +60,7 @@ public sealed partial class NodeReconciler(
                 var failedTasks = await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
                 status.Applied(state.Revision);
                 status.LastError = ErrorSummary.OfTasks(failedTasks);
+                liveness.PassEnded(converged: true); // a failing task is that task's alone: the node itself converged
                 revision = state.Revision;
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", failedTasks.Count == 0 ? "ok" : "tasks-failed"));
                 backoff = TimeSpan.FromMilliseconds(200);
@@ -78,6 +82,7 @@ public sealed partial class NodeReconciler(
                 // Keep the dataplane as it is (never flush on error) and retry with backoff. What is kept and
                 // served is a bounded summary: a tool's output can echo file contents (nft's include).
                 status.LastError = ErrorSummary.Of(e);
+                liveness.PassEnded(converged: false);
                 _sandboxVerified = null;
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
                 LogSyncFailed(e, backoff.TotalMilliseconds);

@@ -3,6 +3,8 @@ using Mesh.Ingress.Cli;
 
 namespace Mesh.Ingress.Tests.Cli;
 
+/// <summary>Redirects Console.Error: shares a collection with the other tests that do, so they never run at once.</summary>
+[Collection("Console")]
 public class DaemonCommandTests
 {
     [Fact]
