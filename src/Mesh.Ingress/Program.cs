@@ -17,4 +17,5 @@ root.Subcommands.Add(DaemonCommand.Build());
 root.Subcommands.Add(LabCommands.Build());
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(CaCommands.Build());
+root.Subcommands.Add(TraceCommand.Build());
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,67 @@
+using System.Globalization;
+
+namespace Mesh.Ingress.Trace;
+
+/// <summary>A trace for people: numbered steps (where, the kernel's rule, what it does), the backend set, the verdict.</summary>
+public static class TraceText
+{
+    public static void Write(TextWriter output, TraceResult trace)
+    {
+        var from = trace.From is null ? "from an external client" : $"from {trace.From}";
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{trace.Protocol} {trace.Address}:{trace.Port} {from}, on {trace.Node} ({trace.Dataplane} dataplane, live kernel state)"));
+        var n = 0;
+        foreach (var step in trace.Steps)
+        {
+            WriteStep(output, (++n).ToString(CultureInfo.InvariantCulture) + ".", step);
+        }
+
+        if (trace.Backends is { } set)
+        {
+            output.WriteLine();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"service {set.Service} (mark {set.Mark}): {set.Candidates.Count} candidate(s), {set.Selection}"));
+            foreach (var b in set.Candidates)
+            {
+                var who = b.Task is null ? "(no task in the store)" : $"{b.Task} on {b.Node}";
+                var slots = set.Candidates.Sum(c => c.Weight);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  [{b.Index}] {b.Address}:{b.Port}  weight {b.Weight}/{slots}  {who}  health: {b.Health ?? "not checked (no health checks yet)"}"));
+                if (b.TaskSide is { } side)
+                {
+                    foreach (var step in side)
+                    {
+                        WriteStep(output, "      ", step);
+                    }
+                }
+                else if (b.FollowUp is { } follow)
+                {
+                    output.WriteLine($"      far side, read by {b.Node}'s daemon: {follow}");
+                }
+            }
+        }
+
+        output.WriteLine();
+        output.WriteLine($"verdict: {Verdict(trace.Verdict)} — {trace.Reason}");
+        foreach (var note in trace.Notes)
+        {
+            output.WriteLine($"note: {note}");
+        }
+    }
+
+    public static string Verdict(TraceVerdict verdict) => verdict switch
+    {
+        TraceVerdict.NotMesh => "not_mesh",
+        _ => verdict.ToString().ToLowerInvariant(),
+    };
+
+    private static void WriteStep(TextWriter output, string label, TraceStep step)
+    {
+        var table = step.Table.Length == 0 ? "" : $" · {step.Table}{(step.Chain.Length == 0 ? "" : " " + step.Chain)}";
+        output.WriteLine($"{label,-3} {step.Namespace}{table}");
+        if (step.Rule is not null)
+        {
+            output.WriteLine($"{"",-3}   {step.Rule}");
+        }
+
+        output.WriteLine($"{"",-3}   → {step.Result}");
+    }
+}
