@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
@@ -36,19 +37,22 @@ public static class TraceCommand
         {
             var nodeName = Label(parse.GetValue(node));
             var request = Request(parse.GetValue(protocol), parse.GetValue(target), parse.GetValue(from));
-            var (api, credentials) = ApiOf(parse, nodeName);
+            var (api, credentials, lab) = ApiOf(parse, nodeName);
             using var http = ApiClientFactory.Create(api, TimeSpan.FromSeconds(60), credentials);
-            var query = $"v1/trace?proto={request.Proto}&addr={request.Address}&port={request.Port.ToString(CultureInfo.InvariantCulture)}"
-                + (request.From is null ? "" : $"&from={request.From}");
-            var result = await GetAsync(http, query, ct);
+            var result = await GetAsync(http, api, Query(request.Proto, request.Address, request.Port, request.From), ct);
             if (result.Node != nodeName)
             {
                 throw new ValidationException("--node", $"the daemon at {api} is node '{result.Node}', not '{nodeName}': point --api at {nodeName}'s daemon (each node traces its own kernel)");
             }
 
+            if (lab)
+            {
+                result = await FollowAsync(result, ct);
+            }
+
             if (parse.GetValue(CommonOptions.Json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions(MeshJson.Options) { WriteIndented = true }));
+                Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions(MeshJson.Options) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             }
             else
             {
@@ -91,18 +95,57 @@ public static class TraceCommand
         }
     }
 
-    private static (string Api, ApiClientCredentials Credentials) ApiOf(ParseResult parse, string node)
+    /// <summary>The API of <paramref name="node"/>'s daemon, and whether it is the lab's (where every node's socket is at hand).</summary>
+    private static (string Api, ApiClientCredentials Credentials, bool Lab) ApiOf(ParseResult parse, string node)
     {
         var given = parse.GetResult(CommonOptions.Api) is { Implicit: false } || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MESH_API"));
         if (!given && File.Exists(LabPlan.ApiSocket(node)))
         {
-            return (LabPlan.Api(node), ApiClientCredentials.None);
+            return (LabPlan.Api(node), ApiClientCredentials.None, true);
         }
 
-        return (parse.GetValue(CommonOptions.Api)!, CommonOptions.Credentials(parse));
+        return (parse.GetValue(CommonOptions.Api)!, CommonOptions.Credentials(parse), false);
     }
 
-    private static async Task<TraceResult> GetAsync(HttpClient http, string query, CancellationToken ct)
+    /// <summary>
+    /// In the lab every daemon is at hand: the far side of each remote candidate is asked of the daemon of the node
+    /// its task runs on (a trace to the task's address there). Elsewhere the follow-up command is printed instead.
+    /// </summary>
+    private static async Task<TraceResult> FollowAsync(TraceResult result, CancellationToken ct)
+    {
+        if (result.Backends is not { } set)
+        {
+            return result;
+        }
+
+        var candidates = new List<TraceBackend>();
+        foreach (var backend in set.Candidates)
+        {
+            if (backend is not { FollowUp: not null, Node: { } node } || !File.Exists(LabPlan.ApiSocket(node)))
+            {
+                candidates.Add(backend);
+                continue;
+            }
+
+            try
+            {
+                using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(60));
+                var far = await GetAsync(http, LabPlan.Api(node), Query(result.Protocol, backend.Address, backend.Port, null), ct);
+                candidates.Add(far.Node == node ? backend with { TaskSide = far.Steps, FollowUp = null } : backend);
+            }
+            catch (Exception e) when (e is StoreUnavailableException or ValidationException or NotFoundException or InvalidOperationException)
+            {
+                candidates.Add(backend); // the follow-up command stays: the user can ask that node later
+            }
+        }
+
+        return result with { Backends = set with { Candidates = candidates } };
+    }
+
+    private static string Query(string proto, string address, int port, string? from) =>
+        $"v1/trace?proto={proto}&addr={address}&port={port.ToString(CultureInfo.InvariantCulture)}" + (from is null ? "" : $"&from={from}");
+
+    private static async Task<TraceResult> GetAsync(HttpClient http, string api, string query, CancellationToken ct)
     {
         HttpResponseMessage response;
         try
@@ -111,7 +154,7 @@ public static class TraceCommand
         }
         catch (HttpRequestException e)
         {
-            throw new StoreUnavailableException($"{http.BaseAddress}: {e.Message}", e);
+            throw new StoreUnavailableException($"the daemon at {api} did not answer: {e.Message}", e);
         }
 
         using (response)

@@ -40,8 +40,6 @@ public sealed class NftSandboxView
     /// <summary>The SNAT in <c>source-nat</c>: the address replies come back to, and the destination prefix it applies to.</summary>
     public (string Address, string? Prefix)? SourceNat { get; private set; }
 
-    public IReadOnlyCollection<string> Chains => _rules.Keys;
-
     public long? MarkOf(string protocol, int port) => _published.TryGetValue((protocol, port), out var mark) ? mark : null;
 
     public (string Verb, string Chain)? ChainOf(long mark) => _dispatch.TryGetValue(mark, out var entry) ? entry : null;

@@ -6,6 +6,7 @@ using Mesh.Ingress.Daemon;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Trace;
 
@@ -14,18 +15,33 @@ namespace Mesh.Ingress.Trace;
 /// holds now) and walks it with <see cref="Tracer"/>. Read-only: it lists, it never writes. The store only names what
 /// the kernel shows (which task and node an address is); with the store unreachable the trace still runs, unnamed.
 /// </summary>
-public sealed class NodeTracer(
+public sealed partial class NodeTracer(
     ICommandRunner runner,
     IptablesExecutor iptables,
     IngressSandbox sandbox,
     NodeNetworkOptions network,
     NodeStatus status,
-    IClusterStore store)
+    IClusterStore store,
+    ILogger<NodeTracer> logger)
 {
     /// <summary>At most this many local tasks' namespaces are listed per trace: each costs a process or two.</summary>
     public const int MaxTaskReads = 16;
 
     public async Task<TraceResult> TraceAsync(TraceRequest request, CancellationToken ct)
+    {
+        try
+        {
+            return await WalkAsync(request, ct).ConfigureAwait(false);
+        }
+        catch (CommandFailedException e)
+        {
+            // What the tool printed goes to this node's log only; the client gets the summary (TraceEndpoint).
+            LogReadFailed(e, request.Proto, request.Address, request.Port);
+            throw;
+        }
+    }
+
+    private async Task<TraceResult> WalkAsync(TraceRequest request, CancellationToken ct)
     {
         var (tasks, netns, storeNote) = await TasksAsync(ct).ConfigureAwait(false);
         var save = iptables.Flavour.Save;

@@ -12,7 +12,7 @@ public static class TraceText
         var n = 0;
         foreach (var step in trace.Steps)
         {
-            WriteStep(output, (++n).ToString(CultureInfo.InvariantCulture) + ".", step);
+            WriteStep(output, "", (++n).ToString(CultureInfo.InvariantCulture) + ".", step);
         }
 
         if (trace.Backends is { } set)
@@ -29,12 +29,12 @@ public static class TraceText
                 {
                     foreach (var step in side)
                     {
-                        WriteStep(output, "      ", step);
+                        WriteStep(output, "      ", "", step);
                     }
                 }
                 else if (b.FollowUp is { } follow)
                 {
-                    output.WriteLine($"      far side, read by {b.Node}'s daemon: {follow}");
+                    output.WriteLine($"      far side: on {b.Node}, ask its daemon: {follow}");
                 }
             }
         }
@@ -53,15 +53,16 @@ public static class TraceText
         _ => verdict.ToString().ToLowerInvariant(),
     };
 
-    private static void WriteStep(TextWriter output, string label, TraceStep step)
+    private static void WriteStep(TextWriter output, string indent, string label, TraceStep step)
     {
         var table = step.Table.Length == 0 ? "" : $" · {step.Table}{(step.Chain.Length == 0 ? "" : " " + step.Chain)}";
-        output.WriteLine($"{label,-3} {step.Namespace}{table}");
+        var body = indent + new string(' ', label.Length == 0 ? 2 : 6);
+        output.WriteLine(label.Length == 0 ? $"{indent}{step.Namespace}{table}" : $"{indent}{label,-4}{step.Namespace}{table}");
         if (step.Rule is not null)
         {
-            output.WriteLine($"{"",-3}   {step.Rule}");
+            output.WriteLine($"{body}{step.Rule}");
         }
 
-        output.WriteLine($"{"",-3}   → {step.Result}");
+        output.WriteLine($"{body}→ {step.Result}");
     }
 }

@@ -173,7 +173,7 @@ public static class Tracer
 
             var selection = Selection(rule);
             _steps.Add(new TraceStep(_sandbox, "ip mesh", dispatch.Chain, $"{rule.Text} # handle {rule.Handle.ToString(CultureInfo.InvariantCulture)}",
-                $"DNAT to one of {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} backends ({selection})"));
+                $"DNAT to one of {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} backends, {Short(rule)}"));
             if (rule.Modulus != rule.Targets.Count)
             {
                 _notes.Add($"numgen mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} but the map has {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} entries: a number without an entry is not DNATed");
@@ -197,7 +197,7 @@ public static class Tracer
                 return Done(TraceVerdict.Dropped, $"every backend of {service} is on {kernel.Node} and its task drops {_proto}/{Port(candidates[0].Port)}", backends);
             }
 
-            return Done(TraceVerdict.Forwarded, $"DNAT to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} backends of service {service}, {selection}", backends);
+            return Done(TraceVerdict.Forwarded, $"DNAT to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} backends of service {service}, {Short(rule)}", backends);
         }
 
         private TraceVerdict SideVerdict(TraceBackend backend) =>
@@ -245,7 +245,7 @@ public static class Tracer
         /// <summary>The far side, inside a task on this node: the nat REDIRECT (the ipvs dataplane keeps the published port) and filter INPUT.</summary>
         private (IReadOnlyList<TraceStep> Steps, TraceVerdict Verdict, string Reason) TaskSide(string address, int port, TracedTask task)
         {
-            var where = $"task {task.Name}";
+            var where = $"task {task.Name} on {task.Node}";
             if (!kernel.LocalTaskRules.TryGetValue(address, out var text))
             {
                 return ([new TraceStep(where, "", "", null, "its namespace's rules could not be read")], TraceVerdict.Unsupported, $"the rules of task {task.Name} could not be read");
@@ -283,6 +283,13 @@ public static class Tracer
                 ? $"task {task.Name} of service {task.Service} on {task.Node} accepts {_proto} on {at}"
                 : $"task {task.Name} on {task.Node} drops {_proto} to {at} (INPUT policy)");
         }
+
+        private static string Short(NftDnatRule rule) => rule.Mode switch
+        {
+            "inc" => "round robin (numgen inc)",
+            "random" => "at random (numgen random)",
+            _ => $"numgen {rule.Mode}",
+        };
 
         private static string Selection(NftDnatRule rule) => rule.Mode switch
         {
