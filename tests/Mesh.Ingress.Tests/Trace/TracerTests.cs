@@ -83,7 +83,7 @@ public sealed class TracerTests
         Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
         var web1 = trace.Backends!.Candidates.Single(c => c.Task == "web.1");
         var side = Assert.Single(web1.TaskSide!);
-        Assert.Equal(("task web.1", "filter", "MESH-TASK-INPUT"), (side.Namespace, side.Table, side.Chain));
+        Assert.Equal(("task web.1 on mesh-n1", "filter", "MESH-TASK-INPUT"), (side.Namespace, side.Table, side.Chain));
         Assert.Equal("-d 10.255.0.6/32 -p udp -m udp --dport 80 -j ACCEPT", side.Rule);
         Assert.Null(trace.Backends.Candidates.Single(c => c.Task == "web.2").TaskSide);
         Assert.NotNull(trace.Backends.Candidates.Single(c => c.Task == "web.3").TaskSide);
