@@ -17,6 +17,7 @@ root.Subcommands.Add(DaemonCommand.Build());
 root.Subcommands.Add(LabCommands.Build());
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(CaCommands.Build());
+root.Subcommands.Add(TraceCommand.Build());
 var parsed = root.Parse(args);
 var exit = await parsed.InvokeAsync();
 

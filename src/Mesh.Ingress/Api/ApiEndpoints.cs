@@ -3,6 +3,7 @@ using System.Text.Json;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Daemon;
+using Mesh.Ingress.Trace;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -79,6 +80,8 @@ public static class ApiEndpoints
             await store.RemoveTaskAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);
             return Results.NoContent();
         }));
+
+        v1.MapTrace();
 
         app.MapFallback(() => Error(StatusCodes.Status404NotFound, new ApiError("no such API endpoint")));
     }

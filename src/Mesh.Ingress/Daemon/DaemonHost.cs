@@ -15,6 +15,7 @@ using Mesh.Ingress.Cli;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Security;
 using Mesh.Ingress.Telemetry;
+using Mesh.Ingress.Trace;
 using Mesh.Ingress.Ui;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -119,6 +120,7 @@ public static class DaemonHost
         services.AddSingleton(new TaskResolvConfWriter(options.ResolvConfRoots, options.NodeResolvConf));
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
+        services.AddSingleton<NodeTracer>();
 
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));

@@ -1,0 +1,203 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Mesh.Ingress.Trace;
+
+/// <summary>A DNAT over a numgen-keyed map, as the sandbox's service chains hold it (<see cref="Dataplane.IngressSandboxTable"/>).</summary>
+public sealed record NftDnatRule(long Handle, string? Protocol, int? DestinationPort, string Mode, int Modulus, int Offset, IReadOnlyList<NftDnatTarget> Targets)
+{
+    /// <summary>As <c>nft list</c> prints it (rebuilt from the JSON listing).</summary>
+    public string Text
+    {
+        get
+        {
+            var match = Protocol is null ? "" : string.Create(CultureInfo.InvariantCulture, $"{Protocol} dport {DestinationPort} ");
+            var withPort = Targets.Any(t => t.Port is not null);
+            var map = string.Join(", ", Targets.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Index} : {t.Address}{(t.Port is { } p ? $" . {p}" : "")}")));
+            var offset = Offset == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $" offset {Offset}");
+            return string.Create(CultureInfo.InvariantCulture, $"{match}dnat {(withPort ? "ip addr . port " : "")}to numgen {Mode} mod {Modulus}{offset} map {{ {map} }}");
+        }
+    }
+}
+
+public sealed record NftDnatTarget(int Index, string Address, int? Port);
+
+/// <summary>
+/// What a trace needs of the sandbox's <c>ip mesh</c> table, parsed from <c>nft -j list table ip mesh</c>: the
+/// published-port → mark map, the mark → chain verdict map, whether the base chains use them, the SNAT, and each
+/// service chain's DNAT rules. Anything the parser does not recognise is kept out (and the trace says so), never guessed.
+/// </summary>
+public sealed class NftSandboxView
+{
+    private readonly Dictionary<(string Protocol, int Port), long> _published = [];
+    private readonly Dictionary<long, (string Verb, string Chain)> _dispatch = [];
+    private readonly Dictionary<string, List<JsonElement>> _rules = new(StringComparer.Ordinal);
+
+    public bool MarksPublishedPorts { get; private set; }
+
+    public bool DispatchesByMark { get; private set; }
+
+    /// <summary>The SNAT in <c>source-nat</c>: the address replies come back to, and the destination prefix it applies to.</summary>
+    public (string Address, string? Prefix)? SourceNat { get; private set; }
+
+    public long? MarkOf(string protocol, int port) => _published.TryGetValue((protocol, port), out var mark) ? mark : null;
+
+    public (string Verb, string Chain)? ChainOf(long mark) => _dispatch.TryGetValue(mark, out var entry) ? entry : null;
+
+    /// <summary>The chain's rules that DNAT through a numgen map, and how many rules it has in all.</summary>
+    public (IReadOnlyList<NftDnatRule> Dnat, int Rules) ServiceChain(string chain)
+    {
+        if (!_rules.TryGetValue(chain, out var rules))
+        {
+            return ([], 0);
+        }
+
+        return (rules.Select(ParseDnat).OfType<NftDnatRule>().ToArray(), rules.Count);
+    }
+
+    public static string MarkText(long mark) => "0x" + mark.ToString("x8", CultureInfo.InvariantCulture);
+
+    public static NftSandboxView Parse(string json)
+    {
+        var view = new NftSandboxView();
+        using var document = JsonDocument.Parse(json);
+        foreach (var item in document.RootElement.GetProperty("nftables").EnumerateArray())
+        {
+            if (item.TryGetProperty("map", out var map))
+            {
+                view.ReadMap(map);
+            }
+            else if (item.TryGetProperty("chain", out var chain) && chain.GetProperty("name").GetString() is { } name)
+            {
+                view._rules.TryAdd(name, []);
+            }
+            else if (item.TryGetProperty("rule", out var rule) && rule.GetProperty("chain").GetString() is { } owner)
+            {
+                view._rules.TryAdd(owner, []);
+                view._rules[owner].Add(rule.Clone());
+                view.ReadBaseRule(owner, rule);
+            }
+        }
+
+        return view;
+    }
+
+    private void ReadMap(JsonElement map)
+    {
+        if (!map.TryGetProperty("elem", out var elements))
+        {
+            return;
+        }
+
+        var name = map.GetProperty("name").GetString();
+        foreach (var element in elements.EnumerateArray())
+        {
+            if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() != 2)
+            {
+                continue;
+            }
+
+            var (key, value) = (element[0], element[1]);
+            if (name == "published-ports" && key.TryGetProperty("concat", out var concat) && concat.GetArrayLength() == 2
+                && concat[0].GetString() is { } proto && concat[1].ValueKind == JsonValueKind.Number && Number(value) is { } mark)
+            {
+                _published[(proto, concat[1].GetInt32())] = mark;
+            }
+            else if (name == "service-chains" && Number(key) is { } from && value.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var verb in new[] { "goto", "jump" })
+                {
+                    if (value.TryGetProperty(verb, out var target) && target.GetProperty("target").GetString() is { } chain)
+                    {
+                        _dispatch[from] = (verb, chain);
+                    }
+                }
+            }
+        }
+    }
+
+    private void ReadBaseRule(string chain, JsonElement rule)
+    {
+        var text = rule.GetProperty("expr").GetRawText();
+        if (chain == "mark-published" && text.Contains("\"@published-ports\"", StringComparison.Ordinal))
+        {
+            MarksPublishedPorts = true;
+        }
+        else if (chain == "dispatch" && text.Contains("\"@service-chains\"", StringComparison.Ordinal))
+        {
+            DispatchesByMark = true;
+        }
+        else if (chain == "source-nat")
+        {
+            string? prefix = null;
+            foreach (var expr in rule.GetProperty("expr").EnumerateArray())
+            {
+                if (expr.TryGetProperty("match", out var match) && match.GetProperty("right") is { ValueKind: JsonValueKind.Object } right
+                    && right.TryGetProperty("prefix", out var p))
+                {
+                    prefix = $"{p.GetProperty("addr").GetString()}/{p.GetProperty("len").GetInt32().ToString(CultureInfo.InvariantCulture)}";
+                }
+                else if (expr.TryGetProperty("snat", out var snat) && snat.TryGetProperty("addr", out var addr) && addr.ValueKind == JsonValueKind.String)
+                {
+                    SourceNat = (addr.GetString()!, prefix);
+                }
+            }
+        }
+    }
+
+    private static NftDnatRule? ParseDnat(JsonElement rule)
+    {
+        string? proto = null;
+        int? dport = null;
+        foreach (var expr in rule.GetProperty("expr").EnumerateArray())
+        {
+            if (expr.TryGetProperty("match", out var match)
+                && match.GetProperty("left").TryGetProperty("payload", out var payload)
+                && payload.TryGetProperty("field", out var field) && field.GetString() == "dport"
+                && match.GetProperty("right").ValueKind == JsonValueKind.Number)
+            {
+                proto = payload.GetProperty("protocol").GetString();
+                dport = match.GetProperty("right").GetInt32();
+            }
+            else if (expr.TryGetProperty("dnat", out var dnat)
+                && dnat.TryGetProperty("addr", out var addr) && addr.TryGetProperty("map", out var map)
+                && map.GetProperty("key").TryGetProperty("numgen", out var numgen)
+                && map.GetProperty("data").TryGetProperty("set", out var set))
+            {
+                var targets = new List<NftDnatTarget>();
+                foreach (var entry in set.EnumerateArray())
+                {
+                    var (index, target) = (entry[0].GetInt32(), entry[1]);
+                    if (target.ValueKind == JsonValueKind.String)
+                    {
+                        targets.Add(new NftDnatTarget(index, target.GetString()!, null));
+                    }
+                    else if (target.TryGetProperty("concat", out var concat) && concat.GetArrayLength() == 2)
+                    {
+                        targets.Add(new NftDnatTarget(index, concat[0].GetString()!, concat[1].GetInt32()));
+                    }
+                }
+
+                return new NftDnatRule(
+                    rule.GetProperty("handle").GetInt64(),
+                    proto,
+                    dport,
+                    numgen.GetProperty("mode").GetString() ?? "?",
+                    numgen.GetProperty("mod").GetInt32(),
+                    numgen.TryGetProperty("offset", out var offset) ? offset.GetInt32() : 0,
+                    targets.OrderBy(t => t.Index).ToArray());
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>A mark as nft's JSON prints it: a number, or a hex string in some versions.</summary>
+    private static long? Number(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Number => value.GetInt64(),
+        JsonValueKind.String when value.GetString() is { } s && s.StartsWith("0x", StringComparison.Ordinal)
+            && long.TryParse(s.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var v) => v,
+        _ => null,
+    };
+}

@@ -1,0 +1,143 @@
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Daemon;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Iptables;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Ingress.Trace;
+
+/// <summary>
+/// Reads this node's live kernel state for a trace (never the executors' cached view: the point is what the kernel
+/// holds now) and walks it with <see cref="Tracer"/>. Read-only: it lists, it never writes. The store only names what
+/// the kernel shows (which task and node an address is); with the store unreachable the trace still runs, unnamed.
+/// </summary>
+public sealed partial class NodeTracer(
+    ICommandRunner runner,
+    IptablesExecutor iptables,
+    IngressSandbox sandbox,
+    NodeNetworkOptions network,
+    NodeStatus status,
+    IClusterStore store,
+    ILogger<NodeTracer> logger)
+{
+    /// <summary>At most this many local tasks' namespaces are listed per trace: each costs a process or two.</summary>
+    public const int MaxTaskReads = 16;
+
+    public async Task<TraceResult> TraceAsync(TraceRequest request, CancellationToken ct)
+    {
+        try
+        {
+            return await WalkAsync(request, ct).ConfigureAwait(false);
+        }
+        catch (CommandFailedException e)
+        {
+            // What the tool printed goes to this node's log only; the client gets the summary (TraceEndpoint).
+            LogReadFailed(e, request.Proto, request.Address, request.Port);
+            throw;
+        }
+    }
+
+    private async Task<TraceResult> WalkAsync(TraceRequest request, CancellationToken ct)
+    {
+        var (tasks, netns, storeNote) = await TasksAsync(ct).ConfigureAwait(false);
+        var save = iptables.Flavour.Save;
+        var hostNat = await runner.RunCheckedInAsync(NetworkNamespacePath.Current, save, ["-t", "nat"], null, ct).ConfigureAwait(false);
+        var hostFilter = await runner.RunCheckedInAsync(NetworkNamespacePath.Current, save, ["-t", "filter"], null, ct).ConfigureAwait(false);
+        var nft = status.Dataplane == "nftables" ? await SandboxTableAsync(ct).ConfigureAwait(false) : null;
+        var snapshot = new NodeSnapshot(
+            status.Node,
+            status.Dataplane,
+            sandbox.Netns.Path is { } path ? Path.GetFileName(path) : network.IngressSandbox,
+            network.GatewayBridge,
+            LocalAddresses(),
+            ProcNetListeners.Read(),
+            hostNat,
+            hostFilter,
+            nft,
+            tasks,
+            new Dictionary<string, string>());
+
+        var rules = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var address in Tracer.LocalTaskAddresses(request, snapshot).Take(MaxTaskReads))
+        {
+            if (netns.TryGetValue(address, out var taskNetns) && await TaskRulesAsync(taskNetns, ct).ConfigureAwait(false) is { } text)
+            {
+                rules[address] = text;
+            }
+        }
+
+        var result = Tracer.Trace(request, snapshot with { LocalTaskRules = rules });
+        return storeNote is null ? result : result with { Notes = [.. result.Notes, storeNote] };
+    }
+
+    private async Task<(Dictionary<string, TracedTask> Tasks, Dictionary<string, NetworkNamespacePath> Netns, string? Note)> TasksAsync(CancellationToken ct)
+    {
+        var tasks = new Dictionary<string, TracedTask>(StringComparer.Ordinal);
+        var netns = new Dictionary<string, NetworkNamespacePath>(StringComparer.Ordinal);
+        try
+        {
+            var state = await store.GetStateAsync(ct).ConfigureAwait(false);
+            foreach (var task in state.Tasks)
+            {
+                if (task.Addresses.GetValueOrDefault(OverlayNetwork.IngressName) is { } address)
+                {
+                    tasks.TryAdd(address, new TracedTask(task.Name, task.Service, task.Node));
+                    if (task.Node == status.Node && task.NetnsPath is { } path && task.State == TaskState.Running)
+                    {
+                        netns.TryAdd(address, new NetworkNamespacePath(path));
+                    }
+                }
+            }
+
+            return (tasks, netns, null);
+        }
+        catch (StoreUnavailableException e)
+        {
+            return (tasks, netns, $"the store is unreachable ({e.Message}): backends are shown by address only, and no task's rules were read");
+        }
+    }
+
+    private async Task<string?> SandboxTableAsync(CancellationToken ct)
+    {
+        var result = await runner.RunInAsync(sandbox.Netns, "nft", ["-j", "list", "table", IngressSandboxTable.Family, IngressSandboxTable.Name], null, ct).ConfigureAwait(false);
+        if (result.ExitCode == 0)
+        {
+            return result.Stdout;
+        }
+
+        // As NftExecutor.ReadAsync: a missing table (or no nf_tables at all) is a state to report, anything else a failure.
+        return result.Stderr.Contains("No such file", StringComparison.Ordinal) || result.Stderr.Contains("Protocol not supported", StringComparison.Ordinal)
+            ? null
+            : throw new CommandFailedException($"nft -j list table ip mesh (in {sandbox.Netns})", result);
+    }
+
+    /// <summary>The task's nat and filter tables; null when its namespace is gone or unreadable (the trace says so).</summary>
+    private async Task<string?> TaskRulesAsync(NetworkNamespacePath netns, CancellationToken ct)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var table in Tracer.TaskTables)
+        {
+            var result = await runner.RunInAsync(netns, iptables.Flavour.Save, ["-t", table], null, ct).ConfigureAwait(false);
+            if (result.ExitCode != 0)
+            {
+                return null;
+            }
+
+            text.Append(result.Stdout);
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>The IPv4 addresses of this namespace's interfaces (the daemon runs in its node's namespace).</summary>
+    private static HashSet<string> LocalAddresses() =>
+        NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+            .Where(a => a.Address.AddressFamily == AddressFamily.InterNetwork)
+            .Select(a => a.Address.ToString())
+            .ToHashSet(StringComparer.Ordinal);
+}

@@ -1,0 +1,359 @@
+using System.Globalization;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Kernel.Iptables;
+
+namespace Mesh.Ingress.Trace;
+
+/// <summary>
+/// Walks a new connection through one node's captured kernel state (<see cref="NodeSnapshot"/>), step by step as the
+/// packet walk (ARCHITECTURE.md) describes it: host nat → (FORWARD or MASQUERADE) → the sandbox's mark, dispatch and
+/// service chain → the candidate backends → their task's rules when the task is local. It stops at the first place the
+/// connection would be refused or dropped and says why. Pure: everything it reads is in the snapshot.
+/// </summary>
+public static class Tracer
+{
+    /// <summary>What the trace reads for the task side: the nat and filter tables of the task's namespace.</summary>
+    public static IReadOnlyList<string> TaskTables { get; } = ["nat", "filter"];
+
+    public static TraceResult Trace(TraceRequest request, NodeSnapshot kernel)
+    {
+        var walk = new Walk(request, kernel);
+        return walk.Run();
+    }
+
+    /// <summary>The ingress addresses whose task rules the trace would show (candidates on this node, or the traced address itself).</summary>
+    public static IReadOnlyList<string> LocalTaskAddresses(TraceRequest request, NodeSnapshot kernel)
+    {
+        var result = Trace(request, kernel);
+        var addresses = result.Backends?.Candidates.Where(c => c.Node == kernel.Node).Select(c => c.Address).ToList() ?? [];
+        if (!kernel.IsLocal(request.Address) && kernel.Tasks.TryGetValue(request.Address, out var task) && task.Node == kernel.Node)
+        {
+            addresses.Add(request.Address);
+        }
+
+        return addresses.Distinct(StringComparer.Ordinal).ToArray();
+    }
+
+    private sealed class Walk(TraceRequest request, NodeSnapshot kernel)
+    {
+        private readonly List<TraceStep> _steps = [];
+        private readonly List<string> _notes = [];
+        private readonly string _host = $"node {kernel.Node}";
+        private readonly string _sandbox = $"sandbox {kernel.SandboxNamespace}";
+        private readonly string _proto = request.Proto;
+
+        public TraceResult Run()
+        {
+            var fromLocal = request.From is { } from && kernel.IsLocal(from);
+            var destinationLocal = kernel.IsLocal(request.Address);
+            if (!destinationLocal && kernel.Tasks.TryGetValue(request.Address, out var task) && task.Node == kernel.Node)
+            {
+                // The far side of another node's trace: a sandbox DNATed the connection to this local task.
+                var (steps, verdict, reason) = TaskSide(request.Address, request.Port, task);
+                _steps.AddRange(steps);
+                return Done(verdict, reason);
+            }
+
+            var packet = new TracedPacket(_proto, request.From, request.Address, request.Port, fromLocal, destinationLocal, null);
+            var hook = fromLocal ? "OUTPUT" : "PREROUTING";
+            var nat = IptablesSave.Parse(kernel.HostNat);
+            var jump = nat.Jumps.FirstOrDefault(j => j.Table == "nat" && j.Chain == hook && IptablesRuleMatch.Option(j.Rule, "-j") == HostRules.Ingress);
+            if (jump is null)
+            {
+                _steps.Add(new TraceStep(_host, "nat", hook, null, $"no rule jumps to {HostRules.Ingress}: the daemon has not installed the host rules"));
+                return Done(TraceVerdict.NotMesh, $"{kernel.Node} has no jump from nat {hook} to {HostRules.Ingress}: nothing here is the mesh's");
+            }
+
+            if (Match(jump.Rule, packet, "nat", hook) != IptablesMatch.Matches)
+            {
+                _steps.Add(new TraceStep(_host, "nat", hook, jump.Rule, $"{request.Address} is not an address of {kernel.Node}: the rule does not match"));
+                return Done(TraceVerdict.NotMesh, $"{request.Address} is not an address of {kernel.Node}: the mesh takes only connections to the node's own addresses, this one is routed on");
+            }
+
+            _steps.Add(new TraceStep(_host, "nat", hook, jump.Rule, $"jump to {HostRules.Ingress}"));
+            var dnat = FirstMatch(nat, "nat", HostRules.Ingress, packet);
+            if (dnat is null || IptablesRuleMatch.Option(dnat, "-j") != "DNAT" || Endpoint(IptablesRuleMatch.Option(dnat, "--to-destination")) is not { } sandboxLeg)
+            {
+                _steps.Add(new TraceStep(_host, "nat", HostRules.Ingress, dnat, $"no rule for {_proto}/{Port(request.Port)}: not published, so the connection stays on {kernel.Node}"));
+                return kernel.LocalListeners.Contains((_proto, request.Port))
+                    ? Done(TraceVerdict.NotMesh, $"{_proto}/{Port(request.Port)} is not published; a process on {kernel.Node} itself listens on it and answers, not the mesh")
+                    : Done(TraceVerdict.Refused, $"{_proto}/{Port(request.Port)} is not published (no rule in {HostRules.Ingress}) and nothing on {kernel.Node} listens on it: {RefusedHow}");
+            }
+
+            _steps.Add(new TraceStep(_host, "nat", HostRules.Ingress, dnat, $"DNAT to {sandboxLeg.Address}:{Port(sandboxLeg.Port)}, the ingress sandbox's gateway leg"));
+            var toSandbox = packet with { Destination = sandboxLeg.Address, DestinationPort = sandboxLeg.Port, DestinationIsLocal = false, OutInterface = kernel.GatewayBridge };
+            if (fromLocal)
+            {
+                var masquerade = FirstMatch(nat, "nat", HostRules.Postrouting, toSandbox);
+                _steps.Add(new TraceStep(_host, "nat", HostRules.Postrouting, masquerade, masquerade is not null && IptablesRuleMatch.Option(masquerade, "-j") == "MASQUERADE"
+                    ? $"MASQUERADE: a locally sourced connection leaves with {kernel.GatewayBridge}'s address, so the reply returns through the node"
+                    : "no MASQUERADE for a locally sourced connection: the sandbox's reply would not find its way back"));
+            }
+            else if (!Forwarded(toSandbox))
+            {
+                return Done(TraceVerdict.Dropped, $"filter FORWARD drops {_proto}/{Port(sandboxLeg.Port)} to the sandbox: no {HostRules.Ingress} rule accepts it and the policy is DROP");
+            }
+
+            return Sandbox(sandboxLeg);
+        }
+
+        /// <summary>filter FORWARD: Mesh's chain accepts the published port; otherwise the chain's policy decides.</summary>
+        private bool Forwarded(TracedPacket packet)
+        {
+            var filter = IptablesSave.Parse(kernel.HostFilter);
+            var accept = filter.Jumps.Any(j => j.Table == "filter" && j.Chain == "FORWARD" && IptablesRuleMatch.Option(j.Rule, "-j") == HostRules.Ingress)
+                ? FirstMatch(filter, "filter", HostRules.Ingress, packet)
+                : null;
+            if (accept is not null && IptablesRuleMatch.Option(accept, "-j") == "ACCEPT")
+            {
+                _steps.Add(new TraceStep(_host, "filter", HostRules.Ingress, accept, "ACCEPT (forwarded to the sandbox)"));
+                _notes.Add($"rules in filter FORWARD that are not Mesh's and come before the jump to {HostRules.Ingress} are not evaluated");
+                return true;
+            }
+
+            var policy = Policy(kernel.HostFilter, "filter", "FORWARD") ?? "ACCEPT";
+            _steps.Add(new TraceStep(_host, "filter", "FORWARD", $":FORWARD {policy}", policy == "DROP"
+                ? $"no {HostRules.Ingress} rule accepts it and FORWARD's policy is DROP"
+                : $"no {HostRules.Ingress} rule accepts it; FORWARD's policy {policy} lets it through"));
+            return policy != "DROP";
+        }
+
+        private TraceResult Sandbox((string Address, int Port) leg)
+        {
+            if (kernel.Dataplane != "nftables")
+            {
+                _steps.Add(new TraceStep(_sandbox, "mangle", "PREROUTING", null, $"not traced: the {kernel.Dataplane} dataplane's sandbox is not supported by mesh trace yet"));
+                return Done(TraceVerdict.Unsupported,
+                    $"tracing the {kernel.Dataplane} dataplane's sandbox (iptables mangle MARK rules and IPVS fwmark services) is not supported yet: in {kernel.SandboxNamespace} see iptables-save -t mangle and ipvsadm -Ln");
+            }
+
+            var port = leg.Port;
+            var delivered = $"the connection is delivered to the sandbox itself ({leg.Address}:{Port(port)}), where nothing listens: {RefusedHow}";
+            if (kernel.SandboxNft is null)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", "", null, "the table does not exist"));
+                return Done(TraceVerdict.Refused, $"the sandbox has no ip mesh table (the daemon has not converged?): {delivered}");
+            }
+
+            var view = NftSandboxView.Parse(kernel.SandboxNft);
+            var lookup = $"iifname \"{NodeNetworkOptions.SandboxGatewayInterface}\" meta l4proto {{ tcp, udp }} meta mark set meta l4proto . th dport map @published-ports";
+            if (!view.MarksPublishedPorts)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", "mark-published", null, "no rule marks published ports"));
+                return Done(TraceVerdict.Refused, $"the sandbox's mark-published chain has no rule reading @published-ports: {delivered}");
+            }
+
+            if (view.MarkOf(_proto, port) is not { } mark)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", "mark-published", lookup, $"@published-ports has no element {_proto} . {Port(port)}: no mark"));
+                return Done(TraceVerdict.Refused, $"{_proto}/{Port(port)} has no mark in the sandbox (the host rule and the sandbox disagree): {delivered}");
+            }
+
+            var markText = NftSandboxView.MarkText(mark);
+            _steps.Add(new TraceStep(_sandbox, "ip mesh", "mark-published", $"@published-ports: {_proto} . {Port(port)} : {markText}", $"mark {markText}"));
+            if (!view.DispatchesByMark || view.ChainOf(mark) is not { } dispatch)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", "dispatch", view.DispatchesByMark ? "meta mark vmap @service-chains" : null, $"no element {markText} in @service-chains: no service chain"));
+                return Done(TraceVerdict.Refused, $"mark {markText} leads to no service chain: {delivered}");
+            }
+
+            _steps.Add(new TraceStep(_sandbox, "ip mesh", "dispatch", $"@service-chains: {markText} : {dispatch.Verb} {dispatch.Chain}", $"{dispatch.Verb} {dispatch.Chain}"));
+            var service = dispatch.Chain.StartsWith(IngressSandboxTable.ServiceChainPrefix, StringComparison.Ordinal) ? dispatch.Chain[IngressSandboxTable.ServiceChainPrefix.Length..] : dispatch.Chain;
+            var (dnats, rules) = view.ServiceChain(dispatch.Chain);
+            var rule = dnats.FirstOrDefault(r => r.Protocol == _proto && r.DestinationPort == port);
+            if (rule is null)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", dispatch.Chain, rules == 0 ? null : "counter", dnats.Count == 0
+                    ? "no DNAT rule: the service has no backends"
+                    : $"no DNAT rule for {_proto} dport {Port(port)}"));
+                return Done(TraceVerdict.Refused, dnats.Count == 0
+                    ? $"service {service} has no backends (no running task with an ingress address): {delivered}"
+                    : $"service {service}'s chain has no DNAT for {_proto}/{Port(port)}: {delivered}");
+            }
+
+            var selection = Selection(rule);
+            _steps.Add(new TraceStep(_sandbox, "ip mesh", dispatch.Chain, $"{rule.Text} # handle {rule.Handle.ToString(CultureInfo.InvariantCulture)}",
+                $"DNAT to one of {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} backends, {Short(rule)}"));
+            if (rule.Modulus != rule.Targets.Count)
+            {
+                _notes.Add($"numgen mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} but the map has {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} entries: a number without an entry is not DNATed");
+            }
+
+            if (view.SourceNat is { } snat)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", "source-nat",
+                    $"oifname \"{NodeNetworkOptions.SandboxIngressInterface}\" ip daddr {snat.Prefix} ct status dnat snat to {snat.Address}",
+                    $"SNAT to {snat.Address}: the task replies to this sandbox, which un-NATs back to the client"));
+            }
+            else
+            {
+                _notes.Add("the sandbox has no SNAT rule: a task's reply would not come back through this sandbox");
+            }
+
+            var candidates = Candidates(rule);
+            var backends = new TraceBackendSet(service, markText, selection, candidates);
+            if (candidates.All(c => c.TaskSide is not null && SideVerdict(c) == TraceVerdict.Dropped))
+            {
+                return Done(TraceVerdict.Dropped, $"every backend of {service} is on {kernel.Node} and its task drops {_proto}/{Port(candidates[0].Port)}", backends);
+            }
+
+            return Done(TraceVerdict.Forwarded, $"DNAT to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} backends of service {service}, {Short(rule)}", backends);
+        }
+
+        private TraceVerdict SideVerdict(TraceBackend backend) =>
+            TaskSide(backend.Address, backend.Port, kernel.Tasks[backend.Address]).Verdict;
+
+        private List<TraceBackend> Candidates(NftDnatRule rule)
+        {
+            var slots = rule.Targets.GroupBy(t => (t.Address, t.Port)).ToList();
+            var list = new List<TraceBackend>();
+            var readLocal = 0;
+            foreach (var slot in slots)
+            {
+                var first = slot.First();
+                var port = first.Port ?? request.Port;
+                kernel.Tasks.TryGetValue(first.Address, out var task);
+                IReadOnlyList<TraceStep>? side = null;
+                string? followUp = null;
+                if (task?.Node == kernel.Node && kernel.LocalTaskRules.ContainsKey(first.Address))
+                {
+                    side = TaskSide(first.Address, port, task).Steps;
+                    readLocal++;
+                }
+                else if (task is not null)
+                {
+                    followUp = $"mesh trace --node {task.Node} {_proto} {first.Address}:{Port(port)}";
+                }
+                else
+                {
+                    _notes.Add($"{first.Address} is no task the store knows: a stale backend, or the store changed since the kernel was written");
+                }
+
+                // Health: none exists yet. A health source fills this in, and an unhealthy candidate is reported as skipped.
+                list.Add(new TraceBackend(first.Index, first.Address, port, slot.Count(), task?.Name, task?.Node, null, side, followUp));
+            }
+
+            var localUnread = list.Count(b => b.Node == kernel.Node && b.TaskSide is null);
+            if (localUnread > 0)
+            {
+                _notes.Add($"the task rules of {localUnread.ToString(CultureInfo.InvariantCulture)} local candidate(s) were not read (trace one by its address)");
+            }
+
+            return list;
+        }
+
+        /// <summary>The far side, inside a task on this node: the nat REDIRECT (the ipvs dataplane keeps the published port) and filter INPUT.</summary>
+        private (IReadOnlyList<TraceStep> Steps, TraceVerdict Verdict, string Reason) TaskSide(string address, int port, TracedTask task)
+        {
+            var where = $"task {task.Name} on {task.Node}";
+            if (!kernel.LocalTaskRules.TryGetValue(address, out var text))
+            {
+                return ([new TraceStep(where, "", "", null, "its namespace's rules could not be read")], TraceVerdict.Unsupported, $"the rules of task {task.Name} could not be read");
+            }
+
+            var steps = new List<TraceStep>();
+            var save = IptablesSave.Parse(text);
+            var packet = new TracedPacket(_proto, null, address, port, false, true, null);
+            var redirect = save.Jumps.Any(j => j.Table == "nat" && j.Chain == "PREROUTING" && IptablesRuleMatch.Option(j.Rule, "-j") == TaskRules.Redirect)
+                ? FirstMatch(save, "nat", TaskRules.Redirect, packet)
+                : null;
+            if (redirect is not null && IptablesRuleMatch.Option(redirect, "-j") == "REDIRECT"
+                && int.TryParse(IptablesRuleMatch.Option(redirect, "--to-ports"), NumberStyles.None, CultureInfo.InvariantCulture, out var to))
+            {
+                steps.Add(new TraceStep(where, "nat", TaskRules.Redirect, redirect, $"REDIRECT to port {Port(to)}"));
+                packet = packet with { DestinationPort = to };
+            }
+
+            var input = save.Jumps.Any(j => j.Table == "filter" && j.Chain == "INPUT" && IptablesRuleMatch.Option(j.Rule, "-j") == TaskRules.Input)
+                ? FirstMatch(save, "filter", TaskRules.Input, packet)
+                : null;
+            var target = input is null ? null : IptablesRuleMatch.Option(input, "-j");
+            var at = $"{address}:{Port(packet.DestinationPort)}";
+            if (target == "DROP")
+            {
+                steps.Add(new TraceStep(where, "filter", TaskRules.Input, input, "DROP: the port is not one the task's service targets"));
+                return (steps, TraceVerdict.Dropped, $"task {task.Name} on {task.Node} drops {_proto} to {at}: not a target port of service {task.Service}");
+            }
+
+            steps.Add(new TraceStep(where, "filter", TaskRules.Input, input, target == "ACCEPT"
+                ? $"ACCEPT: delivered to the task's listener on {at}"
+                : $"no Mesh rule decides; the task's INPUT policy ({Policy(text, "filter", "INPUT") ?? "ACCEPT"}) applies"));
+            var verdict = target == "ACCEPT" || Policy(text, "filter", "INPUT") is null or "ACCEPT" ? TraceVerdict.Forwarded : TraceVerdict.Dropped;
+            return (steps, verdict, verdict == TraceVerdict.Forwarded
+                ? $"task {task.Name} of service {task.Service} on {task.Node} accepts {_proto} on {at}"
+                : $"task {task.Name} on {task.Node} drops {_proto} to {at} (INPUT policy)");
+        }
+
+        private static string Short(NftDnatRule rule) => rule.Mode switch
+        {
+            "inc" => "round robin (numgen inc)",
+            "random" => "at random (numgen random)",
+            _ => $"numgen {rule.Mode}",
+        };
+
+        private static string Selection(NftDnatRule rule) => rule.Mode switch
+        {
+            "inc" => $"round robin: numgen inc mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} keeps one counter for this rule, and the k-th new connection through it (from any client) takes entry k mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)}; which one the next connection gets depends on the connections before it",
+            "random" => $"at random: numgen random mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} draws an entry per new connection",
+            _ => $"numgen {rule.Mode} mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)}",
+        };
+
+        private string? FirstMatch(IptablesSave save, string table, string chain, TracedPacket packet)
+        {
+            foreach (var rule in save.OwnedChains.GetValueOrDefault((table, chain)) ?? [])
+            {
+                if (Match(rule, packet, table, chain) == IptablesMatch.Matches)
+                {
+                    return rule;
+                }
+            }
+
+            return null;
+        }
+
+        private IptablesMatch Match(string rule, TracedPacket packet, string table, string chain)
+        {
+            var result = IptablesRuleMatch.Evaluate(rule, packet);
+            if (result == IptablesMatch.Unknown)
+            {
+                _notes.Add($"not evaluated (a match the trace does not know), taken as not matching: {table} {chain} {rule}");
+            }
+
+            return result;
+        }
+
+        private TraceResult Done(TraceVerdict verdict, string reason, TraceBackendSet? backends = null) =>
+            new(kernel.Node, kernel.Dataplane, _proto, request.Address, request.Port, request.From, _steps, backends, verdict, reason, _notes.Distinct().ToArray());
+
+        private string RefusedHow => _proto == "tcp" ? "refused (TCP reset)" : "refused (ICMP port unreachable)";
+
+        private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+
+        private static (string Address, int Port)? Endpoint(string? text)
+        {
+            var colon = text?.LastIndexOf(':') ?? -1;
+            return colon > 0 && int.TryParse(text![(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+                ? (text[..colon], port)
+                : null;
+        }
+
+        /// <summary>A built-in chain's policy from iptables-save (<c>:FORWARD DROP [0:0]</c>).</summary>
+        private static string? Policy(string save, string table, string chain)
+        {
+            string? current = null;
+            foreach (var line in save.Split('\n'))
+            {
+                if (line.StartsWith('*'))
+                {
+                    current = line[1..].Trim();
+                }
+                else if (current == table && line.StartsWith($":{chain} ", StringComparison.Ordinal))
+                {
+                    return line.Split(' ')[1];
+                }
+            }
+
+            return null;
+        }
+    }
+}
