@@ -137,7 +137,7 @@ public sealed class MeshShInstallTests : IDisposable
         Directory.CreateDirectory(Path.Combine(Checkout, "src"));
         Directory.CreateDirectory(Path.Combine(Checkout, "artifacts", "mesh"));
         Directory.CreateDirectory(Prefix);
-        File.Copy(Path.Combine(RepoRoot(), "mesh.sh"), Path.Combine(Checkout, "mesh.sh"));
+        File.Copy(Path.Combine(Tests.Checkout.Root, "mesh.sh"), Path.Combine(Checkout, "mesh.sh"));
         Executable(Path.Combine(Checkout, "mesh.sh"));
         Script(Path.Combine(Checkout, "scripts", "install-deps.sh"), "exit 0");
         File.WriteAllText(Path.Combine(Checkout, "Directory.Build.props"), "");
@@ -186,18 +186,6 @@ public sealed class MeshShInstallTests : IDisposable
         Assert.Contains("unknown argument '--perfix'", usage.Stderr, StringComparison.Ordinal);
     }
 
-    internal static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "mesh.sh")) && File.Exists(Path.Combine(dir.FullName, "Mesh.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("no checkout above " + AppContext.BaseDirectory);
-    }
 
     private static void Script(string path, string body)
     {
@@ -223,7 +211,7 @@ public sealed class KernelScriptMessageTests
         try
         {
             Directory.CreateDirectory(Path.Combine(checkout, "tests"));
-            File.CreateSymbolicLink(Path.Combine(checkout, "tests", "kernel"), Path.Combine(MeshShInstallTests.RepoRoot(), "tests", "kernel"));
+            File.CreateSymbolicLink(Path.Combine(checkout, "tests", "kernel"), Path.Combine(Tests.Checkout.Root, "tests", "kernel"));
             foreach (var script in new[] { "run-in-uml.sh", "run-in-qemu.sh" })
             {
                 var result = await new ProcessCommandRunner().RunAsync("env", ["-u", "MESH_UML_CACHE", "bash", Path.Combine(checkout, "tests", "kernel", script), "--", "true"]);
@@ -245,7 +233,7 @@ public sealed class KernelScriptMessageTests
 /// <summary>The README as a new user follows it, as root on a Debian without sudo, in the lab it just brought up.</summary>
 public sealed class ReadmeFirstContactTests
 {
-    private static readonly string Root = MeshShInstallTests.RepoRoot();
+    private static readonly string Root = Tests.Checkout.Root;
 
     [Fact]
     public void Nothing_the_user_runs_starts_with_sudo()

@@ -19,7 +19,7 @@ public sealed partial class LabEndToEndTests
     [LabFact]
     public async Task T8g_a_daemon_with_only_the_units_capabilities_converges_serves_and_handles_task_rm_and_add()
     {
-        var unit = await File.ReadAllLinesAsync(Path.Combine(RepositoryRoot(), "packaging", "mesh.service"));
+        var unit = await File.ReadAllLinesAsync(Path.Combine(Checkout.Root, "packaging", "mesh.service"));
         Assert.Contains("CapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_ADMIN", unit); // what this test grants is what the unit grants
 
         const string node = "mesh-n2";
@@ -102,16 +102,4 @@ public sealed partial class LabEndToEndTests
     private static ulong Capabilities(string[] status, string field) =>
         ulong.Parse(status.Single(l => l.StartsWith(field, StringComparison.Ordinal))[field.Length..].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Mesh.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("no Mesh.sln above " + AppContext.BaseDirectory);
-    }
 }

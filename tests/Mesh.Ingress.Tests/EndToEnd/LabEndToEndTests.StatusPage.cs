@@ -83,7 +83,7 @@ public sealed partial class LabEndToEndTests
             await Expect(page, "tr[data-node='mesh-n3'][data-alive='up']", 15_000);
             Assert.Equal(3, await page.Locator("tr[data-node][data-alive='up']").CountAsync());
 
-            await page.ScreenshotAsync(new() { Path = Path.Combine(RepositoryRoot(), Screenshot), FullPage = true });
+            await page.ScreenshotAsync(new() { Path = Path.Combine(Checkout.Root, Screenshot), FullPage = true });
             Assert.Empty(foreign);
             Console.WriteLine($"status page: web.2 gone {removedAfter.TotalMilliseconds:F0} ms after 'task rm', mesh-n3 down {downAfter.TotalMilliseconds:F0} ms after SIGKILL");
         }
@@ -103,19 +103,6 @@ public sealed partial class LabEndToEndTests
     }
 
     /// <summary>The checkout this test runs from (the screenshot is committed beside the README).</summary>
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Mesh.sln")))
-            {
-                Directory.CreateDirectory(Path.Combine(dir.FullName, "docs"));
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no Mesh.sln above {AppContext.BaseDirectory}");
-    }
 
     /// <summary>Loopback TCP to a unix socket, byte for byte (what <c>socat</c> would do), for a browser that speaks only TCP.</summary>
     private sealed class UnixRelay : IAsyncDisposable

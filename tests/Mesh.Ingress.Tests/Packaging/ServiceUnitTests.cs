@@ -8,7 +8,7 @@ namespace Mesh.Ingress.Tests.Packaging;
 /// <summary>packaging/mesh.service and the example packaging/mesh.json, checked by the tools that will read them.</summary>
 public sealed class ServiceUnitTests
 {
-    private static readonly string Packaging = Path.Combine(RepositoryRoot(), "packaging");
+    private static readonly string Packaging = Path.Combine(Checkout.Root, "packaging");
 
     [Fact]
     public void The_unit_is_a_notify_service_with_watchdog_restart_and_only_two_capabilities()
@@ -91,16 +91,4 @@ public sealed class ServiceUnitTests
         return (process.ExitCode, (await stdout + await stderr).Trim());
     }
 
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Mesh.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("no Mesh.sln above " + AppContext.BaseDirectory);
-    }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
@@ -52,7 +53,7 @@ public sealed class ReconcileTracingTests
         var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([], "/etc/resolv.conf"), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
         using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, iptables, tasks, resolvers, options,
-            new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, NullLogger<NodeReconciler>.Instance);
+            new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), NullLogger<NodeReconciler>.Instance);
 
         await reconciler.StartAsync(CancellationToken.None);
         var clock = Stopwatch.StartNew();
