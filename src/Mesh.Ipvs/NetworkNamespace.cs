@@ -1,23 +1,38 @@
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 using Mesh.Ipvs.Netlink;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
 
 namespace Mesh.Ipvs;
 
 /// <summary>
-/// Runs code inside another network namespace without moving any existing thread: a dedicated thread does
-/// setns(target) → work → setns(original) and then exits. Sockets created by the work stay bound to the target
-/// namespace for their whole life (a socket's namespace is fixed when it is created), which is how the netns-aware
-/// netlink handles and the daemon's in-namespace listeners are made.
+/// The one place Mesh enters another network namespace (the netlink handles here, the daemon's in-namespace DNS
+/// listeners and upstream sockets in Mesh.Discovery, its per-namespace sysctls). No existing thread ever moves: a
+/// dedicated thread does setns(target) → work → setns(original) and then exits, so no thread-pool thread (and no
+/// thread of the caller's) is ever in another namespace, even when the way back fails. Sockets created by the work
+/// stay bound to the target namespace for their whole life (a socket's namespace is fixed when it is created), and
+/// serve it from any thread afterwards. Needs CAP_SYS_ADMIN.
 /// </summary>
 public static class NetworkNamespace
 {
-    /// <summary>Runs <paramref name="work"/> on a dedicated thread inside the network namespace at
-    /// <paramref name="netnsPath"/> (e.g. /var/run/netns/foo or /proc/PID/ns/net) and returns its result.
-    /// Exceptions thrown by the work are rethrown here with their original stack.</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/> on a dedicated thread inside the network namespace at <paramref name="netnsPath"/>
+    /// (e.g. /run/netns/foo or /proc/PID/ns/net) and returns its result. Exceptions thrown by the work are rethrown
+    /// here with their original stack; failing to enter the namespace throws <see cref="NetworkNamespaceException"/>
+    /// naming the call and the errno. The work must be synchronous and short, and start no thread: a thread created
+    /// from inside it (a Task.Run that grows the thread pool, a timer) would be born in, and stay in, the target
+    /// namespace. An async lambda is refused for that reason (what follows its first await would run elsewhere).
+    /// </summary>
     public static T Run<T>(string netnsPath, Func<T> work)
     {
         ArgumentException.ThrowIfNullOrEmpty(netnsPath);
         ArgumentNullException.ThrowIfNull(work);
+        if (typeof(Task).IsAssignableFrom(typeof(T)) || typeof(T) == typeof(ValueTask) || (typeof(T).IsGenericType && typeof(T).GetGenericTypeDefinition() == typeof(ValueTask<>)))
+        {
+            throw new ArgumentException("the work inside a network namespace must be synchronous, not a task", nameof(work));
+        }
+
         T result = default!;
         ExceptionDispatchInfo? failure = null;
         var thread = new Thread(() =>
@@ -42,11 +57,15 @@ public static class NetworkNamespace
     }
 
     /// <summary>As <see cref="Run{T}(string, Func{T})"/> for work without a result.</summary>
-    public static void Run(string netnsPath, Action work) => Run<bool>(netnsPath, () =>
+    public static void Run(string netnsPath, Action work)
     {
-        work();
-        return true;
-    });
+        ArgumentNullException.ThrowIfNull(work);
+        Run<bool>(netnsPath, () =>
+        {
+            work();
+            return true;
+        });
+    }
 
     /// <summary>
     /// Which network namespace the file at <paramref name="netnsPath"/> is: its nsfs device and inode, the identity
@@ -60,58 +79,58 @@ public static class NetworkNamespace
     {
         ArgumentException.ThrowIfNullOrEmpty(netnsPath);
         var follow = netnsPath.StartsWith("/proc/", StringComparison.Ordinal);
-        int fd = LibC.Open(netnsPath, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK | (follow ? 0 : LibC.O_NOFOLLOW));
+        int fd = LibCExtras.Open(netnsPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
         if (fd < 0)
         {
-            int errno = LibC.LastError;
-            throw errno switch
+            int openErrno = errno;
+            throw openErrno switch
             {
                 Errno.ENOENT => new FileNotFoundException($"{netnsPath} does not exist", netnsPath),
                 Errno.ELOOP => new IOException($"{netnsPath} is a symbolic link, not a network namespace"),
-                _ => new IOException($"cannot open {netnsPath}: {Errno.Describe(errno)}"),
+                _ => new IOException($"cannot open {netnsPath}: {Errno.Describe(openErrno)}"),
             };
         }
 
         try
         {
-            int type = LibC.Ioctl(fd, LibC.NS_GET_NSTYPE);
+            int type = ioctl(fd, LibCExtras.NS_GET_NSTYPE);
             if (type < 0)
             {
                 throw new IOException($"{netnsPath} is not a namespace file");
             }
 
-            if (type != LibC.CLONE_NEWNET)
+            if (type != CLONE_NEWNET)
             {
                 throw new IOException($"{netnsPath} is a namespace, but not a network namespace");
             }
 
             unsafe
             {
-                Statx st;
-                if (LibC.Statx(fd, "", LibC.AT_EMPTY_PATH, LibC.STATX_INO, &st) != 0)
+                statx st;
+                if (LibCExtras.Statx(fd, "", AT_EMPTY_PATH, STATX_INO, &st) != 0)
                 {
-                    throw new IOException($"cannot stat {netnsPath}: {Errno.Describe(LibC.LastError)}");
+                    throw new IOException($"cannot stat {netnsPath}: {Errno.Describe(errno)}");
                 }
 
-                return new NetworkNamespaceId(st.DevMajor, st.DevMinor, st.Inode);
+                return new NetworkNamespaceId(st.stx_dev_major, st.stx_dev_minor, st.stx_ino);
             }
         }
         finally
         {
-            LibC.Close(fd);
+            close(fd);
         }
     }
 
     private static T RunHere<T>(string netnsPath, Func<T> work)
     {
-        int original = LibC.Open("/proc/thread-self/ns/net", LibC.O_RDONLY | LibC.O_CLOEXEC);
-        if (original < 0) throw new NetlinkException("open(/proc/thread-self/ns/net)", LibC.LastError);
+        int original = LibCExtras.Open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (original < 0) throw new NetworkNamespaceException("open(/proc/thread-self/ns/net)", netnsPath, errno);
         int target = -1;
         try
         {
-            target = LibC.Open(netnsPath, LibC.O_RDONLY | LibC.O_CLOEXEC);
-            if (target < 0) throw new NetlinkException($"open({netnsPath})", LibC.LastError);
-            if (LibC.SetNs(target, LibC.CLONE_NEWNET) != 0) throw new NetlinkException($"setns({netnsPath}, CLONE_NEWNET)", LibC.LastError);
+            target = LibCExtras.Open(netnsPath, O_RDONLY | O_CLOEXEC);
+            if (target < 0) throw new NetworkNamespaceException($"open({netnsPath})", netnsPath, errno);
+            if (setns(target, CLONE_NEWNET) != 0) throw new NetworkNamespaceException($"setns({netnsPath}, CLONE_NEWNET)", netnsPath, errno);
             try
             {
                 return work();
@@ -119,15 +138,32 @@ public static class NetworkNamespace
             finally
             {
                 // If this fails the thread stays in the target namespace, but it is dedicated and exits right after.
-                _ = LibC.SetNs(original, LibC.CLONE_NEWNET);
+                _ = setns(original, CLONE_NEWNET);
             }
         }
         finally
         {
-            if (target >= 0) LibC.Close(target);
-            LibC.Close(original);
+            if (target >= 0) close(target);
+            close(original);
         }
     }
+}
+
+/// <summary>
+/// Entering a network namespace failed: <see cref="Operation"/> is the call (e.g. "setns(/run/netns/x, CLONE_NEWNET)")
+/// and <see cref="Errno"/> the positive errno it reported.
+/// </summary>
+public sealed class NetworkNamespaceException(string operation, string netnsPath, int errno)
+    : IOException($"{operation} failed: {Marshal.GetPInvokeErrorMessage(errno)} ({Netlink.Errno.Name(errno)}, errno {errno})")
+{
+    /// <summary>The call that failed, with its arguments.</summary>
+    public string Operation { get; } = operation;
+
+    /// <summary>The namespace that was to be entered.</summary>
+    public string NetnsPath { get; } = netnsPath;
+
+    /// <summary>Positive errno value.</summary>
+    public int Errno { get; } = errno;
 }
 
 /// <summary>A network namespace's identity: the device and inode of its nsfs file (what <c>ls -iL</c> and <c>net:[INODE]</c> show).</summary>

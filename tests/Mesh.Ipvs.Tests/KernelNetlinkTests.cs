@@ -85,9 +85,9 @@ public class KernelNetlinkTests
         int ran = NetworkNamespace.Run("/proc/self/ns/net", () => Environment.CurrentManagedThreadId);
         Assert.NotEqual(threadId, ran);
         Assert.Throws<InvalidOperationException>(() => NetworkNamespace.Run("/proc/self/ns/net", () => throw new InvalidOperationException("x")));
-        var ex = Assert.Throws<NetlinkException>(() => NetworkNamespace.Run("/var/run/netns/does-not-exist-mesh", () => 1));
+        var ex = Assert.Throws<NetworkNamespaceException>(() => NetworkNamespace.Run("/var/run/netns/does-not-exist-mesh", () => 1));
         Assert.Equal(Errno.ENOENT, ex.Errno);
-        Assert.Contains("/var/run/netns/does-not-exist-mesh", ex.Message);
+        Assert.Equal("open(/var/run/netns/does-not-exist-mesh) failed: No such file or directory (ENOENT, errno 2)", ex.Message);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using Mesh.Discovery.Model;
+using Mesh.Ipvs.Netlink;
+using Tmds.Linux;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Discovery.Store;
@@ -150,36 +151,24 @@ public sealed partial class StateFile
     /// <summary>fsync(2) of the directory: a rename is durable only once the directory entry is on disk.</summary>
     private static void SyncDirectory(string directory)
     {
-        var fd = Open(directory, ORdOnly | OCloExec);
+        var fd = LibCExtras.Open(directory, LibC.O_RDONLY | LibC.O_CLOEXEC);
         if (fd < 0)
         {
-            throw new IOException($"open {directory}: errno {Marshal.GetLastPInvokeError()}");
+            throw new IOException($"open {directory}: errno {LibC.errno}");
         }
 
         try
         {
-            if (Fsync(fd) != 0)
+            if (LibC.fsync(fd) != 0)
             {
-                throw new IOException($"fsync {directory}: errno {Marshal.GetLastPInvokeError()}");
+                throw new IOException($"fsync {directory}: errno {LibC.errno}");
             }
         }
         finally
         {
-            _ = Close(fd);
+            _ = LibC.close(fd);
         }
     }
-
-    private const int ORdOnly = 0;
-    private const int OCloExec = 0x80000; // O_CLOEXEC (x86-64 / arm64 generic value)
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "STATE FILE {Path} IS UNREADABLE ({Problem}): loaded the last-good copy {LastGood} (revision {Revision}) instead; the unreadable file is kept as {Corrupt}. Changes after that revision are lost: check what the cluster is missing")]
     private partial void LogCurrentUnreadable(string path, string problem, string lastGood, long revision, string corrupt);

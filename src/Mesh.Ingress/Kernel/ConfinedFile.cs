@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using System.Text;
 using Mesh.Discovery.Model;
 using Mesh.Ipvs.Netlink;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
 
 namespace Mesh.Ingress.Kernel;
 
@@ -23,8 +25,8 @@ public static class ConfinedFile
     /// <summary>Larger than any resolv.conf; a bigger file is refused rather than read.</summary>
     public const int MaxSize = 64 * 1024;
 
-    private const uint DirectoryMode = 0x1ED; // 0755
-    private const uint FileMode = 0x1A4;      // 0644
+    private const ushort DirectoryMode = 0x1ED; // 0755
+    private const ushort FileMode = 0x1A4;      // 0644
 
     /// <summary>The file's text, or null when it does not exist.</summary>
     public static string? Read(string root, string path)
@@ -37,11 +39,11 @@ public static class ConfinedFile
 
         try
         {
-            return ReadAt(directory, name, path, LibC.O_NOFOLLOW);
+            return ReadAt(directory, name, path, O_NOFOLLOW);
         }
         finally
         {
-            LibC.Close(directory);
+            close(directory);
         }
     }
 
@@ -59,47 +61,47 @@ public static class ConfinedFile
         {
             RefuseAnythingButARegularFile(directory, name, path);
             var temporary = $".{name}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}.mesh-tmp";
-            int fd = LibC.OpenAt(directory, temporary, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, FileMode);
+            int fd = LibCExtras.OpenAt(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FileMode);
             if (fd < 0)
             {
-                throw Failed("create a temporary file beside", path, LibC.LastError);
+                throw Failed("create a temporary file beside", path, errno);
             }
 
             var renamed = false;
             try
             {
                 WriteAll(fd, bytes, path);
-                if (LibC.Fsync(fd) != 0)
+                if (fsync(fd) != 0)
                 {
-                    throw Failed("fsync", path, LibC.LastError);
+                    throw Failed("fsync", path, errno);
                 }
 
-                LibC.Close(fd);
+                close(fd);
                 fd = -1;
-                if (LibC.RenameAt(directory, temporary, directory, name) != 0)
+                if (LibCExtras.RenameAt(directory, temporary, directory, name) != 0)
                 {
-                    throw Failed("rename a temporary file over", path, LibC.LastError);
+                    throw Failed("rename a temporary file over", path, errno);
                 }
 
                 renamed = true;
-                _ = LibC.Fsync(directory); // the rename itself survives a crash
+                _ = fsync(directory); // the rename itself survives a crash
             }
             finally
             {
                 if (fd >= 0)
                 {
-                    LibC.Close(fd);
+                    close(fd);
                 }
 
                 if (!renamed)
                 {
-                    _ = LibC.UnlinkAt(directory, temporary, 0);
+                    _ = LibCExtras.UnlinkAt(directory, temporary, 0);
                 }
             }
         }
         finally
         {
-            LibC.Close(directory);
+            close(directory);
         }
     }
 
@@ -110,28 +112,28 @@ public static class ConfinedFile
     /// </summary>
     public static string? ReadTrusted(string path)
     {
-        var text = ReadAt(-100 /* AT_FDCWD */, path, path, 0);
+        var text = ReadAt(AT_FDCWD, path, path, 0);
         return text;
     }
 
     private static unsafe string? ReadAt(int directory, string name, string path, int extraFlags)
     {
-        int fd = LibC.OpenAt(directory, name, LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC | extraFlags, 0);
+        int fd = LibCExtras.OpenAt(directory, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | extraFlags, 0);
         if (fd < 0)
         {
-            int errno = LibC.LastError;
-            return errno == Errno.ENOENT ? null : throw Failed("open", path, errno);
+            int error = errno;
+            return error == Errno.ENOENT ? null : throw Failed("open", path, error);
         }
 
         try
         {
-            Statx st;
-            if (LibC.Statx(fd, "", LibC.AT_EMPTY_PATH, LibC.STATX_TYPE, &st) != 0)
+            statx st;
+            if (LibCExtras.Statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &st) != 0)
             {
-                throw Failed("stat", path, LibC.LastError);
+                throw Failed("stat", path, errno);
             }
 
-            if ((st.Mode & LibC.S_IFMT) != LibC.S_IFREG)
+            if ((st.stx_mode & S_IFMT) != S_IFREG)
             {
                 throw new ConfinedFileException($"{path} is not a regular file");
             }
@@ -142,10 +144,10 @@ public static class ConfinedFile
             {
                 while (total < buffer.Length)
                 {
-                    var n = LibC.Read(fd, p + total, (nuint)(buffer.Length - total));
+                    var n = read(fd, p + total, buffer.Length - total);
                     if (n < 0)
                     {
-                        throw Failed("read", path, LibC.LastError);
+                        throw Failed("read", path, errno);
                     }
 
                     if (n == 0)
@@ -163,7 +165,7 @@ public static class ConfinedFile
         }
         finally
         {
-            LibC.Close(fd);
+            close(fd);
         }
     }
 
@@ -189,43 +191,43 @@ public static class ConfinedFile
             Directory.CreateDirectory(root);
         }
 
-        int directory = LibC.Open(root, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC);
+        int directory = LibCExtras.Open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (directory < 0)
         {
-            int errno = LibC.LastError;
-            return errno == Errno.ENOENT && !create ? (-1, "") : throw Failed("open", root, errno);
+            int error = errno;
+            return error == Errno.ENOENT && !create ? (-1, "") : throw Failed("open", root, error);
         }
 
         foreach (var component in components[..^1])
         {
-            int next = LibC.OpenAt(directory, component, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, 0);
-            if (next < 0 && LibC.LastError == Errno.ENOENT && create)
+            int next = LibCExtras.OpenAt(directory, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+            if (next < 0 && errno == Errno.ENOENT && create)
             {
-                if (LibC.MkdirAt(directory, component, DirectoryMode) != 0 && LibC.LastError != Errno.EEXIST)
+                if (LibCExtras.MkdirAt(directory, component, DirectoryMode) != 0 && errno != Errno.EEXIST)
                 {
-                    int mkdirErrno = LibC.LastError;
-                    LibC.Close(directory);
+                    int mkdirErrno = errno;
+                    close(directory);
                     throw Failed($"create directory '{component}' for", path, mkdirErrno);
                 }
 
-                next = LibC.OpenAt(directory, component, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, 0);
+                next = LibCExtras.OpenAt(directory, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
             }
 
             if (next < 0)
             {
-                int errno = LibC.LastError;
-                LibC.Close(directory);
-                if (errno == Errno.ENOENT && !create)
+                int error = errno;
+                close(directory);
+                if (error == Errno.ENOENT && !create)
                 {
                     return (-1, "");
                 }
 
-                throw errno is Errno.ELOOP or Errno.ENOTDIR
+                throw error is Errno.ELOOP or Errno.ENOTDIR
                     ? new ConfinedFileException($"{path}: '{component}' is a symbolic link or not a directory")
-                    : Failed("open", path, errno);
+                    : Failed("open", path, error);
             }
 
-            LibC.Close(directory);
+            close(directory);
             directory = next;
         }
 
@@ -236,19 +238,19 @@ public static class ConfinedFile
     /// FIFO or device silently, which would hide that someone put it there.</summary>
     private static unsafe void RefuseAnythingButARegularFile(int directory, string name, string path)
     {
-        Statx st;
-        if (LibC.Statx(directory, name, LibC.AT_SYMLINK_NOFOLLOW, LibC.STATX_TYPE, &st) != 0)
+        statx st;
+        if (LibCExtras.Statx(directory, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &st) != 0)
         {
-            int errno = LibC.LastError;
-            if (errno == Errno.ENOENT)
+            int error = errno;
+            if (error == Errno.ENOENT)
             {
                 return;
             }
 
-            throw Failed("stat", path, errno);
+            throw Failed("stat", path, error);
         }
 
-        if ((st.Mode & LibC.S_IFMT) != LibC.S_IFREG)
+        if ((st.stx_mode & S_IFMT) != S_IFREG)
         {
             throw new ConfinedFileException($"{path} exists and is not a regular file (a symbolic link, FIFO, directory or device)");
         }
@@ -261,10 +263,10 @@ public static class ConfinedFile
             var written = 0;
             while (written < bytes.Length)
             {
-                var n = LibC.Write(fd, p + written, (nuint)(bytes.Length - written));
+                var n = write(fd, p + written, bytes.Length - written);
                 if (n < 0)
                 {
-                    throw Failed("write", path, LibC.LastError);
+                    throw Failed("write", path, errno);
                 }
 
                 written += (int)n;

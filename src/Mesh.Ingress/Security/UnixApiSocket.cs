@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Mesh.Ipvs.Netlink;
+using Tmds.Linux;
 
 namespace Mesh.Ingress.Security;
 
@@ -29,9 +31,9 @@ public static partial class UnixApiSocket
             var bound = Path.Combine(staging, "s");
             socket.Bind(new UnixDomainSocketEndPoint(bound));
             File.SetUnixFileMode(bound, Mode);
-            if (groupId is { } gid && Chown(bound, uint.MaxValue, gid) != 0)
+            if (groupId is { } gid && LibCExtras.Chown(bound, uint.MaxValue, gid) != 0)
             {
-                throw new IOException($"chown of {path} to group {gid} failed: errno {Marshal.GetLastPInvokeError()}");
+                throw new IOException($"chown of {path} to group {gid} failed: errno {LibC.errno}");
             }
 
             File.Move(bound, path, overwrite: true);
@@ -66,9 +68,7 @@ public static partial class UnixApiSocket
         return (uint)Marshal.ReadInt32(entry, 2 * IntPtr.Size);
     }
 
-    [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Chown(string path, uint owner, uint group);
-
+    // getgrnam(3) goes through NSS (files, LDAP, sssd...); Tmds.LibC 0.5.0 does not bind it.
     [LibraryImport("libc", EntryPoint = "getgrnam", StringMarshalling = StringMarshalling.Utf8)]
     private static partial IntPtr GetGroupByName(string name);
 }

@@ -28,8 +28,7 @@ internal static class NetlinkConstants
     public const ushort NLMSGERR_ATTR_MSG = 1;
     public const ushort NLMSGERR_ATTR_OFFS = 2;
 
-    // SOL_NETLINK socket options
-    public const int SOL_NETLINK = 270;
+    // SOL_NETLINK (270, Tmds.LibC) socket options
     public const int NETLINK_CAP_ACK = 10;
     public const int NETLINK_EXT_ACK = 11;
 

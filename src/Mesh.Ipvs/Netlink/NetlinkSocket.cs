@@ -1,9 +1,11 @@
+using Tmds.Linux;
 using static Mesh.Ipvs.Netlink.NetlinkConstants;
+using static Tmds.Linux.LibC;
 
 namespace Mesh.Ipvs.Netlink;
 
 /// <summary>
-/// A netlink socket (libc), optionally created inside another network namespace. Handles sequence numbers,
+/// A netlink socket (libc through Tmds.LibC), optionally created inside another network namespace. Handles sequence numbers,
 /// ACK/NLMSG_ERROR decoding, multipart dumps and batches. Not thread-safe: callers serialise (IpvsHandle locks).
 /// </summary>
 public sealed unsafe class NetlinkSocket : IDisposable
@@ -40,23 +42,23 @@ public sealed unsafe class NetlinkSocket : IDisposable
         try
         {
             Configure(fd);
-            var addr = new SockaddrNl { Family = LibC.AF_NETLINK };
-            if (LibC.Bind(fd, &addr, (uint)sizeof(SockaddrNl)) != 0) throw new NetlinkException("bind(AF_NETLINK)", LibC.LastError);
-            uint len = (uint)sizeof(SockaddrNl);
-            if (LibC.GetSockName(fd, &addr, &len) != 0) throw new NetlinkException("getsockname(AF_NETLINK)", LibC.LastError);
+            var addr = new SockaddrNl { Family = AF_NETLINK };
+            if (bind(fd, (sockaddr*)&addr, (uint)sizeof(SockaddrNl)) != 0) throw new NetlinkException("bind(AF_NETLINK)", errno);
+            socklen_t len = (uint)sizeof(SockaddrNl);
+            if (getsockname(fd, (sockaddr*)&addr, &len) != 0) throw new NetlinkException("getsockname(AF_NETLINK)", errno);
             return new NetlinkSocket(fd, addr.Pid);
         }
         catch
         {
-            LibC.Close(fd);
+            close(fd);
             throw;
         }
     }
 
     private static int CreateFd(int protocol)
     {
-        int fd = LibC.Socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, protocol);
-        if (fd < 0) throw new NetlinkException($"socket(AF_NETLINK, SOCK_RAW, {protocol})", LibC.LastError);
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+        if (fd < 0) throw new NetlinkException($"socket(AF_NETLINK, SOCK_RAW, {protocol})", errno);
         return fd;
     }
 
@@ -64,21 +66,21 @@ public sealed unsafe class NetlinkSocket : IDisposable
     {
         int one = 1;
         // Best effort: extended ACK messages and capped ACKs (error replies do not echo the whole request).
-        LibC.SetSockOpt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(int));
-        LibC.SetSockOpt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(int));
+        setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(int));
+        setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(int));
         // Large buffers so big dumps and error bursts from batches are not dropped (FORCE works as root).
         int rcv = 4 * 1024 * 1024;
-        if (LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, &rcv, sizeof(int)) != 0)
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(int)) != 0)
         {
-            LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &rcv, sizeof(int));
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(int));
         }
         int snd = 1024 * 1024;
-        if (LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, &snd, sizeof(int)) != 0)
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(int)) != 0)
         {
-            LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_SNDBUF, &snd, sizeof(int));
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(int));
         }
         var tv = new Timeval { Seconds = (long)ReceiveTimeout.TotalSeconds, Microseconds = ReceiveTimeout.Milliseconds * 1000L };
-        LibC.SetSockOpt(fd, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &tv, (uint)sizeof(Timeval));
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, (uint)sizeof(Timeval));
     }
 
     /// <summary>Next sequence number (never 0, which the kernel uses for notifications).</summary>
@@ -93,18 +95,18 @@ public sealed unsafe class NetlinkSocket : IDisposable
     public void Send(ReadOnlySpan<byte> datagram, string operation)
     {
         ThrowIfDisposed();
-        var kernel = new SockaddrNl { Family = LibC.AF_NETLINK };
+        var kernel = new SockaddrNl { Family = AF_NETLINK };
         fixed (byte* p = datagram)
         {
             while (true)
             {
-                nint n = LibC.SendTo(_fd, p, (nuint)datagram.Length, 0, &kernel, (uint)sizeof(SockaddrNl));
+                long n = sendto(_fd, p, datagram.Length, 0, (sockaddr*)&kernel, (uint)sizeof(SockaddrNl));
                 if (n >= 0)
                 {
                     if (n != datagram.Length) throw new NetlinkException(operation + " (sendto)", Errno.EMSGSIZE, $"short send {n}/{datagram.Length}");
                     return;
                 }
-                int e = LibC.LastError;
+                int e = errno;
                 if (e == Errno.EINTR) continue;
                 throw new NetlinkException(operation + " (sendto)", e);
             }
@@ -118,15 +120,15 @@ public sealed unsafe class NetlinkSocket : IDisposable
         while (true)
         {
             var from = new SockaddrNl();
-            uint fromLen = (uint)sizeof(SockaddrNl);
-            nint n;
+            socklen_t fromLen = (uint)sizeof(SockaddrNl);
+            long n;
             fixed (byte* p = _rx)
             {
-                n = LibC.RecvFrom(_fd, p, (nuint)_rx.Length, LibC.MSG_TRUNC, &from, &fromLen);
+                n = recvfrom(_fd, p, _rx.Length, MSG_TRUNC, (sockaddr*)&from, &fromLen);
             }
             if (n < 0)
             {
-                int e = LibC.LastError;
+                int e = errno;
                 if (e == Errno.EINTR) continue;
                 if (e == Errno.EAGAIN) throw new NetlinkException(operation, Errno.ETIMEDOUT, $"no reply within {ReceiveTimeout.TotalSeconds:0} s");
                 if (e == Errno.ENOBUFS) throw new NetlinkException(operation, e, "receive buffer overrun: replies were lost");
@@ -242,6 +244,6 @@ public sealed unsafe class NetlinkSocket : IDisposable
     public void Dispose()
     {
         int fd = Interlocked.Exchange(ref _fd, -1);
-        if (fd >= 0) LibC.Close(fd);
+        if (fd >= 0) close(fd);
     }
 }

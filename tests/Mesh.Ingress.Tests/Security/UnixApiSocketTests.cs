@@ -75,7 +75,7 @@ public sealed class UnixApiSocketTests : IDisposable
                 }
             }
         });
-        var old = Umask(0);
+        var old = Tmds.Linux.LibC.umask(0);
         try
         {
             watcher.Start();
@@ -87,7 +87,7 @@ public sealed class UnixApiSocketTests : IDisposable
         }
         finally
         {
-            Umask(old);
+            Tmds.Linux.LibC.umask(old);
             stop.Cancel();
             watcher.Join();
         }
@@ -112,7 +112,4 @@ public sealed class UnixApiSocketTests : IDisposable
         Assert.Equal("keep", await File.ReadAllTextAsync(target));
         Assert.Equal("606", (await StatAsync(target)).Mode);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "umask")]
-    private static extern uint Umask(uint mask);
 }
