@@ -22,7 +22,10 @@ public sealed class LabSession : IAsyncDisposable
 
     private LabSession(LabLock labLock, TextWriter log, int replicas, string store, int leaseTtlSeconds, int etcdMembers)
     {
-        Plan = new LabPlan(3, replicas, "auto", store, etcdMembers, leaseTtlSeconds);
+        // etcd-gateway / etcd-grpc: the etcd lab with the daemons on that etcd client (while both are measured).
+        Plan = store.StartsWith("etcd-", StringComparison.Ordinal)
+            ? new LabPlan(3, replicas, "auto", "etcd", etcdMembers, leaseTtlSeconds, store["etcd-".Length..])
+            : new LabPlan(3, replicas, "auto", store, etcdMembers, leaseTtlSeconds);
         _lock = labLock;
         _log = log;
         Runner = new ProcessCommandRunner();

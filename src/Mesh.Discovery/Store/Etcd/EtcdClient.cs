@@ -4,6 +4,8 @@ using System.Text.Json;
 using Polly;
 using Polly.Retry;
 
+using Mesh.Discovery.Store.Etcd.Gateway;
+
 namespace Mesh.Discovery.Store.Etcd;
 
 /// <summary>etcd answered with an error that retrying elsewhere will not fix (bad request, compacted, lease not found...).</summary>

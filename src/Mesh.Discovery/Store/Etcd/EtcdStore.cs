@@ -5,6 +5,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
 using Polly.Retry;
 
+using Mesh.Discovery.Store.Etcd.Gateway;
+
 namespace Mesh.Discovery.Store.Etcd;
 
 /// <summary>

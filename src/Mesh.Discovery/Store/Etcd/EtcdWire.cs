@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Mesh.Discovery.Store.Etcd;
+namespace Mesh.Discovery.Store.Etcd.Gateway;
 
 // The subset of etcd's v3 API (api/etcdserverpb/rpc.proto) spoken through its JSON gateway. The gateway
 // writes proto field names (snake_case), int64 as strings, bytes as base64, and omits default values
