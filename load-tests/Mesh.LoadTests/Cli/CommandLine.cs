@@ -313,7 +313,7 @@ public static class CommandLine
         root.Subcommands.Add(dnsServe);
 
         var cycles = new Option<int>("--cycles") { Description = "convergence: add + remove cycles per store (smoke: 3)", DefaultValueFactory = _ => 30 };
-        var stores = new Option<string>("--stores") { Description = "convergence: the lab stores to compare, in order (ratios: each/first); etcd-gateway and etcd-grpc pick the daemons' etcd client", DefaultValueFactory = _ => "embedded,etcd" };
+        var stores = new Option<string>("--stores") { Description = "convergence: the lab stores to compare, in order (ratio: second/first)", DefaultValueFactory = _ => "embedded,etcd" };
         var leaseTtl = new Option<int>("--lease-ttl") { Description = "convergence: the etcd lab's lease TTL in seconds", DefaultValueFactory = _ => 3 };
         var poll = new Option<string>("--poll") { Description = "convergence: the probes' polling interval", DefaultValueFactory = _ => "10ms" };
         var reuse = new Option<bool>("--reuse-addresses") { Description = "convergence: let a cycle's task take the address the previous (removed) one had" };

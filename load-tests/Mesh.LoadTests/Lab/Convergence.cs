@@ -99,7 +99,11 @@ public static class Convergence
                     }
                     var links = (await lab.TryInAsync(taskNode, "ip", "-br", "link").ConfigureAwait(false)).Stdout.Split('\n').Where(l => l.StartsWith("vt", StringComparison.Ordinal));
                     await log.WriteLineAsync($"  {taskNode} task legs: {string.Join(" | ", links)}").ConfigureAwait(false);
-                    throw;
+                    // This store's run ends here; what it measured so far (and the other stores) is still reported.
+                    samples.Add(new Sample(store, "remove", c, double.NaN, probes.ToDictionary(p => p.Name, _ => double.PositiveInfinity)));
+                    await log.WriteLineAsync($"convergence [{store}]: stopped after cycle {c}").ConfigureAwait(false);
+                    await Churn.StopTaskAsync(lab, name, ct).ConfigureAwait(false);
+                    break;
                 }
                 samples.Add(new Sample(store, "remove", c, remove.ApiMs, remove.Probes));
                 gaps.AddRange(probes.Select(p => p.MeanGapMs).Where(g => !double.IsNaN(g)));
@@ -155,9 +159,9 @@ public static class Convergence
             md.AppendLine(inv, $"| {g.Key.Store} | {g.Key.Kind} | {g.Count()} | {all50:0} ms | {all99:0} ms | {ok.Select(x => x.AllMs).DefaultIfEmpty(double.NaN).Max():0} ms | {P(ok.Select(x => x.RoutesMs), 0.5):0} / {P(ok.Select(x => x.RoutesMs), 0.99):0} ms | {P(ok.Select(x => x.DnsMs), 0.5):0} / {P(ok.Select(x => x.DnsMs), 0.99):0} ms | {P(g.Select(x => x.ApiMs), 0.5):0} ms | {g.Count() - ok.Count} |");
         }
         md.AppendLine();
-        foreach (var a in o.Stores.Skip(1))
+        if (o.Stores.Count == 2)
         {
-            var b = o.Stores[0];
+            var (a, b) = (o.Stores[1], o.Stores[0]);
             foreach (var kind in new[] { "add", "remove" })
                 if (stats.TryGetValue((a, kind), out var x) && stats.TryGetValue((b, kind), out var y))
                     md.AppendLine(inv, $"**convergence {a}/{b}, {kind}: p50 {x.P50 / y.P50:0.00}× ({x.P50:0} vs {y.P50:0} ms), p99 {x.P99 / y.P99:0.00}× ({x.P99:0} vs {y.P99:0} ms)**  ");

@@ -22,10 +22,7 @@ public sealed class LabSession : IAsyncDisposable
 
     private LabSession(LabLock labLock, TextWriter log, int replicas, string store, int leaseTtlSeconds, int etcdMembers)
     {
-        // etcd-gateway / etcd-grpc: the etcd lab with the daemons on that etcd client (while both are measured).
-        Plan = store.StartsWith("etcd-", StringComparison.Ordinal)
-            ? new LabPlan(3, replicas, "auto", "etcd", etcdMembers, leaseTtlSeconds, store["etcd-".Length..])
-            : new LabPlan(3, replicas, "auto", store, etcdMembers, leaseTtlSeconds);
+        Plan = new LabPlan(3, replicas, "auto", store, etcdMembers, leaseTtlSeconds);
         _lock = labLock;
         _log = log;
         Runner = new ProcessCommandRunner();

@@ -38,13 +38,12 @@ public static class DaemonCommand
         var etcdCert = new Option<string?>("--etcd-cert") { Description = "With --store etcd: client certificate for etcd's --client-cert-auth (PEM)" };
         var etcdKey = new Option<string?>("--etcd-key") { Description = "With --store etcd: the key of --etcd-cert (PEM, mode 0600)" };
         var etcdCa = new Option<string?>("--etcd-ca") { Description = "With --store etcd: the CA of etcd's server certificates; the members are then reached over https" };
-        var etcdClient = new Option<string>("--etcd-client") { Description = "With --store etcd: gateway or grpc (while both are measured)", DefaultValueFactory = _ => "gateway", Hidden = true };
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
         var resolvConfRoot = new Option<string[]>("--resolv-conf-root") { Description = "A directory below which tasks' resolv.conf files may be written (repeatable; default /etc/netns and /run/mesh/tasks)" };
         var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, etcdClient, resolvConfRoot, commandTimeout };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var storeText = parse.GetValue(store)!;
@@ -96,7 +95,6 @@ public static class DaemonCommand
                 Node = Validate.Label("--node", parse.GetValue(node)),
                 AdvertiseAddress = Validate.IPv4("--advertise-addr", parse.GetValue(advertise)).ToString(),
                 Etcd = etcd,
-                EtcdClient = parse.GetValue(etcdClient) is "gateway" or "grpc" ? parse.GetValue(etcdClient)! : throw new ArgumentException($"--etcd-client '{parse.GetValue(etcdClient)}' must be gateway or grpc"),
                 LeaseTtl = TimeSpan.FromSeconds(ttl),
                 Join = joinUrl is null ? null : ParseJoin(joinUrl, security),
                 Security = security,

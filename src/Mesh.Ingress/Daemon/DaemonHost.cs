@@ -86,15 +86,10 @@ public static class DaemonHost
         if (options.Etcd is not null)
         {
             var etcdOptions = EtcdStoreOptions.Parse(options.Etcd) with { LeaseTtl = options.LeaseTtl };
-            etcdOptions = (options.EtcdTls is { } etcdTls ? etcdOptions.WithTls(etcdTls) : etcdOptions) with { Node = options.Node, ReservedPorts = reserved };
-            if (options.EtcdClient == "grpc")
-            {
-                services.AddSingleton<IClusterStore>(sp => new EtcdGrpcStore(etcdOptions, sp.GetRequiredService<ILogger<EtcdGrpcStore>>(), sp.GetRequiredService<StoreMetrics>()));
-            }
-            else
-            {
-                services.AddSingleton<IClusterStore>(sp => new EtcdStore(etcdOptions, sp.GetRequiredService<ILogger<EtcdStore>>(), sp.GetRequiredService<StoreMetrics>()));
-            }
+            services.AddSingleton<IClusterStore>(sp => new EtcdStore(
+                (options.EtcdTls is { } etcdTls ? etcdOptions.WithTls(etcdTls) : etcdOptions) with { Node = options.Node, ReservedPorts = reserved },
+                sp.GetRequiredService<ILogger<EtcdStore>>(),
+                sp.GetRequiredService<StoreMetrics>()));
         }
         else if (options.Join is null)
         {

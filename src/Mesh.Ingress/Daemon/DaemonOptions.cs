@@ -24,9 +24,6 @@ public sealed record DaemonOptions
     /// <summary><c>etcd://HOST:PORT[,HOST:PORT…]</c>, or null for the embedded store.</summary>
     public string? Etcd { get; init; }
 
-    /// <summary>With etcd: which client talks to it (temporary, while both are measured): <c>gateway</c> (the JSON gateway) or <c>grpc</c>.</summary>
-    public string EtcdClient { get; init; } = "gateway";
-
     /// <summary>With etcd: a node whose daemon has not renewed its lease for this long is taken out of every backend set and DNS answer.</summary>
     public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(10);
 

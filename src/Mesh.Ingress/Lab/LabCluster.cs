@@ -355,7 +355,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         if (plan.UsesEtcd)
         {
             args.AddRange(["--store", plan.EtcdEndpoints, "--lease-ttl", plan.LeaseTtlSeconds.ToString(CultureInfo.InvariantCulture),
-                "--etcd-cert", LabPlan.CertificateOf(node), "--etcd-key", LabPlan.KeyOf(node), "--etcd-ca", LabPlan.CaCertificate, "--etcd-client", plan.EtcdClient]);
+                "--etcd-cert", LabPlan.CertificateOf(node), "--etcd-key", LabPlan.KeyOf(node), "--etcd-ca", LabPlan.CaCertificate]);
         }
         else if (i == 1)
         {

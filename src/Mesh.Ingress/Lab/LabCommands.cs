@@ -16,8 +16,7 @@ public static class LabCommands
         var store = new Option<string>("--store") { Description = "embedded (node 1 holds it) or etcd (a real etcd on the underlay)", DefaultValueFactory = _ => "embedded" };
         var members = new Option<int>("--etcd-members") { Description = "etcd members with --store etcd: 1 or 3", DefaultValueFactory = _ => 1 };
         var leaseTtl = new Option<int>("--lease-ttl") { Description = "With etcd: seconds before a silent node's tasks leave every backend", DefaultValueFactory = _ => 10 };
-        var etcdClient = new Option<string>("--etcd-client") { Description = "With etcd: the daemons' client, gateway or grpc (while both are measured)", DefaultValueFactory = _ => "gateway", Hidden = true };
-        var up = new Command("up", "Build the lab and start a daemon per node (converges an existing lab)") { nodes, replicas, dataplane, store, members, leaseTtl, etcdClient };
+        var up = new Command("up", "Build the lab and start a daemon per node (converges an existing lab)") { nodes, replicas, dataplane, store, members, leaseTtl };
         up.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var n = parse.GetValue(nodes);
@@ -56,13 +55,7 @@ public static class LabCommands
                 throw new ArgumentException($"--lease-ttl {ttl}: use 2 to 3600 seconds");
             }
 
-            var client = parse.GetValue(etcdClient)!;
-            if (client is not ("gateway" or "grpc"))
-            {
-                throw new ArgumentException($"--etcd-client '{client}' must be gateway or grpc");
-            }
-
-            await new LabCluster(new ProcessCommandRunner(), Console.Out, Patience()).UpAsync(new LabPlan(n, r, dp, st, m, ttl, client), ct);
+            await new LabCluster(new ProcessCommandRunner(), Console.Out, Patience()).UpAsync(new LabPlan(n, r, dp, st, m, ttl), ct);
             return 0;
         }));
 

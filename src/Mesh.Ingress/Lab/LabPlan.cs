@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Mesh.Ingress.Lab;
 
 /// <summary>The lab's address plan (ARCHITECTURE.md): names and addresses every test and doc relies on.</summary>
-public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string Store = "embedded", int EtcdMembers = 1, int LeaseTtlSeconds = 10, string EtcdClient = "gateway")
+public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string Store = "embedded", int EtcdMembers = 1, int LeaseTtlSeconds = 10)
 {
     public bool UsesEtcd => Store == "etcd";
 

@@ -26,8 +26,8 @@ public sealed class EtcdViewTests(EtcdFixture fixture) : IClassFixture<EtcdFixtu
     public async Task A_change_by_another_daemon_is_applied_to_the_last_state_and_the_rest_is_not_decoded_again()
     {
         var prefix = $"/mesh-view-{Guid.NewGuid():N}/";
-        await using var reader = new EtcdGrpcStore(Options(fixture.Etcd!.ClientUrl, prefix));
-        await using var writer = new EtcdGrpcStore(Options(fixture.Etcd!.ClientUrl, prefix));
+        await using var reader = new EtcdStore(Options(fixture.Etcd!.ClientUrl, prefix));
+        await using var writer = new EtcdStore(Options(fixture.Etcd!.ClientUrl, prefix));
         await writer.CreateServiceAsync(new ServiceSpec { Name = "a" });
         await writer.CreateServiceAsync(new ServiceSpec { Name = "b" });
         var first = await SettledAsync(reader);
@@ -49,8 +49,8 @@ public sealed class EtcdViewTests(EtcdFixture fixture) : IClassFixture<EtcdFixtu
     {
         var prefix = $"/mesh-view-{Guid.NewGuid():N}/";
         using var proxy = new CuttableProxy(fixture.Etcd!.ClientPort);
-        await using var reader = new EtcdGrpcStore(Options(proxy.Url, prefix));
-        await using var writer = new EtcdGrpcStore(Options(fixture.Etcd!.ClientUrl, prefix));
+        await using var reader = new EtcdStore(Options(proxy.Url, prefix));
+        await using var writer = new EtcdStore(Options(fixture.Etcd!.ClientUrl, prefix));
         await writer.CreateServiceAsync(new ServiceSpec { Name = "a" });
         await SettledAsync(reader);
 
