@@ -99,7 +99,11 @@ public static class Convergence
                     }
                     var links = (await lab.TryInAsync(taskNode, "ip", "-br", "link").ConfigureAwait(false)).Stdout.Split('\n').Where(l => l.StartsWith("vt", StringComparison.Ordinal));
                     await log.WriteLineAsync($"  {taskNode} task legs: {string.Join(" | ", links)}").ConfigureAwait(false);
-                    throw;
+                    // This store's run ends here; what it measured so far (and the other stores) is still reported.
+                    samples.Add(new Sample(store, "remove", c, double.NaN, probes.ToDictionary(p => p.Name, _ => double.PositiveInfinity)));
+                    await log.WriteLineAsync($"convergence [{store}]: stopped after cycle {c}").ConfigureAwait(false);
+                    await Churn.StopTaskAsync(lab, name, ct).ConfigureAwait(false);
+                    break;
                 }
                 samples.Add(new Sample(store, "remove", c, remove.ApiMs, remove.Probes));
                 gaps.AddRange(probes.Select(p => p.MeanGapMs).Where(g => !double.IsNaN(g)));

@@ -1,16 +1,16 @@
 using System.Net;
-using System.Net.Http.Json;
-using System.Text.Json;
+using Etcdserverpb;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Polly;
 using Polly.Retry;
 
 namespace Mesh.Discovery.Store.Etcd;
 
-/// <summary>etcd answered with an error that retrying elsewhere will not fix (bad request, compacted, lease not found...).</summary>
+/// <summary>etcd answered with an error that retrying elsewhere will not fix (bad request, compacted, lease not found...): its gRPC status code.</summary>
 internal sealed class EtcdException(int code, string message) : Exception(message)
 {
-    public const int NotFound = 5;
-    public const int OutOfRange = 11;
+    public const int NotFound = (int)StatusCode.NotFound;
 
     public int Code { get; } = code;
 }
@@ -19,14 +19,17 @@ internal sealed class EtcdException(int code, string message) : Exception(messag
 internal sealed class EtcdUnreachableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
-/// A small client for etcd's v3 JSON gateway: unary calls fail over across the listed members (the last
-/// member that answered is tried first) and whole rounds are retried with exponential backoff and jitter
-/// (Polly). When no member answers, callers get <see cref="StoreUnavailableException"/>.
+/// etcd's v3 gRPC API through dotnet-etcd, one HTTP/2 channel per member: unary calls fail over across the listed
+/// members (the last member that answered is tried first) and whole rounds are retried with exponential backoff and
+/// jitter (Polly); when no member answers, callers get <see cref="StoreUnavailableException"/>. Streams (watch, lease
+/// keep-alive) are opened on the preferred member; a stream that breaks demotes it.
 /// </summary>
 internal sealed class EtcdClient : IDisposable
 {
-    private readonly HttpClient _http;
-    private readonly IReadOnlyList<Uri> _endpoints;
+    /// <summary>clientv3's WithRequireLeader: a member cut off from the leader ends the stream instead of going quiet.</summary>
+    private static readonly Metadata RequireLeader = new() { { "hasleader", "true" } };
+
+    private readonly Member[] _members;
     private readonly TimeSpan _requestTimeout;
     private readonly ResiliencePipeline _transportRetry;
     private readonly int _rounds;
@@ -39,19 +42,22 @@ internal sealed class EtcdClient : IDisposable
             throw new ArgumentException("at least one etcd endpoint is required", nameof(options));
         }
 
-        _endpoints = options.Endpoints;
         _requestTimeout = options.RequestTimeout;
-        _http = new HttpClient(new SocketsHttpHandler
+        _members = options.Endpoints.Select(endpoint => new Member(endpoint, GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
         {
-            ConnectTimeout = options.ConnectTimeout,
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
-            UseProxy = false,
-            SslOptions = options.Tls?.ToSslOptions() ?? new(),
-        })
-        {
-            Timeout = Timeout.InfiniteTimeSpan,
-            DefaultRequestVersion = HttpVersion.Version11,
-        };
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectTimeout = options.ConnectTimeout,
+                // A member that vanishes without a FIN (blackholed) ends its streams within a few seconds.
+                KeepAlivePingDelay = TimeSpan.FromSeconds(5),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+                EnableMultipleHttp2Connections = true,
+                UseProxy = false,
+                SslOptions = options.Tls?.ToSslOptions() ?? new(),
+            },
+            DisposeHttpClient = true,
+        }))).ToArray();
         _transportRetry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
@@ -65,91 +71,77 @@ internal sealed class EtcdClient : IDisposable
         _rounds = Math.Max(options.TransportRetries, 1) + 1;
     }
 
-    public IReadOnlyList<Uri> Endpoints => _endpoints;
+    public string Describe => string.Join(",", _members.Select(m => m.Endpoint.Authority));
 
-    public string Describe => string.Join(",", _endpoints.Select(e => e.Authority));
+    public Task<RangeResponse> RangeAsync(RangeRequest request, CancellationToken ct) =>
+        CallAsync((m, deadline, t) => m.Etcd.GetAsync(request, null, deadline, t), ct);
 
-    public Task<RangeResponse> RangeAsync(RangeRequest request, CancellationToken ct) => CallAsync<RangeResponse>("v3/kv/range", request, ct);
+    public Task<TxnResponse> TxnAsync(TxnRequest request, CancellationToken ct) =>
+        CallAsync((m, deadline, t) => m.Etcd.TransactionAsync(request, null, deadline, t), ct);
 
-    public Task<TxnResponse> TxnAsync(TxnRequest request, CancellationToken ct) => CallAsync<TxnResponse>("v3/kv/txn", request, ct);
+    public Task<PutResponse> PutAsync(PutRequest request, CancellationToken ct) =>
+        CallAsync((m, deadline, t) => m.Etcd.PutAsync(request, null, deadline, t), ct);
 
-    public Task<RangeResponse> PutAsync(PutRequest request, CancellationToken ct) => CallAsync<RangeResponse>("v3/kv/put", request, ct);
-
-    public Task<RangeResponse> DeleteRangeAsync(DeleteRangeRequest request, CancellationToken ct) => CallAsync<RangeResponse>("v3/kv/deleterange", request, ct);
-
-    public Task<RangeResponse> CompactAsync(long revision, CancellationToken ct) =>
-        CallAsync<RangeResponse>("v3/kv/compaction", new CompactionRequest { Revision = revision, Physical = true }, ct);
-
-    public Task<StatusResponse> StatusAsync(CancellationToken ct) => CallAsync<StatusResponse>("v3/maintenance/status", new { }, ct);
+    public Task<CompactionResponse> CompactAsync(long revision, CancellationToken ct) =>
+        CallAsync((m, deadline, t) => m.Etcd.CompactAsync(new CompactionRequest { Revision = revision, Physical = true }, null, deadline, t), ct);
 
     public Task<LeaseGrantResponse> LeaseGrantAsync(long ttlSeconds, CancellationToken ct) =>
-        CallAsync<LeaseGrantResponse>("v3/lease/grant", new LeaseGrantRequest { Ttl = ttlSeconds }, ct);
+        CallAsync((m, deadline, t) => m.Etcd.LeaseGrantAsync(new LeaseGrantRequest { TTL = ttlSeconds }, null, deadline, t), ct);
 
-    public Task<RangeResponse> LeaseRevokeAsync(long id, CancellationToken ct) => CallAsync<RangeResponse>("v3/lease/revoke", new LeaseIdRequest { Id = id }, ct);
+    public Task<LeaseRevokeResponse> LeaseRevokeAsync(long id, CancellationToken ct) =>
+        CallAsync((m, deadline, t) => m.Etcd.LeaseRevokeAsync(new LeaseRevokeRequest { ID = id }, null, deadline, t), ct);
 
-    /// <summary>One keep-alive: the gateway maps the bidirectional stream to one request, one answer. TTL 0 = the lease is gone.</summary>
-    public async Task<LeaseKeepAliveResponse> LeaseKeepAliveAsync(long id, CancellationToken ct)
+    /// <summary>A watch stream on the preferred member (the caller sends its create request and reads).</summary>
+    public (AsyncDuplexStreamingCall<WatchRequest, WatchResponse> Call, Uri Endpoint) OpenWatch(CancellationToken ct)
     {
-        var envelope = await CallAsync<StreamEnvelope<LeaseKeepAliveResponse>>("v3/lease/keepalive", new LeaseIdRequest { Id = id }, ct).ConfigureAwait(false);
-        if (envelope.Error is { } error)
-        {
-            throw Classify(HttpStatusCode.OK, error);
-        }
-
-        return envelope.Result ?? new LeaseKeepAliveResponse();
+        var member = _members[Volatile.Read(ref _preferred) % _members.Length];
+        return (member.Etcd.GetConnection().WatchClient.Watch(RequireLeader, null, ct), member.Endpoint);
     }
 
-    /// <summary>Opens a watch stream on the preferred member that answers; the caller reads newline-delimited JSON from it.</summary>
-    public async Task<(HttpResponseMessage Response, Uri Endpoint)> OpenWatchAsync(WatchRequest request, CancellationToken ct)
+    /// <summary>A lease keep-alive stream on the preferred member.</summary>
+    public (AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> Call, Uri Endpoint) OpenKeepAlive(CancellationToken ct)
     {
-        try
-        {
-            return await _transportRetry.ExecuteAsync(
-                async token => await OverMembersAsync(async (endpoint, t) => (await SendAsync(endpoint, "v3/watch", request, streaming: true, t).ConfigureAwait(false), endpoint), token).ConfigureAwait(false),
-                ct).ConfigureAwait(false);
-        }
-        catch (EtcdUnreachableException e)
-        {
-            throw Unavailable(e);
-        }
+        var member = _members[Volatile.Read(ref _preferred) % _members.Length];
+        return (member.Etcd.GetConnection().LeaseClient.LeaseKeepAlive(RequireLeader, null, ct), member.Endpoint);
     }
 
-    /// <summary>The member that served the watch went away mid-stream: prefer the next one from now on.</summary>
+    /// <summary>The member that served a stream went away mid-stream: prefer the next one from now on.</summary>
     public void Demote(Uri endpoint)
     {
-        var index = IndexOf(endpoint);
-        if (index >= 0)
+        var index = Array.FindIndex(_members, m => m.Endpoint == endpoint);
+        if (index >= 0 && _members.Length > 1)
         {
-            Interlocked.CompareExchange(ref _preferred, (index + 1) % _endpoints.Count, index);
+            Interlocked.CompareExchange(ref _preferred, (index + 1) % _members.Length, index);
         }
     }
 
-    public async Task<T> CallAsync<T>(string path, object request, CancellationToken ct)
+    /// <summary>Whether a failed stream or call is worth trying again elsewhere (transport, no leader, timeout).</summary>
+    public static bool IsTransient(RpcException e) =>
+        e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Aborted or StatusCode.Internal or StatusCode.Unknown or StatusCode.Cancelled;
+
+    private async Task<T> CallAsync<T>(Func<Member, DateTime, CancellationToken, Task<T>> call, CancellationToken ct)
     {
         try
         {
-            return await _transportRetry.ExecuteAsync(async token => await OverMembersAsync((endpoint, t) => UnaryAsync<T>(endpoint, path, request, t), token).ConfigureAwait(false), ct)
-                .ConfigureAwait(false);
+            return await _transportRetry.ExecuteAsync(async token => await OverMembersAsync(call, token).ConfigureAwait(false), ct).ConfigureAwait(false);
         }
         catch (EtcdUnreachableException e)
         {
-            throw Unavailable(e);
+            throw new StoreUnavailableException($"etcd is unreachable ({_rounds} rounds over {Describe}): {e.Message}", e);
         }
     }
 
-    private StoreUnavailableException Unavailable(EtcdUnreachableException e) =>
-        new($"etcd is unreachable ({_rounds} rounds over {Describe}): {e.Message}", e);
-
-    private async ValueTask<T> OverMembersAsync<T>(Func<Uri, CancellationToken, Task<T>> call, CancellationToken ct)
+    private async ValueTask<T> OverMembersAsync<T>(Func<Member, DateTime, CancellationToken, Task<T>> call, CancellationToken ct)
     {
         var start = Volatile.Read(ref _preferred);
         var errors = new List<string>();
-        for (var i = 0; i < _endpoints.Count; i++)
+        for (var i = 0; i < _members.Length; i++)
         {
-            var index = (start + i) % _endpoints.Count;
+            var index = (start + i) % _members.Length;
+            var member = _members[index];
             try
             {
-                var result = await call(_endpoints[index], ct).ConfigureAwait(false);
+                var result = await call(member, DateTime.UtcNow + _requestTimeout, ct).ConfigureAwait(false);
                 if (index != start)
                 {
                     Interlocked.CompareExchange(ref _preferred, index, start);
@@ -157,114 +149,32 @@ internal sealed class EtcdClient : IDisposable
 
                 return result;
             }
-            catch (EtcdUnreachableException e)
+            catch (RpcException e) when (!ct.IsCancellationRequested && IsTransient(e))
             {
-                errors.Add($"{_endpoints[index].Authority}: {e.Message}");
+                errors.Add($"{member.Endpoint.Authority}: {e.Status.Detail}");
+            }
+            catch (RpcException e) when (!ct.IsCancellationRequested)
+            {
+                throw new EtcdException((int)e.StatusCode, e.Status.Detail);
             }
         }
 
         throw new EtcdUnreachableException(string.Join("; ", errors));
     }
 
-    private async Task<T> UnaryAsync<T>(Uri endpoint, string path, object request, CancellationToken ct)
+    public void Dispose()
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_requestTimeout);
-        HttpResponseMessage sent;
-        try
+        foreach (var m in _members)
         {
-            sent = await SendAsync(endpoint, path, request, streaming: false, timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
-        {
-            throw new EtcdUnreachableException($"no answer to {path} within {_requestTimeout.TotalSeconds:0.#} s", e);
-        }
-
-        using var response = sent;
-        string body;
-        try
-        {
-            body = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
-        {
-            throw new EtcdUnreachableException($"answer to {path} cut short: {e.Message}", e);
-        }
-
-        if (!response.IsSuccessStatusCode)
-        {
-            GatewayError? error = null;
-            try
-            {
-                error = JsonSerializer.Deserialize<GatewayError>(body, EtcdJson.Options);
-            }
-            catch (JsonException)
-            {
-                // not the gateway's error body (a proxy?): classify by status alone
-            }
-
-            throw Classify(response.StatusCode, error ?? new GatewayError { Message = $"{(int)response.StatusCode} {response.ReasonPhrase}" });
-        }
-
-        try
-        {
-            return JsonSerializer.Deserialize<T>(body, EtcdJson.Options) ?? throw new EtcdUnreachableException($"empty answer to {path}");
-        }
-        catch (JsonException e)
-        {
-            throw new EtcdUnreachableException($"unreadable answer to {path}: {e.Message}", e);
+            m.Etcd.Dispose();
+            m.Channel.Dispose();
         }
     }
 
-    private async Task<HttpResponseMessage> SendAsync(Uri endpoint, string path, object request, bool streaming, CancellationToken ct)
+    private sealed class Member(Uri endpoint, GrpcChannel channel)
     {
-        try
-        {
-            var content = JsonContent.Create(request, request.GetType(), options: EtcdJson.Options);
-            using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(endpoint, path)) { Content = content };
-            var response = await _http.SendAsync(message, streaming ? HttpCompletionOption.ResponseHeadersRead : HttpCompletionOption.ResponseContentRead, ct)
-                .ConfigureAwait(false);
-            if (streaming && !response.IsSuccessStatusCode)
-            {
-                using (response)
-                {
-                    throw new EtcdUnreachableException($"{path} answered {(int)response.StatusCode} {response.ReasonPhrase}");
-                }
-            }
-
-            return response;
-        }
-        catch (HttpRequestException e)
-        {
-            throw new EtcdUnreachableException(e.Message, e);
-        }
-        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
-        {
-            throw new EtcdUnreachableException($"could not connect: {e.Message}", e); // SocketsHttpHandler.ConnectTimeout
-        }
+        public Uri Endpoint { get; } = endpoint;
+        public GrpcChannel Channel { get; } = channel;
+        public dotnet_etcd.EtcdClient Etcd { get; } = new(channel.CreateCallInvoker());
     }
-
-    internal static Exception Classify(HttpStatusCode status, GatewayError error)
-    {
-        var message = error.Message ?? error.Error ?? status.ToString();
-        // gRPC 14 UNAVAILABLE (no leader, member stopping), 4 DEADLINE_EXCEEDED (request timed out), 10 ABORTED (leader changed)
-        return error.Code is 14 or 4 or 10 || status is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout
-            ? new EtcdUnreachableException(message)
-            : new EtcdException(error.Code, message);
-    }
-
-    private int IndexOf(Uri endpoint)
-    {
-        for (var i = 0; i < _endpoints.Count; i++)
-        {
-            if (_endpoints[i] == endpoint)
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
-
-    public void Dispose() => _http.Dispose();
 }

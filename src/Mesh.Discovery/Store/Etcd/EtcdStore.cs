@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Etcdserverpb;
+using Grpc.Core;
 using Mesh.Discovery.Model;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -8,7 +10,7 @@ using Polly.Retry;
 namespace Mesh.Discovery.Store.Etcd;
 
 /// <summary>
-/// <see cref="IClusterStore"/> on a real etcd cluster, through etcd's v3 JSON gateway.
+/// <see cref="IClusterStore"/> on a real etcd cluster, over etcd's v3 gRPC API (dotnet-etcd).
 /// <para>
 /// Layout under <see cref="EtcdStoreOptions.Prefix"/> (default <c>/mesh/</c>), values in <see cref="MeshJson"/>:
 /// <c>networks/&lt;name&gt;</c>, <c>nodes/&lt;name&gt;</c>, <c>services/&lt;name&gt;</c>,
@@ -18,18 +20,25 @@ namespace Mesh.Discovery.Store.Etcd;
 /// <c>revision</c>, the write fence.
 /// </para>
 /// <para>
-/// Every mutation reads the whole prefix (one linearizable range), runs the pure <see cref="StateTransitions"/>
-/// function on it, and commits the object puts/deletes plus a new fence value in ONE transaction whose only
-/// compare is "the fence's mod revision is what I read". Every mutation rewrites the fence, so the commit
-/// succeeds only if no other mutation committed since the read: allocations (VIPs, marks, sandbox and task
-/// IPs, published ports) are never handed out twice, however many daemons write. A lost race re-runs the
-/// whole read-compute-commit (bounded, with backoff); a request that fails validation changes nothing.
+/// Reading: one full read of the prefix when the store is first used, then one watch stream from the revision after
+/// it whose events are applied to that view key by key (<see cref="EtcdView"/>: only the keys an event names are
+/// decoded and validated). A full read again only when etcd compacted the history the stream needs. A read
+/// (<see cref="GetStateAsync"/>, and every mutation's read) is linearizable without transferring the state: one range
+/// over the prefix for the keys changed after the view's revision (keys only) and the key count; when that shows
+/// nothing the view lacks, the view is current, else the read waits for the stream to deliver the rest.
+/// </para>
+/// <para>
+/// Writing: the pure <see cref="StateTransitions"/> function runs on that current state, and the object puts/deletes
+/// plus a new fence value commit in ONE transaction whose only compare is "the fence's mod revision is what I read".
+/// Every mutation rewrites the fence, so the commit succeeds only if no other mutation committed since the read:
+/// allocations (VIPs, marks, sandbox and task IPs, published ports) are never handed out twice, however many daemons
+/// write. A lost race re-runs the whole read-compute-commit (bounded, with backoff); a request that fails validation
+/// changes nothing.
 /// </para>
 /// <para>
 /// Liveness: in the state <see cref="GetStateAsync"/> returns, the tasks of a node without an <c>alive/&lt;node&gt;</c>
-/// key are <see cref="TaskState.NodeDown"/>. When a daemon stops keeping its lease alive, etcd deletes the key
-/// after the TTL and every reader sees the node's tasks go down (and so out of backends and DNS, which take
-/// running tasks only); they are running again when the node registers again. Allocations always see them.
+/// key are <see cref="TaskState.NodeDown"/>. The daemon's lease is kept alive over one keep-alive stream; when it stops,
+/// etcd deletes the key after the TTL and every reader sees the node's tasks go down.
 /// </para>
 /// <para>
 /// Nothing read from etcd is trusted: every object is decoded and validated like an API request
@@ -39,23 +48,23 @@ namespace Mesh.Discovery.Store.Etcd;
 /// </summary>
 public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDisposable
 {
-    private const string NetworksDir = "networks/";
-    private const string NodesDir = "nodes/";
-    private const string ServicesDir = "services/";
-    private const string TasksDir = "tasks/";
-    private const string AliveDir = "alive/";
-    private const string FenceName = "revision";
+    /// <summary>How long a read waits for the watch stream to deliver what etcd already has before it reads everything itself.</summary>
+    private static readonly TimeSpan CatchUpLimit = TimeSpan.FromSeconds(2);
 
     private readonly EtcdStoreOptions _options;
     private readonly EtcdClient _client;
     private readonly ILogger _logger;
     private readonly string _prefix;
+    private readonly EtcdLayout _layout;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _leaseLock = new(1, 1);
     private readonly ResiliencePipeline _commitRetry;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<string, string> _ownNodes = new(StringComparer.OrdinalIgnoreCase); // name → advertise address
-    private readonly StoredObjectValidator _validator;
+    private readonly object _viewGate = new();
+    private EtcdView? _view;
+    private TaskCompletionSource _viewChanged = NewSignal();
+    private Task? _watcher;
     private long _leaseId;
     private TimeSpan _grantedTtl;
     private Task? _keepAlive;
@@ -72,7 +81,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         _prefix = options.Prefix;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _client = new EtcdClient(options);
-        _validator = new StoredObjectValidator(_logger, metrics ?? StoreMetrics.Standalone(), options.ReservedPorts, "etcd");
+        _layout = new EtcdLayout(_prefix, new StoredObjectValidator(_logger, metrics ?? StoreMetrics.Standalone(), options.ReservedPorts, "etcd"));
         _commitRetry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
@@ -86,13 +95,6 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             .Build();
     }
 
-    /// <summary>The daemon's <c>--store etcd://h1:2379,h2:2379</c>.</summary>
-    public static EtcdStore FromConnectionString(string store, ILogger<EtcdStore>? logger = null, TimeSpan? leaseTtl = null, string prefix = "/mesh/", string? node = null)
-    {
-        var options = EtcdStoreOptions.Parse(store, prefix) with { Node = node };
-        return new EtcdStore(leaseTtl is { } ttl ? options with { LeaseTtl = ttl } : options, logger);
-    }
-
     public EtcdStoreOptions Options => _options;
 
     /// <summary>The lease this instance keeps its own node (<see cref="EtcdStoreOptions.Node"/>) alive with (0 before it registered).</summary>
@@ -102,8 +104,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     {
         try
         {
-            var snapshot = await ReadAsync(cancellationToken).ConfigureAwait(false);
-            return snapshot.Visible;
+            return (await CurrentAsync(cancellationToken).ConfigureAwait(false)).Visible;
         }
         catch (EtcdException e)
         {
@@ -144,7 +145,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             },
             null,
             cancellationToken,
-            node => [new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = EtcdJson.Base64(_prefix + AliveDir + node) } }]).ConfigureAwait(false);
+            node => [new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = _layout.Key(_prefix + EtcdLayout.AliveDir + node) } }]).ConfigureAwait(false);
         lock (_ownNodes)
         {
             _ownNodes.Remove(removed);
@@ -164,9 +165,9 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         MutateAsync(s => (StateTransitions.RemoveTask(s, name), name), null, cancellationToken);
 
     /// <summary>
-    /// Watches the prefix from <paramref name="afterRevision"/> + 1. Returns the first batch of changes (whole
-    /// revisions only), an empty result at <paramref name="afterRevision"/> after <paramref name="timeout"/>, or
-    /// <see cref="WatchResult.Resync"/> when etcd compacted that history away (or the revision is from the future:
+    /// Watches the prefix from <paramref name="afterRevision"/> + 1 on a stream of its own. Returns the first batch of
+    /// changes (whole revisions only), an empty result at <paramref name="afterRevision"/> after <paramref name="timeout"/>,
+    /// or <see cref="WatchResult.Resync"/> when etcd compacted that history away (or the revision is from the future:
     /// another cluster). A stream that drops is reopened from the same revision on the next member; when no member
     /// answers, <see cref="StoreUnavailableException"/>. A node's liveness flipping is reported as a change of that node.
     /// </summary>
@@ -174,126 +175,106 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        var request = new WatchRequest
-        {
-            CreateRequest = new WatchCreateRequest
-            {
-                Key = EtcdJson.Base64(_prefix),
-                RangeEnd = EtcdJson.PrefixEnd(_prefix),
-                StartRevision = Math.Max(afterRevision + 1, 1),
-            },
-        };
-
+        var create = new WatchCreateRequest { Key = _layout.PrefixKey, RangeEnd = _layout.PrefixEnd, StartRevision = Math.Max(afterRevision + 1, 1) };
+        var failures = new List<string>();
+        var limit = _options.Endpoints.Count * (Math.Max(_options.TransportRetries, 1) + 1);
         try
         {
             while (true)
             {
-                var (response, endpoint) = await _client.OpenWatchAsync(request, deadline.Token).ConfigureAwait(false);
-                using (response)
+                var (call, endpoint) = _client.OpenWatch(deadline.Token);
+                using (call)
                 {
                     try
                     {
-                        var result = await ReadWatchAsync(response, afterRevision, deadline.Token).ConfigureAwait(false);
-                        if (result is not null)
+                        await call.RequestStream.WriteAsync(new WatchRequest { CreateRequest = create }, deadline.Token).ConfigureAwait(false);
+                        while (await call.ResponseStream.MoveNext(deadline.Token).ConfigureAwait(false))
                         {
-                            return result;
+                            var answer = call.ResponseStream.Current;
+                            failures.Clear(); // this member answers
+                            if (answer.CompactRevision > 0)
+                            {
+                                LogCompacted(afterRevision, answer.CompactRevision);
+                                return new WatchResult(answer.Header.Revision, [], Resync: true);
+                            }
+
+                            if (answer.Canceled)
+                            {
+                                failures.Add($"{endpoint.Authority}: watch canceled: {answer.CancelReason}");
+                                break;
+                            }
+
+                            if (answer.Created && answer.Header.Revision < afterRevision)
+                            {
+                                return new WatchResult(answer.Header.Revision, [], Resync: true);
+                            }
+
+                            if (answer.Events.Count > 0)
+                            {
+                                return new WatchResult(answer.Events.Max(e => e.Kv.ModRevision), Describe(answer.Events), Resync: false);
+                            }
                         }
                     }
-                    catch (Exception e) when (e is IOException or HttpRequestException or EtcdUnreachableException or JsonException)
+                    catch (RpcException e) when (!deadline.IsCancellationRequested && EtcdClient.IsTransient(e))
                     {
+                        failures.Add($"{endpoint.Authority}: {e.Status.Detail}");
+                        LogWatchDropped(endpoint.Authority, e.Status.Detail);
+                    }
+                    catch (IOException e) when (!deadline.IsCancellationRequested)
+                    {
+                        failures.Add($"{endpoint.Authority}: {e.Message}");
                         LogWatchDropped(endpoint.Authority, e.Message);
                     }
                 }
 
                 // The stream ended without an answer (member stopping, connection cut): resume elsewhere, same revision.
                 _client.Demote(endpoint);
-                await Task.Delay(TimeSpan.FromMilliseconds(50), deadline.Token).ConfigureAwait(false);
+                if (failures.Count >= limit)
+                {
+                    throw new StoreUnavailableException($"etcd is unreachable (watch over {_client.Describe}): {string.Join("; ", failures.TakeLast(_options.Endpoints.Count))}");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(50 * Math.Min(failures.Count + 1, 10)), deadline.Token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is OperationCanceledException || (e is RpcException { StatusCode: StatusCode.Cancelled } && deadline.IsCancellationRequested))
         {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
             return new WatchResult(afterRevision, [], Resync: false);
         }
     }
 
-    private async Task<WatchResult?> ReadWatchAsync(HttpResponseMessage response, long afterRevision, CancellationToken ct)
-    {
-        using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        using var reader = new StreamReader(stream);
-        while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
-        {
-            if (line.Length == 0)
-            {
-                continue;
-            }
-
-            var envelope = JsonSerializer.Deserialize<StreamEnvelope<WatchResponse>>(line, EtcdJson.Options);
-            if (envelope?.Error is { } error)
-            {
-                throw EtcdClient.Classify(System.Net.HttpStatusCode.OK, error) is EtcdUnreachableException unreachable
-                    ? unreachable
-                    : new StoreUnavailableException($"etcd refused the watch: {error.Message}");
-            }
-
-            var answer = envelope?.Result;
-            if (answer is null)
-            {
-                continue;
-            }
-
-            var current = answer.Header?.Revision ?? 0;
-            if (answer.CompactRevision > 0)
-            {
-                LogCompacted(afterRevision, answer.CompactRevision);
-                return new WatchResult(current, [], Resync: true);
-            }
-
-            if (answer.Canceled)
-            {
-                throw new EtcdUnreachableException($"watch canceled: {answer.CancelReason}");
-            }
-
-            if (answer.Created && current > 0 && current < afterRevision)
-            {
-                return new WatchResult(current, [], Resync: true);
-            }
-
-            if (answer.Events is { Count: > 0 } events)
-            {
-                return new WatchResult(events.Max(e => e.Kv?.ModRevision ?? 0), Describe(events), Resync: false);
-            }
-        }
-
-        return null;
-    }
-
-    private List<StoreChange> Describe(IEnumerable<WatchEvent> events)
+    private List<StoreChange> Describe(IEnumerable<Mvccpb.Event> events)
     {
         var changes = new List<StoreChange>();
         foreach (var e in events)
         {
-            var key = EtcdJson.Text(e.Kv?.Key);
+            var key = e.Kv.Key.ToStringUtf8();
             if (!key.StartsWith(_prefix, StringComparison.Ordinal))
             {
                 continue;
             }
 
-            var deleted = e.Type == "DELETE";
+            var deleted = e.Type == Mvccpb.Event.Types.EventType.Delete;
             var rest = key[_prefix.Length..];
             StoreChange? change = rest switch
             {
-                _ when rest.StartsWith(NetworksDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Network, rest[NetworksDir.Length..], deleted),
-                _ when rest.StartsWith(NodesDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Node, rest[NodesDir.Length..], deleted),
-                _ when rest.StartsWith(ServicesDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Service, rest[ServicesDir.Length..], deleted),
-                _ when rest.StartsWith(TasksDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Task, rest[(rest.LastIndexOf('/') + 1)..], deleted),
+                _ when rest.StartsWith(EtcdLayout.NetworksDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Network, rest[EtcdLayout.NetworksDir.Length..], deleted),
+                _ when rest.StartsWith(EtcdLayout.NodesDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Node, rest[EtcdLayout.NodesDir.Length..], deleted),
+                _ when rest.StartsWith(EtcdLayout.ServicesDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Service, rest[EtcdLayout.ServicesDir.Length..], deleted),
+                _ when rest.StartsWith(EtcdLayout.TasksDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Task, rest[(rest.LastIndexOf('/') + 1)..], deleted),
                 // The node is still registered; its tasks went node-down (or came back up).
-                _ when rest.StartsWith(AliveDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Node, rest[AliveDir.Length..], false),
+                _ when rest.StartsWith(EtcdLayout.AliveDir, StringComparison.Ordinal) => new(0, StoreObjectKind.Node, rest[EtcdLayout.AliveDir.Length..], false),
                 _ => null,
             };
 
             if (change is not null)
             {
-                change = change with { Revision = e.Kv?.ModRevision ?? 0 };
+                change = change with { Revision = e.Kv.ModRevision };
                 if (!changes.Contains(change))
                 {
                     changes.Add(change);
@@ -324,89 +305,162 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
 
     // ---- reading -----------------------------------------------------------------------------------------
 
-    private sealed record Snapshot(long FenceModRevision, ClusterState Full, ClusterState Visible, Dictionary<string, string> Objects, HashSet<object> Decoded);
-
-    private async Task<Snapshot> ReadAsync(CancellationToken ct)
+    /// <summary>
+    /// The current state, linearizably: the watched view once one range shows etcd holds nothing under the prefix the
+    /// view lacks (no key modified after the view's revision, the same key count); else waits for the stream to catch
+    /// up, and past <see cref="CatchUpLimit"/> reads everything itself. etcd unreachable: <see cref="StoreUnavailableException"/>.
+    /// </summary>
+    private async Task<EtcdSnapshot> CurrentAsync(CancellationToken ct)
     {
-        var range = await _client.RangeAsync(new RangeRequest { Key = EtcdJson.Base64(_prefix), RangeEnd = EtcdJson.PrefixEnd(_prefix) }, ct).ConfigureAwait(false);
-        var networks = new List<(long, OverlayNetwork)>();
-        var nodes = new List<(long, ClusterNode)>();
-        var services = new List<(long, ClusterService)>();
-        var tasks = new List<(long, ServiceTask)>();
-        var alive = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var objects = new Dictionary<string, string>(StringComparer.Ordinal);
-        long fence = 0;
-        foreach (var kv in range.Kvs ?? [])
+        EnsureWatcher();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
         {
-            var key = EtcdJson.Text(kv.Key);
-            var rest = key[_prefix.Length..];
-            var value = EtcdJson.Text(kv.Value);
-            // Each object is decoded and validated on its own: one that fails is set aside (logged, counted) and
-            // left in etcd untouched (it is not in Objects, so no write deletes or rewrites it); the rest converges.
-            if (rest == FenceName)
+            Task changed;
+            EtcdView? view;
+            lock (_viewGate)
             {
-                fence = kv.ModRevision;
+                view = _view;
+                changed = _viewChanged.Task;
             }
-            else if (rest.StartsWith(AliveDir, StringComparison.Ordinal))
+
+            if (view is null || System.Diagnostics.Stopwatch.GetElapsedTime(started) > CatchUpLimit)
             {
-                alive.Add(rest[AliveDir.Length..]);
+                // Not watching yet (first use, or resyncing after a compaction), or the stream lags: read it all.
+                var range = await _client.RangeAsync(new RangeRequest { Key = _layout.PrefixKey, RangeEnd = _layout.PrefixEnd }, ct).ConfigureAwait(false);
+                return EtcdView.Read(_layout, range.Header.Revision, range.Kvs).Snapshot();
             }
-            else if (rest.StartsWith(NetworksDir, StringComparison.Ordinal))
+
+            var probe = await _client.RangeAsync(
+                new RangeRequest { Key = _layout.PrefixKey, RangeEnd = _layout.PrefixEnd, KeysOnly = true, MinModRevision = view.Revision + 1 }, ct).ConfigureAwait(false);
+            if (probe.Kvs.Count == 0 && probe.Count == view.Keys.Count)
             {
-                if (_validator.Decode<OverlayNetwork>(key, value, rest[NetworksDir.Length..]) is { } network)
-                {
-                    networks.Add((kv.CreateRevision, network));
-                    objects[key] = value;
-                }
+                return view.Snapshot().At(probe.Header.Revision);
             }
-            else if (rest.StartsWith(NodesDir, StringComparison.Ordinal))
+
+            // Puts after the view's revision (or deletes: fewer keys) the stream has not delivered yet.
+            await Task.WhenAny(changed, Task.Delay(TimeSpan.FromMilliseconds(200), ct)).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+        }
+    }
+
+    private void EnsureWatcher()
+    {
+        if (Volatile.Read(ref _watcher) is null && !_stopping.IsCancellationRequested)
+        {
+            lock (_viewGate)
             {
-                if (_validator.Decode<ClusterNode>(key, value, rest[NodesDir.Length..]) is { } node)
-                {
-                    nodes.Add((kv.CreateRevision, node));
-                    objects[key] = value;
-                }
-            }
-            else if (rest.StartsWith(ServicesDir, StringComparison.Ordinal))
-            {
-                if (_validator.Decode<ClusterService>(key, value, rest[ServicesDir.Length..]) is { } service)
-                {
-                    services.Add((kv.CreateRevision, service));
-                    objects[key] = value;
-                }
-            }
-            else if (rest.StartsWith(TasksDir, StringComparison.Ordinal))
-            {
-                if (_validator.Decode<ServiceTask>(key, value, rest[TasksDir.Length..]) is { } task)
-                {
-                    tasks.Add((kv.CreateRevision, task));
-                    objects[key] = value;
-                }
+                _watcher ??= Task.Run(() => WatchLoopAsync(_stopping.Token));
             }
         }
-
-        static T[] InOrder<T>(List<(long Created, T Item)> items) => items.OrderBy(i => i.Created).Select(i => i.Item).ToArray();
-        var full = new ClusterState
-        {
-            Revision = range.Header?.Revision ?? 0,
-            Networks = [.. ClusterState.Empty.Networks, .. InOrder(networks).Where(n => !ClusterState.Empty.Networks.Any(d => d.Name == n.Name))],
-            Nodes = InOrder(nodes),
-            Services = InOrder(services),
-            Tasks = InOrder(tasks),
-        };
-        // What readers get is also consistent across objects (no two services with one port, mark or address...).
-        // Writes still see every valid object, so no allocation is handed out twice.
-        var consistent = _validator.Consistent(full);
-        var visible = consistent.Tasks.All(t => alive.Contains(t.Node))
-            ? consistent
-            : consistent with { Tasks = consistent.Tasks.Select(t => alive.Contains(t.Node) ? t : t with { State = TaskState.NodeDown }).ToArray() };
-        var decoded = new HashSet<object>(ReferenceEqualityComparer.Instance);
-        decoded.UnionWith(full.Networks);
-        decoded.UnionWith(full.Nodes);
-        decoded.UnionWith(full.Services);
-        decoded.UnionWith(full.Tasks);
-        return new Snapshot(fence, full, visible, objects, decoded);
     }
+
+    private void Publish(EtcdView? view)
+    {
+        TaskCompletionSource signal;
+        lock (_viewGate)
+        {
+            _view = view;
+            signal = _viewChanged;
+            _viewChanged = NewSignal();
+        }
+
+        signal.TrySetResult();
+    }
+
+    /// <summary>
+    /// Keeps the view: a full read, then one watch stream from the revision after it whose events are applied as they
+    /// come. A dropped stream resumes from the view's revision (on the next member); a compacted history means a full
+    /// read again. Only this loop writes the view.
+    /// </summary>
+    private async Task WatchLoopAsync(CancellationToken ct)
+    {
+        var backoff = TimeSpan.FromMilliseconds(100);
+        EtcdView? view = null;
+        while (!ct.IsCancellationRequested)
+        {
+            Uri? endpoint = null;
+            try
+            {
+                if (view is null)
+                {
+                    var range = await _client.RangeAsync(new RangeRequest { Key = _layout.PrefixKey, RangeEnd = _layout.PrefixEnd }, ct).ConfigureAwait(false);
+                    view = EtcdView.Read(_layout, range.Header.Revision, range.Kvs);
+                    Publish(view);
+                }
+
+                var (call, member) = _client.OpenWatch(ct);
+                endpoint = member;
+                using (call)
+                {
+                    await call.RequestStream.WriteAsync(
+                        new WatchRequest { CreateRequest = new WatchCreateRequest { Key = _layout.PrefixKey, RangeEnd = _layout.PrefixEnd, StartRevision = view.Revision + 1 } },
+                        ct).ConfigureAwait(false);
+                    while (await call.ResponseStream.MoveNext(ct).ConfigureAwait(false))
+                    {
+                        var answer = call.ResponseStream.Current;
+                        backoff = TimeSpan.FromMilliseconds(100);
+                        if (answer.CompactRevision > 0)
+                        {
+                            LogCompacted(view.Revision, answer.CompactRevision);
+                            view = null;
+                            Publish(null);
+                            break;
+                        }
+
+                        if (answer.Canceled)
+                        {
+                            LogWatchDropped(member.Authority, answer.CancelReason ?? "canceled");
+                            break;
+                        }
+
+                        if (answer.Events.Count > 0)
+                        {
+                            view = view.Apply(answer.Events);
+                            Publish(view);
+                        }
+                    }
+                }
+
+                if (view is not null)
+                {
+                    _client.Demote(member);
+                    await Task.Delay(TimeSpan.FromMilliseconds(50), ct).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // Whatever went wrong, the loop goes on (readers fall back to full reads meanwhile): never a silent stale view.
+                if (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                LogWatchDropped(endpoint?.Authority ?? _client.Describe, e is RpcException r ? r.Status.Detail : e.Message);
+                if (endpoint is not null)
+                {
+                    _client.Demote(endpoint);
+                }
+
+                try
+                {
+                    await Task.Delay(backoff, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // ---- writing -----------------------------------------------------------------------------------------
 
@@ -423,7 +477,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             return await _commitRetry.ExecuteAsync(
                 async token =>
                 {
-                    var snapshot = await ReadAsync(token).ConfigureAwait(false);
+                    var snapshot = await CurrentAsync(token).ConfigureAwait(false);
                     var (next, result) = transition(snapshot.Full);
                     var ops = Diff(snapshot, next);
                     if (extra is not null && !ReferenceEquals(next, snapshot.Full))
@@ -440,17 +494,16 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
 
                     if (ops.Count == 0)
                     {
-                        return result; // nothing to change: the read itself is the linearization point
+                        return result; // nothing to change: the (linearizable) read itself is the linearization point
                     }
 
                     var stamp = Guid.NewGuid().ToString("N");
-                    ops.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdJson.Base64(_prefix + FenceName), Value = EtcdJson.Base64(stamp) } });
-                    var txn = new TxnRequest
-                    {
-                        Compare = [new Compare { Key = EtcdJson.Base64(_prefix + FenceName), ModRevision = snapshot.FenceModRevision }],
-                        Success = ops,
-                        Failure = [new RequestOp { RequestRange = new RangeRequest { Key = EtcdJson.Base64(_prefix + FenceName) } }],
-                    };
+                    var fenceKey = _layout.Key(_prefix + EtcdLayout.FenceName);
+                    ops.Add(new RequestOp { RequestPut = new PutRequest { Key = fenceKey, Value = Google.Protobuf.ByteString.CopyFromUtf8(stamp) } });
+                    var txn = new TxnRequest();
+                    txn.Compare.Add(new Compare { Key = fenceKey, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = snapshot.FenceModRevision });
+                    txn.Success.AddRange(ops);
+                    txn.Failure.Add(new RequestOp { RequestRange = new RangeRequest { Key = fenceKey } });
 
                     TxnResponse answer;
                     try
@@ -469,8 +522,8 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                     }
 
                     // A transport retry may have re-sent a transaction whose first copy committed (its answer was lost).
-                    var fenceNow = answer.Responses?.FirstOrDefault()?.ResponseRange?.Kvs?.FirstOrDefault();
-                    if (EtcdJson.Text(fenceNow?.Value) == stamp)
+                    var fenceNow = answer.Responses.FirstOrDefault()?.ResponseRange?.Kvs.FirstOrDefault();
+                    if (fenceNow?.Value.ToStringUtf8() == stamp)
                     {
                         return result;
                     }
@@ -493,7 +546,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         }
     }
 
-    private List<RequestOp> Diff(Snapshot snapshot, ClusterState next)
+    private List<RequestOp> Diff(EtcdSnapshot snapshot, ClusterState next)
     {
         // Objects the transition did not touch are the very instances decoded from etcd: they are neither
         // re-serialized nor re-written (so a field this version does not know survives other daemons' writes).
@@ -510,57 +563,55 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             var json = JsonSerializer.Serialize(value, value.GetType(), MeshJson.Options);
             if (!snapshot.Objects.TryGetValue(key, out var old) || old != json)
             {
-                ops.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdJson.Base64(key), Value = EtcdJson.Base64(json) } });
+                ops.Add(new RequestOp { RequestPut = new PutRequest { Key = _layout.Key(key), Value = Google.Protobuf.ByteString.CopyFromUtf8(json) } });
             }
         }
 
         foreach (var n in next.Networks.Where(n => !ClusterState.Empty.Networks.Contains(n)))
         {
-            Want(_prefix + NetworksDir + n.Name, n);
+            Want(_prefix + EtcdLayout.NetworksDir + n.Name, n);
         }
 
         foreach (var n in next.Nodes)
         {
-            Want(_prefix + NodesDir + n.Name, n);
+            Want(_prefix + EtcdLayout.NodesDir + n.Name, n);
         }
 
         foreach (var s in next.Services)
         {
-            Want(_prefix + ServicesDir + s.Name, s);
+            Want(_prefix + EtcdLayout.ServicesDir + s.Name, s);
         }
 
         foreach (var t in next.Tasks)
         {
-            Want(TaskKey(t), t);
+            Want(_prefix + EtcdLayout.TasksDir + t.Service + "/" + t.Name, t);
         }
 
         var gone = snapshot.Objects.Keys.Where(k => !desired.Contains(k)).ToHashSet(StringComparer.Ordinal);
         // A removed service takes its tasks along: one range delete of tasks/<service>/, not one op per task.
-        foreach (var service in gone.Where(k => k.StartsWith(_prefix + ServicesDir, StringComparison.Ordinal)).ToArray())
+        foreach (var service in gone.Where(k => k.StartsWith(_prefix + EtcdLayout.ServicesDir, StringComparison.Ordinal)).ToArray())
         {
-            var taskDir = _prefix + TasksDir + service[(_prefix.Length + ServicesDir.Length)..] + "/";
+            var taskDir = _prefix + EtcdLayout.TasksDir + service[(_prefix.Length + EtcdLayout.ServicesDir.Length)..] + "/";
             var tasks = snapshot.Objects.Keys.Where(k => k.StartsWith(taskDir, StringComparison.Ordinal)).ToArray();
             if (tasks.Length > 0 && tasks.All(gone.Contains))
             {
                 gone.ExceptWith(tasks);
-                ops.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = EtcdJson.Base64(taskDir), RangeEnd = EtcdJson.PrefixEnd(taskDir) } });
+                ops.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = _layout.Key(taskDir), RangeEnd = EtcdLayout.RangeEnd(taskDir) } });
             }
         }
 
         foreach (var key in gone.Order(StringComparer.Ordinal))
         {
-            ops.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = EtcdJson.Base64(key) } });
+            ops.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = _layout.Key(key) } });
         }
 
         return ops;
     }
 
-    private string TaskKey(ServiceTask t) => _prefix + TasksDir + t.Service + "/" + t.Name;
-
     // ---- liveness ----------------------------------------------------------------------------------------
 
     private PutRequest AlivePut(string node, string advertise, long lease) =>
-        new() { Key = EtcdJson.Base64(_prefix + AliveDir + node), Value = EtcdJson.Base64(advertise), Lease = lease };
+        new() { Key = _layout.Key(_prefix + EtcdLayout.AliveDir + node), Value = Google.Protobuf.ByteString.CopyFromUtf8(advertise), Lease = lease };
 
     private async Task<long> EnsureLeaseAsync(CancellationToken ct)
     {
@@ -581,16 +632,16 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
 
             var ttl = (long)Math.Max(Math.Ceiling(_options.LeaseTtl.TotalSeconds), 1);
             var grant = await _client.LeaseGrantAsync(ttl, ct).ConfigureAwait(false);
-            if (grant.Id == 0 || !string.IsNullOrEmpty(grant.Error))
+            if (grant.ID == 0 || !string.IsNullOrEmpty(grant.Error))
             {
                 throw new StoreUnavailableException($"etcd granted no lease: {grant.Error}");
             }
 
-            _grantedTtl = TimeSpan.FromSeconds(grant.Ttl > 0 ? grant.Ttl : ttl);
-            Interlocked.Exchange(ref _leaseId, grant.Id);
-            LogLeaseGranted(grant.Id, _grantedTtl.TotalSeconds);
+            _grantedTtl = TimeSpan.FromSeconds(grant.TTL > 0 ? grant.TTL : ttl);
+            Interlocked.Exchange(ref _leaseId, grant.ID);
+            LogLeaseGranted(grant.ID, _grantedTtl.TotalSeconds);
             _keepAlive ??= Task.Run(() => KeepAliveLoopAsync(_stopping.Token));
-            return grant.Id;
+            return grant.ID;
         }
         finally
         {
@@ -598,30 +649,47 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         }
     }
 
+    /// <summary>
+    /// One keep-alive stream, a request every third of the TTL and its answer; a stream that fails or does not answer
+    /// within the request timeout is reopened (on the next member). TTL 0 in an answer: the lease is gone (etcd was
+    /// unreachable for longer than the TTL), so a new one is taken and this node announced alive again.
+    /// </summary>
     private async Task KeepAliveLoopAsync(CancellationToken ct)
     {
         while (!ct.IsCancellationRequested)
         {
-            var interval = TimeSpan.FromMilliseconds(Math.Max(_grantedTtl.TotalMilliseconds / 3, 200));
+            Uri? endpoint = null;
             try
             {
-                await Task.Delay(interval, ct).ConfigureAwait(false);
-                var id = Interlocked.Read(ref _leaseId);
-                if (id == 0)
+                var (call, member) = _client.OpenKeepAlive(ct);
+                endpoint = member;
+                using (call)
                 {
-                    continue;
-                }
+                    while (!ct.IsCancellationRequested)
+                    {
+                        var id = Interlocked.Read(ref _leaseId);
+                        if (id != 0)
+                        {
+                            using var answerTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                            answerTimeout.CancelAfter(_options.RequestTimeout);
+                            await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = id }, answerTimeout.Token).ConfigureAwait(false);
+                            if (!await call.ResponseStream.MoveNext(answerTimeout.Token).ConfigureAwait(false))
+                            {
+                                throw new IOException("the keep-alive stream ended");
+                            }
 
-                var answer = await _client.LeaseKeepAliveAsync(id, ct).ConfigureAwait(false);
-                if (answer.Ttl > 0)
-                {
-                    continue;
-                }
+                            if (call.ResponseStream.Current.TTL <= 0)
+                            {
+                                LogLeaseLost(id);
+                                Interlocked.CompareExchange(ref _leaseId, 0, id);
+                                await ReannounceAsync(ct).ConfigureAwait(false);
+                                continue;
+                            }
+                        }
 
-                // The lease expired (etcd was unreachable for longer than the TTL): take a new one and say we are alive again.
-                LogLeaseLost(id);
-                Interlocked.CompareExchange(ref _leaseId, 0, id);
-                await ReannounceAsync(ct).ConfigureAwait(false);
+                        await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(_grantedTtl.TotalMilliseconds / 3, 200)), ct).ConfigureAwait(false);
+                    }
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -629,7 +697,25 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             }
             catch (Exception e)
             {
-                LogKeepAliveFailed(e.Message);
+                if (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                LogKeepAliveFailed(e is RpcException r ? r.Status.Detail : e.Message);
+                if (endpoint is not null)
+                {
+                    _client.Demote(endpoint);
+                }
+
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
     }
@@ -657,9 +743,19 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             await _stopping.CancelAsync().ConfigureAwait(false);
         }
 
-        if (_keepAlive is not null)
+        Task? watcher;
+        lock (_viewGate)
         {
-            await _keepAlive.ConfigureAwait(false);
+            watcher = _watcher;
+            _watcher = Task.CompletedTask; // no new watcher after disposal
+        }
+
+        foreach (var loop in new[] { _keepAlive, watcher })
+        {
+            if (loop is not null)
+            {
+                await loop.ConfigureAwait(false);
+            }
         }
 
         _client.Dispose();
