@@ -57,13 +57,15 @@ public sealed class EtcdLabTests(EtcdLabFixture lab) : IClassFixture<EtcdLabFixt
 
         Assert.Equal(0, (await Shell.MeshAsync(lab.UpArguments)).ExitCode); // restarts etcd
         await LabEndToEndTests.EventuallyAsync(async () => Assert.Equal(0, (await Shell.MeshApiAsync("mesh-n3", "task", "rm", "web.3")).ExitCode), attempts: 50);
+        // Every node's watch stream broke with etcd and reconnects with backoff (up to 2 s) before the removal
+        // reaches it: a loaded CI machine needed more than the default ~5 s; a watch that never recovers still fails.
         await LabEndToEndTests.EventuallyAsync(async () =>
         {
             foreach (var node in LabFixture.NodeAddresses)
             {
                 Assert.Equal(["web.1", "web.2"], (await Shell.CurlTasksAsync(node, 9)).Distinct().Order());
             }
-        });
+        }, attempts: 100);
         Assert.Equal(0, (await Shell.MeshAsync(lab.UpArguments)).ExitCode); // the lab's runtime puts web.3 back
         await LabEndToEndTests.EventuallyAsync(async () => Assert.Equal(AllTasks, (await Shell.CurlTasksAsync("198.18.0.13", 12)).Distinct().Order()));
     }
