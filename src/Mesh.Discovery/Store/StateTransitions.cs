@@ -251,10 +251,9 @@ public static class StateTransitions
 
         var service = state.Services.FirstOrDefault(s => Same(s.Name, serviceName))
             ?? throw new NotFoundException($"service '{serviceName}' does not exist");
-        if (!state.Nodes.Any(n => Same(n.Name, nodeName)))
-        {
-            throw new NotFoundException($"node '{nodeName}' is not registered (is its daemon running?)");
-        }
+        // The task names the node as it registered ("TCP", not "tcp"): daemons pick their tasks by exact name.
+        var node = state.Nodes.FirstOrDefault(n => Same(n.Name, nodeName))
+            ?? throw new NotFoundException($"node '{nodeName}' is not registered (is its daemon running?)");
 
         var index = new NameIndex(state);
         var name = spec.Name ?? index.NextTaskName(service.Name);
@@ -316,7 +315,7 @@ public static class StateTransitions
 
         var task = new ServiceTask
         {
-            Name = name, Service = service.Name, Node = nodeName, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses, Aliases = aliases,
+            Name = name, Service = service.Name, Node = node.Name, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses, Aliases = aliases,
         };
         ObjectRules.Task(task);
         return (state with { Tasks = [.. state.Tasks, task] }, task);

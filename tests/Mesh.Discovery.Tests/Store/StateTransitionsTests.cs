@@ -34,6 +34,17 @@ public class StateTransitionsTests
     }
 
     [Fact]
+    public void A_task_names_its_service_and_node_as_they_were_registered_whatever_the_case_asked()
+    {
+        // Found by the API fuzz run: node 'tcp' was accepted for a node registered as 'TCP' and stored as asked, so
+        // no daemon (which picks its tasks by exact name) would ever have run it.
+        var (state, task) = StateTransitions.AddTask(WithWeb(WithNodes("Host-A")), new TaskSpec { Service = "WEB", Node = "host-a" });
+        Assert.Equal("Host-A", task.Node);
+        Assert.Equal("web", task.Service);
+        Assert.Equal("Host-A", state.Tasks.Single().Node);
+    }
+
+    [Fact]
     public void A_vip_service_gets_a_mark_and_an_ingress_vip_and_its_tasks_get_distinct_addresses()
     {
         var state = WithWeb(WithNodes("n1"));
