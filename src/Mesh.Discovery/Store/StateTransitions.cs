@@ -145,14 +145,11 @@ public static class StateTransitions
                 throw new ValidationException($"networks[{i}]", "'ingress' is joined automatically when ports are published");
             }
 
-            if (FindNetwork(state, net) is null)
+            // Stored as the network is named ("appnet" when "AppNet" was asked): everything after compares exactly.
+            var network = FindNetwork(state, net) ?? throw new ValidationException($"networks[{i}]", $"network '{net}' does not exist");
+            if (joined.Add(network.Name))
             {
-                throw new ValidationException($"networks[{i}]", $"network '{net}' does not exist");
-            }
-
-            if (joined.Add(net))
-            {
-                networks.Add(net);
+                networks.Add(network.Name);
             }
         }
 

@@ -42,6 +42,12 @@ public class StateTransitionsTests
         Assert.Equal("Host-A", task.Node);
         Assert.Equal("web", task.Service);
         Assert.Equal("Host-A", state.Tasks.Single().Node);
+
+        // The same for a service's networks: a task of it then gets its address on that network.
+        state = StateTransitions.CreateNetwork(state, new NetworkSpec { Name = "appnet", Subnet = "10.0.9.0/24", Vni = 4097 }).State;
+        (state, var api) = StateTransitions.CreateService(state, new ServiceSpec { Name = "api", Networks = ["AppNet"] });
+        Assert.Equal(["appnet"], api.Networks);
+        Assert.True(StateTransitions.AddTask(state, new TaskSpec { Service = "api", Node = "HOST-A" }).Task.Addresses.ContainsKey("appnet"));
     }
 
     [Fact]
