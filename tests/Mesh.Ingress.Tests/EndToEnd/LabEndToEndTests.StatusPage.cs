@@ -10,7 +10,13 @@ namespace Mesh.Ingress.Tests.EndToEnd;
 public sealed partial class LabEndToEndTests
 {
     /// <summary>Where the test leaves its screenshot: the README shows it.</summary>
-    private const string Screenshot = "docs/status-page.png";
+    /// <summary>
+    /// Where the screenshot goes: beside the test binaries, so a test run leaves the checkout as it was;
+    /// MESH_UPDATE_SCREENSHOT=1 writes the README's copy (docs/status-page.png) instead.
+    /// </summary>
+    private static string Screenshot => Environment.GetEnvironmentVariable("MESH_UPDATE_SCREENSHOT") == "1"
+        ? Path.Combine(Checkout.Root, "docs", "status-page.png")
+        : Path.Combine(AppContext.BaseDirectory, "status-page.png");
 
     [LabFact]
     public async Task T8e_the_status_page_in_chromium_shows_nodes_and_tasks_a_removed_task_within_2s_and_a_killed_daemon_as_down()
@@ -83,7 +89,7 @@ public sealed partial class LabEndToEndTests
             await Expect(page, "tr[data-node='mesh-n3'][data-alive='up']", 15_000);
             Assert.Equal(3, await page.Locator("tr[data-node][data-alive='up']").CountAsync());
 
-            await page.ScreenshotAsync(new() { Path = Path.Combine(Checkout.Root, Screenshot), FullPage = true });
+            await page.ScreenshotAsync(new() { Path = Screenshot, FullPage = true });
             Assert.Empty(foreign);
             Console.WriteLine($"status page: web.2 gone {removedAfter.TotalMilliseconds:F0} ms after 'task rm', mesh-n3 down {downAfter.TotalMilliseconds:F0} ms after SIGKILL");
         }
