@@ -18,29 +18,15 @@ namespace Mesh.Ingress.Tests.Api;
 /// </summary>
 public sealed class ApiErrorTextTests : IAsyncLifetime
 {
-    private readonly EmbeddedStore _store = new(null, NullLogger<EmbeddedStore>.Instance);
-    private WebApplication? _app;
-    private HttpClient _http = null!;
+    private InMemoryApi _api = null!;
 
-    public async Task InitializeAsync()
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        builder.Services.AddSingleton<IClusterStore>(_store);
-        builder.Services.AddSingleton(new NodeStatus { Node = "n1", Store = "embedded", Dataplane = "nftables" });
-        _app = builder.Build();
-        _app.MapMeshApi();
-        await _app.StartAsync();
-        _http = _app.GetTestClient();
-        await _store.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
-        await _store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
-    }
+    private EmbeddedStore _store => _api.Store;
 
-    public async Task DisposeAsync()
-    {
-        _http.Dispose();
-        await _app!.DisposeAsync();
-    }
+    private HttpClient _http => _api.Http;
+
+    public async Task InitializeAsync() => _api = await InMemoryApi.StartAsync();
+
+    public async Task DisposeAsync() => await _api.DisposeAsync();
 
     public static TheoryData<string, string, string, string> Bodies => new()
     {
