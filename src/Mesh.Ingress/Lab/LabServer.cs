@@ -1,7 +1,11 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Mesh.Ingress.Proxy;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
@@ -11,19 +15,26 @@ namespace Mesh.Ingress.Lab;
 
 /// <summary>
 /// The lab's stand-in for a container: answers HTTP (and UDP datagrams) on one port with
-/// "TASK NODE IP", IP being the address the request arrived on, so tests can tell who answered.
+/// "TASK NODE IP peer=PEER xff=XFF proxy=SOURCE": IP is the address the request arrived on, so tests can tell who
+/// answered; PEER the socket's remote address, XFF the X-Forwarded-For header and SOURCE the client a PROXY v2
+/// header named ("-" when absent), so tests can tell what the task learnt of the caller.
 /// </summary>
 public static class LabServer
 {
+    private const string ProxySourceKey = "mesh.proxy-source";
+
     public static async Task<int> RunAsync(string task, string node, int port, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Any, port));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Any, port, listen => listen.Use(next => ctx => ReadProxyHeaderAsync(ctx, next))));
         await using var app = builder.Build();
         app.Run(ctx =>
         {
-            var body = Encoding.ASCII.GetBytes($"{task} {node} {ctx.Connection.LocalIpAddress}\n");
+            var items = ctx.Features.Get<IConnectionItemsFeature>()?.Items;
+            var proxy = items is not null && items.TryGetValue(ProxySourceKey, out var source) ? source as string : null;
+            var xff = ctx.Request.Headers["X-Forwarded-For"].ToString();
+            var body = Encoding.ASCII.GetBytes(Answer(task, node, ctx.Connection.LocalIpAddress, ctx.Connection.RemoteIpAddress, xff, proxy));
             ctx.Response.ContentType = "text/plain";
             ctx.Response.ContentLength = body.Length;
             return ctx.Response.Body.WriteAsync(body, ctx.RequestAborted).AsTask();
@@ -48,13 +59,92 @@ public static class LabServer
         return 0;
     }
 
+    /// <summary>The answer line; fields that are unknown or empty are "-" so the line always has six fields.</summary>
+    public static string Answer(string task, string node, IPAddress? local, IPAddress? peer, string? xff, string? proxy) =>
+        $"{task} {node} {Plain(local)} peer={(peer is null ? "-" : Plain(peer))} xff={Field(xff)} proxy={Field(proxy)}\n";
+
+    private static string Plain(IPAddress? address) =>
+        address is null ? "-" : (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString();
+
+    private static string Field(string? value) =>
+        string.IsNullOrWhiteSpace(value) ? "-" : value.Replace(" ", "", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Connection middleware: a connection that starts with a PROXY v2 signature has its header consumed and its
+    /// source kept for the answer; any other connection is passed on untouched. A malformed header closes it.
+    /// </summary>
+    private static async Task ReadProxyHeaderAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
+        var input = connection.Transport.Input;
+        while (true)
+        {
+            var read = await input.ReadAsync(connection.ConnectionClosed).ConfigureAwait(false);
+            var buffer = read.Buffer;
+            var bytes = buffer.Length > ProxyHeaderV2.FixedLength + ProxyHeaderV2.MaxBodyLength
+                ? buffer.Slice(0, ProxyHeaderV2.FixedLength + ProxyHeaderV2.MaxBodyLength).ToArray()
+                : buffer.ToArray();
+            ProxyParse parse;
+            ProxyHeaderV2? header;
+            int consumed;
+            try
+            {
+                parse = ProxyHeaderV2.TryRead(bytes, out header, out consumed);
+            }
+            catch (FormatException)
+            {
+                input.AdvanceTo(buffer.End);
+                return;
+            }
+
+            switch (parse)
+            {
+                case ProxyParse.Complete:
+                    input.AdvanceTo(buffer.GetPosition(consumed));
+                    if (header!.Source is { } source)
+                    {
+                        connection.Items[ProxySourceKey] = source.ToString();
+                    }
+
+                    await next(connection).ConfigureAwait(false);
+                    return;
+                case ProxyParse.NotProxy:
+                    input.AdvanceTo(buffer.Start);
+                    await next(connection).ConfigureAwait(false);
+                    return;
+                default:
+                    if (read.IsCompleted)
+                    {
+                        input.AdvanceTo(buffer.End);
+                        return;
+                    }
+
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    break;
+            }
+        }
+    }
+
     private static async Task ServeUdpAsync(Socket udp, string task, string node, CancellationToken ct)
     {
         var buffer = new byte[2048];
         while (!ct.IsCancellationRequested)
         {
             var received = await udp.ReceiveMessageFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), ct).ConfigureAwait(false);
-            var reply = Encoding.ASCII.GetBytes($"{task} {node} {received.PacketInformation.Address}\n");
+            string? proxy = null;
+            try
+            {
+                if (ProxyHeaderV2.TryRead(buffer.AsSpan(0, received.ReceivedBytes), out var header, out _) == ProxyParse.Complete)
+                {
+                    proxy = header!.Source?.ToString();
+                }
+            }
+            catch (FormatException)
+            {
+                continue;
+            }
+
+            var peer = ((IPEndPoint)received.RemoteEndPoint).Address;
+            var reply = Encoding.ASCII.GetBytes(Answer(task, node, received.PacketInformation.Address, peer, null, proxy));
             await udp.SendToAsync(reply, received.RemoteEndPoint, ct).ConfigureAwait(false);
         }
     }
