@@ -51,23 +51,36 @@ public sealed class LabSession : IAsyncDisposable
         }
         catch
         {
-            // lab down deletes the daemons' logs with their directory: keep them for the post-mortem
-            try
-            {
-                var keep = Path.Combine(Cli.Runner.DefaultResultsRoot(), $"lab-logs-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
-                Directory.CreateDirectory(keep);
-                foreach (var f in Directory.Exists(LabPlan.StateDirectory) ? Directory.GetFiles(LabPlan.StateDirectory, "*.log") : [])
-                    File.Copy(f, Path.Combine(keep, Path.GetFileName(f)), overwrite: true);
-                await log.WriteLineAsync($"lab up failed: daemon logs kept in {Path.GetFullPath(keep)}").ConfigureAwait(false);
-            }
-            catch (IOException) { }
+            await session.KeepLogsAsync("lab up failed").ConfigureAwait(false);
             await session.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
 
+    /// <summary>
+    /// lab down deletes the daemons' logs with their directory: copies them to the results folder first, for a
+    /// post-mortem (always after a failed lab up; after every run with MESH_KEEP_LAB_LOGS=1).
+    /// </summary>
+    private async Task KeepLogsAsync(string why)
+    {
+        try
+        {
+            var keep = Path.Combine(Cli.Runner.DefaultResultsRoot(), $"lab-logs-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
+            Directory.CreateDirectory(keep);
+            foreach (var f in Directory.Exists(LabPlan.StateDirectory) ? Directory.GetFiles(LabPlan.StateDirectory, "*.log") : [])
+                File.Copy(f, Path.Combine(keep, Path.GetFileName(f)), overwrite: true);
+            await _log.WriteLineAsync($"{why}: daemon logs kept in {Path.GetFullPath(keep)}").ConfigureAwait(false);
+        }
+        catch (IOException) { }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (Environment.GetEnvironmentVariable("MESH_KEEP_LAB_LOGS") == "1")
+        {
+            await KeepLogsAsync("MESH_KEEP_LAB_LOGS=1").ConfigureAwait(false);
+        }
+
         try
         {
             await Cluster.DownAsync(CancellationToken.None).ConfigureAwait(false);

@@ -22,22 +22,22 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
     /// <summary>Short, so that task churn is seen within a second.</summary>
     public const uint Ttl = 1;
 
-    private ServiceNameIndex _index = ServiceNameIndex.Empty;
-
-    private long _revision = -1;
+    /// <summary>The index and the revision it was built from, swapped together so a lookup never mixes two states.</summary>
+    private Snapshot _current = new(ServiceNameIndex.Empty, -1);
 
     /// <summary>The store revision of the state it answers from (-1 before the first): a forwarded query's span carries it.</summary>
-    public long Revision => Volatile.Read(ref _revision);
+    public long Revision => Volatile.Read(ref _current).Revision;
 
+    /// <summary>Answers from <paramref name="state"/> from now on (the daemon's DNS follower is the one caller that matters).</summary>
     public void Update(ClusterState state)
     {
-        Volatile.Write(ref _index, ServiceNameIndex.Build(state));
-        Volatile.Write(ref _revision, state.Revision);
+        ArgumentNullException.ThrowIfNull(state);
+        Volatile.Write(ref _current, new Snapshot(ServiceNameIndex.Build(state), state.Revision));
     }
 
     public DnsLookupResult Lookup(DnsQuestion question, DnsClientContext context)
     {
-        var index = Volatile.Read(ref _index);
+        var index = Volatile.Read(ref _current).Index;
         if (index.NamesFor(context.TaskId) is not { } names)
         {
             return DnsLookupResult.NotMine; // a task we no longer know: let upstream answer
@@ -123,4 +123,6 @@ public sealed class ClusterDnsAuthority : IDnsAuthority
         var additionals = targets.SelectMany(t => t.Addresses.Select(ip => new DnsRecord(DnsName.Parse(t.Name), DnsType.A, DnsClass.IN, Ttl, new ARecordData(ip)))).ToArray();
         return DnsLookupResult.Answer(answers, additionals);
     }
+
+    private sealed record Snapshot(ServiceNameIndex Index, long Revision);
 }

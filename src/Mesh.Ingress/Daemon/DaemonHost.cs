@@ -120,6 +120,7 @@ public static class DaemonHost
         services.AddSingleton(new TaskResolvConfWriter(options.ResolvConfRoots, options.NodeResolvConf));
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
+        services.AddHostedService<DnsStateFollower>();
         services.AddSingleton<NodeTracer>();
 
         await using var app = builder.Build();

@@ -5,7 +5,6 @@ using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
-using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -13,9 +12,10 @@ using Microsoft.Extensions.Logging;
 namespace Mesh.Ingress.Daemon;
 
 /// <summary>
-/// The sync loop: read the whole desired state, diff it against the kernel object by object, apply
-/// only what differs. Runs on start (so a restarted daemon converges without duplicating anything), on
-/// every store change (coalesced), and every <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
+/// The sync loops: read the whole desired state, diff it against the kernel object by object, apply only what
+/// differs. Two loops, one for the node's own objects (links, host and sandbox rules) and one for the local tasks'
+/// namespaces, each running on start (so a restarted daemon converges without duplicating anything), on every store
+/// change (coalesced), and every <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
 /// </summary>
 public sealed partial class NodeReconciler(
     IClusterStore store,
@@ -24,7 +24,6 @@ public sealed partial class NodeReconciler(
     IngressSandbox sandbox,
     IptablesExecutor iptables,
     TaskNamespaceSync tasks,
-    TaskResolvers resolvers,
     DaemonOptions options,
     NodeStatus status,
     MeshTelemetry telemetry,
@@ -42,46 +41,64 @@ public sealed partial class NodeReconciler(
 
     private readonly NodeRegistration _registration = new(store, options, status, logger);
 
+    /// <summary>What each loop last converged, and its error: the node's status reports the older of the two.</summary>
+    private readonly Lock _progressGate = new();
+    private long _nodeApplied = -1;
+    private long _tasksApplied = -1;
+    private string? _nodeError;
+    private string? _tasksError;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var node = await RegisterAsync(stoppingToken).ConfigureAwait(false);
+
+        // The local tasks' namespaces converge on a loop of their own. Each task costs processes (its rules, its VIP
+        // table) and one change can touch every task on the node; on one loop, a published port's next change waited
+        // for all of that (a removed task stayed a backend for 1.5-4 s on etcd, BENCHMARKS.md "convergence"). Apart,
+        // the sandbox follows the store as fast as its own transaction allows, and the tasks as fast as theirs.
+        var taskLoop = Task.Run(() => TaskLoopAsync(stoppingToken), CancellationToken.None);
+        try
+        {
+            await NodeLoopAsync(node, stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            try
+            {
+                await taskLoop.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                // stopping
+            }
+        }
+    }
+
+    /// <summary>The node's own objects: the sandbox's links, the host's rules, the sandbox's rules.</summary>
+    private async Task NodeLoopAsync(ClusterNode node, CancellationToken stoppingToken)
+    {
         var backoff = TimeSpan.FromMilliseconds(200);
-        var taskRetry = TaskRetryFirst;
         while (!stoppingToken.IsCancellationRequested)
         {
             var started = Stopwatch.GetTimestamp();
             liveness.PassStarted();
             long revision;
-            var wait = options.ResyncInterval;
             try
             {
                 var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
                 node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(stoppingToken).ConfigureAwait(false);
-                var failedTasks = await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
-                status.Applied(state.Revision);
-                status.LastError = ErrorSummary.OfTasks(failedTasks);
-                liveness.PassEnded(converged: true); // a failing task is that task's alone: the node itself converged
+                await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
                 revision = state.Revision;
-                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", failedTasks.Count == 0 ? "ok" : "tasks-failed"));
+                var bothConverged = Progress(node: (revision, null));
+                liveness.PassEnded(converged: bothConverged);
+                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "ok"));
                 backoff = TimeSpan.FromMilliseconds(200);
-
-                // Failing tasks are retried sooner than the resync (a namespace still being set up), backing off
-                // so a task that is refused for good costs little.
-                if (failedTasks.Count > 0)
-                {
-                    wait = taskRetry < wait ? taskRetry : wait;
-                    taskRetry = TimeSpan.FromTicks(Math.Min(taskRetry.Ticks * 2, options.ResyncInterval.Ticks));
-                }
-                else
-                {
-                    taskRetry = TaskRetryFirst;
-                }
             }
             catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 // Keep the dataplane as it is (never flush on error) and retry with backoff. What is kept and
                 // served is a bounded summary: a tool's output can echo file contents (nft's include).
-                status.LastError = ErrorSummary.Of(e);
+                Progress(node: (null, ErrorSummary.Of(e)));
                 liveness.PassEnded(converged: false);
                 _sandboxVerified = null;
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
@@ -95,30 +112,114 @@ public sealed partial class NodeReconciler(
                 telemetry.SyncDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
 
-            try
-            {
-                await store.WatchAsync(revision, wait, stoppingToken).ConfigureAwait(false);
-                await Task.Delay(options.MinSyncInterval, stoppingToken).ConfigureAwait(false);
-            }
-            catch (StoreUnavailableException e)
-            {
-                LogStoreUnavailable(e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
-            }
+            await WaitForChangeAsync(revision, options.ResyncInterval, stoppingToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>
-    /// One pass; returns the tasks that did not converge (the rest of the node did). In the order that keeps traffic
-    /// flowing: the sandbox's links, the host's rules, the sandbox's rules, then each task; one span each.
+    /// The local tasks' namespaces (<see cref="TaskNamespaceSync"/>). A failing task is that task's alone; failing
+    /// tasks are retried sooner than the resync (a namespace still being set up), backing off so that a task refused
+    /// for good costs little.
     /// </summary>
-    private async Task<IReadOnlyDictionary<string, string>> SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
+    private async Task TaskLoopAsync(CancellationToken stoppingToken)
+    {
+        var backoff = TimeSpan.FromMilliseconds(200);
+        var taskRetry = TaskRetryFirst;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var started = Stopwatch.GetTimestamp();
+            liveness.PassStarted();
+            long revision;
+            var wait = options.ResyncInterval;
+            try
+            {
+                var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                var failedTasks = await SyncTasksAsync(state, stoppingToken).ConfigureAwait(false);
+                revision = state.Revision;
+                var bothConverged = Progress(tasks: (revision, ErrorSummary.OfTasks(failedTasks)));
+                liveness.PassEnded(converged: bothConverged);
+                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", failedTasks.Count == 0 ? "tasks-ok" : "tasks-failed"));
+                backoff = TimeSpan.FromMilliseconds(200);
+                if (failedTasks.Count > 0)
+                {
+                    wait = taskRetry < wait ? taskRetry : wait;
+                    taskRetry = TimeSpan.FromTicks(Math.Min(taskRetry.Ticks * 2, options.ResyncInterval.Ticks));
+                }
+                else
+                {
+                    taskRetry = TaskRetryFirst;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                Progress(tasks: (null, ErrorSummary.Of(e)));
+                liveness.PassEnded(converged: false);
+                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
+                LogSyncFailed(e, backoff.TotalMilliseconds);
+                await Task.Delay(backoff, stoppingToken).ConfigureAwait(false);
+                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
+                continue;
+            }
+            finally
+            {
+                telemetry.SyncDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+
+            await WaitForChangeAsync(revision, wait, stoppingToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WaitForChangeAsync(long revision, TimeSpan wait, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await store.WatchAsync(revision, wait, stoppingToken).ConfigureAwait(false);
+            await Task.Delay(options.MinSyncInterval, stoppingToken).ConfigureAwait(false);
+        }
+        catch (StoreUnavailableException e)
+        {
+            LogStoreUnavailable(e.Message);
+            await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Records one loop's pass (a revision it converged, or null after a failure, and its error) and publishes the
+    /// node's status: the revision both loops have applied, and the first error. Returns whether both loops have
+    /// converged at least once (the daemon is ready).
+    /// </summary>
+    private bool Progress((long? Revision, string? Error)? node = null, (long? Revision, string? Error)? tasks = null)
+    {
+        lock (_progressGate)
+        {
+            if (node is { } n)
+            {
+                _nodeApplied = n.Revision ?? _nodeApplied;
+                _nodeError = n.Error;
+            }
+
+            if (tasks is { } t)
+            {
+                _tasksApplied = t.Revision ?? _tasksApplied;
+                _tasksError = t.Error;
+            }
+
+            var applied = Math.Min(_nodeApplied, _tasksApplied);
+            status.Report(applied, _nodeError ?? _tasksError);
+            return applied >= 0 && (node?.Revision is not null || tasks?.Revision is not null);
+        }
+    }
+
+    /// <summary>
+    /// One pass over the node's own objects, in the order that keeps traffic flowing: the sandbox's links, the host's
+    /// rules, the sandbox's rules; one span each.
+    /// </summary>
+    private async Task SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
     {
         using var activity = telemetry.Activities.StartActivity(MeshTelemetry.ReconcileSpan);
         activity?.SetTag(MeshTelemetry.RevisionAttribute, state.Revision);
         try
         {
-            resolvers.Update(state);
             if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
                 || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
             {
@@ -137,20 +238,27 @@ public sealed partial class NodeReconciler(
             }
 
             await ConvergeSandboxAsync(state, node, ct).ConfigureAwait(false);
-            var result = await tasks.SyncAsync(state, ct).ConfigureAwait(false);
-            foreach (var what in result.Changed)
-            {
-                Changed(what, state.Revision);
-            }
-
-            activity?.SetTag("mesh.tasks_failed", result.Errors.Count);
-            return result.Errors;
         }
         catch (Exception e)
         {
             activity?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(e));
             throw;
         }
+    }
+
+    /// <summary>One pass over the local tasks' namespaces; returns the tasks that did not converge (the rest did).</summary>
+    private async Task<IReadOnlyDictionary<string, string>> SyncTasksAsync(ClusterState state, CancellationToken ct)
+    {
+        using var activity = telemetry.Activities.StartActivity(MeshTelemetry.ReconcileTasksSpan);
+        activity?.SetTag(MeshTelemetry.RevisionAttribute, state.Revision);
+        var result = await tasks.SyncAsync(state, ct).ConfigureAwait(false);
+        foreach (var what in result.Changed)
+        {
+            Changed(what, state.Revision);
+        }
+
+        activity?.SetTag("mesh.tasks_failed", result.Errors.Count);
+        return result.Errors;
     }
 
     /// <summary>The ingress sandbox's rules: the dataplane's, what another dataplane left there, stale neighbours.</summary>

@@ -16,10 +16,11 @@ public sealed class NodeStatus
 
     public DateTimeOffset? LastSync { get; set; }
 
-    public void Applied(long revision)
+    /// <summary>A sync loop finished a pass: the revision every part of the node has applied (-1: not yet), and the error to show.</summary>
+    public void Report(long appliedRevision, string? error)
     {
-        Interlocked.Exchange(ref _appliedRevision, revision);
-        LastError = null;
+        Interlocked.Exchange(ref _appliedRevision, appliedRevision);
+        LastError = error;
         LastSync = DateTimeOffset.UtcNow;
     }
 }

@@ -8,8 +8,11 @@ public sealed class MeshTelemetry : IDisposable
 {
     public const string Name = "Mesh";
 
-    /// <summary>One reconcile pass (read the state, converge every namespace of this node).</summary>
+    /// <summary>One pass of the node loop (read the state, converge the sandbox's links, the host's and the sandbox's rules).</summary>
     public const string ReconcileSpan = "mesh.reconcile";
+
+    /// <summary>A pass of the task loop over the local tasks' namespaces (the node loop's is <see cref="ReconcileSpan"/>).</summary>
+    public const string ReconcileTasksSpan = "mesh.reconcile.tasks";
 
     /// <summary>One namespace brought to the state: the host, the ingress sandbox, or a task's namespace.</summary>
     public const string ConvergeSpan = "mesh.converge";

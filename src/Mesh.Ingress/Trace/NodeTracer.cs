@@ -6,6 +6,7 @@ using Mesh.Ingress.Daemon;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ipvs;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Trace;
@@ -48,6 +49,7 @@ public sealed partial class NodeTracer(
         var hostNat = await runner.RunCheckedInAsync(NetworkNamespacePath.Current, save, ["-t", "nat"], null, ct).ConfigureAwait(false);
         var hostFilter = await runner.RunCheckedInAsync(NetworkNamespacePath.Current, save, ["-t", "filter"], null, ct).ConfigureAwait(false);
         var nft = status.Dataplane == "nftables" ? await SandboxTableAsync(ct).ConfigureAwait(false) : null;
+        var ipvs = status.Dataplane == "ipvs" ? await IpvsSandboxAsync(save, ct).ConfigureAwait(false) : null;
         var snapshot = new NodeSnapshot(
             status.Node,
             status.Dataplane,
@@ -59,7 +61,8 @@ public sealed partial class NodeTracer(
             hostFilter,
             nft,
             tasks,
-            new Dictionary<string, string>());
+            new Dictionary<string, string>(),
+            ipvs);
 
         var rules = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var address in Tracer.LocalTaskAddresses(request, snapshot).Take(MaxTaskReads))
@@ -114,6 +117,34 @@ public sealed partial class NodeTracer(
             ? null
             : throw new CommandFailedException($"nft -j list table ip mesh (in {sandbox.Netns})", result);
     }
+
+    /// <summary>The ipvs sandbox: its mangle and nat tables, and its fwmark services dumped over netlink (what ipvsadm -Ln shows).</summary>
+    private async Task<IpvsSandboxView> IpvsSandboxAsync(string save, CancellationToken ct)
+    {
+        var mangle = await runner.RunCheckedInAsync(sandbox.Netns, save, ["-t", "mangle"], null, ct).ConfigureAwait(false);
+        var nat = await runner.RunCheckedInAsync(sandbox.Netns, save, ["-t", "nat"], null, ct).ConfigureAwait(false);
+        using var handle = IpvsHandle.Open(sandbox.Netns.Path);
+        var services = handle.GetServices()
+            .Where(s => s.IsFirewallMark)
+            .Select(s => new IpvsVirtualService(
+                s.FirewallMark,
+                s.Scheduler,
+                handle.GetDestinations(s)
+                    .Select(d => new IpvsRealServer(d.Address.ToString(), d.Port, d.Weight, MethodName(d.ForwardingMethod), d.ActiveConnections))
+                    .OrderBy(r => r.Address, StringComparer.Ordinal)
+                    .ToArray()))
+            .ToArray();
+        return new IpvsSandboxView(mangle, nat, services);
+    }
+
+    /// <summary>As ipvsadm -Ln names the forwarding method.</summary>
+    private static string MethodName(ForwardingMethod method) => method switch
+    {
+        ForwardingMethod.Masquerade => "Masq",
+        ForwardingMethod.Local => "Local",
+        ForwardingMethod.Tunnel => "Tunnel",
+        _ => "Route",
+    };
 
     /// <summary>The task's nat and filter tables; null when its namespace is gone or unreadable (the trace says so).</summary>
     private async Task<string?> TaskRulesAsync(NetworkNamespacePath netns, CancellationToken ct)

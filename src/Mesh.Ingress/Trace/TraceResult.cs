@@ -15,7 +15,7 @@ public enum TraceVerdict
     /// <summary>Not the mesh's: no Mesh rule takes it, and the node's own stack answers it (or not).</summary>
     NotMesh,
 
-    /// <summary>This part of the path cannot be traced yet (the ipvs dataplane's sandbox).</summary>
+    /// <summary>This part of the path could not be read (a task's or the sandbox's rules), or is a dataplane the trace does not know.</summary>
     Unsupported,
 }
 

@@ -120,11 +120,15 @@ public static class Tracer
 
         private TraceResult Sandbox((string Address, int Port) leg)
         {
+            if (kernel.Dataplane == "ipvs")
+            {
+                return IpvsSandbox(leg);
+            }
+
             if (kernel.Dataplane != "nftables")
             {
-                _steps.Add(new TraceStep(_sandbox, "mangle", "PREROUTING", null, $"not traced: the {kernel.Dataplane} dataplane's sandbox is not supported by mesh trace yet"));
-                return Done(TraceVerdict.Unsupported,
-                    $"tracing the {kernel.Dataplane} dataplane's sandbox (iptables mangle MARK rules and IPVS fwmark services) is not supported yet: in {kernel.SandboxNamespace} see iptables-save -t mangle and ipvsadm -Ln");
+                _steps.Add(new TraceStep(_sandbox, "", "", null, $"not traced: mesh trace does not know the {kernel.Dataplane} dataplane"));
+                return Done(TraceVerdict.Unsupported, $"mesh trace does not know the {kernel.Dataplane} dataplane's sandbox");
             }
 
             var port = leg.Port;
@@ -198,6 +202,112 @@ public static class Tracer
             }
 
             return Done(TraceVerdict.Forwarded, $"DNAT to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} backends of service {service}, {Short(rule)}", backends);
+        }
+
+        /// <summary>
+        /// The ipvs dataplane's sandbox (Docker's layout): mangle PREROUTING marks the published port, the IPVS fwmark
+        /// service of that mark picks a real server (Masq, the packet keeps its port), nat POSTROUTING SNATs what IPVS
+        /// sends on; the task REDIRECTs the published port to its target port.
+        /// </summary>
+        private TraceResult IpvsSandbox((string Address, int Port) leg)
+        {
+            var delivered = $"the connection is delivered to the sandbox itself ({leg.Address}:{Port(leg.Port)}), where nothing listens: {RefusedHow}";
+            if (kernel.SandboxIpvs is not { } ipvs)
+            {
+                _steps.Add(new TraceStep(_sandbox, "", "", null, "the sandbox's mangle table and IPVS services could not be read"));
+                return Done(TraceVerdict.Unsupported, $"the ipvs sandbox {kernel.SandboxNamespace} could not be read");
+            }
+
+            var mangle = IptablesSave.Parse(ipvs.Mangle);
+            var packet = new TracedPacket(_proto, request.From, leg.Address, leg.Port, false, true, null);
+            if (!mangle.Jumps.Any(j => j.Table == "mangle" && j.Chain == "PREROUTING" && IptablesRuleMatch.Option(j.Rule, "-j") == IpvsSandboxRules.MarkPorts))
+            {
+                _steps.Add(new TraceStep(_sandbox, "mangle", "PREROUTING", null, $"no rule jumps to {IpvsSandboxRules.MarkPorts}: nothing is marked"));
+                return Done(TraceVerdict.Refused, $"the sandbox's mangle PREROUTING has no jump to {IpvsSandboxRules.MarkPorts} (the daemon has not converged?): {delivered}");
+            }
+
+            var markRule = FirstMatch(mangle, "mangle", IpvsSandboxRules.MarkPorts, packet);
+            if (markRule is null || IpvsSandboxView.MarkOf(markRule) is not { } mark)
+            {
+                _steps.Add(new TraceStep(_sandbox, "mangle", IpvsSandboxRules.MarkPorts, markRule, $"no MARK rule for {_proto}/{Port(leg.Port)}: no mark"));
+                return Done(TraceVerdict.Refused, $"{_proto}/{Port(leg.Port)} has no mark in the sandbox (the host rule and the sandbox disagree): {delivered}");
+            }
+
+            var markText = "0x" + mark.ToString("x8", CultureInfo.InvariantCulture);
+            _steps.Add(new TraceStep(_sandbox, "mangle", IpvsSandboxRules.MarkPorts, markRule, $"mark {markText}"));
+            var service = ipvs.Services.FirstOrDefault(s => s.FirewallMark == mark);
+            if (service is null)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ipvs", $"FWM {mark.ToString(CultureInfo.InvariantCulture)}", null, "no IPVS service for this mark"));
+                return Done(TraceVerdict.Refused, $"no IPVS fwmark service {mark.ToString(CultureInfo.InvariantCulture)} ({markText}): {delivered}");
+            }
+
+            var fwm = $"FWM {mark.ToString(CultureInfo.InvariantCulture)} {service.Scheduler}";
+            var active = service.RealServers.Where(r => r.Weight > 0).ToList();
+            var draining = service.RealServers.Count - active.Count;
+            if (draining > 0)
+            {
+                _notes.Add($"{draining.ToString(CultureInfo.InvariantCulture)} real server(s) have weight 0 (draining a removed task): they keep their connections and get no new one");
+            }
+
+            if (active.Count == 0)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ipvs", fwm, $"-f {mark.ToString(CultureInfo.InvariantCulture)} -s {service.Scheduler}", "no real server with a weight above 0"));
+                return Done(TraceVerdict.Refused, $"IPVS service FWM {mark.ToString(CultureInfo.InvariantCulture)} has no real server to send a new connection to (no running task): {delivered}");
+            }
+
+            var names = active.Select(r => kernel.Tasks.GetValueOrDefault(r.Address)?.Service).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+            var serviceName = names.Count == 1 ? names[0] : $"FWM {mark.ToString(CultureInfo.InvariantCulture)}";
+            _steps.Add(new TraceStep(_sandbox, "ipvs", fwm,
+                $"-f {mark.ToString(CultureInfo.InvariantCulture)} -s {service.Scheduler}: {string.Join(", ", service.RealServers.Select(r => $"{r.Address}:{Port(r.Port)} {r.Method} w{r.Weight.ToString(CultureInfo.InvariantCulture)}"))}",
+                $"IPVS picks one of {active.Count.ToString(CultureInfo.InvariantCulture)} real servers ({service.Scheduler}); the packet keeps port {Port(leg.Port)}"));
+            if (ipvs.SourceNat() is { } snat)
+            {
+                _steps.Add(new TraceStep(_sandbox, "nat", IpvsSandboxRules.SourceNat, snat.Rule, $"SNAT to {snat.Address}: the task replies to this sandbox, which un-NATs back to the client"));
+            }
+            else
+            {
+                _notes.Add("the sandbox has no SNAT for IPVS traffic: a task's reply would not come back through this sandbox");
+            }
+
+            var candidates = new List<TraceBackend>();
+            var index = 0;
+            foreach (var real in active)
+            {
+                var port = real.Port == 0 ? leg.Port : real.Port;
+                kernel.Tasks.TryGetValue(real.Address, out var task);
+                IReadOnlyList<TraceStep>? side = null;
+                string? followUp = null;
+                if (task?.Node == kernel.Node && kernel.LocalTaskRules.ContainsKey(real.Address))
+                {
+                    side = TaskSide(real.Address, port, task).Steps;
+                }
+                else if (task is not null)
+                {
+                    followUp = $"mesh trace --node {task.Node} {_proto} {real.Address}:{Port(port)}";
+                }
+                else
+                {
+                    _notes.Add($"{real.Address} is no task the store knows: a stale real server, or the store changed since the kernel was written");
+                }
+
+                candidates.Add(new TraceBackend(index++, real.Address, port, real.Weight, task?.Name, task?.Node, null, side, followUp));
+            }
+
+            var selection = service.Scheduler switch
+            {
+                "rr" => $"round robin (IPVS rr): each new connection to mark {markText} takes the next of the {active.Count.ToString(CultureInfo.InvariantCulture)} real servers with a weight above 0",
+                "wrr" => "weighted round robin (IPVS wrr), by the weights shown",
+                "mh" => "Maglev hashing (IPVS mh) of the source: a client keeps its real server while the set is unchanged",
+                var other => $"IPVS scheduler {other}",
+            };
+            var backends = new TraceBackendSet(serviceName, markText, selection, candidates);
+            if (candidates.All(c => c.TaskSide is not null && SideVerdict(c) == TraceVerdict.Dropped))
+            {
+                return Done(TraceVerdict.Dropped, $"every backend of {serviceName} is on {kernel.Node} and its task drops {_proto}/{Port(candidates[0].Port)}", backends);
+            }
+
+            return Done(TraceVerdict.Forwarded, $"IPVS sends it to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} real servers of service {serviceName}, {service.Scheduler}", backends);
         }
 
         private TraceVerdict SideVerdict(TraceBackend backend) =>

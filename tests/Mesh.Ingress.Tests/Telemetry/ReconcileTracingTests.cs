@@ -52,7 +52,7 @@ public sealed class ReconcileTracingTests
         await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([], "/etc/resolv.conf"), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
-        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, iptables, tasks, resolvers, options,
+        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, iptables, tasks, options,
             new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), NullLogger<NodeReconciler>.Instance);
 
         await reconciler.StartAsync(CancellationToken.None);

@@ -179,14 +179,110 @@ public sealed class TracerTests
         Assert.Equal("mark-published", trace.Steps.Last().Chain);
     }
 
-    [Fact]
-    public void The_ipvs_dataplane_traces_the_host_and_says_the_sandbox_is_not_supported_yet()
+    /// <summary>The ipvs sandbox as IpvsSandboxRules writes it (iptables-save's canonical form) with web's fwmark service.</summary>
+    private const string IpvsMangle = """
+        *mangle
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :MESH-INGRESS - [0:0]
+        :MESH-INPUT - [0:0]
+        -A PREROUTING -j MESH-INGRESS
+        -A INPUT -j MESH-INPUT
+        -A MESH-INGRESS -p tcp -m tcp --dport 8080 -j MARK --set-xmark 0x100/0xffffffff
+        -A MESH-INGRESS -p udp -m udp --dport 8080 -j MARK --set-xmark 0x100/0xffffffff
+        -A MESH-INPUT -d 10.255.0.5/32 -j MARK --set-xmark 0x100/0xffffffff
+        COMMIT
+        """;
+
+    private const string IpvsNat = """
+        *nat
+        :POSTROUTING ACCEPT [0:0]
+        :MESH-POSTROUTING - [0:0]
+        -A POSTROUTING -j MESH-POSTROUTING
+        -A MESH-POSTROUTING -d 10.255.0.0/16 -m ipvs --ipvs -j SNAT --to-source 10.255.0.4
+        COMMIT
+        """;
+
+    private static NodeSnapshot Ipvs(params IpvsRealServer[] servers) => Node3(null, "ipvs") with
     {
-        var trace = Run(Node3(null, "ipvs") with { SandboxNft = null }, "tcp", "198.18.0.13", 8080);
-        Assert.Equal(TraceVerdict.Unsupported, trace.Verdict);
-        Assert.Contains("not supported yet", trace.Reason, StringComparison.Ordinal);
-        Assert.Equal("MESH-INGRESS", trace.Steps[1].Chain);
-        Assert.Null(trace.Backends);
+        SandboxNft = null,
+        SandboxIpvs = new IpvsSandboxView(IpvsMangle, IpvsNat, [new IpvsVirtualService(0x100, "rr", servers)]),
+    };
+
+    private static IpvsRealServer Real(string address, int weight = 1) => new(address, 0, weight, "Masq", 0);
+
+    [Fact]
+    public void The_ipvs_dataplane_walks_mark_fwmark_service_and_snat_and_lists_the_real_servers_keeping_the_published_port()
+    {
+        var trace = Run(Ipvs(Real("10.255.0.6"), Real("10.255.0.7"), Real("10.255.0.8")), "tcp", "198.18.0.13", 8080);
+
+        Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
+        Assert.Equal(
+            [("nat", "PREROUTING"), ("nat", "MESH-INGRESS"), ("filter", "MESH-INGRESS"), ("mangle", "MESH-INGRESS"), ("ipvs", "FWM 256 rr"), ("nat", "MESH-POSTROUTING")],
+            trace.Steps.Select(s => (s.Table, s.Chain)));
+        Assert.Equal("-p tcp -m tcp --dport 8080 -j MARK --set-xmark 0x100/0xffffffff", trace.Steps[3].Rule);
+        Assert.Equal("mark 0x00000100", trace.Steps[3].Result);
+        Assert.Equal("-f 256 -s rr: 10.255.0.6:0 Masq w1, 10.255.0.7:0 Masq w1, 10.255.0.8:0 Masq w1", trace.Steps[4].Rule);
+        Assert.Contains("SNAT to 10.255.0.4", trace.Steps[5].Result, StringComparison.Ordinal);
+
+        var set = trace.Backends!;
+        Assert.Equal("web", set.Service);
+        Assert.StartsWith("round robin (IPVS rr)", set.Selection, StringComparison.Ordinal);
+        Assert.Equal(
+            [("10.255.0.6", 8080, "web.1", "mesh-n1"), ("10.255.0.7", 8080, "web.2", "mesh-n2"), ("10.255.0.8", 8080, "web.3", "mesh-n1")],
+            set.Candidates.Select(c => (c.Address, c.Port, c.Task!, c.Node!)));
+        Assert.Equal("mesh trace --node mesh-n2 tcp 10.255.0.7:8080", set.Candidates[1].FollowUp);
+        Assert.Contains("IPVS sends it to one of 3 real servers of service web", trace.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void On_the_ipvs_dataplane_a_draining_real_server_gets_no_new_connection_and_none_left_is_refused()
+    {
+        var draining = Run(Ipvs(Real("10.255.0.6"), Real("10.255.0.7", weight: 0)), "tcp", "198.18.0.13", 8080);
+        Assert.Equal(TraceVerdict.Forwarded, draining.Verdict);
+        Assert.Equal(["10.255.0.6"], draining.Backends!.Candidates.Select(c => c.Address));
+        Assert.Contains(draining.Notes, n => n.Contains("weight 0", StringComparison.Ordinal));
+
+        var none = Run(Ipvs(Real("10.255.0.7", weight: 0)), "tcp", "198.18.0.13", 8080);
+        Assert.Equal(TraceVerdict.Refused, none.Verdict);
+        Assert.Contains("no real server", none.Reason, StringComparison.Ordinal);
+        Assert.Null(none.Backends);
+
+        var empty = Run(Ipvs(), "tcp", "198.18.0.13", 8080);
+        Assert.Equal(TraceVerdict.Refused, empty.Verdict);
+    }
+
+    [Fact]
+    public void On_the_ipvs_dataplane_a_mark_without_a_service_or_a_port_without_a_mark_is_refused_in_the_sandbox()
+    {
+        var noService = Run(Ipvs(Real("10.255.0.6")) with { SandboxIpvs = new IpvsSandboxView(IpvsMangle, IpvsNat, []) }, "tcp", "198.18.0.13", 8080);
+        Assert.Equal(TraceVerdict.Refused, noService.Verdict);
+        Assert.Contains("no IPVS fwmark service 256 (0x00000100)", noService.Reason, StringComparison.Ordinal);
+
+        var unmarked = IpvsMangle.Replace("-A MESH-INGRESS -p tcp -m tcp --dport 8080 -j MARK --set-xmark 0x100/0xffffffff\n", "", StringComparison.Ordinal);
+        var noMark = Run(Ipvs(Real("10.255.0.6")) with { SandboxIpvs = new IpvsSandboxView(unmarked, IpvsNat, []) }, "tcp", "198.18.0.13", 8080);
+        Assert.Equal(TraceVerdict.Refused, noMark.Verdict);
+        Assert.Equal(("mangle", "MESH-INGRESS"), (noMark.Steps[^1].Table, noMark.Steps[^1].Chain));
+
+        var unread = Run(Node3(null, "ipvs") with { SandboxNft = null }, "tcp", "198.18.0.13", 8080);
+        Assert.Equal(TraceVerdict.Unsupported, unread.Verdict);
+    }
+
+    [Fact]
+    public void On_the_ipvs_dataplane_a_local_real_server_shows_the_tasks_redirect_from_the_published_port()
+    {
+        var kernel = Ipvs(Real("10.255.0.6"), Real("10.255.0.7")) with
+        {
+            Node = "mesh-n1",
+            LocalAddresses = new HashSet<string> { "127.0.0.1", "198.18.0.11", "172.18.0.1" },
+            LocalTaskRules = new Dictionary<string, string> { ["10.255.0.6"] = Data("task-web.1.txt") },
+        };
+        var trace = Run(kernel, "tcp", "198.18.0.11", 8080);
+        Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
+        var local = trace.Backends!.Candidates[0];
+        Assert.NotNull(local.TaskSide);
+        Assert.Contains(local.TaskSide!, s => s.Result == "REDIRECT to port 80");
+        Assert.Contains(local.TaskSide!, s => s.Result.StartsWith("ACCEPT", StringComparison.Ordinal));
     }
 
     [Theory]

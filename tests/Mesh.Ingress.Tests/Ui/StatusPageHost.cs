@@ -47,7 +47,7 @@ public sealed class StatusPageHost : IAsyncDisposable
         await store.RegisterNodeAsync(new NodeSpec { Name = "mesh-n1", AdvertiseAddress = "198.18.0.11" });
         await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
         var status = new NodeStatus { Node = "mesh-n1", Store = "embedded", Dataplane = "nftables" };
-        status.Applied(store.GetStateAsync().Result.Revision);
+        status.Report(store.GetStateAsync().Result.Revision, null);
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
