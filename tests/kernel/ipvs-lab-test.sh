@@ -58,7 +58,11 @@ node_addr() { echo "198.18.0.$((10 + $1))"; }
 t=$(date +%s)
 if ! "$mesh" lab up --nodes $nodes --replicas $replicas --dataplane ipvs; then
   bad "lab up --nodes $nodes --replicas $replicas --dataplane ipvs"
-  for i in $(seq 1 $nodes); do echo "--- mesh-n$i.log (tail)"; tail -n 30 "/run/mesh/lab/mesh-n$i.log" 2>/dev/null; done
+  for i in $(seq 1 $nodes); do
+    echo "--- mesh-n$i.log (tail)"; tail -n 30 "/run/mesh/lab/mesh-n$i.log" 2>/dev/null
+    echo "--- mesh-n$i.out (the daemon's own output, tail)"; tail -n 30 "/run/mesh/lab/mesh-n$i.out" 2>/dev/null
+  done
+  echo "--- guest load: $(cat /proc/loadavg); mesh processes:"; ps -eo pid,etime,time,stat,args | grep -E '[m]esh (daemon|lab)' | cut -c1-160
   "$mesh" lab down >/dev/null 2>&1
   finish
 fi
@@ -111,6 +115,19 @@ for i in $(seq 1 $nodes); do
   check "$sbx: net.ipv4.vs.conntrack=1, expire_nodest_conn=1" test "$(in_ns "$sbx" cat /proc/sys/net/ipv4/vs/conntrack /proc/sys/net/ipv4/vs/expire_nodest_conn | paste -sd,)" = "1,1"
 done
 echo "--- ipvsadm -Ln in mesh-n$nodes-ingress"; in_ns "mesh-n$nodes-ingress" ipvsadm -Ln
+
+# --- mesh trace: each node's live ipvs sandbox (MARK, fwmark service, real servers), as curl then sees it ---
+trace_of() { # $1 = node index, $2 = port → "verdict:sorted candidate tasks"
+  "$mesh" trace --node "mesh-n$1" tcp "$(node_addr "$1"):$2" --json | jq -r '.verdict + ":" + ([.backends.candidates[]?.task] | sort | join(" "))'
+}
+for i in $(seq 1 $nodes); do
+  got=$(trace_of "$i" 8080)
+  check "trace via mesh-n$i:8080: forwarded to every web task, the tasks curl reached ($got)" test "$got" = "forwarded:$web_tasks"
+done
+echo "--- mesh trace --node mesh-n$nodes tcp $(node_addr $nodes):8080"; "$mesh" trace --node "mesh-n$nodes" tcp "$(node_addr $nodes):8080" || true
+got=$(trace_of $nodes 9999)
+check "trace of mesh-n$nodes:9999 (nobody publishes it): refused ($got)" test "$got" = "refused:"
+check "curl to mesh-n$nodes:9999 is refused, as the trace said (exit 7)" test "$(in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) "http://$(node_addr $nodes):9999/"; echo $?)" = 7
 
 # --- east-west: a task reaches web's appnet VIP through IPVS in its own namespace ----------------------
 client_task=$(jq -r '[.state.tasks[] | select(.service == "api") | .name] | sort | .[0]' <<<"$status")
@@ -199,6 +216,8 @@ all_weight() { local i; for i in $(seq 1 $nodes); do [[ $(weight_of "mesh-n$i-in
 check "drain: $gone_task ($gone_ip) is at weight 0 in every sandbox" wait_for $((20 * scale)) all_weight 0
 got=$(answers "http://$(node_addr $nodes):8080/" $((replicas * 3)))
 check "drain: new connections avoid $gone_task (got: $got)" test "$got" = "${web_tasks% *}"
+got=$(trace_of $nodes 8080)
+check "drain: mesh trace via mesh-n$nodes no longer offers $gone_task to a new connection ($got)" test "$got" = "forwarded:${web_tasks% *}"
 sleep 6 # the default drain period is 5 s; removal happens on the next sync after it: make one
 "$mesh" service create drain-probe --api "$api" >/dev/null
 check "drain: $gone_task is removed from every sandbox after the drain period" wait_for $((20 * scale)) all_weight ""

@@ -367,8 +367,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             args.AddRange(["--join", LabPlan.StoreUrl, .. LabPlan.TlsArguments(node)]);
         }
 
-        MeshExecutable.StartDetachedIn(node, args);
-        await WaitUntilAsync(() => DaemonAnswersAsync(node, ct), TimeSpan.FromSeconds(30), $"the daemon of {node} did not start: see {LabPlan.StateDirectory}/{node}.log", ct);
+        // What the daemon prints before its log file is open (a crash at start, the runtime's own errors) goes to .out.
+        MeshExecutable.StartDetachedIn(node, args, $"{LabPlan.StateDirectory}/{node}.out");
+        await WaitUntilAsync(() => DaemonAnswersAsync(node, ct), TimeSpan.FromSeconds(30), $"the daemon of {node} did not start: see {LabPlan.StateDirectory}/{node}.log and {node}.out", ct);
     }
 
     /// <summary>
