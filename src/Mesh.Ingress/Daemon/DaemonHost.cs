@@ -60,6 +60,7 @@ public static class DaemonHost
         services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, generation));
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
+        services.AddSingleton<Overlay.OverlayNetworks>();
         services.AddSingleton(options.Ipvs);
         services.AddSingleton<IpvsDataplane>();
         services.AddSingleton<NftablesDataplane>();

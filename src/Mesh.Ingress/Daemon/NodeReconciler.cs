@@ -5,6 +5,7 @@ using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Overlay;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Hosting;
@@ -22,6 +23,7 @@ public sealed partial class NodeReconciler(
     IDataplane dataplane,
     DataplaneSwitchCleanup otherDataplane,
     IngressSandbox sandbox,
+    OverlayNetworks overlays,
     IptablesExecutor iptables,
     TaskNamespaceSync tasks,
     TaskResolvers resolvers,
@@ -110,7 +112,7 @@ public sealed partial class NodeReconciler(
 
     /// <summary>
     /// One pass; returns the tasks that did not converge (the rest of the node did). In the order that keeps traffic
-    /// flowing: the sandbox's links, the host's rules, the sandbox's rules, then each task; one span each.
+    /// flowing: the overlays, the sandbox's links, the host's rules, the sandbox's rules, then each task; one span each.
     /// </summary>
     private async Task<IReadOnlyDictionary<string, string>> SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
     {
@@ -119,6 +121,21 @@ public sealed partial class NodeReconciler(
         try
         {
             resolvers.Update(state);
+            using (telemetry.StartConverge("overlay", null, state.Revision))
+            {
+                // First: the ingress sandbox and the tasks attach to the overlays' bridges.
+                var overlay = await overlays.ConvergeAsync(state, ct).ConfigureAwait(false);
+                if (overlay.Changes > 0)
+                {
+                    Changed("overlay", state.Revision);
+                }
+
+                if (overlay.Links)
+                {
+                    _sandboxVerified = null;
+                }
+            }
+
             if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
                 || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
             {
