@@ -61,6 +61,7 @@ public static class DaemonHost
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton<Overlay.OverlayNetworks>();
+        services.AddSingleton<Egress.TaskEgress>();
         services.AddSingleton(options.Ipvs);
         services.AddSingleton<IpvsDataplane>();
         services.AddSingleton<NftablesDataplane>();

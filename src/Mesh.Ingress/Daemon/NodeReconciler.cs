@@ -24,6 +24,7 @@ public sealed partial class NodeReconciler(
     DataplaneSwitchCleanup otherDataplane,
     IngressSandbox sandbox,
     OverlayNetworks overlays,
+    Egress.TaskEgress egress,
     IptablesExecutor iptables,
     TaskNamespaceSync tasks,
     TaskResolvers resolvers,
@@ -154,6 +155,14 @@ public sealed partial class NodeReconciler(
             }
 
             await ConvergeSandboxAsync(state, node, ct).ConfigureAwait(false);
+            using (telemetry.StartConverge("egress", null, state.Revision))
+            {
+                if (await egress.ConvergeAsync(state, ct).ConfigureAwait(false) > 0)
+                {
+                    Changed("egress", state.Revision);
+                }
+            }
+
             var result = await tasks.SyncAsync(state, ct).ConfigureAwait(false);
             foreach (var what in result.Changed)
             {

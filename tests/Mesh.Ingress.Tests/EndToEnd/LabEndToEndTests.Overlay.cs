@@ -165,6 +165,10 @@ public sealed partial class LabEndToEndTests
             + "\n" + string.Join('\n', (await Shell.CheckedAsync("ip", "-n", node, "neigh", "show")).Split('\n').Where(Ours));
 
         const string node = "mesh-n2";
+        async Task<string> DaemonPidAsync() => Assert.Single((await Shell.CheckedAsync("ip", "netns", "pids", node)).Split('\n', StringSplitOptions.RemoveEmptyEntries),
+            p => File.Exists($"/proc/{p}/cmdline") && File.ReadAllText($"/proc/{p}/cmdline").Split('\0').Contains("daemon"));
+
+        var pid = await DaemonPidAsync();
         var before = await SnapshotAsync(node);
         // Every event on the node's links and neighbours (the FDB's too) while its daemon stops and starts.
         var monitor = Process.Start(new ProcessStartInfo("ip", ["-n", node, "monitor", "link", "neigh"]) { RedirectStandardOutput = true, UseShellExecute = false })!;
@@ -172,12 +176,11 @@ public sealed partial class LabEndToEndTests
         try
         {
             await Task.Delay(200);
-            var pid = (await Shell.CheckedAsync("ip", "netns", "pids", node)).Trim();
             await Shell.CheckedAsync("kill", "-TERM", pid);
-            await EventuallyAsync(async () => Assert.Empty((await Shell.CheckedAsync("ip", "netns", "pids", node)).Trim()), 50);
+            await EventuallyAsync(() => Task.Run(() => Assert.False(Directory.Exists($"/proc/{pid}"))), 100);
             var up = await Shell.MeshAsync(lab.UpArguments);
             Assert.True(up.ExitCode == 0, up.Stderr);
-            Assert.NotEqual(pid, (await Shell.CheckedAsync("ip", "netns", "pids", node)).Trim());
+            Assert.NotEqual(pid, await DaemonPidAsync());
         }
         finally
         {
@@ -190,4 +193,32 @@ public sealed partial class LabEndToEndTests
         Assert.Equal(before, await SnapshotAsync(node));
         Assert.Contains("dev mesh-vx4096 dst 198.18.0.11 self permanent", before, StringComparison.Ordinal); // the snapshot is not empty
     }
+
+    [LabFact]
+    public async Task T8o_e_a_task_reaches_the_world_through_its_nodes_gateway_bridge_masqueraded_and_only_there()
+    {
+        var state = await LabStateAsync();
+        foreach (var task in state.Tasks.Where(t => t.Service == "web"))
+        {
+            var netns = "mesh-" + task.Name;
+            // Its gateway leg: the ingress address moved into the gateway subnet (10.255.a.b -> 172.18.a.b), default route via the node.
+            var ingress = task.Addresses[OverlayNetwork.IngressName].Split('.');
+            var leg = await Shell.CheckedAsync("ip", "-n", netns, "-o", "-4", "addr", "show", "dev", "gw0");
+            Assert.Contains($"inet 172.18.{ingress[2]}.{ingress[3]}/16", leg, StringComparison.Ordinal);
+            Assert.StartsWith("default via 172.18.0.1 dev gw0", await Shell.CheckedAsync("ip", "-n", netns, "route", "show", "default"), StringComparison.Ordinal);
+
+            // The site's resolver, asked directly (not through 127.0.0.11): it answers only if the node masquerades the
+            // query (the underlay has no route back to 172.18.0.0/16).
+            var dig = await Shell.CheckedAsync("ip", "netns", "exec", netns, "dig", "+short", "+time=2", "+tries=1", "@198.18.0.53", "www.upstream.test");
+            Assert.Equal("198.18.0.200", dig.Trim());
+        }
+
+        // The node's own end of each leg is on its gateway bridge and nowhere else.
+        var web1 = state.Tasks.Single(t => t.Name == "web.1");
+        var veth = EgressVeth("web.1");
+        Assert.Contains("master mesh-gwbridge", await Shell.CheckedAsync("ip", "-n", web1.Node, "-o", "link", "show", "dev", veth), StringComparison.Ordinal);
+        Assert.Contains("-s 172.18.0.0/16 ! -o mesh-gwbridge -j MASQUERADE", await Shell.CheckedAsync("ip", "netns", "exec", web1.Node, "iptables-save", "-t", "nat"), StringComparison.Ordinal);
+    }
+
+    private static string EgressVeth(string task) => Mesh.Ingress.Egress.EgressPlanner.HostVeth(task);
 }

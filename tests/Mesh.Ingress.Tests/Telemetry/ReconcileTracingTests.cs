@@ -53,7 +53,8 @@ public sealed class ReconcileTracingTests
         var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([], "/etc/resolv.conf"), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
         var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(runner, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
-        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, iptables, tasks, resolvers, options,
+        var egress = new Mesh.Ingress.Egress.TaskEgress(new LinkTool(runner), new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
+        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, iptables, tasks, resolvers, options,
             new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), NullLogger<NodeReconciler>.Instance);
 
         await reconciler.StartAsync(CancellationToken.None);
