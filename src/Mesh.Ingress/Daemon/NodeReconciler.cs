@@ -169,6 +169,9 @@ public sealed partial class NodeReconciler(
                 Changed(what, state.Revision);
             }
 
+            // Last: what left the overlays, now that no backend set holds it (removed first, its connections would hang).
+            await overlays.FinishAsync(ct).ConfigureAwait(false);
+
             activity?.SetTag("mesh.tasks_failed", result.Errors.Count);
             return result.Errors;
         }

@@ -3,9 +3,10 @@ using System.Globalization;
 namespace Mesh.Ingress.Overlay;
 
 /// <summary>
-/// The changes that make the kernel hold the plan, and nothing more: links first (removals before creations, as a
-/// VXLAN device left over with the same VNI would refuse ours), then stale FDB and neighbour entries, then the
-/// missing ones. Entries already right are not touched, so a converged node (or a restarted daemon) changes nothing.
+/// The changes that make the kernel hold the plan, and nothing more: links first, then entries that are wrong, then the
+/// missing ones; last, <see cref="OverlayChange.Deferred"/>, the entries of endpoints that left and the links of
+/// networks the node no longer carries. Entries already right are not touched, so a converged node (or a restarted
+/// daemon) changes nothing.
 /// </summary>
 public static class OverlayDiff
 {
@@ -14,13 +15,14 @@ public static class OverlayDiff
         var removeLinks = new List<OverlayChange>();
         var links = new List<OverlayChange>();
         var removeEntries = new List<OverlayChange>();
+        var fixEntries = new List<OverlayChange>();
         var addEntries = new List<OverlayChange>();
         var fresh = new HashSet<string>(StringComparer.Ordinal);
 
         var wanted = plan.Links.SelectMany(l => new[] { l.Bridge, l.Vxlan }).ToHashSet(StringComparer.Ordinal);
         foreach (var link in kernel.Links.Values.Where(l => !wanted.Contains(l.Name) && IsOwned(l)).OrderBy(l => l.Kind == "bridge" ? 1 : 0).ThenBy(l => l.Name, StringComparer.Ordinal))
         {
-            removeLinks.Add(Ip("link", "del", link.Name));
+            removeLinks.Add(new OverlayChange("ip", ["link", "del", link.Name], Deferred: true));
         }
 
         foreach (var link in plan.Links)
@@ -82,17 +84,20 @@ public static class OverlayDiff
             var vteps = peers.ToDictionary(p => p.Mac, p => p.Vtep, StringComparer.Ordinal);
             var macs = peers.ToDictionary(p => p.Ip, p => p.Mac, StringComparer.Ordinal);
 
-            // Anything else the device holds goes, the all-zero flood entries first among them: no flooding.
+            // Anything else the device holds goes, the all-zero flood entries among them: no flooding. A wrong VTEP of
+            // a wanted MAC goes at once (its right one follows); what no endpoint wants any more goes last.
             foreach (var entry in fdb.Where(e => !vteps.TryGetValue(e.Mac, out var vtep) || e.Dst != vtep))
             {
-                removeEntries.Add(entry.Dst is null
-                    ? new OverlayChange("bridge", ["fdb", "del", entry.Mac, "dev", link.Vxlan, "self"])
-                    : new OverlayChange("bridge", ["fdb", "del", entry.Mac, "dev", link.Vxlan, "dst", entry.Dst, "self"]));
+                var deferred = !vteps.ContainsKey(entry.Mac);
+                var change = entry.Dst is null
+                    ? new OverlayChange("bridge", ["fdb", "del", entry.Mac, "dev", link.Vxlan, "self"], deferred)
+                    : new OverlayChange("bridge", ["fdb", "del", entry.Mac, "dev", link.Vxlan, "dst", entry.Dst, "self"], deferred);
+                (deferred ? removeEntries : fixEntries).Add(change);
             }
 
             foreach (var neighbour in neighbours.Where(n => !macs.ContainsKey(n.Ip)))
             {
-                removeEntries.Add(Ip("neigh", "del", neighbour.Ip, "dev", link.Vxlan));
+                removeEntries.Add(new OverlayChange("ip", ["neigh", "del", neighbour.Ip, "dev", link.Vxlan], Deferred: true));
             }
 
             foreach (var peer in peers)
@@ -109,7 +114,7 @@ public static class OverlayDiff
             }
         }
 
-        return [.. removeLinks, .. links, .. removeEntries, .. addEntries];
+        return [.. links, .. fixEntries, .. addEntries, .. removeEntries, .. removeLinks];
     }
 
     /// <summary>Links by Mesh's names and kinds only: a bridge or VXLAN device of anyone else is never removed.</summary>

@@ -17,6 +17,7 @@ public sealed partial class OverlayNetworks(ICommandRunner runner, DaemonOptions
 {
     private (string Fingerprint, long At)? _applied;
     private (string Device, int Mtu)? _underlay;
+    private (string Fingerprint, List<OverlayChange> Changes)? _deferred;
 
     /// <summary>Converges the overlays: how many changes were made, and whether links were among them (then what attaches to them is checked again).</summary>
     public async Task<(int Changes, bool Links)> ConvergeAsync(ClusterState state, CancellationToken ct)
@@ -31,6 +32,7 @@ public sealed partial class OverlayNetworks(ICommandRunner runner, DaemonOptions
             }
 
             _applied = null;
+            _deferred = null;
             var links = OverlayKernelState.ParseLinks(await runner.RunCheckedInAsync(self, "ip", ["-j", "-d", "addr", "show"], null, ct).ConfigureAwait(false));
             var underlay = links.Values.FirstOrDefault(l => l.Ipv4.Contains(options.AdvertiseAddress))
                 ?? throw new InvalidOperationException(
@@ -47,25 +49,55 @@ public sealed partial class OverlayNetworks(ICommandRunner runner, DaemonOptions
             }
 
             var changes = OverlayDiff.Changes(plan, new OverlayKernelState(links, fdb, neighbours));
-            foreach (var change in changes)
+            foreach (var change in changes.Where(c => !c.Deferred))
             {
                 await runner.RunCheckedInAsync(self, change.Tool, change.Arguments, null, ct).ConfigureAwait(false);
                 LogChange(change.ToString());
             }
 
-            _applied = (plan.Fingerprint, Stopwatch.GetTimestamp());
+            _deferred = (plan.Fingerprint, changes.Where(c => c.Deferred).ToList());
             if (changes.Count > 0)
             {
                 LogConverged(changes.Count, plan.Links.Count, plan.Peers.Count);
             }
 
-            return (changes.Count, changes.Any(c => c.Tool == "ip" && c.Arguments[0] == "link"));
+            return (changes.Count, changes.Any(c => !c.Deferred && c.Tool == "ip" && c.Arguments[0] == "link"));
         }
         catch
         {
             _applied = null;
             throw;
         }
+    }
+
+    /// <summary>
+    /// The end of a pass: removes what endpoints and networks that left still hold, now that the dataplane no longer
+    /// sends them new connections. A removal that fails is logged and found again at the next read of the kernel.
+    /// </summary>
+    public async Task FinishAsync(CancellationToken ct)
+    {
+        if (_deferred is not { } deferred)
+        {
+            return;
+        }
+
+        _deferred = null;
+        var failed = false;
+        foreach (var change in deferred.Changes)
+        {
+            var result = await runner.RunInAsync(NetworkNamespacePath.Current, change.Tool, change.Arguments, null, ct).ConfigureAwait(false);
+            if (result.ExitCode != 0)
+            {
+                failed = true;
+                LogRemovalFailed(change.ToString(), result.Stderr.Trim());
+            }
+            else
+            {
+                LogChange(change.ToString());
+            }
+        }
+
+        _applied = failed ? null : (deferred.Fingerprint, Stopwatch.GetTimestamp());
     }
 
     private OverlayPlan Plan(ClusterState state, string underlay, int mtu) =>
