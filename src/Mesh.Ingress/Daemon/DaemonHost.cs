@@ -60,6 +60,8 @@ public static class DaemonHost
         services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, generation));
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
+        services.AddSingleton<Overlay.OverlayNetworks>();
+        services.AddSingleton<Egress.TaskEgress>();
         services.AddSingleton(options.Ipvs);
         services.AddSingleton<IpvsDataplane>();
         services.AddSingleton<NftablesDataplane>();

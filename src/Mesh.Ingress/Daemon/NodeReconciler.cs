@@ -5,6 +5,7 @@ using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Overlay;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,8 @@ public sealed partial class NodeReconciler(
     IDataplane dataplane,
     DataplaneSwitchCleanup otherDataplane,
     IngressSandbox sandbox,
+    OverlayNetworks overlays,
+    Egress.TaskEgress egress,
     IptablesExecutor iptables,
     TaskNamespaceSync tasks,
     DaemonOptions options,
@@ -47,6 +50,12 @@ public sealed partial class NodeReconciler(
     private long _tasksApplied = -1;
     private string? _nodeError;
     private string? _tasksError;
+
+    /// <summary>The overlays are converged by the node loop and their removals finished by whichever loop is last.</summary>
+    private readonly SemaphoreSlim _overlayGate = new(1, 1);
+
+    /// <summary>The revision whose overlay removals wait until both loops have applied it (-1: none waiting).</summary>
+    private long _overlayRemovalsAt = -1;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -90,6 +99,7 @@ public sealed partial class NodeReconciler(
                 await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
                 revision = state.Revision;
                 var bothConverged = Progress(node: (revision, null));
+                await FinishOverlayRemovalsAsync(stoppingToken).ConfigureAwait(false);
                 liveness.PassEnded(converged: bothConverged);
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "ok"));
                 backoff = TimeSpan.FromMilliseconds(200);
@@ -137,6 +147,7 @@ public sealed partial class NodeReconciler(
                 var failedTasks = await SyncTasksAsync(state, stoppingToken).ConfigureAwait(false);
                 revision = state.Revision;
                 var bothConverged = Progress(tasks: (revision, ErrorSummary.OfTasks(failedTasks)));
+                await FinishOverlayRemovalsAsync(stoppingToken).ConfigureAwait(false);
                 liveness.PassEnded(converged: bothConverged);
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", failedTasks.Count == 0 ? "tasks-ok" : "tasks-failed"));
                 backoff = TimeSpan.FromMilliseconds(200);
@@ -184,6 +195,34 @@ public sealed partial class NodeReconciler(
     }
 
     /// <summary>
+    /// What left the overlays (a removed task's FDB and neighbour entries, a network this node no longer carries) is
+    /// removed only once both loops applied the revision that dropped it: until then a sandbox or a task's VIP table may
+    /// still send it new connections, which would hang instead of going elsewhere.
+    /// </summary>
+    private async Task FinishOverlayRemovalsAsync(CancellationToken ct)
+    {
+        long node, tasks;
+        lock (_progressGate)
+        {
+            (node, tasks) = (_nodeApplied, _tasksApplied);
+        }
+
+        await _overlayGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_overlayRemovalsAt >= 0 && node >= _overlayRemovalsAt && tasks >= _overlayRemovalsAt)
+            {
+                await overlays.FinishAsync(ct).ConfigureAwait(false);
+                _overlayRemovalsAt = -1;
+            }
+        }
+        finally
+        {
+            _overlayGate.Release();
+        }
+    }
+
+    /// <summary>
     /// Records one loop's pass (a revision it converged, or null after a failure, and its error) and publishes the
     /// node's status: the revision both loops have applied, and the first error. Returns whether both loops have
     /// converged at least once (the daemon is ready).
@@ -211,8 +250,9 @@ public sealed partial class NodeReconciler(
     }
 
     /// <summary>
-    /// One pass over the node's own objects, in the order that keeps traffic flowing: the sandbox's links, the host's
-    /// rules, the sandbox's rules; one span each.
+    /// One pass over the node's own objects, in the order that keeps traffic flowing: the overlays, the sandbox's
+    /// links, the host's rules, the sandbox's rules, the tasks' egress legs; one span each. What left the overlays goes
+    /// after both loops applied the change (<see cref="FinishOverlayRemovalsAsync"/>).
     /// </summary>
     private async Task SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
     {
@@ -220,6 +260,29 @@ public sealed partial class NodeReconciler(
         activity?.SetTag(MeshTelemetry.RevisionAttribute, state.Revision);
         try
         {
+            await _overlayGate.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                using var converge = telemetry.StartConverge("overlay", null, state.Revision);
+
+                // First: the ingress sandbox and the tasks attach to the overlays' bridges.
+                var overlay = await overlays.ConvergeAsync(state, ct).ConfigureAwait(false);
+                _overlayRemovalsAt = state.Revision;
+                if (overlay.Changes > 0)
+                {
+                    Changed("overlay", state.Revision);
+                }
+
+                if (overlay.Links)
+                {
+                    _sandboxVerified = null;
+                }
+            }
+            finally
+            {
+                _overlayGate.Release();
+            }
+
             if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
                 || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
             {
@@ -238,6 +301,13 @@ public sealed partial class NodeReconciler(
             }
 
             await ConvergeSandboxAsync(state, node, ct).ConfigureAwait(false);
+            using (telemetry.StartConverge("egress", null, state.Revision))
+            {
+                if (await egress.ConvergeAsync(state, ct).ConfigureAwait(false) > 0)
+                {
+                    Changed("egress", state.Revision);
+                }
+            }
         }
         catch (Exception e)
         {

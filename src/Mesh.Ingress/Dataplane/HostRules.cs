@@ -7,7 +7,7 @@ namespace Mesh.Ingress.Dataplane;
 /// <summary>
 /// Packet walk step 1, on the node: DNAT every published port arriving for a local address into the
 /// ingress sandbox's gateway leg; accept it in FORWARD; masquerade locally sourced traffic so that
-/// <c>curl localhost:PORT</c> works with route_localnet.
+/// <c>curl localhost:PORT</c> works with route_localnet; masquerade what the tasks' gateway legs send out (egress).
 /// </summary>
 public static class HostRules
 {
@@ -30,12 +30,20 @@ public static class HostRules
             forward.Add($"-p {proto} -m {proto} --sport {published} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
         }
 
+        // Egress (docker_gwbridge's rules): what the tasks' gateway legs send out leaves masqueraded, and only its replies come back.
+        var gatewaySubnet = GatewaySubnet(options);
+        forward.Add($"-i {options.GatewayBridge} ! -o {options.GatewayBridge} -j ACCEPT");
+        forward.Add($"-o {options.GatewayBridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
         dnat.Add("-j RETURN");
         forward.Add("-j RETURN");
         return new IptablesRuleset(
             [
                 new IptablesChain("nat", Ingress, dnat),
-                new IptablesChain("nat", Postrouting, [$"-o {options.GatewayBridge} -m addrtype --src-type LOCAL -j MASQUERADE"]),
+                new IptablesChain("nat", Postrouting,
+                [
+                    $"-o {options.GatewayBridge} -m addrtype --src-type LOCAL -j MASQUERADE",
+                    $"-s {gatewaySubnet} ! -o {options.GatewayBridge} -j MASQUERADE",
+                ]),
                 new IptablesChain("filter", Ingress, forward),
             ],
             [
@@ -44,6 +52,13 @@ public static class HostRules
                 new IptablesJump("nat", "POSTROUTING", $"-j {Postrouting}"),
                 new IptablesJump("filter", "FORWARD", $"-j {Ingress}"),
             ]);
+    }
+
+    private static string GatewaySubnet(NodeNetworkOptions options)
+    {
+        var address = Cidr.ToUInt32(System.Net.IPAddress.Parse(options.GatewayAddress));
+        var mask = options.GatewayPrefixLength == 0 ? 0 : uint.MaxValue << (32 - options.GatewayPrefixLength);
+        return new Cidr(address & mask, options.GatewayPrefixLength).ToString();
     }
 
     internal static string Proto(TransportProtocol protocol) => protocol == TransportProtocol.Udp ? "udp" : "tcp";

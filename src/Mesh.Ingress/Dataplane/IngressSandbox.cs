@@ -26,7 +26,7 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         if (!host.ContainsKey(options.IngressBridge))
         {
             throw new InvalidOperationException(
-                $"the ingress overlay bridge '{options.IngressBridge}' does not exist in this namespace: the overlay runtime must create it (VXLAN VNI {OverlayNetwork.Ingress.Vni}) before Mesh can attach the ingress sandbox");
+                $"the ingress overlay bridge '{options.IngressBridge}' does not exist in this namespace: the daemon's overlays (VXLAN VNI {OverlayNetwork.Ingress.Vni}) make it before the ingress sandbox attaches to it");
         }
 
         if (!host.ContainsKey(options.GatewayBridge))
@@ -39,10 +39,18 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         await links.EnsureSysctlsAsync(self, [("net.ipv4.ip_forward", "1"), ($"net.ipv4.conf.{options.GatewayBridge}.route_localnet", "1")], ct).ConfigureAwait(false);
 
         await links.EnsureNamespaceAsync(options.IngressSandbox, ct).ConfigureAwait(false);
-        await EnsureLegAsync(host, options.SandboxGatewayVeth, NodeNetworkOptions.SandboxGatewayInterface, options.GatewayBridge, null, ct).ConfigureAwait(false);
-        await EnsureLegAsync(host, options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.IngressBridge, mtu, ct).ConfigureAwait(false);
+        await EnsureLegAsync(host, options.SandboxGatewayVeth, NodeNetworkOptions.SandboxGatewayInterface, options.GatewayBridge, null, null, ct).ConfigureAwait(false);
+        // On the ingress overlay the sandbox is an endpoint like a task: its MAC follows its address (02:42 + IPv4), which
+        // is what the other nodes' static FDB and neighbour entries for it say.
+        var ingressMac = Overlay.OverlayNames.Mac(sandboxIngressAddress);
+        await EnsureLegAsync(host, options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.IngressBridge, mtu, ingressMac, ct).ConfigureAwait(false);
 
         var sandbox = await links.ReadLinksAsync(Netns, ct).ConfigureAwait(false);
+        if (sandbox.TryGetValue(NodeNetworkOptions.SandboxIngressInterface, out var leg) && !string.Equals(leg.Mac, ingressMac, StringComparison.OrdinalIgnoreCase))
+        {
+            await links.IpAsync(Netns, ["link", "set", NodeNetworkOptions.SandboxIngressInterface, "address", ingressMac], ct).ConfigureAwait(false);
+        }
+
         await EnsureUpAsync(Netns, sandbox, "lo", ct).ConfigureAwait(false);
         await EnsureAddressAsync(Netns, sandbox, NodeNetworkOptions.SandboxGatewayInterface, $"{options.SandboxGatewayAddress}/{gwPrefix}", ct).ConfigureAwait(false);
         await EnsureAddressAsync(Netns, sandbox, NodeNetworkOptions.SandboxIngressInterface, $"{sandboxIngressAddress}/{ingressPrefix}", ct).ConfigureAwait(false);
@@ -84,7 +92,7 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         }
     }
 
-    private async Task EnsureLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string sandboxSide, string bridge, string? mtu, CancellationToken ct)
+    private async Task EnsureLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string sandboxSide, string bridge, string? mtu, string? mac, CancellationToken ct)
     {
         var self = NetworkNamespacePath.Current;
         var created = false;
@@ -93,7 +101,8 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
             // A crash between creating the pair and moving it can leave the sandbox end behind.
             await links.TryIpAsync(Netns, ["link", "del", sandboxSide], ct).ConfigureAwait(false);
             var mtuArgs = mtu is null ? Array.Empty<string>() : ["mtu", mtu];
-            await links.IpAsync(self, ["link", "add", hostSide, .. mtuArgs, "type", "veth", "peer", "name", sandboxSide, .. mtuArgs, "netns", options.IngressSandbox], ct).ConfigureAwait(false);
+            var macArgs = mac is null ? Array.Empty<string>() : ["address", mac];
+            await links.IpAsync(self, ["link", "add", hostSide, .. mtuArgs, "type", "veth", "peer", "name", sandboxSide, .. macArgs, .. mtuArgs, "netns", options.IngressSandbox], ct).ConfigureAwait(false);
             created = true;
         }
 

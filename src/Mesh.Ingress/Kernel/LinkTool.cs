@@ -60,7 +60,7 @@ public sealed class LinkTool(ICommandRunner runner)
 }
 
 /// <summary>What <c>ip -j addr show</c> says of one link.</summary>
-public sealed record LinkState(string Name, bool Up, string? Master, IReadOnlyList<string> Ipv4Addresses)
+public sealed record LinkState(string Name, bool Up, string? Master, IReadOnlyList<string> Ipv4Addresses, string? Mac = null)
 {
     public static IReadOnlyDictionary<string, LinkState> ParseAll(string json)
     {
@@ -81,7 +81,8 @@ public sealed record LinkState(string Name, bool Up, string? Master, IReadOnlyLi
                     .Select(a => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{a.GetProperty("local").GetString()}/{a.GetProperty("prefixlen").GetInt32()}"))
                     .ToArray()
                 : [];
-            result[ifname] = new LinkState(ifname, up, master, addresses);
+            var mac = link.TryGetProperty("address", out var a) && a.ValueKind == System.Text.Json.JsonValueKind.String ? a.GetString() : null;
+            result[ifname] = new LinkState(ifname, up, master, addresses, mac);
         }
 
         return result;

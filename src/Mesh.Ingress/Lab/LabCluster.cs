@@ -14,9 +14,10 @@ using Mesh.Ingress.Kernel;
 namespace Mesh.Ingress.Lab;
 
 /// <summary>
-/// A whole cluster on one machine, in network namespaces, standing in for the overlay runtime: underlay
-/// bridge, one namespace per node with a VXLAN ingress overlay, task namespaces running <c>mesh lab serve</c>,
-/// one <c>mesh daemon</c> per node, and the demo service registered through the API as a runtime would.
+/// A whole cluster on one machine, in network namespaces, standing in for the container runtime: underlay
+/// bridge, one namespace per node, task namespaces running <c>mesh lab serve</c> with a leg on each of their
+/// overlays' bridges, one <c>mesh daemon</c> per node (which makes the overlays), and the demo service registered
+/// through the API as a runtime would.
 /// Nothing here touches the machine's own network namespace.
 /// </summary>
 /// <param name="patience">Multiplies every wait and request timeout of the lab: 1 on a real kernel; more in an
@@ -51,10 +52,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         await BuildUnderlayAsync(plan, ct);
         for (var i = 1; i <= plan.Nodes; i++)
         {
-            foreach (var (network, vni) in LabPlan.Overlays)
-            {
-                await BuildOverlayAsync(plan, i, LabPlan.OverlayBridge(network), vni, ct);
-            }
+            // Bridged overlay frames must not go through the node's own iptables (Docker keeps them in a separate
+            // namespace). The overlays themselves are the daemons' (src/Mesh.Ingress/Overlay).
+            await runner.RunInAsync(NetworkNamespacePath.Named(LabPlan.NodeName(i)), "sysctl", ["-q", "-w", "net.bridge.bridge-nf-call-iptables=0"], null, ct);
         }
 
         await StartUpstreamDnsAsync(ct);
@@ -150,6 +150,10 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         var service = state.Services.Single(s => s.Name == task.Service);
         foreach (var (network, index) in StateTransitions.AttachedNetworks(service).Select((n, i) => (n, i)))
         {
+            // The node's daemon makes the network's bridge once it sees a task of its node on it: this one.
+            var bridge = LabPlan.OverlayBridge(network);
+            await WaitUntilAsync(() => _links.LinkExistsAsync(nodeNs, bridge, ct), TimeSpan.FromSeconds(30),
+                $"the daemon of {node} did not make the bridge {bridge} of network {network}: see {LabPlan.StateDirectory}/{node}.log", ct);
             var inside = string.Create(CultureInfo.InvariantCulture, $"eth{index}");
             var hostSide = "vt" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{taskName}/{network}")).AsSpan(0, 4));
             if (!await _links.LinkExistsAsync(nodeNs, hostSide, ct))
@@ -157,11 +161,12 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
                 await _links.TryIpAsync(taskNs, ["link", "del", inside], ct);
                 // The MAC follows the address, as Docker's overlay does (02:42 + the IPv4 bytes): a task that comes
                 // back with the same address is reachable at once, whatever neighbours and VXLAN FDBs have learned.
-                var mac = "02:42:" + string.Join(':', System.Net.IPAddress.Parse(task.Addresses[network]).GetAddressBytes().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
+                // The daemons' static FDB and neighbour entries for the task say this MAC.
+                var mac = Overlay.OverlayNames.Mac(task.Addresses[network]);
                 await _links.IpAsync(nodeNs, ["link", "add", hostSide, "mtu", mtu, "type", "veth", "peer", "name", inside, "address", mac, "mtu", mtu, "netns", netns], ct);
             }
 
-            await _links.IpAsync(nodeNs, ["link", "set", hostSide, "master", LabPlan.OverlayBridge(network), "up"], ct);
+            await _links.IpAsync(nodeNs, ["link", "set", hostSide, "master", bridge, "up"], ct);
             var prefix = Validate.Cidr("subnet", StateTransitions.FindNetwork(state, network)!.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
             await _links.IpAsync(taskNs, ["addr", "replace", $"{task.Addresses[network]}/{prefix}", "dev", inside], ct);
             await _links.IpAsync(taskNs, ["link", "set", inside, "up"], ct);
@@ -299,41 +304,6 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             await _links.IpAsync(host, ["addr", "replace", $"{address}/24", "dev", "eth0"], ct);
             await _links.IpAsync(host, ["link", "set", "eth0", "up"], ct);
             await _links.IpAsync(host, ["link", "set", "lo", "up"], ct);
-        }
-    }
-
-    /// <summary>One overlay on one node: a bridge and a VXLAN device on the node's underlay leg, flooding to every peer.</summary>
-    private async Task BuildOverlayAsync(LabPlan plan, int i, string bridge, int vni, CancellationToken ct)
-    {
-        var vxlan = LabPlan.OverlayVxlan(vni);
-        var node = NetworkNamespacePath.Named(LabPlan.NodeName(i));
-        var mtu = LabPlan.OverlayMtu.ToString(CultureInfo.InvariantCulture);
-        // Bridged overlay frames must not go through the node's own iptables (Docker keeps them in a separate namespace).
-        await runner.RunInAsync(node, "sysctl", ["-q", "-w", "net.bridge.bridge-nf-call-iptables=0"], null, ct);
-        if (!await _links.LinkExistsAsync(node, bridge, ct))
-        {
-            await _links.IpAsync(node, ["link", "add", bridge, "mtu", mtu, "type", "bridge"], ct);
-        }
-
-        if (!await _links.LinkExistsAsync(node, vxlan, ct))
-        {
-            await _links.IpAsync(node,
-            [
-                "link", "add", vxlan, "mtu", mtu, "type", "vxlan", "id", vni.ToString(CultureInfo.InvariantCulture),
-                "dstport", LabPlan.VxlanPort.ToString(CultureInfo.InvariantCulture), "local", LabPlan.NodeAddress(i), "dev", "eth0", "learning",
-            ], ct);
-        }
-
-        await _links.IpAsync(node, ["link", "set", vxlan, "master", bridge, "up"], ct);
-        await _links.IpAsync(node, ["link", "set", bridge, "up"], ct);
-        var fdb = await runner.RunCheckedInAsync(node, "bridge", ["fdb", "show", "dev", vxlan], null, ct);
-        for (var peer = 1; peer <= plan.Nodes; peer++)
-        {
-            // Head-end replication: broadcast and unknown unicast go to every peer; MACs are then learned.
-            if (peer != i && !fdb.Contains($"00:00:00:00:00:00 dst {LabPlan.NodeAddress(peer)} ", StringComparison.Ordinal))
-            {
-                await runner.RunCheckedInAsync(node, "bridge", ["fdb", "append", "00:00:00:00:00:00", "dev", vxlan, "dst", LabPlan.NodeAddress(peer)], null, ct);
-            }
         }
     }
 

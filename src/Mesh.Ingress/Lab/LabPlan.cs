@@ -21,7 +21,6 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string S
     public const string AppNetwork = "appnet";
     public const string AppSubnet = "10.0.1.0/24";
     public const int AppVni = 4097;
-    public const int VxlanPort = 4789;
     public const int OverlayMtu = 1450;
     public const int StorePort = 2377;
     public const string DemoService = "web";
@@ -53,13 +52,10 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string S
 
     public static string NodeAddress(int i) => string.Create(CultureInfo.InvariantCulture, $"{UnderlayPrefix}.{10 + i}");
 
-    /// <summary>The overlays every node carries: the ingress network and appnet.</summary>
-    public static IReadOnlyList<(string Network, int Vni)> Overlays { get; } = [(Discovery.Model.OverlayNetwork.IngressName, 4096), (AppNetwork, AppVni)];
+    /// <summary>The bridge of an overlay in a node namespace (the daemon makes it: <see cref="Overlay.OverlayNames"/>).</summary>
+    public static string OverlayBridge(string network) => Overlay.OverlayNames.Bridge(network, IngressBridge);
 
-    /// <summary>The bridge of an overlay in a node namespace (interface names are at most 15 characters).</summary>
-    public static string OverlayBridge(string network) => network == Discovery.Model.OverlayNetwork.IngressName ? IngressBridge : "mesh-ov-" + (network.Length <= 7 ? network : network[..7]);
-
-    public static string OverlayVxlan(int vni) => string.Create(CultureInfo.InvariantCulture, $"mesh-vx{vni}");
+    public static string OverlayVxlan(int vni) => Overlay.OverlayNames.Vxlan(vni);
 
     public static string SandboxName(int i) => NodeName(i) + "-ingress";
 

@@ -83,7 +83,8 @@ public sealed class SystemdNotifyTests : IDisposable
         _daemon = await ChildOfAsync(_parent); // unshare execs the daemon: same pid
         Assert.Equal("systemd", (await File.ReadAllTextAsync($"/proc/{_parent.Id}/comm")).Trim());
 
-        // Up and serving, but not converged: no bridge yet, every sync fails and is retried.
+        // Up and serving, but not converged: its advertise address is on no interface yet (the overlays' VXLAN devices
+        // send from it), so every sync fails and is retried.
         using var http = ApiClientFactory.Create($"unix://{socket}", TimeSpan.FromSeconds(5));
         await WaitForAsync(async () => (await InfoAsync(http)) is { } i && i.TryGetProperty("lastError", out var e) && e.GetString() is { Length: > 0 }, TimeSpan.FromSeconds(60), "the daemon's first failing sync");
         await Task.Delay(TimeSpan.FromSeconds(2));
@@ -93,9 +94,11 @@ public sealed class SystemdNotifyTests : IDisposable
         Assert.True(_messages.Count(m => m.Message.Contains("WATCHDOG=1", StringComparison.Ordinal)) >= 3, $"watchdog pings while retrying: {Messages()}");
         Assert.Equal(-1, (await InfoAsync(http))!.Value.GetProperty("appliedRevision").GetInt64());
 
-        await RunAsync("nsenter", $"--net=/proc/{_daemon.Id}/ns/net", "ip", "link", "add", _bridge, "type", "bridge");
-        await RunAsync("nsenter", $"--net=/proc/{_daemon.Id}/ns/net", "ip", "link", "set", _bridge, "up");
-        await WaitForAsync(() => Task.FromResult(_messages.Any(m => m.Message.Contains("READY=1", StringComparison.Ordinal))), TimeSpan.FromSeconds(30), "READY=1 after the bridge appeared");
+        // The underlay appears (a veth: this kernel has no dummy links); the daemon then makes its overlays and converges.
+        await RunAsync("nsenter", $"--net=/proc/{_daemon.Id}/ns/net", "ip", "link", "add", "sd0", "type", "veth", "peer", "name", "sd1");
+        await RunAsync("nsenter", $"--net=/proc/{_daemon.Id}/ns/net", "ip", "addr", "add", "198.18.0.250/24", "dev", "sd0");
+        await RunAsync("nsenter", $"--net=/proc/{_daemon.Id}/ns/net", "ip", "link", "set", "sd0", "up");
+        await WaitForAsync(() => Task.FromResult(_messages.Any(m => m.Message.Contains("READY=1", StringComparison.Ordinal))), TimeSpan.FromSeconds(30), "READY=1 after the underlay appeared");
         var ready = _messages.First(m => m.Message.Contains("READY=1", StringComparison.Ordinal));
         Assert.True(ready.At > beforeBridge);
         Assert.Contains("applied revision", ready.Message, StringComparison.Ordinal);

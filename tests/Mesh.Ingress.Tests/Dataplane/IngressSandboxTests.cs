@@ -22,7 +22,7 @@ public class IngressSandboxTests
     private const string SandboxConverged = """
         [{"ifname":"lo","flags":["LOOPBACK","UP"],"addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
          {"ifname":"eth1","flags":["BROADCAST","UP"],"addr_info":[{"family":"inet","local":"172.18.0.2","prefixlen":16}]},
-         {"ifname":"eth0","flags":["BROADCAST","UP"],"addr_info":[{"family":"inet","local":"10.255.0.2","prefixlen":16}]}]
+         {"ifname":"eth0","flags":["BROADCAST","UP"],"address":"02:42:0a:ff:00:02","addr_info":[{"family":"inet","local":"10.255.0.2","prefixlen":16}]}]
         """;
 
     [Fact]
@@ -44,15 +44,20 @@ public class IngressSandboxTests
         Assert.Contains("ip link add mesh-gwbridge type bridge", runner.Writes);
         Assert.Contains("ip addr replace 172.18.0.1/16 dev mesh-gwbridge", runner.Writes);
         Assert.Contains("sysctl -q -w net.ipv4.ip_forward=1", runner.Writes);
-        Assert.Contains(runner.Writes, w => w.StartsWith("ip link add mesh-sbx-ing mtu 1450 type veth peer name eth0", StringComparison.Ordinal));
+        Assert.Contains("ip link add mesh-sbx-ing mtu 1450 type veth peer name eth0 address 02:42:0a:ff:00:02 mtu 1450 netns sandbox-test-never-created", runner.Writes);
         Assert.Contains("ip link set mesh-sbx-ing master mesh-ov-ingress up", runner.Writes);
         Assert.Contains(runner.Writes, w => w.EndsWith("ip addr replace 10.255.0.2/16 dev eth0", StringComparison.Ordinal));
         Assert.Contains(runner.Writes, w => w.EndsWith("ip route replace default via 172.18.0.1", StringComparison.Ordinal));
 
-        // Only the sandbox's ingress address differs (the node got a new one): that address alone is written.
+        // Only the sandbox's ingress address differs (the node got a new one): that address and the MAC that follows it are written.
         var moved = new ScriptedRunner(HostConverged, SandboxConverged, """[{"dst":"default","gateway":"172.18.0.1","dev":"eth1"}]""", "1\n1\n");
         await new IngressSandbox(new LinkTool(moved), Options).EnsureAsync("10.255.0.9", CancellationToken.None);
-        Assert.Equal(["ip netns add sandbox-test-never-created", "nsenter --net=/var/run/netns/sandbox-test-never-created -- ip addr replace 10.255.0.9/16 dev eth0"], moved.Writes);
+        Assert.Equal(
+        [
+            "ip netns add sandbox-test-never-created",
+            "nsenter --net=/var/run/netns/sandbox-test-never-created -- ip link set eth0 address 02:42:0a:ff:00:09",
+            "nsenter --net=/var/run/netns/sandbox-test-never-created -- ip addr replace 10.255.0.9/16 dev eth0",
+        ], moved.Writes);
     }
 
     [Fact]

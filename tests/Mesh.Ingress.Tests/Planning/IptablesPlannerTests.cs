@@ -24,6 +24,8 @@ public class IptablesPlannerTests
         -A MESH-INGRESS -p tcp -m tcp --sport 8080 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
         -A MESH-INGRESS -p udp -m udp --dport 8080 -j ACCEPT
         -A MESH-INGRESS -p udp -m udp --sport 8080 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+        -A MESH-INGRESS -i mesh-gwbridge ! -o mesh-gwbridge -j ACCEPT
+        -A MESH-INGRESS -o mesh-gwbridge -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
         -A MESH-INGRESS -j RETURN
         COMMIT
         *nat
@@ -43,6 +45,7 @@ public class IptablesPlannerTests
         -A MESH-INGRESS -p udp -m udp --dport 8080 -j DNAT --to-destination 172.18.0.2:8080
         -A MESH-INGRESS -j RETURN
         -A MESH-POSTROUTING -o mesh-gwbridge -m addrtype --src-type LOCAL -j MASQUERADE
+        -A MESH-POSTROUTING -s 172.18.0.0/16 ! -o mesh-gwbridge -j MASQUERADE
         COMMIT
         """;
 

@@ -18,7 +18,7 @@ namespace Mesh.Ingress.Tests.Telemetry;
 /// <summary>
 /// The daemon's reconciler, in this process, over a real embedded store: each pass is a <c>mesh.reconcile</c> span
 /// carrying the revision of the state it read, with the namespaces it converged as child spans. Every kernel command
-/// fails here (a runner that runs nothing), so the pass fails at the sandbox's links and the reconcile span carries
+/// fails here (a runner that runs nothing), so the pass fails at its first step, the overlays, and the reconcile span carries
 /// the error; nothing on the machine is touched.
 /// </summary>
 public sealed class ReconcileTracingTests
@@ -52,7 +52,9 @@ public sealed class ReconcileTracingTests
         await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([], "/etc/resolv.conf"), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
-        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, iptables, tasks, options,
+        var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(runner, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
+        var egress = new Mesh.Ingress.Egress.TaskEgress(new LinkTool(runner), new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
+        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, iptables, tasks, options,
             new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), NullLogger<NodeReconciler>.Instance);
 
         await reconciler.StartAsync(CancellationToken.None);
@@ -71,10 +73,10 @@ public sealed class ReconcileTracingTests
         Assert.True(read > revision, $"revision {read}, the store was at {revision} before the node registered");
         Assert.Equal(read, (await store.GetStateAsync()).Revision);
         Assert.Equal(ActivityStatusCode.Error, reconcile.Status);
-        Assert.Contains("'ip -j addr show' exited with 1", reconcile.StatusDescription, StringComparison.Ordinal);
+        Assert.Contains("'ip -j -d addr show' exited with 1", reconcile.StatusDescription, StringComparison.Ordinal);
 
         var links = spans.First(s => s.OperationName == MeshTelemetry.ConvergeSpan && s.ParentSpanId == reconcile.SpanId);
-        Assert.Equal("links", links.GetTagItem(MeshTelemetry.NamespaceAttribute));
+        Assert.Equal("overlay", links.GetTagItem(MeshTelemetry.NamespaceAttribute));
         Assert.Equal(read, links.GetTagItem(MeshTelemetry.RevisionAttribute));
         Assert.Equal(reconcile.TraceId, links.TraceId);
     }
