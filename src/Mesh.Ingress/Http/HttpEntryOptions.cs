@@ -38,11 +38,14 @@ public sealed record HttpEntryOptions
         var result = new List<IPNetwork>();
         foreach (var item in values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
         {
-            if (IPNetwork.TryParse(item, out var network))
+            // IPAddress also reads "10.1" as 10.0.0.1: an IPv4 address must have its four parts written out.
+            var address = item.Split('/')[0];
+            var written = address.Contains(':', StringComparison.Ordinal) || address.Split('.').Length == 4;
+            if (written && IPNetwork.TryParse(item, out var network))
             {
                 result.Add(network);
             }
-            else if (IPAddress.TryParse(item, out var ip) && item.Contains(ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? '.' : ':', StringComparison.Ordinal))
+            else if (written && !item.Contains('/', StringComparison.Ordinal) && IPAddress.TryParse(item, out var ip))
             {
                 result.Add(new IPNetwork(ip, ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128));
             }
