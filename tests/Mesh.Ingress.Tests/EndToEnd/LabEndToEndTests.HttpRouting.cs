@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using Mesh.Ipvs;
 using Mesh.Ingress.Http;
 
 namespace Mesh.Ingress.Tests.EndToEnd;
@@ -99,6 +103,70 @@ public sealed partial class LabEndToEndTests
         }
 
         await AllNodesWithinASecondAsync("200");
+    }
+
+    [LabFact]
+    public async Task T8r_a_websocket_through_the_entry_of_every_node_survives_a_route_change()
+    {
+        var sockets = new List<(string Node, ClientWebSocket Socket, HttpMessageInvoker Invoker)>();
+        try
+        {
+            foreach (var node in LabFixture.NodeAddresses)
+            {
+                // ws://web.test/ws from mesh-client, the TCP connection going to this node's HTTP port.
+                var handler = new SocketsHttpHandler
+                {
+                    ConnectCallback = async (_, ct) =>
+                    {
+                        var socket = NetworkNamespace.Run("/var/run/netns/mesh-client", () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+                        await socket.ConnectAsync(System.Net.IPAddress.Parse(node), 80, ct);
+                        return new NetworkStream(socket, ownsSocket: true);
+                    },
+                };
+                var invoker = new HttpMessageInvoker(handler);
+                var ws = new ClientWebSocket();
+                sockets.Add((node, ws, invoker));
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await ws.ConnectAsync(new Uri("ws://web.test/ws"), invoker, timeout.Token);
+            }
+
+            var first = new List<string>();
+            foreach (var (_, ws, _) in sockets)
+            {
+                first.Add(await EchoAsync(ws, "before"));
+            }
+
+            Assert.All(first, a => Assert.Matches(@"^web\.\d: before$", a));
+            var create = await Shell.MeshApiAsync("mesh-n1", "service", "create", "edge", "--route", "web.test/edge=80");
+            Assert.True(create.ExitCode == 0, create.Stderr);
+            await AllNodesWithinASecondAsync("503");
+            var rm = await Shell.MeshApiAsync("mesh-n1", "service", "rm", "edge");
+            Assert.True(rm.ExitCode == 0, rm.Stderr);
+            await AllNodesWithinASecondAsync("200");
+
+            // The same connections, to the same tasks, after two configuration swaps on every node.
+            for (var i = 0; i < sockets.Count; i++)
+            {
+                Assert.Equal(first[i].Replace("before", "after", StringComparison.Ordinal), await EchoAsync(sockets[i].Socket, "after"));
+            }
+        }
+        finally
+        {
+            foreach (var (_, ws, invoker) in sockets)
+            {
+                ws.Dispose();
+                invoker.Dispose();
+            }
+        }
+    }
+
+    private static async Task<string> EchoAsync(ClientWebSocket ws, string text)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await ws.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, timeout.Token);
+        var buffer = new byte[1024];
+        var received = await ws.ReceiveAsync(buffer, timeout.Token);
+        return Encoding.UTF8.GetString(buffer, 0, received.Count);
     }
 
     private static async Task AllNodesWithinASecondAsync(string status)
