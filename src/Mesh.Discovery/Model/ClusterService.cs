@@ -7,6 +7,9 @@ public sealed record ClusterService
     public ServiceMode Mode { get; init; } = ServiceMode.Vip;
     public IReadOnlyList<PublishedPort> Ports { get; init; } = [];
 
+    /// <summary>HTTP routes to the service through every node's L7 entry (<c>--route HOST[/PATH]=PORT</c>).</summary>
+    public IReadOnlyList<ServiceRoute> Routes { get; init; } = [];
+
     /// <summary>Overlay networks the service's tasks join, besides <c>ingress</c> when ports are published.</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
 

@@ -12,6 +12,9 @@ public static class Limits
     /// <summary>Published ports per service (TCP and UDP counted separately).</summary>
     public const int MaxPortsPerService = 1024;
 
+    /// <summary>HTTP routes per service.</summary>
+    public const int MaxRoutesPerService = 64;
+
     /// <summary>Aliases per service and per task.</summary>
     public const int MaxAliasesPerObject = 64;
 

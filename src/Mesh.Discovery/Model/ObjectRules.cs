@@ -42,6 +42,11 @@ public static class ObjectRules
         }
 
         Ports(service.Ports, reserved);
+        if (!Routes(service.Routes).SequenceEqual(service.Routes))
+        {
+            throw new ValidationException("routes", "a route is not in its normal form (lower-case host, prefix without a trailing '/')");
+        }
+
         Networks(service.Networks);
         Aliases(service.Aliases, service.Name);
         if (service.FirewallMark is < 0x100 or > Limits.MaxFirewallMark)
@@ -118,6 +123,35 @@ public static class ObjectRules
                 throw new ValidationException($"ports[{i}]", $"{port} is listed twice");
             }
         }
+    }
+
+    /// <summary>
+    /// HTTP routes of a service: the count cap first, then each route checked and normalized (as
+    /// <see cref="ServiceRoute.Normalize"/> does; a stored route must already be in that form), none twice.
+    /// </summary>
+    public static ServiceRoute[] Routes(IReadOnlyList<ServiceRoute?>? routes)
+    {
+        routes ??= [];
+        if (routes.Count > Limits.MaxRoutesPerService)
+        {
+            throw new ValidationException("routes", $"{routes.Count} routes are more than the {Limits.MaxRoutesPerService} a service may have");
+        }
+
+        var seen = new HashSet<(string, string)>();
+        var result = new ServiceRoute[routes.Count];
+        for (var i = 0; i < routes.Count; i++)
+        {
+            var route = routes[i] ?? throw new ValidationException($"routes[{i}]", "is null");
+            var normal = ServiceRoute.Normalize($"routes[{i}]", route.Host, route.PathPrefix, route.Target);
+            if (!seen.Add(normal.Identity()))
+            {
+                throw new ValidationException($"routes[{i}]", $"{normal.Host}{normal.PathPrefix} is listed twice");
+            }
+
+            result[i] = normal;
+        }
+
+        return result;
     }
 
     /// <summary>A service's own networks: labels, not ingress (joined automatically), none twice.</summary>

@@ -8,6 +8,9 @@ public sealed record ServiceSpec
     public string? Name { get; init; }
     public ServiceMode Mode { get; init; } = ServiceMode.Vip;
     public IReadOnlyList<PublishedPort>? Ports { get; init; }
+
+    /// <summary>HTTP routes through the L7 entry (see <see cref="ClusterService.Routes"/>).</summary>
+    public IReadOnlyList<ServiceRoute>? Routes { get; init; }
     public IReadOnlyList<string>? Networks { get; init; }
 
     /// <summary>Other DNS names of the service (see <see cref="ClusterService.Aliases"/>).</summary>

@@ -127,6 +127,7 @@ public static class StateTransitions
         // Per-request caps are checked before any per-item work, so an oversized request costs constant time.
         var ports = spec.Ports ?? [];
         ObjectRules.Ports(ports, reserved);
+        var routes = ObjectRules.Routes(spec.Routes);
         var aliases = ObjectRules.Aliases(spec.Aliases, name);
         var requested = spec.Networks ?? [];
         if (requested.Count > Limits.MaxNetworksPerService)
@@ -181,11 +182,21 @@ public static class StateTransitions
             }
         }
 
+        var routed = RoutedPaths(state);
+        foreach (var route in routes)
+        {
+            if (routed.TryGetValue(route.Identity(), out var owner))
+            {
+                throw new ConflictException($"route {route.Host}{route.PathPrefix} already goes to service '{owner}'");
+            }
+        }
+
         var service = new ClusterService
         {
             Name = name,
             Mode = spec.Mode,
             Ports = [.. ports!],
+            Routes = routes,
             Networks = networks,
             Aliases = aliases,
             FirewallMark = AllocateMark(state),
@@ -392,16 +403,31 @@ public static class StateTransitions
         return published;
     }
 
+    private static Dictionary<(string, string), string> RoutedPaths(ClusterState state)
+    {
+        var routed = new Dictionary<(string, string), string>();
+        foreach (var s in state.Services)
+        {
+            foreach (var r in s.Routes)
+            {
+                routed.TryAdd(r.Identity(), s.Name);
+            }
+        }
+
+        return routed;
+    }
+
     public static ClusterState RemoveTask(ClusterState state, string name)
     {
         var task = state.Tasks.FirstOrDefault(t => Same(t.Name, name)) ?? throw new NotFoundException($"task '{name}' does not exist");
         return state with { Tasks = state.Tasks.Where(t => t != task).ToArray() };
     }
 
-    /// <summary>The overlays a service's tasks sit on: ingress when it publishes ports, then its own networks.</summary>
+    /// <summary>The overlays a service's tasks sit on: ingress when it publishes ports or has HTTP routes (the L7 entry
+    /// reaches tasks from the ingress sandbox), then its own networks.</summary>
     public static IEnumerable<string> AttachedNetworks(ClusterService service)
     {
-        if (service.Ports.Count > 0)
+        if (service.Ports.Count > 0 || service.Routes.Count > 0)
         {
             yield return OverlayNetwork.IngressName;
         }

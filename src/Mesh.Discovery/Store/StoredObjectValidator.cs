@@ -149,11 +149,13 @@ public sealed partial class StoredObjectValidator(ILogger logger, StoreMetrics m
         var dnsNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var marks = new HashSet<int>();
         var published = new HashSet<(int, TransportProtocol)>();
+        var routed = new HashSet<(string, string)>();
         var services = new Dictionary<string, ClusterService>(StringComparer.OrdinalIgnoreCase);
         var keptServices = new List<ClusterService>();
         foreach (var s in state.Services)
         {
-            var problem = ServiceProblem(s, networks, dnsNames, marks, published, Used);
+            var problem = ServiceProblem(s, networks, dnsNames, marks, published, Used)
+                ?? (s.Routes.FirstOrDefault(r => routed.Contains(r.Identity())) is { } route ? $"route {route.Host}{route.PathPrefix} already goes to another service" : null);
             if (problem is not null)
             {
                 rejected |= Reject("service", $"services/{s.Name}", problem);
@@ -164,6 +166,7 @@ public sealed partial class StoredObjectValidator(ILogger logger, StoreMetrics m
             dnsNames.UnionWith(s.Aliases);
             marks.Add(s.FirewallMark);
             published.UnionWith(s.Ports.Select(p => (p.Published, p.Protocol)));
+            routed.UnionWith(s.Routes.Select(r => r.Identity()));
             foreach (var (net, vip) in s.Vips)
             {
                 Used(net).Add(vip);

@@ -48,7 +48,10 @@ public static class DaemonCommand
         var resolvConfRoot = new Option<string[]>("--resolv-conf-root") { Description = "A directory below which tasks' resolv.conf files may be written (repeatable; default /etc/netns and /run/mesh/tasks)" };
         var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, config };
+        var httpPort = new Option<int>("--http-port") { Description = "TCP port of the L7 entry (services' --route) on every address of this node; 0 turns it off", DefaultValueFactory = _ => Http.HttpEntryOptions.DefaultPort };
+        var trustedProxies = new Option<string[]>("--trusted-proxies") { Description = "Addresses or CIDRs (comma separated, repeatable) whose X-Forwarded-*/Forwarded headers the L7 entry keeps; everyone else's are dropped (default none)" };
+
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, trustedProxies, config };
         command.SetAction((given, ct) => CliErrors.RunAsync(async () =>
         {
             var settings = DaemonConfiguration.Resolve(given, command, config, [node, advertise], environment ?? Environment.GetEnvironmentVariable);
@@ -138,6 +141,11 @@ public static class DaemonCommand
                 {
                     IngressSandbox = parse.GetValue(sandbox)!,
                     IngressBridge = parse.GetValue(bridge)!,
+                },
+                Http = new Http.HttpEntryOptions
+                {
+                    Port = parse.GetValue(httpPort) is >= 0 and <= 65535 and var hp ? hp : throw new ArgumentException($"--http-port {parse.GetValue(httpPort)} is not a port (0 turns the entry off)"),
+                    TrustedProxies = Http.HttpEntryOptions.ParseTrustedProxies(parse.GetValue(trustedProxies) ?? []),
                 },
             };
             return options;

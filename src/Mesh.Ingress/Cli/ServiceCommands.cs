@@ -17,7 +17,8 @@ public static class ServiceCommands
         var mode = new Option<string>("--mode") { Description = "vip (default) or dnsrr", DefaultValueFactory = _ => "vip" };
         var network = new Option<string[]>("--network") { Description = "Overlay network to join (repeatable)" };
         var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the service on its networks (repeatable)" };
-        var create = new Command("create", "Create a service") { name, publish, mode, network, alias };
+        var route = new Option<string[]>("--route") { Description = "HOST[/PATH]=TARGET: HTTP requests for HOST under PATH on every node's HTTP port go to TARGET in the tasks (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var create = new Command("create", "Create a service") { name, publish, mode, network, alias, route };
         create.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var spec = new ServiceSpec
@@ -30,6 +31,7 @@ public static class ServiceCommands
                     var other => throw new ArgumentException($"--mode '{other}' is not vip or dnsrr"),
                 },
                 Ports = (parse.GetValue(publish) ?? []).Select(p => CliErrors.Argument("--publish", () => PublishedPort.Parse(p))).ToArray(),
+                Routes = (parse.GetValue(route) ?? []).Select(r => CliErrors.Argument("--route", () => ServiceRoute.Parse(r))).ToArray(),
                 Networks = parse.GetValue(network) ?? [],
                 Aliases = parse.GetValue(alias) ?? [],
             };
@@ -48,7 +50,7 @@ public static class ServiceCommands
                 return 0;
             }
 
-            TableWriter.Write(Console.Out, ["NAME", "MODE", "REPLICAS", "PORTS", "VIPS", "MARK", "ALIASES"], state.Services.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => (IReadOnlyList<string>)
+            TableWriter.Write(Console.Out, ["NAME", "MODE", "REPLICAS", "PORTS", "VIPS", "MARK", "ALIASES", "ROUTES"], state.Services.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => (IReadOnlyList<string>)
             [
                 s.Name,
                 s.Mode.ToString().ToLowerInvariant(),
@@ -57,6 +59,7 @@ public static class ServiceCommands
                 string.Join(',', s.Vips.Select(v => $"{v.Key}={v.Value}")),
                 "0x" + s.FirewallMark.ToString("x", System.Globalization.CultureInfo.InvariantCulture),
                 string.Join(',', s.Aliases),
+                string.Join(',', s.Routes.Select(r => r.ToString())),
             ]));
             return 0;
         }));

@@ -86,7 +86,8 @@ public static class DaemonHost
             DataplaneReason = reason,
         });
         // Publishing a port this daemon's own API listens on would redirect the API away on every node.
-        var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")));
+        var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")))
+            .With(options.Http.Port == 0 ? [] : [(options.Http.Port, TransportProtocol.Tcp, "the L7 entry (--http-port)")]);
         services.AddSingleton(sp => new StoreMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (options.Etcd is not null)
         {
@@ -124,6 +125,9 @@ public static class DaemonHost
         services.AddHostedService<NodeReconciler>();
         services.AddHostedService<DnsStateFollower>();
         services.AddSingleton<NodeTracer>();
+        services.AddSingleton(options.Http);
+        services.AddSingleton<Http.HttpEntryMetrics>();
+        services.AddHostedService<Http.HttpEntry>();
 
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));

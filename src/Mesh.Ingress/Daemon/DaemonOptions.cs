@@ -54,6 +54,9 @@ public sealed record DaemonOptions
 
     public NodeNetworkOptions Network { get; init; } = new();
 
+    /// <summary>The L7 entry: <c>--http-port</c>, <c>--trusted-proxies</c>.</summary>
+    public Http.HttpEntryOptions Http { get; init; } = new();
+
     /// <summary>Settings of the ipvs dataplane (timeouts, drain period); unused by nftables.</summary>
     public IpvsOptions Ipvs { get; init; } = new();
 

@@ -67,7 +67,7 @@ public static class TaskRules
 
     private static IptablesRuleset Ingress(ServiceTask task, ClusterService service)
     {
-        if (!task.Addresses.TryGetValue(OverlayNetwork.IngressName, out var address) || service.Ports.Count == 0)
+        if (!task.Addresses.TryGetValue(OverlayNetwork.IngressName, out var address) || (service.Ports.Count == 0 && service.Routes.Count == 0))
         {
             return IptablesRuleset.Empty;
         }
@@ -80,7 +80,9 @@ public static class TaskRules
             redirect.Add(string.Create(CultureInfo.InvariantCulture, $"-d {address}/32 -p {proto} -m {proto} --dport {port.Published} -j REDIRECT --to-ports {port.Target}"));
         }
 
-        foreach (var (proto, target) in service.Ports.Select(p => (HostRules.Proto(p.Protocol), p.Target)).Distinct().Order())
+        // The L7 entry connects from the sandbox straight to a route's target port (no REDIRECT).
+        var targets = service.Ports.Select(p => (HostRules.Proto(p.Protocol), p.Target)).Concat(service.Routes.Select(r => ("tcp", r.Target)));
+        foreach (var (proto, target) in targets.Distinct().Order())
         {
             input.Add(string.Create(CultureInfo.InvariantCulture, $"-d {address}/32 -p {proto} -m {proto} --dport {target} -j ACCEPT"));
         }

@@ -85,6 +85,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
                 Ports = [new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Tcp), new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Udp)],
                 Networks = [LabPlan.AppNetwork],
                 Aliases = [LabPlan.DemoAlias],
+                Routes = [new(LabPlan.DemoHost, "/", LabPlan.DemoTarget)],
             }, ct);
         }
 

@@ -36,6 +36,9 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string S
     public const int DnsrrReplicas = 2;
     public const int DemoPublished = 8080;
     public const int DemoTarget = 80;
+
+    /// <summary>The demo service's HTTP route through every node's L7 entry (<c>--route web.test/=80</c>).</summary>
+    public const string DemoHost = "web.test";
     public const string StateDirectory = "/run/mesh/lab";
 
     /// <summary>The lab's stand-in for the site's DNS: dnsmasq on the underlay, the daemons' upstream.</summary>

@@ -29,6 +29,8 @@ public static class LabServer
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Any, port, listen => listen.Use(next => ctx => ReadProxyHeaderAsync(ctx, next))));
         await using var app = builder.Build();
+        app.UseWebSockets();
+        app.Use(next => ctx => ctx.WebSockets.IsWebSocketRequest ? EchoAsync(ctx, task) : next(ctx));
         app.Run(ctx =>
         {
             var items = ctx.Features.Get<IConnectionItemsFeature>()?.Items;
@@ -57,6 +59,25 @@ public static class LabServer
         }
 
         return 0;
+    }
+
+    /// <summary>A WebSocket echo (for the L7 entry's tests): each text message comes back as "TASK: message".</summary>
+    private static async Task EchoAsync(HttpContext ctx, string task)
+    {
+        using var socket = await ctx.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        var buffer = new byte[4096];
+        while (true)
+        {
+            var received = await socket.ReceiveAsync(buffer, ctx.RequestAborted).ConfigureAwait(false);
+            if (received.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+            {
+                await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, ctx.RequestAborted).ConfigureAwait(false);
+                return;
+            }
+
+            var reply = Encoding.UTF8.GetBytes($"{task}: {Encoding.UTF8.GetString(buffer, 0, received.Count)}");
+            await socket.SendAsync(reply, System.Net.WebSockets.WebSocketMessageType.Text, endOfMessage: true, ctx.RequestAborted).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The answer line; fields that are unknown or empty are "-" so the line always has six fields.</summary>

@@ -121,6 +121,23 @@ public class IptablesPlannerTests
         Assert.Equal(IptablesRuleset.Empty, TaskRules.Build(task with { Addresses = new Dictionary<string, string>() }, state.Services[0]));
     }
 
+    /// <summary>The L7 entry connects from the sandbox straight to a route's target: accepted, with no REDIRECT of its own.</summary>
+    [Fact]
+    public void A_route_target_is_accepted_on_the_tasks_ingress_leg_with_or_without_published_ports()
+    {
+        var task = new ServiceTask { Name = "shop.1", Service = "shop", Node = "n1", Addresses = new Dictionary<string, string> { ["ingress"] = "10.255.0.9" } };
+        var routeOnly = new ClusterService { Name = "shop", FirewallMark = 0x101, Routes = [ServiceRoute.Parse("shop.test/=80"), ServiceRoute.Parse("shop.test/api=8080")] };
+        var rules = TaskRules.Build(task, routeOnly);
+        Assert.Empty(rules.Chains.Single(c => c.Table == "nat").Rules);
+        Assert.Equal(
+            ["-d 10.255.0.9/32 -p tcp -m tcp --dport 80 -j ACCEPT", "-d 10.255.0.9/32 -p tcp -m tcp --dport 8080 -j ACCEPT",
+             "-d 10.255.0.9/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-d 10.255.0.9/32 -j DROP"],
+            rules.Chains.Single(c => c.Table == "filter").Rules);
+
+        var both = TaskRules.Build(task, routeOnly with { Ports = [new PublishedPort(8081, 80)] }).Chains.Single(c => c.Table == "filter").Rules;
+        Assert.Single(both, r => r.Contains("--dport 80 ", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void The_empty_ruleset_removes_everything_mesh_put_in_a_namespace()
     {

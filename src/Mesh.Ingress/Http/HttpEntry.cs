@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Net;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Ingress.Dataplane;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+using Yarp.ReverseProxy.Transforms;
+
+namespace Mesh.Ingress.Http;
+
+/// <summary>
+/// The node's L7 entry: YARP on Kestrel, listening in the node's own namespace on <c>--http-port</c>, so the client's
+/// address is the socket's peer (no DNAT, no SNAT on the way in), and connecting to tasks from inside the ingress
+/// sandbox (<see cref="SandboxConnector"/>), over the same overlay as the L4 mesh. Its routes and clusters follow the
+/// store: every revision is turned into a whole new configuration (<see cref="HttpRouteTable"/>) and swapped in
+/// through YARP's in-memory provider; requests already running finish on the configuration they started with.
+/// A separate web host from the API's: its own port, no API authentication, and a failure to bind it (the port
+/// taken) is retried and logged without touching the API or the L4 dataplane.
+/// </summary>
+public sealed partial class HttpEntry(
+    IClusterStore store,
+    IngressSandbox sandbox,
+    HttpEntryOptions options,
+    HttpEntryMetrics metrics,
+    ILoggerFactory loggers,
+    ILogger<HttpEntry> logger) : BackgroundService
+{
+    private static readonly TimeSpan Retry = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The body of a 404 for a host or path no route has.</summary>
+    public const string NotFoundBody = "no route for this host and path\n";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (options.Port == 0)
+        {
+            return;
+        }
+
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            WebApplication? app = null;
+            try
+            {
+                app = Build();
+                await app.StartAsync(stoppingToken).ConfigureAwait(false);
+                LogListening(options.Port, sandbox.Netns.ToString());
+                await FollowStoreAsync(app.Services.GetRequiredService<InMemoryConfigProvider>(), stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogEntryFailed(e, options.Port, Retry.TotalSeconds);
+                await Task.Delay(Retry, stoppingToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (app is not null)
+                {
+                    using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    await app.StopAsync(stop.Token).ConfigureAwait(false);
+                    await app.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    private WebApplication Build()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggers); // the daemon's log, not a console of its own
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Any, options.Port));
+        var forwarded = new ForwardedHeaders(options);
+        builder.Services.AddReverseProxy()
+            .LoadFromMemory([], [])
+            .AddTransforms(context =>
+            {
+                context.UseDefaultForwarders = false; // ForwardedHeaders decides what of the client's headers survives
+                context.AddRequestTransform(forwarded.ApplyAsync);
+            });
+        builder.Services.AddSingleton<IForwarderHttpClientFactory>(new SandboxHttpClientFactory(new SandboxConnector(sandbox.Netns.Path!)));
+
+        var app = builder.Build();
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.Use(MeasureAsync);
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+        });
+        app.MapFallback("{**path}", NotFoundAsync);
+        return app;
+    }
+
+    /// <summary>Applies every new revision of the state until stopped.</summary>
+    private async Task FollowStoreAsync(InMemoryConfigProvider provider, CancellationToken ct)
+    {
+        long applied = -1;
+        IReadOnlyList<RouteConfig>? lastRoutes = null;
+        IReadOnlyList<ClusterConfig>? lastClusters = null;
+        while (!ct.IsCancellationRequested)
+        {
+            long revision;
+            try
+            {
+                var state = await store.GetStateAsync(ct).ConfigureAwait(false);
+                revision = state.Revision;
+                if (revision != applied)
+                {
+                    var (routes, clusters) = HttpRouteTable.Build(state);
+                    // An unrelated change (a DNS alias, another node) keeps YARP's state as it is.
+                    if (lastRoutes is null || !routes.SequenceEqual(lastRoutes) || !clusters.SequenceEqual(lastClusters!))
+                    {
+                        provider.Update(routes, clusters);
+                        LogApplied(revision, routes.Count, clusters.Sum(c => c.Destinations?.Count ?? 0));
+                        (lastRoutes, lastClusters) = (routes, clusters);
+                    }
+
+                    applied = revision;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                LogStateFailed(e, Retry.TotalSeconds);
+                await Task.Delay(Retry, ct).ConfigureAwait(false);
+                continue;
+            }
+
+            try
+            {
+                await store.WatchAsync(revision, WatchTimeout, ct).ConfigureAwait(false);
+            }
+            catch (StoreUnavailableException e)
+            {
+                LogStoreUnavailable(e.Message);
+                await Task.Delay(Retry, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task MeasureAsync(HttpContext context, Func<Task> next)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await next().ConfigureAwait(false);
+        }
+        finally
+        {
+            var feature = context.GetReverseProxyFeature();
+            var route = feature.Route.Config;
+            metrics.Record(
+                route.RouteId,
+                route.Metadata?.GetValueOrDefault(HttpRouteTable.ServiceKey) ?? "",
+                feature.ProxiedDestination?.DestinationId ?? "none",
+                context.Response.StatusCode,
+                Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
+    }
+
+    private static Task NotFoundAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(NotFoundBody, context.RequestAborted);
+    }
+}

@@ -1,0 +1,63 @@
+using System.Globalization;
+using Mesh.Discovery.Model;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Mesh.Ingress.Http;
+
+/// <summary>
+/// The L7 entry's configuration as a pure function of the cluster state: a YARP route per service route (host +
+/// path prefix) and a cluster per service and target port whose destinations are the service's running tasks'
+/// ingress addresses. Most specific wins: a longer prefix gets a lower <see cref="RouteConfig.Order"/>.
+/// </summary>
+public static class HttpRouteTable
+{
+    /// <summary>Metadata key on each route: the service it belongs to (for metrics).</summary>
+    public const string ServiceKey = "mesh.service";
+
+    public static (IReadOnlyList<RouteConfig> Routes, IReadOnlyList<ClusterConfig> Clusters) Build(ClusterState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var routes = new List<RouteConfig>();
+        var clusters = new List<ClusterConfig>();
+        foreach (var service in state.Services.Where(s => s.Routes.Count > 0).OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            var tasks = state.Tasks
+                .Where(t => t.Service == service.Name && t.State == TaskState.Running && t.Addresses.ContainsKey(OverlayNetwork.IngressName))
+                .OrderBy(t => t.Name, StringComparer.Ordinal)
+                .ToList();
+            foreach (var target in service.Routes.Select(r => r.Target).Distinct().Order())
+            {
+                clusters.Add(new ClusterConfig
+                {
+                    ClusterId = ClusterId(service.Name, target),
+                    LoadBalancingPolicy = "RoundRobin", // as the L4 mesh spreads (rr); --lb (issue 11 part 5) will choose
+                    Destinations = tasks.ToDictionary(
+                        t => t.Name,
+                        t => new DestinationConfig { Address = string.Create(CultureInfo.InvariantCulture, $"http://{t.Addresses[OverlayNetwork.IngressName]}:{target}") },
+                        StringComparer.Ordinal),
+                });
+            }
+
+            foreach (var route in service.Routes)
+            {
+                routes.Add(new RouteConfig
+                {
+                    RouteId = RouteId(service.Name, route),
+                    ClusterId = ClusterId(service.Name, route.Target),
+                    Order = -route.PathPrefix.Length,
+                    Match = new RouteMatch { Hosts = [route.Host], Path = PathPattern(route.PathPrefix) },
+                    Metadata = new Dictionary<string, string> { [ServiceKey] = service.Name },
+                });
+            }
+        }
+
+        return (routes, clusters);
+    }
+
+    /// <summary>A prefix matches itself and everything below it, segment-wise ("/api" matches /api and /api/x, not /apix).</summary>
+    public static string PathPattern(string prefix) => prefix == "/" ? "/{**rest}" : prefix + "/{**rest}";
+
+    public static string RouteId(string service, ServiceRoute route) => $"{service}:{route.Host}{route.PathPrefix}";
+
+    public static string ClusterId(string service, int target) => string.Create(CultureInfo.InvariantCulture, $"{service}:{target}");
+}
