@@ -46,9 +46,10 @@ public static class DaemonCommand
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
         var resolvConfRoot = new Option<string[]>("--resolv-conf-root") { Description = "A directory below which tasks' resolv.conf files may be written (repeatable; default /etc/netns and /run/mesh/tasks)" };
+        var healthPort = new Option<int>("--health-port") { Description = "GET /services/NAME on the advertise address answers 200 with this node's task count, 503 with none (0: off)", DefaultValueFactory = _ => Health.HealthPort.DefaultPort };
         var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, config };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, healthPort, config };
         command.SetAction((given, ct) => CliErrors.RunAsync(async () =>
         {
             var settings = DaemonConfiguration.Resolve(given, command, config, [node, advertise], environment ?? Environment.GetEnvironmentVariable);
@@ -124,6 +125,9 @@ public static class DaemonCommand
                 ResolvConfRoots = parse.GetValue(resolvConfRoot) is { Length: > 0 } roots
                     ? roots.Select(r => TaskPaths.Root("--resolv-conf-root", r)).Distinct(StringComparer.Ordinal).ToArray()
                     : TaskPaths.DefaultResolvConfRoots,
+                HealthPort = parse.GetValue(healthPort) is var hp && hp is >= 0 and <= 65535 && (hp == 0 || endpoints.All(e => e.Scheme == "unix" || e.Port != hp))
+                    ? hp
+                    : throw new ArgumentException($"--health-port {hp}: use 1-65535 (0: off), not a port of --api"),
                 CommandTimeout = parse.GetValue(commandTimeout) is >= 1 and <= 3600 and var timeout
                     ? TimeSpan.FromSeconds(timeout)
                     : throw new ArgumentException("--command-timeout must be 1 to 3600 seconds"),

@@ -8,6 +8,7 @@ using Mesh.Discovery.Store.Etcd;
 using Mesh.Ingress.Api;
 using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Health;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
@@ -50,6 +51,10 @@ public static class DaemonHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.UseMeshSystemd(); // after the console logger: under systemd its journal format wins
         ApiListeners.Configure(builder.WebHost, options.ApiEndpoints, options.Security);
+        if (options.HealthPort != 0)
+        {
+            HealthPort.Listen(builder.WebHost, options.AdvertiseAddress, options.HealthPort);
+        }
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -84,7 +89,8 @@ public static class DaemonHost
             DataplaneReason = reason,
         });
         // Publishing a port this daemon's own API listens on would redirect the API away on every node.
-        var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")));
+        var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")))
+            .With(options.HealthPort == 0 ? [] : [(options.HealthPort, TransportProtocol.Tcp, "the daemon's health port")]);
         services.AddSingleton(sp => new StoreMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (options.Etcd is not null)
         {
@@ -118,11 +124,18 @@ public static class DaemonHost
             sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton(new TaskNamespaceGuard(options.Network));
         services.AddSingleton(new TaskResolvConfWriter(options.ResolvConfRoots, options.NodeResolvConf));
+        services.AddSingleton<ClientReplyRoutes>();
+        services.AddSingleton<LocalTaskCounts>();
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
         services.AddSingleton<NodeTracer>();
 
         await using var app = builder.Build();
+        if (options.HealthPort != 0)
+        {
+            app.MapHealthPort(options.HealthPort, app.Services.GetRequiredService<LocalTaskCounts>(), options.Node); // before the API's authentication
+        }
+
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
         app.MapMeshApi();
         app.MapMeshUi(); // GET /ui, /ui/events: the status page, behind the same authentication

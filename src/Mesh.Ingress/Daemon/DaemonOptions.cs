@@ -54,6 +54,9 @@ public sealed record DaemonOptions
 
     public NodeNetworkOptions Network { get; init; } = new();
 
+    /// <summary><c>--health-port</c>: per-service local task counts on the advertise address (0: no listener).</summary>
+    public int HealthPort { get; init; } = Health.HealthPort.DefaultPort;
+
     /// <summary>Settings of the ipvs dataplane (timeouts, drain period); unused by nftables.</summary>
     public IpvsOptions Ipvs { get; init; } = new();
 

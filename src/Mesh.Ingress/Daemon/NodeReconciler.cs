@@ -3,6 +3,7 @@ using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Health;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Resolver;
@@ -29,6 +30,7 @@ public sealed partial class NodeReconciler(
     NodeStatus status,
     MeshTelemetry telemetry,
     SyncLoopLiveness liveness,
+    LocalTaskCounts localTasks,
     ILogger<NodeReconciler> logger) : BackgroundService
 {
     private static readonly TimeSpan TaskRetryFirst = TimeSpan.FromSeconds(1);
@@ -59,6 +61,7 @@ public sealed partial class NodeReconciler(
                 node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(stoppingToken).ConfigureAwait(false);
                 var failedTasks = await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
                 status.Applied(state.Revision);
+                localTasks.Update(state, node.Name);
                 status.LastError = ErrorSummary.OfTasks(failedTasks);
                 liveness.PassEnded(converged: true); // a failing task is that task's alone: the node itself converged
                 revision = state.Revision;
@@ -130,7 +133,7 @@ public sealed partial class NodeReconciler(
 
             using (telemetry.StartConverge("host", null, state.Revision))
             {
-                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network), HostRules.Tables, ct).ConfigureAwait(false))
+                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network, node.Name), HostRules.Tables, ct).ConfigureAwait(false))
                 {
                     Changed("host", state.Revision);
                 }

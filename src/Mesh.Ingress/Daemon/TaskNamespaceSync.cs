@@ -31,6 +31,7 @@ public sealed partial class TaskNamespaceSync(
     TaskResolvers resolvers,
     TaskNamespaceGuard guard,
     TaskResolvConfWriter resolvConf,
+    ClientReplyRoutes replyRoutes,
     DaemonOptions options,
     MeshTelemetry telemetry,
     ILogger<TaskNamespaceSync> logger)
@@ -168,6 +169,13 @@ public sealed partial class TaskNamespaceSync(
         if (await iptables.ApplyAsync(netns, rules, actual, TaskRules.Tables, ct).ConfigureAwait(false))
         {
             changed.Add("task");
+        }
+
+        if (ClientReplyRoutes.Needed(service) && task.Addresses.TryGetValue(OverlayNetwork.IngressName, out var ingressAddress)
+            && state.Nodes.FirstOrDefault(n => n.Name == options.Node) is { } node
+            && await replyRoutes.EnsureAsync(netns, ingressAddress, node.IngressSandboxIp, ct).ConfigureAwait(false))
+        {
+            changed.Add("task-reply-routes");
         }
 
         if (await dataplane.ApplyTaskAsync(state, task, netns, ct).ConfigureAwait(false))

@@ -1,0 +1,60 @@
+using System.Net;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+
+namespace Mesh.Ingress.Health;
+
+/// <summary>
+/// <c>--health-port</c> (10256, kube-proxy's healthz port): <c>GET /services/NAME</c> on the node's underlay address
+/// answers 200 with the number of the service's tasks running on this node, 503 when there are none, so an external
+/// load balancer sends <c>mode=host</c> and <c>traffic=local</c> clients only to nodes that can answer them. It is a
+/// separate listener branched off before the API's authentication: it says nothing but counts, and a load
+/// balancer has no token.
+/// </summary>
+public static class HealthPort
+{
+    public const int DefaultPort = 10256;
+
+    public static void Listen(IWebHostBuilder host, string address, int port) =>
+        host.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Parse(address), port));
+
+    /// <summary>Must come before the API's middleware: requests on <paramref name="port"/> never reach the API.</summary>
+    public static void MapHealthPort(this IApplicationBuilder app, int port, LocalTaskCounts counts, string node) =>
+        app.MapWhen(
+            ctx => ctx.Connection.LocalIpAddress is not null && ctx.Connection.LocalPort == port,
+            branch => branch.Run(ctx => AnswerAsync(ctx, counts, node)));
+
+    private static Task AnswerAsync(HttpContext ctx, LocalTaskCounts counts, string node)
+    {
+        const string prefix = "/services/";
+        var path = ctx.Request.Path.Value ?? "";
+        if (!HttpMethods.IsGet(ctx.Request.Method) && !HttpMethods.IsHead(ctx.Request.Method))
+        {
+            ctx.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+            return Task.CompletedTask;
+        }
+
+        if (!path.StartsWith(prefix, StringComparison.Ordinal) || !Validate.IsLabel(path[prefix.Length..]))
+        {
+            ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+            return ctx.Response.WriteAsJsonAsync(new ApiError("this is the health port: GET /services/NAME"), MeshJson.Options);
+        }
+
+        var service = path[prefix.Length..];
+        if (counts.Known && counts.Of(service) is null)
+        {
+            ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+            return ctx.Response.WriteAsJsonAsync(new ApiError($"service '{service}' does not exist"), MeshJson.Options);
+        }
+
+        var local = counts.Of(service) ?? 0;
+        ctx.Response.StatusCode = local > 0 ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+        return ctx.Response.WriteAsJsonAsync(new ServiceHealthAnswer(service, node, local), MeshJson.Options);
+    }
+}
+
+/// <summary>The health port's answer (kube-proxy's <c>localEndpoints</c>).</summary>
+public sealed record ServiceHealthAnswer(string Service, string Node, int LocalTasks);
