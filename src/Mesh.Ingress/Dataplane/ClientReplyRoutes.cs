@@ -29,7 +29,9 @@ public sealed class ClientReplyRoutes(LinkTool links)
             .FirstOrDefault(l => l.Ipv4Addresses.Any(a => a.StartsWith(taskAddress + "/", StringComparison.Ordinal)));
         if (link is null)
         {
-            return false; // the runtime has not attached the ingress leg yet: the next pass does it
+            // The runtime registers a task before or after attaching its legs (the lab: before). Failing the task
+            // makes the daemon retry it within a second or two instead of at the next resync, with clients timing out meanwhile.
+            throw new InvalidOperationException($"the task's ingress address {taskAddress} is on no link of its namespace yet: replies to clients cannot be routed");
         }
 
         var table = Table.ToString(CultureInfo.InvariantCulture);

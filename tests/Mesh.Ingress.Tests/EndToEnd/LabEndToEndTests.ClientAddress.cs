@@ -48,7 +48,9 @@ public sealed partial class LabEndToEndTests
                     var address = LabFixture.NodeAddresses[i - 1];
                     if (i == node)
                     {
-                        // Every answer from its own task, with the client as the peer: no SNAT anywhere on the way.
+                        // Every answer from its own task, with the client as the peer: no SNAT anywhere on the way. Soon
+                        // after the task started (its reply route is retried within seconds, not at the 30 s resync).
+                        var clock = System.Diagnostics.Stopwatch.StartNew();
                         await EventuallyAsync(async () =>
                         {
                             foreach (var answer in await GetManyAsync(address, port, 6))
@@ -57,6 +59,7 @@ public sealed partial class LabEndToEndTests
                                 Assert.Contains($" peer={Client} ", answer, StringComparison.Ordinal);
                             }
                         }, attempts: 100);
+                        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"{service} answered the client through node {node} only after {clock.Elapsed}");
                         await EventuallyAsync(async () => Assert.Equal((200, 1), await HealthAsync(address, service)), attempts: 50);
                     }
                     else
