@@ -51,10 +51,6 @@ public static class DaemonHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.UseMeshSystemd(); // after the console logger: under systemd its journal format wins
         ApiListeners.Configure(builder.WebHost, options.ApiEndpoints, options.Security);
-        if (options.HealthPort != 0)
-        {
-            HealthPort.Listen(builder.WebHost, options.AdvertiseAddress, options.HealthPort);
-        }
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -126,16 +122,16 @@ public static class DaemonHost
         services.AddSingleton(new TaskResolvConfWriter(options.ResolvConfRoots, options.NodeResolvConf));
         services.AddSingleton<ClientReplyRoutes>();
         services.AddSingleton<LocalTaskCounts>();
+        if (options.HealthPort != 0)
+        {
+            services.AddHostedService<HealthPortServer>();
+        }
+
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
         services.AddSingleton<NodeTracer>();
 
         await using var app = builder.Build();
-        if (options.HealthPort != 0)
-        {
-            app.MapHealthPort(options.HealthPort, app.Services.GetRequiredService<LocalTaskCounts>(), options.Node); // before the API's authentication
-        }
-
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
         app.MapMeshApi();
         app.MapMeshUi(); // GET /ui, /ui/events: the status page, behind the same authentication

@@ -1,33 +1,20 @@
-using System.Net;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 
 namespace Mesh.Ingress.Health;
 
 /// <summary>
 /// <c>--health-port</c> (10256, kube-proxy's healthz port): <c>GET /services/NAME</c> on the node's underlay address
-/// answers 200 with the number of the service's tasks running on this node, 503 when there are none, so an external
-/// load balancer sends <c>mode=host</c> and <c>traffic=local</c> clients only to nodes that can answer them. It is a
-/// separate listener branched off before the API's authentication: it says nothing but counts, and a load
-/// balancer has no token.
+/// answers 200 with the number of the service's tasks running on this node, 503 when there are none (404: no such
+/// service), so an external load balancer sends <c>mode=host</c> and <c>traffic=local</c> clients only to nodes that
+/// can answer them. It says nothing but counts, so it needs no token (a load balancer has none).
 /// </summary>
 public static class HealthPort
 {
     public const int DefaultPort = 10256;
 
-    public static void Listen(IWebHostBuilder host, string address, int port) =>
-        host.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Parse(address), port));
-
-    /// <summary>Must come before the API's middleware: requests on <paramref name="port"/> never reach the API.</summary>
-    public static void MapHealthPort(this IApplicationBuilder app, int port, LocalTaskCounts counts, string node) =>
-        app.MapWhen(
-            ctx => ctx.Connection.LocalIpAddress is not null && ctx.Connection.LocalPort == port,
-            branch => branch.Run(ctx => AnswerAsync(ctx, counts, node)));
-
-    private static Task AnswerAsync(HttpContext ctx, LocalTaskCounts counts, string node)
+    public static Task AnswerAsync(HttpContext ctx, LocalTaskCounts counts, string node)
     {
         const string prefix = "/services/";
         var path = ctx.Request.Path.Value ?? "";
