@@ -113,6 +113,16 @@ public static class ObjectRules
                 throw new ValidationException($"ports[{i}].protocol", "must be tcp or udp");
             }
 
+            if (!Enum.IsDefined(port.Mode) || !Enum.IsDefined(port.Traffic) || !Enum.IsDefined(port.Proxy))
+            {
+                throw new ValidationException($"ports[{i}]", $"mode must be ingress or host, traffic cluster or local, proxy none or v2");
+            }
+
+            if (port.OptionsConflict() is { } conflict)
+            {
+                throw new ValidationException($"ports[{i}]", conflict);
+            }
+
             if (reserved.Reason(port.Published, port.Protocol) is { } why)
             {
                 throw new ValidationException($"ports[{i}].published", $"{port.Published}/{port.Protocol.ToString().ToLowerInvariant()} is reserved for {why} on every node");

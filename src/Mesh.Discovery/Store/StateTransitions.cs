@@ -128,6 +128,14 @@ public static class StateTransitions
         var ports = spec.Ports ?? [];
         ObjectRules.Ports(ports, reserved);
         var routes = ObjectRules.Routes(spec.Routes);
+
+        // proxy=v2 is parsed, validated and would be stored like the other options, so the API keeps its shape; it is
+        // refused here until a dataplane relays PROXY protocol v2 (issue 11 part 2).
+        if (ports.FirstOrDefault(p => p!.Proxy == ProxyProtocol.V2) is { } proxied)
+        {
+            throw new ValidationException("ports", $"{proxied}: proxy=v2 is not yet supported (no dataplane relays PROXY protocol v2 yet)");
+        }
+
         var aliases = ObjectRules.Aliases(spec.Aliases, name);
         var requested = spec.Networks ?? [];
         if (requested.Count > Limits.MaxNetworksPerService)
@@ -176,6 +184,7 @@ public static class StateTransitions
         var published = PublishedPorts(state);
         foreach (var port in ports)
         {
+
             if (published.TryGetValue((port!.Published, port.Protocol), out var owner))
             {
                 throw new ConflictException($"port {port.Published}/{port.Protocol.ToString().ToLowerInvariant()} is already published by service '{owner}'");

@@ -46,12 +46,13 @@ public static class DaemonCommand
         var bridge = new Option<string>("--ingress-bridge") { Description = "Bridge of the ingress overlay in this namespace", DefaultValueFactory = _ => new NodeNetworkOptions().IngressBridge };
 
         var resolvConfRoot = new Option<string[]>("--resolv-conf-root") { Description = "A directory below which tasks' resolv.conf files may be written (repeatable; default /etc/netns and /run/mesh/tasks)" };
+        var healthPort = new Option<int>("--health-port") { Description = "GET /services/NAME on the advertise address answers 200 with this node's task count, 503 with none (0: off)", DefaultValueFactory = _ => Health.HealthPort.DefaultPort };
         var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
 
         var httpPort = new Option<int>("--http-port") { Description = "TCP port of the L7 entry (services' --route) on every address of this node; 0 turns it off", DefaultValueFactory = _ => Http.HttpEntryOptions.DefaultPort };
         var trustedProxies = new Option<string[]>("--trusted-proxies") { Description = "Addresses or CIDRs (comma separated, repeatable) whose X-Forwarded-*/Forwarded headers the L7 entry keeps; everyone else's are dropped (default none)" };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, trustedProxies, config };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, trustedProxies, healthPort, config };
         command.SetAction((given, ct) => CliErrors.RunAsync(async () =>
         {
             var settings = DaemonConfiguration.Resolve(given, command, config, [node, advertise], environment ?? Environment.GetEnvironmentVariable);
@@ -127,6 +128,9 @@ public static class DaemonCommand
                 ResolvConfRoots = parse.GetValue(resolvConfRoot) is { Length: > 0 } roots
                     ? roots.Select(r => TaskPaths.Root("--resolv-conf-root", r)).Distinct(StringComparer.Ordinal).ToArray()
                     : TaskPaths.DefaultResolvConfRoots,
+                HealthPort = parse.GetValue(healthPort) is var hp && hp is >= 0 and <= 65535 && (hp == 0 || endpoints.All(e => e.Scheme == "unix" || e.Port != hp))
+                    ? hp
+                    : throw new ArgumentException($"--health-port {hp}: use 1-65535 (0: off), not a port of --api"),
                 CommandTimeout = parse.GetValue(commandTimeout) is >= 1 and <= 3600 and var timeout
                     ? TimeSpan.FromSeconds(timeout)
                     : throw new ArgumentException("--command-timeout must be 1 to 3600 seconds"),
@@ -144,7 +148,7 @@ public static class DaemonCommand
                 },
                 Http = new Http.HttpEntryOptions
                 {
-                    Port = parse.GetValue(httpPort) is >= 0 and <= 65535 and var hp ? hp : throw new ArgumentException($"--http-port {parse.GetValue(httpPort)} is not a port (0 turns the entry off)"),
+                    Port = parse.GetValue(httpPort) is >= 0 and <= 65535 and var http ? http : throw new ArgumentException($"--http-port {parse.GetValue(httpPort)} is not a port (0 turns the entry off)"),
                     TrustedProxies = Http.HttpEntryOptions.ParseTrustedProxies(parse.GetValue(trustedProxies) ?? []),
                 },
             };

@@ -8,6 +8,7 @@ using Mesh.Discovery.Store.Etcd;
 using Mesh.Ingress.Api;
 using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Health;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
@@ -87,7 +88,8 @@ public static class DaemonHost
         });
         // Publishing a port this daemon's own API listens on would redirect the API away on every node.
         var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")))
-            .With(options.Http.Port == 0 ? [] : [(options.Http.Port, TransportProtocol.Tcp, "the L7 entry (--http-port)")]);
+            .With(options.Http.Port == 0 ? [] : [(options.Http.Port, TransportProtocol.Tcp, "the L7 entry (--http-port)")])
+            .With(options.HealthPort == 0 ? [] : [(options.HealthPort, TransportProtocol.Tcp, "the daemon's health port")]);
         services.AddSingleton(sp => new StoreMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (options.Etcd is not null)
         {
@@ -121,6 +123,13 @@ public static class DaemonHost
             sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton(new TaskNamespaceGuard(options.Network));
         services.AddSingleton(new TaskResolvConfWriter(options.ResolvConfRoots, options.NodeResolvConf));
+        services.AddSingleton<ClientReplyRoutes>();
+        services.AddSingleton<LocalTaskCounts>();
+        if (options.HealthPort != 0)
+        {
+            services.AddHostedService<HealthPortServer>();
+        }
+
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
         services.AddHostedService<DnsStateFollower>();

@@ -56,6 +56,8 @@ public sealed record DaemonOptions
 
     /// <summary>The L7 entry: <c>--http-port</c>, <c>--trusted-proxies</c>.</summary>
     public Http.HttpEntryOptions Http { get; init; } = new();
+    /// <summary><c>--health-port</c>: per-service local task counts on the advertise address (0: no listener).</summary>
+    public int HealthPort { get; init; } = Health.HealthPort.DefaultPort;
 
     /// <summary>Settings of the ipvs dataplane (timeouts, drain period); unused by nftables.</summary>
     public IpvsOptions Ipvs { get; init; } = new();

@@ -3,6 +3,7 @@ using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Health;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Overlay;
@@ -31,6 +32,7 @@ public sealed partial class NodeReconciler(
     NodeStatus status,
     MeshTelemetry telemetry,
     SyncLoopLiveness liveness,
+    LocalTaskCounts localTasks,
     ILogger<NodeReconciler> logger) : BackgroundService
 {
     private static readonly TimeSpan TaskRetryFirst = TimeSpan.FromSeconds(1);
@@ -97,6 +99,7 @@ public sealed partial class NodeReconciler(
                 var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
                 node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(stoppingToken).ConfigureAwait(false);
                 await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
+                localTasks.Update(state, node.Name);
                 revision = state.Revision;
                 var bothConverged = Progress(node: (revision, null));
                 await FinishOverlayRemovalsAsync(stoppingToken).ConfigureAwait(false);
@@ -294,7 +297,7 @@ public sealed partial class NodeReconciler(
 
             using (telemetry.StartConverge("host", null, state.Revision))
             {
-                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network), HostRules.Tables, ct).ConfigureAwait(false))
+                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network, node.Name), HostRules.Tables, ct).ConfigureAwait(false))
                 {
                     Changed("host", state.Revision);
                 }

@@ -31,6 +31,7 @@ public sealed partial class TaskNamespaceSync(
     TaskResolvers resolvers,
     TaskNamespaceGuard guard,
     TaskResolvConfWriter resolvConf,
+    ClientReplyRoutes replyRoutes,
     DaemonOptions options,
     MeshTelemetry telemetry,
     ILogger<TaskNamespaceSync> logger)
@@ -183,6 +184,14 @@ public sealed partial class TaskNamespaceSync(
         if (task.ResolvConfPath is not null && resolvConf.Write(task.ResolvConfPath))
         {
             changed.Add("resolv.conf");
+        }
+
+        // Last: it fails (and is retried soon) while the runtime has not attached the ingress leg yet.
+        if (ClientReplyRoutes.Needed(service) && task.Addresses.TryGetValue(OverlayNetwork.IngressName, out var ingressAddress)
+            && state.Nodes.FirstOrDefault(n => n.Name == options.Node) is { } node
+            && await replyRoutes.EnsureAsync(netns, ingressAddress, node.IngressSandboxIp, ct).ConfigureAwait(false))
+        {
+            changed.Add("task-reply-routes");
         }
 
         return changed;

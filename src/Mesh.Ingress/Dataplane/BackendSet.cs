@@ -17,4 +17,9 @@ public sealed record BackendSet(ClusterService Service, IReadOnlyList<string> Ad
     public static BackendSet For(ILookup<string, ServiceTask> tasksByService, ClusterService service, string network) => new(
         service,
         tasksByService[service.Name].Select(t => t.Addresses.GetValueOrDefault(network)).OfType<string>().ToArray());
+
+    /// <summary>The addresses on <paramref name="network"/> of <paramref name="service"/>'s running tasks on <paramref name="node"/> (none when null).</summary>
+    public static BackendSet ForNode(ILookup<string, ServiceTask> tasksByService, ClusterService service, string network, string? node) => new(
+        service,
+        node is null ? [] : tasksByService[service.Name].Where(t => t.Node == node).Select(t => t.Addresses.GetValueOrDefault(network)).OfType<string>().ToArray());
 }

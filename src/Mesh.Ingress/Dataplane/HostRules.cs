@@ -16,9 +16,11 @@ public static class HostRules
 
     public static IReadOnlyList<string> Tables { get; } = ["filter", "nat"];
 
-    public static IptablesRuleset Build(ClusterState state, NodeNetworkOptions options)
+    /// <param name="node">This node's name: a <c>mode=host</c> port is published here only when the node runs one of
+    /// its tasks, DNATed straight to them (none when null).</param>
+    public static IptablesRuleset Build(ClusterState state, NodeNetworkOptions options, string? node = null)
     {
-        var ports = state.Services.SelectMany(s => s.Ports).OrderBy(p => p.Protocol).ThenBy(p => p.Published).ToList();
+        var ports = state.Services.SelectMany(s => IngressSandboxTable.MeshPorts(s)).OrderBy(p => p.Protocol).ThenBy(p => p.Published).ToList();
         var dnat = new List<string>();
         var forward = new List<string>();
         foreach (var port in ports)
@@ -34,6 +36,9 @@ public static class HostRules
         var gatewaySubnet = GatewaySubnet(options);
         forward.Add($"-i {options.GatewayBridge} ! -o {options.GatewayBridge} -j ACCEPT");
         forward.Add($"-o {options.GatewayBridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+        var (hostDnat, hostForward) = HostModeRules(state, node);
+        dnat.AddRange(hostDnat);
+        forward.AddRange(hostForward);
         dnat.Add("-j RETURN");
         forward.Add("-j RETURN");
         return new IptablesRuleset(
@@ -59,6 +64,37 @@ public static class HostRules
         var address = Cidr.ToUInt32(System.Net.IPAddress.Parse(options.GatewayAddress));
         var mask = options.GatewayPrefixLength == 0 ? 0 : uint.MaxValue << (32 - options.GatewayPrefixLength);
         return new Cidr(address & mask, options.GatewayPrefixLength).ToString();
+    }
+
+    /// <summary>
+    /// <c>mode=host</c>: the published port DNATed straight to this node's own tasks (their ingress address and the
+    /// target port; the node routes the ingress subnet through the sandbox's gateway leg, see
+    /// <see cref="IngressSandbox"/>), spread by connection with <c>statistic nth</c> (each rule takes 1/k of what reaches
+    /// it, as kube-proxy does). A node without a task has no rule: nothing listens, the client is refused. FORWARD
+    /// accepts both directions by the connection's original port, since the packets carry the target port.
+    /// </summary>
+    internal static (List<string> Dnat, List<string> Forward) HostModeRules(ClusterState state, string? node)
+    {
+        var dnat = new List<string>();
+        var forward = new List<string>();
+        var tasks = BackendSet.RunningTasksByService(state);
+        var ports = state.Services
+            .SelectMany(s => s.Ports.Where(p => p.Mode == PublishMode.Host).Select(p => (Port: p, Backends: BackendSet.ForNode(tasks, s, OverlayNetwork.IngressName, node).Addresses)))
+            .Where(x => x.Backends.Count > 0)
+            .OrderBy(x => x.Port.Protocol).ThenBy(x => x.Port.Published);
+        foreach (var (port, backends) in ports)
+        {
+            var proto = Proto(port.Protocol);
+            for (var i = 0; i < backends.Count; i++)
+            {
+                var nth = i < backends.Count - 1 ? string.Create(CultureInfo.InvariantCulture, $"-m statistic --mode nth --every {backends.Count - i} --packet 0 ") : "";
+                dnat.Add(string.Create(CultureInfo.InvariantCulture, $"-p {proto} -m {proto} --dport {port.Published} {nth}-j DNAT --to-destination {backends[i]}:{port.Target}"));
+            }
+
+            forward.Add(string.Create(CultureInfo.InvariantCulture, $"-p {proto} -m conntrack --ctstate DNAT --ctorigdstport {port.Published} -j ACCEPT"));
+        }
+
+        return (dnat, forward);
     }
 
     internal static string Proto(TransportProtocol protocol) => protocol == TransportProtocol.Udp ? "udp" : "tcp";

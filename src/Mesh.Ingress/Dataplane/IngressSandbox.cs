@@ -62,6 +62,14 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         }
 
         await links.EnsureSysctlsAsync(Netns, [("net.ipv4.ip_forward", "1")], ct).ConfigureAwait(false);
+
+        // mode=host DNATs on the node straight to a local task's ingress address; the node has no leg on the ingress
+        // overlay, so it routes the subnet to the sandbox, which forwards it unchanged (see ClientReplyRoutes).
+        var subnet = OverlayNetwork.Ingress.Subnet;
+        if (!(await links.ReadRoutesAsync(self, "main", ct).ConfigureAwait(false)).Any(r => r.Destination == subnet && r.Gateway == options.SandboxGatewayAddress))
+        {
+            await links.IpAsync(self, ["route", "replace", subnet, "via", options.SandboxGatewayAddress, "dev", options.GatewayBridge], ct).ConfigureAwait(false);
+        }
     }
 
     private async Task EnsureAddressAsync(NetworkNamespacePath netns, IReadOnlyDictionary<string, LinkState> known, string link, string address, CancellationToken ct)

@@ -18,7 +18,8 @@ public static class IngressSandboxTable
     public const string Name = "mesh";
     public const string ServiceChainPrefix = "svc-";
 
-    public static NftDesiredTable Build(ClusterState state, string sandboxIngressAddress)
+    /// <param name="node">This node's name: a <c>traffic=local</c> port goes to its tasks only (none when null).</param>
+    public static NftDesiredTable Build(ClusterState state, string sandboxIngressAddress, string? node = null)
     {
         var gateway = NodeNetworkOptions.SandboxGatewayInterface;
         var ingress = NodeNetworkOptions.SandboxIngressInterface;
@@ -28,7 +29,7 @@ public static class IngressSandboxTable
               map service-chains { type mark : verdict; }
               chain mark-published {
                 type filter hook prerouting priority mangle; policy accept;
-                iifname "{{gateway}}" meta l4proto { tcp, udp } meta mark set meta l4proto . th dport map @published-ports
+                iifname "{{gateway}}" fib daddr type local meta l4proto { tcp, udp } meta mark set meta l4proto . th dport map @published-ports
               }
               chain dispatch {
                 type nat hook prerouting priority dstnat; policy accept;
@@ -36,6 +37,7 @@ public static class IngressSandboxTable
               }
               chain source-nat {
                 type nat hook postrouting priority srcnat; policy accept;
+                meta mark & {{LocalTrafficMark}} != 0 return
                 oifname "{{ingress}}" ip daddr {{subnet}} ct status dnat snat to {{sandboxIngressAddress}}
               }
             """;
@@ -44,13 +46,13 @@ public static class IngressSandboxTable
         var dispatch = new List<string>();
         var chains = new List<NftChain>();
         var tasks = BackendSet.RunningTasksByService(state);
-        foreach (var service in state.Services.Where(s => s.Ports.Count > 0).OrderBy(s => s.Name, StringComparer.Ordinal))
+        foreach (var service in state.Services.Where(s => MeshPorts(s).Any()).OrderBy(s => s.Name, StringComparer.Ordinal))
         {
             var mark = Mark(service.FirewallMark);
             var chain = ServiceChainPrefix + service.Name.ToLowerInvariant();
-            published.AddRange(service.Ports.Select(p => $"{HostRules.Proto(p.Protocol)} . {p.Published.ToString(CultureInfo.InvariantCulture)} : {mark}"));
+            published.AddRange(MeshPorts(service).Select(p => $"{HostRules.Proto(p.Protocol)} . {p.Published.ToString(CultureInfo.InvariantCulture)} : {mark}"));
             dispatch.Add($"{mark} : goto {chain}");
-            chains.Add(new NftChain(chain, PublishedPortRules(BackendSet.For(tasks, service, OverlayNetwork.IngressName))));
+            chains.Add(new NftChain(chain, PublishedPortRules(BackendSet.For(tasks, service, OverlayNetwork.IngressName), BackendSet.ForNode(tasks, service, OverlayNetwork.IngressName, node))));
         }
 
         return new NftDesiredTable(
@@ -63,24 +65,40 @@ public static class IngressSandboxTable
     }
 
     /// <summary>
-    /// Per published port, round robin over the backends' addresses with the target port. With no backend the
-    /// packet is left alone: it is then delivered locally in the sandbox, where nothing listens, so TCP clients
-    /// get an immediate reset instead of a timeout.
+    /// Set (besides the service's mark) on the first packet of a <c>traffic=local</c> connection, so that source-nat
+    /// leaves it alone and the task sees the client. Service marks use the low 24 bits (<see cref="Limits.MaxFirewallMark"/>).
     /// </summary>
-    internal static IReadOnlyList<string> PublishedPortRules(BackendSet backends)
+    public const string LocalTrafficMark = "0x01000000";
+
+    /// <summary>The ports this sandbox takes: host-mode ports go straight from the node to a task, and proxy=v2 has no relay yet.</summary>
+    internal static IEnumerable<PublishedPort> MeshPorts(ClusterService service) =>
+        service.Ports.Where(p => p.Mode == PublishMode.Ingress && p.Proxy == ProxyProtocol.None);
+
+    /// <summary>
+    /// Per published port, round robin over the backends' addresses with the target port: every task's for
+    /// <c>traffic=cluster</c>, this node's own (<paramref name="local"/>) for <c>traffic=local</c>, marked so it is not
+    /// SNATed. With no backend the packet is left alone: it is then delivered locally in the sandbox, where nothing
+    /// listens, so TCP clients get an immediate reset instead of a timeout (what a node without a local task must do).
+    /// </summary>
+    internal static IReadOnlyList<string> PublishedPortRules(BackendSet backends, BackendSet? local = null)
     {
-        if (backends.Addresses.Count == 0)
+        var rules = new List<string>();
+        foreach (var port in MeshPorts(backends.Service).OrderBy(p => p.Protocol).ThenBy(p => p.Published))
         {
-            return [];
+            var isLocal = port.Traffic == TrafficPolicy.Local;
+            var addresses = isLocal ? local?.Addresses ?? [] : backends.Addresses;
+            if (addresses.Count == 0)
+            {
+                continue;
+            }
+
+            var target = port.Target.ToString(CultureInfo.InvariantCulture);
+            var map = string.Join(", ", addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip} . {target}"));
+            var keep = isLocal ? $"meta mark set meta mark | {LocalTrafficMark} " : "";
+            rules.Add($"{HostRules.Proto(port.Protocol)} dport {port.Published.ToString(CultureInfo.InvariantCulture)} {keep}dnat ip addr . port to numgen inc mod {addresses.Count.ToString(CultureInfo.InvariantCulture)} map {{ {map} }}");
         }
 
-        var n = backends.Addresses.Count.ToString(CultureInfo.InvariantCulture);
-        return backends.Service.Ports.OrderBy(p => p.Protocol).ThenBy(p => p.Published).Select(port =>
-        {
-            var target = port.Target.ToString(CultureInfo.InvariantCulture);
-            var map = string.Join(", ", backends.Addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip} . {target}"));
-            return $"{HostRules.Proto(port.Protocol)} dport {port.Published.ToString(CultureInfo.InvariantCulture)} dnat ip addr . port to numgen inc mod {n} map {{ {map} }}";
-        }).ToArray();
+        return rules;
     }
 
     /// <summary>

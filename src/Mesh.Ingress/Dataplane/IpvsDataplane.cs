@@ -27,7 +27,7 @@ public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSand
         var netns = sandbox.Netns.Path!;
         var changed = SetSysctls(netns, IpvsSandboxRules.Sysctls);
         changed |= SetTimeouts(netns);
-        changed |= Converge(netns, IpvsSandboxRules.Services(state, options));
+        changed |= Converge(netns, IpvsSandboxRules.Services(state, options, node.Name));
         changed |= await iptables.ApplyAsync(sandbox.Netns, IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Tables, cancellationToken).ConfigureAwait(false);
         return changed;
     }

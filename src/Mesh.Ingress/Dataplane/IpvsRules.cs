@@ -33,8 +33,16 @@ public static class IpvsSandboxRules
         ("net.ipv4.vs.expire_quiescent_template", "1"),
     ];
 
+    /// <summary>
+    /// Added to a service's mark for its <c>traffic=local</c> ports: their own fwmark service (this node's tasks only),
+    /// and no SNAT. Service marks use the low 24 bits; the nftables dataplane uses the same bit the same way.
+    /// </summary>
+    public const uint LocalTrafficMark = 0x01000000;
+
     private static IEnumerable<ClusterService> Published(ClusterState state) =>
-        state.Services.Where(s => s.Ports.Count > 0).OrderBy(s => s.Name, StringComparer.Ordinal);
+        state.Services.Where(s => IngressSandboxTable.MeshPorts(s).Any()).OrderBy(s => s.Name, StringComparer.Ordinal);
+
+    private static bool HasLocalTraffic(ClusterService service) => IngressSandboxTable.MeshPorts(service).Any(p => p.Traffic == TrafficPolicy.Local);
 
     public static IptablesRuleset Rules(ClusterState state, string sandboxIngressAddress)
     {
@@ -43,10 +51,11 @@ public static class IpvsSandboxRules
         foreach (var service in Published(state))
         {
             var mark = Mark((uint)service.FirewallMark);
-            foreach (var port in service.Ports.OrderBy(p => p.Protocol).ThenBy(p => p.Published))
+            foreach (var port in IngressSandboxTable.MeshPorts(service).OrderBy(p => p.Protocol).ThenBy(p => p.Published))
             {
                 var proto = HostRules.Proto(port.Protocol);
-                ports.Add(string.Create(CultureInfo.InvariantCulture, $"-p {proto} -m {proto} --dport {port.Published} -j MARK --set-xmark {mark}"));
+                var portMark = port.Traffic == TrafficPolicy.Local ? Mark((uint)service.FirewallMark | LocalTrafficMark) : mark;
+                ports.Add(string.Create(CultureInfo.InvariantCulture, $"-p {proto} -m {proto} --dport {port.Published} -j MARK --set-xmark {portMark}"));
             }
 
             if (service.Vips.TryGetValue(OverlayNetwork.IngressName, out var vip))
@@ -59,7 +68,11 @@ public static class IpvsSandboxRules
             [
                 new IptablesChain("mangle", MarkPorts, ports),
                 new IptablesChain("mangle", MarkVips, vips),
-                new IptablesChain("nat", SourceNat, [$"-d {OverlayNetwork.Ingress.Subnet} -m ipvs --ipvs -j SNAT --to-source {sandboxIngressAddress}"]),
+                new IptablesChain("nat", SourceNat,
+                [
+                    string.Create(CultureInfo.InvariantCulture, $"-m mark --mark 0x{LocalTrafficMark:x}/0x{LocalTrafficMark:x} -j RETURN"),
+                    $"-d {OverlayNetwork.Ingress.Subnet} -m ipvs --ipvs -j SNAT --to-source {sandboxIngressAddress}",
+                ]),
             ],
             [
                 new IptablesJump("mangle", "PREROUTING", $"-j {MarkPorts}"),
@@ -68,13 +81,28 @@ public static class IpvsSandboxRules
             ]);
     }
 
-    /// <summary>One fwmark service per published service; real servers = its running tasks' ingress addresses.</summary>
-    public static IReadOnlyList<IpvsDesiredService> Services(ClusterState state, IpvsOptions options)
+    /// <summary>
+    /// One fwmark service per published service, real servers = its running tasks' ingress addresses; and for a
+    /// service with <c>traffic=local</c> ports, one more (its mark + <see cref="LocalTrafficMark"/>) with this node's
+    /// tasks only. With none, IPVS answers the client with ICMP port unreachable: refused, as the nftables dataplane does.
+    /// </summary>
+    /// <param name="node">This node's name (null: no local tasks).</param>
+    public static IReadOnlyList<IpvsDesiredService> Services(ClusterState state, IpvsOptions options, string? node = null)
     {
         var tasks = BackendSet.RunningTasksByService(state);
-        return Published(state)
-            .Select(s => IpvsDesiredService.For(s.Name, (uint)s.FirewallMark, BackendSet.For(tasks, s, OverlayNetwork.IngressName).Addresses, options))
-            .ToArray();
+        var result = new List<IpvsDesiredService>();
+        foreach (var s in Published(state))
+        {
+            // Kept even when every port is traffic=local: the service's ingress VIP is marked with it.
+            result.Add(IpvsDesiredService.For(s.Name, (uint)s.FirewallMark, BackendSet.For(tasks, s, OverlayNetwork.IngressName).Addresses, options));
+
+            if (HasLocalTraffic(s))
+            {
+                result.Add(IpvsDesiredService.For(s.Name + "/local", (uint)s.FirewallMark | LocalTrafficMark, BackendSet.ForNode(tasks, s, OverlayNetwork.IngressName, node).Addresses, options));
+            }
+        }
+
+        return result;
     }
 
     /// <summary>A mark as iptables-save prints <c>--set-xmark</c>: lowercase hex, full mask.</summary>

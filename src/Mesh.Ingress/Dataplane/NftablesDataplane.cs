@@ -10,7 +10,7 @@ public sealed class NftablesDataplane(NftExecutor nft, IngressSandbox sandbox) :
     public string Name => "nftables";
 
     public Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken) =>
-        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp), IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
+        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp, node.Name), IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
 
     public Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken)
     {

@@ -44,6 +44,32 @@ public sealed class LinkTool(ICommandRunner runner)
         return routes.RootElement.EnumerateArray().Select(r => r.TryGetProperty("gateway", out var g) ? g.GetString() : null).FirstOrDefault(g => g is not null);
     }
 
+    /// <summary>The IPv4 routes of one table (<c>main</c> by default), as <c>ip -j route show</c> gives them.</summary>
+    public async Task<IReadOnlyList<RouteEntry>> ReadRoutesAsync(NetworkNamespacePath netns, string table, CancellationToken cancellationToken)
+    {
+        var result = await runner.RunInAsync(netns, "ip", ["-j", "-4", "route", "show", "table", table], null, cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            return []; // a table that was never written does not exist yet
+        }
+
+        using var routes = System.Text.Json.JsonDocument.Parse(string.IsNullOrWhiteSpace(result.Stdout) ? "[]" : result.Stdout);
+        return routes.RootElement.EnumerateArray().Select(r => new RouteEntry(
+            r.TryGetProperty("dst", out var d) ? d.GetString() ?? "" : "",
+            r.TryGetProperty("gateway", out var g) ? g.GetString() : null,
+            r.TryGetProperty("dev", out var v) ? v.GetString() : null)).ToArray();
+    }
+
+    /// <summary>The IPv4 policy rules at one priority, as (source, table) pairs.</summary>
+    public async Task<IReadOnlyList<(string Source, string Table)>> ReadRulesAsync(NetworkNamespacePath netns, int priority, CancellationToken cancellationToken)
+    {
+        var json = await runner.RunCheckedInAsync(netns, "ip", ["-j", "-4", "rule", "show", "priority", priority.ToString(System.Globalization.CultureInfo.InvariantCulture)], null, cancellationToken).ConfigureAwait(false);
+        using var rules = System.Text.Json.JsonDocument.Parse(string.IsNullOrWhiteSpace(json) ? "[]" : json);
+        return rules.RootElement.EnumerateArray().Select(r => (
+            r.TryGetProperty("src", out var s) ? s.GetString() ?? "" : "",
+            r.TryGetProperty("table", out var t) ? t.GetString() ?? "" : "")).ToArray();
+    }
+
     /// <summary>Sets the sysctls that differ, after one read of them all (a write per sysctl on every pass would cost a process each).</summary>
     public async Task EnsureSysctlsAsync(NetworkNamespacePath netns, IReadOnlyList<(string Key, string Value)> wanted, CancellationToken cancellationToken)
     {
@@ -58,6 +84,9 @@ public sealed class LinkTool(ICommandRunner runner)
         }
     }
 }
+
+/// <summary>One route of <c>ip -j route show</c>: destination (<c>default</c> or a prefix), gateway, device.</summary>
+public sealed record RouteEntry(string Destination, string? Gateway, string? Device);
 
 /// <summary>What <c>ip -j addr show</c> says of one link.</summary>
 public sealed record LinkState(string Name, bool Up, string? Master, IReadOnlyList<string> Ipv4Addresses, string? Mac = null)

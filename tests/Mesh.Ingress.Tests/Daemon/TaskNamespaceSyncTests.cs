@@ -235,6 +235,7 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
             _resolvers,
             new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([_resolvRoot], "/etc/resolv.conf"),
+            new ClientReplyRoutes(new LinkTool(_runner)),
             new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network },
             Telemetry.TestMeterFactory.Telemetry(),
             NullLogger<TaskNamespaceSync>.Instance);

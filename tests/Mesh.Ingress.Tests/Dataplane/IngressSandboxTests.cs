@@ -25,6 +25,8 @@ public class IngressSandboxTests
          {"ifname":"eth0","flags":["BROADCAST","UP"],"address":"02:42:0a:ff:00:02","addr_info":[{"family":"inet","local":"10.255.0.2","prefixlen":16}]}]
         """;
 
+    private const string HostRoutesConverged = """[{"dst":"10.255.0.0/16","gateway":"172.18.0.2","dev":"mesh-gwbridge"}]""";
+
     [Fact]
     public async Task A_converged_node_is_only_read()
     {
@@ -32,13 +34,13 @@ public class IngressSandboxTests
         await new IngressSandbox(new LinkTool(runner), Options).EnsureAsync("10.255.0.2", CancellationToken.None);
 
         Assert.Equal(["ip netns add sandbox-test-never-created"], runner.Writes); // the test's namespace file never exists
-        Assert.Equal(6, runner.Calls.Count); // host links, host sysctls, netns add, sandbox links, route, sandbox sysctl
+        Assert.Equal(7, runner.Calls.Count); // host links, host sysctls, netns add, sandbox links, route, sandbox sysctl, host routes
     }
 
     [Fact]
     public async Task A_fresh_node_gets_everything_and_what_differs_is_put_right()
     {
-        var runner = new ScriptedRunner("""[{"ifname":"mesh-ov-ingress","flags":["UP"],"addr_info":[]}]""", "[]", "[]", "0\n0\n");
+        var runner = new ScriptedRunner("""[{"ifname":"mesh-ov-ingress","flags":["UP"],"addr_info":[]}]""", "[]", "[]", "0\n0\n", "[]");
         await new IngressSandbox(new LinkTool(runner), Options).EnsureAsync("10.255.0.2", CancellationToken.None);
 
         Assert.Contains("ip link add mesh-gwbridge type bridge", runner.Writes);
@@ -48,6 +50,7 @@ public class IngressSandboxTests
         Assert.Contains("ip link set mesh-sbx-ing master mesh-ov-ingress up", runner.Writes);
         Assert.Contains(runner.Writes, w => w.EndsWith("ip addr replace 10.255.0.2/16 dev eth0", StringComparison.Ordinal));
         Assert.Contains(runner.Writes, w => w.EndsWith("ip route replace default via 172.18.0.1", StringComparison.Ordinal));
+        Assert.Contains("ip route replace 10.255.0.0/16 via 172.18.0.2 dev mesh-gwbridge", runner.Writes);
 
         // Only the sandbox's ingress address differs (the node got a new one): that address and the MAC that follows it are written.
         var moved = new ScriptedRunner(HostConverged, SandboxConverged, """[{"dst":"default","gateway":"172.18.0.1","dev":"eth1"}]""", "1\n1\n");
@@ -70,7 +73,7 @@ public class IngressSandboxTests
     }
 
     /// <summary>Answers the reads from fixed text and records every command; anything that is not a read is a write.</summary>
-    private sealed class ScriptedRunner(string hostLinks, string sandboxLinks, string sandboxRoutes, string sysctls) : ICommandRunner
+    private sealed class ScriptedRunner(string hostLinks, string sandboxLinks, string sandboxRoutes, string sysctls, string hostRoutes = HostRoutesConverged) : ICommandRunner
     {
         public List<string> Calls { get; } = [];
 
@@ -86,6 +89,7 @@ public class IngressSandboxTests
                 _ when line.EndsWith("ip -j addr show", StringComparison.Ordinal) => inSandbox ? sandboxLinks : hostLinks,
                 _ when line.EndsWith("ip -j route show default", StringComparison.Ordinal) => sandboxRoutes,
                 _ when line.Contains("sysctl -n", StringComparison.Ordinal) => sysctls,
+                _ when line == "ip -j -4 route show table main" => hostRoutes,
                 _ => null,
             };
             if (output is null)

@@ -10,8 +10,6 @@ namespace Mesh.Ingress.Tests.EndToEnd;
 /// <summary>The L7 entry (issue 11 part 3): the lab's web has <c>--route web.test/=80</c>; curl from mesh-client is the client.</summary>
 public sealed partial class LabEndToEndTests
 {
-    private const string Client = "198.18.0.100";
-
     /// <summary>GETs from mesh-client to a node's HTTP port, each on a new connection: one answer line (or status) each.</summary>
     private static async Task<List<string>> CurlHttpAsync(string node, string host, string path, int count, params string[] headers)
     {

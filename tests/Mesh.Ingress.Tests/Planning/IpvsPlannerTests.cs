@@ -116,7 +116,7 @@ public class IpvsPlannerTests
             [$"-p tcp -m tcp --dport 8080 -j MARK --set-xmark {mark}", $"-p udp -m udp --dport 8080 -j MARK --set-xmark {mark}"],
             rules.Chains.Single(c => c is { Table: "mangle", Name: IpvsSandboxRules.MarkPorts }).Rules);
         Assert.Equal([$"-d {web.Vips["ingress"]}/32 -j MARK --set-xmark {mark}"], rules.Chains.Single(c => c.Name == IpvsSandboxRules.MarkVips).Rules);
-        Assert.Equal(["-d 10.255.0.0/16 -m ipvs --ipvs -j SNAT --to-source 10.255.0.2"], rules.Chains.Single(c => c is { Table: "nat" }).Rules);
+        Assert.Equal(["-m mark --mark 0x1000000/0x1000000 -j RETURN", "-d 10.255.0.0/16 -m ipvs --ipvs -j SNAT --to-source 10.255.0.2"], rules.Chains.Single(c => c is { Table: "nat" }).Rules);
         Assert.Contains(new IptablesJump("mangle", "PREROUTING", "-j MESH-INGRESS"), rules.Jumps);
         Assert.Contains(new IptablesJump("nat", "POSTROUTING", "-j MESH-POSTROUTING"), rules.Jumps);
     }

@@ -51,11 +51,11 @@ public sealed class ReconcileTracingTests
         var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
         await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
-            new TaskResolvConfWriter([], "/etc/resolv.conf"), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
+            new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(new LinkTool(runner)), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
         var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(runner, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
         var egress = new Mesh.Ingress.Egress.TaskEgress(new LinkTool(runner), new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
         using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, iptables, tasks, options,
-            new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), NullLogger<NodeReconciler>.Instance);
+            new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
 
         await reconciler.StartAsync(CancellationToken.None);
         var clock = Stopwatch.StartNew();
