@@ -34,7 +34,10 @@ public sealed class CniLinks(ICommandRunner runner)
         await Batch(new NetworkNamespacePath(netns), inside.ToString(), ct);
     }
 
-    /// <summary>Deletes every host end named for the container (the peers go with them); none left is success.</summary>
+    /// <summary>
+    /// Deletes every host end named for the container (the peers go with them); none left is success. Only veth
+    /// devices: a device of another kind that happens to carry the name is not ours to delete.
+    /// </summary>
     public async Task DeleteAsync(string containerId, CancellationToken ct)
     {
         var names = await HostEndsAsync(containerId, ct);
@@ -47,7 +50,7 @@ public sealed class CniLinks(ICommandRunner runner)
     public async Task<IReadOnlyList<string>> HostEndsAsync(string containerId, CancellationToken ct)
     {
         var prefix = CniLeg.HostPrefix(containerId);
-        using var links = JsonDocument.Parse(await Run(NetworkNamespacePath.Current, ["-j", "link", "show"], null, ct));
+        using var links = JsonDocument.Parse(await Run(NetworkNamespacePath.Current, ["-j", "-d", "link", "show", "type", "veth"], null, ct));
         return links.RootElement.EnumerateArray().Select(l => l.GetProperty("ifname").GetString()!)
             .Where(n => n.StartsWith(prefix, StringComparison.Ordinal) && n.Length > prefix.Length && n.AsSpan(prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0)
             .ToArray();

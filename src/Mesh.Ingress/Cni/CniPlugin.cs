@@ -60,8 +60,9 @@ public sealed class CniPlugin(ICommandRunner runner)
             throw new CniException(CniErrorCode.InvalidEnvironment, $"CNI_NETNS {netns} does not exist");
         }
 
-        var node = await daemon.NodeAsync(ct);
+        var nodeRequest = daemon.NodeAsync(ct);
         var state = await daemon.StateAsync(ct);
+        var node = await nodeRequest;
         if (state.Tasks.FirstOrDefault(t => t.ContainerId == env.ContainerId) is { } existing)
         {
             // A repeated ADD (the spec says runtimes should not send one): the same answer when everything is in place.
@@ -80,7 +81,7 @@ public sealed class CniPlugin(ICommandRunner runner)
         var task = await daemon.AddTaskAsync(new TaskSpec { Service = service, Node = node, NetnsPath = netns, ContainerId = env.ContainerId }, ct);
         try
         {
-            state = await daemon.StateAsync(ct);
+            // The state read above still holds the service and its networks; the task brings its allocated addresses.
             var legs = CniLeg.Plan(env.ContainerId!, env.InterfaceName!, state, task, OverlayBridges.Of);
             await _links.AddAsync(netns, legs, config.Mtu, ct);
             return CniResult.Success(config.CniVersion, netns, legs);
