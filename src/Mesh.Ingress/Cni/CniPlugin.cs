@@ -78,7 +78,7 @@ public sealed class CniPlugin(ICommandRunner runner)
             throw new CniException(CniErrorCode.InvalidConfig, $"service '{service}' does not exist (create it with 'mesh service create {service} …', then re-run 'mesh cni install')");
         }
 
-        var task = await daemon.AddTaskAsync(new TaskSpec { Service = service, Node = node, NetnsPath = netns, ContainerId = env.ContainerId }, ct);
+        var task = await daemon.AddTaskAsync(service, node, netns, env.ContainerId!, ct);
         try
         {
             // The state read above still holds the service and its networks; the task brings its allocated addresses.
@@ -109,13 +109,19 @@ public sealed class CniPlugin(ICommandRunner runner)
 
     private async Task DelAsync(CniEnvironment env, CniDaemon daemon, CancellationToken ct)
     {
-        // Legs first: they are ours alone and need nobody; then the registration, which needs the daemon (an
-        // unreachable daemon is "try again later", and the runtime repeats DEL).
-        await _links.DeleteAsync(env.ContainerId!, ct);
-        var state = await daemon.StateAsync(ct);
-        if (state.Tasks.FirstOrDefault(t => t.ContainerId == env.ContainerId) is { } task)
+        // The registration first, so no node routes to the container while its legs go; the legs go even when the
+        // daemon does not answer (they are ours alone), and then the runtime hears "try again later" and repeats DEL.
+        try
         {
-            await daemon.RemoveTaskAsync(task.Name, ct);
+            var state = await daemon.StateAsync(ct);
+            if (state.Tasks.FirstOrDefault(t => t.ContainerId == env.ContainerId) is { } task)
+            {
+                await daemon.RemoveTaskAsync(task.Name, ct);
+            }
+        }
+        finally
+        {
+            await _links.DeleteAsync(env.ContainerId!, ct);
         }
     }
 
@@ -159,8 +165,8 @@ public sealed class CniPlugin(ICommandRunner runner)
         var state = await daemon.StateAsync(ct);
         foreach (var task in state.Tasks.Where(t => t.Node == node && t.Service == service && t.ContainerId is not null && !valid.Contains(t.ContainerId)))
         {
-            await _links.DeleteAsync(task.ContainerId!, ct);
             await daemon.RemoveTaskAsync(task.Name, ct);
+            await _links.DeleteAsync(task.ContainerId!, ct);
         }
     }
 }

@@ -19,7 +19,8 @@ public sealed partial class LabEndToEndTests
 
     private static async Task<(string Plugin, string Config)> InstallCniAsync()
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"mesh-cni-e2e-{Environment.ProcessId}");
+        // Under the lab's state directory: 'lab down' removes it with everything else.
+        var dir = $"{Mesh.Ingress.Lab.LabPlan.StateDirectory}/cni";
         var run = await Shell.MeshAsync("cni", "install", "--api", "unix:///run/mesh/lab/mesh-n1.sock", "--bin-dir", $"{dir}/bin", "--conf-dir", $"{dir}/net.d");
         Assert.True(run.ExitCode == 0, run.Stderr);
         Assert.Contains("network mesh-web", run.Stdout, StringComparison.Ordinal);
