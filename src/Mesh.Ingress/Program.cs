@@ -1,6 +1,13 @@
 using System.CommandLine;
 using Mesh.Ingress.Cli;
+using Mesh.Ingress.Cni;
 using Mesh.Ingress.Lab;
+
+// The CNI plugin is started once per container event by the runtime, which waits for it: skip building the command tree.
+if (args is ["cni", "plugin"])
+{
+    return await CniMain.RunAsync();
+}
 
 var root = new RootCommand("mesh — a routing-mesh ingress load balancer: a published port answers on every node");
 foreach (var parent in new[] { ServiceCommands.Build(), TaskCommands.Build(), NodeCommands.Build() })
@@ -18,6 +25,7 @@ root.Subcommands.Add(LabCommands.Build());
 root.Subcommands.Add(DoctorCommand.Build());
 root.Subcommands.Add(CaCommands.Build());
 root.Subcommands.Add(TraceCommand.Build());
+root.Subcommands.Add(CniCommands.Build());
 var parsed = root.Parse(args);
 var exit = await parsed.InvokeAsync();
 

@@ -86,6 +86,11 @@ public static class ObjectRules
 
         Path("netnsPath", task.NetnsPath);
         Path("resolvConfPath", task.ResolvConfPath);
+        if (task.ContainerId is not null)
+        {
+            Validate.ContainerId("containerId", task.ContainerId);
+        }
+
         if (!Enum.IsDefined(task.State))
         {
             throw new ValidationException("state", "is not running, draining or node-down");

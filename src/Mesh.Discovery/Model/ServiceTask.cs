@@ -23,5 +23,11 @@ public sealed record ServiceTask
     /// <summary>When set, the daemon on the task's node writes the task's resolv.conf here (nameserver 127.0.0.11).</summary>
     public string? ResolvConfPath { get; init; }
 
+    /// <summary>
+    /// The container runtime's ID of the container this task is (CNI_CONTAINERID), when a CNI runtime attached it:
+    /// how <c>mesh-cni</c> finds the task again on DEL and CHECK. Unique in the cluster.
+    /// </summary>
+    public string? ContainerId { get; init; }
+
     public TaskState State { get; init; } = TaskState.Running;
 }

@@ -38,6 +38,25 @@ public static class Validate
         return value;
     }
 
+    /// <summary>The longest container ID accepted: runtimes use 64 hex digits; this leaves room and keeps state small.</summary>
+    public const int MaxContainerId = 128;
+
+    /// <summary>A container ID as the CNI spec allows it: letters, digits, '_', '.' and '-', starting with a letter or digit.</summary>
+    public static string ContainerId(string field, string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            throw new ValidationException(field, "is required");
+        }
+
+        if (value.Length > MaxContainerId || !char.IsAsciiLetterOrDigit(value[0]) || !value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-'))
+        {
+            throw new ValidationException(field, $"'{Printable(value.Length > MaxContainerId ? value[..MaxContainerId] + "…" : value)}' is not a container ID: up to {MaxContainerId} letters, digits, '_', '.' or '-', starting with a letter or digit");
+        }
+
+        return value;
+    }
+
     public static IPAddress IPv4(string field, string? value)
     {
         if (string.IsNullOrEmpty(value) || !IPAddress.TryParse(value, out var ip) || ip.AddressFamily != AddressFamily.InterNetwork

@@ -31,6 +31,9 @@ public sealed record TaskSpec
 
     /// <summary>Ask the task's node to write the task's resolv.conf at this path (the embedded DNS).</summary>
     public string? ResolvConfPath { get; init; }
+
+    /// <summary>The runtime's container ID (see <see cref="ServiceTask.ContainerId"/>).</summary>
+    public string? ContainerId { get; init; }
 }
 
 public sealed record NodeSpec

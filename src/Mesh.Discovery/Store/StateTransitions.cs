@@ -255,6 +255,11 @@ public static class StateTransitions
             TaskPaths.ResolvConfPath("resolvConfPath", spec.ResolvConfPath);
         }
 
+        if (spec.ContainerId is not null)
+        {
+            Validate.ContainerId("containerId", spec.ContainerId);
+        }
+
         var aliases = ObjectRules.Aliases(spec.Aliases, spec.Name);
         if (spec.Addresses is { Count: > Limits.MaxNetworksPerService + 1 } many)
         {
@@ -282,6 +287,11 @@ public static class StateTransitions
         if (index.User(name) is { } nameUser)
         {
             throw new ConflictException($"name '{name}' is already used by {nameUser.Owner}");
+        }
+
+        if (spec.ContainerId is { } containerId && state.Tasks.FirstOrDefault(t => t.ContainerId == containerId) is { } holder)
+        {
+            throw new ConflictException($"container '{containerId}' is already task '{holder.Name}'");
         }
 
         foreach (var alias in aliases)
@@ -333,6 +343,7 @@ public static class StateTransitions
         var task = new ServiceTask
         {
             Name = name, Service = service.Name, Node = node.Name, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses, Aliases = aliases,
+            ContainerId = spec.ContainerId,
         };
         ObjectRules.Task(task);
         return (state with { Tasks = [.. state.Tasks, task] }, task);
