@@ -25,6 +25,9 @@ namespace Mesh.LoadTests.Lab;
 public static class Convergence
 {
     public const string Service = "conv";
+
+    /// <summary>A service with one task on node 3 on appnet, so that node carries appnet while the cycles come and go.</summary>
+    public const string AnchorService = "anchor";
     public const int Published = 8090;
 
     public sealed record Options(Settings Settings, int Cycles, IReadOnlyList<string> Stores, int LeaseTtlSeconds, TimeSpan Poll, TimeSpan CycleTimeout, bool ReuseAddresses = false, bool KernelMacs = false);
@@ -53,6 +56,12 @@ public static class Convergence
                 Ports = [new PublishedPort(Published, LabPlan.DemoTarget, TransportProtocol.Tcp)],
                 Networks = [LabPlan.AppNetwork],
             }, ct).ConfigureAwait(false);
+
+            // The daemon carries a network on a node (its bridge and VXLAN device) only while a task of that node is on
+            // it, and node 3 runs none on appnet: an anchor task there keeps appnet's bridge up, so each cycle's task
+            // is prepared before it registers, as a runtime that already has the network would. Not probed.
+            await lab.Store.CreateServiceAsync(new ServiceSpec { Name = AnchorService, Networks = [LabPlan.AppNetwork] }, ct).ConfigureAwait(false);
+            await lab.Cluster.StartTaskAsync(lab.Store, $"{AnchorService}.1", 3, ct).ConfigureAwait(false);
             await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
             var state = await lab.StateAsync(ct).ConfigureAwait(false);
             // DNS is answered per node, inside each task's namespace: ask from a web task on every node that has one.
