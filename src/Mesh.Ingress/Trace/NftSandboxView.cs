@@ -4,7 +4,9 @@ using System.Text.Json;
 namespace Mesh.Ingress.Trace;
 
 /// <summary>A DNAT over a numgen-keyed map, as the sandbox's service chains hold it (<see cref="Dataplane.IngressSandboxTable"/>).</summary>
-public sealed record NftDnatRule(long Handle, string? Protocol, int? DestinationPort, string Mode, int Modulus, int Offset, IReadOnlyList<NftDnatTarget> Targets)
+/// <see cref="KeepsClientAddress"/>: the rule also sets <see cref="Dataplane.IngressSandboxTable.LocalTrafficMark"/> (a
+/// <c>traffic=local</c> port: this node's tasks only, and source-nat returns before it SNATs).
+public sealed record NftDnatRule(long Handle, string? Protocol, int? DestinationPort, string Mode, int Modulus, int Offset, IReadOnlyList<NftDnatTarget> Targets, bool KeepsClientAddress = false)
 {
     /// <summary>As <c>nft list</c> prints it (rebuilt from the JSON listing).</summary>
     public string Text
@@ -15,7 +17,8 @@ public sealed record NftDnatRule(long Handle, string? Protocol, int? Destination
             var withPort = Targets.Any(t => t.Port is not null);
             var map = string.Join(", ", Targets.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Index} : {t.Address}{(t.Port is { } p ? $" . {p}" : "")}")));
             var offset = Offset == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $" offset {Offset}");
-            return string.Create(CultureInfo.InvariantCulture, $"{match}dnat {(withPort ? "ip addr . port " : "")}to numgen {Mode} mod {Modulus}{offset} map {{ {map} }}");
+            var keep = KeepsClientAddress ? $"meta mark set meta mark | {Dataplane.IngressSandboxTable.LocalTrafficMark} " : "";
+            return string.Create(CultureInfo.InvariantCulture, $"{match}{keep}dnat {(withPort ? "ip addr . port " : "")}to numgen {Mode} mod {Modulus}{offset} map {{ {map} }}");
         }
     }
 }
@@ -54,6 +57,8 @@ public sealed class NftSandboxView
 
         return (rules.Select(ParseDnat).OfType<NftDnatRule>().ToArray(), rules.Count);
     }
+
+    private static readonly long LocalTrafficMark = Convert.ToInt64(Dataplane.IngressSandboxTable.LocalTrafficMark, 16);
 
     public static string MarkText(long mark) => "0x" + mark.ToString("x8", CultureInfo.InvariantCulture);
 
@@ -149,9 +154,16 @@ public sealed class NftSandboxView
     {
         string? proto = null;
         int? dport = null;
+        var keepsClient = false;
         foreach (var expr in rule.GetProperty("expr").EnumerateArray())
         {
-            if (expr.TryGetProperty("match", out var match)
+            if (expr.TryGetProperty("mangle", out var mangle) && mangle.TryGetProperty("value", out var value)
+                && value.TryGetProperty("|", out var or) && or.ValueKind == JsonValueKind.Array
+                && or.EnumerateArray().Any(v => Number(v) == LocalTrafficMark))
+            {
+                keepsClient = true;
+            }
+            else if (expr.TryGetProperty("match", out var match)
                 && match.GetProperty("left").TryGetProperty("payload", out var payload)
                 && payload.TryGetProperty("field", out var field) && field.GetString() == "dport"
                 && match.GetProperty("right").ValueKind == JsonValueKind.Number)
@@ -185,7 +197,8 @@ public sealed class NftSandboxView
                     numgen.GetProperty("mode").GetString() ?? "?",
                     numgen.GetProperty("mod").GetInt32(),
                     numgen.TryGetProperty("offset", out var offset) ? offset.GetInt32() : 0,
-                    targets.OrderBy(t => t.Index).ToArray());
+                    targets.OrderBy(t => t.Index).ToArray(),
+                    keepsClient);
             }
         }
 

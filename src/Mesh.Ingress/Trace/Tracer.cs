@@ -183,7 +183,13 @@ public static class Tracer
                 _notes.Add($"numgen mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} but the map has {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} entries: a number without an entry is not DNATed");
             }
 
-            if (view.SourceNat is { } snat)
+            if (rule.KeepsClientAddress)
+            {
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", "source-nat",
+                    $"meta mark & {IngressSandboxTable.LocalTrafficMark} != 0 return",
+                    "no SNAT (traffic=local): the task sees the client's address and replies through its own node (policy routing to this sandbox)"));
+            }
+            else if (view.SourceNat is { } snat)
             {
                 _steps.Add(new TraceStep(_sandbox, "ip mesh", "source-nat",
                     $"oifname \"{NodeNetworkOptions.SandboxIngressInterface}\" ip daddr {snat.Prefix} ct status dnat snat to {snat.Address}",
@@ -201,7 +207,7 @@ public static class Tracer
                 return Done(TraceVerdict.Dropped, $"every backend of {service} is on {kernel.Node} and its task drops {_proto}/{Port(candidates[0].Port)}", backends);
             }
 
-            return Done(TraceVerdict.Forwarded, $"DNAT to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} backends of service {service}, {Short(rule)}", backends);
+            return Done(TraceVerdict.Forwarded, $"DNAT to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} {(rule.KeepsClientAddress ? "local " : "")}backends of service {service}, {Short(rule)}{(rule.KeepsClientAddress ? ", client address kept (traffic=local)" : "")}", backends);
         }
 
         /// <summary>

@@ -179,6 +179,26 @@ public sealed class TracerTests
         Assert.Equal("mark-published", trace.Steps.Last().Chain);
     }
 
+    [Fact]
+    public void A_traffic_local_rule_is_shown_without_snat_and_says_the_client_address_is_kept()
+    {
+        // The tcp rule of svc-web as IngressSandboxTable writes a traffic=local port (nft -j's form, checked with nft 1.0.6).
+        const string dport = "{\"match\": {\"op\": \"==\", \"left\": {\"payload\": {\"protocol\": \"tcp\", \"field\": \"dport\"}}, \"right\": 8080}}, ";
+        const string keep = "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": {\"|\": [{\"meta\": {\"key\": \"mark\"}}, 16777216]}}}, ";
+        var sandbox = Data("sandbox.json");
+        Assert.Contains(dport, sandbox, StringComparison.Ordinal);
+        var trace = Run(Node3(sandbox.Replace(dport, dport + keep, StringComparison.Ordinal)), "tcp", "198.18.0.13", 8080);
+
+        Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
+        Assert.Contains("meta mark set meta mark | 0x01000000 dnat", trace.Steps[5].Rule, StringComparison.Ordinal);
+        Assert.Equal("meta mark & 0x01000000 != 0 return", trace.Steps[6].Rule);
+        Assert.StartsWith("no SNAT (traffic=local)", trace.Steps[6].Result, StringComparison.Ordinal);
+        Assert.Contains("client address kept (traffic=local)", trace.Reason, StringComparison.Ordinal);
+
+        var cluster = Run(Node3(), "tcp", "198.18.0.13", 8080);
+        Assert.Contains("snat to", cluster.Steps[6].Rule, StringComparison.Ordinal);
+    }
+
     /// <summary>The ipvs sandbox as IpvsSandboxRules writes it (iptables-save's canonical form) with web's fwmark service.</summary>
     private const string IpvsMangle = """
         *mangle
