@@ -59,6 +59,10 @@ public static class IptablesRuleMatch
                 "--src-type" => value == "LOCAL" ? packet.SourceIsLocal : null,
                 "--ctstate" => value.Split(',').Contains("NEW"),
                 "-o" => packet.OutInterface is null ? null : value == packet.OutInterface,
+                // statistic nth (mode=host spreads over local tasks): each such rule takes its share of new
+                // connections, so for a trace every one of them is a candidate.
+                "--mode" => value == "nth" ? true : null,
+                "--every" or "--packet" => true,
                 _ => null,
             };
             if (result is null)

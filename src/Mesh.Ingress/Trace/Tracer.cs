@@ -80,6 +80,11 @@ public static class Tracer
                     : Done(TraceVerdict.Refused, $"{_proto}/{Port(request.Port)} is not published (no rule in {HostRules.Ingress}) and nothing on {kernel.Node} listens on it: {RefusedHow}");
             }
 
+            if (kernel.Tasks.TryGetValue(sandboxLeg.Address, out var direct))
+            {
+                return HostMode(nat, packet, direct.Service);
+            }
+
             _steps.Add(new TraceStep(_host, "nat", HostRules.Ingress, dnat, $"DNAT to {sandboxLeg.Address}:{Port(sandboxLeg.Port)}, the ingress sandbox's gateway leg"));
             var toSandbox = packet with { Destination = sandboxLeg.Address, DestinationPort = sandboxLeg.Port, DestinationIsLocal = false, OutInterface = kernel.GatewayBridge };
             if (fromLocal)
@@ -95,6 +100,50 @@ public static class Tracer
             }
 
             return Sandbox(sandboxLeg);
+        }
+
+        /// <summary>
+        /// <c>mode=host</c>: the node DNATs the published port straight to its own tasks (no sandbox, no SNAT), one rule
+        /// per task spread by <c>statistic nth</c>; FORWARD accepts the connection by its original port.
+        /// </summary>
+        private TraceResult HostMode(IptablesSave nat, TracedPacket packet, string service)
+        {
+            var rules = (nat.OwnedChains.GetValueOrDefault(("nat", HostRules.Ingress)) ?? [])
+                .Where(r => IptablesRuleMatch.Option(r, "-j") == "DNAT" && IptablesRuleMatch.Evaluate(r, packet) == IptablesMatch.Matches)
+                .Select(r => (Rule: r, To: Endpoint(IptablesRuleMatch.Option(r, "--to-destination"))))
+                .Where(x => x.To is not null)
+                .ToList();
+            foreach (var (rule, to) in rules)
+            {
+                _steps.Add(new TraceStep(_host, "nat", HostRules.Ingress, rule,
+                    $"DNAT straight to {to!.Value.Address}:{Port(to.Value.Port)} (mode=host: {rules.Count.ToString(CultureInfo.InvariantCulture)} local task(s) share new connections)"));
+            }
+
+            var filter = IptablesSave.Parse(kernel.HostFilter);
+            var accept = (filter.OwnedChains.GetValueOrDefault(("filter", HostRules.Ingress)) ?? [])
+                .FirstOrDefault(r => r.Contains($"--ctorigdstport {Port(request.Port)} ", StringComparison.Ordinal) && r.StartsWith($"-p {_proto} ", StringComparison.Ordinal) && IptablesRuleMatch.Option(r, "-j") == "ACCEPT");
+            if (accept is not null)
+            {
+                _steps.Add(new TraceStep(_host, "filter", HostRules.Ingress, accept, "ACCEPT (forwarded to the task, matched by the connection's original port)"));
+            }
+            else if ((Policy(kernel.HostFilter, "filter", "FORWARD") ?? "ACCEPT") == "DROP")
+            {
+                _steps.Add(new TraceStep(_host, "filter", "FORWARD", null, "no rule accepts the DNATed connection and FORWARD's policy is DROP"));
+                return Done(TraceVerdict.Dropped, $"filter FORWARD drops {_proto}/{Port(request.Port)} to the local task: no {HostRules.Ingress} rule accepts it and the policy is DROP");
+            }
+
+            var candidates = new List<TraceBackend>();
+            foreach (var (_, to) in rules)
+            {
+                var (address, port) = to!.Value;
+                kernel.Tasks.TryGetValue(address, out var task);
+                var side = task is not null && kernel.LocalTaskRules.ContainsKey(address) ? TaskSide(address, port, task).Steps : null;
+                candidates.Add(new TraceBackend(candidates.Count, address, port, 1, task?.Name, task?.Node ?? kernel.Node, null, side, null));
+            }
+
+            var backends = new TraceBackendSet(service, "-", $"mode=host: statistic nth spreads new connections over the {candidates.Count.ToString(CultureInfo.InvariantCulture)} task(s) of {service} on {kernel.Node}", candidates);
+            return Done(TraceVerdict.Forwarded,
+                $"DNAT straight to one of {candidates.Count.ToString(CultureInfo.InvariantCulture)} local task(s) of service {service} (mode=host: no sandbox, no SNAT, the task sees the client's address)", backends);
         }
 
         /// <summary>filter FORWARD: Mesh's chain accepts the published port; otherwise the chain's policy decides.</summary>

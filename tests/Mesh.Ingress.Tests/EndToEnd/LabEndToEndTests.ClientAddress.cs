@@ -2,6 +2,7 @@ using System.Text.Json;
 using Mesh.Ingress.Cli;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Lab;
+using Mesh.Ingress.Trace;
 
 namespace Mesh.Ingress.Tests.EndToEnd;
 
@@ -61,12 +62,19 @@ public sealed partial class LabEndToEndTests
                         }, attempts: 100);
                         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"{service} answered the client through node {node} only after {clock.Elapsed}");
                         await EventuallyAsync(async () => Assert.Equal((200, 1), await HealthAsync(address, service)), attempts: 50);
+
+                        // mesh trace, from the same node's kernel, says what curl saw: this task, and the client's address kept.
+                        var trace = await TraceAsync($"mesh-n{i}", $"{address}:{port}");
+                        Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
+                        Assert.Equal([$"{service}.1"], CandidateTasks(trace));
+                        Assert.Contains(port == 8091 ? "mode=host" : "traffic=local", trace.Reason, StringComparison.Ordinal);
                     }
                     else
                     {
                         // Refused at once (a reset: nothing listens), not a timeout, and not forwarded to another node.
                         await EventuallyAsync(async () => Assert.Equal(7, (await CurlAsync(address, port)).ExitCode), attempts: 50);
                         Assert.Equal((503, 0), await HealthAsync(address, service));
+                        Assert.Equal(TraceVerdict.Refused, (await TraceAsync($"mesh-n{i}", $"{address}:{port}")).Verdict);
                     }
                 }
             }

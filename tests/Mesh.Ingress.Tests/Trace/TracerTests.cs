@@ -199,6 +199,28 @@ public sealed class TracerTests
         Assert.Contains("snat to", cluster.Steps[6].Rule, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_host_mode_port_is_dnated_straight_to_the_local_tasks_with_no_sandbox_step()
+    {
+        // As HostRules writes mode=host on node 1 (web.1 and web.3 local), in iptables-save's canonical form.
+        var nat = Data("host-nat.txt").Replace("-A MESH-INGRESS -j RETURN",
+            "-A MESH-INGRESS -p tcp -m tcp --dport 8081 -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 10.255.0.6:80\n"
+            + "-A MESH-INGRESS -p tcp -m tcp --dport 8081 -j DNAT --to-destination 10.255.0.8:80\n-A MESH-INGRESS -j RETURN", StringComparison.Ordinal);
+        var filter = Data("host-filter.txt").Replace("-A MESH-INGRESS -p tcp -m tcp --dport 8080 -j ACCEPT",
+            "-A MESH-INGRESS -p tcp -m tcp --dport 8080 -j ACCEPT\n-A MESH-INGRESS -p tcp -m conntrack --ctstate DNAT --ctorigdstport 8081 -j ACCEPT", StringComparison.Ordinal);
+        Assert.Contains("8081", nat, StringComparison.Ordinal);
+        Assert.Contains("8081", filter, StringComparison.Ordinal);
+        var trace = Run(Node1() with { HostNat = nat, HostFilter = filter }, "tcp", "198.18.0.11", 8081);
+
+        Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
+        Assert.DoesNotContain(trace.Steps, s => s.Namespace.StartsWith("sandbox", StringComparison.Ordinal));
+        Assert.Equal("-p tcp -m conntrack --ctstate DNAT --ctorigdstport 8081 -j ACCEPT", trace.Steps[^1].Rule);
+        Assert.Equal([("10.255.0.6", 80, "web.1"), ("10.255.0.8", 80, "web.3")], trace.Backends!.Candidates.Select(c => (c.Address, c.Port, c.Task!)));
+        Assert.All(trace.Backends.Candidates, c => Assert.NotNull(c.TaskSide));
+        Assert.Contains("mode=host", trace.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(trace.Notes, n => n.Contains("not evaluated", StringComparison.Ordinal));
+    }
+
     /// <summary>The ipvs sandbox as IpvsSandboxRules writes it (iptables-save's canonical form) with web's fwmark service.</summary>
     private const string IpvsMangle = """
         *mangle
