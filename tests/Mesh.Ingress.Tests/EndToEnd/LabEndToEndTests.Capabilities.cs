@@ -75,8 +75,15 @@ public sealed partial class LabEndToEndTests
 
     private static async Task<string> DaemonOfAsync(string node)
     {
+        // The new daemon's pid is first setsid, sh and setpriv, which exec each other with full capabilities before the
+        // daemon runs: wait until the process is the daemon itself (reading its status earlier saw all capabilities).
         string? pid = null;
-        await EventuallyAsync(async () => pid = Assert.Single((await Shell.CheckedAsync("ip", "netns", "pids", node)).Split('\n', StringSplitOptions.RemoveEmptyEntries)), attempts: 50);
+        await EventuallyAsync(async () =>
+        {
+            pid = Assert.Single((await Shell.CheckedAsync("ip", "netns", "pids", node)).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            var argv = (await File.ReadAllTextAsync($"/proc/{pid}/cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            Assert.True(argv.Length > 1 && Path.GetFileName(argv[0]) is not ("setsid" or "sh" or "setpriv") && argv.Contains("daemon"), $"pid {pid} is still '{string.Join(' ', argv)}'");
+        }, attempts: 50);
         return pid!;
     }
 

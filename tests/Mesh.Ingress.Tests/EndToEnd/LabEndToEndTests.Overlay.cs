@@ -152,7 +152,17 @@ public sealed partial class LabEndToEndTests
         // The daemon's objects only: the overlay links, the VXLAN devices' own FDB entries and their neighbours (what the
         // bridges learn from traffic, and the underlay's neighbour states, come and go by themselves).
         static bool Ours(string line) =>
-            (line.Contains("mesh-vx", StringComparison.Ordinal) || line.Contains("mesh-ov-", StringComparison.Ordinal)) && !IsLearned(line);
+            LinkName(line) is { } name
+                ? name.StartsWith("mesh-vx", StringComparison.Ordinal) || name.StartsWith("mesh-ov-", StringComparison.Ordinal)
+                : (line.Contains("mesh-vx", StringComparison.Ordinal) || line.Contains("mesh-ov-", StringComparison.Ordinal)) && !IsLearned(line);
+
+        // A link event names the link first ("20: meg7515d04d@mesh-ov-appnet: <...>"); what follows '@' is the veth
+        // peer's index resolved in this namespace (a task's egress leg can show an overlay bridge's name there), so a
+        // link is ours by its own name only.
+        static string? LinkName(string line) =>
+            line.Replace("Deleted ", "", StringComparison.Ordinal).Split(": ", 3) is [var index, var name, _] && index.All(char.IsAsciiDigit) && index.Length > 0
+                ? name.Split('@')[0]
+                : null;
         static bool IsLearned(string line) =>
             line.Replace("Deleted ", "", StringComparison.Ordinal).Split(' ') is [var mac, ..] && mac.Count(c => c == ':') == 5 && mac.Length == 17
             && line.Contains(" master ", StringComparison.Ordinal);
