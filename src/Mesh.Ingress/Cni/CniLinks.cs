@@ -13,8 +13,18 @@ namespace Mesh.Ingress.Cni;
 /// </summary>
 public sealed class CniLinks(ICommandRunner runner)
 {
+    /// <summary>How long ADD waits for the daemon to make a network's bridge (it does once the task is registered).</summary>
+    public static readonly TimeSpan BridgeWait = TimeSpan.FromSeconds(10);
+
     public async Task AddAsync(string netns, IReadOnlyList<CniLeg> legs, int mtu, CancellationToken ct)
     {
+        // The daemon carries a network on its node only while a task of the node is on it: for the node's first
+        // container on a network, the bridge appears once the daemon has seen the task this ADD just registered.
+        foreach (var bridge in legs.Select(l => l.Bridge).Distinct(StringComparer.Ordinal))
+        {
+            await WaitForBridgeAsync(bridge, ct);
+        }
+
         var m = mtu.ToString(CultureInfo.InvariantCulture);
         var host = new StringBuilder();
         foreach (var leg in legs)
@@ -32,6 +42,20 @@ public sealed class CniLinks(ICommandRunner runner)
         }
 
         await Batch(new NetworkNamespacePath(netns), inside.ToString(), ct);
+    }
+
+    private async Task WaitForBridgeAsync(string bridge, CancellationToken ct)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while ((await runner.RunInAsync(NetworkNamespacePath.Current, "ip", ["link", "show", "dev", bridge], null, ct)).ExitCode != 0)
+        {
+            if (clock.Elapsed > BridgeWait)
+            {
+                throw new CniException(CniErrorCode.TryAgainLater, string.Create(CultureInfo.InvariantCulture, $"the Mesh daemon has not made the bridge {bridge} within {BridgeWait.TotalSeconds:0} s"), $"no link {bridge} in this namespace");
+            }
+
+            await Task.Delay(50, ct);
+        }
     }
 
     /// <summary>

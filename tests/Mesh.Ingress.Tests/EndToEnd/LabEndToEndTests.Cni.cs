@@ -38,11 +38,11 @@ public sealed partial class LabEndToEndTests
         public int Code => Json.ValueKind == JsonValueKind.Object && Json.TryGetProperty("code", out var c) ? c.GetInt32() : 0;
     }
 
-    private static async Task<CniRun> CniAsync(string command, string containerId, string? netns, string? config = null)
+    private static async Task<CniRun> CniAsync(string command, string containerId, string? netns, string? config = null, string node = CniNode)
     {
         var (plugin, defaultConfig) = await CniInstall.Value;
         var info = new ProcessStartInfo("nsenter") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { $"--net=/run/netns/{CniNode}", "--", plugin })
+        foreach (var a in new[] { $"--net=/run/netns/{node}", "--", plugin })
         {
             info.ArgumentList.Add(a);
         }
@@ -64,6 +64,37 @@ public sealed partial class LabEndToEndTests
         await process.WaitForExitAsync();
         var text = await stdout;
         return new CniRun(process.ExitCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone(), await stderr);
+    }
+
+    [LabFact]
+    public async Task T8n_e_the_first_container_of_a_network_on_a_node_waits_for_the_bridge_the_daemon_makes_for_it()
+    {
+        // Node 3 runs no task on appnet, so its daemon carries no appnet bridge until a task of node 3 joins appnet:
+        // this ADD's own registration. Without waiting for it, the leg had no bridge to join and ADD failed.
+        const string node = "mesh-n3";
+        var (_, mesh1) = await CniInstall.Value;
+        var config = mesh1.Replace("mesh-n1.sock", $"{node}.sock", StringComparison.Ordinal);
+        Assert.NotEqual(mesh1, config);
+        async Task<int> AppnetBridgeAsync() => (await Shell.RunAsync("ip", "-n", node, "link", "show", "dev", "mesh-ov-appnet")).ExitCode;
+        Assert.NotEqual(0, await AppnetBridgeAsync());
+
+        var netns = await ContainerNetnsAsync("cni-first-n3");
+        try
+        {
+            var add = await CniAsync("ADD", "first-on-n3", netns, config, node);
+            Assert.True(add.ExitCode == 0, $"{add.Json} {add.Stderr}");
+            Assert.Equal(0, await AppnetBridgeAsync());
+            var ips = add.Json.GetProperty("ips").EnumerateArray().Select(i => i.GetProperty("address").GetString()!).ToList();
+            Assert.Contains(ips, a => a.StartsWith("10.0.1.", StringComparison.Ordinal)); // an appnet leg, on the new bridge
+        }
+        finally
+        {
+            Assert.Equal(0, (await CniAsync("DEL", "first-on-n3", netns, config, node)).ExitCode);
+            await Shell.RunAsync("ip", "netns", "del", "cni-first-n3");
+        }
+
+        // The last task of node 3 on appnet gone, the daemon stops carrying appnet there (the lab is as before).
+        await EventuallyAsync(async () => Assert.NotEqual(0, await AppnetBridgeAsync()), attempts: 100);
     }
 
     private static async Task<string> ContainerNetnsAsync(string name)
