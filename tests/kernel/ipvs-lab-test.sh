@@ -8,7 +8,9 @@
 # Checks: lab up --dataplane ipvs; every daemon reports dataplane ipvs; curl (TCP) and a UDP datagram from
 # mesh-client to every node reach every web task; ipvsadm -Ln in each ingress sandbox shows one FWM service per
 # published service with the task ingress IPs as Masq real servers, and the MARK/SNAT rules; east-west from a task
-# to web's appnet VIP reaches every web task; a killed daemon restarts without changing the kernel; a removed task is drained (weight 0,
+# to web's appnet VIP reaches every web task; a killed daemon restarts without changing the kernel; mode=host and
+# traffic=local ports keep the client address on the node with a task and are refused by the other (and the health
+# port and mesh trace agree); a removed task is drained (weight 0,
 # no new connections) then removed; lab down leaves nothing. Under qemu (whose stock kernel also has nf_tables with the
 # ip family, which user-mode-linux lacks) one node is switched to the nftables dataplane and back, end to end.
 set -uo pipefail
@@ -206,10 +208,36 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
   check "switch back to ipvs: TCP via mesh-n$n:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
 fi
 
+api=unix:///run/mesh/lab/mesh-n1.sock
+# --- client addresses: mode=host and traffic=local on the ipvs dataplane (issue 11) ---------------------
+# One task each on node 1; node 2 has none. From mesh-client: the task sees the client itself (no SNAT) through
+# node 1, node 2 refuses (nothing listens: a reset, curl exit 7), and the health port says 200 / 503.
+peer_of() { in_ns mesh-client curl -s -m $((3 * scale)) "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^peer=/) print $1, $i }'; }
+health_of() { in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) -w '%{http_code}' "http://$(node_addr "$1"):10256/services/$2"; }
+"$mesh" service create hostweb --publish 8091:80,mode=host --api "$api" >/dev/null
+"$mesh" service create localweb --publish 8092:80,traffic=local --api "$api" >/dev/null
+"$mesh" lab run hostweb.1 --node 1 >/dev/null
+"$mesh" lab run localweb.1 --node 1 >/dev/null
+for case in "hostweb 8091" "localweb 8092"; do
+  read -r svc port <<<"$case"
+  reaches_client() { [[ $(peer_of "http://$(node_addr 1):$port/") == "$svc.1 peer=198.18.0.100" ]]; }
+  check "$svc (${port}): via mesh-n1 the task sees the client 198.18.0.100" wait_for $((20 * scale)) reaches_client
+  check "$svc (${port}): mesh-n2 has no task and refuses (curl exit 7)" \
+    test "$(in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) "http://$(node_addr 2):$port/"; echo $?)" = 7
+  got=$(trace_of 1 "$port")
+  check "$svc (${port}): mesh trace via mesh-n1 says forwarded to $svc.1 ($got)" test "$got" = "forwarded:$svc.1"
+  got=$(trace_of 2 "$port")
+  check "$svc (${port}): mesh trace via mesh-n2 says refused ($got)" test "$got" = "refused:"
+done
+check "health port: localweb is 200 on mesh-n1 and 503 on mesh-n2" test "$(health_of 1 localweb) $(health_of 2 localweb)" = "200 503"
+got=$(peer_of "http://$(node_addr 2):8080/")
+check "the plain mesh still SNATs: web through mesh-n2 sees its sandbox, not the client ($got)" bash -c '[[ $1 == *peer=10.255.* ]]' _ "$got"
+"$mesh" service rm hostweb --api "$api" >/dev/null
+"$mesh" service rm localweb --api "$api" >/dev/null
+
 # --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
 gone_task=${web_tasks##* }
 gone_ip=$(jq -r --arg t "$gone_task" '.state.tasks[] | select(.name == $t) | .addresses.ingress' <<<"$status")
-api=unix:///run/mesh/lab/mesh-n1.sock
 weight_of() { in_ns "$1" ipvsadm -Ln --fwmark-service "$mark" | awk -v ip="$gone_ip:0" '$1 == "->" && $2 == ip { print $4 }'; }
 all_weight() { local i; for i in $(seq 1 $nodes); do [[ $(weight_of "mesh-n$i-ingress") == "$1" ]] || return 1; done; }
 # Each sandbox must show the task at weight 0 at some point, not necessarily all at the same moment: the drain period

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Mesh.Discovery.Model;
 using Mesh.Ingress.Cli;
 using Mesh.Ingress.Kernel;
 
@@ -76,10 +77,42 @@ public static class LabCommands
         var serve = new Command("serve", "The lab's task server: answers HTTP and UDP with 'TASK NODE IP peer=… xff=… proxy=…' (accepts a PROXY v2 header)") { task, node, port };
         serve.SetAction((parse, ct) => LabServer.RunAsync(parse.GetValue(task)!, parse.GetValue(node)!, parse.GetValue(port), ct));
 
+        var runTask = new Argument<string>("task") { Description = "The task's name, <service>.<k>; the service must exist" };
+        var onNode = new Option<int>("--node") { Description = "The node's number: 1 is mesh-n1", Required = true };
+        var run = new Command("run", "Start a task on a node of the lab as a runtime would: its namespace, the lab's task server, its registration, a leg on each network of its service") { runTask, onNode };
+        run.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var name = CliErrors.Argument("task", () => Validate.DottedName("task", parse.GetValue(runTask)));
+            var service = name.Split('.')[0];
+            if (name.Split('.') is not [_, var k] || !int.TryParse(k, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
+            {
+                throw new ArgumentException($"task '{name}' must be <service>.<k>, as web.4");
+            }
+
+            var n = parse.GetValue(onNode);
+            if (n is < 1 or > 50 || !LinkTool.NamespaceExists(LabPlan.NodeName(n)))
+            {
+                throw new ArgumentException($"--node {n}: there is no lab node mesh-n{n} (is the lab up? `mesh lab status`)");
+            }
+
+            // Checked before anything is made: a task of an unknown service would leave a namespace and a server behind.
+            var store = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
+            var state = await store.GetStateAsync(ct);
+            if (state.Services.All(s => s.Name != service))
+            {
+                throw new ArgumentException($"task '{name}': there is no service '{service}' (mesh service create {service} ...)");
+            }
+
+            var task = await new LabCluster(new ProcessCommandRunner(), Console.Out, Patience()).StartTaskAsync(store, name, n, ct);
+            Console.WriteLine($"{task.Name} runs on {task.Node}: {string.Join(", ", task.Addresses.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => $"{a.Key} {a.Value}"))}");
+            return 0;
+        }));
+
         lab.Subcommands.Add(up);
         lab.Subcommands.Add(status);
         lab.Subcommands.Add(down);
         lab.Subcommands.Add(serve);
+        lab.Subcommands.Add(run);
         return lab;
     }
 
