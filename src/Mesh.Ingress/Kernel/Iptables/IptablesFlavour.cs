@@ -12,6 +12,8 @@ public sealed record IptablesFlavour(string Name, string Save, string Restore)
 
     public static async Task<IptablesFlavour> DetectAsync(ICommandRunner runner, CancellationToken cancellationToken)
     {
+        var refusals = new List<string>();
+        var denied = false;
         foreach (var flavour in new[] { Nft, Legacy })
         {
             try
@@ -21,13 +23,20 @@ public sealed record IptablesFlavour(string Name, string Save, string Restore)
                 {
                     return flavour;
                 }
+
+                var said = result.Stderr.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? $"exit {result.ExitCode}";
+                denied |= said.Contains("Permission denied", StringComparison.Ordinal);
+                refusals.Add($"{flavour.Save}: {said}");
             }
             catch (CommandFailedException)
             {
-                // tool missing: try the next flavour
+                refusals.Add($"{flavour.Save}: not installed"); // tool missing: try the next flavour
             }
         }
 
-        throw new InvalidOperationException("neither iptables-nft nor iptables-legacy works here: install Debian's 'iptables' package (and the kernel's nat/filter/mangle support)");
+        // Both tools refusing with EPERM is a missing capability, not a missing package: say which one.
+        throw new InvalidOperationException(denied
+            ? $"this process may not read the kernel's firewall tables: it needs CAP_NET_ADMIN (run as root or grant it, as packaging/mesh.service does) ({string.Join("; ", refusals)})"
+            : $"neither iptables-nft nor iptables-legacy works here: install Debian's 'iptables' package (and the kernel's nat/filter/mangle support) ({string.Join("; ", refusals)})");
     }
 }
