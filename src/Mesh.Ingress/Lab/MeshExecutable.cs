@@ -32,6 +32,7 @@ public static class MeshExecutable
     /// </summary>
     public static int StartDetachedIn(string netns, string file, IReadOnlyList<string> arguments, string logFile = "/dev/null")
     {
+        StopPassingOnInheritedDescriptors();
         var info = new ProcessStartInfo("setsid") { UseShellExecute = false };
         string[] argv =
         [
@@ -45,5 +46,25 @@ public static class MeshExecutable
 
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {file} in {netns}");
         return process.Id;
+    }
+
+    /// <summary>
+    /// Marks every descriptor above stderr close-on-exec before a child starts. What this process was given stays
+    /// usable here but reaches no daemon or task server: `flock /tmp/mesh-lab.lock mesh lab up` would otherwise hand
+    /// the lock's descriptor to every daemon, and the lock would stay held for as long as the lab runs.
+    /// </summary>
+    private static void StopPassingOnInheritedDescriptors()
+    {
+        foreach (var entry in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+        {
+            if (int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var fd) && fd > 2)
+            {
+                var flags = Tmds.Linux.LibC.fcntl(fd, Tmds.Linux.LibC.F_GETFD, 0);
+                if (flags >= 0 && (flags & Tmds.Linux.LibC.FD_CLOEXEC) == 0)
+                {
+                    _ = Tmds.Linux.LibC.fcntl(fd, Tmds.Linux.LibC.F_SETFD, flags | Tmds.Linux.LibC.FD_CLOEXEC);
+                }
+            }
+        }
     }
 }
