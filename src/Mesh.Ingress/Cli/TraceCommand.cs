@@ -82,7 +82,7 @@ public static class TraceCommand
             {
                 var request = HttpTraceRequest.Parse(target![..colon], target[(colon + 1)..], host, path, from);
                 var c = request.Connection;
-                return (Query("http", c.Address, c.Port, c.From) + $"&host={Uri.EscapeDataString(request.Host)}&path={Uri.EscapeDataString(request.Path)}";
+                return Query("http", c.Address, c.Port, c.From) + $"&host={Uri.EscapeDataString(request.Host)}&path={Uri.EscapeDataString(request.Path)}";
             }
 
             if (host is not null || path is not null)
