@@ -101,7 +101,7 @@ public static class HttpTracer
         var backends = new TraceBackendSet(service, cluster.Id, Selection(lb, available), Candidates(cluster, kernel));
         if (cluster.Destinations.Count == 0)
         {
-            return Done(TraceVerdict.Unavailable, $"route {route.Id} matches, but cluster {cluster.Id} has no destination (service {service} has no running task): the entry answers 503", backends, withCluster);
+            return Done(TraceVerdict.Unavailable, $"route {route.Id} matches, but cluster {cluster.Id} has no destination (service {service} has no running task): the entry answers 503", with: withCluster);
         }
 
         if (available == 0)

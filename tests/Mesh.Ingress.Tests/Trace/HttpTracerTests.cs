@@ -108,6 +108,7 @@ public sealed class HttpTracerTests
         var none = Run(Node3(), Matched(new EntryCluster("web:80", true, "RoundRobin", [])));
         Assert.Equal(TraceVerdict.Unavailable, none.Verdict);
         Assert.Contains("no destination (service web has no running task): the entry answers 503", none.Reason, StringComparison.Ordinal);
+        Assert.Null(none.Backends);
 
         var unhealthy = Run(Node3(), Matched(WebCluster(false, false, false)));
         Assert.Equal(TraceVerdict.Unavailable, unhealthy.Verdict);
