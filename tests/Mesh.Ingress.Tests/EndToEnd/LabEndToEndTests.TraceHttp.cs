@@ -79,8 +79,8 @@ public sealed partial class LabEndToEndTests
             for (var i = 1; i <= LabFixture.NodeAddresses.Length; i++)
             {
                 var address = LabFixture.NodeAddresses[i - 1];
-                await EventuallyAsync(async () => Assert.Equal("t8t:web.test/t8t", (await TraceHttpAsync($"mesh-n{i}", address, "web.test", "/t8t/x")).Http!.Route));
-                var trace = await TraceHttpAsync($"mesh-n{i}", address, "web.test", "/t8t/x");
+                TraceResult trace = null!;
+                await EventuallyAsync(async () => Assert.Equal("t8t:web.test/t8t", (trace = await TraceHttpAsync($"mesh-n{i}", address, "web.test", "/t8t/x")).Http!.Route));
                 Assert.True(trace.Verdict == TraceVerdict.Unavailable, trace.Reason);
                 Assert.Contains("503", trace.Reason, StringComparison.Ordinal);
                 Assert.Equal(["t8t:web.test/t8t", "web:web.test/"], trace.Http!.RoutesOfHost.Select(r => r.Split(':')[0] + ":" + r.Split(':')[1]));
