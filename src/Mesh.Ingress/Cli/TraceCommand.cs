@@ -13,9 +13,9 @@ namespace Mesh.Ingress.Cli;
 
 /// <summary>
 /// <c>mesh trace --node NODE tcp|udp ADDR:PORT [--from IP]</c>: asks NODE's daemon (<c>GET /v1/trace</c>) where a new
-/// connection would go, from that node's live kernel state; <c>mesh trace --node NODE http ADDR:PORT --host H [--path /P]</c>
-/// where an HTTP request would go: the host rules, then the route and cluster the node's running L7 entry picks. Each node traces its own kernel, so the API must be that
-/// node's: <c>--api</c>/<c>MESH_API</c> when given, else the lab's socket for NODE when there is one, else the default.
+/// connection would go, from that node's live kernel state; <c>mesh trace --node NODE http ADDR:PORT --host H
+/// [--path /P]</c> where an HTTP request would go: the host rules, then the route and cluster the node's running L7
+/// entry picks. Each node traces its own kernel, so the API must be that node's: <c>--api</c>/<c>MESH_API</c> when given, else the lab's socket for NODE when there is one, else the default.
 /// </summary>
 public static class TraceCommand
 {

@@ -40,8 +40,8 @@ public static class HttpTracer
         var notes = l4.Notes.ToList();
         var host = $"node {kernel.Node}";
         var listens = kernel.LocalListeners.Contains(("tcp", request.Connection.Port));
-        TraceResult Done(TraceVerdict verdict, string reason, TraceBackendSet? backends = null, TraceHttp? with = null) =>
-            result with { Steps = steps, Notes = notes.Distinct().ToArray(), Verdict = verdict, Reason = reason, Backends = backends, Http = with ?? http };
+        TraceResult Done(TraceVerdict verdict, string reason, TraceBackendSet? backends = null, TraceHttp? picked = null) =>
+            result with { Steps = steps, Notes = notes.Distinct().ToArray(), Verdict = verdict, Reason = reason, Backends = backends, Http = picked ?? http };
 
         if (entryPort == 0 || entryPort != request.Connection.Port)
         {
@@ -86,7 +86,7 @@ public static class HttpTracer
         if (entry.Cluster is not { Found: true } cluster)
         {
             steps.Add(new TraceStep(host, "L7 entry", $"cluster {route.ClusterId}", null, "YARP has no such cluster"));
-            return Done(TraceVerdict.Unavailable, $"route {route.Id} names cluster {route.ClusterId}, which the entry does not have: 503", with: http with { Route = route.Id, Service = service, Cluster = route.ClusterId });
+            return Done(TraceVerdict.Unavailable, $"route {route.Id} names cluster {route.ClusterId}, which the entry does not have: 503", picked: http with { Route = route.Id, Service = service, Cluster = route.ClusterId });
         }
 
         var withCluster = http with { Route = route.Id, Service = service, Cluster = cluster.Id, LoadBalancing = cluster.LoadBalancing };
@@ -101,7 +101,7 @@ public static class HttpTracer
         var backends = new TraceBackendSet(service, cluster.Id, Selection(lb, available), Candidates(cluster, kernel));
         if (cluster.Destinations.Count == 0)
         {
-            return Done(TraceVerdict.Unavailable, $"route {route.Id} matches, but cluster {cluster.Id} has no destination (service {service} has no running task): the entry answers 503", with: withCluster);
+            return Done(TraceVerdict.Unavailable, $"route {route.Id} matches, but cluster {cluster.Id} has no destination (service {service} has no running task): the entry answers 503", picked: withCluster);
         }
 
         if (available == 0)
