@@ -13,8 +13,9 @@ namespace Mesh.Ingress.Cli;
 
 /// <summary>
 /// <c>mesh trace --node NODE tcp|udp ADDR:PORT [--from IP]</c>: asks NODE's daemon (<c>GET /v1/trace</c>) where a new
-/// connection would go, from that node's live kernel state. Each node traces its own kernel, so the API must be that
-/// node's: <c>--api</c>/<c>MESH_API</c> when given, else the lab's socket for NODE when there is one, else the default.
+/// connection would go, from that node's live kernel state; <c>mesh trace --node NODE http ADDR:PORT --host H
+/// [--path /P]</c> where an HTTP request would go: the host rules, then the route and cluster the node's running L7
+/// entry picks. Each node traces its own kernel, so the API must be that node's: <c>--api</c>/<c>MESH_API</c> when given, else the lab's socket for NODE when there is one, else the default.
 /// </summary>
 public static class TraceCommand
 {
@@ -22,11 +23,13 @@ public static class TraceCommand
     {
         var node = new Option<string>("--node") { Description = "The node whose kernel is traced (its daemon must answer on the API)", Required = true };
         var from = new Option<string?>("--from") { Description = "The client's address (default: an external client; an address of the node itself takes the local path)" };
-        var protocol = new Argument<string>("protocol") { Description = "tcp or udp" };
+        var host = new Option<string?>("--host") { Description = "http: the request's Host header, e.g. web.test" };
+        var path = new Option<string?>("--path") { Description = "http: the request's path (default /)" };
+        var protocol = new Argument<string>("protocol") { Description = "tcp, udp or http (a request through the node's L7 entry: --host, --path)" };
         var target = new Argument<string>("address:port") { Description = "Where the connection goes, e.g. 198.18.0.13:8080" };
-        var trace = new Command("trace", "Show, from a node's live kernel state, each step a new connection would take, or where and why it would be refused or dropped")
+        var trace = new Command("trace", "Show, from a node's live kernel state (and, for http, its running L7 entry), each step a new connection or request would take, or where and why it would be refused, dropped or answered 404/503")
         {
-            node, from, protocol, target, CommonOptions.Json,
+            node, from, host, path, protocol, target, CommonOptions.Json,
         };
         foreach (var option in CommonOptions.ClientOptions)
         {
@@ -36,10 +39,10 @@ public static class TraceCommand
         trace.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var nodeName = Label(parse.GetValue(node));
-            var request = Request(parse.GetValue(protocol), parse.GetValue(target), parse.GetValue(from));
+            var query = Request(parse.GetValue(protocol), parse.GetValue(target), parse.GetValue(from), parse.GetValue(host), parse.GetValue(path));
             var (api, credentials, lab) = ApiOf(parse, nodeName);
             using var http = ApiClientFactory.Create(api, TimeSpan.FromSeconds(60), credentials);
-            var result = await GetAsync(http, api, Query(request.Proto, request.Address, request.Port, request.From), ct);
+            var result = await GetAsync(http, api, query, ct);
             if (result.Node != nodeName)
             {
                 throw new ValidationException("--node", $"the daemon at {api} is node '{result.Node}', not '{nodeName}': point --api at {nodeName}'s daemon (each node traces its own kernel)");
@@ -65,7 +68,7 @@ public static class TraceCommand
     }
 
     /// <summary>Validated here first, so bad usage is exit 2 with the argument's name, without a round trip.</summary>
-    private static TraceRequest Request(string? protocol, string? target, string? from)
+    private static string Request(string? protocol, string? target, string? from, string? host, string? path)
     {
         var colon = target?.LastIndexOf(':') ?? -1;
         if (colon <= 0)
@@ -75,7 +78,20 @@ public static class TraceCommand
 
         try
         {
-            return TraceRequest.Parse(protocol, target![..colon], target[(colon + 1)..], from);
+            if (string.Equals(protocol, "http", StringComparison.OrdinalIgnoreCase))
+            {
+                var request = HttpTraceRequest.Parse(target![..colon], target[(colon + 1)..], host, path, from);
+                var c = request.Connection;
+                return Query("http", c.Address, c.Port, c.From) + $"&host={Uri.EscapeDataString(request.Host)}&path={Uri.EscapeDataString(request.Path)}";
+            }
+
+            if (host is not null || path is not null)
+            {
+                throw new ArgumentException($"--{(host is not null ? "host" : "path")}: only with http (a request through the node's L7 entry)");
+            }
+
+            var connection = TraceRequest.Parse(protocol, target![..colon], target[(colon + 1)..], from);
+            return Query(connection.Proto, connection.Address, connection.Port, connection.From);
         }
         catch (ValidationException e)
         {
@@ -130,7 +146,8 @@ public static class TraceCommand
             try
             {
                 using var http = ApiClientFactory.Create(LabPlan.Api(node), TimeSpan.FromSeconds(60));
-                var far = await GetAsync(http, LabPlan.Api(node), Query(result.Protocol, backend.Address, backend.Port, null), ct);
+                // An http trace's destinations are reached over TCP from the sandbox: their far side is a tcp trace.
+                var far = await GetAsync(http, LabPlan.Api(node), Query(result.Protocol == "http" ? "tcp" : result.Protocol, backend.Address, backend.Port, null), ct);
                 candidates.Add(far.Node == node ? backend with { TaskSide = far.Steps, FollowUp = null } : backend);
             }
             catch (Exception e) when (e is StoreUnavailableException or ValidationException or NotFoundException or InvalidOperationException)

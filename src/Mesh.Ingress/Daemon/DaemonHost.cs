@@ -136,7 +136,8 @@ public static class DaemonHost
         services.AddSingleton<NodeTracer>();
         services.AddSingleton(options.Http);
         services.AddSingleton<Http.HttpEntryMetrics>();
-        services.AddHostedService<Http.HttpEntry>();
+        services.AddSingleton<Http.HttpEntry>(); // also read by mesh trace (its live routes)
+        services.AddHostedService(sp => sp.GetRequiredService<Http.HttpEntry>());
 
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));

@@ -6,6 +6,7 @@ using Mesh.Ingress.Dataplane;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -39,6 +40,17 @@ public sealed partial class HttpEntry(
     /// <summary>The body of a 404 for a host or path no route has.</summary>
     public const string NotFoundBody = "no route for this host and path\n";
 
+    private volatile WebApplication? _running;
+
+    /// <summary>
+    /// The entry's web application while it serves (null before it starts, between retries, after it stops): its
+    /// endpoints and YARP state are what <c>mesh trace</c> asks which route and cluster a request gets.
+    /// </summary>
+    public IEndpointRouteBuilder? Running => _running;
+
+    /// <summary>The port the entry listens on (0: off).</summary>
+    public int Port => options.Port;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (options.Port == 0)
@@ -54,6 +66,7 @@ public sealed partial class HttpEntry(
                 app = Build();
                 await app.StartAsync(stoppingToken).ConfigureAwait(false);
                 LogListening(options.Port, sandbox.Netns.ToString());
+                _running = app;
                 await FollowStoreAsync(app.Services.GetRequiredService<InMemoryConfigProvider>(), stoppingToken).ConfigureAwait(false);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
@@ -63,6 +76,7 @@ public sealed partial class HttpEntry(
             }
             finally
             {
+                _running = null;
                 if (app is not null)
                 {
                     using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));

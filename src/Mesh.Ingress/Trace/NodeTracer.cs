@@ -23,8 +23,11 @@ public sealed partial class NodeTracer(
     NodeNetworkOptions network,
     NodeStatus status,
     IClusterStore store,
+    Http.HttpEntry entry,
     ILogger<NodeTracer> logger)
 {
+    private readonly EntryRouteMatcher _matcher = new();
+
     /// <summary>At most this many local tasks' namespaces are listed per trace: each costs a process or two.</summary>
     public const int MaxTaskReads = 16;
 
@@ -42,7 +45,39 @@ public sealed partial class NodeTracer(
         }
     }
 
+    /// <summary>
+    /// An HTTP request to this node: the kernel's host rules for the connection, then the running L7 entry's own
+    /// matching (<see cref="EntryRouteMatcher"/>) for its Host and path, the route's cluster and destinations with health.
+    /// </summary>
+    public async Task<TraceResult> TraceHttpAsync(HttpTraceRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        try
+        {
+            var (snapshot, netns, storeNote) = await SnapshotAsync(ct).ConfigureAwait(false);
+            var match = entry.Running is { } running && entry.Port == request.Connection.Port
+                ? await _matcher.MatchAsync(running, request.Host, request.Path, ct).ConfigureAwait(false)
+                : null;
+            snapshot = snapshot with { LocalTaskRules = await TaskRulesAsync(HttpTracer.LocalTaskAddresses(match, snapshot), netns, ct).ConfigureAwait(false) };
+            var result = HttpTracer.Trace(request, snapshot, entry.Port, match);
+            return storeNote is null ? result : result with { Notes = [.. result.Notes, storeNote] };
+        }
+        catch (CommandFailedException e)
+        {
+            LogReadFailed(e, "http", request.Connection.Address, request.Connection.Port);
+            throw;
+        }
+    }
+
     private async Task<TraceResult> WalkAsync(TraceRequest request, CancellationToken ct)
+    {
+        var (snapshot, netns, storeNote) = await SnapshotAsync(ct).ConfigureAwait(false);
+        var rules = await TaskRulesAsync(Tracer.LocalTaskAddresses(request, snapshot), netns, ct).ConfigureAwait(false);
+        var result = Tracer.Trace(request, snapshot with { LocalTaskRules = rules });
+        return storeNote is null ? result : result with { Notes = [.. result.Notes, storeNote] };
+    }
+
+    private async Task<(NodeSnapshot Snapshot, Dictionary<string, NetworkNamespacePath> Netns, string? StoreNote)> SnapshotAsync(CancellationToken ct)
     {
         var (tasks, netns, storeNote) = await TasksAsync(ct).ConfigureAwait(false);
         var save = iptables.Flavour.Save;
@@ -63,9 +98,14 @@ public sealed partial class NodeTracer(
             tasks,
             new Dictionary<string, string>(),
             ipvs);
+        return (snapshot, netns, storeNote);
+    }
 
+    /// <summary>The rules of the local tasks at these ingress addresses (at most <see cref="MaxTaskReads"/>).</summary>
+    private async Task<Dictionary<string, string>> TaskRulesAsync(IEnumerable<string> addresses, Dictionary<string, NetworkNamespacePath> netns, CancellationToken ct)
+    {
         var rules = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var address in Tracer.LocalTaskAddresses(request, snapshot).Take(MaxTaskReads))
+        foreach (var address in addresses.Take(MaxTaskReads))
         {
             if (netns.TryGetValue(address, out var taskNetns) && await TaskRulesAsync(taskNetns, ct).ConfigureAwait(false) is { } text)
             {
@@ -73,8 +113,7 @@ public sealed partial class NodeTracer(
             }
         }
 
-        var result = Tracer.Trace(request, snapshot with { LocalTaskRules = rules });
-        return storeNote is null ? result : result with { Notes = [.. result.Notes, storeNote] };
+        return rules;
     }
 
     private async Task<(Dictionary<string, TracedTask> Tasks, Dictionary<string, NetworkNamespacePath> Netns, string? Note)> TasksAsync(CancellationToken ct)

@@ -17,8 +17,8 @@ public sealed record TraceRequest(TransportProtocol Protocol, string Address, in
         {
             "tcp" => TransportProtocol.Tcp,
             "udp" => TransportProtocol.Udp,
-            null or "" => throw new ValidationException("proto", "is required: tcp or udp"),
-            _ => throw new ValidationException("proto", $"'{Validate.Printable(proto)}' is not tcp or udp"),
+            null or "" => throw new ValidationException("proto", "is required: tcp, udp or http"),
+            _ => throw new ValidationException("proto", $"'{Validate.Printable(proto)}' is not tcp, udp or http"),
         };
         if (string.IsNullOrEmpty(addr))
         {

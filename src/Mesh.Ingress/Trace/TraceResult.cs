@@ -17,6 +17,12 @@ public enum TraceVerdict
 
     /// <summary>This part of the path could not be read (a task's or the sandbox's rules), or is a dataplane the trace does not know.</summary>
     Unsupported,
+
+    /// <summary>HTTP: the L7 entry has no route for the request's Host and path, and answers 404.</summary>
+    NotFound,
+
+    /// <summary>HTTP: the route's cluster has no available destination, and the entry answers 503.</summary>
+    Unavailable,
 }
 
 /// <summary>
@@ -34,7 +40,14 @@ public sealed record TraceResult(
     TraceBackendSet? Backends,
     TraceVerdict Verdict,
     string Reason,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes,
+    TraceHttp? Http = null);
+
+/// <summary>
+/// The L7 part of an <c>http</c> trace: the request's Host and path, the route the running entry's matcher picked
+/// (null: none, 404), its service, cluster and load-balancing policy, and every route the entry has for that host.
+/// </summary>
+public sealed record TraceHttp(string Host, string Path, string? Route, string? Service, string? Cluster, string? LoadBalancing, IReadOnlyList<string> RoutesOfHost);
 
 /// <summary>
 /// One hop: where (<see cref="Namespace"/>, <see cref="Table"/>/<see cref="Chain"/>), the kernel rule or map element

@@ -8,7 +8,9 @@ public static class TraceText
     public static void Write(TextWriter output, TraceResult trace)
     {
         var from = trace.From is null ? "from an external client" : $"from {trace.From}";
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{trace.Protocol} {trace.Address}:{trace.Port} {from}, on {trace.Node} ({trace.Dataplane} dataplane, live kernel state)"));
+        var request = trace.Http is { } http ? $" Host {http.Host} path {http.Path}" : "";
+        var live = trace.Http is null ? "live kernel state" : "live kernel state and the running L7 entry's YARP state";
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{trace.Protocol} {trace.Address}:{trace.Port}{request} {from}, on {trace.Node} ({trace.Dataplane} dataplane, {live})"));
         var n = 0;
         foreach (var step in trace.Steps)
         {
@@ -18,7 +20,8 @@ public static class TraceText
         if (trace.Backends is { } set)
         {
             output.WriteLine();
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"service {set.Service} (mark {set.Mark}): {set.Candidates.Count} candidate(s), {set.Selection}"));
+            var key = trace.Http?.Cluster is null ? "mark" : "cluster";
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"service {set.Service} ({key} {set.Mark}): {set.Candidates.Count} candidate(s), {set.Selection}"));
             foreach (var b in set.Candidates)
             {
                 var who = b.Task is null ? "(no task in the store)" : $"{b.Task} on {b.Node}";
@@ -50,6 +53,7 @@ public static class TraceText
     public static string Verdict(TraceVerdict verdict) => verdict switch
     {
         TraceVerdict.NotMesh => "not_mesh",
+        TraceVerdict.NotFound => "not_found",
         _ => verdict.ToString().ToLowerInvariant(),
     };
 

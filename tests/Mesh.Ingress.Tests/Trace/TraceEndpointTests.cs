@@ -45,6 +45,11 @@ public sealed class TraceEndpointTests : IAsyncLifetime
     [InlineData("?proto=tcp&addr=198.18.0.13&port=8080&port=8081", "port")]
     [InlineData("?proto=tcp&addr=198.18.0.13&port=8080&from=me", "from")]
     [InlineData("?proto=tcp&addr=198.18.0.13&port=8080&node=n2", "node")]
+    [InlineData("?proto=http&addr=198.18.0.13&port=80", "host")]
+    [InlineData("?proto=http&addr=198.18.0.13&port=80&host=web.test&path=x", "path")]
+    [InlineData("?proto=http&addr=198.18.0.13&port=80&host=web.test&host=b.test", "host")]
+    [InlineData("?proto=tcp&addr=198.18.0.13&port=8080&host=web.test", "host")]
+    [InlineData("?proto=udp&addr=198.18.0.13&port=8080&path=/", "path")]
     public async Task A_bad_parameter_is_a_400_naming_it(string query, string field)
     {
         using var response = await _http.GetAsync(new Uri("/v1/trace" + query, UriKind.Relative));
