@@ -61,6 +61,7 @@ public static class DaemonHost
         services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, generation));
         services.AddSingleton<LinkTool>();
         services.AddSingleton<IngressSandbox>();
+        services.AddSingleton<Overlay.IOverlayKernel, Overlay.OverlayKernel>();
         services.AddSingleton<Overlay.OverlayNetworks>();
         services.AddSingleton<Egress.TaskEgress>();
         services.AddSingleton(options.Ipvs);
