@@ -43,18 +43,19 @@ public sealed class ReconcileTracingTests
         using var telemetry = new MeshTelemetry(meters);
         var runner = new RefusingRunner();
         var kernel = new RefusingKernel();
+        var refusing = new Mesh.Ingress.Tests.Kernel.FakeLinks { Refuse = true };
         var network = new NodeNetworkOptions { IngressSandbox = $"mesh-trace-test-{Environment.ProcessId}" };
         var options = new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network };
         var nft = new NftExecutor(runner);
-        var sandbox = new IngressSandbox(new LinkTool(runner), network);
+        var sandbox = new IngressSandbox(refusing, network);
         var dataplane = new NftablesDataplane(nft, sandbox);
         var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
         var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
         await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
-            new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(new LinkTool(runner)), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
+            new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(refusing), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
         var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(kernel, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
-        var egress = new Mesh.Ingress.Egress.TaskEgress(new LinkTool(runner), new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
+        var egress = new Mesh.Ingress.Egress.TaskEgress(refusing, new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
         using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, iptables, tasks, options,
             new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
 
