@@ -78,9 +78,11 @@ public sealed class NetlinkLinks(ICommandRunner runner) : INetworkLinks
 
     public Task ReplaceAddressAsync(NetworkNamespacePath netns, string cidr, string link, CancellationToken ct)
     {
-        var network = IPNetwork.Parse(cidr.Contains('/', StringComparison.Ordinal) ? cidr : cidr + "/32");
-        var ip = IPAddress.Parse(cidr.Split('/')[0]); // the address itself, not the network's base
-        return Run(netns, ct, h => h.ReplaceAddress(new Address(h.RequireLink(link).Index, ip, network.PrefixLength), link));
+        // An interface address keeps its host bits (172.18.0.1/16), which IPNetwork refuses: split it by hand.
+        var parts = cidr.Split('/');
+        var ip = IPAddress.Parse(parts[0]);
+        var prefix = parts.Length == 2 ? int.Parse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture) : 32;
+        return Run(netns, ct, h => h.ReplaceAddress(new Address(h.RequireLink(link).Index, ip, prefix), link));
     }
 
     public Task ReplaceRouteAsync(NetworkNamespacePath netns, RouteEntry route, int table, CancellationToken ct) => Run(netns, ct, h =>

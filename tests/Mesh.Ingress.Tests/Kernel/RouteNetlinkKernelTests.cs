@@ -1,4 +1,5 @@
 using System.Net;
+using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Tests.EndToEnd;
 using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink;
@@ -149,6 +150,40 @@ public sealed class RouteNetlinkKernelTests : IAsyncLifetime
 
         Assert.Equal(before, h.GetLinks().Select(l => l.Name).Order(StringComparer.Ordinal).ToList());
         Assert.Throws<NetworkNamespaceException>(() => RouteHandle.Open("/var/run/netns/rtnl-no-such-namespace"));
+    }
+
+    [LabFact]
+    public async Task The_daemons_link_operations_read_back_what_they_wrote()
+    {
+        var links = new NetlinkLinks(new ProcessCommandRunner());
+        var ns = new NetworkNamespacePath(NetnsPath);
+        await links.AddBridgeAsync(ns, "gw-t", CancellationToken.None);
+        await links.ReplaceAddressAsync(ns, "172.18.0.1/16", "gw-t", CancellationToken.None); // host bits set, as interface addresses are
+        await links.SetLinkAsync(ns, "gw-t", new LinkSettings(Up: true), CancellationToken.None);
+        await links.AddVethAsync(ns, "leg-h", 1450, "gw0", "02:42:ac:12:00:05", new NetworkNamespacePath($"/var/run/netns/{_peer}"), CancellationToken.None);
+        await links.SetLinkAsync(ns, "leg-h", new LinkSettings(Master: "gw-t", Up: true), CancellationToken.None);
+        var peer = new NetworkNamespacePath($"/var/run/netns/{_peer}");
+        await links.ReplaceAddressAsync(peer, "172.18.0.5/16", "gw0", CancellationToken.None);
+        await links.SetLinkAsync(peer, "gw0", new LinkSettings(Up: true), CancellationToken.None);
+        await links.ReplaceRouteAsync(peer, new RouteEntry("default", "172.18.0.1", "gw0"), 254, CancellationToken.None);
+        await links.ReplaceRouteAsync(peer, new RouteEntry("10.255.0.0/16", null, "gw0"), 4096, CancellationToken.None);
+        await links.AddRuleAsync(peer, "172.18.0.5", 4096, 4096, CancellationToken.None);
+
+        var host = await links.ReadLinksAsync(ns, CancellationToken.None);
+        Assert.Equal(["172.18.0.1/16"], host["gw-t"].Ipv4Addresses);
+        Assert.Equal(("gw-t", true), (host["leg-h"].Master, host["leg-h"].Up));
+        var inside = await links.ReadLinksAsync(peer, CancellationToken.None);
+        Assert.Equal(("02:42:ac:12:00:05", true), (inside["gw0"].Mac, inside["gw0"].Up));
+        Assert.Equal("172.18.0.1", await links.ReadDefaultGatewayAsync(peer, CancellationToken.None));
+        Assert.Equal([new RouteEntry("10.255.0.0/16", null, "gw0")], await links.ReadRoutesAsync(peer, 4096, CancellationToken.None));
+        Assert.Equal([("172.18.0.5", "4096")], await links.ReadRulesAsync(peer, 4096, CancellationToken.None));
+        Assert.Contains("default via 172.18.0.1 dev gw0", await Shell.CheckedAsync("ip", "-n", _peer, "route", "show"), StringComparison.Ordinal);
+
+        Assert.True(await links.TryDeleteLinkAsync(ns, "leg-h", CancellationToken.None));
+        Assert.False(await links.TryDeleteLinkAsync(ns, "leg-h", CancellationToken.None));
+        Assert.False(await links.TryDeleteNeighbourAsync(ns, "172.18.0.9", "gw-t", CancellationToken.None));
+        var missing = await Assert.ThrowsAsync<NetlinkException>(() => links.SetLinkAsync(ns, "no-such-link", new LinkSettings(Up: true), CancellationToken.None));
+        Assert.Contains("no-such-link", missing.Message, StringComparison.Ordinal);
     }
 
     [LabFact]
