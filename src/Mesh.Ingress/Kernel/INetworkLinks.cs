@@ -17,7 +17,7 @@ public interface INetworkLinks
     /// <summary>The IPv4 unicast routes of one table (254: main).</summary>
     Task<IReadOnlyList<RouteEntry>> ReadRoutesAsync(NetworkNamespacePath netns, int table, CancellationToken ct);
 
-    /// <summary>The IPv4 policy rules at one priority, as (source, table) pairs.</summary>
+    /// <summary>The IPv4 policy rules at one priority, as (source, table) pairs (source "" for "from all", an address without /32).</summary>
     Task<IReadOnlyList<(string Source, string Table)>> ReadRulesAsync(NetworkNamespacePath netns, int priority, CancellationToken ct);
 
     /// <summary>Sets the sysctls that differ, after one read of them all.</summary>

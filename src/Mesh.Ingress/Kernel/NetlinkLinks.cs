@@ -39,7 +39,7 @@ public sealed class NetlinkLinks(ICommandRunner runner) : INetworkLinks
     public Task<IReadOnlyList<(string Source, string Table)>> ReadRulesAsync(NetworkNamespacePath netns, int priority, CancellationToken ct) => Run(netns, ct, h =>
         (IReadOnlyList<(string, string)>)h.GetRules()
             .Where(r => r.Priority == (uint)priority)
-            .Select(r => (r.Source is { } s ? (s.PrefixLength == 32 ? s.BaseAddress.ToString() : s.ToString()) : "all", r.Table.ToString(CultureInfo.InvariantCulture)))
+            .Select(r => (r.Source is { } s ? (s.PrefixLength == 32 ? s.BaseAddress.ToString() : s.ToString()) : "", r.Table.ToString(CultureInfo.InvariantCulture)))
             .ToArray());
 
     public Task EnsureSysctlsAsync(NetworkNamespacePath netns, IReadOnlyList<(string Key, string Value)> wanted, CancellationToken ct)
