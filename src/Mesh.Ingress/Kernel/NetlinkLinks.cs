@@ -9,9 +9,9 @@ namespace Mesh.Ingress.Kernel;
 /// <summary>
 /// <see cref="INetworkLinks"/> through rtnetlink (a socket opened in the namespace for each call and closed after it,
 /// so no socket keeps a task's deleted namespace alive) and /proc/sys read and written inside the namespace.
-/// Creating a named namespace is the one step still left to <c>ip netns add</c> (once per daemon start).
+/// A named namespace is created as <c>ip netns add</c> does (<see cref="NetworkNamespace.CreateNamed"/>).
 /// </summary>
-public sealed class NetlinkLinks(ICommandRunner runner) : INetworkLinks
+public sealed class NetlinkLinks : INetworkLinks
 {
     public Task<IReadOnlyDictionary<string, LinkState>> ReadLinksAsync(NetworkNamespacePath netns, CancellationToken ct) => Run(netns, ct, h =>
     {
@@ -49,12 +49,15 @@ public sealed class NetlinkLinks(ICommandRunner runner) : INetworkLinks
         return Task.CompletedTask;
     }
 
-    public async Task EnsureNamespaceAsync(string name, CancellationToken ct)
+    public Task EnsureNamespaceAsync(string name, CancellationToken ct)
     {
+        ct.ThrowIfCancellationRequested();
         if (!File.Exists(NetworkNamespacePath.Named(name).Path))
         {
-            await runner.RunCheckedAsync("ip", ["netns", "add", name], null, ct).ConfigureAwait(false);
+            NetworkNamespace.CreateNamed(name);
         }
+
+        return Task.CompletedTask;
     }
 
     public Task AddBridgeAsync(NetworkNamespacePath netns, string name, CancellationToken ct) =>

@@ -155,7 +155,7 @@ public sealed class RouteNetlinkKernelTests : IAsyncLifetime
     [LabFact]
     public async Task The_daemons_link_operations_read_back_what_they_wrote()
     {
-        var links = new NetlinkLinks(new ProcessCommandRunner());
+        var links = new NetlinkLinks();
         var ns = new NetworkNamespacePath(NetnsPath);
         await links.AddBridgeAsync(ns, "gw-t", CancellationToken.None);
         await links.ReplaceAddressAsync(ns, "172.18.0.1/16", "gw-t", CancellationToken.None); // host bits set, as interface addresses are
@@ -184,6 +184,28 @@ public sealed class RouteNetlinkKernelTests : IAsyncLifetime
         Assert.False(await links.TryDeleteNeighbourAsync(ns, "172.18.0.9", "gw-t", CancellationToken.None));
         var missing = await Assert.ThrowsAsync<NetlinkException>(() => links.SetLinkAsync(ns, "no-such-link", new LinkSettings(Up: true), CancellationToken.None));
         Assert.Contains("no-such-link", missing.Message, StringComparison.Ordinal);
+    }
+
+    [LabFact]
+    public async Task A_named_namespace_is_created_as_ip_netns_add_does_and_seen_by_iproute2()
+    {
+        var name = $"rtnl-add-{Environment.ProcessId}";
+        try
+        {
+            await new NetlinkLinks().EnsureNamespaceAsync(name, CancellationToken.None);
+            Assert.Contains(name, await Shell.CheckedAsync("ip", "netns", "list"), StringComparison.Ordinal);
+            Assert.Contains("lo:", await Shell.CheckedAsync("ip", "-n", name, "link", "show", "lo"), StringComparison.Ordinal);
+            Assert.NotEqual(NetworkNamespace.Identify("/proc/self/ns/net"), NetworkNamespace.Identify($"/var/run/netns/{name}"));
+            await new NetlinkLinks().EnsureNamespaceAsync(name, CancellationToken.None); // there already: nothing to do
+
+            var e = Assert.Throws<NetworkNamespaceException>(() => NetworkNamespace.CreateNamed(name)); // O_EXCL
+            Assert.Equal(Errno.EEXIST, e.Errno);
+            Assert.Throws<ArgumentException>(() => NetworkNamespace.CreateNamed("../etc"));
+        }
+        finally
+        {
+            await Shell.RunAsync("ip", "netns", "del", name);
+        }
     }
 
     [LabFact]
