@@ -7,8 +7,8 @@ using static Tmds.Linux.LibC;
 namespace Mesh.Ipvs;
 
 /// <summary>
-/// The one place Mesh enters another network namespace (the netlink handles here, the daemon's in-namespace DNS
-/// listeners and upstream sockets in Mesh.Discovery, its per-namespace sysctls). No existing thread ever moves: a
+/// The one place Mesh enters (or, for the ingress sandbox, creates) another network namespace (the netlink handles
+/// here, the daemon's in-namespace DNS listeners and upstream sockets in Mesh.Discovery, its per-namespace sysctls). No existing thread ever moves: a
 /// dedicated thread does setns(target) → work → setns(original) and then exits, so no thread-pool thread (and no
 /// thread of the caller's) is ever in another namespace, even when the way back fails. Sockets created by the work
 /// stay bound to the target namespace for their whole life (a socket's namespace is fixed when it is created), and
@@ -118,6 +118,96 @@ public static class NetworkNamespace
         finally
         {
             close(fd);
+        }
+    }
+
+    /// <summary>Where named network namespaces live (iproute2's NETNS_RUN_DIR).</summary>
+    public const string NamedRoot = "/var/run/netns";
+
+    /// <summary>
+    /// Creates the named network namespace NAMED_ROOT/<paramref name="name"/> as <c>ip netns add</c> does (iproute2
+    /// 6.1's netns_add, step by step): the directory; under an exclusive flock on it, the directory made a shared
+    /// mount (bind-mounted onto itself first when it is not a mount point), so the namespace's bind mount propagates to
+    /// other mount namespaces; the empty file (O_EXCL: an existing one is EEXIST); then a dedicated thread unshares a
+    /// new network namespace and bind-mounts its own /proc/thread-self/ns/net onto the file, and exits (no thread
+    /// is ever moved back). A failure after the file was made removes it. Needs CAP_SYS_ADMIN.
+    /// </summary>
+    public static void CreateNamed(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (name is "." or ".." || name.Length > 255 || name.Any(c => c is '/' or '\0' || char.IsControl(c)))
+        {
+            throw new ArgumentException($"'{name}' is not a network namespace name", nameof(name));
+        }
+
+        string path = $"{NamedRoot}/{name}";
+        if (LibCExtras.MkdirAt(AT_FDCWD, NamedRoot, 0x1ed /* 0755 */) != 0 && errno != Errno.EEXIST)
+        {
+            throw new NetworkNamespaceException($"mkdir({NamedRoot})", path, errno);
+        }
+
+        MakeRunDirectoryShared(path);
+        int fd = LibCExtras.Open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC);
+        if (fd < 0) throw new NetworkNamespaceException($"open({path}, O_CREAT|O_EXCL)", path, errno);
+        close(fd);
+
+        ExceptionDispatchInfo? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                if (unshare(CLONE_NEWNET) != 0) throw new NetworkNamespaceException("unshare(CLONE_NEWNET)", path, errno);
+                if (LibCExtras.Mount("/proc/thread-self/ns/net", path, "none", LibCExtras.MS_BIND) != 0)
+                {
+                    throw new NetworkNamespaceException($"mount --bind /proc/thread-self/ns/net {path}", path, errno);
+                }
+            }
+            catch (Exception e)
+            {
+                failure = ExceptionDispatchInfo.Capture(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "netns-add:" + name,
+        };
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+        {
+            _ = LibCExtras.UnlinkAt(AT_FDCWD, path, 0);
+            failure.Throw();
+        }
+    }
+
+    private static void MakeRunDirectoryShared(string path)
+    {
+        // Concurrent `ip netns add`s would stack bind mounts of the directory on itself: iproute2 serialises with
+        // this lock, and so does Mesh, with iproute2 and with itself.
+        int lockFd = LibCExtras.Open(NamedRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lockFd >= 0) _ = LibCExtras.Flock(lockFd, LibCExtras.LOCK_EX);
+        try
+        {
+            bool madeMountPoint = false;
+            while (LibCExtras.Mount("", NamedRoot, "none", LibCExtras.MS_SHARED | LibCExtras.MS_REC) != 0)
+            {
+                int e = errno;
+                if (e != Errno.EINVAL || madeMountPoint) throw new NetworkNamespaceException($"mount --make-rshared {NamedRoot}", path, e);
+                if (LibCExtras.Mount(NamedRoot, NamedRoot, "none", LibCExtras.MS_BIND | LibCExtras.MS_REC) != 0)
+                {
+                    throw new NetworkNamespaceException($"mount --rbind {NamedRoot} {NamedRoot}", path, errno);
+                }
+
+                madeMountPoint = true;
+            }
+        }
+        finally
+        {
+            if (lockFd >= 0)
+            {
+                _ = LibCExtras.Flock(lockFd, LibCExtras.LOCK_UN);
+                close(lockFd);
+            }
         }
     }
 

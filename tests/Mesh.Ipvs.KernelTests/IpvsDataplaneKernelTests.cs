@@ -42,7 +42,7 @@ public static class IpvsDataplaneKernelTests
     {
         var runner = new ProcessCommandRunner();
         var network = new NodeNetworkOptions { IngressSandbox = ns.Name };
-        return new IpvsDataplane(new IptablesExecutor(runner, IptablesFlavour.Legacy), new IngressSandbox(new LinkTool(runner), network), options, NullLogger<IpvsDataplane>.Instance, clock);
+        return new IpvsDataplane(new IptablesExecutor(runner, IptablesFlavour.Legacy), new IngressSandbox(new NetlinkLinks(), network), options, NullLogger<IpvsDataplane>.Instance, clock);
     }
 
     private static bool Apply(IpvsDataplane dp, ClusterState state) => dp.ApplyAsync(state, state.Nodes[0], CancellationToken.None).GetAwaiter().GetResult();

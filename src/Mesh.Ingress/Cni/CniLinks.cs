@@ -1,17 +1,17 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Mesh.Ingress.Kernel;
+using System.Net;
+using Mesh.Ipvs.Netlink;
+using Mesh.Ipvs.Netlink.Route;
 
 namespace Mesh.Ingress.Cni;
 
 /// <summary>
-/// The kernel side of the plugin: creates, checks and deletes a container's legs. One <c>ip -batch</c> in the runtime's
-/// namespace (veth pairs, peers moved into the container, host ends on their bridges) and one inside the container
-/// (addresses, up): two processes per ADD whatever the number of networks. Every name and address in the batch text
-/// is validated before (interface names, canonical netns paths, IPv4 addresses), so no token can split or inject.
+/// The kernel side of the plugin: creates, checks and deletes a container's legs through rtnetlink, in the runtime's
+/// namespace (veth pairs created with their peer in the container, host ends on their bridges) and inside the
+/// container (addresses, up). No process is started. Every name and address was validated before (interface names,
+/// canonical netns paths, IPv4 addresses); a kernel refusal becomes a CNI error naming the operation and the link.
 /// </summary>
-public sealed class CniLinks(ICommandRunner runner)
+public sealed class CniLinks
 {
     /// <summary>How long ADD waits for the daemon to make a network's bridge (it does once the task is registered).</summary>
     public static readonly TimeSpan BridgeWait = TimeSpan.FromSeconds(10);
@@ -25,29 +25,32 @@ public sealed class CniLinks(ICommandRunner runner)
             await WaitForBridgeAsync(bridge, ct);
         }
 
-        var m = mtu.ToString(CultureInfo.InvariantCulture);
-        var host = new StringBuilder();
-        foreach (var leg in legs)
+        Kernel(null, h =>
         {
-            host.Append(CultureInfo.InvariantCulture, $"link add {leg.HostInterface} mtu {m} type veth peer name {leg.ContainerInterface} address {leg.Mac} mtu {m} netns {netns}\n");
-            host.Append(CultureInfo.InvariantCulture, $"link set {leg.HostInterface} master {leg.Bridge} up\n");
-        }
-
-        await Batch(NetworkNamespacePath.Current, host.ToString(), ct);
-        var inside = new StringBuilder("link set lo up\n");
-        foreach (var leg in legs)
+            foreach (var leg in legs)
+            {
+                h.AddLink(new Link { Name = leg.HostInterface, Kind = LinkKinds.Veth, Mtu = mtu, Peer = new VethPeer(leg.ContainerInterface, leg.Mac, mtu, netns) });
+                var bridge = h.RequireLink(leg.Bridge);
+                h.ChangeLink(new LinkChange(h.RequireLink(leg.HostInterface).Index) { MasterIndex = bridge.Index, Up = true }, leg.HostInterface);
+            }
+        });
+        Kernel(netns, h =>
         {
-            inside.Append(CultureInfo.InvariantCulture, $"addr add {leg.Cidr} dev {leg.ContainerInterface}\n");
-            inside.Append(CultureInfo.InvariantCulture, $"link set {leg.ContainerInterface} up\n");
-        }
-
-        await Batch(new NetworkNamespacePath(netns), inside.ToString(), ct);
+            h.ChangeLink(new LinkChange(h.RequireLink("lo").Index) { Up = true }, "lo");
+            foreach (var leg in legs)
+            {
+                var link = h.RequireLink(leg.ContainerInterface);
+                var cidr = leg.Cidr.Split('/');
+                h.ReplaceAddress(new Address(link.Index, IPAddress.Parse(cidr[0]), int.Parse(cidr[1], CultureInfo.InvariantCulture)), leg.ContainerInterface);
+                h.ChangeLink(new LinkChange(link.Index) { Up = true }, leg.ContainerInterface);
+            }
+        });
     }
 
-    private async Task WaitForBridgeAsync(string bridge, CancellationToken ct)
+    private static async Task WaitForBridgeAsync(string bridge, CancellationToken ct)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        while ((await runner.RunInAsync(NetworkNamespacePath.Current, "ip", ["link", "show", "dev", bridge], null, ct)).ExitCode != 0)
+        while (Kernel(null, h => h.GetLink(bridge)) is null)
         {
             if (clock.Elapsed > BridgeWait)
             {
@@ -62,44 +65,50 @@ public sealed class CniLinks(ICommandRunner runner)
     /// Deletes every host end named for the container (the peers go with them); none left is success. Only veth
     /// devices: a device of another kind that happens to carry the name is not ours to delete.
     /// </summary>
-    public async Task DeleteAsync(string containerId, CancellationToken ct)
+    public Task DeleteAsync(string containerId, CancellationToken ct)
     {
-        var names = await HostEndsAsync(containerId, ct);
-        if (names.Count > 0)
+        ct.ThrowIfCancellationRequested();
+        Kernel(null, h =>
         {
-            await Batch(NetworkNamespacePath.Current, string.Concat(names.Select(n => $"link del {n}\n")), ct);
-        }
+            foreach (var link in HostEnds(h, containerId))
+            {
+                h.DeleteLink(link.Index, link.Name);
+            }
+        });
+        return Task.CompletedTask;
     }
 
-    public async Task<IReadOnlyList<string>> HostEndsAsync(string containerId, CancellationToken ct)
+    public Task<IReadOnlyList<string>> HostEndsAsync(string containerId, CancellationToken ct)
     {
-        var prefix = CniLeg.HostPrefix(containerId);
-        using var links = JsonDocument.Parse(await Run(NetworkNamespacePath.Current, ["-j", "-d", "link", "show", "type", "veth"], null, ct));
-        return links.RootElement.EnumerateArray().Select(l => l.GetProperty("ifname").GetString()!)
-            .Where(n => n.StartsWith(prefix, StringComparison.Ordinal) && n.Length > prefix.Length && n.AsSpan(prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0)
-            .ToArray();
+        ct.ThrowIfCancellationRequested();
+        return Task.FromResult<IReadOnlyList<string>>(Kernel(null, h => HostEnds(h, containerId).Select(l => l.Name).ToArray()));
     }
 
     /// <summary>What is wrong with the legs, one line each; empty when every leg is as ADD made it.</summary>
-    public async Task<IReadOnlyList<string>> CheckAsync(string netns, IReadOnlyList<CniLeg> legs, CancellationToken ct)
+    public Task<IReadOnlyList<string>> CheckAsync(string netns, IReadOnlyList<CniLeg> legs, CancellationToken ct)
     {
+        ct.ThrowIfCancellationRequested();
         var problems = new List<string>();
-        using var host = JsonDocument.Parse(await Run(NetworkNamespacePath.Current, ["-j", "link", "show"], null, ct));
-        var hostLinks = host.RootElement.EnumerateArray().ToDictionary(l => l.GetProperty("ifname").GetString()!, StringComparer.Ordinal);
+        var (hostLinks, hostNames) = Kernel(null, h =>
+        {
+            var all = h.GetLinks();
+            return (all.ToDictionary(l => l.Name, StringComparer.Ordinal), all.ToDictionary(l => l.Index, l => l.Name));
+        });
         if (!File.Exists(netns))
         {
-            return [$"the container's namespace {netns} does not exist"];
+            return Task.FromResult<IReadOnlyList<string>>([$"the container's namespace {netns} does not exist"]);
         }
 
-        using var inside = JsonDocument.Parse(await Run(new NetworkNamespacePath(netns), ["-j", "addr", "show"], null, ct));
-        var insideLinks = inside.RootElement.EnumerateArray().ToDictionary(l => l.GetProperty("ifname").GetString()!, StringComparer.Ordinal);
+        var (insideLinks, insideAddresses) = Kernel(netns, h => (
+            h.GetLinks().ToDictionary(l => l.Name, StringComparer.Ordinal),
+            h.GetAddresses(AddressFamilyFilter.Inet).ToLookup(a => a.LinkIndex, a => string.Create(CultureInfo.InvariantCulture, $"{a.Ip}/{a.PrefixLength}"))));
         foreach (var leg in legs)
         {
             if (!hostLinks.TryGetValue(leg.HostInterface, out var h))
             {
                 problems.Add($"host end {leg.HostInterface} of {leg.Network} is missing");
             }
-            else if (!h.TryGetProperty("master", out var master) || master.GetString() != leg.Bridge)
+            else if (hostNames.GetValueOrDefault(h.MasterIndex) != leg.Bridge)
             {
                 problems.Add($"host end {leg.HostInterface} of {leg.Network} is not on bridge {leg.Bridge}");
             }
@@ -110,36 +119,48 @@ public sealed class CniLinks(ICommandRunner runner)
                 continue;
             }
 
-            if (c.GetProperty("address").GetString() != leg.Mac)
+            if (c.Mac != leg.Mac)
             {
-                problems.Add($"{leg.ContainerInterface} has MAC {c.GetProperty("address").GetString()}, not {leg.Mac}");
+                problems.Add($"{leg.ContainerInterface} has MAC {c.Mac}, not {leg.Mac}");
             }
 
-            var addresses = c.GetProperty("addr_info").EnumerateArray()
-                .Select(a => string.Create(CultureInfo.InvariantCulture, $"{a.GetProperty("local").GetString()}/{a.GetProperty("prefixlen").GetInt32()}"));
-            if (!addresses.Contains(leg.Cidr, StringComparer.Ordinal))
+            if (!insideAddresses[c.Index].Contains(leg.Cidr, StringComparer.Ordinal))
             {
                 problems.Add($"{leg.ContainerInterface} lacks {leg.Cidr}");
             }
         }
 
-        return problems;
+        return Task.FromResult<IReadOnlyList<string>>(problems);
     }
 
-    private async Task Batch(NetworkNamespacePath where, string commands, CancellationToken ct) =>
-        await Run(where, ["-batch", "-"], commands, ct);
+    private static IEnumerable<Link> HostEnds(RouteHandle h, string containerId)
+    {
+        var prefix = CniLeg.HostPrefix(containerId);
+        return h.GetLinks().Where(l => l.Kind == LinkKinds.Veth && l.Name.StartsWith(prefix, StringComparison.Ordinal) && l.Name.Length > prefix.Length
+            && l.Name.AsSpan(prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0).ToArray();
+    }
 
-    private async Task<string> Run(NetworkNamespacePath where, IReadOnlyList<string> arguments, string? input, CancellationToken ct)
+    private static void Kernel(string? netns, Action<RouteHandle> work) => Kernel(netns, h =>
+    {
+        work(h);
+        return true;
+    });
+
+    /// <summary>Runs <paramref name="work"/> on a socket in <paramref name="netns"/> (null: the runtime's); a kernel refusal becomes a CNI error.</summary>
+    private static T Kernel<T>(string? netns, Func<RouteHandle, T> work)
     {
         try
         {
-            return await runner.RunCheckedInAsync(where, "ip", arguments, input, ct);
+            using var handle = RouteHandle.Open(netns);
+            return work(handle);
         }
-        catch (CommandFailedException e)
+        catch (NetlinkException e)
         {
-            throw new CniException(CniErrorCode.LinkFailure, $"'ip {string.Join(' ', arguments)}' exited with {e.Result.ExitCode.ToString(CultureInfo.InvariantCulture)} in {where}", e.Result.Stderr.Trim() is { Length: > 0 } err ? Bound(err) : null);
+            throw new CniException(CniErrorCode.LinkFailure, $"{e.Operation} failed in {netns ?? "the runtime's namespace"}", e.Message);
+        }
+        catch (Mesh.Ipvs.NetworkNamespaceException e)
+        {
+            throw new CniException(CniErrorCode.LinkFailure, $"cannot enter {netns}", e.Message);
         }
     }
-
-    private static string Bound(string s) => s.Length > 1000 ? s[..1000] + "…" : s;
 }

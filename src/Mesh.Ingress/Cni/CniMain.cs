@@ -1,5 +1,3 @@
-using Mesh.Ingress.Kernel;
-
 namespace Mesh.Ingress.Cni;
 
 /// <summary>
@@ -14,13 +12,13 @@ public static class CniMain
     public static async Task<int> RunAsync()
     {
         var stdout = Console.OpenStandardOutput();
-        var (output, exit) = await RunAsync(Environment.GetEnvironmentVariables(), Console.OpenStandardInput(), new ProcessCommandRunner(TimeSpan.FromSeconds(20)));
+        var (output, exit) = await RunAsync(Environment.GetEnvironmentVariables(), Console.OpenStandardInput());
         await stdout.WriteAsync(output);
         await stdout.FlushAsync();
         return exit;
     }
 
-    public static async Task<(byte[] Output, int ExitCode)> RunAsync(System.Collections.IDictionary environment, Stream stdin, ICommandRunner runner)
+    public static async Task<(byte[] Output, int ExitCode)> RunAsync(System.Collections.IDictionary environment, Stream stdin)
     {
         var version = CniVersions.Latest;
         try
@@ -29,7 +27,7 @@ public static class CniMain
             var input = env.Command == CniCommand.Version ? ReadOnlyMemory<byte>.Empty : await ReadAsync(stdin);
             version = VersionOf(input.Span) ?? version;
             using var timeout = new CancellationTokenSource(CallTimeout);
-            return await new CniPlugin(runner).RunAsync(env, input, timeout.Token);
+            return await new CniPlugin().RunAsync(env, input, timeout.Token);
         }
         catch (CniException e)
         {

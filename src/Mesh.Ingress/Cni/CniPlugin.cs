@@ -11,9 +11,9 @@ namespace Mesh.Ingress.Cni;
 /// registration are undone before the error is returned. DEL deregisters and deletes the legs, and succeeds when
 /// there is nothing left to do. CHECK compares the legs and the registration with what ADD made.
 /// </summary>
-public sealed class CniPlugin(ICommandRunner runner)
+public sealed class CniPlugin
 {
-    private readonly CniLinks _links = new(runner);
+    private readonly CniLinks _links = new();
 
     /// <summary>Runs one call; returns the bytes for stdout and the exit code (0, or 1 with error JSON).</summary>
     public async Task<(byte[] Output, int ExitCode)> RunAsync(CniEnvironment env, ReadOnlyMemory<byte> stdin, CancellationToken ct)

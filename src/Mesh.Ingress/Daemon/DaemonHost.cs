@@ -59,8 +59,9 @@ public static class DaemonHost
         var generation = new NetlinkNftGeneration();
         services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval, generation));
         services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, generation));
-        services.AddSingleton<LinkTool>();
+        services.AddSingleton<INetworkLinks, NetlinkLinks>();
         services.AddSingleton<IngressSandbox>();
+        services.AddSingleton<Overlay.IOverlayKernel, Overlay.OverlayKernel>();
         services.AddSingleton<Overlay.OverlayNetworks>();
         services.AddSingleton<Egress.TaskEgress>();
         services.AddSingleton(options.Ipvs);

@@ -126,7 +126,7 @@ public sealed partial class TaskNamespaceSync(
 
                 changed.AddRange(applied);
             }
-            catch (CommandFailedException e) when (!File.Exists(path))
+            catch (Exception e) when (e is CommandFailedException or Mesh.Ipvs.Netlink.NetlinkException or IOException && !File.Exists(path))
             {
                 LogTaskNamespaceVanished(path, e.Message);
             }

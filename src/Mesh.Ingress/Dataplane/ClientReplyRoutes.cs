@@ -14,7 +14,7 @@ namespace Mesh.Ingress.Dataplane;
 /// sourced from the ingress address follow it (replies to connections that arrived there); the task's own
 /// connections still use its main table, so the mesh gives no task a way out it did not have.
 /// </summary>
-public sealed class ClientReplyRoutes(LinkTool links)
+public sealed class ClientReplyRoutes(INetworkLinks links)
 {
     /// <summary>Routing table and rule priority (4096: the ingress overlay's VNI).</summary>
     public const int Table = 4096;
@@ -34,31 +34,30 @@ public sealed class ClientReplyRoutes(LinkTool links)
             throw new InvalidOperationException($"the task's ingress address {taskAddress} is on no link of its namespace yet: replies to clients cannot be routed");
         }
 
-        var table = Table.ToString(CultureInfo.InvariantCulture);
         var subnet = OverlayNetwork.Ingress.Subnet;
         var changed = false;
-        var routes = await links.ReadRoutesAsync(netns, table, ct).ConfigureAwait(false);
+        var routes = await links.ReadRoutesAsync(netns, Table, ct).ConfigureAwait(false);
         if (!routes.Any(r => r.Destination == subnet && r.Gateway is null && r.Device == link.Name))
         {
-            await links.IpAsync(netns, ["route", "replace", subnet, "dev", link.Name, "table", table], ct).ConfigureAwait(false);
+            await links.ReplaceRouteAsync(netns, new RouteEntry(subnet, null, link.Name), Table, ct).ConfigureAwait(false);
             changed = true;
         }
 
         if (!routes.Any(r => r.Destination == "default" && r.Gateway == sandboxAddress && r.Device == link.Name))
         {
-            await links.IpAsync(netns, ["route", "replace", "default", "via", sandboxAddress, "dev", link.Name, "table", table], ct).ConfigureAwait(false);
+            await links.ReplaceRouteAsync(netns, new RouteEntry("default", sandboxAddress, link.Name), Table, ct).ConfigureAwait(false);
             changed = true;
         }
 
         var rules = await links.ReadRulesAsync(netns, Table, ct).ConfigureAwait(false);
-        if (rules.Count != 1 || rules[0] != (taskAddress, table))
+        if (rules.Count != 1 || rules[0] != (taskAddress, Table.ToString(CultureInfo.InvariantCulture)))
         {
             foreach (var _ in rules)
             {
-                await links.IpAsync(netns, ["rule", "del", "priority", table], ct).ConfigureAwait(false);
+                await links.DeleteRuleAsync(netns, Table, ct).ConfigureAwait(false);
             }
 
-            await links.IpAsync(netns, ["rule", "add", "from", taskAddress, "lookup", table, "priority", table], ct).ConfigureAwait(false);
+            await links.AddRuleAsync(netns, taskAddress, Table, Table, ct).ConfigureAwait(false);
             changed = true;
         }
 

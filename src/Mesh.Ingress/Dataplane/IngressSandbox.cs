@@ -9,18 +9,19 @@ namespace Mesh.Ingress.Dataplane;
 /// (eth0) on the ingress overlay's bridge. Built idempotently: every step checks before it changes, and a
 /// half-built sandbox left by a crash is completed rather than duplicated.
 /// </summary>
-public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
+public sealed class IngressSandbox(INetworkLinks links, NodeNetworkOptions options)
 {
+    private const int MainTable = 254;
+
     public NetworkNamespacePath Netns { get; } = NetworkNamespacePath.Named(options.IngressSandbox);
 
     public async Task EnsureAsync(string sandboxIngressAddress, CancellationToken ct)
     {
-        // Read first, write only what differs: this runs at every resync, and a write per item (as `ip ... replace`
-        // would do) costs a process each, in bursts that compete with the node's DNS answers for the CPU.
+        // Read first, write only what differs: this runs at every resync, and a read is a few netlink dumps while
+        // rewriting everything would churn the kernel (and its netlink listeners) at each pass.
         var self = NetworkNamespacePath.Current;
         var gwPrefix = options.GatewayPrefixLength.ToString(CultureInfo.InvariantCulture);
         var ingressPrefix = Validate.Cidr("subnet", OverlayNetwork.Ingress.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
-        var mtu = options.OverlayMtu.ToString(CultureInfo.InvariantCulture);
 
         var host = await links.ReadLinksAsync(self, ct).ConfigureAwait(false);
         if (!host.ContainsKey(options.IngressBridge))
@@ -31,7 +32,7 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
 
         if (!host.ContainsKey(options.GatewayBridge))
         {
-            await links.IpAsync(self, ["link", "add", options.GatewayBridge, "type", "bridge"], ct).ConfigureAwait(false);
+            await links.AddBridgeAsync(self, options.GatewayBridge, ct).ConfigureAwait(false);
         }
 
         await EnsureAddressAsync(self, host, options.GatewayBridge, $"{options.GatewayAddress}/{gwPrefix}", ct).ConfigureAwait(false);
@@ -43,12 +44,12 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         // On the ingress overlay the sandbox is an endpoint like a task: its MAC follows its address (02:42 + IPv4), which
         // is what the other nodes' static FDB and neighbour entries for it say.
         var ingressMac = Overlay.OverlayNames.Mac(sandboxIngressAddress);
-        await EnsureLegAsync(host, options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.IngressBridge, mtu, ingressMac, ct).ConfigureAwait(false);
+        await EnsureLegAsync(host, options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.IngressBridge, options.OverlayMtu, ingressMac, ct).ConfigureAwait(false);
 
         var sandbox = await links.ReadLinksAsync(Netns, ct).ConfigureAwait(false);
         if (sandbox.TryGetValue(NodeNetworkOptions.SandboxIngressInterface, out var leg) && !string.Equals(leg.Mac, ingressMac, StringComparison.OrdinalIgnoreCase))
         {
-            await links.IpAsync(Netns, ["link", "set", NodeNetworkOptions.SandboxIngressInterface, "address", ingressMac], ct).ConfigureAwait(false);
+            await links.SetLinkAsync(Netns, NodeNetworkOptions.SandboxIngressInterface, new LinkSettings(Mac: ingressMac), ct).ConfigureAwait(false);
         }
 
         await EnsureUpAsync(Netns, sandbox, "lo", ct).ConfigureAwait(false);
@@ -58,7 +59,7 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         await EnsureUpAsync(Netns, sandbox, NodeNetworkOptions.SandboxIngressInterface, ct).ConfigureAwait(false);
         if (await links.ReadDefaultGatewayAsync(Netns, ct).ConfigureAwait(false) != options.GatewayAddress)
         {
-            await links.IpAsync(Netns, ["route", "replace", "default", "via", options.GatewayAddress], ct).ConfigureAwait(false);
+            await links.ReplaceRouteAsync(Netns, new RouteEntry("default", options.GatewayAddress, null), MainTable, ct).ConfigureAwait(false);
         }
 
         await links.EnsureSysctlsAsync(Netns, [("net.ipv4.ip_forward", "1")], ct).ConfigureAwait(false);
@@ -66,9 +67,9 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
         // mode=host DNATs on the node straight to a local task's ingress address; the node has no leg on the ingress
         // overlay, so it routes the subnet to the sandbox, which forwards it unchanged (see ClientReplyRoutes).
         var subnet = OverlayNetwork.Ingress.Subnet;
-        if (!(await links.ReadRoutesAsync(self, "main", ct).ConfigureAwait(false)).Any(r => r.Destination == subnet && r.Gateway == options.SandboxGatewayAddress))
+        if (!(await links.ReadRoutesAsync(self, MainTable, ct).ConfigureAwait(false)).Any(r => r.Destination == subnet && r.Gateway == options.SandboxGatewayAddress))
         {
-            await links.IpAsync(self, ["route", "replace", subnet, "via", options.SandboxGatewayAddress, "dev", options.GatewayBridge], ct).ConfigureAwait(false);
+            await links.ReplaceRouteAsync(self, new RouteEntry(subnet, options.SandboxGatewayAddress, options.GatewayBridge), MainTable, ct).ConfigureAwait(false);
         }
     }
 
@@ -76,7 +77,7 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
     {
         if (!known.TryGetValue(link, out var state) || !state.Ipv4Addresses.Contains(address))
         {
-            await links.IpAsync(netns, ["addr", "replace", address, "dev", link], ct).ConfigureAwait(false);
+            await links.ReplaceAddressAsync(netns, address, link, ct).ConfigureAwait(false);
         }
     }
 
@@ -84,7 +85,7 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
     {
         if (!known.TryGetValue(link, out var state) || !state.Up)
         {
-            await links.IpAsync(netns, ["link", "set", link, "up"], ct).ConfigureAwait(false);
+            await links.SetLinkAsync(netns, link, new LinkSettings(Up: true), ct).ConfigureAwait(false);
         }
     }
 
@@ -96,27 +97,25 @@ public sealed class IngressSandbox(LinkTool links, NodeNetworkOptions options)
     {
         foreach (var address in addresses)
         {
-            await links.TryIpAsync(Netns, ["neigh", "del", address, "dev", NodeNetworkOptions.SandboxIngressInterface], ct).ConfigureAwait(false);
+            await links.TryDeleteNeighbourAsync(Netns, address, NodeNetworkOptions.SandboxIngressInterface, ct).ConfigureAwait(false);
         }
     }
 
-    private async Task EnsureLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string sandboxSide, string bridge, string? mtu, string? mac, CancellationToken ct)
+    private async Task EnsureLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string sandboxSide, string bridge, int? mtu, string? mac, CancellationToken ct)
     {
         var self = NetworkNamespacePath.Current;
         var created = false;
         if (!host.ContainsKey(hostSide))
         {
             // A crash between creating the pair and moving it can leave the sandbox end behind.
-            await links.TryIpAsync(Netns, ["link", "del", sandboxSide], ct).ConfigureAwait(false);
-            var mtuArgs = mtu is null ? Array.Empty<string>() : ["mtu", mtu];
-            var macArgs = mac is null ? Array.Empty<string>() : ["address", mac];
-            await links.IpAsync(self, ["link", "add", hostSide, .. mtuArgs, "type", "veth", "peer", "name", sandboxSide, .. macArgs, .. mtuArgs, "netns", options.IngressSandbox], ct).ConfigureAwait(false);
+            await links.TryDeleteLinkAsync(Netns, sandboxSide, ct).ConfigureAwait(false);
+            await links.AddVethAsync(self, hostSide, mtu, sandboxSide, mac, Netns, ct).ConfigureAwait(false);
             created = true;
         }
 
         if (created || host[hostSide].Master != bridge || !host[hostSide].Up)
         {
-            await links.IpAsync(self, ["link", "set", hostSide, "master", bridge, "up"], ct).ConfigureAwait(false);
+            await links.SetLinkAsync(self, hostSide, new LinkSettings(Master: bridge, Up: true), ct).ConfigureAwait(false);
         }
     }
 }

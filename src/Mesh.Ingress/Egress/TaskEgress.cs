@@ -10,10 +10,10 @@ namespace Mesh.Ingress.Egress;
 /// Each local task's way out, as Docker's docker_gwbridge: a veth from the task (<c>gw0</c>, its default route via the
 /// gateway bridge's address) to the node's gateway bridge; the node masquerades what leaves through it
 /// (<see cref="Dataplane.HostRules"/>). A leg is checked when its task is new or changed and at each resync, so a pass
-/// over unchanged tasks starts no process. Only namespaces that pass <see cref="TaskNamespaceGuard"/> are entered; a
+/// over unchanged tasks reads nothing. Only namespaces that pass <see cref="TaskNamespaceGuard"/> are entered; a
 /// task whose leg fails is logged and retried, and holds up no other task (its DNS and rules are converged apart).
 /// </summary>
-public sealed partial class TaskEgress(LinkTool links, TaskNamespaceGuard guard, DaemonOptions options, ILogger<TaskEgress> logger)
+public sealed partial class TaskEgress(INetworkLinks links, TaskNamespaceGuard guard, DaemonOptions options, ILogger<TaskEgress> logger)
 {
     private readonly Dictionary<string, (EgressLeg Leg, long At)> _checked = new(StringComparer.Ordinal);
     private (string Wanted, long At)? _swept;
@@ -43,7 +43,7 @@ public sealed partial class TaskEgress(LinkTool links, TaskNamespaceGuard guard,
         var wanted = legs.Select(l => l.HostVeth).ToHashSet(StringComparer.Ordinal);
         foreach (var stale in host.Keys.Where(n => n.StartsWith(EgressPlanner.HostPrefix, StringComparison.Ordinal) && n.Length == EgressPlanner.HostPrefix.Length + 8 && !wanted.Contains(n)))
         {
-            await links.TryIpAsync(self, ["link", "del", stale], ct).ConfigureAwait(false);
+            await links.TryDeleteLinkAsync(self, stale, ct).ConfigureAwait(false);
             changed++;
         }
 
@@ -62,9 +62,9 @@ public sealed partial class TaskEgress(LinkTool links, TaskNamespaceGuard guard,
 
                 _checked[leg.Task] = (leg, Stopwatch.GetTimestamp());
             }
-            catch (Exception e) when (e is CommandFailedException or IOException or ValidationException or TaskRefusedException)
+            catch (Exception e) when (e is Mesh.Ipvs.Netlink.NetlinkException or CommandFailedException or IOException or ValidationException or TaskRefusedException)
             {
-                // The task's own sync reports a bad or missing namespace; a failing command is retried next pass.
+                // The task's own sync reports a bad or missing namespace; a failing change is retried next pass.
                 LogLegFailed(leg.Task, e.Message);
             }
         }
@@ -81,9 +81,9 @@ public sealed partial class TaskEgress(LinkTool links, TaskNamespaceGuard guard,
         if (!host.TryGetValue(leg.HostVeth, out var end) || !inside.ContainsKey(EgressPlanner.TaskInterface))
         {
             // Either half alone is left from a crash between two steps: start again.
-            await links.TryIpAsync(self, ["link", "del", leg.HostVeth], ct).ConfigureAwait(false);
-            await links.TryIpAsync(task, ["link", "del", EgressPlanner.TaskInterface], ct).ConfigureAwait(false);
-            await links.IpAsync(self, ["link", "add", leg.HostVeth, "type", "veth", "peer", "name", EgressPlanner.TaskInterface, "netns", leg.NetnsPath], ct).ConfigureAwait(false);
+            await links.TryDeleteLinkAsync(self, leg.HostVeth, ct).ConfigureAwait(false);
+            await links.TryDeleteLinkAsync(task, EgressPlanner.TaskInterface, ct).ConfigureAwait(false);
+            await links.AddVethAsync(self, leg.HostVeth, null, EgressPlanner.TaskInterface, null, task, ct).ConfigureAwait(false);
             inside = await links.ReadLinksAsync(task, ct).ConfigureAwait(false);
             end = null;
             changed = true;
@@ -91,26 +91,26 @@ public sealed partial class TaskEgress(LinkTool links, TaskNamespaceGuard guard,
 
         if (end is null || end.Master != options.Network.GatewayBridge || !end.Up)
         {
-            await links.IpAsync(self, ["link", "set", leg.HostVeth, "master", options.Network.GatewayBridge, "up"], ct).ConfigureAwait(false);
+            await links.SetLinkAsync(self, leg.HostVeth, new LinkSettings(Master: options.Network.GatewayBridge, Up: true), ct).ConfigureAwait(false);
             changed = true;
         }
 
         var leg0 = inside[EgressPlanner.TaskInterface];
         if (!leg0.Ipv4Addresses.Contains(leg.Address))
         {
-            await links.IpAsync(task, ["addr", "replace", leg.Address, "dev", EgressPlanner.TaskInterface], ct).ConfigureAwait(false);
+            await links.ReplaceAddressAsync(task, leg.Address, EgressPlanner.TaskInterface, ct).ConfigureAwait(false);
             changed = true;
         }
 
         if (!leg0.Up)
         {
-            await links.IpAsync(task, ["link", "set", EgressPlanner.TaskInterface, "up"], ct).ConfigureAwait(false);
+            await links.SetLinkAsync(task, EgressPlanner.TaskInterface, new LinkSettings(Up: true), ct).ConfigureAwait(false);
             changed = true;
         }
 
         if (await links.ReadDefaultGatewayAsync(task, ct).ConfigureAwait(false) != options.Network.GatewayAddress)
         {
-            await links.IpAsync(task, ["route", "replace", "default", "via", options.Network.GatewayAddress, "dev", EgressPlanner.TaskInterface], ct).ConfigureAwait(false);
+            await links.ReplaceRouteAsync(task, new RouteEntry("default", options.Network.GatewayAddress, EgressPlanner.TaskInterface), 254, ct).ConfigureAwait(false);
             changed = true;
         }
 

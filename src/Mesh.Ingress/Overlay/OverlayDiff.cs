@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Mesh.Ingress.Overlay;
 
 /// <summary>
@@ -22,16 +20,15 @@ public static class OverlayDiff
         var wanted = plan.Links.SelectMany(l => new[] { l.Bridge, l.Vxlan }).ToHashSet(StringComparer.Ordinal);
         foreach (var link in kernel.Links.Values.Where(l => !wanted.Contains(l.Name) && IsOwned(l)).OrderBy(l => l.Kind == "bridge" ? 1 : 0).ThenBy(l => l.Name, StringComparer.Ordinal))
         {
-            removeLinks.Add(new OverlayChange("ip", ["link", "del", link.Name], Deferred: true));
+            removeLinks.Add(new DeleteLink(link.Name, Later: true));
         }
 
         foreach (var link in plan.Links)
         {
-            var mtu = link.Mtu.ToString(CultureInfo.InvariantCulture);
             if (!kernel.Links.TryGetValue(link.Bridge, out var bridge))
             {
-                links.Add(Ip("link", "add", link.Bridge, "mtu", mtu, "type", "bridge"));
-                links.Add(Ip("link", "set", link.Bridge, "up"));
+                links.Add(new AddBridge(link.Bridge, link.Mtu));
+                links.Add(new SetLink(link.Bridge, Up: true));
             }
             else if (bridge.Kind != "bridge")
             {
@@ -41,12 +38,12 @@ public static class OverlayDiff
             {
                 if (bridge.Mtu != link.Mtu)
                 {
-                    links.Add(Ip("link", "set", link.Bridge, "mtu", mtu));
+                    links.Add(new SetLink(link.Bridge, Mtu: link.Mtu));
                 }
 
                 if (!bridge.Up)
                 {
-                    links.Add(Ip("link", "set", link.Bridge, "up"));
+                    links.Add(new SetLink(link.Bridge, Up: true));
                 }
             }
 
@@ -54,27 +51,26 @@ public static class OverlayDiff
             if (vxlan is not null && !IsRight(vxlan.Vxlan, link, plan))
             {
                 // A VXLAN device's id, port, source and learning cannot all be changed in place: make it again.
-                links.Add(Ip("link", "del", link.Vxlan));
+                links.Add(new DeleteLink(link.Vxlan));
                 vxlan = null;
             }
 
             if (vxlan is null)
             {
                 fresh.Add(link.Vxlan);
-                links.Add(Ip("link", "add", link.Vxlan, "mtu", mtu, "type", "vxlan", "id", link.Vni.ToString(CultureInfo.InvariantCulture),
-                    "dstport", OverlayNames.VxlanPort.ToString(CultureInfo.InvariantCulture), "local", plan.Local, "dev", plan.Underlay, "nolearning", "proxy"));
-                links.Add(Ip("link", "set", link.Vxlan, "master", link.Bridge, "up"));
+                links.Add(new AddVxlan(link.Vxlan, link.Mtu, link.Vni, OverlayNames.VxlanPort, plan.Local, plan.Underlay));
+                links.Add(new SetLink(link.Vxlan, Master: link.Bridge, Up: true));
             }
             else
             {
                 if (vxlan.Mtu != link.Mtu)
                 {
-                    links.Add(Ip("link", "set", link.Vxlan, "mtu", mtu));
+                    links.Add(new SetLink(link.Vxlan, Mtu: link.Mtu));
                 }
 
                 if (vxlan.Master != link.Bridge || !vxlan.Up)
                 {
-                    links.Add(Ip("link", "set", link.Vxlan, "master", link.Bridge, "up"));
+                    links.Add(new SetLink(link.Vxlan, Master: link.Bridge, Up: true));
                 }
             }
 
@@ -89,27 +85,25 @@ public static class OverlayDiff
             foreach (var entry in fdb.Where(e => !vteps.TryGetValue(e.Mac, out var vtep) || e.Dst != vtep))
             {
                 var deferred = !vteps.ContainsKey(entry.Mac);
-                var change = entry.Dst is null
-                    ? new OverlayChange("bridge", ["fdb", "del", entry.Mac, "dev", link.Vxlan, "self"], deferred)
-                    : new OverlayChange("bridge", ["fdb", "del", entry.Mac, "dev", link.Vxlan, "dst", entry.Dst, "self"], deferred);
+                var change = new DeleteFdb(link.Vxlan, entry.Mac, entry.Dst, deferred);
                 (deferred ? removeEntries : fixEntries).Add(change);
             }
 
             foreach (var neighbour in neighbours.Where(n => !macs.ContainsKey(n.Ip)))
             {
-                removeEntries.Add(new OverlayChange("ip", ["neigh", "del", neighbour.Ip, "dev", link.Vxlan], Deferred: true));
+                removeEntries.Add(new DeleteNeighbour(link.Vxlan, neighbour.Ip));
             }
 
             foreach (var peer in peers)
             {
                 if (!fdb.Any(e => e.Mac == peer.Mac && e.Dst == peer.Vtep && e.Permanent))
                 {
-                    addEntries.Add(new OverlayChange("bridge", ["fdb", "replace", peer.Mac, "dev", link.Vxlan, "dst", peer.Vtep, "self", "permanent"]));
+                    addEntries.Add(new ReplaceFdb(link.Vxlan, peer.Mac, peer.Vtep));
                 }
 
                 if (!neighbours.Any(n => n.Ip == peer.Ip && n.Mac == peer.Mac && n.Permanent))
                 {
-                    addEntries.Add(Ip("neigh", "replace", peer.Ip, "lladdr", peer.Mac, "dev", link.Vxlan, "nud", "permanent"));
+                    addEntries.Add(new ReplaceNeighbour(link.Vxlan, peer.Ip, peer.Mac));
                 }
             }
         }
@@ -125,6 +119,4 @@ public static class OverlayDiff
     private static bool IsRight(VxlanSettings? vxlan, OverlayLink link, OverlayPlan plan) =>
         vxlan is not null && vxlan.Id == link.Vni && vxlan.Port == OverlayNames.VxlanPort && vxlan.Local == plan.Local
         && vxlan.Device == plan.Underlay && !vxlan.Learning && vxlan.Proxy;
-
-    private static OverlayChange Ip(params string[] arguments) => new("ip", arguments);
 }

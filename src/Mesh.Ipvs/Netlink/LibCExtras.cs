@@ -28,7 +28,7 @@ internal struct Timeval
 
 /// <summary>
 /// What Mesh adds to Tmds.LibC, which provides every other libc entry point, constant and struct Mesh uses
-/// (socket, bind, sendto, setns, openat, statx...). Two things only: renameat, which Tmds.LibC 0.5.0 lacks, and
+/// (socket, bind, sendto, setns, unshare, openat, statx...): renameat, mount and flock, which Tmds.LibC 0.5.0 lacks, and
 /// string front ends for the path-taking calls (Tmds.LibC takes <c>byte*</c>): a path is passed as NUL-terminated
 /// UTF-8, and a path with a NUL inside is refused instead of being cut short at it (which would open a different file).
 /// Errors are reported as Tmds.LibC's are: -1 and <see cref="LibC.errno"/>.
@@ -95,6 +95,26 @@ internal static unsafe partial class LibCExtras
         }
     }
 
+    // <sys/mount.h>, <sys/file.h>: for creating a named network namespace as iproute2 does.
+    public const ulong MS_BIND = 4096;
+    public const ulong MS_REC = 16384;
+    public const ulong MS_SHARED = 1 << 20;
+    public const int LOCK_EX = 2;
+    public const int LOCK_UN = 8;
+
+    /// <summary>mount(2) without data: a bind mount or a propagation change.</summary>
+    public static int Mount(string source, string target, string fsType, ulong flags)
+    {
+        fixed (byte* s = Utf8Path(source))
+        fixed (byte* t = Utf8Path(target))
+        fixed (byte* f = Utf8Path(fsType))
+        {
+            return mount(s, t, f, flags, null);
+        }
+    }
+
+    public static int Flock(int fd, int operation) => flock(fd, operation);
+
     /// <summary>The path as NUL-terminated UTF-8; a NUL inside it is an error, not the end of a shorter path.</summary>
     private static byte[] Utf8Path(string path)
     {
@@ -108,6 +128,13 @@ internal static unsafe partial class LibCExtras
         Encoding.UTF8.GetBytes(path, bytes);
         return bytes;
     }
+
+    // mount(2), flock(2): not in Tmds.LibC 0.5.0. Same conventions as its imports.
+    [LibraryImport("libc.so.6", EntryPoint = "mount", SetLastError = true)]
+    private static partial int mount(byte* source, byte* target, byte* fstype, ulong flags, void* data);
+
+    [LibraryImport("libc.so.6", EntryPoint = "flock", SetLastError = true)]
+    private static partial int flock(int fd, int operation);
 
     // renameat(2): not in Tmds.LibC 0.5.0. Same conventions as its imports: libc.so.6, errno kept for LibC.errno.
     [LibraryImport("libc.so.6", EntryPoint = "renameat", SetLastError = true)]

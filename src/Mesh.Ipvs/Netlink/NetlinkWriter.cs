@@ -60,6 +60,19 @@ public sealed class NetlinkWriter
         h[3] = 0;
     }
 
+    /// <summary>
+    /// Writes a family's fixed header (struct ifinfomsg, rtmsg, ndmsg...) or any raw bytes at the current position,
+    /// padded to 4 bytes: the rtnetlink families put such a struct where generic netlink puts genlmsghdr, and a veth
+    /// peer nests one inside an attribute.
+    /// </summary>
+    public void PutHeader(ReadOnlySpan<byte> header)
+    {
+        RequireMessage();
+        _len = Align(_len);
+        header.CopyTo(Reserve(header.Length));
+        PadToAlignment();
+    }
+
     /// <summary>Finishes the current message, patching nlmsg_len. Returns the message's offset in the buffer.</summary>
     public int EndMessage()
     {

@@ -19,7 +19,7 @@ public sealed class CniMainTests
             env[k] = v;
         }
 
-        var (output, exit) = await CniMain.RunAsync(env, new MemoryStream(Encoding.UTF8.GetBytes(config ?? "")), new ProcessCommandRunner());
+        var (output, exit) = await CniMain.RunAsync(env, new MemoryStream(Encoding.UTF8.GetBytes(config ?? "")));
         return (output.Length == 0 ? default : JsonDocument.Parse(output).RootElement.Clone(), exit);
     }
 

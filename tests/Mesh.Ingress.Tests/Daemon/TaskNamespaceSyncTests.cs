@@ -228,14 +228,14 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         _resolvers ??= new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         _resolvers.Update(state);
         var sync = new TaskNamespaceSync(
-            new NftablesDataplane(nft, new IngressSandbox(new LinkTool(_runner), network)),
+            new NftablesDataplane(nft, new IngressSandbox(new NetlinkLinks(), network)),
             new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance),
             new IptablesExecutor(_runner, flavour),
             nft,
             _resolvers,
             new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([_resolvRoot], "/etc/resolv.conf"),
-            new ClientReplyRoutes(new LinkTool(_runner)),
+            new ClientReplyRoutes(new NetlinkLinks()),
             new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network },
             Telemetry.TestMeterFactory.Telemetry(),
             NullLogger<TaskNamespaceSync>.Instance);

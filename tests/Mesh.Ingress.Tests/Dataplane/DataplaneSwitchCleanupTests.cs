@@ -48,7 +48,7 @@ public sealed class DataplaneSwitchCleanupTests : IAsyncLifetime
     [LabFact]
     public async Task The_other_dataplanes_tables_go_once_per_namespace_and_other_tables_stay()
     {
-        var nftables = new NftablesDataplane(new NftExecutor(_runner), new IngressSandbox(new LinkTool(_runner), new NodeNetworkOptions { IngressSandbox = _sandbox }));
+        var nftables = new NftablesDataplane(new NftExecutor(_runner), new IngressSandbox(new NetlinkLinks(), new NodeNetworkOptions { IngressSandbox = _sandbox }));
         var cleanup = new DataplaneSwitchCleanup(nftables, NullLogger<DataplaneSwitchCleanup>.Instance);
         var task = NetworkNamespacePath.Named(_task);
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Mesh.Discovery.Model;
 using Mesh.Ingress.Overlay;
+using Mesh.Ingress.Tests.Overlay;
 
 namespace Mesh.Ingress.Tests.EndToEnd;
 
@@ -23,8 +24,8 @@ public sealed partial class LabEndToEndTests
         }
 
         var neighbours = await Shell.CheckedAsync("ip", "-n", node, "-j", "neigh", "show", "dev", vxlan);
-        return (OverlayKernelState.ParseFdb(fdb.Stdout).Select(e => $"{e.Mac} dst {e.Dst} {(e.Permanent ? "permanent" : "dynamic")}").Order(StringComparer.Ordinal).ToList(),
-            OverlayKernelState.ParseNeighbours(neighbours).Select(n => $"{n.Ip} {n.Mac} {(n.Permanent ? "PERMANENT" : "other")}").Order(StringComparer.Ordinal).ToList());
+        return (IpJson.Fdb(fdb.Stdout).Select(e => $"{e.Mac} dst {e.Dst} {(e.Permanent ? "permanent" : "dynamic")}").Order(StringComparer.Ordinal).ToList(),
+            IpJson.Neighbours(neighbours).Select(n => $"{n.Ip} {n.Mac} {(n.Permanent ? "PERMANENT" : "other")}").Order(StringComparer.Ordinal).ToList());
     }
 
     /// <summary>

@@ -33,9 +33,9 @@ public class OverlayPlannerTests
         OverlayPlanner.Plan(state, node, "198.18.0.1" + node[1..], "eth0", 1500, "mesh-ov-ingress");
 
     private static OverlayKernelState Kernel(string links, Dictionary<string, string>? fdb = null, Dictionary<string, string>? neigh = null) => new(
-        OverlayKernelState.ParseLinks(links),
-        (fdb ?? []).ToDictionary(p => p.Key, p => OverlayKernelState.ParseFdb(p.Value)),
-        (neigh ?? []).ToDictionary(p => p.Key, p => OverlayKernelState.ParseNeighbours(p.Value)));
+        IpJson.Links(links),
+        (fdb ?? []).ToDictionary(p => p.Key, p => IpJson.Fdb(p.Value)),
+        (neigh ?? []).ToDictionary(p => p.Key, p => IpJson.Neighbours(p.Value)));
 
     private const string Underlay = """{"ifname":"eth0","flags":["UP"],"mtu":1500,"addr_info":[{"family":"inet","local":"198.18.0.13","prefixlen":24}]}""";
 

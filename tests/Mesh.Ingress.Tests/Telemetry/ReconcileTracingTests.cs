@@ -42,18 +42,20 @@ public sealed class ReconcileTracingTests
         using var meters = new TestMeterFactory();
         using var telemetry = new MeshTelemetry(meters);
         var runner = new RefusingRunner();
+        var kernel = new RefusingKernel();
+        var refusing = new Mesh.Ingress.Tests.Kernel.FakeLinks { Refuse = true };
         var network = new NodeNetworkOptions { IngressSandbox = $"mesh-trace-test-{Environment.ProcessId}" };
         var options = new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network };
         var nft = new NftExecutor(runner);
-        var sandbox = new IngressSandbox(new LinkTool(runner), network);
+        var sandbox = new IngressSandbox(refusing, network);
         var dataplane = new NftablesDataplane(nft, sandbox);
         var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
         var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
         await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
-            new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(new LinkTool(runner)), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
-        var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(runner, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
-        var egress = new Mesh.Ingress.Egress.TaskEgress(new LinkTool(runner), new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
+            new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(refusing), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
+        var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(kernel, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
+        var egress = new Mesh.Ingress.Egress.TaskEgress(refusing, new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
         using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, iptables, tasks, options,
             new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
 
@@ -65,7 +67,7 @@ public sealed class ReconcileTracingTests
         }
 
         await reconciler.StopAsync(CancellationToken.None);
-        Assert.True(runner.Calls > 0, "the pass ran no command: it never reached the kernel");
+        Assert.True(kernel.Reads > 0, "the pass never read the overlays: it never reached the kernel");
 
         var reconcile = spans.First(s => s.OperationName == MeshTelemetry.ReconcileSpan);
         // The daemon registered its node first, so the state it read is one revision past the service's.
@@ -73,12 +75,28 @@ public sealed class ReconcileTracingTests
         Assert.True(read > revision, $"revision {read}, the store was at {revision} before the node registered");
         Assert.Equal(read, (await store.GetStateAsync()).Revision);
         Assert.Equal(ActivityStatusCode.Error, reconcile.Status);
-        Assert.Contains("'ip -j -d addr show' exited with 1", reconcile.StatusDescription, StringComparison.Ordinal);
+        Assert.Contains("RTM_GETLINK dump failed: EPERM", reconcile.StatusDescription, StringComparison.Ordinal);
 
         var links = spans.First(s => s.OperationName == MeshTelemetry.ConvergeSpan && s.ParentSpanId == reconcile.SpanId);
         Assert.Equal("overlay", links.GetTagItem(MeshTelemetry.NamespaceAttribute));
         Assert.Equal(read, links.GetTagItem(MeshTelemetry.RevisionAttribute));
         Assert.Equal(reconcile.TraceId, links.TraceId);
+    }
+
+    /// <summary>The overlays' kernel refuses every read, as a namespace without the capability would.</summary>
+    private sealed class RefusingKernel : Mesh.Ingress.Overlay.IOverlayKernel
+    {
+        private int _reads;
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public Mesh.Ingress.Overlay.OverlayKernelState Read()
+        {
+            Interlocked.Increment(ref _reads);
+            throw new Mesh.Ipvs.Netlink.NetlinkException("RTM_GETLINK dump", Mesh.Ipvs.Netlink.Errno.EPERM);
+        }
+
+        public void Apply(Mesh.Ingress.Overlay.OverlayChange change) => throw new InvalidOperationException("the test's kernel is never written");
     }
 
     /// <summary>Runs nothing: every command "exits 1", as on a machine without the tools.</summary>

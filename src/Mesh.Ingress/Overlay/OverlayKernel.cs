@@ -1,0 +1,137 @@
+using System.Net;
+using Mesh.Ipvs.Netlink.Route;
+
+namespace Mesh.Ingress.Overlay;
+
+/// <summary>Where the overlays read and change the kernel: the daemon's own network namespace.</summary>
+public interface IOverlayKernel
+{
+    /// <summary>Every link with its IPv4 addresses, and the FDB (<c>self</c> entries) and neighbours of every VXLAN device.</summary>
+    OverlayKernelState Read();
+
+    void Apply(OverlayChange change);
+}
+
+/// <summary>
+/// <see cref="IOverlayKernel"/> through rtnetlink: a read is four dumps (links, IPv4 addresses, the bridge family's
+/// FDB, IPv4 neighbours) whatever the number of networks, a change one acknowledged request; no process is started.
+/// The socket is opened at first use and kept (the daemon's namespace lives as long as the daemon).
+/// </summary>
+public sealed class OverlayKernel : IOverlayKernel, IDisposable
+{
+    private readonly Lazy<RouteHandle> _handle = new(() => RouteHandle.Open(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Dictionary<string, int> _indexes = new(StringComparer.Ordinal);
+
+    private RouteHandle Handle => _handle.Value;
+
+    public OverlayKernelState Read()
+    {
+        var links = Handle.GetLinks();
+        var names = links.ToDictionary(l => l.Index, l => l.Name);
+        var ipv4 = Handle.GetAddresses(AddressFamilyFilter.Inet).ToLookup(a => a.LinkIndex, a => a.Ip.ToString());
+        lock (_indexes)
+        {
+            _indexes.Clear();
+            foreach (var l in links)
+            {
+                _indexes[l.Name] = l.Index;
+            }
+        }
+
+        var vxlans = links.Where(l => l.Kind == LinkKinds.Vxlan).ToDictionary(l => l.Index, l => l.Name);
+        var fdb = Handle.GetNeighbours(NeighbourFamily.Bridge)
+            .Where(n => n.Self && n.Mac is not null && vxlans.ContainsKey(n.LinkIndex))
+            .ToLookup(n => n.LinkIndex, n => new KernelFdbEntry(n.Mac!, n.Destination?.ToString(), n.Permanent));
+        var neighbours = Handle.GetNeighbours(NeighbourFamily.Inet)
+            .Where(n => n.Destination is not null && vxlans.ContainsKey(n.LinkIndex))
+            .ToLookup(n => n.LinkIndex, n => new KernelNeighbour(n.Destination!.ToString(), n.Mac, n.Permanent));
+
+        return new OverlayKernelState(
+            links.ToDictionary(
+                l => l.Name,
+                l => new KernelLink(l.Name, l.Kind, l.Up, names.GetValueOrDefault(l.MasterIndex), l.Mtu, ipv4[l.Index].ToArray(),
+                    l.Vxlan is { } v ? new VxlanSettings((int)v.Id, v.Port, v.Local?.ToString(), names.GetValueOrDefault(v.DeviceIndex), v.Learning, v.Proxy) : null),
+                StringComparer.Ordinal),
+            vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelFdbEntry>)fdb[p.Key].ToList(), StringComparer.Ordinal),
+            vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelNeighbour>)neighbours[p.Key].ToList(), StringComparer.Ordinal));
+    }
+
+    public void Apply(OverlayChange change)
+    {
+        switch (change)
+        {
+            case AddBridge b:
+                Handle.AddLink(new Link { Name = b.Name, Kind = LinkKinds.Bridge, Mtu = b.Mtu });
+                Learn(b.Name);
+                break;
+            case AddVxlan v:
+                Handle.AddLink(new Link
+                {
+                    Name = v.Name,
+                    Kind = LinkKinds.Vxlan,
+                    Mtu = v.Mtu,
+                    Vxlan = new Mesh.Ipvs.Netlink.Route.VxlanSettings((uint)v.Vni, (ushort)v.Port, IPAddress.Parse(v.Local), Index(v.Underlay), Learning: false, Proxy: true),
+                });
+                Learn(v.Name);
+                break;
+            case SetLink s:
+                Handle.ChangeLink(new LinkChange(Index(s.Name)) { Mtu = s.Mtu, MasterIndex = s.Master is null ? null : Index(s.Master), Up = s.Up ? true : null }, s.Name);
+                break;
+            case DeleteLink d:
+                Handle.DeleteLink(Index(d.Name), d.Name);
+                lock (_indexes)
+                {
+                    _indexes.Remove(d.Name);
+                }
+
+                break;
+            case ReplaceFdb f:
+                Handle.ReplaceNeighbour(Neighbour.Fdb(Index(f.Vxlan), f.Mac, IPAddress.Parse(f.Vtep)), f.Vxlan);
+                break;
+            case DeleteFdb f:
+                Handle.DeleteNeighbour(Neighbour.Fdb(Index(f.Vxlan), f.Mac, f.Dst is null ? null : IPAddress.Parse(f.Dst)), f.Vxlan);
+                break;
+            case ReplaceNeighbour n:
+                Handle.ReplaceNeighbour(Neighbour.Arp(Index(n.Vxlan), IPAddress.Parse(n.Ip), n.Mac), n.Vxlan);
+                break;
+            case DeleteNeighbour n:
+                Handle.DeleteNeighbour(Neighbour.Arp(Index(n.Vxlan), IPAddress.Parse(n.Ip), null), n.Vxlan);
+                break;
+            default:
+                throw new ArgumentException($"unknown overlay change {change.GetType().Name}", nameof(change));
+        }
+    }
+
+    /// <summary>The ifindex of a link: from the last read, or asked (a link made since, or by someone else).</summary>
+    private int Index(string name)
+    {
+        lock (_indexes)
+        {
+            if (_indexes.TryGetValue(name, out var index))
+            {
+                return index;
+            }
+        }
+
+        return Learn(name);
+    }
+
+    private int Learn(string name)
+    {
+        var index = Handle.RequireLink(name).Index;
+        lock (_indexes)
+        {
+            _indexes[name] = index;
+        }
+
+        return index;
+    }
+
+    public void Dispose()
+    {
+        if (_handle.IsValueCreated)
+        {
+            _handle.Value.Dispose();
+        }
+    }
+}
