@@ -137,6 +137,8 @@ public static class DaemonHost
         services.AddSingleton(options.Http);
         services.AddSingleton<Http.HttpEntryMetrics>();
         services.AddHostedService<Http.HttpEntry>();
+        services.AddSingleton<Proxy.ProxyRelayMetrics>();
+        services.AddHostedService<Proxy.ProxyRelay>();
 
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));
