@@ -26,7 +26,6 @@ echo "=== session ==="
 api mesh-n1 service create web2 --publish 8081:80,mode=host
 api mesh-n1 service create web3 --publish 8082:80,traffic=local
 api mesh-n1 service create bad --publish 8084:80,mode=host,traffic=local; echo "(exit $?)"
-api mesh-n1 service create web4 --publish 8083:80,proxy=v2; echo "(exit $?)"
 task web2.1 mesh-n1 >/dev/null 2>&1
 task web3.1 mesh-n2 >/dev/null 2>&1
 sleep 2
