@@ -14,7 +14,6 @@ echo "=== session ==="
 api mesh-n1 service create web2 --publish 8081:80,mode=host
 api mesh-n1 service create web3 --publish 8082:80,traffic=local
 api mesh-n1 service create bad --publish 8084:80,mode=host,traffic=local; echo "(exit $?)"
-api mesh-n1 service create web4 --publish 8083:80,proxy=v2; echo "(exit $?)"
 echo "\$ mesh lab run web2.1 --node 1"; $MESH lab run web2.1 --node 1
 echo "\$ mesh lab run web3.1 --node 2"; $MESH lab run web3.1 --node 2
 sleep 2

@@ -129,13 +129,6 @@ public static class StateTransitions
         ObjectRules.Ports(ports, reserved);
         var routes = ObjectRules.Routes(spec.Routes);
 
-        // proxy=v2 is parsed, validated and would be stored like the other options, so the API keeps its shape; it is
-        // refused here until a dataplane relays PROXY protocol v2 (issue 11 part 2).
-        if (ports.FirstOrDefault(p => p!.Proxy == ProxyProtocol.V2) is { } proxied)
-        {
-            throw new ValidationException("ports", $"{proxied}: proxy=v2 is not yet supported (no dataplane relays PROXY protocol v2 yet)");
-        }
-
         var aliases = ObjectRules.Aliases(spec.Aliases, name);
         var requested = spec.Networks ?? [];
         if (requested.Count > Limits.MaxNetworksPerService)

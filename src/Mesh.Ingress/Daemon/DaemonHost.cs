@@ -139,6 +139,8 @@ public static class DaemonHost
         services.AddSingleton<Http.HttpEntryMetrics>();
         services.AddSingleton<Http.HttpEntry>(); // also read by mesh trace (its live routes)
         services.AddHostedService(sp => sp.GetRequiredService<Http.HttpEntry>());
+        services.AddSingleton<Proxy.ProxyRelayMetrics>();
+        services.AddHostedService<Proxy.ProxyRelay>();
 
         await using var app = builder.Build();
         app.UseApiAuthentication(options.Security, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mesh.Api.Security"));

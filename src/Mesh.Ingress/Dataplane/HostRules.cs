@@ -20,7 +20,7 @@ public static class HostRules
     /// its tasks, DNATed straight to them (none when null).</param>
     public static IptablesRuleset Build(ClusterState state, NodeNetworkOptions options, string? node = null)
     {
-        var ports = state.Services.SelectMany(s => IngressSandboxTable.MeshPorts(s)).OrderBy(p => p.Protocol).ThenBy(p => p.Published).ToList();
+        var ports = state.Services.SelectMany(s => IngressSandboxTable.SandboxPorts(s)).OrderBy(p => p.Protocol).ThenBy(p => p.Published).ToList();
         var dnat = new List<string>();
         var forward = new List<string>();
         foreach (var port in ports)

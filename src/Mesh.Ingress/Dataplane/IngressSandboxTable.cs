@@ -70,9 +70,14 @@ public static class IngressSandboxTable
     /// </summary>
     public const string LocalTrafficMark = "0x01000000";
 
-    /// <summary>The ports this sandbox takes: host-mode ports go straight from the node to a task, and proxy=v2 has no relay yet.</summary>
+    /// <summary>The ports this sandbox's kernel balances: host-mode ports go straight from the node to a task, and
+    /// proxy=v2 ports are left to the relay listening in the sandbox (<see cref="Proxy.ProxyRelay"/>).</summary>
     internal static IEnumerable<PublishedPort> MeshPorts(ClusterService service) =>
         service.Ports.Where(p => p.Mode == PublishMode.Ingress && p.Proxy == ProxyProtocol.None);
+
+    /// <summary>The ports the node DNATs into this sandbox: the kernel-balanced ones and the relay's.</summary>
+    internal static IEnumerable<PublishedPort> SandboxPorts(ClusterService service) =>
+        service.Ports.Where(p => p.Mode == PublishMode.Ingress);
 
     /// <summary>
     /// Per published port, round robin over the backends' addresses with the target port: every task's for

@@ -54,7 +54,7 @@ public class PublishedPortTests
     }
 
     [Fact]
-    public void The_store_refuses_meaningless_combinations_from_the_api_and_proxy_v2_until_a_relay_exists_and_changes_nothing()
+    public void The_store_refuses_meaningless_combinations_from_the_api_and_changes_nothing_and_takes_proxy_v2()
     {
         var state = StateTransitions.RegisterNode(ClusterState.Empty, new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
         var both = new PublishedPort(8081, 80) { Mode = PublishMode.Host, Traffic = TrafficPolicy.Local };
@@ -65,8 +65,8 @@ public class PublishedPortTests
         var undefined = new PublishedPort(8081, 80) { Mode = (PublishMode)7 };
         Assert.Throws<ValidationException>(() => StateTransitions.CreateService(state, new ServiceSpec { Name = "web2", Ports = [undefined] }));
 
-        var proxy = Assert.Throws<ValidationException>(() => StateTransitions.CreateService(state, new ServiceSpec { Name = "web4", Ports = [PublishedPort.Parse("8083:80,proxy=v2")] }));
-        Assert.Contains("not yet supported", proxy.Message, StringComparison.Ordinal);
+        var (_, proxied) = StateTransitions.CreateService(state, new ServiceSpec { Name = "web4", Ports = [PublishedPort.Parse("8083:80,proxy=v2")] });
+        Assert.Equal(ProxyProtocol.V2, Assert.Single(proxied.Ports).Proxy);
 
         var (created, service) = StateTransitions.CreateService(state, new ServiceSpec { Name = "web3", Ports = [PublishedPort.Parse("8082:80,traffic=local")] });
         Assert.Equal(TrafficPolicy.Local, Assert.Single(service.Ports).Traffic);
