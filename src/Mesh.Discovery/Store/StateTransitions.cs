@@ -128,6 +128,7 @@ public static class StateTransitions
         var ports = spec.Ports ?? [];
         ObjectRules.Ports(ports, reserved);
         var routes = ObjectRules.Routes(spec.Routes);
+        var healthCheck = ObjectRules.HealthCheck(spec.HealthCheck, ports, routes);
 
         // proxy=v2 is parsed, validated and would be stored like the other options, so the API keeps its shape; it is
         // refused here until a dataplane relays PROXY protocol v2 (issue 11 part 2).
@@ -206,6 +207,7 @@ public static class StateTransitions
             Mode = spec.Mode,
             Ports = [.. ports!],
             Routes = routes,
+            HealthCheck = healthCheck,
             Networks = networks,
             Aliases = aliases,
             FirewallMark = AllocateMark(state),
