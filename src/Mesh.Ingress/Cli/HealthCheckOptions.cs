@@ -74,7 +74,8 @@ public sealed class HealthCheckOptions
         }
         catch (ValidationException e)
         {
-            throw new ArgumentException(e.Message, e);
+            var why = e.Message.StartsWith(e.Field + ": ", StringComparison.Ordinal) ? e.Message[(e.Field.Length + 2)..] : e.Message;
+            throw new ArgumentException($"{e.Field} {why}", e);
         }
     }
 
