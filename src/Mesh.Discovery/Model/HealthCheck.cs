@@ -99,9 +99,9 @@ public sealed record HealthCheck
         return targets.Count == 0 ? null : targets.Min();
     }
 
-    /// <summary>What <c>service ls</c> shows: "http /healthz 5000ms" or "tcp 1000ms".</summary>
+    /// <summary>For logs: "http /healthz every 5000ms, timeout 2000ms, out after 2, back after 2".</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{(Kind == HealthCheckKind.Http ? "http " + Path : "tcp")} every {IntervalMs}ms timeout {TimeoutMs}ms {UnhealthyThreshold}↓{HealthyThreshold}↑");
+        $"{(Kind == HealthCheckKind.Http ? "http " + Path : "tcp")} every {IntervalMs}ms, timeout {TimeoutMs}ms, out after {UnhealthyThreshold}, back after {HealthyThreshold}");
 
     private static void Threshold(string field, int value)
     {
