@@ -10,6 +10,9 @@ public sealed record ClusterService
     /// <summary>HTTP routes to the service through every node's L7 entry (<c>--route HOST[/PATH]=PORT</c>).</summary>
     public IReadOnlyList<ServiceRoute> Routes { get; init; } = [];
 
+    /// <summary>The service's health check (<c>--health-path</c> / <c>--health-tcp</c>); null: every task is a backend.</summary>
+    public HealthCheck? HealthCheck { get; init; }
+
     /// <summary>Overlay networks the service's tasks join, besides <c>ingress</c> when ports are published.</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
 

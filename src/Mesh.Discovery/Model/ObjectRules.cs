@@ -47,6 +47,11 @@ public static class ObjectRules
             throw new ValidationException("routes", "a route is not in its normal form (lower-case host, prefix without a trailing '/')");
         }
 
+        if (HealthCheck(service.HealthCheck, service.Ports, service.Routes) != service.HealthCheck)
+        {
+            throw new ValidationException("healthCheck", "is not in its normal form");
+        }
+
         Networks(service.Networks);
         Aliases(service.Aliases, service.Name);
         if (service.FirewallMark is < 0x100 or > Limits.MaxFirewallMark)
@@ -138,6 +143,26 @@ public static class ObjectRules
                 throw new ValidationException($"ports[{i}]", $"{port} is listed twice");
             }
         }
+    }
+
+    /// <summary>
+    /// A service's health check, checked field by field (errors name the API's field, <c>healthCheck.intervalMs</c>);
+    /// the service must have a TCP target to probe (<see cref="Model.HealthCheck.ProbePort"/>).
+    /// </summary>
+    public static HealthCheck? HealthCheck(HealthCheck? check, IReadOnlyList<PublishedPort?> ports, IReadOnlyList<ServiceRoute> routes)
+    {
+        if (check is null)
+        {
+            return null;
+        }
+
+        var normal = Model.HealthCheck.Normalize(check, field => "healthCheck." + field);
+        if (Model.HealthCheck.ProbePort(ports.OfType<PublishedPort>().ToList(), routes) is null)
+        {
+            throw new ValidationException("healthCheck", "the service has no TCP target to probe: publish a tcp port or add a route");
+        }
+
+        return normal;
     }
 
     /// <summary>

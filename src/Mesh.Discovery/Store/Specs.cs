@@ -11,6 +11,9 @@ public sealed record ServiceSpec
 
     /// <summary>HTTP routes through the L7 entry (see <see cref="ClusterService.Routes"/>).</summary>
     public IReadOnlyList<ServiceRoute>? Routes { get; init; }
+
+    /// <summary>The health check (see <see cref="ClusterService.HealthCheck"/>).</summary>
+    public HealthCheck? HealthCheck { get; init; }
     public IReadOnlyList<string>? Networks { get; init; }
 
     /// <summary>Other DNS names of the service (see <see cref="ClusterService.Aliases"/>).</summary>

@@ -128,6 +128,7 @@ public static class StateTransitions
         var ports = spec.Ports ?? [];
         ObjectRules.Ports(ports, reserved);
         var routes = ObjectRules.Routes(spec.Routes);
+        var healthCheck = ObjectRules.HealthCheck(spec.HealthCheck, ports, routes);
 
         var aliases = ObjectRules.Aliases(spec.Aliases, name);
         var requested = spec.Networks ?? [];
@@ -199,6 +200,7 @@ public static class StateTransitions
             Mode = spec.Mode,
             Ports = [.. ports!],
             Routes = routes,
+            HealthCheck = healthCheck,
             Networks = networks,
             Aliases = aliases,
             FirewallMark = AllocateMark(state),

@@ -7,6 +7,7 @@ using Mesh.Ingress.Trace;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Mesh.Ingress.Api;
 
@@ -51,7 +52,10 @@ public static class ApiEndpoints
             var state = await store.GetStateAsync(ctx.RequestAborted);
             var service = state.Services.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
                 ?? throw new NotFoundException($"service '{name}' does not exist");
-            return Json(new ServiceDetail(service, state.Tasks.Where(t => t.Service == service.Name).OrderBy(t => t.Name, StringComparer.Ordinal).ToArray()));
+            return Json(new ServiceDetail(service, state.Tasks.Where(t => t.Service == service.Name).OrderBy(t => t.Name, StringComparer.Ordinal).ToArray())
+            {
+                Health = service.HealthCheck is null ? null : ctx.RequestServices.GetService<HealthChecks.TaskHealthMonitor>()?.ServiceView(service.Name),
+            });
         }));
         v1.MapPost("/services", Handle(async (IClusterStore store, HttpContext ctx) =>
             Created(await store.CreateServiceAsync(await BodyAsync<ServiceSpec>(ctx), ctx.RequestAborted))));
@@ -80,6 +84,11 @@ public static class ApiEndpoints
             await store.RemoveTaskAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);
             return Results.NoContent();
         }));
+
+        // This node's health verdicts (each node probes from its own sandbox; ask a node's API for its view).
+        v1.MapGet("/health", (HttpContext ctx) => ctx.RequestServices.GetService<HealthChecks.TaskHealthMonitor>() is { } monitor
+            ? Json(monitor.View())
+            : Error(StatusCodes.Status404NotFound, new ApiError("this daemon runs no health checks")));
 
         v1.MapTrace();
 
@@ -225,4 +234,8 @@ public static class ApiEndpoints
 
 public sealed record NodeInfo(string Node, string Store, string Dataplane, string? DataplaneReason, long AppliedRevision, string? LastError, DateTimeOffset? LastSync);
 
-public sealed record ServiceDetail(ClusterService Service, IReadOnlyList<ServiceTask> Tasks);
+public sealed record ServiceDetail(ClusterService Service, IReadOnlyList<ServiceTask> Tasks)
+{
+    /// <summary>With a health check: the answering node's verdicts on the tasks, and whether it fails open.</summary>
+    public HealthChecks.ServiceHealthView? Health { get; init; }
+}

@@ -18,7 +18,13 @@ public static class ServiceCommands
         var network = new Option<string[]>("--network") { Description = "Overlay network to join (repeatable)" };
         var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the service on its networks (repeatable)" };
         var route = new Option<string[]>("--route") { Description = "HOST[/PATH]=TARGET: HTTP requests for HOST under PATH on every node's HTTP port go to TARGET in the tasks (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var health = new HealthCheckOptions();
         var create = new Command("create", "Create a service") { name, publish, mode, network, alias, route };
+        foreach (var option in health.All)
+        {
+            create.Options.Add(option);
+        }
+
         create.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var spec = new ServiceSpec
@@ -32,6 +38,7 @@ public static class ServiceCommands
                 },
                 Ports = (parse.GetValue(publish) ?? []).Select(p => CliErrors.Argument("--publish", () => PublishedPort.Parse(p))).ToArray(),
                 Routes = (parse.GetValue(route) ?? []).Select(r => CliErrors.Argument("--route", () => ServiceRoute.Parse(r))).ToArray(),
+                HealthCheck = health.Parse(parse),
                 Networks = parse.GetValue(network) ?? [],
                 Aliases = parse.GetValue(alias) ?? [],
             };
@@ -50,7 +57,7 @@ public static class ServiceCommands
                 return 0;
             }
 
-            TableWriter.Write(Console.Out, ["NAME", "MODE", "REPLICAS", "PORTS", "VIPS", "MARK", "ALIASES", "ROUTES"], state.Services.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => (IReadOnlyList<string>)
+            TableWriter.Write(Console.Out, ["NAME", "MODE", "REPLICAS", "PORTS", "VIPS", "MARK", "ALIASES", "ROUTES", "HEALTH"], state.Services.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => (IReadOnlyList<string>)
             [
                 s.Name,
                 s.Mode.ToString().ToLowerInvariant(),
@@ -60,6 +67,7 @@ public static class ServiceCommands
                 "0x" + s.FirewallMark.ToString("x", System.Globalization.CultureInfo.InvariantCulture),
                 string.Join(',', s.Aliases),
                 string.Join(',', s.Routes.Select(r => r.ToString())),
+                s.HealthCheck is { } check ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{check.Path ?? "tcp"},{check.IntervalMs}ms") : "",
             ]));
             return 0;
         }));

@@ -69,9 +69,15 @@ public static class TaskCommands
                 return 0;
             }
 
-            TableWriter.Write(Console.Out, ["NAME", "SERVICE", "NODE", "STATE", "ADDRESSES", "ALIASES"], tasks.Select(t => (IReadOnlyList<string>)
+            // Health is each node's own verdict (probed from its sandbox): the column shows the asked node's, as
+            // STATUS@NODE; another node's view is its API's (--api), "-" a task whose service has no check.
+            var health = await NodeHealthAsync(parse, ct);
+            var verdicts = health?.Tasks.ToDictionary(h => h.Task, h => $"{h.Status}@{health.Node}", StringComparer.Ordinal);
+            var checkedServices = state.Services.Where(s => s.HealthCheck is not null).Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+            TableWriter.Write(Console.Out, ["NAME", "SERVICE", "NODE", "STATE", "ADDRESSES", "ALIASES", "HEALTH"], tasks.Select(t => (IReadOnlyList<string>)
             [
                 t.Name, t.Service, t.Node, System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(t.State.ToString()), string.Join(',', t.Addresses.Select(a => $"{a.Key}={a.Value}")), string.Join(',', t.Aliases),
+                !checkedServices.Contains(t.Service) ? "-" : verdicts?.GetValueOrDefault(t.Name) ?? (health is null ? "?" : $"unknown@{health.Node}"),
             ]));
             return 0;
         }));
@@ -80,5 +86,19 @@ public static class TaskCommands
         task.Subcommands.Add(rm);
         task.Subcommands.Add(ls);
         return task;
+    }
+
+    /// <summary>The asked node's health verdicts; null when its API has none (an older daemon).</summary>
+    private static async Task<HealthChecks.NodeHealthView?> NodeHealthAsync(ParseResult parse, CancellationToken ct)
+    {
+        using var http = CommonOptions.Client(parse);
+        try
+        {
+            return await ServiceCommands.ApiGet<HealthChecks.NodeHealthView>(http, parse.GetValue(CommonOptions.Api)!, "v1/health", ct);
+        }
+        catch (Mesh.Discovery.Model.NotFoundException)
+        {
+            return null;
+        }
     }
 }

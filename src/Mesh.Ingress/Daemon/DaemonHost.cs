@@ -131,6 +131,8 @@ public static class DaemonHost
             services.AddHostedService<HealthPortServer>();
         }
 
+        services.AddSingleton(sp => new HealthChecks.TaskHealthMonitor(options.Node, sp.GetRequiredService<IMeterFactory>(), sp.GetRequiredService<ILogger<HealthChecks.TaskHealthMonitor>>()));
+        services.AddHostedService<HealthChecks.HealthProber>();
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
         services.AddHostedService<DnsStateFollower>();

@@ -33,7 +33,8 @@ public sealed partial class NodeReconciler(
     MeshTelemetry telemetry,
     SyncLoopLiveness liveness,
     LocalTaskCounts localTasks,
-    ILogger<NodeReconciler> logger) : BackgroundService
+    ILogger<NodeReconciler> logger,
+    HealthChecks.TaskHealthMonitor? health = null) : BackgroundService
 {
     private static readonly TimeSpan TaskRetryFirst = TimeSpan.FromSeconds(1);
 
@@ -89,6 +90,11 @@ public sealed partial class NodeReconciler(
     private async Task NodeLoopAsync(ClusterNode node, CancellationToken stoppingToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
+
+        // A health verdict that moves a task in or out of the backends wakes this loop, which then plans again from
+        // the state it last read: the store has not changed, and re-reading it would cost an etcd round trip per flap.
+        ClusterState? last = null;
+        var healthOnly = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             var started = Stopwatch.GetTimestamp();
@@ -96,7 +102,10 @@ public sealed partial class NodeReconciler(
             long revision;
             try
             {
-                var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                // The version is read before the plan, so a verdict that lands during the pass wakes the next one.
+                _healthSeen = health?.Version ?? 0;
+                var state = healthOnly && last is not null ? last : await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                last = state;
                 node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(stoppingToken).ConfigureAwait(false);
                 await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
                 localTasks.Update(state, node.Name);
@@ -104,7 +113,7 @@ public sealed partial class NodeReconciler(
                 var bothConverged = Progress(node: (revision, null));
                 await FinishOverlayRemovalsAsync(stoppingToken).ConfigureAwait(false);
                 liveness.PassEnded(converged: bothConverged);
-                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "ok"));
+                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", healthOnly ? "health" : "ok"));
                 backoff = TimeSpan.FromMilliseconds(200);
             }
             catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
@@ -118,6 +127,7 @@ public sealed partial class NodeReconciler(
                 LogSyncFailed(e, backoff.TotalMilliseconds);
                 await Task.Delay(backoff, stoppingToken).ConfigureAwait(false);
                 backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
+                healthOnly = false;
                 continue;
             }
             finally
@@ -125,8 +135,49 @@ public sealed partial class NodeReconciler(
                 telemetry.SyncDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
 
-            await WaitForChangeAsync(revision, options.ResyncInterval, stoppingToken).ConfigureAwait(false);
+            healthOnly = await WaitForChangeOrHealthAsync(revision, stoppingToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The health version the node loop last planned with.</summary>
+    private long _healthSeen;
+
+    /// <summary>
+    /// Waits for a store change, the resync, or a health verdict that changes this node's backends; returns true for
+    /// the last (the next pass reuses the state it has).
+    /// </summary>
+    private async Task<bool> WaitForChangeOrHealthAsync(long revision, CancellationToken stoppingToken)
+    {
+        if (health is null)
+        {
+            await WaitForChangeAsync(revision, options.ResyncInterval, stoppingToken).ConfigureAwait(false);
+            return false;
+        }
+
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var healthChanged = health.WaitForChangeAsync(_healthSeen, either.Token);
+        var storeChanged = WaitForChangeAsync(revision, options.ResyncInterval, either.Token);
+        var first = await Task.WhenAny(healthChanged, storeChanged).ConfigureAwait(false);
+        await either.CancelAsync().ConfigureAwait(false);
+        var loser = first == healthChanged ? storeChanged : healthChanged;
+        try
+        {
+            await loser.ConfigureAwait(false);
+        }
+        catch (Exception) when (!stoppingToken.IsCancellationRequested)
+        {
+            // cancelled because the other one came first: whatever it ended with does not matter
+        }
+
+        stoppingToken.ThrowIfCancellationRequested();
+        await first.ConfigureAwait(false); // the winner's failure is the loop's, as without health checks
+        if (first == healthChanged)
+        {
+            LogHealthPass(health.Version);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -297,7 +348,7 @@ public sealed partial class NodeReconciler(
 
             using (telemetry.StartConverge("host", null, state.Revision))
             {
-                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network, node.Name), HostRules.Tables, ct).ConfigureAwait(false))
+                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network, node.Name, health?.Snapshot), HostRules.Tables, ct).ConfigureAwait(false))
                 {
                     Changed("host", state.Revision);
                 }
@@ -379,6 +430,9 @@ public sealed partial class NodeReconciler(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Reconcile failed; dataplane left as it was, retrying in {RetryMs} ms")]
     private partial void LogSyncFailed(Exception exception, double retryMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Health verdicts changed (version {HealthVersion}): planning the node's backends again from the state it has")]
+    private partial void LogHealthPass(long healthVersion);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Store unavailable: {Reason}; serving the last known state")]
     private partial void LogStoreUnavailable(string reason);

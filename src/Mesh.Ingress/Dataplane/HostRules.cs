@@ -18,7 +18,8 @@ public static class HostRules
 
     /// <param name="node">This node's name: a <c>mode=host</c> port is published here only when the node runs one of
     /// its tasks, DNATed straight to them (none when null).</param>
-    public static IptablesRuleset Build(ClusterState state, NodeNetworkOptions options, string? node = null)
+    /// <param name="health">This node's health verdicts: an unhealthy local task gets no new connections (<see cref="BackendSet.Of"/>).</param>
+    public static IptablesRuleset Build(ClusterState state, NodeNetworkOptions options, string? node = null, HealthChecks.BackendHealth? health = null)
     {
         var ports = state.Services.SelectMany(s => IngressSandboxTable.SandboxPorts(s)).OrderBy(p => p.Protocol).ThenBy(p => p.Published).ToList();
         var dnat = new List<string>();
@@ -36,7 +37,7 @@ public static class HostRules
         var gatewaySubnet = GatewaySubnet(options);
         forward.Add($"-i {options.GatewayBridge} ! -o {options.GatewayBridge} -j ACCEPT");
         forward.Add($"-o {options.GatewayBridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
-        var (hostDnat, hostForward) = HostModeRules(state, node);
+        var (hostDnat, hostForward) = HostModeRules(state, node, health);
         dnat.AddRange(hostDnat);
         forward.AddRange(hostForward);
         dnat.Add("-j RETURN");
@@ -73,13 +74,13 @@ public static class HostRules
     /// it, as kube-proxy does). A node without a task has no rule: nothing listens, the client is refused. FORWARD
     /// accepts both directions by the connection's original port, since the packets carry the target port.
     /// </summary>
-    internal static (List<string> Dnat, List<string> Forward) HostModeRules(ClusterState state, string? node)
+    internal static (List<string> Dnat, List<string> Forward) HostModeRules(ClusterState state, string? node, HealthChecks.BackendHealth? health = null)
     {
         var dnat = new List<string>();
         var forward = new List<string>();
         var tasks = BackendSet.RunningTasksByService(state);
         var ports = state.Services
-            .SelectMany(s => s.Ports.Where(p => p.Mode == PublishMode.Host).Select(p => (Port: p, Backends: BackendSet.ForNode(tasks, s, OverlayNetwork.IngressName, node).Addresses)))
+            .SelectMany(s => s.Ports.Where(p => p.Mode == PublishMode.Host).Select(p => (Port: p, Backends: BackendSet.ForNode(tasks, s, OverlayNetwork.IngressName, node, health).Addresses)))
             .Where(x => x.Backends.Count > 0)
             .OrderBy(x => x.Port.Protocol).ThenBy(x => x.Port.Published);
         foreach (var (port, backends) in ports)

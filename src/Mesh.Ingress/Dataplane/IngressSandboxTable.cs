@@ -19,7 +19,8 @@ public static class IngressSandboxTable
     public const string ServiceChainPrefix = "svc-";
 
     /// <param name="node">This node's name: a <c>traffic=local</c> port goes to its tasks only (none when null).</param>
-    public static NftDesiredTable Build(ClusterState state, string sandboxIngressAddress, string? node = null)
+    /// <param name="health">This node's health verdicts: unhealthy tasks are left out (<see cref="BackendSet.Of"/>).</param>
+    public static NftDesiredTable Build(ClusterState state, string sandboxIngressAddress, string? node = null, HealthChecks.BackendHealth? health = null)
     {
         var gateway = NodeNetworkOptions.SandboxGatewayInterface;
         var ingress = NodeNetworkOptions.SandboxIngressInterface;
@@ -52,7 +53,7 @@ public static class IngressSandboxTable
             var chain = ServiceChainPrefix + service.Name.ToLowerInvariant();
             published.AddRange(MeshPorts(service).Select(p => $"{HostRules.Proto(p.Protocol)} . {p.Published.ToString(CultureInfo.InvariantCulture)} : {mark}"));
             dispatch.Add($"{mark} : goto {chain}");
-            chains.Add(new NftChain(chain, PublishedPortRules(BackendSet.For(tasks, service, OverlayNetwork.IngressName), BackendSet.ForNode(tasks, service, OverlayNetwork.IngressName, node))));
+            chains.Add(new NftChain(chain, PublishedPortRules(BackendSet.For(tasks, service, OverlayNetwork.IngressName, health), BackendSet.ForNode(tasks, service, OverlayNetwork.IngressName, node, health))));
         }
 
         return new NftDesiredTable(

@@ -13,7 +13,8 @@ namespace Mesh.Ingress.Dataplane;
 /// kernel changes nothing; a restarted daemon converges what it finds.
 /// </summary>
 /// <param name="time">The clock drain periods are measured on (the system's unless a test steps it).</param>
-public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSandbox sandbox, IpvsOptions options, ILogger<IpvsDataplane> logger, TimeProvider? time = null) : IDataplane
+/// <param name="health">This node's health verdicts (none: every task is a backend).</param>
+public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSandbox sandbox, IpvsOptions options, ILogger<IpvsDataplane> logger, TimeProvider? time = null, HealthChecks.TaskHealthMonitor? health = null) : IDataplane
 {
     private readonly Dictionary<string, IpvsDrainTracker> _drains = new(StringComparer.Ordinal);
     private readonly TimeProvider _time = time ?? TimeProvider.System;
@@ -27,7 +28,7 @@ public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSand
         var netns = sandbox.Netns.Path!;
         var changed = SetSysctls(netns, IpvsSandboxRules.Sysctls);
         changed |= SetTimeouts(netns);
-        changed |= Converge(netns, IpvsSandboxRules.Services(state, options, node.Name));
+        changed |= Converge(netns, IpvsSandboxRules.Services(state, options, node.Name, health?.Snapshot));
         changed |= await iptables.ApplyAsync(sandbox.Netns, IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Tables, cancellationToken).ConfigureAwait(false);
         return changed;
     }

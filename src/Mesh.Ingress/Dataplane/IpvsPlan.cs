@@ -12,6 +12,17 @@ public sealed record IpvsDesiredService(string Name, IpvsService Service, IReadO
         name,
         IpvsService.ForFirewallMark(mark, scheduler: options.Scheduler),
         addresses.Select(a => new IpvsDestination(IPAddress.Parse(a), 0) { ForwardingMethod = ForwardingMethod.Masquerade, Weight = 1 }).ToArray());
+
+    /// <summary>As above, with the set's unhealthy tasks kept at weight 0: no new connections, and the ones they have go on.</summary>
+    public static IpvsDesiredService For(string name, uint mark, BackendSet backends, IpvsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(backends);
+        var service = For(name, mark, backends.Addresses, options);
+        return service with
+        {
+            Destinations = [.. service.Destinations, .. backends.Unhealthy.Select(a => new IpvsDestination(IPAddress.Parse(a), 0) { ForwardingMethod = ForwardingMethod.Masquerade, Weight = 0 })],
+        };
+    }
 }
 
 /// <summary>A service and its real servers as the kernel reports them.</summary>

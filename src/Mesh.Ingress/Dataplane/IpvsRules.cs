@@ -87,18 +87,19 @@ public static class IpvsSandboxRules
     /// tasks only. With none, IPVS answers the client with ICMP port unreachable: refused, as the nftables dataplane does.
     /// </summary>
     /// <param name="node">This node's name (null: no local tasks).</param>
-    public static IReadOnlyList<IpvsDesiredService> Services(ClusterState state, IpvsOptions options, string? node = null)
+    /// <param name="health">This node's health verdicts: an unhealthy task's real server stays at weight 0 (no new connections, its open ones go on).</param>
+    public static IReadOnlyList<IpvsDesiredService> Services(ClusterState state, IpvsOptions options, string? node = null, HealthChecks.BackendHealth? health = null)
     {
         var tasks = BackendSet.RunningTasksByService(state);
         var result = new List<IpvsDesiredService>();
         foreach (var s in Published(state))
         {
             // Kept even when every port is traffic=local: the service's ingress VIP is marked with it.
-            result.Add(IpvsDesiredService.For(s.Name, (uint)s.FirewallMark, BackendSet.For(tasks, s, OverlayNetwork.IngressName).Addresses, options));
+            result.Add(IpvsDesiredService.For(s.Name, (uint)s.FirewallMark, BackendSet.For(tasks, s, OverlayNetwork.IngressName, health), options));
 
             if (HasLocalTraffic(s))
             {
-                result.Add(IpvsDesiredService.For(s.Name + "/local", (uint)s.FirewallMark | LocalTrafficMark, BackendSet.ForNode(tasks, s, OverlayNetwork.IngressName, node).Addresses, options));
+                result.Add(IpvsDesiredService.For(s.Name + "/local", (uint)s.FirewallMark | LocalTrafficMark, BackendSet.ForNode(tasks, s, OverlayNetwork.IngressName, node, health), options));
             }
         }
 

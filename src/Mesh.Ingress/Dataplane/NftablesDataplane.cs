@@ -5,12 +5,13 @@ using Mesh.Ingress.Kernel.Nftables;
 namespace Mesh.Ingress.Dataplane;
 
 /// <summary>Backend choice with one nftables table (<c>ip mesh</c>) in the ingress sandbox and one in each task namespace.</summary>
-public sealed class NftablesDataplane(NftExecutor nft, IngressSandbox sandbox) : IDataplane
+/// <param name="health">This node's health verdicts (none: every task is a backend).</param>
+public sealed class NftablesDataplane(NftExecutor nft, IngressSandbox sandbox, HealthChecks.TaskHealthMonitor? health = null) : IDataplane
 {
     public string Name => "nftables";
 
     public Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken) =>
-        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp, node.Name), IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
+        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp, node.Name, health?.Snapshot), IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
 
     public Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken)
     {

@@ -32,7 +32,8 @@ public sealed partial class HttpEntry(
     HttpEntryOptions options,
     HttpEntryMetrics metrics,
     ILoggerFactory loggers,
-    ILogger<HttpEntry> logger) : BackgroundService
+    ILogger<HttpEntry> logger,
+    HealthChecks.TaskHealthMonitor? health = null) : BackgroundService
 {
     private static readonly TimeSpan Retry = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(30);
@@ -119,18 +120,23 @@ public sealed partial class HttpEntry(
     private async Task FollowStoreAsync(InMemoryConfigProvider provider, CancellationToken ct)
     {
         long applied = -1;
+        long healthApplied = -1;
+        Discovery.Model.ClusterState? state = null;
+        var healthOnly = false;
         IReadOnlyList<RouteConfig>? lastRoutes = null;
         IReadOnlyList<ClusterConfig>? lastClusters = null;
         while (!ct.IsCancellationRequested)
         {
             long revision;
+            var healthVersion = health?.Version ?? 0;
             try
             {
-                var state = await store.GetStateAsync(ct).ConfigureAwait(false);
+                // A health change alone re-plans from the state already read (see NodeReconciler).
+                state = healthOnly && state is not null ? state : await store.GetStateAsync(ct).ConfigureAwait(false);
                 revision = state.Revision;
-                if (revision != applied)
+                if (revision != applied || healthVersion != healthApplied)
                 {
-                    var (routes, clusters) = HttpRouteTable.Build(state);
+                    var (routes, clusters) = HttpRouteTable.Build(state, health?.Snapshot);
                     // An unrelated change (a DNS alias, another node) keeps YARP's state as it is.
                     if (lastRoutes is null || !routes.SequenceEqual(lastRoutes) || !clusters.SequenceEqual(lastClusters!))
                     {
@@ -140,25 +146,58 @@ public sealed partial class HttpEntry(
                     }
 
                     applied = revision;
+                    healthApplied = healthVersion;
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
                 LogStateFailed(e, Retry.TotalSeconds);
+                healthOnly = false;
                 await Task.Delay(Retry, ct).ConfigureAwait(false);
                 continue;
             }
 
             try
             {
-                await store.WatchAsync(revision, WatchTimeout, ct).ConfigureAwait(false);
+                healthOnly = await WaitForChangeAsync(revision, healthApplied, ct).ConfigureAwait(false);
             }
             catch (StoreUnavailableException e)
             {
+                healthOnly = false;
                 LogStoreUnavailable(e.Message);
                 await Task.Delay(Retry, ct).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// A store change, or (with health checks) a health verdict that changes the backends, whichever comes first;
+    /// true for the latter.
+    /// </summary>
+    private async Task<bool> WaitForChangeAsync(long revision, long healthVersion, CancellationToken ct)
+    {
+        if (health is null)
+        {
+            await store.WatchAsync(revision, WatchTimeout, ct).ConfigureAwait(false);
+            return false;
+        }
+
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var watch = store.WatchAsync(revision, WatchTimeout, either.Token);
+        var healthChanged = health.WaitForChangeAsync(healthVersion, either.Token);
+        var first = await Task.WhenAny(watch, healthChanged).ConfigureAwait(false);
+        await either.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await (first == watch ? healthChanged : watch).ConfigureAwait(false);
+        }
+        catch (Exception) when (!ct.IsCancellationRequested)
+        {
+            // cancelled because the other one came first
+        }
+
+        await first.ConfigureAwait(false);
+        return first == healthChanged;
     }
 
     private async Task MeasureAsync(HttpContext context, Func<Task> next)

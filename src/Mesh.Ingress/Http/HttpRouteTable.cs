@@ -14,7 +14,12 @@ public static class HttpRouteTable
     /// <summary>Metadata key on each route: the service it belongs to (for metrics).</summary>
     public const string ServiceKey = "mesh.service";
 
-    public static (IReadOnlyList<RouteConfig> Routes, IReadOnlyList<ClusterConfig> Clusters) Build(ClusterState state)
+    /// <param name="health">
+    /// This node's health verdicts: a service with a health check loses its unhealthy tasks' destinations (all kept
+    /// when every one is unhealthy: fail open) and gets YARP's passive health too (transport failures take a
+    /// destination out until the next interval's reactivation), which acts on the traffic itself between probes.
+    /// </param>
+    public static (IReadOnlyList<RouteConfig> Routes, IReadOnlyList<ClusterConfig> Clusters) Build(ClusterState state, HealthChecks.BackendHealth? health = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         var routes = new List<RouteConfig>();
@@ -25,12 +30,18 @@ public static class HttpRouteTable
                 .Where(t => t.Service == service.Name && t.State == TaskState.Running && t.Addresses.ContainsKey(OverlayNetwork.IngressName))
                 .OrderBy(t => t.Name, StringComparer.Ordinal)
                 .ToList();
+            if (health is not null && service.HealthCheck is not null && tasks.Any(t => !health.IsUnhealthy(t.Name)))
+            {
+                tasks = tasks.Where(t => !health.IsUnhealthy(t.Name)).ToList();
+            }
+
             foreach (var target in service.Routes.Select(r => r.Target).Distinct().Order())
             {
                 clusters.Add(new ClusterConfig
                 {
                     ClusterId = ClusterId(service.Name, target),
                     LoadBalancingPolicy = "RoundRobin", // as the L4 mesh spreads (rr); --lb (issue 11 part 5) will choose
+                    HealthCheck = service.HealthCheck is { } check ? PassiveHealth(check) : null,
                     Destinations = tasks.ToDictionary(
                         t => t.Name,
                         t => new DestinationConfig { Address = string.Create(CultureInfo.InvariantCulture, $"http://{t.Addresses[OverlayNetwork.IngressName]}:{target}") },
@@ -52,6 +63,25 @@ public static class HttpRouteTable
         }
 
         return (routes, clusters);
+    }
+
+    /// <summary>
+    /// YARP's passive health: a destination whose requests fail at the transport (connect refused, reset, timeout) at
+    /// the policy's rate is left out until its reactivation, one probe interval later (the active check decides
+    /// after that). YARP's default availability policy routes to all when none is left (fail open, as Mesh's own).
+    /// </summary>
+    public static HealthCheckConfig PassiveHealth(Discovery.Model.HealthCheck check)
+    {
+        ArgumentNullException.ThrowIfNull(check);
+        return new HealthCheckConfig
+        {
+            Passive = new PassiveHealthCheckConfig
+            {
+                Enabled = true,
+                Policy = "TransportFailureRate",
+                ReactivationPeriod = TimeSpan.FromMilliseconds(check.IntervalMs),
+            },
+        };
     }
 
     /// <summary>A prefix matches itself and everything below it, segment-wise ("/api" matches /api and /api/x, not /apix).</summary>

@@ -74,7 +74,7 @@ public static class LabCommands
         var task = new Option<string>("--task") { Required = true };
         var node = new Option<string>("--node") { Required = true };
         var port = new Option<int>("--port") { DefaultValueFactory = _ => 80 };
-        var serve = new Command("serve", "The lab's task server: answers HTTP and UDP with 'TASK NODE IP peer=… xff=… proxy=…' (accepts a PROXY v2 header)") { task, node, port };
+        var serve = new Command("serve", "The lab's task server: answers HTTP and UDP with 'TASK NODE IP peer=… xff=… proxy=…' (accepts a PROXY v2 header); GET /healthz answers 200, or what POST /lab/health?status=N from 127.0.0.1 set") { task, node, port };
         serve.SetAction((parse, ct) => LabServer.RunAsync(parse.GetValue(task)!, parse.GetValue(node)!, parse.GetValue(port), ct));
 
         var runTask = new Argument<string>("task") { Description = "The task's name, <service>.<k>; the service must exist" };

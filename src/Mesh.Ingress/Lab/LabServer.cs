@@ -31,6 +31,8 @@ public static class LabServer
         await using var app = builder.Build();
         app.UseWebSockets();
         app.Use(next => ctx => ctx.WebSockets.IsWebSocketRequest ? EchoAsync(ctx, task) : next(ctx));
+        var health = new HealthSwitch();
+        app.Use(next => ctx => health.TryHandleAsync(ctx) ?? next(ctx));
         app.Run(ctx =>
         {
             var items = ctx.Features.Get<IConnectionItemsFeature>()?.Items;
@@ -60,6 +62,55 @@ public static class LabServer
 
         return 0;
     }
+
+    /// <summary>
+    /// The health path a lab service's check can GET (<see cref="HealthPath"/>: 200 "ok", or the status it was told),
+    /// and the switch that makes it fail: <c>POST /lab/health?status=503</c> (200 to recover), from the task's own
+    /// namespace only (loopback), so a client of the mesh cannot flip it: <c>ip netns exec mesh-web.1 curl -X POST
+    /// 'http://127.0.0.1/lab/health?status=503'</c>.
+    /// </summary>
+    private sealed class HealthSwitch
+    {
+        private int _status = StatusCodes.Status200OK;
+
+        public Task? TryHandleAsync(HttpContext ctx)
+        {
+            if (ctx.Request.Path == HealthPath)
+            {
+                var status = Volatile.Read(ref _status);
+                ctx.Response.StatusCode = status;
+                ctx.Response.ContentType = "text/plain";
+                return ctx.Response.WriteAsync(status == StatusCodes.Status200OK ? "ok\n" : "failing\n", ctx.RequestAborted);
+            }
+
+            if (ctx.Request.Path != SwitchPath)
+            {
+                return null;
+            }
+
+            if (!HttpMethods.IsPost(ctx.Request.Method) || ctx.Connection.RemoteIpAddress is not { } peer || !IPAddress.IsLoopback(peer))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return ctx.Response.WriteAsync("POST from the task's own namespace (127.0.0.1) only\n", ctx.RequestAborted);
+            }
+
+            if (!int.TryParse(ctx.Request.Query["status"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var wanted) || wanted is < 200 or > 599)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return ctx.Response.WriteAsync("status=200-599\n", ctx.RequestAborted);
+            }
+
+            Volatile.Write(ref _status, wanted);
+            ctx.Response.ContentType = "text/plain";
+            return ctx.Response.WriteAsync(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{HealthPath} answers {wanted}\n"), ctx.RequestAborted);
+        }
+    }
+
+    /// <summary>The path the lab's task server answers health checks on.</summary>
+    public const string HealthPath = "/healthz";
+
+    /// <summary>Where the lab's task server is told what <see cref="HealthPath"/> answers.</summary>
+    public const string SwitchPath = "/lab/health";
 
     /// <summary>A WebSocket echo (for the L7 entry's tests): each text message comes back as "TASK: message".</summary>
     private static async Task EchoAsync(HttpContext ctx, string task)
