@@ -10,7 +10,8 @@
 # published service with the task ingress IPs as Masq real servers, and the MARK/SNAT rules; east-west from a task
 # to web's appnet VIP reaches every web task; a killed daemon restarts without changing the kernel; mode=host and
 # traffic=local ports keep the client address on the node with a task and are refused by the other (and the health
-# port and mesh trace agree); a removed task is drained (weight 0,
+# port and mesh trace agree); a proxy=v2 port reaches its task with a PROXY v2 header naming the client through
+# every node, through the sandbox's relay (no MARK rule for it); a removed task is drained (weight 0,
 # no new connections) then removed; lab down leaves nothing. Under qemu (whose stock kernel also has nf_tables with the
 # ip family, which user-mode-linux lacks) one node is switched to the nftables dataplane and back, end to end.
 set -uo pipefail
@@ -218,6 +219,8 @@ health_of() { in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) -w '%{htt
 "$mesh" service create localweb --publish 8092:80,traffic=local --api "$api" >/dev/null
 "$mesh" lab run hostweb.1 --node 1 >/dev/null
 "$mesh" lab run localweb.1 --node 1 >/dev/null
+"$mesh" service create proxyweb --publish 8093:80,proxy=v2 --api "$api" >/dev/null
+"$mesh" lab run proxyweb.1 --node 1 >/dev/null
 for case in "hostweb 8091" "localweb 8092"; do
   read -r svc port <<<"$case"
   reaches_client() { [[ $(peer_of "http://$(node_addr 1):$port/") == "$svc.1 peer=198.18.0.100" ]]; }
@@ -232,8 +235,17 @@ done
 check "health port: localweb is 200 on mesh-n1 and 503 on mesh-n2" test "$(health_of 1 localweb) $(health_of 2 localweb)" = "200 503"
 got=$(peer_of "http://$(node_addr 2):8080/")
 check "the plain mesh still SNATs: web through mesh-n2 sees its sandbox, not the client ($got)" bash -c '[[ $1 == *peer=10.255.* ]]' _ "$got"
+# proxy=v2: the sandbox's relay (not IPVS) takes the port on every node and tells the task who called in a PROXY
+# v2 header; the node without a task relays over the overlay. The sandbox marks nothing for the port.
+proxy_of() { in_ns mesh-client curl -s -m $((3 * scale)) "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^proxy=/) print $1, $i }'; }
+for i in $(seq 1 $nodes); do
+  relays() { [[ $(proxy_of "http://$(node_addr $i):8093/") == "proxyweb.1 proxy=198.18.0.100:"* ]]; }
+  check "proxyweb (8093, proxy=v2): via mesh-n$i the task gets a PROXY v2 header naming 198.18.0.100" wait_for $((20 * scale)) relays
+  check "proxyweb: mesh-n$i-ingress has no MARK rule for 8093" bash -c '! grep -q -- "--dport 8093 " <<<"$1"' _ "$(in_ns "mesh-n$i-ingress" $ipt_save -t mangle)"
+done
 "$mesh" service rm hostweb --api "$api" >/dev/null
 "$mesh" service rm localweb --api "$api" >/dev/null
+"$mesh" service rm proxyweb --api "$api" >/dev/null
 
 # --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
 gone_task=${web_tasks##* }
