@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Mesh.Discovery.Dns;
 using Mesh.Ipvs;
 
 namespace Mesh.Ingress.Proxy;
@@ -47,23 +48,10 @@ public sealed class SandboxSockets(string netnsPath) : IDisposable
     });
 
     /// <summary>A UDP socket bound to <paramref name="bind"/> in the sandbox.</summary>
-    public Socket BindUdp(IPEndPoint bind) => NetworkNamespace.Run(NetnsPath, () =>
-    {
-        var s = new Socket(bind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        try
-        {
-            s.Bind(bind);
-            return s;
-        }
-        catch
-        {
-            s.Dispose();
-            throw;
-        }
-    });
+    public Socket BindUdp(IPEndPoint bind) => NetworkNamespaceSockets.CreateUdp(NetnsPath, bind);
 
     /// <summary>An unconnected UDP socket in the sandbox (one per relayed flow).</summary>
-    public Socket NewUdp() => NetworkNamespace.Run(NetnsPath, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+    public Socket NewUdp() => NetworkNamespaceSockets.CreateSocket(NetnsPath, AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
 
     /// <summary>An unconnected TCP socket in the sandbox, from the pool (refilled <see cref="Batch"/> at a time).</summary>
     public Socket NewTcp()
