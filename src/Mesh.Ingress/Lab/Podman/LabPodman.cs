@@ -29,4 +29,33 @@ public static class LabPodman
             throw new InvalidOperationException("podman is not installed (apt-get install podman): `mesh lab image` imports the task image with it");
         }
     }
+
+    /// <summary>
+    /// A containers.conf (podman reads it from $CONTAINERS_CONF) for containers on mesh networks: podman 4.3 has
+    /// flags for the network configuration directory but none for the CNI plugin directories, and the lab keeps
+    /// mesh-cni out of the machine's /opt/cni/bin. Paths are validated: they are written into TOML strings.
+    /// </summary>
+    public static string ContainersConf(string cniBinDir, string cniConfDir)
+    {
+        foreach (var dir in new[] { cniBinDir, cniConfDir })
+        {
+            if (!Path.IsPathFullyQualified(dir) || dir.Any(c => c is '"' or '\\' || char.IsControl(c)))
+            {
+                throw new ArgumentException($"'{dir}' must be an absolute path without quotes, backslashes or control characters");
+            }
+        }
+
+        return $"""
+            # Written for podman on the Mesh lab: the runtime and cgroup manager this kind of machine needs, the CNI backend.
+            [engine]
+            runtime = "runc"
+            cgroup_manager = "cgroupfs"
+
+            [network]
+            network_backend = "cni"
+            network_config_dir = "{cniConfDir}"
+            cni_plugin_dirs = ["{cniBinDir}", "/usr/lib/cni"]
+
+            """;
+    }
 }
