@@ -58,10 +58,10 @@ public sealed partial class LabEndToEndTests
             // Through every node: the container among the lab's own tasks, answering on its ingress address.
             foreach (var node in LabFixture.NodeAddresses)
             {
-                await EventuallyAsync(async () => Assert.Equal([.. others, "web-podman"], (await Shell.CurlTasksAsync(node, 12)).Distinct().Order(StringComparer.Ordinal)), attempts: 30);
+                await EventuallyAsync(async () => Assert.Equal(["web-podman", .. others], (await Shell.CurlTasksAsync(node, 12)).Distinct().Order(StringComparer.Ordinal)), attempts: 30);
             }
 
-            var answers = await Shell.CheckedAsync("ip", ["netns", "exec", "mesh-client", "curl", "-s", "-m", "3", .. Enumerable.Repeat("http://198.18.0.11:8080/", 8)]);
+            var answers = await Shell.CheckedAsync("ip", ["netns", "exec", "mesh-client", "curl", "-s", "-m", "3", "-H", "Connection: close", .. Enumerable.Repeat("http://198.18.0.11:8080/", 8)]);
             Assert.Contains($"web-podman {PodmanNode} {task.Addresses["ingress"]} peer=", answers, StringComparison.Ordinal);
 
             // DNS: podman writes the CNI result's dns.nameservers first into the container's resolv.conf.
