@@ -65,7 +65,9 @@ public sealed class TaskImage(ICommandRunner runner, string busybox)
                 await WriteRootfsAsync(file, busybox, cancellationToken).ConfigureAwait(false);
             }
 
-            List<string> args = [.. LabPodman.GlobalArguments, "import"];
+            // podman sets up its network backend even to import, and takes a lock file in the network configuration
+            // directory: a private one keeps /etc/cni/net.d untouched.
+            List<string> args = [.. LabPodman.GlobalArguments, "--network-config-dir", $"{LabPodman.Directory}/net.d", "import"];
             foreach (var change in Changes)
             {
                 args.AddRange(["--change", change]);
