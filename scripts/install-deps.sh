@@ -2,7 +2,8 @@
 # Installs the Debian packages Mesh uses (only those missing). Usage: scripts/install-deps.sh run|test
 set -euo pipefail
 run_pkgs=(iproute2 iptables nftables curl util-linux procps dnsmasq-base)
-test_pkgs=(bind9-dnsutils wrk conntrack ipvsadm busybox-static tcpdump etcd-server dnsperf jq kmod chromium systemd podman runc)
+test_pkgs=(bind9-dnsutils wrk conntrack ipvsadm busybox-static tcpdump etcd-server dnsperf jq kmod chromium systemd)
+test_pkgs+=(podman runc)   # a real container runtime for the podman lab tests (runc: crun fails here)
 want=("${run_pkgs[@]}")
 [ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")
 missing=()
