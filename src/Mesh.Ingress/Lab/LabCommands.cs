@@ -108,11 +108,22 @@ public static class LabCommands
             return 0;
         }));
 
+        var busybox = new Option<string>("--busybox") { Description = "A statically linked busybox (Debian's busybox-static)", DefaultValueFactory = _ => Podman.TaskImage.DefaultBusybox };
+        var image = new Command("image", $"Build the task image {Podman.TaskImage.Name} from busybox-static and import it into the lab's podman storage (no registry)") { busybox };
+        image.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var id = await new Podman.TaskImage(new ProcessCommandRunner(), parse.GetValue(busybox)!).BuildAsync(ct);
+            Console.WriteLine($"{Podman.TaskImage.Name} {id}");
+            Console.WriteLine($"in the lab's podman storage: podman {string.Join(' ', Podman.LabPodman.GlobalArguments)} images");
+            return 0;
+        }));
+
         lab.Subcommands.Add(up);
         lab.Subcommands.Add(status);
         lab.Subcommands.Add(down);
         lab.Subcommands.Add(serve);
         lab.Subcommands.Add(run);
+        lab.Subcommands.Add(image);
         return lab;
     }
 
