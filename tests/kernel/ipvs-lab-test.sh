@@ -212,42 +212,33 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
 fi
 
 api=unix:///run/mesh/lab/mesh-n1.sock
-# --- client addresses: mode=host and traffic=local on the ipvs dataplane (issue 11) ---------------------
-# One task each on node 1; node 2 has none. From mesh-client: the task sees the client itself (no SNAT) through
-# node 1, node 2 refuses (nothing listens: a reset, curl exit 7), and the health port says 200 / 503.
+# --- client addresses: mode=host, traffic=local and proxy=v2 on the ipvs dataplane (issue 11) ---------
+# One service with the three kinds of port (one create and one task: each mesh command is a .NET start, seconds
+# under user-mode-linux), its task on node 1; node 2 has none. From mesh-client: mode=host and traffic=local show the
+# task the client itself (no SNAT) through node 1 and are refused by node 2 (nothing listens: a reset, curl exit 7),
+# and the health port says 200 / 503; proxy=v2 is relayed by every node's sandbox (node 2's over the overlay) with
+# the client's address in the PROXY v2 header, and the sandbox marks nothing for that port.
 peer_of() { in_ns mesh-client curl -s -m $((3 * scale)) "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^peer=/) print $1, $i }'; }
+proxy_of() { in_ns mesh-client curl -s -m $((3 * scale)) "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^proxy=/) print $1, $i }'; }
 health_of() { in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) -w '%{http_code}' "http://$(node_addr "$1"):10256/services/$2"; }
-"$mesh" service create hostweb --publish 8091:80,mode=host --api "$api" >/dev/null
-"$mesh" service create localweb --publish 8092:80,traffic=local --api "$api" >/dev/null
-"$mesh" lab run hostweb.1 --node 1 >/dev/null
-"$mesh" lab run localweb.1 --node 1 >/dev/null
-"$mesh" service create proxyweb --publish 8093:80,proxy=v2 --api "$api" >/dev/null
-"$mesh" lab run proxyweb.1 --node 1 >/dev/null
-for case in "hostweb 8091" "localweb 8092"; do
-  read -r svc port <<<"$case"
-  reaches_client() { [[ $(peer_of "http://$(node_addr 1):$port/") == "$svc.1 peer=198.18.0.100" ]]; }
-  check "$svc (${port}): via mesh-n1 the task sees the client 198.18.0.100" wait_for $((20 * scale)) reaches_client
-  check "$svc (${port}): mesh-n2 has no task and refuses (curl exit 7)" \
+"$mesh" service create keep --publish 8091:80,mode=host --publish 8092:80,traffic=local --publish 8093:80,proxy=v2 --api "$api" >/dev/null
+"$mesh" lab run keep.1 --node 1 >/dev/null
+for port in 8091 8092; do
+  reaches_client() { [[ $(peer_of "http://$(node_addr 1):$port/") == "keep.1 peer=198.18.0.100" ]]; }
+  check "keep:$port ($([[ $port == 8091 ]] && echo mode=host || echo traffic=local)): via mesh-n1 the task sees the client 198.18.0.100" wait_for $((20 * scale)) reaches_client
+  check "keep:$port: mesh-n2 has no task and refuses (curl exit 7)" \
     test "$(in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) "http://$(node_addr 2):$port/"; echo $?)" = 7
-  got=$(trace_of 1 "$port")
-  check "$svc (${port}): mesh trace via mesh-n1 says forwarded to $svc.1 ($got)" test "$got" = "forwarded:$svc.1"
-  got=$(trace_of 2 "$port")
-  check "$svc (${port}): mesh trace via mesh-n2 says refused ($got)" test "$got" = "refused:"
 done
-check "health port: localweb is 200 on mesh-n1 and 503 on mesh-n2" test "$(health_of 1 localweb) $(health_of 2 localweb)" = "200 503"
+got="$(trace_of 1 8092) $(trace_of 2 8092)"
+check "keep:8092 (traffic=local): mesh trace says forwarded to keep.1 via mesh-n1, refused via mesh-n2 ($got)" test "$got" = "forwarded:keep.1 refused:"
+check "health port: keep is 200 on mesh-n1 and 503 on mesh-n2" test "$(health_of 1 keep) $(health_of 2 keep)" = "200 503"
 got=$(peer_of "http://$(node_addr 2):8080/")
 check "the plain mesh still SNATs: web through mesh-n2 sees its sandbox, not the client ($got)" bash -c '[[ $1 == *peer=10.255.* ]]' _ "$got"
-# proxy=v2: the sandbox's relay (not IPVS) takes the port on every node and tells the task who called in a PROXY
-# v2 header; the node without a task relays over the overlay. The sandbox marks nothing for the port.
-proxy_of() { in_ns mesh-client curl -s -m $((3 * scale)) "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^proxy=/) print $1, $i }'; }
 for i in $(seq 1 $nodes); do
-  relays() { [[ $(proxy_of "http://$(node_addr $i):8093/") == "proxyweb.1 proxy=198.18.0.100:"* ]]; }
-  check "proxyweb (8093, proxy=v2): via mesh-n$i the task gets a PROXY v2 header naming 198.18.0.100" wait_for $((20 * scale)) relays
-  check "proxyweb: mesh-n$i-ingress has no MARK rule for 8093" bash -c '! grep -q -- "--dport 8093 " <<<"$1"' _ "$(in_ns "mesh-n$i-ingress" $ipt_save -t mangle)"
+  relays() { [[ $(proxy_of "http://$(node_addr $i):8093/") == "keep.1 proxy=198.18.0.100:"* ]]; }
+  check "keep:8093 (proxy=v2): via mesh-n$i the task gets a PROXY v2 header naming 198.18.0.100" wait_for $((20 * scale)) relays
+  check "keep:8093: mesh-n$i-ingress has no MARK rule for it" bash -c '! grep -q -- "--dport 8093 " <<<"$1"' _ "$(in_ns "mesh-n$i-ingress" $ipt_save -t mangle)"
 done
-"$mesh" service rm hostweb --api "$api" >/dev/null
-"$mesh" service rm localweb --api "$api" >/dev/null
-"$mesh" service rm proxyweb --api "$api" >/dev/null
 
 # --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
 gone_task=${web_tasks##* }
