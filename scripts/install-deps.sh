@@ -5,8 +5,9 @@ run_pkgs=(iproute2 iptables nftables curl util-linux procps dnsmasq-base)
 test_pkgs=(bind9-dnsutils wrk conntrack ipvsadm busybox-static tcpdump etcd-server dnsperf jq kmod chromium systemd nginx haproxy)
 want=("${run_pkgs[@]}")
 [ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")
-# A real container runtime for the podman lab tests (runc: crun fails on these machines).
-[ "${1:-run}" = test ] && want+=(podman runc)
+# A real container runtime for the podman lab tests (runc: crun fails on these machines; Debian's CNI plugins as
+# the podman lab was verified with them: --no-install-recommends would leave them out).
+[ "${1:-run}" = test ] && want+=(podman runc containernetworking-plugins)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
