@@ -13,7 +13,7 @@ public static class ServiceCommands
         var service = new Command("service", "Create, list, inspect and remove services");
 
         var name = new Argument<string>("name") { Description = "Service name (a DNS label)" };
-        var publish = new Option<string[]>("--publish", "-p") { Description = "PUBLISHED:TARGET[/tcp|/udp][,mode=host|,traffic=local]: PUBLISHED on every node to TARGET in the tasks; mode=host: only on nodes with a task, straight to it; traffic=local: every node, to its own tasks only; both keep the client's address (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var publish = new Option<string[]>("--publish", "-p") { Description = "PUBLISHED:TARGET[/tcp|/udp][,mode=host|,traffic=local|,proxy=v2]: PUBLISHED on every node to TARGET in the tasks; mode=host: only on nodes with a task, straight to it; traffic=local: every node, to its own tasks only; proxy=v2: every node, a PROXY protocol v2 header first; all three keep the client's address (repeatable)", AllowMultipleArgumentsPerToken = false };
         var mode = new Option<string>("--mode") { Description = "vip (default) or dnsrr", DefaultValueFactory = _ => "vip" };
         var network = new Option<string[]>("--network") { Description = "Overlay network to join (repeatable)" };
         var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the service on its networks (repeatable)" };

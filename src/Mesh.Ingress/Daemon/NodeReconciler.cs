@@ -37,6 +37,8 @@ public sealed partial class NodeReconciler(
     HealthChecks.TaskHealthMonitor? health = null) : BackgroundService
 {
     private static readonly TimeSpan TaskRetryFirst = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
 
     /// <summary>When the sandbox's links were last verified, and for which address: checking them costs a few
     /// process starts, so it happens on start, on a change of address, after an error and at each resync.</summary>
@@ -87,56 +89,35 @@ public sealed partial class NodeReconciler(
     }
 
     /// <summary>The node's own objects: the sandbox's links, the host's rules, the sandbox's rules.</summary>
-    private async Task NodeLoopAsync(ClusterNode node, CancellationToken stoppingToken)
+    private Task NodeLoopAsync(ClusterNode node, CancellationToken stoppingToken)
     {
-        var backoff = TimeSpan.FromMilliseconds(200);
-
         // A health verdict that moves a task in or out of the backends wakes this loop, which then plans again from
         // the state it last read: the store has not changed, and re-reading it would cost an etcd round trip per flap.
         ClusterState? last = null;
         var healthOnly = false;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            var started = Stopwatch.GetTimestamp();
-            liveness.PassStarted();
-            long revision;
-            try
+        return LoopAsync(
+            async ct =>
             {
                 // The version is read before the plan, so a verdict that lands during the pass wakes the next one.
                 _healthSeen = health?.Version ?? 0;
-                var state = healthOnly && last is not null ? last : await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                var state = healthOnly && last is not null ? last : await store.GetStateAsync(ct).ConfigureAwait(false);
                 last = state;
-                node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(stoppingToken).ConfigureAwait(false);
-                await SyncAsync(state, node, stoppingToken).ConfigureAwait(false);
+                node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(ct).ConfigureAwait(false);
+                await SyncAsync(state, node, ct).ConfigureAwait(false);
                 localTasks.Update(state, node.Name);
-                revision = state.Revision;
-                var bothConverged = Progress(node: (revision, null));
-                await FinishOverlayRemovalsAsync(stoppingToken).ConfigureAwait(false);
+                var bothConverged = Progress(node: (state.Revision, null));
+                await FinishOverlayRemovalsAsync(ct).ConfigureAwait(false);
                 liveness.PassEnded(converged: bothConverged);
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", healthOnly ? "health" : "ok"));
-                backoff = TimeSpan.FromMilliseconds(200);
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                return async () => healthOnly = await WaitForChangeOrHealthAsync(state.Revision, ct).ConfigureAwait(false);
+            },
+            error =>
             {
-                // Keep the dataplane as it is (never flush on error) and retry with backoff. What is kept and
-                // served is a bounded summary: a tool's output can echo file contents (nft's include).
-                Progress(node: (null, ErrorSummary.Of(e)));
-                liveness.PassEnded(converged: false);
+                Progress(node: (null, error));
                 _sandboxVerified = null;
-                telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
-                LogSyncFailed(e, backoff.TotalMilliseconds);
-                await Task.Delay(backoff, stoppingToken).ConfigureAwait(false);
-                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
                 healthOnly = false;
-                continue;
-            }
-            finally
-            {
-                telemetry.SyncDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            }
-
-            healthOnly = await WaitForChangeOrHealthAsync(revision, stoppingToken).ConfigureAwait(false);
-        }
+            },
+            stoppingToken);
     }
 
     /// <summary>The health version the node loop last planned with.</summary>
@@ -185,26 +166,19 @@ public sealed partial class NodeReconciler(
     /// tasks are retried sooner than the resync (a namespace still being set up), backing off so that a task refused
     /// for good costs little.
     /// </summary>
-    private async Task TaskLoopAsync(CancellationToken stoppingToken)
+    private Task TaskLoopAsync(CancellationToken stoppingToken)
     {
-        var backoff = TimeSpan.FromMilliseconds(200);
         var taskRetry = TaskRetryFirst;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            var started = Stopwatch.GetTimestamp();
-            liveness.PassStarted();
-            long revision;
-            var wait = options.ResyncInterval;
-            try
+        return LoopAsync(
+            async ct =>
             {
-                var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
-                var failedTasks = await SyncTasksAsync(state, stoppingToken).ConfigureAwait(false);
-                revision = state.Revision;
-                var bothConverged = Progress(tasks: (revision, ErrorSummary.OfTasks(failedTasks)));
-                await FinishOverlayRemovalsAsync(stoppingToken).ConfigureAwait(false);
+                var state = await store.GetStateAsync(ct).ConfigureAwait(false);
+                var failedTasks = await SyncTasksAsync(state, ct).ConfigureAwait(false);
+                var bothConverged = Progress(tasks: (state.Revision, ErrorSummary.OfTasks(failedTasks)));
+                await FinishOverlayRemovalsAsync(ct).ConfigureAwait(false);
                 liveness.PassEnded(converged: bothConverged);
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", failedTasks.Count == 0 ? "tasks-ok" : "tasks-failed"));
-                backoff = TimeSpan.FromMilliseconds(200);
+                var wait = options.ResyncInterval;
                 if (failedTasks.Count > 0)
                 {
                     wait = taskRetry < wait ? taskRetry : wait;
@@ -214,23 +188,47 @@ public sealed partial class NodeReconciler(
                 {
                     taskRetry = TaskRetryFirst;
                 }
+
+                return () => WaitForChangeAsync(state.Revision, wait, ct);
+            },
+            error => Progress(tasks: (null, error)),
+            stoppingToken);
+    }
+
+    /// <summary>
+    /// What both loops share: a pass, then its wait for the next reason to pass again. A failing pass leaves the kernel
+    /// as it is (never flushed on error), is recorded (<paramref name="failed"/> gets a bounded summary: a tool's output
+    /// can echo file contents, nft's include) and retried after a backoff from 200 ms doubling to 10 s.
+    /// </summary>
+    private async Task LoopAsync(Func<CancellationToken, Task<Func<Task>>> pass, Action<string> failed, CancellationToken stoppingToken)
+    {
+        var backoff = FirstBackoff;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var started = Stopwatch.GetTimestamp();
+            liveness.PassStarted();
+            Func<Task> next;
+            try
+            {
+                next = await pass(stoppingToken).ConfigureAwait(false);
+                backoff = FirstBackoff;
             }
             catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
-                Progress(tasks: (null, ErrorSummary.Of(e)));
+                failed(ErrorSummary.Of(e));
                 liveness.PassEnded(converged: false);
                 telemetry.Syncs.Add(1, new KeyValuePair<string, object?>("result", "error"));
                 LogSyncFailed(e, backoff.TotalMilliseconds);
-                await Task.Delay(backoff, stoppingToken).ConfigureAwait(false);
-                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
-                continue;
+                var delay = backoff;
+                next = () => Task.Delay(delay, stoppingToken);
+                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, MaxBackoff.TotalMilliseconds));
             }
             finally
             {
                 telemetry.SyncDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
 
-            await WaitForChangeAsync(revision, wait, stoppingToken).ConfigureAwait(false);
+            await next().ConfigureAwait(false);
         }
     }
 
@@ -421,20 +419,4 @@ public sealed partial class NodeReconciler(
         telemetry.KernelChanges.Add(1, new KeyValuePair<string, object?>("object", what));
         LogKernelChanged(what, revision);
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node} registered (advertise {AdvertiseAddress}, ingress sandbox {SandboxIp}), dataplane {Dataplane}")]
-    private partial void LogRegistered(string node, string advertiseAddress, string sandboxIp, string dataplane);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Applied {Object} changes for revision {Revision}")]
-    private partial void LogKernelChanged(string @object, long revision);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Reconcile failed; dataplane left as it was, retrying in {RetryMs} ms")]
-    private partial void LogSyncFailed(Exception exception, double retryMs);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Health verdicts changed (version {HealthVersion}): planning the node's backends again from the state it has")]
-    private partial void LogHealthPass(long healthVersion);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Store unavailable: {Reason}; serving the last known state")]
-    private partial void LogStoreUnavailable(string reason);
-
 }
