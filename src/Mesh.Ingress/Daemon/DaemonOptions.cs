@@ -49,7 +49,8 @@ public sealed record DaemonOptions
     /// <summary>A full reconcile runs at least this often even without changes, repairing drift.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Changes arriving closer together than this are coalesced into one sync.</summary>
+    /// <summary>The shortest time between the starts of two passes of a loop: changes arriving closer together are
+    /// coalesced into one pass, while a change after a quiet spell is applied at once.</summary>
     public TimeSpan MinSyncInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
     public NodeNetworkOptions Network { get; init; } = new();

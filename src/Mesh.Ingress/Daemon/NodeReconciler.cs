@@ -229,6 +229,14 @@ public sealed partial class NodeReconciler(
             }
 
             await next().ConfigureAwait(false);
+
+            // Rate-limited, not delayed: a change after a quiet spell is applied at once, while a burst of changes
+            // (each pass reads the latest state, so they coalesce) starts passes at most every MinSyncInterval.
+            var sinceStart = Stopwatch.GetElapsedTime(started);
+            if (sinceStart < options.MinSyncInterval)
+            {
+                await Task.Delay(options.MinSyncInterval - sinceStart, stoppingToken).ConfigureAwait(false);
+            }
         }
     }
 
@@ -237,7 +245,6 @@ public sealed partial class NodeReconciler(
         try
         {
             await store.WatchAsync(revision, wait, stoppingToken).ConfigureAwait(false);
-            await Task.Delay(options.MinSyncInterval, stoppingToken).ConfigureAwait(false);
         }
         catch (StoreUnavailableException e)
         {
