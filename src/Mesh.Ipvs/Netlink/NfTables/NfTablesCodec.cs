@@ -6,9 +6,9 @@ namespace Mesh.Ipvs.Netlink.NfTables;
 /// <summary>
 /// nf_tables objects ⇄ netlink messages (NETLINK_NETFILTER, subsystem NFNL_SUBSYS_NFTABLES, struct nfgenmsg, then
 /// attributes). Requests are laid out as nft 1.0.6 (libnftnl) writes them, byte for byte but for the deliberate
-/// differences the golden tests mark: every change carries NLM_F_ACK so its answer maps back to it, and elements of a
-/// list all have type NFTA_LIST_ELEM (libnftnl numbers them, the kernel ignores the number). Every reply length is
-/// checked; bad input raises <see cref="NetlinkProtocolException"/>.
+/// differences the golden tests mark: every change carries NLM_F_ACK so its answer maps back to it, and a bitwise
+/// always names its operation (nft leaves the default out for a flag test such as <c>ct status dnat</c>). Every
+/// reply length is checked; bad input raises <see cref="NetlinkProtocolException"/>.
 /// </summary>
 public static class NfTablesCodec
 {
@@ -301,8 +301,8 @@ public static class NfTablesCodec
     public static void FlushSet(NetlinkWriter w, uint seq, Family family, string table, string set)
     {
         Begin(w, NFT_MSG_DELSETELEM, Change, seq, family);
+        w.PutStringZ(NFTA_SET_ELEM_LIST_SET, ExpressionCodec.CheckName(set, "set")); // libnftnl's order for a flush
         w.PutStringZ(NFTA_SET_ELEM_LIST_TABLE, ExpressionCodec.CheckName(table, "table"));
-        w.PutStringZ(NFTA_SET_ELEM_LIST_SET, ExpressionCodec.CheckName(set, "set"));
         w.EndMessage();
     }
 
@@ -315,9 +315,12 @@ public static class NfTablesCodec
         w.PutStringZ(NFTA_SET_ELEM_LIST_SET, ExpressionCodec.CheckName(set, "set"));
         if (setId is { } id) w.PutBe32(NFTA_SET_ELEM_LIST_SET_ID, id);
         int list = w.BeginNested(NFTA_SET_ELEM_LIST_ELEMENTS);
-        foreach (var e in elements)
+        for (int i = 0; i < elements.Count; i++)
         {
-            int elem = w.BeginNested(NFTA_LIST_ELEM);
+            var e = elements[i];
+            // libnftnl numbers the list's elements 1, 2, ... (the kernel reads any type); a message holds at most
+            // NfTablesBatch.ElementsPerMessage, so the number stays clear of the flag bits.
+            int elem = w.BeginNested((ushort)((i % 0x3fff) + 1));
             ExpressionCodec.PutValue(w, NFTA_SET_ELEM_KEY, e.Key);
             if (withData)
             {
@@ -354,7 +357,7 @@ public static class NfTablesCodec
         if (!a.TryGet(NFTA_SET_ELEM_LIST_ELEMENTS, out var list)) return result;
         foreach (var (type, value) in NetlinkAttributes.ParseList(list, operation))
         {
-            if (type != NFTA_LIST_ELEM) throw new NetlinkProtocolException(operation, $"element list holds attribute type {type}, expected NFTA_LIST_ELEM");
+            _ = type; // NFTA_LIST_ELEM from the kernel; any number from libnftnl-style writers
             var e = NetlinkAttributes.Parse(value, operation);
             var key = ExpressionCodec.GetValue(e, NFTA_SET_ELEM_KEY, "NFTA_SET_ELEM_KEY");
             NftData? data = null;
