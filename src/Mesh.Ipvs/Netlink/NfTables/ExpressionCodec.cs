@@ -26,6 +26,8 @@ internal static class ExpressionCodec
     private const ushort COUNTER_BYTES = 1, COUNTER_PACKETS = 2;
     private const ushort FIB_DREG = 1, FIB_RESULT = 2, FIB_FLAGS = 3;
     private const uint NFT_LOOKUP_F_INV = 1;
+    private const uint NF_NAT_RANGE_MAP_IPS = 1;
+    private const uint NF_NAT_RANGE_PROTO_SPECIFIED = 2;
     private const uint NFT_BITWISE_BOOL = 0;
     private const uint NFT_HASH_JENKINS = 0;
 
@@ -196,10 +198,18 @@ internal static class ExpressionCodec
                 return new Ct((CtKey)a.GetBe32(CT_KEY, "NFTA_CT_KEY"), a.GetBe32(CT_DREG, "NFTA_CT_DREG"));
             case "nat":
                 uint? Reg(ushort t, string what) => a.Has(t) ? a.GetBe32(t, what) : null;
+                var addrMin = Reg(NAT_ADDR_MIN, "NFTA_NAT_REG_ADDR_MIN");
+                var protoMin = Reg(NAT_PROTO_MIN, "NFTA_NAT_REG_PROTO_MIN");
+                // The kernel adds the flags the registers imply (NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED) and
+                // dumps them: left out, a rule reads back as it was written.
+                uint natFlags = a.Has(NAT_FLAGS) ? a.GetBe32(NAT_FLAGS, "NFTA_NAT_FLAGS") : 0;
+                if (addrMin is not null) natFlags &= ~NF_NAT_RANGE_MAP_IPS;
+                if (protoMin is not null) natFlags &= ~NF_NAT_RANGE_PROTO_SPECIFIED;
+                // Likewise a max register equal to the min: the kernel fills it in when none was given.
+                var addrMax = Reg(NAT_ADDR_MAX, "NFTA_NAT_REG_ADDR_MAX");
+                var protoMax = Reg(NAT_PROTO_MAX, "NFTA_NAT_REG_PROTO_MAX");
                 return new Nat((NatType)a.GetBe32(NAT_TYPE, "NFTA_NAT_TYPE"), (Family)a.GetBe32(NAT_FAMILY, "NFTA_NAT_FAMILY"),
-                    Reg(NAT_ADDR_MIN, "NFTA_NAT_REG_ADDR_MIN"), Reg(NAT_ADDR_MAX, "NFTA_NAT_REG_ADDR_MAX"),
-                    Reg(NAT_PROTO_MIN, "NFTA_NAT_REG_PROTO_MIN"), Reg(NAT_PROTO_MAX, "NFTA_NAT_REG_PROTO_MAX"),
-                    a.Has(NAT_FLAGS) ? a.GetBe32(NAT_FLAGS, "NFTA_NAT_FLAGS") : 0);
+                    addrMin, addrMax == addrMin ? null : addrMax, protoMin, protoMax == protoMin ? null : protoMax, natFlags);
             case "masq":
                 return new Masquerade(a.Has(MASQ_FLAGS) ? a.GetBe32(MASQ_FLAGS, "NFTA_MASQ_FLAGS") : 0,
                     a.Has(MASQ_PROTO_MIN) ? a.GetBe32(MASQ_PROTO_MIN, "NFTA_MASQ_REG_PROTO_MIN") : null,

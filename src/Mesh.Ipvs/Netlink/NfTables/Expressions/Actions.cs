@@ -15,7 +15,9 @@ public sealed record Nat(NatType Type, Family Family, uint? AddressMin = Registe
 {
     public override string Name => "nat";
 
-    public override string ToString() => $"[nat {Type.ToString().ToLowerInvariant()} {Family.Name()}{(AddressMin is { } a ? $" addr_min reg {a}" : "")}{(ProtoMin is { } p ? $" proto_min reg {p}" : "")}]";
+    public override string ToString() =>
+        $"[nat {Type.ToString().ToLowerInvariant()} {Family.Name()}{(AddressMin is { } a ? $" addr_min reg {a}" : "")}{(AddressMax is { } am ? $" addr_max reg {am}" : "")}" +
+        $"{(ProtoMin is { } p ? $" proto_min reg {p}" : "")}{(ProtoMax is { } pm ? $" proto_max reg {pm}" : "")}{(Flags != 0 ? $" flags 0x{Flags:x}" : "")}]";
 }
 
 /// <summary>masquerade (optionally to a port range held in registers).</summary>
