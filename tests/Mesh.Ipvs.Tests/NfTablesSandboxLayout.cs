@@ -20,10 +20,10 @@ internal static class NfTablesSandboxLayout
 
     // nft's own set userdata (key/data byte order and typeof, for nft to print with; the kernel stores it opaque),
     // as captured from nft 1.0.6 for these declarations.
-    public static readonly NftData PublishedPortsUserData = new(Hex.Parse("000400000000010401000000030800040d0000000100060400000000"));
-    public static readonly NftData ServiceChainsUserData = new(Hex.Parse("000401000000010400000000060400000000"));
-    public static readonly NftData ProtoSetUserData = new(Hex.Parse("000401000000030e0004090000000106000410000000"));
-    public static readonly NftData DnatMapUserData = new(Hex.Parse("000401000000010400000000060400000000"));
+    public static readonly NftData PublishedPortsUserData = new(Convert.FromHexString("000400000000010401000000030800040d0000000100060400000000"));
+    public static readonly NftData ServiceChainsUserData = new(Convert.FromHexString("000401000000010400000000060400000000"));
+    public static readonly NftData ProtoSetUserData = new(Convert.FromHexString("000401000000030e0004090000000106000410000000"));
+    public static readonly NftData DnatMapUserData = new(Convert.FromHexString("000401000000010400000000060400000000"));
 
     public static IReadOnlyList<SandboxService> TwoServices { get; } =
     [
