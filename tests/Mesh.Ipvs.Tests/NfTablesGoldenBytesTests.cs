@@ -690,6 +690,12 @@ public class NfTablesGoldenBytesTests
     [Fact]
     public void Task_table_batch_is_the_one_nft_sends()
     {
+        AssertBatch(Task, TaskTable());
+    }
+
+    /// <summary>The task table above through the library (also committed by the kernel tests).</summary>
+    internal static NfTablesBatch TaskTable()
+    {
         const Family ip = Family.Ip;
         var b = new NfTablesBatch();
         b.AddTable(new Table(ip, "t2"));
@@ -730,7 +736,7 @@ public class NfTablesGoldenBytesTests
         b.AddRule(new Rule(ip, "t2", "vip_x", [new Numgen(2), new Lookup("__map%d", Registers.R1, Registers.R1), new Nat(NatType.Dnat, ip)]));
         b.AddRule(new Rule(ip, "t2", "vip_x", [new VerdictExpression(Verdict.Jump("vip_y"))]));
         b.AddElements(ip, "t2", "vips", [new SetElement(NftData.Ipv4("10.0.0.2"), Verdict: Verdict.Goto("vip_x"))]);
-        AssertBatch(Task, b);
+        return b;
     }
 
     [Fact]

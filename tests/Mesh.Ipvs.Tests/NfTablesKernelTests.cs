@@ -100,6 +100,29 @@ public sealed class NfTablesKernelTests : IDisposable
     }
 
     [Fact]
+    public void Task_table_expressions_read_back_as_written()
+    {
+        // vmap by address, ct status, jhash over a concatenation, masquerade, numgen → dnat map, jump.
+        var ns = NewNamespace();
+        using var nft = NfTablesHandle.Open(NetnsPath(ns));
+        nft.Commit(NfTablesGoldenBytesTests.TaskTable());
+        var rules = nft.GetRules(Ip, "t2");
+        Assert.Equal(["output", "output", "output", "post", "vip_x", "vip_x"], rules.Select(r => r.Chain));
+        Assert.Equal([new Payload(PayloadBase.Network, 16, 4), new Lookup("vips", Registers.R1, Registers.Verdict)], rules[0].Expressions);
+        Assert.Equal([new Ct(CtKey.Status), new Bitwise(4, NftData.U32(0x20), NftData.U32(0)), new Cmp(CmpOp.Neq, NftData.U32(0)), new VerdictExpression(Verdict.Accept)], rules[1].Expressions);
+        Assert.Equal(new JHash(Registers.R2, 8, 4, 0xdeadbeef, Offset: 1), rules[2].Expressions[4]);
+        Assert.Equal(new Payload(PayloadBase.Transport, 0, 2, Registers.R32(5)), rules[2].Expressions[3]);
+        Assert.Equal([new Masquerade()], rules[3].Expressions);
+        Assert.Equal(new Nat(NatType.Dnat, Ip), rules[4].Expressions[2]);
+        Assert.Equal([new VerdictExpression(Verdict.Jump("vip_y"))], rules[5].Expressions);
+        Assert.Equal([new SetElement(NftData.Ipv4("10.0.0.2"), Verdict: Verdict.Goto("vip_x"))], nft.GetElements(Ip, "t2", "vips"));
+        var listed = Run(ns, null, "nft", "list", "table", "ip", "t2");
+        Assert.Contains("meta mark set jhash ip saddr . tcp sport mod 4 seed 0xdeadbeef offset 1", listed, StringComparison.Ordinal);
+        Assert.Contains("dnat to numgen inc mod 2 map { 0 : 10.0.1.5, 1 : 10.0.1.6 }", listed, StringComparison.Ordinal);
+        Assert.Contains("elements = { 10.0.0.2 : goto vip_x }", listed, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void One_map_element_added_and_deleted()
     {
         var ns = NewNamespace();

@@ -13,7 +13,6 @@ internal static class ExpressionCodec
     // Per-expression attribute numbers (enum nft_*_attributes).
     private const ushort META_DREG = 1, META_KEY = 2, META_SREG = 3;
     private const ushort CMP_SREG = 1, CMP_OP = 2, CMP_DATA = 3;
-    private const ushort RANGE_SREG = 1, RANGE_OP = 2, RANGE_FROM = 3, RANGE_TO = 4;
     private const ushort PAYLOAD_DREG = 1, PAYLOAD_BASE = 2, PAYLOAD_OFFSET = 3, PAYLOAD_LEN = 4, PAYLOAD_SREG = 5;
     private const ushort BITWISE_SREG = 1, BITWISE_DREG = 2, BITWISE_LEN = 3, BITWISE_MASK = 4, BITWISE_XOR = 5, BITWISE_OP = 6;
     private const ushort LOOKUP_SET = 1, LOOKUP_SREG = 2, LOOKUP_DREG = 3, LOOKUP_SET_ID = 4, LOOKUP_FLAGS = 5;
@@ -51,12 +50,6 @@ internal static class ExpressionCodec
                 w.PutBe32(CMP_SREG, c.SourceRegister);
                 w.PutBe32(CMP_OP, (uint)c.Op);
                 PutValue(w, CMP_DATA, c.Data);
-                break;
-            case Range r:
-                w.PutBe32(RANGE_SREG, r.SourceRegister);
-                w.PutBe32(RANGE_OP, (uint)r.Op);
-                PutValue(w, RANGE_FROM, r.From);
-                PutValue(w, RANGE_TO, r.To);
                 break;
             case Payload p:
                 w.PutBe32(PAYLOAD_DREG, p.DestRegister);
@@ -171,8 +164,6 @@ internal static class ExpressionCodec
                     : new Meta((MetaKey)a.GetBe32(META_KEY, "NFTA_META_KEY"), a.GetBe32(META_DREG, "NFTA_META_DREG"));
             case "cmp":
                 return new Cmp((CmpOp)a.GetBe32(CMP_OP, "NFTA_CMP_OP"), GetValue(a, CMP_DATA, "NFTA_CMP_DATA"), a.GetBe32(CMP_SREG, "NFTA_CMP_SREG"));
-            case "range":
-                return new Range((CmpOp)a.GetBe32(RANGE_OP, "NFTA_RANGE_OP"), GetValue(a, RANGE_FROM, "NFTA_RANGE_FROM_DATA"), GetValue(a, RANGE_TO, "NFTA_RANGE_TO_DATA"), a.GetBe32(RANGE_SREG, "NFTA_RANGE_SREG"));
             case "payload" when !a.Has(PAYLOAD_SREG):
                 return new Payload((PayloadBase)a.GetBe32(PAYLOAD_BASE, "NFTA_PAYLOAD_BASE"), a.GetBe32(PAYLOAD_OFFSET, "NFTA_PAYLOAD_OFFSET"), a.GetBe32(PAYLOAD_LEN, "NFTA_PAYLOAD_LEN"), a.GetBe32(PAYLOAD_DREG, "NFTA_PAYLOAD_DREG"));
             case "bitwise" when !a.Has(BITWISE_OP) || a.GetBe32(BITWISE_OP, "NFTA_BITWISE_OP") == NFT_BITWISE_BOOL:

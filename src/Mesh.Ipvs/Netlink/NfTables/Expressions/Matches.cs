@@ -19,14 +19,6 @@ public sealed record Cmp(CmpOp Op, NftData Data, uint SourceRegister = Registers
     public override string ToString() => $"[cmp {Op.ToString().ToLowerInvariant()} reg {SourceRegister} {Data}]";
 }
 
-/// <summary><c>FROM &lt;= reg &lt;= TO</c> (or outside, with <see cref="CmpOp.Neq"/>).</summary>
-public sealed record Range(CmpOp Op, NftData From, NftData To, uint SourceRegister = Registers.R1) : Expression
-{
-    public override string Name => "range";
-
-    public override string ToString() => $"[range {Op.ToString().ToLowerInvariant()} reg {SourceRegister} {From} {To}]";
-}
-
 /// <summary><c>dreg = (sreg &amp; mask) ^ xor</c> over <see cref="Length"/> bytes: masks and sets bits (NFT_BITWISE_BOOL).</summary>
 public sealed record Bitwise(uint Length, NftData Mask, NftData Xor, uint SourceRegister = Registers.R1, uint DestRegister = Registers.R1) : Expression
 {
