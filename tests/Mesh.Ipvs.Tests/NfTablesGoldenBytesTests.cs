@@ -35,7 +35,7 @@ public class NfTablesGoldenBytesTests
         for (int i = 0; i < nftMessages.Length; i++)
         {
             int len = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(off));
-            var what = i == 0 ? "batch begin" : i == nftMessages.Length - 1 ? "batch end" : batch.Operations[i - 1];
+            var what = i == 0 ? "batch begin" : i == nftMessages.Length - 1 ? "batch end" : batch.Describe(i - 1);
             var expected = WithAck(nftMessages[i]);
             var got = Hex.Format(bytes.AsSpan(off, len));
             Assert.True(expected == got, $"message {i} ({what}):\n nft:  {expected}\n mesh: {got}");

@@ -18,49 +18,54 @@ public sealed class NfTablesBatch
 
     private readonly NetlinkWriter _writer = new(4096);
     private readonly List<int> _offsets = [];
-    private readonly List<string> _operations = [];
+    // Described lazily: a description formats the whole object (a rule's every expression), and it is read only when
+    // that change fails, not for each of the 40,000 changes of a cold table.
+    private readonly List<Func<string>> _operations = [];
     private readonly Dictionary<string, uint> _setIds = new(StringComparer.Ordinal);
     private uint _nextSetId = 1;
 
     /// <summary>What each message does, e.g. "add rule ip mesh svc-web: ...": index i is message i+1 of the batch.</summary>
-    public IReadOnlyList<string> Operations => _operations;
+    public IReadOnlyList<string> Operations => _operations.Select(d => d()).ToList();
+
+    /// <summary>What message <paramref name="index"/> + 1 of the batch does.</summary>
+    public string Describe(int index) => _operations[index]();
 
     public int Count => _operations.Count;
 
     public NfTablesBatch AddTable(Table table)
     {
-        Add($"add {table}", (w, seq) => NfTablesCodec.NewTable(w, seq, table));
+        Add(() => $"add {table}", (w, seq) => NfTablesCodec.NewTable(w, seq, table));
         return this;
     }
 
     public NfTablesBatch DeleteTable(Family family, string name)
     {
-        Add($"delete table {family.Name()} {name}", (w, seq) => NfTablesCodec.DeleteTable(w, seq, family, name));
+        Add(() => $"delete table {family.Name()} {name}", (w, seq) => NfTablesCodec.DeleteTable(w, seq, family, name));
         return this;
     }
 
     public NfTablesBatch AddChain(Chain chain)
     {
-        Add($"add {chain}", (w, seq) => NfTablesCodec.NewChain(w, seq, chain));
+        Add(() => $"add {chain}", (w, seq) => NfTablesCodec.NewChain(w, seq, chain));
         return this;
     }
 
     public NfTablesBatch DeleteChain(Family family, string table, string chain)
     {
-        Add($"delete chain {family.Name()} {table} {chain}", (w, seq) => NfTablesCodec.DeleteChain(w, seq, family, table, chain));
+        Add(() => $"delete chain {family.Name()} {table} {chain}", (w, seq) => NfTablesCodec.DeleteChain(w, seq, family, table, chain));
         return this;
     }
 
     public NfTablesBatch FlushChain(Family family, string table, string chain)
     {
-        Add($"flush chain {family.Name()} {table} {chain}", (w, seq) => NfTablesCodec.FlushChain(w, seq, family, table, chain));
+        Add(() => $"flush chain {family.Name()} {table} {chain}", (w, seq) => NfTablesCodec.FlushChain(w, seq, family, table, chain));
         return this;
     }
 
     public NfTablesBatch AddRule(Rule rule)
     {
         ArgumentNullException.ThrowIfNull(rule);
-        Add($"add {rule}", (w, seq) => NfTablesCodec.NewRule(w, seq, rule, SetId));
+        Add(() => $"add {rule}", (w, seq) => NfTablesCodec.NewRule(w, seq, rule, SetId));
         return this;
     }
 
@@ -69,7 +74,7 @@ public sealed class NfTablesBatch
     {
         ArgumentNullException.ThrowIfNull(rule);
         if (rule.Handle == 0) throw new ArgumentException($"{rule}: deleting a rule needs its handle (read it back first)", nameof(rule));
-        Add($"delete rule {rule.Family.Name()} {rule.Table} {rule.Chain} handle {rule.Handle.ToString(CultureInfo.InvariantCulture)}",
+        Add(() => $"delete rule {rule.Family.Name()} {rule.Table} {rule.Chain} handle {rule.Handle.ToString(CultureInfo.InvariantCulture)}",
             (w, seq) => NfTablesCodec.DeleteRule(w, seq, rule.Family, rule.Table, rule.Chain, rule.Handle));
         return this;
     }
@@ -78,20 +83,20 @@ public sealed class NfTablesBatch
     {
         ArgumentNullException.ThrowIfNull(set);
         uint id = _nextSetId++;
-        Add($"add {set}", (w, seq) => NfTablesCodec.NewSet(w, seq, set, id));
+        Add(() => $"add {set}", (w, seq) => NfTablesCodec.NewSet(w, seq, set, id));
         _setIds[set.Name] = id;
         return this;
     }
 
     public NfTablesBatch DeleteSet(Family family, string table, string set)
     {
-        Add($"delete set {family.Name()} {table} {set}", (w, seq) => NfTablesCodec.DeleteSet(w, seq, family, table, set));
+        Add(() => $"delete set {family.Name()} {table} {set}", (w, seq) => NfTablesCodec.DeleteSet(w, seq, family, table, set));
         return this;
     }
 
     public NfTablesBatch FlushSet(Family family, string table, string set)
     {
-        Add($"flush set {family.Name()} {table} {set}", (w, seq) => NfTablesCodec.FlushSet(w, seq, family, table, set));
+        Add(() => $"flush set {family.Name()} {table} {set}", (w, seq) => NfTablesCodec.FlushSet(w, seq, family, table, set));
         return this;
     }
 
@@ -112,8 +117,11 @@ public sealed class NfTablesBatch
         for (int start = 0; start < elements.Count; start += ElementsPerMessage)
         {
             var chunk = elements.Skip(start).Take(ElementsPerMessage).ToArray();
-            var what = chunk.Length == 1 ? $"{{ {chunk[0]} }}" : $"{{ {chunk[0]}, ... }} ({chunk.Length.ToString(CultureInfo.InvariantCulture)} elements from #{start.ToString(CultureInfo.InvariantCulture)})";
-            Add($"{verb} element {family.Name()} {table} {set} {what}", (w, seq) => write(w, seq, family, table, set, setId, chunk));
+            int first = start;
+            Add(() => $"{verb} element {family.Name()} {table} {set} " + (chunk.Length == 1
+                    ? $"{{ {chunk[0]} }}"
+                    : $"{{ {chunk[0]}, ... }} ({chunk.Length.ToString(CultureInfo.InvariantCulture)} elements from #{first.ToString(CultureInfo.InvariantCulture)})"),
+                (w, seq) => write(w, seq, family, table, set, setId, chunk));
         }
         return this;
     }
@@ -142,7 +150,7 @@ public sealed class NfTablesBatch
         return buffer;
     }
 
-    private void Add(string operation, Action<NetlinkWriter, uint> write)
+    private void Add(Func<string> describe, Action<NetlinkWriter, uint> write)
     {
         int before = _writer.Length;
         try
@@ -152,9 +160,9 @@ public sealed class NfTablesBatch
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
             _writer.Truncate(before);
-            throw new ArgumentException($"{operation}: {e.Message}", e);
+            throw new ArgumentException($"{describe()}: {e.Message}", e);
         }
         _offsets.Add((before + 3) & ~3); // BeginMessage aligns
-        _operations.Add(operation);
+        _operations.Add(describe);
     }
 }

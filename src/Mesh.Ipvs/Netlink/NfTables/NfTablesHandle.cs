@@ -42,10 +42,13 @@ public sealed class NfTablesHandle : IDisposable
             int missing = 0;
             for (int i = 0; i < total; i++)
             {
-                var op = i == 0 ? "batch begin" : i == total - 1 ? "batch end" : batch.Operations[i - 1];
                 if (answers[i] is { } a)
                 {
-                    if (a.Errno != 0) failures.Add(new NetlinkBatchFailure(i, op + Where, new NetlinkException(op + Where, a.Errno, a.Message)));
+                    if (a.Errno != 0)
+                    {
+                        var op = (i == 0 ? "batch begin" : i == total - 1 ? "batch end" : batch.Describe(i - 1)) + Where;
+                        failures.Add(new NetlinkBatchFailure(i, op, new NetlinkException(op, a.Errno, a.Message)));
+                    }
                 }
                 else if (i > 0 && i < total - 1)
                 {
