@@ -764,11 +764,17 @@ public class NfTablesGoldenBytesTests
     [Fact]
     public void Elements_are_split_so_no_list_outgrows_an_attribute()
     {
-        var many = Enumerable.Range(0, 1500).Select(i => new SetElement(NftData.U32((uint)i), Verdict: Verdict.Goto("c"))).ToArray();
+        // A goto "c" element is 40 bytes: 1,500 per 60,000-byte message.
+        var many = Enumerable.Range(0, 4000).Select(i => new SetElement(NftData.U32((uint)i), Verdict: Verdict.Goto("c"))).ToArray();
         var b = new NfTablesBatch().AddElements(Family.Ip, "t", "m", many);
         Assert.Equal(3, b.Count);
-        Assert.Contains("(476 elements from #1024)", b.Operations[2], StringComparison.Ordinal);
+        Assert.Contains("(1000 elements from #3000)", b.Describe(2), StringComparison.Ordinal);
         Assert.Equal(5, NetlinkDecoder.ParseMessages(b.Build(0)).Count);
+        // Long chain names: fewer per message, every message still under the attribute's 64 KiB.
+        var chain = new string('c', 250);
+        var big = new NfTablesBatch().AddElements(Family.Ip, "t", "m", Enumerable.Range(0, 1000).Select(i => new SetElement(NftData.U32((uint)i), Verdict: Verdict.Goto(chain))).ToArray());
+        Assert.Equal(5, big.Count);
+        Assert.All(NetlinkDecoder.ParseMessages(big.Build(0)), m => Assert.True(m.Payload.Length < 65536));
     }
 
     [Fact]

@@ -132,7 +132,7 @@ internal static class NfTablesSandboxLayout
             new Nat(NatType.Snat, Ip),
         ]));
         foreach (var v in services) AddService(b, v);
-        foreach (var chunk in services.Chunk(NfTablesBatch.ElementsPerMessage))
+        foreach (var chunk in services.Chunk(500))
         {
             b.AddElements(Ip, Table, "published-ports", chunk.Select(v => new SetElement(NftData.Concat(NftData.U8(v.Udp ? (byte)17 : (byte)6), NftData.Be16(v.Port)), NftData.U32(v.Mark))).ToArray());
             b.AddElements(Ip, Table, "service-chains", chunk.Select(v => new SetElement(NftData.U32(v.Mark), Verdict: Verdict.Goto("svc-" + v.Name))).ToArray());

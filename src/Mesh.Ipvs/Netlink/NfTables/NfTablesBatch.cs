@@ -13,8 +13,10 @@ namespace Mesh.Ipvs.Netlink.NfTables;
 /// </summary>
 public sealed class NfTablesBatch
 {
-    /// <summary>Elements per NEWSETELEM message: a message's element list is one attribute, at most 64 KiB.</summary>
-    public const int ElementsPerMessage = 512;
+    /// <summary>
+    /// Bytes of elements per NEWSETELEM message: a message's element list is one attribute, whose length is a u16.
+    /// </summary>
+    public const int ElementBytesPerMessage = 60_000;
 
     private readonly NetlinkWriter _writer = new(4096);
     private readonly List<int> _offsets = [];
@@ -100,7 +102,7 @@ public sealed class NfTablesBatch
         return this;
     }
 
-    /// <summary>Adds elements (in messages of <see cref="ElementsPerMessage"/>); an element that is there with the same data is no error.</summary>
+    /// <summary>Adds elements (in messages of up to <see cref="ElementBytesPerMessage"/>); an element that is there with the same data is no error.</summary>
     public NfTablesBatch AddElements(Family family, string table, string set, IReadOnlyList<SetElement> elements) =>
         Elements("add", family, table, set, elements, NfTablesCodec.NewElements);
 
@@ -114,16 +116,35 @@ public sealed class NfTablesBatch
     {
         ArgumentNullException.ThrowIfNull(elements);
         var setId = SetId(set);
-        for (int start = 0; start < elements.Count; start += ElementsPerMessage)
+        int start = 0;
+        while (start < elements.Count)
         {
-            var chunk = elements.Skip(start).Take(ElementsPerMessage).ToArray();
+            int end = start, bytes = 0;
+            while (end < elements.Count && (end == start || bytes + EncodedSize(elements[end]) <= ElementBytesPerMessage))
+            {
+                bytes += EncodedSize(elements[end]);
+                end++;
+            }
+            var chunk = new SetElement[end - start];
+            for (int i = 0; i < chunk.Length; i++) chunk[i] = elements[start + i];
             int first = start;
+            start = end;
             Add(() => $"{verb} element {family.Name()} {table} {set} " + (chunk.Length == 1
                     ? $"{{ {chunk[0]} }}"
                     : $"{{ {chunk[0]}, ... }} ({chunk.Length.ToString(CultureInfo.InvariantCulture)} elements from #{first.ToString(CultureInfo.InvariantCulture)})"),
                 (w, seq) => write(w, seq, family, table, set, setId, chunk));
         }
         return this;
+    }
+
+    /// <summary>An element's bytes in NFTA_SET_ELEM_LIST_ELEMENTS (a larger one than 64 KiB fails when encoded, naming it).</summary>
+    private static int EncodedSize(SetElement e)
+    {
+        static int Value(int length) => 4 + 4 + ((length + 3) & ~3); // nested attribute + NFTA_DATA_VALUE
+        int size = 4 + Value(e.Key.Length) + (e.TimeoutMs is null ? 0 : 12);
+        if (e.Verdict is { } v) size += 4 + 4 + 8 + (v.Chain is null ? 0 : 4 + ((System.Text.Encoding.UTF8.GetByteCount(v.Chain) + 1 + 3) & ~3));
+        else if (e.Data is { } d) size += Value(d.Length);
+        return size;
     }
 
     private uint? SetId(string name) => _setIds.TryGetValue(name, out var id) ? id : null;

@@ -318,8 +318,7 @@ public static class NfTablesCodec
         for (int i = 0; i < elements.Count; i++)
         {
             var e = elements[i];
-            // libnftnl numbers the list's elements 1, 2, ... (the kernel reads any type); a message holds at most
-            // NfTablesBatch.ElementsPerMessage, so the number stays clear of the flag bits.
+            // libnftnl numbers the list's elements 1, 2, ... (the kernel reads any type); kept below the flag bits.
             int elem = w.BeginNested((ushort)((i % 0x3fff) + 1));
             ExpressionCodec.PutValue(w, NFTA_SET_ELEM_KEY, e.Key);
             if (withData)
