@@ -120,10 +120,12 @@ public sealed unsafe class NetlinkSocket : IDisposable
     {
         ThrowIfDisposed();
         // netlink_sendmsg refuses a message longer than sk_sndbuf - 32; an ACK skb costs under 1 KiB of receive buffer.
+        // Without CAP_NET_ADMIN the FORCE options fail and the plain ones are capped by net.core.{w,r}mem_max: a batch
+        // larger than that is then refused whole (EMSGSIZE), never sent in part.
         int snd = batch.Length + 64 * 1024;
-        setsockopt(_fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(int));
+        if (setsockopt(_fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(int)) != 0) setsockopt(_fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(int));
         int rcv = Math.Max(4 * 1024 * 1024, (int)Math.Min(int.MaxValue / 2, (long)count * 1024 + 1024 * 1024));
-        setsockopt(_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(int));
+        if (setsockopt(_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(int)) != 0) setsockopt(_fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(int));
         Send(batch, operation);
         var answers = new NetlinkError?[count];
         while (ReceiveNow(operation) is { } messages)
