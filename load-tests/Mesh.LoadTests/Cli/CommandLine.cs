@@ -277,6 +277,15 @@ public static class CommandLine
                 return Lab.ScaleScenario.RunAsync(list, Math.Max(1, p.GetValue(tasksPer)), s, ct);
             }));
 
+        var nlSizes = new Option<string>("--sizes") { Description = "service counts, comma-separated (smoke: 100)", DefaultValueFactory = _ => "1000,10000" };
+        root.Subcommands.Add(Scenario("nft-netlink", "nf_tables through the netlink library vs the nft process, same objects: the sandbox table cold for N services x 10 tasks, one element added, the read-back; ratios",
+            c => { c.Options.Add(nlSizes); c.Options.Add(tasksPer); },
+            (p, s, ct) =>
+            {
+                var list = s.Smoke ? [100] : p.GetValue(nlSizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToList();
+                return Lab.NfTablesNetlinkScenario.RunAsync(list, Math.Max(1, p.GetValue(tasksPer)), s, ct);
+            }));
+
         var drain = new Option<string>("--drain") { Description = "churn: time between deregistering a task and stopping it", DefaultValueFactory = _ => "2s" };
         var keepAlive = new Option<bool>("--keep-alive") { Description = "churn: keep-alive connections instead of a new connection per request" };
         root.Subcommands.Add(Scenario("churn", "lab: rolling replacement of every task of web under constant open-loop load through node 3; failed requests last (target 0)",

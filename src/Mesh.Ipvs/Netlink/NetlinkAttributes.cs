@@ -47,6 +47,39 @@ public sealed class NetlinkAttributes
         return new NetlinkAttributes(dict, operation);
     }
 
+    /// <summary>
+    /// The attributes in order, repeats kept (a list such as NFTA_RULE_EXPRESSIONS or NFTA_SET_ELEM_LIST_ELEMENTS repeats
+    /// one type), with the same bounds checks as <see cref="Parse"/>. Types are without the flag bits.
+    /// </summary>
+    public static List<(ushort Type, ReadOnlyMemory<byte> Value)> ParseList(ReadOnlyMemory<byte> data, string operation = "netlink receive")
+    {
+        var list = new List<(ushort, ReadOnlyMemory<byte>)>();
+        var span = data.Span;
+        int off = 0;
+        while (off < span.Length)
+        {
+            int remaining = span.Length - off;
+            if (remaining < NLA_HDRLEN)
+            {
+                throw new NetlinkProtocolException(operation, $"{remaining} trailing bytes at attribute offset {off}, shorter than nlattr");
+            }
+            ushort len = BinaryPrimitives.ReadUInt16LittleEndian(span[off..]);
+            ushort type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(span[(off + 2)..]) & NLA_TYPE_MASK);
+            if (len < NLA_HDRLEN || len > remaining)
+            {
+                throw new NetlinkProtocolException(operation, $"nla_len {len} of attribute type {type} at offset {off} out of range ({NLA_HDRLEN}..{remaining})");
+            }
+            list.Add((type, data.Slice(off + NLA_HDRLEN, len - NLA_HDRLEN)));
+            off += Math.Min(Align(len), remaining);
+        }
+        return list;
+    }
+
+    public ulong GetBe64(ushort type, string what) => BinaryPrimitives.ReadUInt64BigEndian(Fixed(type, what, 8).Span);
+
+    /// <summary>The operation named in errors raised while decoding these attributes.</summary>
+    public string Operation => _operation;
+
     public bool Has(ushort type) => _attrs.ContainsKey(type);
 
     public bool TryGet(ushort type, out ReadOnlyMemory<byte> value) => _attrs.TryGetValue(type, out value);

@@ -91,6 +91,86 @@ public sealed unsafe class NetlinkSocket : IDisposable
         return _seq;
     }
 
+    /// <summary>
+    /// <paramref name="count"/> consecutive sequence numbers for one batch; returns the first. The range never
+    /// wraps through 0 (which the kernel uses for notifications).
+    /// </summary>
+    public uint ReserveSequences(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        uint first = NextSequence();
+        if (unchecked(first + (uint)count - 1) < first)
+        {
+            _seq = 0;
+            first = NextSequence();
+        }
+        _seq = unchecked(first + (uint)count - 1);
+        return first;
+    }
+
+    /// <summary>
+    /// Sends a transaction (an nfnetlink batch: BEGIN, changes with NLM_F_ACK, END) in ONE sendmsg, as the kernel
+    /// needs a batch whole in one buffer, and collects one answer per message of sequence firstSeq..firstSeq+count-1:
+    /// index i gets 0 (ACK) or the errno the kernel gave message i, with its extended-ack text. The kernel handles the
+    /// whole batch within sendmsg, so every answer is queued when it returns; the buffers are sized for the batch
+    /// (SO_SNDBUFFORCE, SO_RCVBUFFORCE) so nothing is refused or dropped. A message without an answer keeps
+    /// <c>null</c> (the kernel stopped early, e.g. on ENOMEM, answering the batch's header instead).
+    /// </summary>
+    public NetlinkError?[] Transact(ReadOnlySpan<byte> batch, uint firstSeq, int count, string operation)
+    {
+        ThrowIfDisposed();
+        // netlink_sendmsg refuses a message longer than sk_sndbuf - 32; an ACK skb costs under 1 KiB of receive buffer.
+        // Without CAP_NET_ADMIN the FORCE options fail and the plain ones are capped by net.core.{w,r}mem_max: a batch
+        // larger than that is then refused whole (EMSGSIZE), never sent in part.
+        int snd = batch.Length + 64 * 1024;
+        if (setsockopt(_fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(int)) != 0) setsockopt(_fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(int));
+        int rcv = Math.Max(4 * 1024 * 1024, (int)Math.Min(int.MaxValue / 2, (long)count * 1024 + 1024 * 1024));
+        if (setsockopt(_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(int)) != 0) setsockopt(_fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(int));
+        Send(batch, operation);
+        var answers = new NetlinkError?[count];
+        while (ReceiveNow(operation) is { } messages)
+        {
+            foreach (var m in messages)
+            {
+                uint idx = unchecked(m.Sequence - firstSeq);
+                if (idx >= (uint)count)
+                {
+                    if (IsStale(m.Sequence, firstSeq)) continue;
+                    throw new NetlinkProtocolException(operation, $"reply with sequence {m.Sequence} outside the batch {firstSeq}..{unchecked(firstSeq + (uint)count - 1)}");
+                }
+                if (m.Type == NLMSG_ERROR) answers[idx] = NetlinkDecoder.ParseError(m, operation);
+                else if (m.Type == NLMSG_OVERRUN) throw new NetlinkException(operation, Errno.ENOBUFS, "NLMSG_OVERRUN: the transaction's outcome is unknown");
+            }
+        }
+        return answers;
+    }
+
+    /// <summary>One queued datagram without waiting; null when none is queued.</summary>
+    private List<NetlinkMessage>? ReceiveNow(string operation)
+    {
+        while (true)
+        {
+            var from = new SockaddrNl();
+            socklen_t fromLen = (uint)sizeof(SockaddrNl);
+            long n;
+            fixed (byte* p = _rx)
+            {
+                n = recvfrom(_fd, p, _rx.Length, MSG_TRUNC | MSG_DONTWAIT, (sockaddr*)&from, &fromLen);
+            }
+            if (n < 0)
+            {
+                int e = errno;
+                if (e == Errno.EINTR) continue;
+                if (e == Errno.EAGAIN) return null;
+                if (e == Errno.ENOBUFS) throw new NetlinkException(operation, e, "receive buffer overrun: answers were lost, the transaction's outcome is unknown");
+                throw new NetlinkException(operation + " (recvfrom)", e);
+            }
+            if (n > _rx.Length) throw new NetlinkProtocolException(operation, $"datagram of {n} bytes truncated to the {_rx.Length}-byte receive buffer");
+            if (from.Pid != 0) continue;
+            return NetlinkDecoder.ParseMessages(_rx.AsSpan(0, (int)n).ToArray(), operation);
+        }
+    }
+
     /// <summary>Sends one datagram (one or more complete messages) to the kernel.</summary>
     public void Send(ReadOnlySpan<byte> datagram, string operation)
     {

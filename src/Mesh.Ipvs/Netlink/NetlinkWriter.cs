@@ -35,6 +35,16 @@ public sealed class NetlinkWriter
         _depth = 0;
     }
 
+    /// <summary>Drops everything written after <paramref name="length"/> (a message that could not be completed).</summary>
+    public void Truncate(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _len);
+        _len = length;
+        _msgStart = -1;
+        _depth = 0;
+    }
+
     /// <summary>Starts a message: writes struct nlmsghdr with a length patched by <see cref="EndMessage"/>.</summary>
     public void BeginMessage(ushort type, NetlinkMessageFlags flags, uint seq, uint pid = 0)
     {
@@ -131,6 +141,13 @@ public sealed class NetlinkWriter
     {
         Span<byte> b = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(b, value);
+        PutAttribute(type, b);
+    }
+
+    public void PutBe64(ushort type, ulong value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(b, value);
         PutAttribute(type, b);
     }
 
