@@ -138,6 +138,13 @@ public sealed partial class LabEndToEndTests
             }
 
             Console.WriteLine($"T8l cookie: {cookie} kept 12 requests through the 3 nodes on {task}");
+
+            // Per route and backend (part 6): each node counts and times what its entry sent to the task.
+            var metrics = (await Shell.CheckedAsync("curl", "-s", "-m", "3", "--unix-socket", LabPlan.ApiSocket("mesh-n3"), "http://mesh/metrics")).Split('\n');
+            Assert.Contains(metrics, l => l.StartsWith("mesh_http_requests_total{", StringComparison.Ordinal) && l.Contains($"backend=\"{task}\"", StringComparison.Ordinal)
+                && l.Contains("route=\"sticky:sticky.test/\"", StringComparison.Ordinal) && l.Contains("service=\"sticky\"", StringComparison.Ordinal) && l.Contains("status_code=\"200\"", StringComparison.Ordinal)
+                && double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture) >= 4);
+            Assert.Contains(metrics, l => l.StartsWith("mesh_http_request_duration_seconds_bucket{", StringComparison.Ordinal) && l.Contains($"backend=\"{task}\"", StringComparison.Ordinal) && l.Contains("route=\"sticky:sticky.test/\"", StringComparison.Ordinal));
         }
         finally
         {
