@@ -92,3 +92,20 @@ public sealed class MaglevTableTests
         Assert.True(others.Select(c => hashed.Next(c)).Zip(before).Count(p => Equals(p.First, p.Second)) >= others.Length * 0.95);
     }
 }
+
+/// <summary>Mesh's copy of the kernel's <c>jhash ip saddr mod 251 seed 0x4d455348</c>, against what the kernel computed (an nft set filled by the rule, 6.18).</summary>
+public sealed class NftJhashTests
+{
+    [Theory]
+    [InlineData("10.9.0.1", 0x2b)]
+    [InlineData("10.9.0.2", 0x5f)]
+    [InlineData("10.9.0.3", 0xa0)]
+    [InlineData("10.9.0.4", 0xc6)]
+    [InlineData("10.9.0.5", 0xf9)]
+    [InlineData("10.9.0.6", 0xaa)]
+    [InlineData("10.9.0.7", 0x4c)]
+    [InlineData("10.9.0.8", 0xee)]
+    [InlineData("198.18.4.1", 0x78)]
+    public void The_bucket_is_the_kernels(string source, int bucket) =>
+        Assert.Equal(bucket, NftJhash.Bucket(IPAddress.Parse(source), 251, 0x4d455348));
+}
