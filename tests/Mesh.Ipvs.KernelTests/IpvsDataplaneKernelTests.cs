@@ -18,6 +18,7 @@ public static class IpvsDataplaneKernelTests
         ("Dataplane_Sandbox_ConvergesThenIsIdempotent", Sandbox),
         ("Dataplane_Sandbox_DrainsThenRemoves", SandboxDrain),
         ("Dataplane_Task_VipServiceTimeoutsAndCleanup", TaskNamespace),
+        ("Dataplane_Sandbox_MaglevIsMhAndSourceIpIsPersistence", Balancing),
     ];
 
     private static ClusterState Cluster(int webTasks)
@@ -95,6 +96,31 @@ public static class IpvsDataplaneKernelTests
         clock.Advance(TimeSpan.FromMilliseconds(200));
         Check.True(Apply(dp, after), "after the drain period the server is removed");
         Check.True(!ns.Ipvsadm("-Ln").Contains(leaving + ":", StringComparison.Ordinal), $"{leaving} removed");
+    }
+
+    /// <summary>
+    /// <c>--lb maglev</c> programs the <c>mh</c> scheduler (Maglev hashing of the source address in the kernel) and
+    /// <c>--affinity source-ip</c> a persistent service; changing the policy updates the service in place (its real
+    /// servers and their connections stay), read back with ipvsadm.
+    /// </summary>
+    private static void Balancing()
+    {
+        using var ns = new TestNamespace("mdb");
+        var dp = Dataplane(ns, new IpvsOptions());
+        var state = StateTransitions.UpdateService(Cluster(4), "web", new ServiceUpdate { LoadBalancing = LoadBalancing.Maglev }).State;
+        state = StateTransitions.CreateService(state, new ServiceSpec { Name = "sticky", Ports = [new PublishedPort(8081, 80)], Affinity = Affinity.SourceIp }).State;
+        state = StateTransitions.AddTask(state, new TaskSpec { Name = "sticky.1", Service = "sticky", Node = "n1" }).State;
+        Check.True(Apply(dp, state), "first pass changes the kernel");
+        Check.True(!Apply(dp, state), "second pass changes nothing (mh and persistence read back equal)");
+        var web = state.Tasks.Where(t => t.Service == "web").Select(t => t.Addresses["ingress"]).ToArray();
+        Check.ContainsLines(ns.Ipvsadm("-Ln"), "ipvsadm -Ln", ["FWM 256 mh", "FWM 257 rr persistent 300", .. web.Select(a => $"-> {a}:0 Masq 1 0 0")]);
+
+        var rr = StateTransitions.UpdateService(state, "web", new ServiceUpdate { LoadBalancing = LoadBalancing.RoundRobin }).State;
+        rr = StateTransitions.UpdateService(rr, "sticky", new ServiceUpdate { Affinity = Affinity.None }).State;
+        Check.True(Apply(dp, rr), "the policy change changes the kernel");
+        var after = ns.Ipvsadm("-Ln");
+        Check.ContainsLines(after, "ipvsadm -Ln after", ["FWM 256 rr", "FWM 257 rr", .. web.Select(a => $"-> {a}:0 Masq 1 0 0")]);
+        Check.True(!after.Contains("persistent", StringComparison.Ordinal), "no persistence left");
     }
 
     /// <summary>A clock that moves only when told to.</summary>

@@ -13,6 +13,13 @@ public sealed record ClusterService
     /// <summary>The service's health check (<c>--health-path</c> / <c>--health-tcp</c>); null: every task is a backend.</summary>
     public HealthCheck? HealthCheck { get; init; }
 
+    /// <summary>How the ingress picks a task (<c>--lb</c>, see <see cref="BalancingRules.Check"/> for what combines).</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("lb")]
+    public LoadBalancing LoadBalancing { get; init; } = LoadBalancing.RoundRobin;
+
+    /// <summary>What keeps a client on its task (<c>--affinity</c>).</summary>
+    public Affinity Affinity { get; init; } = Affinity.None;
+
     /// <summary>Overlay networks the service's tasks join, besides <c>ingress</c> when ports are published.</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
 

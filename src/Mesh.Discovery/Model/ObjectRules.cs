@@ -52,6 +52,7 @@ public static class ObjectRules
             throw new ValidationException("healthCheck", "is not in its normal form");
         }
 
+        BalancingRules.Check(service.LoadBalancing, service.Affinity, service.Ports, service.Routes);
         Networks(service.Networks);
         Aliases(service.Aliases, service.Name);
         if (service.FirewallMark is < 0x100 or > Limits.MaxFirewallMark)

@@ -56,6 +56,9 @@ public sealed partial class EmbeddedStore : IClusterStore
     public Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default) =>
         MutateAsync(s => StateTransitions.CreateService(s, spec, _reserved), x => new(0, StoreObjectKind.Service, x.Name, false), cancellationToken);
 
+    public Task<ClusterService> UpdateServiceAsync(string name, ServiceUpdate update, CancellationToken cancellationToken = default) =>
+        MutateAsync(s => StateTransitions.UpdateService(s, name, update, _reserved), x => new(0, StoreObjectKind.Service, x.Name, false), cancellationToken);
+
     public Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default) =>
         MutateAsync(s => (StateTransitions.RemoveService(s, name), name), n => new(0, StoreObjectKind.Service, n, true), cancellationToken);
 

@@ -24,6 +24,9 @@ public interface IClusterStore
 
     Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default);
 
+    /// <summary>Changes a service's load-balancing policy and affinity (<see cref="StateTransitions.UpdateService"/>).</summary>
+    Task<ClusterService> UpdateServiceAsync(string name, ServiceUpdate update, CancellationToken cancellationToken = default);
+
     /// <summary>Removes a service and all its tasks.</summary>
     Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default);
 

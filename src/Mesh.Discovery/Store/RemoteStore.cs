@@ -99,6 +99,9 @@ public sealed class RemoteStore : IClusterStore
     public Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default) =>
         SendAsync<ClusterService>(HttpMethod.Post, "v1/services", spec, cancellationToken);
 
+    public Task<ClusterService> UpdateServiceAsync(string name, ServiceUpdate update, CancellationToken cancellationToken = default) =>
+        SendAsync<ClusterService>(HttpMethod.Patch, $"v1/services/{Uri.EscapeDataString(name)}", update, cancellationToken);
+
     public Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default) =>
         SendAsync<object>(HttpMethod.Delete, $"v1/services/{Uri.EscapeDataString(name)}", null, cancellationToken);
 

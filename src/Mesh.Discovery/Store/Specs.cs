@@ -14,10 +14,27 @@ public sealed record ServiceSpec
 
     /// <summary>The health check (see <see cref="ClusterService.HealthCheck"/>).</summary>
     public HealthCheck? HealthCheck { get; init; }
+
+    /// <summary>The load-balancing policy (see <see cref="ClusterService.LoadBalancing"/>); round-robin when absent.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("lb")]
+    public LoadBalancing? LoadBalancing { get; init; }
+
+    /// <summary>The affinity (see <see cref="ClusterService.Affinity"/>); none when absent.</summary>
+    public Affinity? Affinity { get; init; }
+
     public IReadOnlyList<string>? Networks { get; init; }
 
     /// <summary>Other DNS names of the service (see <see cref="ClusterService.Aliases"/>).</summary>
     public IReadOnlyList<string>? Aliases { get; init; }
+}
+
+/// <summary>What <c>mesh service update</c> changes on an existing service: each field present replaces the service's own.</summary>
+public sealed record ServiceUpdate
+{
+    [System.Text.Json.Serialization.JsonPropertyName("lb")]
+    public LoadBalancing? LoadBalancing { get; init; }
+
+    public Affinity? Affinity { get; init; }
 }
 
 /// <summary>What a runtime reports when a container starts. Missing name and addresses are allocated.</summary>

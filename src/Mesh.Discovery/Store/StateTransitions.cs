@@ -129,6 +129,9 @@ public static class StateTransitions
         ObjectRules.Ports(ports, reserved);
         var routes = ObjectRules.Routes(spec.Routes);
         var healthCheck = ObjectRules.HealthCheck(spec.HealthCheck, ports, routes);
+        var lb = spec.LoadBalancing ?? LoadBalancing.RoundRobin;
+        var affinity = spec.Affinity ?? Affinity.None;
+        BalancingRules.Check(lb, affinity, ports, routes);
 
         var aliases = ObjectRules.Aliases(spec.Aliases, name);
         var requested = spec.Networks ?? [];
@@ -201,6 +204,8 @@ public static class StateTransitions
             Ports = [.. ports!],
             Routes = routes,
             HealthCheck = healthCheck,
+            LoadBalancing = lb,
+            Affinity = affinity,
             Networks = networks,
             Aliases = aliases,
             FirewallMark = AllocateMark(state),
@@ -218,6 +223,30 @@ public static class StateTransitions
         ObjectRules.Service(service, reserved);
         var next = state with { Services = [.. state.Services, service] };
         return (next, service);
+    }
+
+    /// <summary>
+    /// Changes a service's load-balancing policy and affinity (the fields of <paramref name="update"/> that are set),
+    /// checked as a new service's are; unchanged when nothing differs (the revision does not move).
+    /// </summary>
+    public static (ClusterState State, ClusterService Service) UpdateService(ClusterState state, string name, ServiceUpdate update, ReservedPorts? reserved = null)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        var service = state.Services.FirstOrDefault(s => Same(s.Name, name))
+            ?? throw new NotFoundException($"service '{Validate.Printable(name)}' does not exist");
+        var next = service with
+        {
+            LoadBalancing = update.LoadBalancing ?? service.LoadBalancing,
+            Affinity = update.Affinity ?? service.Affinity,
+        };
+        BalancingRules.Check(next.LoadBalancing, next.Affinity, next.Ports, next.Routes);
+        if (next == service)
+        {
+            return (state, service);
+        }
+
+        ObjectRules.Service(next, reserved ?? ReservedPorts.Default);
+        return (state with { Services = state.Services.Select(s => ReferenceEquals(s, service) ? next : s).ToArray() }, next);
     }
 
     public static ClusterState RemoveService(ClusterState state, string name)

@@ -59,6 +59,8 @@ public static class ApiEndpoints
         }));
         v1.MapPost("/services", Handle(async (IClusterStore store, HttpContext ctx) =>
             Created(await store.CreateServiceAsync(await BodyAsync<ServiceSpec>(ctx), ctx.RequestAborted))));
+        v1.MapPatch("/services/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
+            Json(await store.UpdateServiceAsync((string)ctx.Request.RouteValues["name"]!, await BodyAsync<ServiceUpdate>(ctx), ctx.RequestAborted))));
         v1.MapDelete("/services/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
         {
             await store.RemoveServiceAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);

@@ -19,7 +19,9 @@ public static class ServiceCommands
         var alias = new Option<string[]>("--alias") { Description = "Another DNS name of the service on its networks (repeatable)" };
         var route = new Option<string[]>("--route") { Description = "HOST[/PATH]=TARGET: HTTP requests for HOST under PATH on every node's HTTP port go to TARGET in the tasks (repeatable)", AllowMultipleArgumentsPerToken = false };
         var health = new HealthCheckOptions();
-        var create = new Command("create", "Create a service") { name, publish, mode, network, alias, route };
+        var lb = new Option<string?>("--lb") { Description = "round-robin (default), least-requests, power-of-two (both: routes only, no --publish) or maglev (consistent hash of the client's address)" };
+        var affinity = new Option<string?>("--affinity") { Description = "none (default), cookie (routes only) or source-ip" };
+        var create = new Command("create", "Create a service") { name, publish, mode, network, alias, route, lb, affinity };
         foreach (var option in health.All)
         {
             create.Options.Add(option);
@@ -39,11 +41,31 @@ public static class ServiceCommands
                 Ports = (parse.GetValue(publish) ?? []).Select(p => CliErrors.Argument("--publish", () => PublishedPort.Parse(p))).ToArray(),
                 Routes = (parse.GetValue(route) ?? []).Select(r => CliErrors.Argument("--route", () => ServiceRoute.Parse(r))).ToArray(),
                 HealthCheck = health.Parse(parse),
+                LoadBalancing = parse.GetValue(lb) is { } policy ? CliErrors.Argument("--lb", () => BalancingRules.ParseLb("--lb", policy)) : null,
+                Affinity = parse.GetValue(affinity) is { } sticky ? CliErrors.Argument("--affinity", () => BalancingRules.ParseAffinity("--affinity", sticky)) : null,
                 Networks = parse.GetValue(network) ?? [],
                 Aliases = parse.GetValue(alias) ?? [],
             };
             var created = await CommonOptions.Store(parse).CreateServiceAsync(spec, ct);
             Console.WriteLine(created.Name);
+            return 0;
+        }));
+
+        var update = new Command("update", "Change a service's load-balancing policy or affinity") { name, lb, affinity };
+        update.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var change = new ServiceUpdate
+            {
+                LoadBalancing = parse.GetValue(lb) is { } policy ? CliErrors.Argument("--lb", () => BalancingRules.ParseLb("--lb", policy)) : null,
+                Affinity = parse.GetValue(affinity) is { } sticky ? CliErrors.Argument("--affinity", () => BalancingRules.ParseAffinity("--affinity", sticky)) : null,
+            };
+            if (change.LoadBalancing is null && change.Affinity is null)
+            {
+                throw new ArgumentException("nothing to update: give --lb and/or --affinity");
+            }
+
+            var updated = await CommonOptions.Store(parse).UpdateServiceAsync(parse.GetValue(name)!, change, ct);
+            Console.WriteLine($"{updated.Name} lb={BalancingRules.Name(updated.LoadBalancing)} affinity={BalancingRules.Name(updated.Affinity)}");
             return 0;
         }));
 
@@ -90,6 +112,7 @@ public static class ServiceCommands
         }));
 
         service.Subcommands.Add(create);
+        service.Subcommands.Add(update);
         service.Subcommands.Add(ls);
         service.Subcommands.Add(inspect);
         service.Subcommands.Add(rm);

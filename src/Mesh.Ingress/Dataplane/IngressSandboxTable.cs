@@ -7,7 +7,8 @@ namespace Mesh.Ingress.Dataplane;
 /// <summary>
 /// Packet walk steps 2-4 for the nftables dataplane, in the ingress sandbox: mark by published
 /// protocol/port (one map lookup), dispatch by mark (one verdict-map lookup) to the service's chain, which
-/// DNATs round robin to a task address and the target port (numgen over an anonymous map), and SNAT to the
+/// DNATs to a task address and the target port (numgen over an anonymous map, or jhash of the client's address over
+/// a Maglev table: <see cref="Choice"/>), and SNAT to the
 /// sandbox's ingress address so replies come back through it. Lookups stay O(1) however many services there
 /// are. DNATing to the target port directly (where IPVS keeps the published port and the task REDIRECTs it)
 /// saves a NAT step in the task and means a new task is reachable as soon as any node routes to it.
@@ -99,12 +100,35 @@ public static class IngressSandboxTable
             }
 
             var target = port.Target.ToString(CultureInfo.InvariantCulture);
-            var map = string.Join(", ", addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip} . {target}"));
             var keep = isLocal ? $"meta mark set meta mark | {LocalTrafficMark} " : "";
-            rules.Add($"{HostRules.Proto(port.Protocol)} dport {port.Published.ToString(CultureInfo.InvariantCulture)} {keep}dnat ip addr . port to numgen inc mod {addresses.Count.ToString(CultureInfo.InvariantCulture)} map {{ {map} }}");
+            rules.Add($"{HostRules.Proto(port.Protocol)} dport {port.Published.ToString(CultureInfo.InvariantCulture)} {keep}dnat ip addr . port to {Choice(backends.Service, addresses, target)}");
         }
 
         return rules;
+    }
+
+    /// <summary>
+    /// Seed of the maglev rule's jhash. Fixed, because without one the kernel draws a random seed per rule, so every
+    /// rewrite of the chain (a task coming or going) would move every client: the point of Maglev is that it does not.
+    /// </summary>
+    public const string HashSeed = "0x4d455348";
+
+    /// <summary>
+    /// The expression choosing a backend address and port: round robin (numgen) by default; with <c>--lb maglev</c> or
+    /// <c>--affinity source-ip</c> the client's source address hashed (jhash) into a Maglev table of M buckets
+    /// (<see cref="Balancing.MaglevTable"/>), so a client keeps its task and a task leaving moves only its own clients.
+    /// </summary>
+    internal static string Choice(ClusterService service, IReadOnlyList<string> addresses, string target)
+    {
+        if (service.LoadBalancing == LoadBalancing.Maglev || service.Affinity == Affinity.SourceIp)
+        {
+            var table = Balancing.MaglevTable.Build(addresses);
+            var buckets = string.Join(", ", table.Entries.Select((backend, bucket) => $"{bucket.ToString(CultureInfo.InvariantCulture)} : {table.Backends[backend]} . {target}"));
+            return $"jhash ip saddr mod {table.Size.ToString(CultureInfo.InvariantCulture)} seed {HashSeed} map {{ {buckets} }}";
+        }
+
+        var map = string.Join(", ", addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip} . {target}"));
+        return $"numgen inc mod {addresses.Count.ToString(CultureInfo.InvariantCulture)} map {{ {map} }}";
     }
 
     /// <summary>

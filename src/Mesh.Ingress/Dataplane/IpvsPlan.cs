@@ -13,16 +13,30 @@ public sealed record IpvsDesiredService(string Name, IpvsService Service, IReadO
         IpvsService.ForFirewallMark(mark, scheduler: options.Scheduler),
         addresses.Select(a => new IpvsDestination(IPAddress.Parse(a), 0) { ForwardingMethod = ForwardingMethod.Masquerade, Weight = 1 }).ToArray());
 
-    /// <summary>As above, with the set's unhealthy tasks kept at weight 0: no new connections, and the ones they have go on.</summary>
+    /// <summary>
+    /// As above, with the set's unhealthy tasks kept at weight 0 (no new connections, and the ones they have go on),
+    /// and the service's policy: <c>--lb maglev</c> → the <c>mh</c> scheduler (Maglev hashing of the source address, the
+    /// kernel's own table of 65537 buckets); <c>--affinity source-ip</c> otherwise → persistence
+    /// (<see cref="PersistenceSeconds"/>): a client's new connections go where its last one went while any is younger.
+    /// </summary>
     public static IpvsDesiredService For(string name, uint mark, BackendSet backends, IpvsOptions options)
     {
         ArgumentNullException.ThrowIfNull(backends);
         var service = For(name, mark, backends.Addresses, options);
+        var ipvs = backends.Service.LoadBalancing == Discovery.Model.LoadBalancing.Maglev
+            ? service.Service with { Scheduler = IpvsSchedulers.Maglev }
+            : backends.Service.Affinity == Discovery.Model.Affinity.SourceIp
+                ? service.Service with { Flags = IpvsServiceFlags.Persistent, Timeout = PersistenceSeconds }
+                : service.Service;
         return service with
         {
+            Service = ipvs,
             Destinations = [.. service.Destinations, .. backends.Unhealthy.Select(a => new IpvsDestination(IPAddress.Parse(a), 0) { ForwardingMethod = ForwardingMethod.Masquerade, Weight = 0 })],
         };
     }
+
+    /// <summary>How long IPVS keeps a source-ip client on its task after its last connection ends (ipvsadm's default).</summary>
+    public const uint PersistenceSeconds = 300;
 }
 
 /// <summary>A service and its real servers as the kernel reports them.</summary>

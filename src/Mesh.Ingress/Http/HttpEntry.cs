@@ -102,6 +102,7 @@ public sealed partial class HttpEntry(
                 context.UseDefaultForwarders = false; // ForwardedHeaders decides what of the client's headers survives
                 context.AddRequestTransform(forwarded.ApplyAsync);
             });
+        builder.Services.AddSingleton<Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy, MaglevLoadBalancingPolicy>(); // --lb maglev, --affinity source-ip
         builder.Services.AddSingleton<IForwarderHttpClientFactory>(new SandboxHttpClientFactory(new SandboxConnector(sandbox.Netns.Path!)));
 
         var app = builder.Build();

@@ -1,6 +1,8 @@
 using System.Globalization;
 using Mesh.Discovery.Model;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.LoadBalancing;
+using Yarp.ReverseProxy.SessionAffinity;
 
 namespace Mesh.Ingress.Http;
 
@@ -40,7 +42,8 @@ public static class HttpRouteTable
                 clusters.Add(new ClusterConfig
                 {
                     ClusterId = ClusterId(service.Name, target),
-                    LoadBalancingPolicy = "RoundRobin", // as the L4 mesh spreads (rr); --lb (issue 11 part 5) will choose
+                    LoadBalancingPolicy = Policy(service),
+                    SessionAffinity = Affinity(service),
                     HealthCheck = service.HealthCheck is { } check ? PassiveHealth(check) : null,
                     Destinations = tasks.ToDictionary(
                         t => t.Name,
@@ -81,6 +84,45 @@ public static class HttpRouteTable
                 Policy = "TransportFailureRate",
                 ReactivationPeriod = TimeSpan.FromMilliseconds(check.IntervalMs),
             },
+        };
+    }
+
+    /// <summary>
+    /// YARP's policy for the service's <c>--lb</c>: RoundRobin (as the L4 mesh spreads), LeastRequests,
+    /// PowerOfTwoChoices, or Mesh's <see cref="MaglevLoadBalancingPolicy"/> (consistent hash of the client's address),
+    /// which <c>--affinity source-ip</c> also uses (the store refuses source-ip with the load-based policies).
+    /// </summary>
+    public static string Policy(ClusterService service)
+    {
+        ArgumentNullException.ThrowIfNull(service);
+        return service.Affinity == Discovery.Model.Affinity.SourceIp ? MaglevLoadBalancingPolicy.PolicyName : service.LoadBalancing switch
+        {
+            LoadBalancing.LeastRequests => LoadBalancingPolicies.LeastRequests,
+            LoadBalancing.PowerOfTwo => LoadBalancingPolicies.PowerOfTwoChoices,
+            LoadBalancing.Maglev => MaglevLoadBalancingPolicy.PolicyName,
+            _ => LoadBalancingPolicies.RoundRobin,
+        };
+    }
+
+    /// <summary>Name of the affinity cookie (<c>--affinity cookie</c>).</summary>
+    public const string AffinityCookie = "Mesh-Affinity";
+
+    /// <summary>
+    /// <c>--affinity cookie</c>: YARP's HashCookie policy, whose cookie holds a hash of the destination's ID (the task's
+    /// name) rather than YARP's default Cookie policy's Data Protection token, which only the node that issued it could
+    /// read: the client keeps its task whichever node its next request reaches. A cookie naming a task that is gone or
+    /// unhealthy is redistributed by the policy above (and replaced).
+    /// </summary>
+    public static SessionAffinityConfig? Affinity(ClusterService service)
+    {
+        ArgumentNullException.ThrowIfNull(service);
+        return service.Affinity != Discovery.Model.Affinity.Cookie ? null : new SessionAffinityConfig
+        {
+            Enabled = true,
+            Policy = SessionAffinityConstants.Policies.HashCookie,
+            FailurePolicy = SessionAffinityConstants.FailurePolicies.Redistribute,
+            AffinityKeyName = AffinityCookie,
+            Cookie = new SessionAffinityCookieConfig { HttpOnly = true, SameSite = Microsoft.AspNetCore.Http.SameSiteMode.Lax, IsEssential = true },
         };
     }
 

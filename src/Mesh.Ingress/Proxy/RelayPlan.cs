@@ -11,6 +11,9 @@ namespace Mesh.Ingress.Proxy;
 /// </summary>
 public sealed record RelayPort(TransportProtocol Protocol, int Published, string Service, int Target, IReadOnlyList<IPEndPoint> Backends)
 {
+    /// <summary>Backends chosen by a hash of the client's address (<c>--lb maglev</c> or <c>--affinity source-ip</c>), not round robin.</summary>
+    public bool Hashed { get; init; }
+
     /// <summary>Protocol and published port: at most one service publishes it (the store refuses a second).</summary>
     public (TransportProtocol Protocol, int Published) Key => (Protocol, Published);
 
@@ -18,7 +21,7 @@ public sealed record RelayPort(TransportProtocol Protocol, int Published, string
 
     public bool Equals(RelayPort? other) =>
         other is not null && Protocol == other.Protocol && Published == other.Published && Service == other.Service
-        && Target == other.Target && Backends.SequenceEqual(other.Backends);
+        && Target == other.Target && Hashed == other.Hashed && Backends.SequenceEqual(other.Backends);
 
     public override int GetHashCode() => HashCode.Combine(Protocol, Published, Service, Target, Backends.Count);
 }
@@ -45,7 +48,10 @@ public static class RelayPlan
             foreach (var port in relayed.OrderBy(p => p.Protocol).ThenBy(p => p.Published))
             {
                 ports.Add(new RelayPort(port.Protocol, port.Published, service.Name, port.Target,
-                    addresses.Select(ip => new IPEndPoint(ip, port.Target)).ToArray()));
+                    addresses.Select(ip => new IPEndPoint(ip, port.Target)).ToArray())
+                {
+                    Hashed = service.LoadBalancing == LoadBalancing.Maglev || service.Affinity == Affinity.SourceIp,
+                });
             }
         }
 

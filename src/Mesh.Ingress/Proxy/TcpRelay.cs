@@ -44,7 +44,7 @@ public sealed partial class TcpRelay : IPortRelay
         _nodeAddress = nodeAddress;
         _metrics = metrics;
         _logger = logger;
-        _rotation = new BackendRotation(port.Backends);
+        _rotation = new BackendRotation(port.Backends, port.Hashed);
         _accepting = AcceptAsync(_stop.Token);
     }
 
@@ -66,7 +66,7 @@ public sealed partial class TcpRelay : IPortRelay
     public void Update(RelayPort port)
     {
         Volatile.Write(ref _port, port);
-        _rotation.Replace(port.Backends);
+        _rotation.Replace(port.Backends, port.Hashed);
     }
 
     private async Task AcceptAsync(CancellationToken ct)
@@ -97,7 +97,7 @@ public sealed partial class TcpRelay : IPortRelay
     private async Task RelayAsync(Socket client)
     {
         var port = Port;
-        var backend = _rotation.Next();
+        var backend = _rotation.Next((client.RemoteEndPoint as IPEndPoint)?.Address);
         if (backend is null)
         {
             // As the kernel mesh does with no task: the client is reset at once rather than left waiting.

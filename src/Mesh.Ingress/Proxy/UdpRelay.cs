@@ -46,7 +46,7 @@ public sealed partial class UdpRelay : IPortRelay
         _nodeAddress = nodeAddress;
         _metrics = metrics;
         _logger = logger;
-        _rotation = new BackendRotation(port.Backends);
+        _rotation = new BackendRotation(port.Backends, port.Hashed);
         _receiving = ReceiveAsync(_stop.Token);
     }
 
@@ -74,7 +74,7 @@ public sealed partial class UdpRelay : IPortRelay
     public void Update(RelayPort port)
     {
         Volatile.Write(ref _port, port);
-        _rotation.Replace(port.Backends);
+        _rotation.Replace(port.Backends, port.Hashed);
     }
 
     private async Task ReceiveAsync(CancellationToken ct)
@@ -152,7 +152,7 @@ public sealed partial class UdpRelay : IPortRelay
             }
         }
 
-        var backend = _rotation.Next();
+        var backend = _rotation.Next(client.Address);
         if (backend is null)
         {
             _metrics.Failed(port.Service, Protocol, "no_backend");

@@ -6,8 +6,15 @@ namespace Mesh.Ingress.Trace;
 /// <summary>A DNAT over a numgen-keyed map, as the sandbox's service chains hold it (<see cref="Dataplane.IngressSandboxTable"/>).</summary>
 /// <see cref="KeepsClientAddress"/>: the rule also sets <see cref="Dataplane.IngressSandboxTable.LocalTrafficMark"/> (a
 /// <c>traffic=local</c> port: this node's tasks only, and source-nat returns before it SNATs).
+/// <see cref="Mode"/> is numgen's (<c>inc</c>, <c>random</c>) or <c>jhash</c> for a maglev rule (<c>jhash ip saddr mod M
+/// seed S</c>: <see cref="Seed"/>), whose map is a Maglev table (the same task in many buckets).
 public sealed record NftDnatRule(long Handle, string? Protocol, int? DestinationPort, string Mode, int Modulus, int Offset, IReadOnlyList<NftDnatTarget> Targets, bool KeepsClientAddress = false)
 {
+    public const string Jhash = "jhash";
+
+    /// <summary>The jhash's seed (<see cref="Mode"/> <c>jhash</c> only).</summary>
+    public uint Seed { get; init; }
+
     /// <summary>As <c>nft list</c> prints it (rebuilt from the JSON listing).</summary>
     public string Text
     {
@@ -18,7 +25,8 @@ public sealed record NftDnatRule(long Handle, string? Protocol, int? Destination
             var map = string.Join(", ", Targets.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Index} : {t.Address}{(t.Port is { } p ? $" . {p}" : "")}")));
             var offset = Offset == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $" offset {Offset}");
             var keep = KeepsClientAddress ? $"meta mark set meta mark | {Dataplane.IngressSandboxTable.LocalTrafficMark} " : "";
-            return string.Create(CultureInfo.InvariantCulture, $"{match}{keep}dnat {(withPort ? "ip addr . port " : "")}to numgen {Mode} mod {Modulus}{offset} map {{ {map} }}");
+            var key = Mode == Jhash ? string.Create(CultureInfo.InvariantCulture, $"jhash ip saddr mod {Modulus} seed 0x{Seed:x8}") : string.Create(CultureInfo.InvariantCulture, $"numgen {Mode} mod {Modulus}");
+            return string.Create(CultureInfo.InvariantCulture, $"{match}{keep}dnat {(withPort ? "ip addr . port " : "")}to {key}{offset} map {{ {map} }}");
         }
     }
 }
@@ -173,7 +181,7 @@ public sealed class NftSandboxView
             }
             else if (expr.TryGetProperty("dnat", out var dnat)
                 && dnat.TryGetProperty("addr", out var addr) && addr.TryGetProperty("map", out var map)
-                && map.GetProperty("key").TryGetProperty("numgen", out var numgen)
+                && (map.GetProperty("key").TryGetProperty("numgen", out var numgen) || IsSourceJhash(map.GetProperty("key"), out numgen))
                 && map.GetProperty("data").TryGetProperty("set", out var set))
             {
                 var targets = new List<NftDnatTarget>();
@@ -190,20 +198,31 @@ public sealed class NftSandboxView
                     }
                 }
 
+                var jhash = !numgen.TryGetProperty("mode", out var mode);
                 return new NftDnatRule(
                     rule.GetProperty("handle").GetInt64(),
                     proto,
                     dport,
-                    numgen.GetProperty("mode").GetString() ?? "?",
+                    jhash ? NftDnatRule.Jhash : mode.GetString() ?? "?",
                     numgen.GetProperty("mod").GetInt32(),
                     numgen.TryGetProperty("offset", out var offset) ? offset.GetInt32() : 0,
                     targets.OrderBy(t => t.Index).ToArray(),
-                    keepsClient);
+                    keepsClient)
+                {
+                    Seed = jhash && numgen.TryGetProperty("seed", out var seed) ? seed.GetUInt32() : 0,
+                };
             }
         }
 
         return null;
     }
+
+    /// <summary>A maglev rule's key, <c>{"jhash": {"mod": M, "seed": S, "expr": {"payload": {"protocol": "ip", "field": "saddr"}}}}</c>.</summary>
+    private static bool IsSourceJhash(JsonElement key, out JsonElement jhash) =>
+        key.TryGetProperty("jhash", out jhash)
+        && jhash.TryGetProperty("expr", out var expr) && expr.TryGetProperty("payload", out var payload)
+        && payload.TryGetProperty("field", out var field) && field.GetString() == "saddr"
+        && jhash.TryGetProperty("mod", out _);
 
     /// <summary>A mark as nft's JSON prints it: a number, or a hex string in some versions.</summary>
     private static long? Number(JsonElement value) => value.ValueKind switch

@@ -227,6 +227,11 @@ public static class Tracer
             var selection = Selection(rule);
             _steps.Add(new TraceStep(_sandbox, "ip mesh", dispatch.Chain, $"{rule.Text} # handle {rule.Handle.ToString(CultureInfo.InvariantCulture)}",
                 $"DNAT to one of {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} backends, {Short(rule)}"));
+            if (rule.Mode == NftDnatRule.Jhash && System.Net.IPAddress.TryParse(request.From, out var client) && rule.Targets.FirstOrDefault(t => t.Index == Balancing.NftJhash.Bucket(client, (uint)rule.Modulus, rule.Seed) + rule.Offset) is { } picked)
+            {
+                _notes.Add(string.Create(CultureInfo.InvariantCulture, $"maglev: jhash of {client} is bucket {picked.Index}, so {client} goes to {picked.Address}{(picked.Port is { } p ? ":" + p.ToString(CultureInfo.InvariantCulture) : "")} through every node (the same table and seed everywhere)"));
+            }
+
             if (rule.Modulus != rule.Targets.Count)
             {
                 _notes.Add($"numgen mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} but the map has {rule.Targets.Count.ToString(CultureInfo.InvariantCulture)} entries: a number without an entry is not DNATed");
@@ -451,6 +456,7 @@ public static class Tracer
 
         private static string Short(NftDnatRule rule) => rule.Mode switch
         {
+            NftDnatRule.Jhash => "by the client's address (maglev: jhash ip saddr)",
             "inc" => "round robin (numgen inc)",
             "random" => "at random (numgen random)",
             _ => $"numgen {rule.Mode}",
@@ -458,6 +464,7 @@ public static class Tracer
 
         private static string Selection(NftDnatRule rule) => rule.Mode switch
         {
+            NftDnatRule.Jhash => $"by the client's address: jhash ip saddr mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} picks a bucket of a Maglev table (each backend's weight is its number of buckets); a client keeps its backend, and a backend leaving moves only its own clients",
             "inc" => $"round robin: numgen inc mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} keeps one counter for this rule, and the k-th new connection through it (from any client) takes entry k mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)}; which one the next connection gets depends on the connections before it",
             "random" => $"at random: numgen random mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} draws an entry per new connection",
             _ => $"numgen {rule.Mode} mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)}",

@@ -76,6 +76,25 @@ public sealed class TracerTests
     }
 
     [Fact]
+    public void A_maglev_rule_is_traced_by_the_client_address_and_names_the_backend_its_jhash_picks()
+    {
+        // The lab's table with web's rules as --lb maglev writes them (jhash of the source over the same map).
+        var sandbox = Data("sandbox.json").Replace(
+            "{\"numgen\": {\"mode\": \"inc\", \"mod\": 3, \"offset\": 0}}",
+            "{\"jhash\": {\"mod\": 3, \"seed\": 1296388936, \"expr\": {\"payload\": {\"protocol\": \"ip\", \"field\": \"saddr\"}}}}",
+            StringComparison.Ordinal);
+        var trace = Run(Node3(sandbox), "tcp", "198.18.0.13", 8080);
+
+        Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
+        Assert.StartsWith("tcp dport 8080 dnat ip addr . port to jhash ip saddr mod 3 seed 0x4d455348 map { 0 : 10.255.0.6 . 80", trace.Steps[5].Rule, StringComparison.Ordinal);
+        Assert.StartsWith("by the client's address", trace.Backends!.Selection, StringComparison.Ordinal);
+        var bucket = Mesh.Ingress.Balancing.NftJhash.Bucket(System.Net.IPAddress.Parse("198.18.0.100"), 3, 0x4d455348);
+        var expected = new[] { "10.255.0.6", "10.255.0.7", "10.255.0.8" }[bucket];
+        Assert.Contains(trace.Notes, n => n.StartsWith($"maglev: jhash of 198.18.0.100 is bucket {bucket}, so 198.18.0.100 goes to {expected}:80", StringComparison.Ordinal));
+        Assert.Contains("by the client's address", trace.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void On_the_node_running_tasks_the_far_side_is_read_from_each_local_task_and_the_remote_one_is_a_follow_up()
     {
         var trace = Run(Node1(), "udp", "198.18.0.11", 8080);

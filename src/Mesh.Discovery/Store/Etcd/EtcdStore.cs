@@ -155,6 +155,9 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     public Task<ClusterService> CreateServiceAsync(ServiceSpec spec, CancellationToken cancellationToken = default) =>
         MutateAsync(s => StateTransitions.CreateService(s, spec, _options.ReservedPorts), null, cancellationToken);
 
+    public Task<ClusterService> UpdateServiceAsync(string name, ServiceUpdate update, CancellationToken cancellationToken = default) =>
+        MutateAsync(s => StateTransitions.UpdateService(s, name, update, _options.ReservedPorts), null, cancellationToken);
+
     public Task RemoveServiceAsync(string name, CancellationToken cancellationToken = default) =>
         MutateAsync(s => (StateTransitions.RemoveService(s, name), name), null, cancellationToken);
 

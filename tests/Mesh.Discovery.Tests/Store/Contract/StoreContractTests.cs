@@ -65,6 +65,22 @@ public abstract class StoreContractTests
     }
 
     [StoreFact]
+    public async Task A_services_lb_and_affinity_are_stored_updated_and_read_back_and_a_refused_update_changes_nothing()
+    {
+        var store = await OpenAsync();
+        var created = await store.CreateServiceAsync(new ServiceSpec { Name = "shop", Routes = [ServiceRoute.Parse("shop.test/=80")], LoadBalancing = LoadBalancing.LeastRequests, Affinity = Affinity.Cookie });
+        Assert.Equal((LoadBalancing.LeastRequests, Affinity.Cookie), (created.LoadBalancing, created.Affinity));
+        var updated = await store.UpdateServiceAsync("shop", new ServiceUpdate { LoadBalancing = LoadBalancing.Maglev });
+        Assert.Equal((LoadBalancing.Maglev, Affinity.Cookie), (updated.LoadBalancing, updated.Affinity));
+        var state = await SecondWriter(store).GetStateAsync();
+        Assert.Equal(Json(updated), Json(Assert.Single(state.Services)));
+
+        await Assert.ThrowsAsync<ValidationException>(() => store.UpdateServiceAsync("shop", new ServiceUpdate { Affinity = Affinity.SourceIp, LoadBalancing = LoadBalancing.PowerOfTwo }));
+        await Assert.ThrowsAsync<NotFoundException>(() => store.UpdateServiceAsync("nope", new ServiceUpdate { Affinity = Affinity.None }));
+        Assert.Equal(state.Revision, (await store.GetStateAsync()).Revision);
+    }
+
+    [StoreFact]
     public async Task Every_successful_change_moves_the_revision_forward()
     {
         var store = await OpenAsync();
