@@ -24,9 +24,10 @@ public sealed class LabPodmanNode(ICommandRunner runner, int node)
 
     public string Node => LabPlan.NodeName(node);
 
-    /// <summary>The nodes that had podman networks installed (what <c>lab down</c> looks at).</summary>
+    /// <summary>The nodes the podman runtime was set up on (what <c>lab down</c> looks at).</summary>
     public static IEnumerable<int> InstalledNodes() =>
         Directory.EnumerateDirectories(LabPodman.Directory, "cni-n*")
+            .Where(d => File.Exists(Path.Combine(d, "containers.conf")))
             .Select(d => Path.GetFileName(d)["cni-n".Length..])
             .Where(n => int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out _))
             .Select(n => int.Parse(n, CultureInfo.InvariantCulture))
@@ -55,16 +56,18 @@ public sealed class LabPodmanNode(ICommandRunner runner, int node)
     }
 
     /// <summary>
-    /// Starts <paramref name="name"/> (container name and hostname: the image answers with its hostname) on network
-    /// <c>mesh-&lt;service&gt;</c>; returns podman's container ID. <c>--dns 127.0.0.11</c>: the embedded DNS alone, as
-    /// in Docker (podman would add the host's nameservers after the CNI result's). The ulimits stay under this
+    /// Starts container <paramref name="name"/> on network <c>mesh-&lt;service&gt;</c>; returns podman's container ID.
+    /// The image answers with $MESH_TASK. The hostname stays podman's (the short ID, as Docker's): a hostname
+    /// <c>web.1</c> makes the resolver's default search domain "1", and <c>nslookup web</c> then asks for
+    /// <c>web.1</c> first and gets the task itself, not the VIP. <c>--dns 127.0.0.11</c>: the embedded DNS alone,
+    /// as in Docker (podman would add the host's nameservers after the CNI result's). The ulimits stay under this
     /// machine's hard limits (DEPENDENCIES.md).
     /// </summary>
     public async Task<string> RunAsync(string name, string service, CancellationToken ct)
     {
         var run = await PodmanAsync(
         [
-            "run", "-d", "--name", name, "--hostname", name, "--label", $"{NodeLabel}={Node}", "--env", $"MESH_NODE={Node}",
+            "run", "-d", "--name", name, "--label", $"{NodeLabel}={Node}", "--env", $"MESH_TASK={name}", "--env", $"MESH_NODE={Node}",
             "--network", CniInstaller.NetworkOf(service), "--dns", "127.0.0.11",
             "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", TaskImage.Name,
         ], ct);
