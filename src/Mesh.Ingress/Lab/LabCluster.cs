@@ -39,15 +39,27 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             Store = plan.Store,
             EtcdMembers = plan.EtcdMembers,
             LeaseTtlSeconds = plan.LeaseTtlSeconds,
+            Runtime = plan.Runtime,
         };
         if (existing is not null && existing with { Created = wanted.Created } != wanted)
         {
             throw new InvalidOperationException(
-                $"a lab with {existing.Nodes} nodes, {existing.Replicas} replicas, dataplane {existing.Dataplane} and store {existing.Store} already exists; run 'mesh lab down' first");
+                $"a lab with {existing.Nodes} nodes, {existing.Replicas} replicas, dataplane {existing.Dataplane}, store {existing.Store} and runtime {existing.Runtime} already exists; run 'mesh lab down' first");
+        }
+
+        if (plan.UsesPodman)
+        {
+            // Refused before anything is made: without podman or a static busybox there is no task to run.
+            Podman.LabPodman.RequireInstalled();
+            Podman.TaskImage.RequireStaticBusybox(Podman.TaskImage.DefaultBusybox);
         }
 
         await File.WriteAllTextAsync(plan.StateFile, JsonSerializer.Serialize(existing ?? wanted, MeshJson.Options), ct);
-        output.WriteLine(existing is null ? $"Building a {plan.Nodes}-node lab (dataplane {plan.Dataplane})" : "Lab exists: converging it");
+        output.WriteLine(existing is null ? $"Building a {plan.Nodes}-node lab (dataplane {plan.Dataplane}{(plan.UsesPodman ? ", tasks in podman containers" : "")})" : "Lab exists: converging it");
+        if (plan.UsesPodman)
+        {
+            await EnsureTaskImageAsync(ct);
+        }
 
         await BuildUnderlayAsync(plan, ct);
         for (var i = 1; i <= plan.Nodes; i++)
@@ -82,7 +94,10 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             await store.CreateServiceAsync(new ServiceSpec
             {
                 Name = LabPlan.DemoService,
-                Ports = [new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Tcp), new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Udp)],
+                // The task image answers HTTP only (busybox httpd): with podman, web publishes no UDP port nobody would answer.
+                Ports = plan.UsesPodman
+                    ? [new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Tcp)]
+                    : [new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Tcp), new(LabPlan.DemoPublished, LabPlan.DemoTarget, TransportProtocol.Udp)],
                 Networks = [LabPlan.AppNetwork],
                 Aliases = [LabPlan.DemoAlias],
                 Routes = [new(LabPlan.DemoHost, "/", LabPlan.DemoTarget)],
@@ -92,6 +107,11 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         if (!state.Services.Any(s => s.Name == LabPlan.DnsrrService))
         {
             await store.CreateServiceAsync(new ServiceSpec { Name = LabPlan.DnsrrService, Mode = ServiceMode.Dnsrr, Networks = [LabPlan.AppNetwork] }, ct);
+        }
+
+        if (plan.UsesPodman)
+        {
+            output.WriteLine(PodmanLimits);
         }
 
         for (var r = 1; r <= plan.Replicas; r++)
@@ -115,6 +135,11 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
     /// </summary>
     public async Task<ServiceTask> StartTaskAsync(IClusterStore store, string taskName, int nodeIndex, CancellationToken ct)
     {
+        if (ReadState()?.Runtime == LabPlan.PodmanRuntime)
+        {
+            return await StartContainerAsync(store, taskName, nodeIndex, ct);
+        }
+
         var node = LabPlan.NodeName(nodeIndex);
         var netns = LabPlan.TaskNamespace(taskName);
         var taskNs = NetworkNamespacePath.Named(netns);
@@ -179,6 +204,8 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
     public async Task DownAsync(CancellationToken ct)
     {
         RequireRoot();
+        // Containers first, while the daemons still answer their CNI DEL; then nothing of podman's is left to unmount.
+        await RemoveContainersAsync(ct);
         var namespaces = (await LabNamespacesAsync(ct)).ToList();
         // Daemons first, so nothing rebuilds what is being removed.
         foreach (var ns in namespaces.OrderBy(n => NodeNamespace().IsMatch(n) ? 0 : 1))
@@ -251,7 +278,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             return 0;
         }
 
-        output.WriteLine($"Lab: {lab.Nodes} nodes, {lab.Replicas} replicas, store {lab.Store}{(lab.Store == "etcd" ? $" ({lab.EtcdMembers} members, lease TTL {lab.LeaseTtlSeconds} s)" : "")}, created {lab.Created:u}");
+        output.WriteLine($"Lab: {lab.Nodes} nodes, {lab.Replicas} replicas, runtime {lab.Runtime}, store {lab.Store}{(lab.Store == "etcd" ? $" ({lab.EtcdMembers} members, lease TTL {lab.LeaseTtlSeconds} s)" : "")}, created {lab.Created:u}");
         output.WriteLine();
         TableWriter.Write(output, ["NODE", "ADDRESS", "DAEMON", "DATAPLANE", "STORE", "APPLIED REV", "LAST ERROR"], infos.Select(x => (IReadOnlyList<string>)
         [

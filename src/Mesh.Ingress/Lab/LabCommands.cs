@@ -17,7 +17,8 @@ public static class LabCommands
         var store = new Option<string>("--store") { Description = "embedded (node 1 holds it) or etcd (a real etcd on the underlay)", DefaultValueFactory = _ => "embedded" };
         var members = new Option<int>("--etcd-members") { Description = "etcd members with --store etcd: 1 or 3", DefaultValueFactory = _ => 1 };
         var leaseTtl = new Option<int>("--lease-ttl") { Description = "With etcd: seconds before a silent node's tasks leave every backend", DefaultValueFactory = _ => 10 };
-        var up = new Command("up", "Build the lab and start a daemon per node (converges an existing lab)") { nodes, replicas, dataplane, store, members, leaseTtl };
+        var runtime = new Option<string>("--runtime") { Description = "What runs the tasks: netns (namespaces running 'mesh lab serve') or podman (containers of localhost/mesh-task, attached by mesh-cni)", DefaultValueFactory = _ => LabPlan.NetnsRuntime };
+        var up = new Command("up", "Build the lab and start a daemon per node (converges an existing lab)") { nodes, replicas, dataplane, store, members, leaseTtl, runtime };
         up.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var n = parse.GetValue(nodes);
@@ -56,7 +57,13 @@ public static class LabCommands
                 throw new ArgumentException($"--lease-ttl {ttl}: use 2 to 3600 seconds");
             }
 
-            await new LabCluster(new ProcessCommandRunner(), Console.Out, Patience()).UpAsync(new LabPlan(n, r, dp, st, m, ttl), ct);
+            var rt = parse.GetValue(runtime)!;
+            if (rt is not (LabPlan.NetnsRuntime or LabPlan.PodmanRuntime))
+            {
+                throw new ArgumentException($"--runtime '{rt}' must be netns or podman");
+            }
+
+            await new LabCluster(new ProcessCommandRunner(), Console.Out, Patience()).UpAsync(new LabPlan(n, r, dp, st, m, ttl, rt), ct);
             return 0;
         }));
 
@@ -79,7 +86,7 @@ public static class LabCommands
 
         var runTask = new Argument<string>("task") { Description = "The task's name, <service>.<k>; the service must exist" };
         var onNode = new Option<int>("--node") { Description = "The node's number: 1 is mesh-n1", Required = true };
-        var run = new Command("run", "Start a task on a node of the lab as a runtime would: its namespace, the lab's task server, its registration, a leg on each network of its service") { runTask, onNode };
+        var run = new Command("run", "Start a task on a node of the lab as its runtime does (netns: a namespace, the lab's task server, its registration, a leg on each network of its service; podman: a container on the service's mesh network)") { runTask, onNode };
         run.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var name = CliErrors.Argument("task", () => Validate.DottedName("task", parse.GetValue(runTask)));

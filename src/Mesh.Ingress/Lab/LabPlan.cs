@@ -3,9 +3,17 @@ using System.Globalization;
 namespace Mesh.Ingress.Lab;
 
 /// <summary>The lab's address plan (ARCHITECTURE.md): names and addresses every test and doc relies on.</summary>
-public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string Store = "embedded", int EtcdMembers = 1, int LeaseTtlSeconds = 10)
+public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string Store = "embedded", int EtcdMembers = 1, int LeaseTtlSeconds = 10, string Runtime = LabPlan.NetnsRuntime)
 {
     public bool UsesEtcd => Store == "etcd";
+
+    /// <summary>Tasks as bare namespaces running <c>mesh lab serve</c>, attached by the lab itself: fast, no podman needed.</summary>
+    public const string NetnsRuntime = "netns";
+
+    /// <summary>Tasks as podman containers of <c>localhost/mesh-task</c>, attached by <c>mesh-cni</c> (Lab/Podman).</summary>
+    public const string PodmanRuntime = "podman";
+
+    public bool UsesPodman => Runtime == PodmanRuntime;
 
     public static string EtcdName(int k) => string.Create(CultureInfo.InvariantCulture, $"mesh-etcd{k}");
 

@@ -9,5 +9,8 @@ public sealed record LabState
     public string Store { get; init; } = "embedded";
     public int EtcdMembers { get; init; } = 1;
     public int LeaseTtlSeconds { get; init; } = 10;
+
+    /// <summary>What runs the tasks (<see cref="LabPlan.NetnsRuntime"/> or <see cref="LabPlan.PodmanRuntime"/>): later lab commands start and remove tasks the same way.</summary>
+    public string Runtime { get; init; } = LabPlan.NetnsRuntime;
     public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
 }

@@ -53,7 +53,7 @@ public static class MeshExecutable
     /// usable here but reaches no daemon or task server: `flock /tmp/mesh-lab.lock mesh lab up` would otherwise hand
     /// the lock's descriptor to every daemon, and the lock would stay held for as long as the lab runs.
     /// </summary>
-    private static void StopPassingOnInheritedDescriptors()
+    internal static void StopPassingOnInheritedDescriptors()
     {
         foreach (var entry in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
         {

@@ -22,6 +22,7 @@ public sealed class FirstContactTests
     [InlineData("service", "create", "shop", "--mode", "round-robin")]
     [InlineData("task", "add", "--service", "web", "--node", "n1", "--ip", "10.255.0.9")]
     [InlineData("lab", "up", "--nodes", "0")]
+    [InlineData("lab", "up", "--runtime", "docker")]                 // netns or podman (checked before anything is made)
     [InlineData("lab", "run", "web", "--node", "1")]                 // not <service>.<k>
     [InlineData("lab", "run", "we b.1", "--node", "1")]
     [InlineData("lab", "run", "web.9", "--node", "49")]              // no such lab node (checked before anything is made)

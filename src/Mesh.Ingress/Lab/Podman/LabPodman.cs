@@ -23,12 +23,14 @@ public static class LabPodman
     /// <summary>Refuses clearly when podman is not installed, before anything is made.</summary>
     public static void RequireInstalled()
     {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        if (!path.Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, Executable))))
+        if (!IsInstalled())
         {
-            throw new InvalidOperationException("podman is not installed (apt-get install podman): `mesh lab image` imports the task image with it");
+            throw new InvalidOperationException("podman is not installed (apt-get install podman): `mesh lab image` and `mesh lab up --runtime podman` need it");
         }
     }
+
+    public static bool IsInstalled() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, Executable)));
 
     /// <summary>
     /// A containers.conf (podman reads it from $CONTAINERS_CONF) for containers on mesh networks: podman 4.3 has
