@@ -90,6 +90,7 @@ public static class DaemonHost
         // Publishing a port this daemon's own API listens on would redirect the API away on every node.
         var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")))
             .With(options.Http.Port == 0 ? [] : [(options.Http.Port, TransportProtocol.Tcp, "the L7 entry (--http-port)")])
+            .With(options.Http.ActiveHttpsPort == 0 ? [] : [(options.Http.ActiveHttpsPort, TransportProtocol.Tcp, "the HTTPS entry (--https-port)")])
             .With(options.HealthPort == 0 ? [] : [(options.HealthPort, TransportProtocol.Tcp, "the daemon's health port")]);
         services.AddSingleton(sp => new StoreMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (options.Etcd is not null)
