@@ -49,8 +49,8 @@ public static class L7Proxies
         var processes = new List<Process>();
         try
         {
-            processes.Add(Start(["netns", "exec", Sandbox, "nginx", "-p", work, "-c", WriteFile(work, "nginx.conf", NginxConfig(work, backends)), "-e", "stderr"], Path.Combine(work, "nginx.out")));
-            processes.Add(Start(["netns", "exec", Sandbox, "haproxy", "-db", "-f", WriteFile(work, "haproxy.cfg", HaproxyConfig(backends))], Path.Combine(work, "haproxy.out")));
+            processes.Add(Start(["netns", "exec", Sandbox, "nginx", "-p", work, "-c", WriteFile(work, "nginx.conf", NginxConfig(work, backends)), "-e", "stderr"], Path.Combine(outRoot, "nginx.out")));
+            processes.Add(Start(["netns", "exec", Sandbox, "haproxy", "-db", "-f", WriteFile(work, "haproxy.cfg", HaproxyConfig(backends))], Path.Combine(outRoot, "haproxy.out")));
             var variants = new (string Name, string Url)[]
             {
                 ("mesh", $"http://{node}/"),
@@ -65,7 +65,23 @@ public static class L7Proxies
 
             var rounds = Math.Max(1, s.Rounds);
             var duration = s.WrkDuration ?? s.Duration;
-            var results = new List<(string Mode, string Variant, int Round, WrkReport Report)>();
+            var results = new List<(string Mode, string Variant, int Round, WrkReport Report, double CpuUsPerRequest)>();
+            var cpu = new Dictionary<string, int[]>
+            {
+                ["mesh"] = [DaemonPid(LabPlan.NodeName(lab.Plan.Nodes))],
+                ["nginx"] = [processes[0].Id],
+                ["haproxy"] = [processes[1].Id],
+            };
+
+            // Not counted: a few seconds each, so that Kestrel and YARP are jitted (tiered up) and every pool is warm.
+            foreach (var (name, url) in variants)
+            {
+                var warm = new List<string> { "netns", "exec", LabPlan.Client, "wrk" };
+                warm.AddRange(Wrk.Arguments(new Uri(url), s.Connections, s.Smoke ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(3), false, s.Timeout));
+                warm.InsertRange(warm.Count - 1, ["-H", $"Host: {LabPlan.DemoHost}"]);
+                await Wrk.RunAsync("ip", name, new Uri(url), warm, ct).ConfigureAwait(false);
+            }
+
             foreach (var (mode, newConnection) in new[] { ("keep-alive", false), ("new-connection", true) })
             {
                 for (var round = 1; round <= rounds && !ct.IsCancellationRequested; round++)
@@ -76,10 +92,13 @@ public static class L7Proxies
                         var args = new List<string> { "netns", "exec", LabPlan.Client, "wrk" };
                         args.AddRange(Wrk.Arguments(new Uri(url), s.Connections, duration, newConnection, s.Timeout));
                         args.InsertRange(args.Count - 1, ["-H", $"Host: {LabPlan.DemoHost}"]);
+                        var before = CpuTicks(cpu[name][0]);
                         var report = await Wrk.RunAsync("ip", name, new Uri(url), args, ct).ConfigureAwait(false);
-                        results.Add((mode, name, round, report));
+                        var proxyCpuUs = (CpuTicks(cpu[name][0]) - before) * 1e6 / 100; // USER_HZ
+                        var cpuPerRequest = report.Requests > 0 ? proxyCpuUs / report.Requests : 0;
+                        results.Add((mode, name, round, report, cpuPerRequest));
                         await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                            $"{mode} round {round} {name}: {report.Rps:0} req/s, p99 {report.P99Us:0} µs{(report.Error is null ? "" : " " + report.Error)}{(report.SocketErrors + report.Non2xx > 0 ? $" ({report.SocketErrors} socket errors, {report.Non2xx} non-2xx)" : "")}")).ConfigureAwait(false);
+                            $"{mode} round {round} {name}: {report.Rps:0} req/s, p99 {report.P99Us:0} µs, proxy CPU {cpuPerRequest:0} µs/request{(report.Error is null ? "" : " " + report.Error)}{(report.SocketErrors + report.Non2xx > 0 ? $" ({report.SocketErrors} socket errors, {report.Non2xx} non-2xx)" : "")}")).ConfigureAwait(false);
                     }
                 }
             }
@@ -108,25 +127,27 @@ public static class L7Proxies
     }
 
     /// <summary>The median round of each variant and mode, and the ratios of Mesh's medians to nginx's and haproxy's.</summary>
-    internal static string Summarize(IReadOnlyList<(string Mode, string Variant, int Round, WrkReport Report)> results, int connections, TimeSpan duration, int rounds)
+    internal static string Summarize(IReadOnlyList<(string Mode, string Variant, int Round, WrkReport Report, double CpuUsPerRequest)> results, int connections, TimeSpan duration, int rounds)
     {
         var inv = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
         md.AppendLine("# l7: Mesh's YARP entry vs nginx vs haproxy").AppendLine();
         md.AppendLine(inv, $"wrk -t1 -c{connections} -d{duration.TotalSeconds:0}s from mesh-client to node 3 (no local task), Host: web.test, 3 task servers; {rounds} rounds per mode, interleaved mesh, nginx, haproxy; medians of the rounds.").AppendLine();
-        md.AppendLine("| mode | mesh req/s | nginx req/s | haproxy req/s | mesh p99 µs | nginx p99 µs | haproxy p99 µs | mesh/nginx | mesh/haproxy | errors (socket+non-2xx) |");
-        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        md.AppendLine("| mode | mesh req/s | nginx req/s | haproxy req/s | mesh p99 µs | nginx p99 µs | haproxy p99 µs | mesh/nginx | mesh/haproxy | proxy CPU µs/req mesh, nginx, haproxy | errors (socket+non-2xx) |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var mode in results.Select(r => r.Mode).Distinct())
         {
-            double Median(string variant, Func<WrkReport, double> value)
+            double Median(string variant, Func<WrkReport, double> value) => MedianOf(variant, r => value(r.Report));
+
+            double MedianOf(string variant, Func<(string Mode, string Variant, int Round, WrkReport Report, double CpuUsPerRequest), double> value)
             {
-                var values = results.Where(r => r.Mode == mode && r.Variant == variant).Select(r => value(r.Report)).Order().ToList();
+                var values = results.Where(r => r.Mode == mode && r.Variant == variant).Select(value).Order().ToList();
                 return values.Count == 0 ? 0 : values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
             }
 
             var (m, n, h) = (Median("mesh", r => r.Rps), Median("nginx", r => r.Rps), Median("haproxy", r => r.Rps));
             var errors = results.Where(r => r.Mode == mode).Sum(r => r.Report.SocketErrors + r.Report.Non2xx);
-            md.AppendLine(inv, $"| {mode} | {m:0} | {n:0} | {h:0} | {Median("mesh", r => r.P99Us ?? 0):0} | {Median("nginx", r => r.P99Us ?? 0):0} | {Median("haproxy", r => r.P99Us ?? 0):0} | {(n > 0 ? m / n : 0):0.00} | {(h > 0 ? m / h : 0):0.00} | {errors} |");
+            md.AppendLine(inv, $"| {mode} | {m:0} | {n:0} | {h:0} | {Median("mesh", r => r.P99Us ?? 0):0} | {Median("nginx", r => r.P99Us ?? 0):0} | {Median("haproxy", r => r.P99Us ?? 0):0} | {(n > 0 ? m / n : 0):0.00} | {(h > 0 ? m / h : 0):0.00} | {MedianOf("mesh", r => r.CpuUsPerRequest):0}, {MedianOf("nginx", r => r.CpuUsPerRequest):0}, {MedianOf("haproxy", r => r.CpuUsPerRequest):0} | {errors} |");
         }
 
         md.AppendLine().AppendLine("Rounds (req/s):").AppendLine();
@@ -138,12 +159,78 @@ public static class L7Proxies
         return md.ToString();
     }
 
+    /// <summary>The daemon process of a lab node (its command line has <c>daemon</c> and <c>--node NAME</c>).</summary>
+    private static int DaemonPid(string node)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                var at = Array.IndexOf(args, "--node");
+                if (args.Contains("daemon") && at >= 0 && at + 1 < args.Length && args[at + 1] == node)
+                {
+                    return pid;
+                }
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+
+        throw new InvalidOperationException($"no daemon process of {node}");
+    }
+
+    /// <summary>utime + stime of a process and all its descendants, in clock ticks (/proc/PID/stat).</summary>
+    private static long CpuTicks(int root)
+    {
+        var stats = new Dictionary<int, (int Parent, long Ticks)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var text = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+                // After the name: state(3) ppid(4) ... utime(14) stime(15), so index = field - 3.
+                stats[pid] = (int.Parse(fields[1], CultureInfo.InvariantCulture), long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+
+        long total = 0;
+        var pending = new Queue<int>([root]);
+        while (pending.TryDequeue(out var pid))
+        {
+            total += stats.TryGetValue(pid, out var st) ? st.Ticks : 0;
+            foreach (var child in stats.Where(kv => kv.Value.Parent == pid).Select(kv => kv.Key))
+            {
+                pending.Enqueue(child);
+            }
+        }
+
+        return total;
+    }
+
     private static string NginxConfig(string work, IReadOnlyList<string> backends) => $$"""
         worker_processes 2;
         daemon off;
         pid {{work}}/nginx.pid;
         error_log stderr warn;
-        events { worker_connections 8192; }
+        events { worker_connections 4096; }
         http {
             access_log off;
             client_body_temp_path {{work}}/client_body;
@@ -170,7 +257,7 @@ public static class L7Proxies
     private static string HaproxyConfig(IReadOnlyList<string> backends) => $"""
         global
             nbthread 2
-            maxconn 20000
+            maxconn 4096
         defaults
             mode http
             timeout connect 5s
