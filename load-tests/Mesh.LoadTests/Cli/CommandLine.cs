@@ -267,6 +267,10 @@ public static class CommandLine
             c => { c.Options.Add(noWrk); c.Options.Add(directTask); c.Options.Add(replicas); },
             (p, s, ct) => Lab.MeshVsDirect.RunAsync(new Lab.MeshVsDirect.Options(s, !p.GetValue(noWrk), p.GetValue(directTask)!, Math.Max(1, p.GetValue(replicas))), ct), defaultRounds: 4));
 
+        root.Subcommands.Add(Scenario("l7", "lab: HTTP through Mesh's YARP entry vs nginx vs haproxy (both in node 3's ingress sandbox) to the same 3 tasks, wrk keep-alive and new connections, interleaved rounds; ratios vs nginx and haproxy",
+            _ => { },
+            (p, s, ct) => Lab.L7Proxies.RunAsync(new Lab.L7Proxies.Options(s), ct), defaultRounds: 3));
+
         var sizes = new Option<string>("--sizes") { Description = "service counts, comma-separated (smoke: 100)", DefaultValueFactory = _ => "100,1000,10000" };
         var tasksPer = new Option<int>("--tasks") { Description = "tasks per service", DefaultValueFactory = _ => 10 };
         root.Subcommands.Add(Scenario("scale", "control-plane programming time for N services x 10 tasks: the daemon's nft + iptables planners (cold, one change) vs a full iptables-restore rewrite; memory of the desired state",

@@ -50,9 +50,11 @@ public static class DaemonCommand
         var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
 
         var httpPort = new Option<int>("--http-port") { Description = "TCP port of the L7 entry (services' --route) on every address of this node; 0 turns it off", DefaultValueFactory = _ => Http.HttpEntryOptions.DefaultPort };
+        var httpsPort = new Option<int>("--https-port") { Description = "TCP port of the HTTPS entry (HTTP/1.1 and HTTP/2, certificates by SNI from --certs-dir); open only with --certs-dir", DefaultValueFactory = _ => Http.HttpEntryOptions.DefaultHttpsPort };
+        var certsDir = new Option<string?>("--certs-dir") { Description = "Directory of <host>.crt/<host>.key PEM pairs (*.domain.crt for a wildcard) the HTTPS entry serves by SNI; watched, changes apply without a restart" };
         var trustedProxies = new Option<string[]>("--trusted-proxies") { Description = "Addresses or CIDRs (comma separated, repeatable) whose X-Forwarded-*/Forwarded headers the L7 entry keeps; everyone else's are dropped (default none)" };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, trustedProxies, healthPort, config };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, httpsPort, certsDir, trustedProxies, healthPort, config };
         command.SetAction((given, ct) => CliErrors.RunAsync(async () =>
         {
             var settings = DaemonConfiguration.Resolve(given, command, config, [node, advertise], environment ?? Environment.GetEnvironmentVariable);
@@ -149,11 +151,22 @@ public static class DaemonCommand
                 Http = new Http.HttpEntryOptions
                 {
                     Port = parse.GetValue(httpPort) is >= 0 and <= 65535 and var http ? http : throw new ArgumentException($"--http-port {parse.GetValue(httpPort)} is not a port (0 turns the entry off)"),
+                    HttpsPort = parse.GetValue(httpsPort) is >= 1 and <= 65535 and var https && https != parse.GetValue(httpPort)
+                        ? https
+                        : throw new ArgumentException($"--https-port {parse.GetValue(httpsPort)}: use 1-65535, not --http-port's"),
+                    CertsDirectory = parse.GetValue(certsDir) is { } dir ? CertsDirectory(dir) : null,
                     TrustedProxies = Http.HttpEntryOptions.ParseTrustedProxies(parse.GetValue(trustedProxies) ?? []),
                 },
             };
             return options;
         }
+    }
+
+    /// <summary>An absolute path to an existing directory (not created: a mistyped path would otherwise serve nothing, silently).</summary>
+    private static string CertsDirectory(string text)
+    {
+        var path = Validate.AbsolutePath("--certs-dir", text.Length > 1 ? text.TrimEnd('/') : text);
+        return Directory.Exists(path) ? path : throw new ArgumentException($"--certs-dir '{Validate.Printable(text)}' is not a directory");
     }
 
     /// <summary>With TLS configured the join must use it (no silent downgrade to plain http); https needs the CA.</summary>

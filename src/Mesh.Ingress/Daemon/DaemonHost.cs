@@ -49,6 +49,9 @@ public static class DaemonHost
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // YARP logs two Information lines per proxied request ("Proxying to ...", "Received HTTP/1.1 response 200"):
+        // through the L7 entry that was megabytes of log a minute and ~10% of its CPU per request (BENCHMARKS.md, l7).
+        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
         builder.UseMeshSystemd(); // after the console logger: under systemd its journal format wins
         ApiListeners.Configure(builder.WebHost, options.ApiEndpoints, options.Security);
 
@@ -90,6 +93,7 @@ public static class DaemonHost
         // Publishing a port this daemon's own API listens on would redirect the API away on every node.
         var reserved = ReservedPorts.Default.With(options.ApiEndpoints.Where(e => e.Scheme != "unix").Select(e => (e.Port, TransportProtocol.Tcp, "this daemon's API")))
             .With(options.Http.Port == 0 ? [] : [(options.Http.Port, TransportProtocol.Tcp, "the L7 entry (--http-port)")])
+            .With(options.Http.ActiveHttpsPort == 0 ? [] : [(options.Http.ActiveHttpsPort, TransportProtocol.Tcp, "the HTTPS entry (--https-port)")])
             .With(options.HealthPort == 0 ? [] : [(options.HealthPort, TransportProtocol.Tcp, "the daemon's health port")]);
         services.AddSingleton(sp => new StoreMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (options.Etcd is not null)

@@ -4,8 +4,8 @@ namespace Mesh.Ingress.Http;
 
 public sealed partial class HttpEntry
 {
-    [LoggerMessage(Level = LogLevel.Information, Message = "HTTP entry listening on port {Port}, reaching tasks from {Sandbox}")]
-    private partial void LogListening(int port, string sandbox);
+    [LoggerMessage(Level = LogLevel.Information, Message = "HTTP entry listening on port {Port} (HTTPS: {HttpsPort}; 0 is off), reaching tasks from {Sandbox}")]
+    private partial void LogListening(int port, int httpsPort, string sandbox);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "HTTP entry applied revision {Revision}: {Routes} routes, {Destinations} destinations")]
     private partial void LogApplied(long revision, int routes, int destinations);

@@ -3,9 +3,12 @@ using System.Net;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.Http.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -23,6 +26,8 @@ namespace Mesh.Ingress.Http;
 /// sandbox (<see cref="SandboxConnector"/>), over the same overlay as the L4 mesh. Its routes and clusters follow the
 /// store: every revision is turned into a whole new configuration (<see cref="HttpRouteTable"/>) and swapped in
 /// through YARP's in-memory provider; requests already running finish on the configuration they started with.
+/// On <c>--https-port</c> (with <c>--certs-dir</c>) the same entry terminates TLS with each host's certificate picked
+/// by SNI (<see cref="CertificateStore"/>); the task then sees X-Forwarded-Proto https.
 /// A separate web host from the API's: its own port, no API authentication, and a failure to bind it (the port
 /// taken) is retried and logged without touching the API or the L4 dataplane.
 /// </summary>
@@ -54,19 +59,22 @@ public sealed partial class HttpEntry(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (options.Port == 0)
+        if (options.Port == 0 && options.ActiveHttpsPort == 0)
         {
             return;
         }
 
+        // The certificates outlive a restart of the web host (a port taken): loaded and watched once.
+        using var certificates = options.CertsDirectory is { } directory ? new CertificateStore(directory, loggers.CreateLogger<CertificateStore>()) : null;
+        certificates?.Start();
         while (!stoppingToken.IsCancellationRequested)
         {
             WebApplication? app = null;
             try
             {
-                app = Build();
+                app = Build(certificates);
                 await app.StartAsync(stoppingToken).ConfigureAwait(false);
-                LogListening(options.Port, sandbox.Netns.ToString());
+                LogListening(options.Port, options.ActiveHttpsPort, sandbox.Netns.ToString());
                 _running = app;
                 await FollowStoreAsync(app.Services.GetRequiredService<InMemoryConfigProvider>(), stoppingToken).ConfigureAwait(false);
             }
@@ -88,12 +96,12 @@ public sealed partial class HttpEntry(
         }
     }
 
-    private WebApplication Build()
+    private WebApplication Build(CertificateStore? certificates)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggers); // the daemon's log, not a console of its own
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Any, options.Port));
+        builder.WebHost.ConfigureKestrel(k => Listen(k, options, certificates));
         var forwarded = new ForwardedHeaders(options);
         builder.Services.AddReverseProxy()
             .LoadFromMemory([], [])
@@ -115,6 +123,43 @@ public sealed partial class HttpEntry(
         });
         app.MapFallback("{**path}", NotFoundAsync);
         return app;
+    }
+
+    /// <summary>
+    /// The entry's listeners: cleartext HTTP/1.1 and h2c on <c>--http-port</c>, TLS with HTTP/1.1 and HTTP/2 (ALPN)
+    /// on <c>--https-port</c> when there is a certificates directory.
+    /// </summary>
+    internal static void Listen(KestrelServerOptions k, HttpEntryOptions options, CertificateStore? certificates)
+    {
+        if (options.Port != 0)
+        {
+            // Cleartext HTTP/1.1 and HTTP/2 with prior knowledge (h2c, as gRPC clients speak it), told apart by
+            // the HTTP/2 connection preface (H2cPriorKnowledge). The Upgrade: h2c dance is not offered (Kestrel has none).
+            // The Http2-only endpoint binds first, so its pipeline exists before the port takes a connection.
+            var h2c = new H2cPriorKnowledge();
+            k.Listen(IPAddress.Loopback, 0, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.Use(h2c.Capture);
+            });
+            k.Listen(IPAddress.Any, options.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                listen.Use(next => connection => h2c.SniffAsync(connection, next));
+            });
+        }
+
+        if (certificates is not null)
+        {
+            k.Listen(IPAddress.Any, options.HttpsPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                listen.UseHttps(new TlsHandshakeCallbackOptions
+                {
+                    OnConnection = context => ValueTask.FromResult(certificates.OptionsFor(context.ClientHelloInfo.ServerName)),
+                });
+            });
+        }
     }
 
     /// <summary>Applies every new revision of the state until stopped.</summary>

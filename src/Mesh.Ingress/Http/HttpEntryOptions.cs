@@ -2,13 +2,28 @@ using System.Net;
 
 namespace Mesh.Ingress.Http;
 
-/// <summary>The node's L7 entry as <c>mesh daemon</c> is told: <c>--http-port</c> and <c>--trusted-proxies</c>.</summary>
+/// <summary>The node's L7 entry as <c>mesh daemon</c> is told: <c>--http-port</c>, <c>--https-port</c>, <c>--certs-dir</c> and <c>--trusted-proxies</c>.</summary>
 public sealed record HttpEntryOptions
 {
     public const int DefaultPort = 80;
 
+    /// <summary>
+    /// 443, as 80 is for HTTP: a node serving HTTPS serves it where clients look for it. The listener only opens with
+    /// <see cref="CertsDirectory"/>: without certificates there is nothing to present, so the default costs nothing.
+    /// </summary>
+    public const int DefaultHttpsPort = 443;
+
     /// <summary>The TCP port the entry listens on in the node's namespace, on every address; 0 turns the entry off.</summary>
     public int Port { get; init; } = DefaultPort;
+
+    /// <summary>The TCP port of the HTTPS entry (HTTP/1.1 and HTTP/2 by ALPN), open when <see cref="CertsDirectory"/> is set.</summary>
+    public int HttpsPort { get; init; } = DefaultHttpsPort;
+
+    /// <summary>The directory of <c>&lt;host&gt;.crt</c>/<c>&lt;host&gt;.key</c> pairs (Tls.CertificateDirectory); null: no HTTPS entry.</summary>
+    public string? CertsDirectory { get; init; }
+
+    /// <summary>The HTTPS port when the HTTPS entry is on, else 0.</summary>
+    public int ActiveHttpsPort => CertsDirectory is null ? 0 : HttpsPort;
 
     /// <summary>Peers whose X-Forwarded-* and Forwarded headers are kept (and appended to); everyone else's are dropped.</summary>
     public IReadOnlyList<IPNetwork> TrustedProxies { get; init; } = [];

@@ -348,8 +348,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             "daemon", "--node", node, "--advertise-addr", LabPlan.NodeAddress(i), "--dataplane", plan.Dataplane,
             "--api", LabPlan.Api(node), "--log-file", $"{LabPlan.StateDirectory}/{node}.log",
             "--ingress-sandbox", LabPlan.SandboxName(i), "--ingress-bridge", LabPlan.IngressBridge,
-            "--dns-upstream", LabPlan.UpstreamAddress,
+            "--dns-upstream", LabPlan.UpstreamAddress, "--certs-dir", LabPlan.CertsDirectory,
         ];
+        Directory.CreateDirectory(LabPlan.CertsDirectory);
         if (plan.UsesEtcd)
         {
             args.AddRange(["--store", plan.EtcdEndpoints, "--lease-ttl", plan.LeaseTtlSeconds.ToString(CultureInfo.InvariantCulture),

@@ -88,6 +88,9 @@ public sealed record LabPlan(int Nodes, int Replicas, string Dataplane, string S
 
     public static string KeyOf(string name) => $"{CaDirectory}/{name}.key";
 
+    /// <summary>Every node's <c>--certs-dir</c> (the HTTPS entry's host certificates; empty until a test puts one in).</summary>
+    public const string CertsDirectory = StateDirectory + "/certs";
+
     /// <summary>The daemon options that make a node use its certificate (TCP API, --join).</summary>
     public static IReadOnlyList<string> TlsArguments(string node) => ["--tls-cert", CertificateOf(node), "--tls-key", KeyOf(node), "--tls-ca", CaCertificate];
 

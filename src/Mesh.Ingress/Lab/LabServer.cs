@@ -41,6 +41,8 @@ public static class LabServer
             var body = Encoding.ASCII.GetBytes(Answer(task, node, ctx.Connection.LocalIpAddress, ctx.Connection.RemoteIpAddress, xff, proxy));
             ctx.Response.ContentType = "text/plain";
             ctx.Response.ContentLength = body.Length;
+            // The scheme the client used, as the L7 entry told it (the answer line keeps its format).
+            ctx.Response.Headers["X-Lab-Forwarded-Proto"] = ctx.Request.Headers["X-Forwarded-Proto"].ToString() is { Length: > 0 } proto ? proto : "-";
             return ctx.Response.Body.WriteAsync(body, ctx.RequestAborted).AsTask();
         });
 
