@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Mesh uses (only those missing). Usage: scripts/install-deps.sh run|test
 set -euo pipefail
-run_pkgs=(iproute2 iptables nftables curl util-linux procps dnsmasq-base)
+# gcc and libc6-dev link the ahead-of-time compiled mesh-cni (src/Mesh.Cni) in every Release build.
+run_pkgs=(iproute2 iptables nftables curl util-linux procps dnsmasq-base gcc libc6-dev)
 test_pkgs=(bind9-dnsutils wrk conntrack ipvsadm busybox-static tcpdump etcd-server dnsperf jq kmod chromium systemd nginx haproxy)
 want=("${run_pkgs[@]}")
 [ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")

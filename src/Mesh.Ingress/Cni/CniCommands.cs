@@ -32,7 +32,8 @@ public static class CniCommands
 
             var store = ApiClientFactory.Store(api);
             var services = (await store.GetStateAsync(ct)).Services.Select(s => s.Name);
-            new CniInstaller(Absolute("--bin-dir", parse.GetValue(binDir)!), Absolute("--conf-dir", parse.GetValue(confDir)!), api, m).Install(services, Console.Out);
+            new CniInstaller(Absolute("--bin-dir", parse.GetValue(binDir)!), Absolute("--conf-dir", parse.GetValue(confDir)!), api, m, CniInstaller.NativePluginBeside(AppContext.BaseDirectory))
+                .Install(services, Console.Out);
             return 0;
         }));
 

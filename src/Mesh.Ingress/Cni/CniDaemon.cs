@@ -1,8 +1,8 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Mesh.Discovery.Model;
-using Mesh.Ingress.Cli;
 
 namespace Mesh.Ingress.Cni;
 
@@ -11,7 +11,9 @@ namespace Mesh.Ingress.Cni;
 /// registration. Failures become CNI errors: an unreachable daemon is "try again later" (11), a refusal names why (100).
 /// The JSON is read with <see cref="JsonDocument"/> into the model by hand, not by the reflection serializer: building
 /// its metadata for the whole cluster model cost most of a cold ADD (over a second on a loaded 2-core machine),
-/// and the plugin is a fresh process every time. What is read is validated as the store validates it.
+/// and the plugin is a fresh process every time. What is read is validated as the store validates it. The client is
+/// built here rather than by the CLI's ApiClientFactory: the native plugin (src/Mesh.Cni) compiles this file without
+/// the CLI, its TLS and its token handling, which a unix socket on the same host does not need.
 /// </summary>
 public sealed class CniDaemon : IDisposable
 {
@@ -20,7 +22,39 @@ public sealed class CniDaemon : IDisposable
 
     private readonly HttpClient _http;
 
-    public CniDaemon(string api) => _http = ApiClientFactory.Create(api, RequestTimeout);
+    /// <param name="api"><c>unix:///path</c>, as <see cref="CniNetworkConfig"/> validated it.</param>
+    public CniDaemon(string api)
+    {
+        var socketPath = new Uri(api).AbsolutePath;
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch (SocketException e)
+                {
+                    socket.Dispose();
+                    throw new IOException(e.SocketErrorCode switch
+                    {
+                        SocketError.AddressNotAvailable or SocketError.AddressFamilyNotSupported => $"no socket at {socketPath}",
+                        SocketError.ConnectionRefused => $"nothing listens on {socketPath}",
+                        _ => $"cannot connect to {socketPath}: {e.Message}",
+                    }, e);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        _http = new HttpClient(handler) { BaseAddress = new Uri("http://mesh/"), Timeout = RequestTimeout };
+    }
 
     public async Task<string> NodeAsync(CancellationToken ct)
     {

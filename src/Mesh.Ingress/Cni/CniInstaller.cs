@@ -7,14 +7,21 @@ using Mesh.Ingress.Lab;
 namespace Mesh.Ingress.Cni;
 
 /// <summary>
-/// <c>mesh cni install</c>: the plugin (a two-line <c>mesh-cni</c> script that runs this very binary as
-/// <c>mesh cni plugin</c>) in the runtime's plugin directory, and one network configuration list per service
-/// (<c>mesh-&lt;service&gt;.conflist</c>, network <c>mesh-&lt;service&gt;</c>) in its configuration directory. Lists
-/// of services that are gone are removed; files Mesh did not write are never touched. Re-run it after services change.
+/// <c>mesh cni install</c>: the plugin in the runtime's plugin directory, and one network configuration list per
+/// service (<c>mesh-&lt;service&gt;.conflist</c>, network <c>mesh-&lt;service&gt;</c>) in its configuration directory.
+/// The plugin is a copy of the native <c>mesh-cni</c> (src/Mesh.Cni, built ahead of time beside the mesh binary) when
+/// there is one, else a two-line script that runs this very binary as <c>mesh cni plugin</c>: the same code either
+/// way, the native one without a .NET runtime's start and JIT on every container event. Lists of services that are
+/// gone are removed; files Mesh did not write are never touched. Re-run it after services change.
 /// </summary>
-public sealed class CniInstaller(string binDir, string confDir, string api, int mtu)
+/// <param name="nativePlugin">The native plugin to copy, or null to write the script (<see cref="NativePluginBeside"/>).</param>
+public sealed class CniInstaller(string binDir, string confDir, string api, int mtu, string? nativePlugin = null)
 {
     public const string PluginName = "mesh-cni";
+
+    /// <summary>The native plugin in <paramref name="directory"/> (the mesh binary's own), or null when it was not built (a Debug build).</summary>
+    public static string? NativePluginBeside(string directory) =>
+        Path.Combine(directory, PluginName) is var path && File.Exists(path) ? path : null;
 
     /// <summary>The cniVersion written: 1.0.0, which podman 4.3's libcni and every current runtime read.</summary>
     public const string ConfigVersion = "1.0.0";
@@ -29,8 +36,17 @@ public sealed class CniInstaller(string binDir, string confDir, string api, int 
     {
         Directory.CreateDirectory(binDir);
         Directory.CreateDirectory(confDir);
-        WriteAtomically(PluginPath, PluginScript(), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        const UnixFileMode executable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        if (nativePlugin is not null)
+        {
+            CopyAtomically(nativePlugin, PluginPath, executable);
+        }
+        else
+        {
+            WriteAtomically(PluginPath, PluginScript(), executable);
+        }
+
         output.WriteLine($"plugin  {PluginPath}");
 
         var wanted = services.Order(StringComparer.Ordinal).ToArray();
@@ -110,6 +126,18 @@ public sealed class CniInstaller(string binDir, string confDir, string api, int 
     {
         var temp = path + ".tmp";
         File.WriteAllText(temp, text);
+        File.SetUnixFileMode(temp, mode);
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// Copy beside, then rename: a runtime never runs half a binary, and one running the old plugin keeps its file
+    /// (writing over an executable that runs fails with ETXTBSY).
+    /// </summary>
+    private static void CopyAtomically(string source, string path, UnixFileMode mode)
+    {
+        var temp = path + ".tmp";
+        File.Copy(source, temp, overwrite: true);
         File.SetUnixFileMode(temp, mode);
         File.Move(temp, path, overwrite: true);
     }

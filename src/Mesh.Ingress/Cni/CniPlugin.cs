@@ -1,6 +1,5 @@
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
-using Mesh.Ingress.Kernel;
 
 namespace Mesh.Ingress.Cni;
 

@@ -16,7 +16,8 @@ public sealed class CniInstallerTests : IDisposable
         var conf = Path.Combine(_dir, "net.d");
         Directory.CreateDirectory(conf);
         File.WriteAllText(Path.Combine(conf, "mesh-other.conflist"), """{"cniVersion":"1.0.0","name":"mesh-other","plugins":[{"type":"bridge"}]}""");
-        var installer = new CniInstaller(bin, conf, "unix:///run/mesh/mesh.sock", 1450);
+        // No native plugin given (a Debug build has none): the script that runs `mesh cni plugin`.
+        var installer = new CniInstaller(bin, conf, "unix:///run/mesh/mesh.sock", 1450, nativePlugin: null);
         installer.Install(["web", "api"], TextWriter.Null);
         installer.Install(["web"], TextWriter.Null);
 
@@ -31,5 +32,33 @@ public sealed class CniInstallerTests : IDisposable
         Assert.Equal("1.0.0", doc.RootElement.GetProperty("cniVersion").GetString());
         var plugin = doc.RootElement.GetProperty("plugins")[0];
         Assert.Equal(("mesh-cni", "web", 1450), (plugin.GetProperty("type").GetString(), plugin.GetProperty("service").GetString(), plugin.GetProperty("mtu").GetInt32()));
+    }
+
+    [Fact]
+    public void Install_copies_the_native_plugin_when_there_is_one_and_replaces_a_script_with_it()
+    {
+        var bin = Path.Combine(_dir, "bin");
+        var conf = Path.Combine(_dir, "net.d");
+        new CniInstaller(bin, conf, "unix:///run/mesh/mesh.sock", 1450, nativePlugin: null).Install(["web"], TextWriter.Null);
+        var native = Path.Combine(_dir, "mesh-cni-native");
+        byte[] elf = [0x7f, (byte)'E', (byte)'L', (byte)'F', 2, 1, 1, 0, 0xde, 0xad];
+        File.WriteAllBytes(native, elf);
+        File.SetUnixFileMode(native, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        new CniInstaller(bin, conf, "unix:///run/mesh/mesh.sock", 1450, native).Install(["web"], TextWriter.Null);
+
+        var plugin = Path.Combine(bin, "mesh-cni");
+        Assert.Equal(elf, File.ReadAllBytes(plugin));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherExecute, File.GetUnixFileMode(plugin));
+        Assert.Equal(["mesh-cni"], Directory.GetFiles(bin).Select(Path.GetFileName)); // no temporary file left
+    }
+
+    [Fact]
+    public void The_native_plugin_is_found_only_when_it_is_beside_the_binary()
+    {
+        Assert.Null(CniInstaller.NativePluginBeside(_dir));
+        File.WriteAllBytes(Path.Combine(_dir, "mesh-cni"), [1]);
+        Assert.Equal(Path.Combine(_dir, "mesh-cni"), CniInstaller.NativePluginBeside(_dir));
     }
 }

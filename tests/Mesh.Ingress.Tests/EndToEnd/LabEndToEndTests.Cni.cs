@@ -25,6 +25,9 @@ public sealed partial class LabEndToEndTests
         Assert.True(run.ExitCode == 0, run.Stderr);
         Assert.Contains("network mesh-web", run.Stdout, StringComparison.Ordinal);
 
+        // The native plugin (src/Mesh.Cni) is what a Release build installs and what these tests drive, not the script.
+        Assert.Equal([0x7f, (byte)'E', (byte)'L', (byte)'F'], (await File.ReadAllBytesAsync($"{dir}/bin/mesh-cni")).Take(4));
+
         // What libcni hands each plugin of a list: the plugin's object plus the list's name and cniVersion.
         var list = JsonNode.Parse(await File.ReadAllTextAsync($"{dir}/net.d/mesh-web.conflist"))!;
         var plugin = list["plugins"]![0]!.DeepClone();
