@@ -129,36 +129,22 @@ public sealed partial class NodeReconciler(
     /// </summary>
     private async Task<bool> WaitForChangeOrHealthAsync(long revision, CancellationToken stoppingToken)
     {
-        if (health is null)
-        {
-            await WaitForChangeAsync(revision, options.ResyncInterval, stoppingToken).ConfigureAwait(false);
-            return false;
-        }
-
-        using var either = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var healthChanged = health.WaitForChangeAsync(_healthSeen, either.Token);
-        var storeChanged = WaitForChangeAsync(revision, options.ResyncInterval, either.Token);
-        var first = await Task.WhenAny(healthChanged, storeChanged).ConfigureAwait(false);
-        await either.CancelAsync().ConfigureAwait(false);
-        var loser = first == healthChanged ? storeChanged : healthChanged;
         try
         {
-            await loser.ConfigureAwait(false);
-        }
-        catch (Exception) when (!stoppingToken.IsCancellationRequested)
-        {
-            // cancelled because the other one came first: whatever it ended with does not matter
-        }
+            var healthFirst = await HealthChecks.StoreOrHealthChange.WaitAsync(store, revision, options.ResyncInterval, health, _healthSeen, stoppingToken).ConfigureAwait(false);
+            if (healthFirst)
+            {
+                LogHealthPass(health!.Version);
+            }
 
-        stoppingToken.ThrowIfCancellationRequested();
-        await first.ConfigureAwait(false); // the winner's failure is the loop's, as without health checks
-        if (first == healthChanged)
-        {
-            LogHealthPass(health.Version);
-            return true;
+            return healthFirst;
         }
-
-        return false;
+        catch (StoreUnavailableException e)
+        {
+            LogStoreUnavailable(e.Message);
+            await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
+            return false;
+        }
     }
 
     /// <summary>

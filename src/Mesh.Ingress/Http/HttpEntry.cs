@@ -205,7 +205,7 @@ public sealed partial class HttpEntry(
 
             try
             {
-                healthOnly = await WaitForChangeAsync(revision, healthApplied, ct).ConfigureAwait(false);
+                healthOnly = await HealthChecks.StoreOrHealthChange.WaitAsync(store, revision, WatchTimeout, health, healthApplied, ct).ConfigureAwait(false);
             }
             catch (StoreUnavailableException e)
             {
@@ -214,36 +214,6 @@ public sealed partial class HttpEntry(
                 await Task.Delay(Retry, ct).ConfigureAwait(false);
             }
         }
-    }
-
-    /// <summary>
-    /// A store change, or (with health checks) a health verdict that changes the backends, whichever comes first;
-    /// true for the latter.
-    /// </summary>
-    private async Task<bool> WaitForChangeAsync(long revision, long healthVersion, CancellationToken ct)
-    {
-        if (health is null)
-        {
-            await store.WatchAsync(revision, WatchTimeout, ct).ConfigureAwait(false);
-            return false;
-        }
-
-        using var either = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var watch = store.WatchAsync(revision, WatchTimeout, either.Token);
-        var healthChanged = health.WaitForChangeAsync(healthVersion, either.Token);
-        var first = await Task.WhenAny(watch, healthChanged).ConfigureAwait(false);
-        await either.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await (first == watch ? healthChanged : watch).ConfigureAwait(false);
-        }
-        catch (Exception) when (!ct.IsCancellationRequested)
-        {
-            // cancelled because the other one came first
-        }
-
-        await first.ConfigureAwait(false);
-        return first == healthChanged;
     }
 
     private async Task MeasureAsync(HttpContext context, Func<Task> next)

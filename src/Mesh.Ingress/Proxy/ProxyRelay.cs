@@ -24,7 +24,8 @@ public sealed partial class ProxyRelay(
     DaemonOptions options,
     ProxyRelayMetrics metrics,
     ILoggerFactory loggers,
-    ILogger<ProxyRelay> logger) : BackgroundService
+    ILogger<ProxyRelay> logger,
+    HealthChecks.TaskHealthMonitor? health = null) : BackgroundService
 {
     private static readonly TimeSpan Retry = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(30);
@@ -39,23 +40,29 @@ public sealed partial class ProxyRelay(
         try
         {
             long applied = -1;
+            long healthApplied = -1;
             var complete = true;
+            ClusterState? state = null;
+            var healthOnly = false;
             while (!stoppingToken.IsCancellationRequested)
             {
                 long revision;
                 try
                 {
-                    var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                    // A health verdict alone re-plans from the state already read (as the node loop and the L7 entry).
+                    var healthVersion = health?.Version ?? 0;
+                    state = healthOnly && state is not null ? state : await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
                     revision = state.Revision;
-                    if (revision != applied || !complete)
+                    if (revision != applied || healthVersion != healthApplied || !complete)
                     {
-                        complete = await ApplyAsync(RelayPlan.Build(state), revision).ConfigureAwait(false);
-                        applied = revision;
+                        complete = await ApplyAsync(RelayPlan.Build(state, health?.Snapshot), revision).ConfigureAwait(false);
+                        (applied, healthApplied) = (revision, healthVersion);
                     }
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
                     LogStateFailed(e, Retry.TotalSeconds);
+                    healthOnly = false;
                     await Task.Delay(Retry, stoppingToken).ConfigureAwait(false);
                     continue;
                 }
@@ -63,10 +70,11 @@ public sealed partial class ProxyRelay(
                 try
                 {
                     // A port that could not be opened (the sandbox not made yet, the port taken) is retried soon.
-                    await store.WatchAsync(revision, complete ? WatchTimeout : Retry, stoppingToken).ConfigureAwait(false);
+                    healthOnly = await HealthChecks.StoreOrHealthChange.WaitAsync(store, revision, complete ? WatchTimeout : Retry, health, healthApplied, stoppingToken).ConfigureAwait(false);
                 }
                 catch (StoreUnavailableException e)
                 {
+                    healthOnly = false;
                     LogStoreUnavailable(e.Message);
                     await Task.Delay(Retry, stoppingToken).ConfigureAwait(false);
                 }

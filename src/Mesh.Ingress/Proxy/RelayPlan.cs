@@ -7,7 +7,7 @@ namespace Mesh.Ingress.Proxy;
 /// <summary>
 /// One <c>proxy=v2</c> published port as the relay serves it: what it listens on in the sandbox, whose service it
 /// is, and the backends (the service's running tasks' ingress addresses on the target port, in the stable order
-/// the L4 dataplanes round-robin over).
+/// the L4 dataplanes round-robin over, without the tasks this node finds unhealthy).
 /// </summary>
 public sealed record RelayPort(TransportProtocol Protocol, int Published, string Service, int Target, IReadOnlyList<IPEndPoint> Backends)
 {
@@ -29,7 +29,9 @@ public sealed record RelayPort(TransportProtocol Protocol, int Published, string
 /// <summary>What the relay of a node should serve for a cluster state: a pure function, unit-tested.</summary>
 public static class RelayPlan
 {
-    public static IReadOnlyList<RelayPort> Build(ClusterState state)
+    /// <param name="health">This node's health verdicts: unhealthy tasks get no new connection (fail open when all are,
+    /// as the L4 dataplanes: <see cref="BackendSet.Of"/>).</param>
+    public static IReadOnlyList<RelayPort> Build(ClusterState state, HealthChecks.BackendHealth? health = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         var tasks = BackendSet.RunningTasksByService(state);
@@ -43,7 +45,7 @@ public static class RelayPlan
             }
 
             // Addresses come from the store, which validated them; one that does not parse is skipped, not trusted.
-            var addresses = BackendSet.For(tasks, service, OverlayNetwork.IngressName).Addresses
+            var addresses = BackendSet.For(tasks, service, OverlayNetwork.IngressName, health).Addresses
                 .Select(a => IPAddress.TryParse(a, out var ip) ? ip : null).OfType<IPAddress>().ToArray();
             foreach (var port in relayed.OrderBy(p => p.Protocol).ThenBy(p => p.Published))
             {

@@ -1,7 +1,9 @@
+using System.Collections.Frozen;
 using System.Net;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.HealthChecks;
 using Mesh.Ingress.Proxy;
 using Xunit;
 
@@ -47,6 +49,32 @@ public sealed class RelayPlanTests
         var unrelated = StateTransitions.RemoveTask(state, "web.1");
         Assert.Equal(plan, RelayPlan.Build(unrelated));
         Assert.Empty(RelayPlan.Build(StateTransitions.RemoveService(state, "pweb")));
+    }
+
+    [Fact]
+    public void A_task_this_node_finds_unhealthy_gets_no_new_connection_until_every_task_is_unhealthy_then_all_do()
+    {
+        var state = Cluster();
+        state = StateTransitions.RemoveService(state, "pweb");
+        state = StateTransitions.CreateService(state, new ServiceSpec
+        {
+            Name = "pweb",
+            Ports = [PublishedPort.Parse("8083:80,proxy=v2")],
+            HealthCheck = new HealthCheck { Path = "/healthz", IntervalMs = 1000, TimeoutMs = 500 },
+        }).State;
+        foreach (var task in new[] { "pweb.1", "pweb.2" })
+        {
+            state = StateTransitions.AddTask(state, new TaskSpec { Name = task, Service = "pweb", Node = "n1" }).State;
+        }
+
+        static BackendHealth Unhealthy(params string[] tasks) => new(tasks.ToFrozenSet(StringComparer.Ordinal));
+        Assert.Equal([IPEndPoint.Parse(Ip(state, "pweb.2") + ":80")], RelayPlan.Build(state, Unhealthy("pweb.1")).Single().Backends);
+
+        // Fail open, as the L4 dataplanes: with every task unhealthy the relay still has all of them.
+        Assert.Equal(2, RelayPlan.Build(state, Unhealthy("pweb.1", "pweb.2")).Single().Backends.Count);
+
+        // A service without a health check ignores verdicts (the task names are another service's).
+        Assert.Equal(RelayPlan.Build(state), RelayPlan.Build(state, BackendHealth.None));
     }
 
     [Fact]
