@@ -26,6 +26,10 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
 {
     private readonly LinkTool _links = new(runner);
 
+    /// <summary>The node-side end of a lab task's leg on a network (the task's own end is <c>eth</c>N).</summary>
+    internal static string HostLeg(string taskName, string network) =>
+        "vt" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{taskName}/{network}")).AsSpan(0, 4));
+
     public async Task UpAsync(LabPlan plan, CancellationToken ct)
     {
         RequireRoot();
@@ -181,7 +185,7 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             await WaitUntilAsync(() => _links.LinkExistsAsync(nodeNs, bridge, ct), TimeSpan.FromSeconds(30),
                 $"the daemon of {node} did not make the bridge {bridge} of network {network}: see {LabPlan.StateDirectory}/{node}.log", ct);
             var inside = string.Create(CultureInfo.InvariantCulture, $"eth{index}");
-            var hostSide = "vt" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{taskName}/{network}")).AsSpan(0, 4));
+            var hostSide = HostLeg(taskName, network);
             if (!await _links.LinkExistsAsync(nodeNs, hostSide, ct))
             {
                 await _links.TryIpAsync(taskNs, ["link", "del", inside], ct);

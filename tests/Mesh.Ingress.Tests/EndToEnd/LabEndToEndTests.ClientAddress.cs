@@ -146,6 +146,19 @@ public sealed partial class LabEndToEndTests
         }
 
         await EventuallyAsync(async () => Assert.Equal("", (await Shell.RunAsync("ip", "netns", "pids", netns)).Stdout.Trim()), attempts: 50);
+
+        // And its legs go, as a CNI DEL deletes them, even while something still holds the namespace: a leg left on a
+        // node's bridge answers ARP for the task's old address, which a task on another node may have been given since
+        // (seen: T8p's relay reset through a node whose bridge had learned pweb.1's MAC on such a leg).
+        var task = netns["mesh-".Length..];
+        for (var i = 1; i <= LabFixture.NodeAddresses.Length; i++)
+        {
+            foreach (var network in new[] { Discovery.Model.OverlayNetwork.IngressName, LabPlan.AppNetwork })
+            {
+                await Shell.RunAsync("ip", "-n", LabPlan.NodeName(i), "link", "del", LabCluster.HostLeg(task, network));
+            }
+        }
+
         await Shell.RunAsync("ip", "netns", "del", netns);
         if (Directory.Exists($"/etc/netns/{netns}"))
         {
