@@ -25,25 +25,13 @@ public sealed class NetlinkAttributes
 
     public static NetlinkAttributes Parse(ReadOnlyMemory<byte> data, string operation = "netlink receive")
     {
+        // A repeated type keeps its last value, as the kernel's nla_parse does.
         var dict = new Dictionary<ushort, ReadOnlyMemory<byte>>();
-        var span = data.Span;
-        int off = 0;
-        while (off < span.Length)
+        foreach (var (type, value) in ParseList(data, operation))
         {
-            int remaining = span.Length - off;
-            if (remaining < NLA_HDRLEN)
-            {
-                throw new NetlinkProtocolException(operation, $"{remaining} trailing bytes at attribute offset {off}, shorter than nlattr");
-            }
-            ushort len = BinaryPrimitives.ReadUInt16LittleEndian(span[off..]);
-            ushort type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(span[(off + 2)..]) & NLA_TYPE_MASK);
-            if (len < NLA_HDRLEN || len > remaining)
-            {
-                throw new NetlinkProtocolException(operation, $"nla_len {len} of attribute type {type} at offset {off} out of range ({NLA_HDRLEN}..{remaining})");
-            }
-            dict[type] = data.Slice(off + NLA_HDRLEN, len - NLA_HDRLEN);
-            off += Math.Min(Align(len), remaining);
+            dict[type] = value;
         }
+
         return new NetlinkAttributes(dict, operation);
     }
 
