@@ -292,14 +292,16 @@ public static class CommandLine
 
         var drain = new Option<string>("--drain") { Description = "churn: time between deregistering a task and stopping it", DefaultValueFactory = _ => "2s" };
         var keepAlive = new Option<bool>("--keep-alive") { Description = "churn: keep-alive connections instead of a new connection per request" };
+        var runtime = new Option<string>("--runtime") { Description = "churn: netns (mesh lab serve in a namespace, registered once it answers) or podman (containers through mesh-cni, routed once their port answers)", DefaultValueFactory = _ => Mesh.Ingress.Lab.LabPlan.NetnsRuntime };
+        runtime.AcceptOnlyFromAmong(Mesh.Ingress.Lab.LabPlan.NetnsRuntime, Mesh.Ingress.Lab.LabPlan.PodmanRuntime);
         root.Subcommands.Add(Scenario("churn", "lab: rolling replacement of every task of web under constant open-loop load through node 3; failed requests last (target 0)",
-            c => { c.Options.Add(drain); c.Options.Add(keepAlive); },
+            c => { c.Options.Add(drain); c.Options.Add(keepAlive); c.Options.Add(runtime); },
             (p, s, ct) =>
             {
                 // the load must outlast three replacements: at least 30 s (smoke: 16 s)
                 s = s with { Duration = s.Smoke ? TimeSpan.FromSeconds(16) : TimeSpan.FromTicks(Math.Max(s.Duration.Ticks, TimeSpan.FromSeconds(30).Ticks)) };
                 var d = Durations.Parse(p.GetValue(drain)!);
-                return Lab.Churn.RunAsync(new Lab.Churn.Options(s, s.Smoke && d > TimeSpan.FromMilliseconds(500) ? TimeSpan.FromMilliseconds(500) : d, p.GetValue(keepAlive)), ct);
+                return Lab.Churn.RunAsync(new Lab.Churn.Options(s, s.Smoke && d > TimeSpan.FromMilliseconds(500) ? TimeSpan.FromMilliseconds(500) : d, p.GetValue(keepAlive), p.GetValue(runtime)!), ct);
             }));
 
         var querier = new Option<string>("--querier") { Description = "dns: the task whose namespace sends the queries", DefaultValueFactory = _ => "web.1" };

@@ -7,6 +7,7 @@ using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Lab;
+using Mesh.Ingress.Lab.Podman;
 using Mesh.LoadTests.Cli;
 using Mesh.LoadTests.Core;
 using Mesh.LoadTests.Reporting;
@@ -19,13 +20,15 @@ namespace Mesh.LoadTests.Lab;
 /// a careful runtime would: start the new task (namespace, overlay legs, addresses, server) and wait until it
 /// answers, register it (<c>POST /v1/tasks</c> with its addresses), wait until every daemon applied it;
 /// then deregister the old task, wait until every daemon applied that, let in-flight requests drain, and only
-/// then stop its server and delete its namespace.
+/// then stop its server and delete its namespace. With <c>--runtime podman</c> the tasks are containers: each new
+/// one is started with <c>podman run</c> under the load (mesh-cni registers it at CNI ADD as starting, and every node
+/// routes to it once its node found its port open), and each old one leaves as above, then <c>podman rm -f</c>.
 /// </summary>
 public static class Churn
 {
     public const string LoadSource = "198.18.0.101";
 
-    public sealed record Options(Settings Settings, TimeSpan Drain, bool KeepAlive);
+    public sealed record Options(Settings Settings, TimeSpan Drain, bool KeepAlive, string Runtime = LabPlan.NetnsRuntime);
 
     public static async Task<int> RunAsync(Options o, CancellationToken ct)
     {
@@ -34,7 +37,7 @@ public static class Churn
         var outRoot = s.Out ?? Path.Combine(Runner.DefaultResultsRoot(), $"churn-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
         Directory.CreateDirectory(outRoot);
         var log = Console.Error;
-        await using var lab = await LabSession.UpAsync(log, ct).ConfigureAwait(false);
+        await using var lab = await LabSession.UpAsync(log, ct, runtime: o.Runtime).ConfigureAwait(false);
         await lab.InAsync(LabPlan.Client, "ip", "addr", "replace", $"{LoadSource}/24", "dev", "eth0").ConfigureAwait(false);
         await lab.InAsync(LabPlan.Client, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1").ConfigureAwait(false);
         await lab.InAsync(LabPlan.Client, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535").ConfigureAwait(false);
@@ -60,14 +63,17 @@ public static class Churn
         foreach (var task in old)
         {
             var step = Stopwatch.StartNew();
-            var replacement = await StartReplacementAsync(lab, task, Event, ct).ConfigureAwait(false);
+            var replacement = lab.Plan.UsesPodman
+                ? await StartContainerAsync(lab, task, Event, ct).ConfigureAwait(false)
+                : await StartReplacementAsync(lab, task, Event, ct).ConfigureAwait(false);
             var added = step.Elapsed;
             Event($"deregister {task.Name}");
             await lab.Store.RemoveTaskAsync(task.Name, ct).ConfigureAwait(false);
             await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
             Event($"every node applied the removal of {task.Name}");
             await Task.Delay(o.Drain, ct).ConfigureAwait(false);
-            await StopTaskAsync(lab, task.Name, ct).ConfigureAwait(false);
+            if (lab.Plan.UsesPodman) await new LabPodmanNode(lab.Runner, NodeIndex(task.Node)).RemoveAsync(task.Name, ct).ConfigureAwait(false);
+            else await StopTaskAsync(lab, task.Name, ct).ConfigureAwait(false);
             Event($"{task.Name} stopped");
             var line = string.Create(CultureInfo.InvariantCulture,
                 $"{task.Name} ({task.Node}) → {replacement}: new task serving and registered after {added.TotalMilliseconds:0} ms, old drained ({Durations.Format(o.Drain)}) and removed after {step.Elapsed.TotalMilliseconds:0} ms");
@@ -80,7 +86,7 @@ public static class Churn
 
         var inv = CultureInfo.InvariantCulture;
         var md = new StringBuilder("# churn\n\n");
-        md.AppendLine(inv, $"Open loop {rate:0} req/s to `{url}` ({(o.KeepAlive ? "keep-alive" : "a new connection per request")}, from {LoadSource}) for {Durations.Format(s.Duration)} while every task of `web` was replaced one by one (drain {Durations.Format(o.Drain)}); tasks now: {string.Join(", ", after)}.").AppendLine();
+        md.AppendLine(inv, $"Runtime {lab.Plan.Runtime}. Open loop {rate:0} req/s to `{url}` ({(o.KeepAlive ? "keep-alive" : "a new connection per request")}, from {LoadSource}) for {Durations.Format(s.Duration)} while every task of `web` was replaced one by one (drain {Durations.Format(o.Drain)}); tasks now: {string.Join(", ", after)}.").AppendLine();
         foreach (var l in steps) md.AppendLine("- " + l);
         md.AppendLine(inv, $"- rolling replacement of {old.Count} tasks took {replaceTime.TotalSeconds:0.0} s").AppendLine();
         var v = report?.Variants.FirstOrDefault();
@@ -117,6 +123,25 @@ public static class Churn
         Event($"every node applied {name}");
         return name;
     }
+
+    /// <summary>
+    /// podman run of the next task the store names (the lowest free web.k) on the old task's node, as <c>mesh lab run</c>
+    /// does: registered starting at CNI ADD, not waited for before it is routed; returns once it is running and every
+    /// daemon applied that.
+    /// </summary>
+    private static async Task<string> StartContainerAsync(LabSession lab, ServiceTask old, Action<string> Event, CancellationToken ct)
+    {
+        var names = (await lab.StateAsync(ct).ConfigureAwait(false)).Tasks.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var name = Enumerable.Range(1, 1000).Select(k => $"{LabPlan.DemoService}.{k.ToString(inv())}").First(n => !names.Contains(n));
+        Event($"podman run {name}");
+        await lab.Cluster.StartTaskAsync(lab.Store, name, NodeIndex(old.Node), ct).ConfigureAwait(false);
+        Event($"{name} running");
+        await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
+        Event($"every node applied {name}");
+        return name;
+    }
+
+    private static int NodeIndex(string node) => int.Parse(node["mesh-n".Length..], inv());
 
     /// <summary>
     /// What a runtime does before it registers a task: its namespace, one leg per overlay the service joins (addresses

@@ -20,9 +20,9 @@ public sealed class LabSession : IAsyncDisposable
     private readonly LabLock _lock;
     private readonly TextWriter _log;
 
-    private LabSession(LabLock labLock, TextWriter log, int replicas, string store, int leaseTtlSeconds, int etcdMembers)
+    private LabSession(LabLock labLock, TextWriter log, int replicas, string store, int leaseTtlSeconds, int etcdMembers, string runtime)
     {
-        Plan = new LabPlan(3, replicas, "auto", store, etcdMembers, leaseTtlSeconds);
+        Plan = new LabPlan(3, replicas, "auto", store, etcdMembers, leaseTtlSeconds, runtime);
         _lock = labLock;
         _log = log;
         Runner = new ProcessCommandRunner();
@@ -35,11 +35,11 @@ public sealed class LabSession : IAsyncDisposable
     public IClusterStore Store { get; } = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
 
     public static async Task<LabSession> UpAsync(TextWriter log, CancellationToken ct, int replicas = 3, string store = "embedded", int leaseTtlSeconds = 10,
-        int etcdMembers = 1)
+        int etcdMembers = 1, string runtime = LabPlan.NetnsRuntime)
     {
         if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("lab scenarios build network namespaces: run as root");
         var labLock = await LabLock.AcquireAsync(log, ct).ConfigureAwait(false);
-        var session = new LabSession(labLock, log, replicas, store, leaseTtlSeconds, etcdMembers);
+        var session = new LabSession(labLock, log, replicas, store, leaseTtlSeconds, etcdMembers, runtime);
         try
         {
             var sw = Stopwatch.StartNew();

@@ -99,7 +99,7 @@ public static class ObjectRules
 
         if (!Enum.IsDefined(task.State))
         {
-            throw new ValidationException("state", "is not running, draining or node-down");
+            throw new ValidationException("state", "is not running, draining, node_down, starting or failed");
         }
     }
 

@@ -20,6 +20,9 @@ public sealed class ServiceNameIndex
 
     public IReadOnlyDictionary<string, ServiceTask> Tasks { get; private init; } = new Dictionary<string, ServiceTask>();
 
+    /// <summary>Lower-case task name → the tasks whose own queries are answered (running and starting ones).</summary>
+    private IReadOnlyDictionary<string, ServiceTask> Queriers { get; init; } = new Dictionary<string, ServiceTask>();
+
     /// <summary>Service alias → its service (the store keeps aliases unique across services and task names).</summary>
     public IReadOnlyDictionary<string, ClusterService> ServiceAliases { get; private init; } = new Dictionary<string, ClusterService>();
 
@@ -40,6 +43,10 @@ public sealed class ServiceNameIndex
     public static ServiceNameIndex Build(ClusterState state)
     {
         var running = state.Tasks.Where(t => t.State == TaskState.Running).ToList();
+        // A starting task is in no answer, but its own queries are answered: a server commonly resolves what it
+        // needs before it listens (and it only listens, and so becomes running, once those answer).
+        var queriers = state.Tasks.Where(t => t.State is TaskState.Running or TaskState.Starting)
+            .ToDictionary(t => t.Name.ToLowerInvariant(), StringComparer.Ordinal);
         var owners = new Dictionary<(string, IPAddress), string>();
         foreach (var service in state.Services)
         {
@@ -75,6 +82,7 @@ public sealed class ServiceNameIndex
             TasksOfService = running.GroupBy(t => t.Service.ToLowerInvariant())
                 .ToDictionary(g => g.Key, g => (IReadOnlyList<ServiceTask>)g.OrderBy(t => t.Name, StringComparer.Ordinal).ToArray(), StringComparer.Ordinal),
             Tasks = tasks,
+            Queriers = queriers,
             ServiceAliases = serviceAliases,
             TaskAliases = taskAliases,
             _names = new KnownNames(services, serviceAliases, tasks, taskAliases),
@@ -94,7 +102,7 @@ public sealed class ServiceNameIndex
 
     private NetworkNames? CreateNames(string taskId)
     {
-        if (!Tasks.TryGetValue(taskId.ToLowerInvariant(), out var querier))
+        if (!Queriers.TryGetValue(taskId.ToLowerInvariant(), out var querier))
         {
             return null;
         }

@@ -68,6 +68,9 @@ public sealed partial class EmbeddedStore : IClusterStore
     public Task RemoveTaskAsync(string name, CancellationToken cancellationToken = default) =>
         MutateAsync(s => (StateTransitions.RemoveTask(s, name), name), n => new(0, StoreObjectKind.Task, n, true), cancellationToken);
 
+    public Task<ServiceTask> UpdateTaskAsync(string name, TaskUpdate update, CancellationToken cancellationToken = default) =>
+        MutateAsync(s => StateTransitions.SetTaskState(s, name, update), t => new(0, StoreObjectKind.Task, t.Name, false), cancellationToken);
+
     public async Task<WatchResult> WatchAsync(long afterRevision, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

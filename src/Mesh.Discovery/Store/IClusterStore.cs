@@ -34,6 +34,9 @@ public interface IClusterStore
 
     Task RemoveTaskAsync(string name, CancellationToken cancellationToken = default);
 
+    /// <summary>A starting task becomes running or failed (<see cref="StateTransitions.SetTaskState"/>).</summary>
+    Task<ServiceTask> UpdateTaskAsync(string name, TaskUpdate update, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Waits until the store's revision is past <paramref name="afterRevision"/> (or <paramref name="timeout"/>
     /// passes) and returns the changes since; <see cref="WatchResult.Resync"/> when that history is gone.

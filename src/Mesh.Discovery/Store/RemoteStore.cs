@@ -111,6 +111,9 @@ public sealed class RemoteStore : IClusterStore
     public Task RemoveTaskAsync(string name, CancellationToken cancellationToken = default) =>
         SendAsync<object>(HttpMethod.Delete, $"v1/tasks/{Uri.EscapeDataString(name)}", null, cancellationToken);
 
+    public Task<ServiceTask> UpdateTaskAsync(string name, TaskUpdate update, CancellationToken cancellationToken = default) =>
+        SendAsync<ServiceTask>(HttpMethod.Patch, $"v1/tasks/{Uri.EscapeDataString(name)}", update, cancellationToken);
+
     public Task<WatchResult> WatchAsync(long afterRevision, TimeSpan timeout, CancellationToken cancellationToken = default) =>
         SendAsync<WatchResult>(HttpMethod.Get, FormattableString.Invariant($"v1/watch?after={afterRevision}&timeoutMs={(long)timeout.TotalMilliseconds}"), null, cancellationToken);
 

@@ -54,6 +54,18 @@ public sealed record TaskSpec
 
     /// <summary>The runtime's container ID (see <see cref="ServiceTask.ContainerId"/>).</summary>
     public string? ContainerId { get; init; }
+
+    /// <summary>
+    /// <c>starting</c> when the container's server may not listen yet (mesh-cni at CNI ADD): the task's node makes it
+    /// running once its port answers. Running when absent; no other state may be asked for.
+    /// </summary>
+    public TaskState? State { get; init; }
+}
+
+/// <summary>What the daemon of a starting task's node reports: <c>running</c> (its port answered) or <c>failed</c> (it never did).</summary>
+public sealed record TaskUpdate
+{
+    public TaskState? State { get; init; }
 }
 
 public sealed record NodeSpec

@@ -284,6 +284,11 @@ public static class StateTransitions
             Validate.ContainerId("containerId", spec.ContainerId);
         }
 
+        if (spec.State is not (null or TaskState.Running or TaskState.Starting))
+        {
+            throw new ValidationException("state", $"a new task is starting or running, not {StateName(spec.State.Value)}");
+        }
+
         var aliases = ObjectRules.Aliases(spec.Aliases, spec.Name);
         if (spec.Addresses is { Count: > Limits.MaxNetworksPerService + 1 } many)
         {
@@ -368,6 +373,8 @@ public static class StateTransitions
         {
             Name = name, Service = service.Name, Node = node.Name, NetnsPath = spec.NetnsPath, ResolvConfPath = spec.ResolvConfPath, Addresses = addresses, Aliases = aliases,
             ContainerId = spec.ContainerId,
+            // A service with no TCP target has no port to wait for: nothing to probe, so routable at once.
+            State = spec.State == TaskState.Starting && HealthCheck.ProbePort(service.Ports, service.Routes) is not null ? TaskState.Starting : TaskState.Running,
         };
         ObjectRules.Task(task);
         return (state with { Tasks = [.. state.Tasks, task] }, task);
@@ -466,6 +473,37 @@ public static class StateTransitions
         var task = state.Tasks.FirstOrDefault(t => Same(t.Name, name)) ?? throw new NotFoundException($"task '{name}' does not exist");
         return state with { Tasks = state.Tasks.Where(t => t != task).ToArray() };
     }
+
+    /// <summary>
+    /// A starting task's outcome, reported by its node's daemon: <see cref="TaskState.Running"/> (its port answered) or
+    /// <see cref="TaskState.Failed"/> (it did not in time). Only a starting task moves; asking again for the state it
+    /// is in changes nothing (the revision stays), so a daemon that reports twice after a lost answer is not refused.
+    /// </summary>
+    public static (ClusterState State, ServiceTask Task) SetTaskState(ClusterState state, string name, TaskUpdate update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        if (update.State is not ({ } wanted and (TaskState.Running or TaskState.Failed)))
+        {
+            throw new ValidationException("state", update.State is { } other ? $"a task can be made running or failed, not {StateName(other)}" : "is required (running or failed)");
+        }
+
+        var task = state.Tasks.FirstOrDefault(t => Same(t.Name, name)) ?? throw new NotFoundException($"task '{Validate.Printable(name)}' does not exist");
+        if (task.State == wanted)
+        {
+            return (state, task);
+        }
+
+        if (task.State != TaskState.Starting)
+        {
+            throw new ConflictException($"task '{task.Name}' is {StateName(task.State)}, not starting: only a starting task becomes {StateName(wanted)}");
+        }
+
+        var next = task with { State = wanted };
+        return (state with { Tasks = state.Tasks.Select(t => ReferenceEquals(t, task) ? next : t).ToArray() }, next);
+    }
+
+    /// <summary>A state as the API and the CLI spell it.</summary>
+    public static string StateName(TaskState state) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(state.ToString());
 
     /// <summary>The overlays a service's tasks sit on: ingress when it publishes ports or has HTTP routes (the L7 entry
     /// reaches tasks from the ingress sandbox), then its own networks.</summary>

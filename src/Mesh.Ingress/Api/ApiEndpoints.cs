@@ -86,6 +86,9 @@ public static class ApiEndpoints
             await store.RemoveTaskAsync((string)ctx.Request.RouteValues["name"]!, ctx.RequestAborted);
             return Results.NoContent();
         }));
+        // A starting task's node reports its outcome: {"state": "running"} or {"state": "failed"}.
+        v1.MapPatch("/tasks/{name}", Handle(async (IClusterStore store, HttpContext ctx) =>
+            Json(await store.UpdateTaskAsync((string)ctx.Request.RouteValues["name"]!, await BodyAsync<TaskUpdate>(ctx), ctx.RequestAborted))));
 
         // This node's health verdicts (each node probes from its own sandbox; ask a node's API for its view).
         v1.MapGet("/health", (HttpContext ctx) => ctx.RequestServices.GetService<HealthChecks.TaskHealthMonitor>() is { } monitor

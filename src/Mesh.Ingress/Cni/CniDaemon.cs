@@ -90,6 +90,8 @@ public sealed class CniDaemon : IDisposable
             w.WriteString("node", node);
             w.WriteString("netnsPath", netns);
             w.WriteString("containerId", containerId);
+            // ADD runs before the container's process starts: the task's node routes to it once its port answers.
+            w.WriteString("state", "starting");
             w.WriteEndObject();
         }
 

@@ -138,6 +138,8 @@ public static class DaemonHost
 
         services.AddSingleton(sp => new HealthChecks.TaskHealthMonitor(options.Node, sp.GetRequiredService<IMeterFactory>(), sp.GetRequiredService<ILogger<HealthChecks.TaskHealthMonitor>>()));
         services.AddHostedService<HealthChecks.HealthProber>();
+        services.AddSingleton(new Readiness.TaskReadinessOptions());
+        services.AddHostedService<Readiness.TaskReadinessProber>();
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
         services.AddHostedService<DnsStateFollower>();

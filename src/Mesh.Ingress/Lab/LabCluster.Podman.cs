@@ -83,7 +83,17 @@ public sealed partial class LabCluster
         await WaitUntilAsync(async () =>
             (await runner.RunInAsync(netns, "curl", ["-sf", "-m", "2", $"http://127.0.0.1:{LabPlan.DemoTarget.ToString(CultureInfo.InvariantCulture)}/"], null, ct)).ExitCode == 0,
             TimeSpan.FromSeconds(60), $"container {taskName} does not answer on :{LabPlan.DemoTarget}: podman logs {taskName}", ct);
-        return task;
+
+        // It is routed once its node's daemon has found its port open and made it running (TaskReadinessProber).
+        await WaitUntilAsync(async () =>
+            (await store.GetStateAsync(ct)).Tasks.FirstOrDefault(t => t.Name == taskName)?.State switch
+            {
+                TaskState.Running => true,
+                TaskState.Starting => false,
+                var other => throw new InvalidOperationException($"task '{taskName}' is {(other is { } s ? StateTransitions.StateName(s) : "gone")}, not running: podman logs {taskName}"),
+            },
+            TimeSpan.FromSeconds(70), $"task '{taskName}' is still starting: its node's daemon has not found port {LabPlan.DemoTarget} open", ct);
+        return (await store.GetStateAsync(ct)).Tasks.First(t => t.Name == taskName);
     }
 
     /// <summary>The store's choice for a task it names (StateTransitions: the lowest free slot).</summary>

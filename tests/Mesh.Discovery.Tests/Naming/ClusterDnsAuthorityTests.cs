@@ -45,6 +45,30 @@ public class ClusterDnsAuthorityTests
     }
 
     [Fact]
+    public void A_starting_task_is_in_no_answer_but_its_own_queries_are_answered_and_a_failed_one_is_neither()
+    {
+        var s = StateTransitions.AddTask(_state, new TaskSpec { Service = "web", Node = "n1", State = TaskState.Starting, Aliases = ["cache"] }).State;
+        var starting = s.Tasks.Single(t => t.State == TaskState.Starting);
+        _authority.Update(s);
+        Assert.Equal(TaskIps("web"), Addresses(Ask("tasks.web")));
+        Assert.DoesNotContain(starting.Addresses["appnet"], Addresses(Ask("cache")));
+        Assert.Equal(DnsLookupStatus.NameError, Ask(starting.Name).Status);
+        // From inside the starting container (it may resolve what it needs before it listens): answered.
+        Assert.Equal(Addresses(Ask("web")), Addresses(Ask("web", from: starting.Name)));
+        Assert.Equal(TaskIps("web"), Addresses(Ask("tasks.web", from: starting.Name)));
+
+        s = StateTransitions.SetTaskState(s, starting.Name, new TaskUpdate { State = TaskState.Running }).State;
+        _authority.Update(s);
+        Assert.Contains(starting.Addresses["appnet"], Addresses(Ask("tasks.web")));
+        Assert.Contains(starting.Addresses["appnet"], Addresses(Ask("cache")));
+
+        s = StateTransitions.SetTaskState(StateTransitions.AddTask(s, new TaskSpec { Service = "web", Node = "n1", State = TaskState.Starting }).State, "web.5", new TaskUpdate { State = TaskState.Failed }).State;
+        _authority.Update(s);
+        Assert.DoesNotContain(s.Tasks.Single(t => t.Name == "web.5").Addresses["appnet"], Addresses(Ask("tasks.web")));
+        Assert.Equal(DnsLookupStatus.NotMine, Ask("web", from: "web.5").Status);
+    }
+
+    [Fact]
     public void Names_are_case_insensitive()
     {
         Assert.Equal(Addresses(Ask("web")), Addresses(Ask("WeB")));

@@ -137,7 +137,7 @@ public sealed class PodmanLabTests(PodmanLabFixture lab) : IClassFixture<PodmanL
         var before = (await LabEndToEndTests.LabStateAsync()).Tasks.Where(t => t.Service == "web").OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
 
         // The new containers first, each on its predecessor's node (lab run waits until it answers). The store names
-        // each new task (the lowest free web.k): web.4, web.5, web.6. Starting is not under the client: see P5.
+        // each new task (the lowest free web.k): web.4, web.5, web.6. Starting under the client is P5's case.
         foreach (var old in before)
         {
             var names = (await LabEndToEndTests.LabStateAsync()).Tasks.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
@@ -181,14 +181,13 @@ public sealed class PodmanLabTests(PodmanLabFixture lab) : IClassFixture<PodmanL
     }
 
     /// <summary>
-    /// The other half of issue 10's churn contract, and not met yet: mesh-cni registers a task at ADD, which podman runs
-    /// before the container's process starts, so for a few hundred milliseconds every node routes to a container whose
-    /// server is not listening yet (its kernel answers RST). Measured with this test unskipped (2026-11-30): 2 of 70
-    /// requests through node 3 failed during one start; an earlier churn that started the three replacements under the
-    /// client too: 6 of 260 (P4 now starts them first, and its removals fail none). The fix belongs to mesh-cni and the daemon
-    /// (register the task as not yet routable, and route to it once its port answers); unskip this then.
+    /// The other half of issue 10's churn contract: mesh-cni registers a task at ADD, which podman runs before the
+    /// container's process starts, so the task is starting (in no node's backends) until its node's daemon finds its
+    /// port open and makes it running. Before that (2026-11-30): 2 of 70 requests through node 3 failed during one
+    /// start, the container's kernel answering RST before httpd listened. Then the new task must serve: it answers
+    /// through every node once lab run returned (lab run waits until it is running).
     /// </summary>
-    [LabFact(Skip = "known gap: mesh-cni registers a task at CNI ADD, before the container's server listens (see the summary; issue 10)")]
+    [LabFact]
     public async Task P5_starting_a_container_under_a_steady_client_fails_no_request()
     {
         using var stop = new CancellationTokenSource();
@@ -207,9 +206,14 @@ public sealed class PodmanLabTests(PodmanLabFixture lab) : IClassFixture<PodmanL
         }
 
         var (sent, failed) = await client;
+        var started = await TaskAsync(name);
+        Assert.Equal(TaskState.Running, started.State);
+        var answered = await Shell.CurlTasksAsync("198.18.0.11", 30);
+        Assert.Contains(name, answered);
         Assert.Equal(0, (await Shell.MeshAsync("task", "rm", name, "--api", "unix:///run/mesh/lab/mesh-n1.sock")).ExitCode);
         await WaitAppliedEverywhereAsync();
         await PodmanCheckedAsync(2, "rm", "-f", "-t", "0", name);
+        Assert.True(sent >= 20, $"only {sent} requests while {name} started");
         Assert.True(failed == 0, $"{failed} of {sent} requests failed while {name} started");
     }
 

@@ -167,6 +167,9 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     public Task RemoveTaskAsync(string name, CancellationToken cancellationToken = default) =>
         MutateAsync(s => (StateTransitions.RemoveTask(s, name), name), null, cancellationToken);
 
+    public Task<ServiceTask> UpdateTaskAsync(string name, TaskUpdate update, CancellationToken cancellationToken = default) =>
+        MutateAsync(s => StateTransitions.SetTaskState(s, name, update), null, cancellationToken);
+
     /// <summary>
     /// Watches the prefix from <paramref name="afterRevision"/> + 1 on a stream of its own. Returns the first batch of
     /// changes (whole revisions only), an empty result at <paramref name="afterRevision"/> after <paramref name="timeout"/>,

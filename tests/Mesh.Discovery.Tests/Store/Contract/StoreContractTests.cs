@@ -280,6 +280,48 @@ public abstract class StoreContractTests
     }
 
     [StoreFact]
+    public async Task A_starting_task_becomes_running_or_failed_once_and_a_service_with_no_tcp_target_starts_running()
+    {
+        var store = await OpenAsync();
+        await store.RegisterNodeAsync(Node1);
+        await store.CreateNetworkAsync(new NetworkSpec { Name = "appnet", Subnet = "10.0.1.0/24", Vni = 4097 });
+        await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
+        await store.CreateServiceAsync(new ServiceSpec { Name = "dns", Ports = [new PublishedPort(5353, 53, TransportProtocol.Udp)] });
+        await store.CreateServiceAsync(new ServiceSpec { Name = "db", Networks = ["appnet"] });
+        Assert.Equal(TaskState.Starting, (await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1", State = TaskState.Starting })).State);
+        Assert.Equal(TaskState.Running, (await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" })).State);
+        // Nothing to connect to (no published port, no route; UDP only): running at once.
+        Assert.Equal(TaskState.Running, (await store.AddTaskAsync(new TaskSpec { Service = "db", Node = "n1", State = TaskState.Starting })).State);
+        Assert.Equal(TaskState.Running, (await store.AddTaskAsync(new TaskSpec { Service = "dns", Node = "n1", State = TaskState.Starting })).State);
+
+        var before = await store.GetStateAsync();
+        Assert.Equal(TaskState.Starting, before.Tasks.Single(t => t.Name == "web.1").State);
+        var bad = await Assert.ThrowsAsync<ValidationException>(() => store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1", State = TaskState.Failed }));
+        Assert.Equal("state", bad.Field);
+        await Assert.ThrowsAsync<ValidationException>(() => store.UpdateTaskAsync("web.1", new TaskUpdate { State = TaskState.Draining }));
+        await Assert.ThrowsAsync<ValidationException>(() => store.UpdateTaskAsync("web.1", new TaskUpdate()));
+        await Assert.ThrowsAsync<NotFoundException>(() => store.UpdateTaskAsync("web.9", new TaskUpdate { State = TaskState.Running }));
+        var notStarting = await Assert.ThrowsAsync<ConflictException>(() => store.UpdateTaskAsync("web.2", new TaskUpdate { State = TaskState.Failed }));
+        Assert.Contains("is running, not starting", notStarting.Message, StringComparison.Ordinal);
+        Assert.Equal(Json(before), Json(await store.GetStateAsync()));
+
+        var running = await SecondWriter(store).UpdateTaskAsync("web.1", new TaskUpdate { State = TaskState.Running });
+        Assert.Equal(TaskState.Running, running.State);
+        var after = await store.GetStateAsync();
+        Assert.True(after.Revision > before.Revision);
+        Assert.Equal(Json(running), Json(after.Tasks.Single(t => t.Name == "web.1")));
+        // Told again (a daemon whose answer was lost): no change, no new revision. It cannot go back or fail now.
+        await store.UpdateTaskAsync("web.1", new TaskUpdate { State = TaskState.Running });
+        Assert.Equal(after.Revision, (await store.GetStateAsync()).Revision);
+        await Assert.ThrowsAsync<ConflictException>(() => store.UpdateTaskAsync("web.1", new TaskUpdate { State = TaskState.Failed }));
+
+        await store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1", State = TaskState.Starting });
+        Assert.Equal(TaskState.Failed, (await store.UpdateTaskAsync("web.3", new TaskUpdate { State = TaskState.Failed })).State);
+        await Assert.ThrowsAsync<ConflictException>(() => store.UpdateTaskAsync("web.3", new TaskUpdate { State = TaskState.Running }));
+        Assert.Equal(TaskState.Failed, (await SecondWriter(store).GetStateAsync()).Tasks.Single(t => t.Name == "web.3").State);
+    }
+
+    [StoreFact]
     public async Task Removing_a_service_removes_all_of_its_many_tasks_at_once()
     {
         var store = await OpenAsync();
