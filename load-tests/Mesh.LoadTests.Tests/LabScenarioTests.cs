@@ -28,8 +28,8 @@ public class LabScenarioTests
         var changed = ScaleScenario.ReplaceOneTask(state, 10);
         var before = IngressSandboxTable.Build(state, "10.255.0.2");
         var after = IngressSandboxTable.Build(changed, "10.255.0.2");
-        var differing = before.Chains.Zip(after.Chains).Where(p => !p.First.Rules.SequenceEqual(p.Second.Rules)).Select(p => p.First.Name).ToList();
+        var differing = before.Chains.Zip(after.Chains).Where(p => !p.First.Rules.Select(r => r.Text).SequenceEqual(p.Second.Rules.Select(r => r.Text))).Select(p => p.First.Name).ToList();
         Assert.Equal(["svc-s00010"], differing);
-        Assert.Equal(before.Maps.SelectMany(m => m.Elements), after.Maps.SelectMany(m => m.Elements));
+        Assert.Equal(before.Maps.SelectMany(m => m.Elements).Select(e => e.Text), after.Maps.SelectMany(m => m.Elements).Select(e => e.Text));
     }
 }

@@ -6,15 +6,16 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ipvs.Netlink.NfTables;
 using Mesh.LoadTests.Cli;
 
 namespace Mesh.LoadTests.Lab;
 
 /// <summary>
 /// Control-plane programming time for N services × T tasks, through the daemon's real code: the ingress
-/// sandbox's nftables table (<see cref="IngressSandboxTable.Build"/> + <see cref="NftPlanner.Plan"/> + <c>nft -f</c>,
+/// sandbox's nftables table (<see cref="IngressSandboxTable.Build"/> + <see cref="NftPlanner.Plan"/> + one nf_tables netlink batch,
 /// planned against the state the executor last wrote, as the daemon does between resyncs; the resync's
-/// <c>nft -j list table</c> is timed apart) and the host's iptables rules
+/// reading it back over netlink is timed apart) and the host's iptables rules
 /// (<see cref="HostRules.Build"/> + <see cref="IptablesPlanner.Plan"/> + <c>iptables-restore --noflush</c>), cold and
 /// for one change (one task of one service replaced). Baseline: the naive way — the same sandbox semantics in
 /// a kube-proxy-style iptables layout (a jump per published port, a chain per service with one
@@ -83,44 +84,50 @@ public static class ScaleScenario
 
             var nsOurs = NetworkNamespacePath.Named(ours);
             // As the daemon runs it (DaemonHost): the executor trusts the table it just wrote until the resync.
-            var nft = new NftExecutor(runner, TimeSpan.FromSeconds(30));
+            var nft = new NfTablesExecutor(TimeSpan.FromSeconds(30));
             var ipt = new IptablesExecutor(runner, flavour, TimeSpan.FromSeconds(30)); // as DaemonHost: trusts what it read or wrote until the resync
-            var coldScript = NftPlanner.Plan(desired, NftTableState.Missing)!;
+            var coldBatch = NftPlanner.Plan(desired, NftTableState.Missing)!.Build();
 
             sw.Restart();
-            await nft.ConvergeAsync(nsOurs, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, ct).ConfigureAwait(false);
+            await nft.ConvergeAsync(nsOurs, desired, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false);
             var nftCold = sw.Elapsed.TotalMilliseconds;
             sw.Restart();
             await ipt.ApplyAsync(nsOurs, host, HostRules.Tables, ct).ConfigureAwait(false);
             var hostCold = sw.Elapsed.TotalMilliseconds;
 
             // One change: a task of one service replaced by a new one (new address). The daemon's path between
-            // resyncs: plan against the trusted state, `nft -f` the difference (no listing).
+            // resyncs: plan against the trusted state, commit the difference over netlink (no read).
             var changed = ReplaceOneTask(state, n / 2);
             var desired2 = IngressSandboxTable.Build(changed, SandboxIngressAddress);
             var host2 = HostRules.Build(changed, new NodeNetworkOptions());
-            var changeScript = NftPlanner.Plan(desired2, NftPlanner.Expected(desired));
+            var changeBatch = NftPlanner.Plan(desired2, NftPlanner.Expected(desired))?.Build();
             sw.Restart();
-            await nft.ConvergeAsync(nsOurs, desired2, IngressSandboxTable.Family, IngressSandboxTable.Name, ct).ConfigureAwait(false);
+            await nft.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false);
             var nftChange = sw.Elapsed.TotalMilliseconds;
             sw.Restart();
             await ipt.ApplyAsync(nsOurs, host2, HostRules.Tables, ct).ConfigureAwait(false);
             var hostChange = sw.Elapsed.TotalMilliseconds;
             // What the periodic resync pays (and what every sync paid before the executor trusted its writes):
-            // `nft -j list table`; it also checks that the change left the table as planned.
+            // reading the table back (chains, rule comments, map elements) over netlink; it also checks that the
+            // change left the table as planned.
             sw.Restart();
-            var actual = await nft.ReadAsync(nsOurs, IngressSandboxTable.Family, IngressSandboxTable.Name, ct).ConfigureAwait(false);
+            NftTableState actual;
+            using (var handle = NfTablesHandle.Open(nsOurs.Path))
+            {
+                actual = NftTableState.Read(handle, Family.Ip, IngressSandboxTable.Name);
+            }
+
             var nftRead = sw.Elapsed.TotalMilliseconds;
             if (NftPlanner.Plan(desired2, actual) is { } drift)
-                throw new InvalidOperationException($"scale: after the change the table differs from the plan: {drift[..Math.Min(drift.Length, 300)]}");
+                throw new InvalidOperationException($"scale: after the change the table differs from the plan: {string.Join("; ", drift.Operations.Take(5))}");
             var chainsRead = actual.Chains.Keys.Count(k => k.StartsWith(IngressSandboxTable.ServiceChainPrefix, StringComparison.Ordinal));
 
             // The resync as the daemon runs it now: the trust has run out, the ruleset generation says nobody
             // committed since the executor last knew the table exactly, so it trusts it again without the listing.
-            var resyncing = new NftExecutor(runner, TimeSpan.Zero, new NetlinkNftGeneration());
-            await resyncing.ConvergeAsync(nsOurs, desired2, IngressSandboxTable.Family, IngressSandboxTable.Name, ct).ConfigureAwait(false); // learns it (one listing)
+            var resyncing = new NfTablesExecutor(TimeSpan.Zero);
+            await resyncing.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false); // learns it (one listing)
             sw.Restart();
-            var resyncChanged = await resyncing.ConvergeAsync(nsOurs, desired2, IngressSandboxTable.Family, IngressSandboxTable.Name, ct).ConfigureAwait(false);
+            var resyncChanged = await resyncing.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false);
             var nftResync = sw.Elapsed.TotalMilliseconds;
             if (resyncChanged)
                 throw new InvalidOperationException("scale: the resync pass changed an unchanged table");
@@ -137,7 +144,7 @@ public static class ScaleScenario
             var iptChange = sw.Elapsed.TotalMilliseconds;
 
             return new Row(n, t, Math.Round(buildMs, 1), retained, allocated, Math.Round(nftCold, 1), Math.Round(hostCold, 1), Math.Round(nftChange, 1), Math.Round(hostChange, 1),
-                Encoding.UTF8.GetByteCount(coldScript), changeScript is null ? 0 : Encoding.UTF8.GetByteCount(changeScript),
+                coldBatch.Length, changeBatch?.Length ?? 0,
                 Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), chainsRead, Math.Round(nftRead, 1), Math.Round(nftResync, 2));
         }
         finally
@@ -215,9 +222,9 @@ public static class ScaleScenario
         var md = new StringBuilder();
         md.AppendLine("# scale: control-plane programming time").AppendLine();
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
-        md.AppendLine("ours = the sandbox's nftables table through the daemon's executor (plan against the state it last wrote, `nft -f` the difference; `nft -j list table` only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
+        md.AppendLine("ours = the sandbox's nftables table through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
                       "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
-        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: listing (`nft -j list`) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nft script cold / change | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | naive script | build desired state | retained / allocated |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {

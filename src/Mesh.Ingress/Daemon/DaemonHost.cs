@@ -61,7 +61,7 @@ public static class DaemonHost
         services.AddSingleton<ICommandRunner>(runner);
         var generation = new NetlinkNftGeneration();
         services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval, generation));
-        services.AddSingleton(new NftExecutor(runner, options.ResyncInterval, generation));
+        services.AddSingleton(new NfTablesExecutor(options.ResyncInterval));
         services.AddSingleton<INetworkLinks, NetlinkLinks>();
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton<Overlay.IOverlayKernel, Overlay.OverlayKernel>();

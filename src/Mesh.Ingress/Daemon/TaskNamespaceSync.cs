@@ -29,7 +29,7 @@ public sealed partial class TaskNamespaceSync(
     IDataplane dataplane,
     DataplaneSwitchCleanup otherDataplane,
     IptablesExecutor iptables,
-    NftExecutor nft,
+    NfTablesExecutor nft,
     TaskResolvers resolvers,
     TaskNamespaceGuard guard,
     TaskResolvConfWriter resolvConf,

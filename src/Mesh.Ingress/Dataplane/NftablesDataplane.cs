@@ -1,24 +1,25 @@
 using Mesh.Discovery.Model;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ipvs.Netlink.NfTables;
 
 namespace Mesh.Ingress.Dataplane;
 
 /// <summary>Backend choice with one nftables table (<c>ip mesh</c>) in the ingress sandbox and one in each task namespace.</summary>
 /// <param name="health">This node's health verdicts (none: every task is a backend).</param>
-public sealed class NftablesDataplane(NftExecutor nft, IngressSandbox sandbox, HealthChecks.TaskHealthMonitor? health = null) : IDataplane
+public sealed class NftablesDataplane(NfTablesExecutor nft, IngressSandbox sandbox, HealthChecks.TaskHealthMonitor? health = null) : IDataplane
 {
     public string Name => "nftables";
 
     public Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken) =>
-        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp, node.Name, health?.Snapshot), IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
+        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp, node.Name, health?.Snapshot), Family.Ip, IngressSandboxTable.Name, cancellationToken);
 
     public Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken)
     {
         var table = task is null ? null : TaskServiceTable.Build(state, task);
-        return nft.ConvergeAsync(netns, table is not null && TaskServiceTable.Needed(table) ? table : null, TaskServiceTable.Family, TaskServiceTable.Name, cancellationToken);
+        return nft.ConvergeAsync(netns, table is not null && TaskServiceTable.Needed(table) ? table : null, Family.Ip, TaskServiceTable.Name, cancellationToken);
     }
 
     public Task<bool> RemoveFromSandboxAsync(CancellationToken cancellationToken) =>
-        nft.ConvergeAsync(sandbox.Netns, null, IngressSandboxTable.Family, IngressSandboxTable.Name, cancellationToken);
+        nft.ConvergeAsync(sandbox.Netns, null, Family.Ip, IngressSandboxTable.Name, cancellationToken);
 }

@@ -26,7 +26,7 @@ public sealed class BalancingPlanTests
     }
 
     private static string Rules(ClusterState state) =>
-        string.Join('\n', IngressSandboxTable.Build(state, "10.255.0.2").Chains.SelectMany(c => c.Rules));
+        string.Join('\n', IngressSandboxTable.Build(state, "10.255.0.2").Chains.SelectMany(c => c.Rules).Select(r => r.Text));
 
     [Fact]
     public void Nft_round_robin_is_numgen_and_maglev_or_source_ip_is_jhash_of_the_source_over_a_251_bucket_maglev_table()
@@ -41,7 +41,7 @@ public sealed class BalancingPlanTests
                  })
         {
             var state = State(spec);
-            var rule = Assert.Single(IngressSandboxTable.Build(state, "10.255.0.2").Chains.SelectMany(c => c.Rules));
+            var rule = Assert.Single(IngressSandboxTable.Build(state, "10.255.0.2").Chains.SelectMany(c => c.Rules).Select(r => r.Text));
             Assert.StartsWith("tcp dport 8080 dnat ip addr . port to jhash ip saddr mod 251 seed 0x4d455348 map { 0 : 10.255.0.", rule, StringComparison.Ordinal);
             var elements = rule[(rule.IndexOf("map { ", StringComparison.Ordinal) + 6)..^2].Split(", ");
             Assert.Equal(251, elements.Length);

@@ -224,7 +224,7 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
     {
         var network = new NodeNetworkOptions { IngressSandbox = Sandbox };
         var flavour = await IptablesFlavour.DetectAsync(_runner, CancellationToken.None);
-        var nft = new NftExecutor(_runner);
+        var nft = new NfTablesExecutor();
         _resolvers ??= new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         _resolvers.Update(state);
         var sync = new TaskNamespaceSync(

@@ -72,21 +72,21 @@ public class ClientAddressRulesTests
         Assert.Contains($"meta mark & {IngressSandboxTable.LocalTrafficMark} != 0 return", n1.Skeleton, StringComparison.Ordinal);
         Assert.True(n1.Skeleton.IndexOf("return", StringComparison.Ordinal) < n1.Skeleton.IndexOf("snat to", StringComparison.Ordinal));
 
-        var published = n1.Maps.Single(m => m.Map == "published-ports").Elements;
+        var published = n1.Maps.Single(m => m.Name == "published-ports").Elements.Select(e => e.Text).ToList();
         Assert.DoesNotContain(published, e => e.Contains("8091", StringComparison.Ordinal));
         Assert.Contains(published, e => e.StartsWith("tcp . 8092 :", StringComparison.Ordinal));
 
-        var local = n1.Chains.Single(c => c.Name == "svc-localweb").Rules;
+        var local = n1.Chains.Single(c => c.Name == "svc-localweb").Rules.Select(r => r.Text).ToList();
         Assert.Equal(
             [
                 $"tcp dport 8092 meta mark set meta mark | {IngressSandboxTable.LocalTrafficMark} dnat ip addr . port to numgen inc mod 1 map {{ 0 : {ip["localweb.1"]} . 80 }}",
                 $"tcp dport 8093 dnat ip addr . port to numgen inc mod 2 map {{ 0 : {ip["localweb.1"]} . 80, 1 : {ip["localweb.2"]} . 80 }}",
             ],
             local);
-        Assert.Contains($"{ip["localweb.2"]} . 80 }}", IngressSandboxTable.Build(state, "10.255.0.3", "n2").Chains.Single(c => c.Name == "svc-localweb").Rules[0], StringComparison.Ordinal);
+        Assert.Contains($"{ip["localweb.2"]} . 80 }}", IngressSandboxTable.Build(state, "10.255.0.3", "n2").Chains.Single(c => c.Name == "svc-localweb").Rules[0].Text, StringComparison.Ordinal);
 
         // n3 runs no task: 8092 is left alone (delivered to the sandbox, where nothing listens: refused); 8093 still meshes.
-        var n3 = IngressSandboxTable.Build(state, "10.255.0.4", "n3").Chains.Single(c => c.Name == "svc-localweb").Rules;
+        var n3 = IngressSandboxTable.Build(state, "10.255.0.4", "n3").Chains.Single(c => c.Name == "svc-localweb").Rules.Select(r => r.Text).ToList();
         Assert.Equal("tcp dport 8093", Assert.Single(n3)[..14]);
         Assert.DoesNotContain(IngressSandboxTable.Build(state, "10.255.0.4", "n3").Chains, c => c.Name == "svc-hostweb");
     }

@@ -17,7 +17,6 @@ public sealed class DataplaneSwitchCleanupTests : IAsyncLifetime
     // Not mesh-*: the lab's `lab down` (run by other tests in parallel) deletes mesh-* namespaces.
     private readonly string _sandbox = $"switchtest-sbx-{Environment.ProcessId}";
     private readonly string _task = $"switchtest-task-{Environment.ProcessId}";
-    private readonly ProcessCommandRunner _runner = new();
 
     public async Task InitializeAsync()
     {
@@ -48,7 +47,7 @@ public sealed class DataplaneSwitchCleanupTests : IAsyncLifetime
     [LabFact]
     public async Task The_other_dataplanes_tables_go_once_per_namespace_and_other_tables_stay()
     {
-        var nftables = new NftablesDataplane(new NftExecutor(_runner), new IngressSandbox(new NetlinkLinks(), new NodeNetworkOptions { IngressSandbox = _sandbox }));
+        var nftables = new NftablesDataplane(new NfTablesExecutor(), new IngressSandbox(new NetlinkLinks(), new NodeNetworkOptions { IngressSandbox = _sandbox }));
         var cleanup = new DataplaneSwitchCleanup(nftables, NullLogger<DataplaneSwitchCleanup>.Instance);
         var task = NetworkNamespacePath.Named(_task);
 

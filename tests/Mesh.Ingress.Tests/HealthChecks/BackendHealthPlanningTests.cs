@@ -82,12 +82,12 @@ public sealed class BackendHealthPlanningTests
         var state = State();
         var table = IngressSandboxTable.Build(state, "10.255.0.2", "n1", Unhealthy("shop.2"));
         var chain = table.Chains.Single(c => c.Name == "svc-shop");
-        var all = string.Join("\n", chain.Rules);
+        var all = string.Join("\n", chain.Rules.Select(r => r.Text));
         Assert.DoesNotContain(Ip(state, "shop.2") + " ", all, StringComparison.Ordinal);
         Assert.Contains("tcp dport 8080 dnat ip addr . port to numgen inc mod 2 map", all, StringComparison.Ordinal);
         Assert.Contains("tcp dport 8081 meta mark set meta mark | 0x01000000 dnat ip addr . port to numgen inc mod 1 map", all, StringComparison.Ordinal);
 
-        var failOpen = string.Join("\n", IngressSandboxTable.Build(state, "10.255.0.2", "n1", Unhealthy("shop.1", "shop.2", "shop.3")).Chains.Single(c => c.Name == "svc-shop").Rules);
+        var failOpen = string.Join("\n", IngressSandboxTable.Build(state, "10.255.0.2", "n1", Unhealthy("shop.1", "shop.2", "shop.3")).Chains.Single(c => c.Name == "svc-shop").Rules.Select(r => r.Text));
         Assert.Contains("tcp dport 8080 dnat ip addr . port to numgen inc mod 3 map", failOpen, StringComparison.Ordinal);
     }
 

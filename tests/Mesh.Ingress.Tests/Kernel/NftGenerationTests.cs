@@ -3,11 +3,12 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Tests.EndToEnd;
+using Mesh.Ipvs.Netlink.NfTables;
 
 namespace Mesh.Ingress.Tests.Kernel;
 
 /// <summary>
-/// The ruleset generation on this kernel, and the executors (nft, iptables-nft) renewing their trust with it
+/// The ruleset generation on this kernel, and the executors (nf_tables over netlink, iptables-nft) renewing their trust with it
 /// instead of reading the kernel at each resync, while still seeing (and repairing) what anyone else commits.
 /// </summary>
 public sealed class NftGenerationTests : IAsyncLifetime
@@ -48,68 +49,216 @@ public sealed class NftGenerationTests : IAsyncLifetime
     }
 
     [LabFact]
-    public async Task An_unchanged_generation_renews_the_trust_without_a_listing_and_a_changed_one_lists_and_repairs()
+    public async Task An_unchanged_generation_renews_the_trust_without_a_read_and_a_changed_one_reads_and_repairs()
     {
         var desired = IngressSandboxTable.Build(ClusterState.Empty, "10.255.0.2");
-        var nft = new NftExecutor(_runner, TimeSpan.FromMilliseconds(1), _generation);
-        Assert.True(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(1));
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(1, nft.Reads);
 
-        // The trust ran out (a resync), nobody committed: nothing is listed, nothing applied.
+        // The trust ran out (a resync), nobody committed: nothing is read, nothing applied.
         await Task.Delay(20);
-        _runner.Listings = 0;
-        Assert.False(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
-        Assert.Equal(0, _runner.Listings);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(1, nft.Reads);
 
-        // Someone else committed (another table): listed once, still nothing to do, and trusted again after.
+        // Someone else committed (another table): read once, still nothing to do, and trusted again after.
         await Nft("add table ip theirs");
         await Task.Delay(20);
-        Assert.False(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
-        Assert.Equal(1, _runner.Listings);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(2, nft.Reads);
         await Task.Delay(20);
-        Assert.False(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
-        Assert.Equal(1, _runner.Listings);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(2, nft.Reads);
 
-        // Someone deleted Mesh's table: listed, and put back.
+        // Someone deleted Mesh's table: read, and put back.
         await Nft("delete table ip mesh");
         await Task.Delay(20);
-        Assert.True(await nft.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
-        Assert.Equal(2, _runner.Listings);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(3, nft.Reads);
         Assert.Contains("table ip mesh", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "tables"), StringComparison.Ordinal);
-
-        // Without the generation, every pass after the trust ran out lists the table.
-        var blind = new NftExecutor(_runner, TimeSpan.FromMilliseconds(1));
-        for (var i = 0; i < 3; i++)
-        {
-            await Task.Delay(20);
-            Assert.False(await blind.ConvergeAsync(Netns, desired, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
-        }
-
-        Assert.Equal(5, _runner.Listings);
     }
 
     [LabFact]
     public async Task A_change_planned_on_knowledge_someone_else_made_stale_is_not_trusted_and_the_drift_is_repaired()
     {
-        var state = Mesh.Discovery.Store.StateTransitions.RegisterNode(ClusterState.Empty, new() { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
-        state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "web", Ports = [new PublishedPort(8080, 80)] }).State;
-        state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "api", Ports = [new PublishedPort(9090, 90)] }).State;
-        state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n1" }).State;
-        state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "api", Node = "n1" }).State;
+        var state = TwoServices();
         var before = IngressSandboxTable.Build(state, "10.255.0.2");
         var after = IngressSandboxTable.Build(Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n1" }).State, "10.255.0.2");
-        var nft = new NftExecutor(_runner, TimeSpan.FromMilliseconds(500), _generation);
-        Assert.True(await nft.ConvergeAsync(Netns, before, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(500));
+        Assert.True(await nft.ConvergeAsync(Netns, before, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
 
         // Within the trust, someone empties api's chain; then Mesh applies a change of its own (a second web task).
         await Nft("flush chain ip mesh svc-api");
-        Assert.True(await nft.ConvergeAsync(Netns, after, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.True(await nft.ConvergeAsync(Netns, after, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
 
-        // At the resync the generation cannot vouch for what Mesh wrote on stale knowledge: listed, and api repaired.
+        // At the resync the generation cannot vouch for what Mesh wrote on stale knowledge: read, and api repaired.
         await Task.Delay(600);
-        _runner.Listings = 0;
-        Assert.True(await nft.ConvergeAsync(Netns, after, IngressSandboxTable.Family, IngressSandboxTable.Name, CancellationToken.None));
-        Assert.Equal(1, _runner.Listings);
+        var reads = nft.Reads;
+        Assert.True(await nft.ConvergeAsync(Netns, after, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(reads + 1, nft.Reads);
         Assert.Contains("dnat", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "chain", "ip", "mesh", "svc-api"), StringComparison.Ordinal);
+    }
+
+    [LabFact]
+    public async Task Rules_appended_by_hand_to_a_service_chain_or_a_skeleton_chain_and_a_changed_element_are_repaired_at_the_resync()
+    {
+        var desired = IngressSandboxTable.Build(TwoServices(), "10.255.0.2");
+        var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(1));
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        var planned = await ListAsync(_ns);
+
+        await Nft("add rule ip mesh dispatch counter drop");
+        await Nft("add rule ip mesh svc-web counter drop");
+        await Nft("add rule ip mesh source-nat counter");
+        await Nft("delete element ip mesh published-ports { tcp . 9090 }");
+        await Nft("add element ip mesh published-ports { udp . 9999 : 0x00000777 }");
+        Assert.NotEqual(planned, await ListAsync(_ns));
+
+        await Task.Delay(20);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(planned, await ListAsync(_ns));
+        await Task.Delay(20);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+    }
+
+    /// <summary>
+    /// The oracle: Debian's nft, an independent writer and reader. The same desired table written by <c>nft -f</c> (from
+    /// the rules' nft text) in one namespace and through netlink in another lists the same (handles aside), for a table
+    /// with numgen and maglev (jhash) services, traffic=local, a service without tasks, and a task's VIP table; and a
+    /// change (one task replaced) written as an element/chain diff lists as the new table written whole.
+    /// </summary>
+    [LabFact]
+    public async Task Nft_lists_the_netlink_written_table_as_the_same_table_written_by_nft_from_its_text()
+    {
+        var other = _ns + "-oracle";
+        await Shell.RunAsync("ip", "netns", "del", other);
+        await Shell.CheckedAsync("ip", "netns", "add", other);
+        try
+        {
+            var state = TwoServices();
+            state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "hash", Ports = [new PublishedPort(7070, 70), new PublishedPort(7071, 71) { Traffic = TrafficPolicy.Local }], LoadBalancing = LoadBalancing.Maglev }).State;
+            state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "hash", Node = "n1" }).State;
+            state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "hash", Node = "n2" }).State;
+            state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "empty", Ports = [new PublishedPort(6060, 60, TransportProtocol.Udp)] }).State;
+            var nft = new NfTablesExecutor(TimeSpan.FromMinutes(1));
+            var tables = new List<NftDesiredTable> { IngressSandboxTable.Build(state, "10.255.0.2", "n1") };
+            var changed = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n2" }).State;
+            tables.Add(IngressSandboxTable.Build(changed, "10.255.0.2", "n1"));
+            foreach (var desired in tables)
+            {
+                Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+                await Shell.RunAsync("ip", "netns", "exec", other, "nft", "delete", "table", "ip", "mesh");
+                await NftScriptAsync(other, Script(desired));
+                Assert.Equal(await ListAsync(other), await ListAsync(_ns));
+            }
+
+            Assert.Contains("jhash", await ListAsync(_ns), StringComparison.Ordinal);
+
+            var vip = VipTable();
+            Assert.True(await nft.ConvergeAsync(Netns, vip, Family.Ip, "mesh", CancellationToken.None));
+            await Shell.RunAsync("ip", "netns", "exec", other, "nft", "delete", "table", "ip", "mesh");
+            await NftScriptAsync(other, Script(vip));
+            Assert.Equal(await ListAsync(other), await ListAsync(_ns));
+            Assert.Contains("vip_", await ListAsync(_ns), StringComparison.Ordinal);
+
+            Assert.True(await nft.ConvergeAsync(Netns, null, Family.Ip, "mesh", CancellationToken.None));
+            Assert.DoesNotContain("mesh", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "tables"), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await Shell.RunAsync("ip", "netns", "del", other);
+        }
+    }
+
+    private static ClusterState TwoServices()
+    {
+        var state = Mesh.Discovery.Store.StateTransitions.RegisterNode(ClusterState.Empty, new() { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
+        state = Mesh.Discovery.Store.StateTransitions.RegisterNode(state, new() { Name = "n2", AdvertiseAddress = "198.18.0.12" }).State;
+        state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "web", Ports = [new PublishedPort(8080, 80)] }).State;
+        state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "api", Ports = [new PublishedPort(9090, 90)] }).State;
+        state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n1" }).State;
+        return Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "api", Node = "n1" }).State;
+    }
+
+    private static NftDesiredTable VipTable()
+    {
+        var state = Mesh.Discovery.Store.StateTransitions.RegisterNode(ClusterState.Empty, new() { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
+        state = Mesh.Discovery.Store.StateTransitions.CreateNetwork(state, new() { Name = "backend", Subnet = "10.0.1.0/24", Vni = 4097 }).State;
+        state = Mesh.Discovery.Store.StateTransitions.CreateService(state, new() { Name = "db", Mode = ServiceMode.Vip, Networks = ["backend"] }).State;
+        state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "db", Node = "n1" }).State;
+        state = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "db", Node = "n1" }).State;
+        var table = TaskServiceTable.Build(state, state.Tasks[0]);
+        Assert.True(TaskServiceTable.Needed(table));
+        return table;
+    }
+
+    /// <summary>The table as an nft script from the rules' text, with the comments the planner adds.</summary>
+    private static string Script(NftDesiredTable desired)
+    {
+        var t = $"ip {desired.Name}";
+        var s = new System.Text.StringBuilder($"table {t} {{\n");
+        foreach (var map in desired.Maps)
+        {
+            s.Append("  ").Append(map.Declaration).Append('\n');
+        }
+
+        foreach (var chain in desired.BaseChains)
+        {
+            s.Append(System.Globalization.CultureInfo.InvariantCulture, $"  chain {chain.Name} {{ type {chain.Base!.Type} hook {chain.Base.Hook.ToString().ToLowerInvariant()} priority {chain.Base.Priority}; policy accept; }}\n");
+        }
+
+        s.Append("}\n");
+        foreach (var chain in desired.Chains)
+        {
+            s.Append(System.Globalization.CultureInfo.InvariantCulture, $"add chain {t} {chain.Name}\n");
+        }
+
+        foreach (var chain in desired.BaseChains.Concat(desired.Chains))
+        {
+            var tag = NftPlanner.ChainTag(chain);
+            foreach (var rule in chain.Rules.Count == 0 ? ["counter"] : chain.Rules.Select(r => r.Text))
+            {
+                s.Append(System.Globalization.CultureInfo.InvariantCulture, $"add rule {t} {chain.Name} {rule} comment \"{tag}\"\n");
+            }
+        }
+
+        foreach (var map in desired.Maps.Where(m => m.Elements.Count > 0))
+        {
+            s.Append(System.Globalization.CultureInfo.InvariantCulture, $"add element {t} {map.Name} {{ {string.Join(", ", map.Elements.Select(e => e.Text))} }}\n");
+        }
+
+        s.Append(System.Globalization.CultureInfo.InvariantCulture, $"add chain {t} state\nadd rule {t} state counter comment \"{NftPlanner.SkeletonTag(desired)}\"\n");
+        return s.ToString();
+    }
+
+    private static Task<string> NftScriptAsync(string ns, string script) =>
+        new ProcessCommandRunner().RunCheckedInAsync(NetworkNamespacePath.Named(ns), "nft", ["-f", "-"], script, CancellationToken.None);
+
+    /// <summary><c>nft -j list table ip mesh</c> without handles, each map's elements in one order, objects in one order.</summary>
+    private static async Task<string> ListAsync(string ns)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(await Shell.CheckedAsync("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "ip", "mesh"))!;
+        var items = new List<string>();
+        foreach (var item in json["nftables"]!.AsArray())
+        {
+            var obj = item!.AsObject();
+            if (obj.ContainsKey("metainfo"))
+            {
+                continue;
+            }
+
+            var inner = obj.First().Value!.AsObject();
+            inner.Remove("handle");
+            if (inner["elem"] is System.Text.Json.Nodes.JsonArray elem)
+            {
+                var sorted = elem.Select(e => e!.ToJsonString()).Order(StringComparer.Ordinal).ToList();
+                inner["elem"] = new System.Text.Json.Nodes.JsonArray(sorted.Select(e => System.Text.Json.Nodes.JsonNode.Parse(e)).ToArray());
+            }
+
+            items.Add(obj.ToJsonString());
+        }
+
+        return string.Join("\n", items);
     }
 
     [LabFact]

@@ -86,7 +86,7 @@ public sealed class RelayPlanTests
         Assert.Contains($"-p udp -m udp --dport 8083 -j DNAT --to-destination {Options.SandboxGatewayAddress}:8083", dnat);
         Assert.Contains($"-p tcp -m tcp --dport 8084 -j DNAT --to-destination {Options.SandboxGatewayAddress}:8084", dnat);
 
-        var published = IngressSandboxTable.Build(state, "10.255.0.2").Maps.Single(m => m.Map == "published-ports").Elements;
+        var published = IngressSandboxTable.Build(state, "10.255.0.2").Maps.Single(m => m.Name == "published-ports").Elements.Select(e => e.Text).ToList();
         Assert.DoesNotContain(published, e => e.Contains(". 8083 :", StringComparison.Ordinal));
         Assert.Contains(published, e => e.StartsWith("tcp . 8084 :", StringComparison.Ordinal));
 

@@ -46,7 +46,7 @@ public sealed class ReconcileTracingTests
         var refusing = new Mesh.Ingress.Tests.Kernel.FakeLinks { Refuse = true };
         var network = new NodeNetworkOptions { IngressSandbox = $"mesh-trace-test-{Environment.ProcessId}" };
         var options = new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network };
-        var nft = new NftExecutor(runner);
+        var nft = new NfTablesExecutor();
         var sandbox = new IngressSandbox(refusing, network);
         var dataplane = new NftablesDataplane(nft, sandbox);
         var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);

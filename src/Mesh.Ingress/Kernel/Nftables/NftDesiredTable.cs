@@ -1,19 +1,80 @@
+using System.Text;
+using Mesh.Ipvs.Netlink.NfTables;
+
 namespace Mesh.Ingress.Kernel.Nftables;
 
-/// <summary>A chain Mesh manages inside its table (one per service); its rules are written without comments.</summary>
-public sealed record NftChain(string Name, IReadOnlyList<string> Rules);
+/// <summary>
+/// A rule as objects for the kernel (<see cref="Expressions"/>, after the anonymous sets it looks up) and as its nft text
+/// (<see cref="Text"/>): the text is the rule's canonical description, hashed into its chain's content tag, and what
+/// <c>nft -f</c> would be given for the same rule (the tests' independent writer).
+/// </summary>
+public sealed record NftRule(string Text, IReadOnlyList<Expression> Expressions, IReadOnlyList<NftAnonymousSet>? AnonymousSets = null);
 
-/// <summary>The elements of one map, each in nft syntax (<c>tcp . 8080 : 0x00000100</c>).</summary>
-public sealed record NftMapElements(string Map, IReadOnlyList<string> Elements);
+/// <summary>An anonymous set or map of a rule (<c>__map%d</c>) with its elements: added with the rule, deleted with it.</summary>
+public sealed record NftAnonymousSet(Set Set, IReadOnlyList<SetElement> Elements);
+
+/// <summary>A chain Mesh manages: a base chain when <see cref="Base"/> is set (the skeleton's), else one per object.</summary>
+public sealed record NftChain(string Name, IReadOnlyList<NftRule> Rules, BaseChain? Base = null);
+
+/// <summary>An element of a named map and its nft text (<c>tcp . 8080 : 0x00000100</c>).</summary>
+public sealed record NftElement(string Text, SetElement Element);
+
+/// <summary>A named map: its declaration in nft syntax (part of the skeleton's description), the object, its elements.</summary>
+public sealed record NftMap(string Declaration, Set Set, IReadOnlyList<NftElement> Elements)
+{
+    public string Name => Set.Name;
+}
 
 /// <summary>
-/// A whole Mesh-owned nftables table as desired: a skeleton (maps and base chains with their rules, in
-/// nft's block syntax), the map contents, and per-object chains whose names start with <see cref="ChainPrefix"/>.
+/// A whole Mesh-owned nftables table as desired, a pure value: the skeleton (named maps and base chains with their
+/// rules), the maps' elements, and per-object chains whose names start with <see cref="ChainPrefix"/>.
 /// </summary>
 public sealed record NftDesiredTable(
-    string Family,
+    Family Family,
     string Name,
-    string Skeleton,
-    IReadOnlyList<NftMapElements> Maps,
+    IReadOnlyList<NftMap> Maps,
+    IReadOnlyList<NftChain> BaseChains,
     IReadOnlyList<NftChain> Chains,
-    string ChainPrefix);
+    string ChainPrefix)
+{
+    private string? _skeleton;
+
+    /// <summary>
+    /// The skeleton in nft's block syntax (maps declared, base chains with hooks and rules): its canonical
+    /// description, hashed into the tag that decides whether the table must be rebuilt.
+    /// </summary>
+    public string Skeleton => _skeleton ??= Describe();
+
+    private string Describe()
+    {
+        var text = new StringBuilder();
+        foreach (var map in Maps)
+        {
+            text.Append("  ").Append(map.Declaration).Append('\n');
+        }
+
+        foreach (var chain in BaseChains)
+        {
+            var hook = chain.Base!;
+            text.Append("  chain ").Append(chain.Name).Append(" {\n    type ").Append(hook.Type).Append(" hook ").Append(hook.Hook.ToString().ToLowerInvariant())
+                .Append(" priority ").Append(Priority(hook.Priority)).Append("; policy ").Append(hook.Policy.ToString().ToLowerInvariant()).Append(";\n");
+            foreach (var rule in chain.Rules)
+            {
+                text.Append("    ").Append(rule.Text).Append('\n');
+            }
+
+            text.Append("  }\n");
+        }
+
+        return text.ToString();
+    }
+
+    private static string Priority(int priority) => priority switch
+    {
+        BaseChain.PriorityMangle => "mangle",
+        BaseChain.PriorityDstNat => "dstnat",
+        BaseChain.PrioritySrcNat => "srcnat",
+        BaseChain.PriorityFilter => "filter",
+        _ => priority.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+}

@@ -1,123 +1,151 @@
 using System.Security.Cryptography;
 using System.Text;
+using Mesh.Ipvs.Netlink.NfTables;
 
 namespace Mesh.Ingress.Kernel.Nftables;
 
 /// <summary>
-/// Desired table + kernel state → one nft script (one transaction), or null when nothing differs.
-/// Every managed chain's rules carry a hash of that chain's content as their comment, and a small
-/// <c>state</c> chain records the hashes of the skeleton and of the map contents, so the diff needs only
-/// chain names and comments from the kernel — no re-parsing of nft's canonical rule syntax.
-/// A changed skeleton rebuilds the table; otherwise only changed chains and maps are rewritten.
+/// Desired table + kernel state → one nf_tables batch (one transaction), or null when nothing differs.
+/// Every managed chain's rules (base chains' too) carry a hash of that chain's rules as their comment, and a small
+/// <c>state</c> chain records the hash of the skeleton, so chains are compared by name and comments only: no decoding
+/// of rules back into meaning. Named maps are compared element by element, so a change adds and deletes only the
+/// elements that differ. A changed skeleton rebuilds the table; otherwise only changed chains and elements are written.
 /// </summary>
 public static class NftPlanner
 {
     public const string StateChain = "state";
 
-    public static string? Plan(NftDesiredTable desired, NftTableState actual)
+    public static NfTablesBatch? Plan(NftDesiredTable desired, NftTableState actual)
     {
-        var (skeletonTag, elementsTag) = Tags(desired);
-        var table = $"{desired.Family} {desired.Name}";
-        var script = new StringBuilder();
-
-        var recorded = actual.Chains.GetValueOrDefault(StateChain) ?? [];
-        if (!actual.Exists || recorded.Count != 2 || recorded[0] != skeletonTag)
+        ArgumentNullException.ThrowIfNull(desired);
+        ArgumentNullException.ThrowIfNull(actual);
+        var skeletonTag = SkeletonTag(desired);
+        var batch = new NfTablesBatch();
+        var recorded = actual.Chains.GetValueOrDefault(StateChain);
+        if (!actual.Exists || recorded is not [var tag] || tag != skeletonTag
+            || desired.Maps.Any(m => !actual.Maps.ContainsKey(m.Name)) || desired.BaseChains.Any(c => !actual.Chains.ContainsKey(c.Name)))
         {
-            script.Append($"table {table} {{}}\ndelete table {table}\n");
-            script.Append($"table {table} {{\n{desired.Skeleton}\n}}\n");
-            foreach (var chain in desired.Chains)
-            {
-                AppendChain(script, table, chain, create: true);
-            }
-
-            AppendMaps(script, table, desired, flush: false);
-            AppendState(script, table, skeletonTag, elementsTag, flush: false);
-            return script.ToString();
+            Rebuild(batch, desired, actual.Exists, skeletonTag);
+            return batch;
         }
 
-        foreach (var chain in desired.Chains)
+        foreach (var chain in desired.BaseChains.Concat(desired.Chains))
         {
             var have = actual.Chains.GetValueOrDefault(chain.Name);
-            var tag = ChainTag(chain);
+            var chainTag = ChainTag(chain);
             if (have is null)
             {
-                AppendChain(script, table, chain, create: true);
+                batch.AddChain(new Chain(desired.Family, desired.Name, chain.Name));
+                AddRules(batch, desired, chain, chainTag);
             }
-            else if (have.Count != Math.Max(1, chain.Rules.Count) || have.Any(c => c != tag))
+            else if (have.Count != Math.Max(1, chain.Rules.Count) || have.Any(c => c != chainTag))
             {
-                AppendChain(script, table, chain, create: false);
+                batch.FlushChain(desired.Family, desired.Name, chain.Name);
+                AddRules(batch, desired, chain, chainTag);
             }
         }
 
-        if (recorded[1] != elementsTag)
+        foreach (var map in desired.Maps)
         {
-            AppendMaps(script, table, desired, flush: true);
-            AppendState(script, table, skeletonTag, elementsTag, flush: true);
+            var have = actual.Maps[map.Name];
+            var want = NftTableState.ByKey(map.Elements.Select(e => e.Element));
+            var delete = have.Values.Where(e => !want.TryGetValue(e.Key, out var w) || !Same(w, e)).ToList();
+            var add = want.Values.Where(e => !have.TryGetValue(e.Key, out var h) || !Same(h, e)).ToList();
+            if (delete.Count > 0)
+            {
+                batch.DeleteElements(desired.Family, desired.Name, map.Name, delete.Select(e => new SetElement(e.Key)).ToList());
+            }
+
+            if (add.Count > 0)
+            {
+                batch.AddElements(desired.Family, desired.Name, map.Name, add);
+            }
         }
 
-        // Stale chains go last: map elements that jumped to them were replaced above, in the same transaction.
+        // Stale chains go last: the elements that jumped to them were deleted above, in the same transaction.
         foreach (var stale in actual.Chains.Keys
                      .Where(n => n.StartsWith(desired.ChainPrefix, StringComparison.Ordinal) && desired.Chains.All(c => c.Name != n))
                      .Order(StringComparer.Ordinal))
         {
-            script.Append($"delete chain {table} {stale}\n");
+            batch.DeleteChain(desired.Family, desired.Name, stale);
         }
 
-        return script.Length == 0 ? null : script.ToString();
+        return batch.Count == 0 ? null : batch;
     }
 
-    /// <summary>What the kernel holds once a plan for <paramref name="desired"/> was applied (as far as planning can tell).</summary>
+    /// <summary>What the kernel holds once a plan for <paramref name="desired"/> was committed.</summary>
     public static NftTableState Expected(NftDesiredTable desired)
     {
-        var (skeletonTag, elementsTag) = Tags(desired);
-        var chains = desired.Chains.ToDictionary(
+        ArgumentNullException.ThrowIfNull(desired);
+        var chains = desired.BaseChains.Concat(desired.Chains).ToDictionary(
             c => c.Name,
             c => (IReadOnlyList<string>)Enumerable.Repeat(ChainTag(c), Math.Max(1, c.Rules.Count)).ToArray(),
             StringComparer.Ordinal);
-        chains[StateChain] = [skeletonTag, elementsTag];
-        return NftTableState.Of(chains);
+        chains[StateChain] = [SkeletonTag(desired)];
+        return NftTableState.Of(chains, desired.Maps.ToDictionary(m => m.Name, m => NftTableState.ByKey(m.Elements.Select(e => e.Element)), StringComparer.Ordinal));
     }
 
-    private static (string Skeleton, string Elements) Tags(NftDesiredTable desired) => (
-        "skeleton=" + Hash(desired.Skeleton),
-        "elements=" + Hash(string.Join('\n', desired.Maps.Select(m => m.Map + ":" + string.Join(',', m.Elements)))));
+    /// <summary>The batch that deletes the table.</summary>
+    public static NfTablesBatch Delete(Family family, string table) => new NfTablesBatch().DeleteTable(family, table);
 
-    private static void AppendChain(StringBuilder script, string table, NftChain chain, bool create)
+    private static void Rebuild(NfTablesBatch batch, NftDesiredTable desired, bool exists, string skeletonTag)
     {
-        script.Append(create ? $"add chain {table} {chain.Name}\n" : $"flush chain {table} {chain.Name}\n");
-        var tag = ChainTag(chain);
-        // An empty chain still gets one rule so its tag is stored.
-        foreach (var rule in chain.Rules.Count == 0 ? ["counter"] : chain.Rules)
+        if (exists)
         {
-            script.Append($"add rule {table} {chain.Name} {rule} comment \"{tag}\"\n");
+            batch.DeleteTable(desired.Family, desired.Name);
         }
-    }
 
-    private static void AppendMaps(StringBuilder script, string table, NftDesiredTable desired, bool flush)
-    {
+        batch.AddTable(new Table(desired.Family, desired.Name));
         foreach (var map in desired.Maps)
         {
-            if (flush)
+            batch.AddSet(map.Set);
+        }
+
+        foreach (var chain in desired.BaseChains.Concat(desired.Chains))
+        {
+            batch.AddChain(new Chain(desired.Family, desired.Name, chain.Name, chain.Base));
+        }
+
+        foreach (var chain in desired.BaseChains.Concat(desired.Chains))
+        {
+            AddRules(batch, desired, chain, ChainTag(chain));
+        }
+
+        foreach (var map in desired.Maps.Where(m => m.Elements.Count > 0))
+        {
+            batch.AddElements(desired.Family, desired.Name, map.Name, map.Elements.Select(e => e.Element).ToList());
+        }
+
+        batch.AddChain(new Chain(desired.Family, desired.Name, StateChain));
+        batch.AddRule(new Rule(desired.Family, desired.Name, StateChain, [new Counter()], skeletonTag));
+    }
+
+    private static void AddRules(NfTablesBatch batch, NftDesiredTable desired, NftChain chain, string tag)
+    {
+        // An empty chain still gets one rule so its tag is stored.
+        if (chain.Rules.Count == 0)
+        {
+            batch.AddRule(new Rule(desired.Family, desired.Name, chain.Name, [new Counter()], tag));
+            return;
+        }
+
+        foreach (var rule in chain.Rules)
+        {
+            foreach (var set in rule.AnonymousSets ?? [])
             {
-                script.Append($"flush map {table} {map.Map}\n");
+                batch.AddSet(set.Set);
+                batch.AddElements(desired.Family, desired.Name, set.Set.Name, set.Elements);
             }
 
-            // Chunked so one line never gets unreasonably long at thousands of services.
-            foreach (var chunk in map.Elements.Chunk(500))
-            {
-                script.Append($"add element {table} {map.Map} {{ {string.Join(", ", chunk)} }}\n");
-            }
+            batch.AddRule(new Rule(desired.Family, desired.Name, chain.Name, rule.Expressions, tag));
         }
     }
 
-    private static void AppendState(StringBuilder script, string table, string skeletonTag, string elementsTag, bool flush)
-    {
-        script.Append(flush ? $"flush chain {table} {StateChain}\n" : $"add chain {table} {StateChain}\n");
-        script.Append($"add rule {table} {StateChain} counter comment \"{skeletonTag}\"\n");
-        script.Append($"add rule {table} {StateChain} counter comment \"{elementsTag}\"\n");
-    }
+    private static bool Same(SetElement a, SetElement b) => a.Key == b.Key && a.Data == b.Data && a.Verdict == b.Verdict;
 
-    private static string ChainTag(NftChain chain) => "h=" + Hash(string.Join('\n', chain.Rules));
+    public static string SkeletonTag(NftDesiredTable desired) => "skeleton=" + Hash(desired.Skeleton);
+
+    public static string ChainTag(NftChain chain) => "h=" + Hash(string.Join('\n', chain.Rules.Select(r => r.Text)));
 
     private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)).AsSpan(0, 8));
 }

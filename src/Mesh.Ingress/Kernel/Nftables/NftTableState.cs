@@ -1,42 +1,62 @@
-using System.Text.Json;
+using Mesh.Ipvs.Netlink.NfTables;
 
 namespace Mesh.Ingress.Kernel.Nftables;
 
-/// <summary>What <c>nft -j list table</c> shows of a Mesh table: its chains and the comments of their rules.</summary>
+/// <summary>
+/// What the kernel holds of a Mesh table, as far as planning needs it: each chain with the comments of its rules (Mesh
+/// tags every rule with its chain's content hash) and each named map's elements by key.
+/// </summary>
 public sealed class NftTableState
 {
     public bool Exists { get; private init; }
 
-    /// <summary>Chain name → the comments on its rules, in order (Mesh tags every rule with a content hash).</summary>
+    /// <summary>Chain name → the comments on its rules, in order ("" for a rule without one).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>> Chains { get; private init; } = new Dictionary<string, IReadOnlyList<string>>();
+
+    /// <summary>Named map → its elements by key.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<NftData, SetElement>> Maps { get; private init; } = new Dictionary<string, IReadOnlyDictionary<NftData, SetElement>>();
 
     public static NftTableState Missing { get; } = new();
 
-    /// <summary>A table as it stands after a transaction: what the planner wrote, without asking the kernel.</summary>
-    public static NftTableState Of(IReadOnlyDictionary<string, IReadOnlyList<string>> chains) => new() { Exists = true, Chains = chains };
+    public static NftTableState Of(IReadOnlyDictionary<string, IReadOnlyList<string>> chains, IReadOnlyDictionary<string, IReadOnlyDictionary<NftData, SetElement>> maps) =>
+        new() { Exists = true, Chains = chains, Maps = maps };
 
-    public static NftTableState Parse(string json)
+    /// <summary>Reads the table through <paramref name="handle"/>: chains, rule comments, named maps' elements.</summary>
+    public static NftTableState Read(NfTablesHandle handle, Family family, string table)
     {
-        using var document = JsonDocument.Parse(json);
-        var chains = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        foreach (var item in document.RootElement.GetProperty("nftables").EnumerateArray())
+        if (handle.GetTable(family, table) is null)
         {
-            if (item.TryGetProperty("chain", out var chain))
-            {
-                chains.TryAdd(chain.GetProperty("name").GetString()!, []);
-            }
-            else if (item.TryGetProperty("rule", out var rule))
-            {
-                var name = rule.GetProperty("chain").GetString()!;
-                chains.TryAdd(name, []);
-                chains[name].Add(rule.TryGetProperty("comment", out var c) ? c.GetString() ?? "" : "");
-            }
+            return Missing;
         }
 
-        return new NftTableState
+        var chains = handle.GetChains(family, table).ToDictionary(c => c.Name, _ => new List<string>(), StringComparer.Ordinal);
+        foreach (var rule in handle.GetRules(family, table))
         {
-            Exists = true,
-            Chains = chains.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value, StringComparer.Ordinal),
-        };
+            if (!chains.TryGetValue(rule.Chain, out var comments))
+            {
+                chains[rule.Chain] = comments = [];
+            }
+
+            comments.Add(rule.Comment ?? "");
+        }
+
+        var maps = new Dictionary<string, IReadOnlyDictionary<NftData, SetElement>>(StringComparer.Ordinal);
+        foreach (var set in handle.GetSets(family, table).Where(s => (s.Flags & SetFlags.Anonymous) == 0))
+        {
+            maps[set.Name] = ByKey(handle.GetElements(family, table, set.Name));
+        }
+
+        return Of(chains.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value, StringComparer.Ordinal), maps);
+    }
+
+    public static IReadOnlyDictionary<NftData, SetElement> ByKey(IEnumerable<SetElement> elements)
+    {
+        var byKey = new Dictionary<NftData, SetElement>();
+        foreach (var element in elements)
+        {
+            byKey[element.Key] = element;
+        }
+
+        return byKey;
     }
 }

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using Mesh.Ipvs.Netlink;
+using Mesh.Ipvs.Netlink.NfTables;
+
+namespace Mesh.Ingress.Kernel.Nftables;
+
+/// <summary>
+/// Converges Mesh's nftables tables through nf_tables netlink (no <c>nft</c> process): plan against what is known of
+/// the table, one batch, one commit. After a successful read or commit it trusts what it knows for
+/// <paramref name="trustFor"/> instead of reading the table again. When the trust runs out (the periodic resync) it asks
+/// the namespace's ruleset generation: unchanged since what it knows was exact, nobody committed anything, and the trust
+/// is renewed without a read; otherwise, or after a failure, it reads the table again, which repairs any drift.
+/// A handle (socket) is opened per converge and only when needed: its socket keeps the namespace alive.
+/// </summary>
+public sealed class NfTablesExecutor(TimeSpan trustFor)
+{
+    private readonly Dictionary<(string Netns, Family Family, string Table), Known> _known = [];
+    private readonly Lock _lock = new();
+    private int _reads;
+
+    public NfTablesExecutor()
+        : this(TimeSpan.Zero)
+    {
+    }
+
+    /// <summary>How many times a table was read back from the kernel (what the trust and the generation save).</summary>
+    public int Reads => Volatile.Read(ref _reads);
+
+    /// <summary>
+    /// Converges one Mesh table in <paramref name="netns"/>: planned and committed when <paramref name="desired"/>
+    /// is given, deleted when it is null and the table exists. Returns whether anything changed.
+    /// </summary>
+    public Task<bool> ConvergeAsync(NetworkNamespacePath netns, NftDesiredTable? desired, Family family, string table, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(netns);
+        cancellationToken.ThrowIfCancellationRequested();
+        using var handle = new LazyHandle(netns.Path);
+        return Task.FromResult(Converge(handle, (netns.Path ?? "", family, table), desired, family, table));
+    }
+
+    private bool Converge(LazyHandle handle, (string, Family, string) key, NftDesiredTable? desired, Family family, string table)
+    {
+        var (actual, exactAt) = Trusted(key, handle);
+        if (actual is null)
+        {
+            var readAt = Generation(handle);
+            Interlocked.Increment(ref _reads);
+            actual = Read(handle.Value, family, table);
+            var after = Generation(handle);
+            exactAt = readAt is not null && after == readAt ? after : null; // a commit during the read: not exact
+            Remember(key, actual, exactAt);
+        }
+
+        var batch = desired is not null
+            ? NftPlanner.Plan(desired, actual)
+            : actual.Exists ? NftPlanner.Delete(family, table) : null;
+        if (batch is null)
+        {
+            return false;
+        }
+
+        // What is written is exact afterwards only if what it was planned against still was (nobody committed since)
+        // and the transaction was the only commit: one generation step.
+        var before = exactAt is null ? null : Generation(handle);
+        try
+        {
+            handle.Value.Commit(batch);
+        }
+        catch
+        {
+            Forget(key);
+            throw;
+        }
+
+        var applied = before is not null && before == exactAt ? Generation(handle) : null;
+        Remember(key, desired is null ? NftTableState.Missing : NftPlanner.Expected(desired), applied is not null && applied == before + 1 ? applied : null);
+        return true;
+    }
+
+    private static NftTableState Read(NfTablesHandle handle, Family family, string table)
+    {
+        try
+        {
+            return NftTableState.Read(handle, family, table);
+        }
+        catch (NetlinkException e) when (e.Errno is Errno.ENOENT or Errno.EAFNOSUPPORT or Errno.EPROTONOSUPPORT or Errno.EOPNOTSUPP)
+        {
+            // The table went away during the read, or this kernel has no nf_tables: no table. Writing one fails
+            // with the kernel's own error.
+            return NftTableState.Missing;
+        }
+    }
+
+    private static uint? Generation(LazyHandle handle)
+    {
+        try
+        {
+            return handle.Value.GetGeneration();
+        }
+        catch (Exception e) when (e is NetlinkException or IOException or InvalidOperationException)
+        {
+            return null; // not known: the caller reads the table instead of trusting
+        }
+    }
+
+    /// <summary>
+    /// What is known of the table, if it may be believed, and the generation it is known to be exact at: within the
+    /// trust, as remembered; past it, only when the generation has not moved since (then the trust is renewed).
+    /// </summary>
+    private (NftTableState? State, uint? ExactAt) Trusted((string, Family, string) key, LazyHandle handle)
+    {
+        Known? entry;
+        lock (_lock)
+        {
+            if (!_known.TryGetValue(key, out entry))
+            {
+                return (null, null);
+            }
+
+            if (Stopwatch.GetTimestamp() < entry.Until)
+            {
+                return (entry.State, entry.Generation);
+            }
+        }
+
+        var now = entry.Generation is null ? null : Generation(handle);
+        lock (_lock)
+        {
+            if (now is not null && now == entry.Generation)
+            {
+                _known[key] = entry with { Until = Deadline() };
+                return (entry.State, now);
+            }
+
+            _known.Remove(key);
+            return (null, null);
+        }
+    }
+
+    private void Remember((string, Family, string) key, NftTableState state, uint? generation)
+    {
+        lock (_lock)
+        {
+            _known[key] = new Known(state, Deadline(), generation);
+        }
+    }
+
+    private long Deadline() => Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency);
+
+    /// <summary>Drops what was written into <paramref name="netns"/> (it is gone, and a namespace of the same name may come).</summary>
+    public void Forget(NetworkNamespacePath netns)
+    {
+        ArgumentNullException.ThrowIfNull(netns);
+        lock (_lock)
+        {
+            foreach (var key in _known.Keys.Where(k => k.Netns == (netns.Path ?? "")).ToList())
+            {
+                _known.Remove(key);
+            }
+        }
+    }
+
+    private void Forget((string, Family, string) key)
+    {
+        lock (_lock)
+        {
+            _known.Remove(key);
+        }
+    }
+
+    /// <summary>What the table holds, until when to believe it without asking, and the ruleset generation it was exact at (if known).</summary>
+    private sealed record Known(NftTableState State, long Until, uint? Generation);
+
+    /// <summary>A handle opened on first use: a converge that trusts what it knows and has nothing to write opens none.</summary>
+    private sealed class LazyHandle(string? netnsPath) : IDisposable
+    {
+        private NfTablesHandle? _handle;
+
+        public NfTablesHandle Value => _handle ??= NfTablesHandle.Open(netnsPath);
+
+        public void Dispose() => _handle?.Dispose();
+    }
+}
