@@ -40,13 +40,14 @@ public sealed class EntryConnectionPathTests
         var stream = h2.GetStream();
         await stream.WriteAsync("PRI * HTTP/2.0\r\n"u8.ToArray());
         await Task.Delay(300);
-        await stream.WriteAsync([.. "\r\nSM\r\n\r\n"u8.ToArray(), 0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        byte[] rest = [.. "\r\nSM\r\n\r\n"u8.ToArray(), 0, 0, 0, 4, 0, 0, 0, 0, 0];
+        await stream.WriteAsync(rest);
         var frame = new byte[9];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await stream.ReadExactlyAsync(frame, timeout.Token);
 
         Assert.StartsWith("HTTP/1.1 200 OK", answer, StringComparison.Ordinal);
-        Assert.EndsWith("HTTP/1.1 activity:False", answer, StringComparison.Ordinal);
+        Assert.Contains("HTTP/1.1 activity:False", answer, StringComparison.Ordinal);
         Assert.StartsWith("HTTP/1.1 200 OK", earlyAnswer, StringComparison.Ordinal);
         Assert.Equal(4, frame[3]); // frame type SETTINGS
     }
