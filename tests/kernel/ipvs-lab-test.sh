@@ -44,7 +44,12 @@ ok() { passed=$((passed + 1)); echo "ok   $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
 elapsed() { echo "$(($(date +%s) - started)) s"; }
+# Where the minutes go: each section says when it starts (seconds since the script started, and the guest's load).
+section() { echo "-- $* (at $(elapsed), load $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
+# MESH_IPVS_LAB_LOGS=DIR (a host path the guest sees): the lab's logs are copied there before lab down, to read after.
+keep_logs() { [[ -z ${MESH_IPVS_LAB_LOGS:-} ]] || { mkdir -p "$MESH_IPVS_LAB_LOGS" && cp /run/mesh/lab/*.log /run/mesh/lab/*.out "$MESH_IPVS_LAB_LOGS/" 2>/dev/null; }; }
 finish() {
+  keep_logs
   echo "ipvs-lab: total $(elapsed)" >&2
   echo "ipvs-lab: $passed passed, $failed failed"
   [[ $failed -eq 0 ]]
@@ -59,6 +64,7 @@ wait_for() {
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 node_addr() { echo "198.18.0.$((10 + $1))"; }
 
+section "lab up"
 # --- lab up ------------------------------------------------------------------------------------------
 t=$(date +%s)
 if ! "$mesh" lab up --nodes $nodes --replicas $replicas --dataplane ipvs; then
@@ -90,6 +96,7 @@ if grep -q 'iptables nft,' "/run/mesh/lab/mesh-n1.log"; then ipt_save=iptables-n
 echo "daemons use $ipt_save"
 check "every daemon runs the ipvs dataplane ($dataplanes)" test "$dataplanes" = "$(printf 'ipvs %.0s' $(seq 1 $nodes) | sed 's/ $//')"
 
+section "ingress: every node"
 # --- ingress: every node reaches every task ------------------------------------------------------------
 answers() { # $1 = url, $2 = count → sorted distinct task names, from mesh-client
   for _ in $(seq 1 "$2"); do in_ns mesh-client curl -s -m $((3 * scale)) "$1" | cut -d' ' -f1; done | sort -u | paste -sd' '
@@ -106,6 +113,7 @@ done
 got=$(udp_answers "$(node_addr $nodes)" $((replicas * 3)))
 check "UDP via mesh-n$nodes:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
 
+section "ipvsadm in each"
 # --- ipvsadm in each ingress sandbox -----------------------------------------------------------------
 fwm_services() { in_ns "$1" ipvsadm -Ln | grep -cE '^FWM '; }
 masq_dests() { in_ns "$1" ipvsadm -Ln --fwmark-service "$2" | awk '$1 == "->" && $3 == "Masq" { split($2, a, ":"); print a[1] }' | sort | paste -sd' '; }
@@ -121,6 +129,7 @@ for i in $(seq 1 $nodes); do
 done
 echo "--- ipvsadm -Ln in mesh-n$nodes-ingress"; in_ns "mesh-n$nodes-ingress" ipvsadm -Ln
 
+section "mesh trace: each"
 # --- mesh trace: each node's live ipvs sandbox (MARK, fwmark service, real servers), as curl then sees it ---
 trace_of() { # $1 = node index, $2 = port → "verdict:sorted candidate tasks"
   "$mesh" trace --node "mesh-n$1" tcp "$(node_addr "$1"):$2" --json | jq -r '.verdict + ":" + ([.backends.candidates[]?.task] | sort | join(" "))'
@@ -134,12 +143,14 @@ got=$(trace_of $nodes 9999)
 check "trace of mesh-n$nodes:9999 (nobody publishes it): refused ($got)" test "$got" = "refused:"
 check "curl to mesh-n$nodes:9999 is refused, as the trace said (exit 7)" test "$(in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) "http://$(node_addr $nodes):9999/"; echo $?)" = 7
 
+section "east-west"
 # --- east-west: a task reaches web's appnet VIP through IPVS in its own namespace ----------------------
 client_task=$(jq -r '[.state.tasks[] | select(.service == "api") | .name] | sort | .[0]' <<<"$status")
 got=$(for _ in $(seq 1 $((replicas * 3))); do in_ns "mesh-$client_task" curl -s -m $((3 * scale)) "http://$vip/" | cut -d' ' -f1; done | sort -u | paste -sd' ')
 check "east-west: $client_task → web VIP $vip reaches every web task (got: $got)" test "$got" = "$web_tasks"
 check "east-west: mesh-$client_task has an FWM service for web@appnet" test "$(fwm_services "mesh-$client_task")" -ge 1
 
+section "restart"
 # --- restart: a killed daemon comes back and changes nothing (not under qemu: see above) ----------------
 if [[ ${MESH_KERNEL_VM:-uml} != qemu ]]; then
 snapshot() { in_ns "mesh-n$nodes-ingress" ipvsadm -Sn | sort; in_ns "mesh-n$nodes-ingress" $ipt_save | grep -E '^-A .*MESH|^:MESH' | sort; }
@@ -156,6 +167,7 @@ fi
 # Nothing of the nftables dataplane was here to remove (and this kernel has no nf_tables loaded): no warning.
 check "no daemon found or failed to remove nftables leftovers" test "$(cat /run/mesh/lab/mesh-n*.log | grep -c "dataplane's leftovers")" -eq 0
 
+section "qemu only"
 # --- qemu only: one node switched to the nftables dataplane and back, end to end -------------------------
 # user-mode-linux has no nf_tables ip family, so only here can both dataplanes run on one kernel. The daemon of
 # node 1 (it runs tasks, so their namespaces are switched too; it also holds the store) is killed and started again
@@ -212,6 +224,7 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
 fi
 
 api=unix:///run/mesh/lab/mesh-n1.sock
+section "client addresses"
 # --- client addresses: mode=host, traffic=local and proxy=v2 on the ipvs dataplane (issue 11) ---------
 # One service with the three kinds of port (one create and one task: each mesh command is a .NET start, seconds
 # under user-mode-linux), its task on node 1; node 2 has none. From mesh-client: mode=host and traffic=local show the
@@ -221,7 +234,11 @@ api=unix:///run/mesh/lab/mesh-n1.sock
 peer_of() { in_ns mesh-client curl -s -m $((3 * scale)) "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^peer=/) print $1, $i }'; }
 proxy_of() { in_ns mesh-client curl -s -m $((3 * scale)) "$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^proxy=/) print $1, $i }'; }
 health_of() { in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) -w '%{http_code}' "http://$(node_addr "$1"):10256/services/$2"; }
-"$mesh" service create keep --publish 8091:80,mode=host --publish 8092:80,traffic=local --publish 8093:80,proxy=v2 --api "$api" >/dev/null
+# keep also carries the maglev and health-check case below (one service, one more task, not a new lab service): a
+# plain port 8094, --lb maglev and a health check every second that one failed probe takes a task out on.
+"$mesh" service create keep --publish 8091:80,mode=host --publish 8092:80,traffic=local --publish 8093:80,proxy=v2 \
+  --publish 8094:80 --lb maglev --health-path /healthz --health-interval 1s --health-timeout 500ms --health-unhealthy-threshold 1 \
+  --api "$api" >/dev/null
 "$mesh" lab run keep.1 --node 1 >/dev/null
 for port in 8091 8092; do
   reaches_client() { [[ $(peer_of "http://$(node_addr 1):$port/") == "keep.1 peer=198.18.0.100" ]]; }
@@ -240,6 +257,63 @@ for i in $(seq 1 $nodes); do
   check "keep:8093: mesh-n$i-ingress has no MARK rule for it" bash -c '! grep -q -- "--dport 8093 " <<<"$1"' _ "$(in_ns "mesh-n$i-ingress" $ipt_save -t mangle)"
 done
 
+section "maglev and health"
+# --- maglev and a failing health check on the ipvs dataplane (issue 11) -----------------------------------------
+# keep gets a second task on node 1: its plain port 8094 is then a fwmark service with the mh scheduler over keep.1
+# and keep.2 in every sandbox. From 16 client addresses (added to mesh-client, on the underlay's subnet), three new
+# connections each through mesh-n1 land on one task, the real server IPVS's connection table shows for that address.
+# Then keep.1 fails its health check (the lab server's switch): weight 0 in every sandbox, and the addresses that
+# had it reach keep.2 through both nodes; healthy again, it is back at weight 1 and they reach keep.1 again.
+"$mesh" lab run keep.2 --node 1 >/dev/null
+status=$("$mesh" lab status --json)
+keep_mark=$(jq -r '.state.services[] | select(.name == "keep") | .firewallMark' <<<"$status")
+ingress_of() { jq -r --arg t "$1" '.state.tasks[] | select(.name == $t) | .addresses.ingress' <<<"$status"; }
+keep1_ip=$(ingress_of keep.1) keep2_ip=$(ingress_of keep.2)
+sources=$(seq 200 215 | sed 's/^/198.18.0./')
+for src in $sources; do echo "addr add $src/32 dev eth0"; done | in_ns mesh-client ip -batch -
+keep_dests() { # $1 = sandbox → "scheduler ip:weight ..." of keep's fwmark service, the real servers sorted
+  local out; out=$(in_ns "$1" ipvsadm -Ln --fwmark-service "$keep_mark")
+  echo "$(awk '$1 == "FWM" { print $3 }' <<<"$out") $(awk '$1 == "->" && $3 == "Masq" { split($2, a, ":"); print a[1] ":" $4 }' <<<"$out" | sort | paste -sd' ')"
+}
+keep_is() { local i; for i in $(seq 1 $nodes); do [[ $(keep_dests "mesh-n$i-ingress") == "$1" ]] || return 1; done; }
+want_mh="mh $(printf '%s\n' "$keep1_ip:1" "$keep2_ip:1" | sort | paste -sd' ')"
+check "maglev: keep's FWM $keep_mark in every sandbox is mh over keep.1 and keep.2 ($want_mh)" wait_for $((20 * scale)) keep_is "$want_mh"
+from_sources() { # $1 = node index, $2 = connections per address, then addresses → "address task task ..." per address
+  local node=$1 n=$2; shift 2
+  in_ns mesh-client bash -c 'url=$1 n=$2 t=$3; shift 3
+    for src; do printf "%s" "$src"; for _ in $(seq 1 "$n"); do printf " %s" "$(curl -s -m "$t" --interface "$src" "$url" | cut -d" " -f1)"; done; echo; done' \
+    _ "http://$(node_addr "$node"):8094/" "$n" $((3 * scale)) "$@"
+}
+picks=$(from_sources 1 3 $sources)
+consistent=$(awk '$2 ~ /^keep\.[12]$/ && $2 == $3 && $3 == $4' <<<"$picks" | wc -l)
+check "maglev: each of the 16 client addresses gets one task on 3 new connections via mesh-n1 ($consistent of 16)" test "$consistent" -eq 16
+declare -A task_of=()
+while read -r src t _; do task_of[$src]=$t; done <<<"$picks"
+conns=$(in_ns mesh-n1-ingress ipvsadm -Lnc)
+agree=0
+for src in $sources; do
+  want=$keep1_ip; [[ ${task_of[$src]} == keep.2 ]] && want=$keep2_ip
+  got=$(awk -v s="$src:" 'index($4, s) == 1 { split($6, a, ":"); print a[1] }' <<<"$conns" | sort -u | paste -sd' ')
+  [[ $got == "$want" ]] && agree=$((agree + 1))
+done
+check "maglev: for each address the task that answered is the real server of its connections in ipvsadm -Lnc ($agree of 16)" test "$agree" -eq 16
+spread="keep.1=$(grep -c ' keep\.1 ' <<<"$picks") keep.2=$(grep -c ' keep\.2 ' <<<"$picks")"
+check "maglev: the 16 addresses are hashed onto both tasks ($spread)" bash -c '[[ $1 != *=0* ]]' _ "$spread"
+on_keep1=$(for src in $sources; do [[ ${task_of[$src]} == keep.1 ]] && echo "$src"; done)
+in_ns mesh-keep.1 curl -s -o /dev/null -X POST "http://127.0.0.1:80/lab/health?status=503"
+want_out="mh $(printf '%s\n' "$keep1_ip:0" "$keep2_ip:1" | sort | paste -sd' ')"
+check "health: keep.1 failing its check is at weight 0 in every sandbox ($want_out)" wait_for $((20 * scale)) keep_is "$want_out"
+got=$(for i in $(seq 1 $nodes); do from_sources "$i" 1 $on_keep1; done | awk '{ print $2 }' | sort | uniq -c | awk '{ print $2 "=" $1 }' | paste -sd' ')
+check "health: the $(wc -w <<<"$on_keep1") addresses that had keep.1 get keep.2 through every node, no new connection to keep.1 ($got)" \
+  test "$got" = "keep.2=$(($(wc -w <<<"$on_keep1") * nodes))"
+in_ns mesh-keep.1 curl -s -o /dev/null -X POST "http://127.0.0.1:80/lab/health?status=200"
+check "health: keep.1 healthy again is back at weight 1 in every sandbox" wait_for $((20 * scale)) keep_is "$want_mh"
+got=$(from_sources 1 1 $sources)
+back=$(while read -r src t; do [[ $t == "${task_of[$src]}" ]] && echo ok; done <<<"$got" | wc -l)
+check "maglev: with keep.1 back, every address reaches its task of before via mesh-n1 ($back of 16)" test "$back" -eq 16
+for src in $sources; do echo "addr del $src/32 dev eth0"; done | in_ns mesh-client ip -batch -
+
+section "drain"
 # --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
 gone_task=${web_tasks##* }
 gone_ip=$(jq -r --arg t "$gone_task" '.state.tasks[] | select(.name == $t) | .addresses.ingress' <<<"$status")
@@ -270,7 +344,9 @@ sleep 6 # the default drain period is 5 s; removal happens on the next sync afte
 "$mesh" service create drain-probe --api "$api" >/dev/null
 check "drain: $gone_task is removed from every sandbox after the drain period" wait_for $((20 * scale)) all_weight ""
 
+section "lab down leaves"
 # --- lab down leaves nothing -------------------------------------------------------------------------
+keep_logs
 "$mesh" lab down
 check "lab down: no mesh namespaces left ($(ip netns list | grep -c mesh))" test "$(ip netns list | grep -c mesh)" -eq 0
 check "lab down: no mesh processes left" test -z "$(pgrep -f 'mesh (daemon|lab serve)' || true)"

@@ -33,8 +33,12 @@ esac
 
 command -v dotnet >/dev/null || { echo "run-ipvs-tests.sh: dotnet (SDK 10) is required on the host" >&2; exit 2; }
 
-echo "[ipvs] building tests/Mesh.Ipvs.KernelTests and src/Mesh.Ingress (Release)" >&2
-dotnet build tests/Mesh.Ipvs.KernelTests -c Release --nologo -v quiet -clp:ErrorsOnly
+# MESH_PREBUILT=1 (test.sh, after its build of Mesh.sln, which holds both projects): nothing to build again.
+prebuilt=${MESH_PREBUILT:-}
+if [[ -z $prebuilt ]]; then
+  echo "[ipvs] building tests/Mesh.Ipvs.KernelTests and src/Mesh.Ingress (Release)" >&2
+  dotnet build tests/Mesh.Ipvs.KernelTests -c Release --nologo -v quiet -clp:ErrorsOnly
+fi
 bin=$repo/tests/Mesh.Ipvs.KernelTests/bin/Release/net10.0/Mesh.Ipvs.KernelTests
 [[ -x $bin ]] || { echo "run-ipvs-tests.sh: $bin was not built" >&2; exit 1; }
 
@@ -42,7 +46,7 @@ out=$(mktemp)
 meshdir=
 trap 'rm -f "$out"; [[ -z $meshdir ]] || rm -rf "$meshdir"' EXIT
 if [[ $lab -eq 1 ]]; then
-  dotnet build src/Mesh.Ingress -c Release --nologo -v quiet -clp:ErrorsOnly
+  [[ -n $prebuilt ]] || dotnet build src/Mesh.Ingress -c Release --nologo -v quiet -clp:ErrorsOnly
   # A private copy: the guest reads it through hostfs for minutes, while builds on the host may rewrite bin/.
   cache=${MESH_UML_CACHE:-$repo/.uml}
   mkdir -p "$cache"
