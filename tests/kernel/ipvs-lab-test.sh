@@ -98,13 +98,16 @@ check "every daemon runs the ipvs dataplane ($dataplanes)" test "$dataplanes" = 
 
 section "ingress: every node"
 # --- ingress: every node reaches every task ------------------------------------------------------------
+# One process in mesh-client for all of a check's requests (each process start is costly under user-mode-linux):
+# curl makes a new connection per URL (the server closes each: Connection: close), so each is balanced afresh.
 answers() { # $1 = url, $2 = count → sorted distinct task names, from mesh-client
-  for _ in $(seq 1 "$2"); do in_ns mesh-client curl -s -m $((3 * scale)) "$1" | cut -d' ' -f1; done | sort -u | paste -sd' '
+  local urls=(); for _ in $(seq 1 "$2"); do urls+=("$1"); done
+  in_ns mesh-client curl -s -m $((3 * scale)) -H 'Connection: close' "${urls[@]}" | cut -d' ' -f1 | sort -u | paste -sd' '
 }
 udp_answers() { # $1 = address, $2 = count → sorted distinct task names over UDP (one datagram each, fresh source port)
-  for _ in $(seq 1 "$2"); do
-    in_ns mesh-client bash -c "exec 3<>/dev/udp/$1/8080 && printf ping >&3 && timeout $((3 * scale)) dd bs=2048 count=1 status=none <&3" | cut -d' ' -f1
-  done | sort -u | paste -sd' '
+  in_ns mesh-client bash -c 'for _ in $(seq 1 "$2"); do
+      (exec 3<>"/dev/udp/$1/8080" && printf ping >&3 && timeout "$3" dd bs=2048 count=1 status=none <&3; echo)
+    done' _ "$1" "$2" $((3 * scale)) | cut -d' ' -f1 | sort -u | sed '/^$/d' | paste -sd' '
 }
 for i in $(seq 1 $nodes); do
   got=$(answers "http://$(node_addr "$i"):8080/" $((replicas * 3)))
@@ -333,6 +336,7 @@ each_drained() {
 }
 "$mesh" task rm "$gone_task" --api "$api" >/dev/null
 check "drain: $gone_task ($gone_ip) went to weight 0 in every sandbox" wait_for $((20 * scale)) each_drained
+drained_at=$(date +%s) # every sandbox had it at weight 0 by now: each one's drain period started before
 if [[ ${#drained_on[@]} -ne $nodes ]]; then
   for i in $(seq 1 $nodes); do echo "--- mesh-n$i-ingress FWM $mark:"; in_ns "mesh-n$i-ingress" ipvsadm -Ln --fwmark-service "$mark"; done
 fi
@@ -340,7 +344,10 @@ got=$(answers "http://$(node_addr $nodes):8080/" $((replicas * 3)))
 check "drain: new connections avoid $gone_task (got: $got)" test "$got" = "${web_tasks% *}"
 got=$(trace_of $nodes 8080)
 check "drain: mesh trace via mesh-n$nodes no longer offers $gone_task to a new connection ($got)" test "$got" = "forwarded:${web_tasks% *}"
-sleep 6 # the default drain period is 5 s; removal happens on the next sync after it: make one
+# The default drain period is 5 s, from the weight 0 in each sandbox (all seen by drained_at; the checks above take
+# seconds under user-mode-linux): wait out what is left of 6 s, then removal happens on the next sync after it: make one.
+left=$((drained_at + 6 - $(date +%s)))
+[[ $left -le 0 ]] || sleep "$left"
 "$mesh" service create drain-probe --api "$api" >/dev/null
 check "drain: $gone_task is removed from every sandbox after the drain period" wait_for $((20 * scale)) all_weight ""
 
