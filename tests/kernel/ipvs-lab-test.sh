@@ -281,11 +281,15 @@ keep_dests() { # $1 = sandbox → "scheduler ip:weight ..." of keep's fwmark ser
 keep_is() { local i; for i in $(seq 1 $nodes); do [[ $(keep_dests "mesh-n$i-ingress") == "$1" ]] || return 1; done; }
 want_mh="mh $(printf '%s\n' "$keep1_ip:1" "$keep2_ip:1" | sort | paste -sd' ')"
 check "maglev: keep's FWM $keep_mark in every sandbox is mh over keep.1 and keep.2 ($want_mh)" wait_for $((20 * scale)) keep_is "$want_mh"
-from_sources() { # $1 = node index, $2 = connections per address, then addresses → "address task task ..." per address
+from_sources() { # $1 = node index, $2 = new connections per address, then addresses → "address task task ..." per address
   local node=$1 n=$2; shift 2
-  in_ns mesh-client bash -c 'url=$1 n=$2 t=$3; shift 3
-    for src; do printf "%s" "$src"; for _ in $(seq 1 "$n"); do printf " %s" "$(curl -s -m "$t" --interface "$src" "$url" | cut -d" " -f1)"; done; echo; done' \
-    _ "http://$(node_addr "$node"):8094/" "$n" $((3 * scale)) "$@"
+  # one bash in mesh-client, one curl per address (Connection: close: a new connection per URL)
+  in_ns mesh-client bash -c 'urls=() t=$3; for ((i = 0; i < $2; i++)); do urls+=("$1"); done; shift 3
+    for src; do
+      printf "%s" "$src"
+      curl -s -m "$t" --interface "$src" -H "Connection: close" "${urls[@]}" | while read -r task _; do printf " %s" "$task"; done
+      echo
+    done' _ "http://$(node_addr "$node"):8094/" "$n" $((3 * scale)) "$@"
 }
 picks=$(from_sources 1 3 $sources)
 consistent=$(awk '$2 ~ /^keep\.[12]$/ && $2 == $3 && $3 == $4' <<<"$picks" | wc -l)
