@@ -11,7 +11,9 @@
 # to web's appnet VIP reaches every web task; a killed daemon restarts without changing the kernel; mode=host and
 # traffic=local ports keep the client address on the node with a task and are refused by the other (and the health
 # port and mesh trace agree); a proxy=v2 port reaches its task with a PROXY v2 header naming the client through
-# every node, through the sandbox's relay (no MARK rule for it); a removed task is drained (weight 0,
+# every node, through the sandbox's relay (no MARK rule for it); --lb maglev is IPVS's mh scheduler, each client address
+# staying on the task mh picked for it, and a task failing its health check goes to weight 0 (its clients move) and
+# comes back; a removed task is drained (weight 0,
 # no new connections) then removed; lab down leaves nothing. Under qemu (whose stock kernel also has nf_tables with the
 # ip family, which user-mode-linux lacks) one node is switched to the nftables dataplane and back, end to end.
 set -uo pipefail
