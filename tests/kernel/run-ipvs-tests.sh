@@ -57,9 +57,10 @@ fi
 if [[ $mode == bench ]]; then
   cmd=("$bin" bench "${args[@]}")
 elif [[ $kernel -eq 1 && $lab -eq 1 ]]; then
-  cmd=(bash "$here/guest-ci.sh" "$bin" "$meshdir/mesh")
+  cmd=(env "MESH_IPVS_LAB_MAGLEV_HEALTH=${MESH_IPVS_LAB_MAGLEV_HEALTH:-}" bash "$here/guest-ci.sh" "$bin" "$meshdir/mesh")
 elif [[ $lab -eq 1 ]]; then
-  cmd=(bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
+  # The guest does not inherit this environment: the lab's one switch goes on the command line.
+  cmd=(env "MESH_IPVS_LAB_MAGLEV_HEALTH=${MESH_IPVS_LAB_MAGLEV_HEALTH:-}" bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
 else
   cmd=("$bin" test "${args[@]}")
 fi
