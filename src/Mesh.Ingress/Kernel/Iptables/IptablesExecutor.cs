@@ -93,7 +93,10 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
         var before = exactAt is null ? null : _generation?.Read(netns);
         try
         {
-            await runner.RunCheckedInAsync(netns, flavour.Restore, ["--noflush", "-w", "5"], script, cancellationToken).ConfigureAwait(false);
+            // iptables-legacy serialises every namespace's writers on one /run/xtables.lock: with many task namespaces
+            // converging at once (the ipvs lab in user-mode-linux) 5 s was too short, and a failed write waits for the
+            // next pass. The nft-backed iptables ignores the lock.
+            await runner.RunCheckedInAsync(netns, flavour.Restore, ["--noflush", "-w", "30"], script, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
