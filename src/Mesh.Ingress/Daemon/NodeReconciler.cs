@@ -232,14 +232,16 @@ public sealed partial class NodeReconciler(
         using var either = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var change = WaitForChangeAsync(revision, wait, either.Token);
         var vanished = tasks.NamespaceVanishedAsync(either.Token);
-        var first = await Task.WhenAny(change, vanished).ConfigureAwait(false);
+        await Task.WhenAny(change, vanished).ConfigureAwait(false);
         await either.CancelAsync().ConfigureAwait(false);
-
-        // Not waited for: a store watch need not end at once when cancelled (it may run to its timeout), which would hold
-        // the pass back. Its outcome is observed so a failure is not left unobserved.
-        var other = first == change ? vanished : change;
-        _ = other.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-        await first.ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(change, vanished).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The other one, cancelled because this one ended the wait.
+        }
     }
 
     private async Task WaitForChangeAsync(long revision, TimeSpan wait, CancellationToken stoppingToken)
