@@ -40,21 +40,6 @@ public sealed class H2cPriorKnowledge
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(next);
         var input = connection.Transport.Input;
-        // Most clients send their request with or right after the handshake: an HTTP/1.1 request already there is
-        // handed on at once, without the timer and linked token below (per connection, so per request for clients
-        // that do not keep connections alive). Anything else (no bytes yet, the preface or a prefix of it) takes
-        // the waiting path, which reads the same bytes again.
-        if (input.TryRead(out var ready))
-        {
-            var http1 = Compare(ready.Buffer) == false;
-            input.AdvanceTo(ready.Buffer.Start, ready.Buffer.Start);
-            if (http1)
-            {
-                await next(connection).ConfigureAwait(false);
-                return;
-            }
-        }
-
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
         timeout.CancelAfter(FirstBytesTimeout);
         long examined = 0;

@@ -102,12 +102,6 @@ public sealed partial class HttpEntry(
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<ILoggerFactory>(new WithoutRequestLogging(loggers)); // the daemon's log, not a console of its own
         builder.WebHost.ConfigureKestrel(k => Listen(k, options, certificates));
-        // Kestrel's socket transport hands each read from the socket's completion to its own I/O queue and then to
-        // the thread pool for the application, two wake-ups of idle workers per read; on 2 shared cores, context
-        // switches were most of the entry's CPU (perf: finish_task_switch, futex wake-ups ~4 per request with a new
-        // connection each). Inline, the read's completion runs Kestrel and YARP on the same pool thread. Safe here
-        // because nothing on the entry's path blocks (YARP, the transforms and the sniffer are asynchronous).
-        builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         var forwarded = new ForwardedHeaders(options);
         builder.Services.AddReverseProxy()
             .LoadFromMemory([], [])

@@ -12,8 +12,8 @@ using Microsoft.Extensions.Logging;
 namespace Mesh.Ingress.Tests.Http;
 
 /// <summary>
-/// What the entry does per connection and per request, on its real listeners over loopback: the h2c sniffer's
-/// two paths (bytes already there, bytes arriving later), and no hosting activity for a request when the entry's
+/// What the entry does per connection and per request, on its real listeners over loopback: the h2c sniffer
+/// with bytes arriving late or in pieces, and no hosting activity for a request when the entry's
 /// web host gets the daemon's loggers through <see cref="WithoutRequestLogging"/>.
 /// </summary>
 public sealed class EntryConnectionPathTests
@@ -75,7 +75,6 @@ public sealed class EntryConnectionPathTests
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggers);
         builder.WebHost.ConfigureKestrel(k => HttpEntry.Listen(k, new HttpEntryOptions { Port = port }, null));
-        builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         var app = builder.Build();
         app.Run(ctx => ctx.Response.WriteAsync($"{ctx.Request.Protocol} activity:{Activity.Current is not null}"));
         await app.StartAsync();
