@@ -45,7 +45,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         {
             var readAt = Generation(handle);
             Interlocked.Increment(ref _reads);
-            actual = Read(handle.Value, family, table);
+            actual = Read(handle, family, table);
             var after = Generation(handle);
             exactAt = readAt is not null && after == readAt ? after : null; // a commit during the read: not exact
             Remember(key, actual, exactAt);
@@ -77,11 +77,13 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         return true;
     }
 
-    private static NftTableState Read(NfTablesHandle handle, Family family, string table)
+    private static NftTableState Read(LazyHandle handle, Family family, string table)
     {
         try
         {
-            return NftTableState.Read(handle, family, table);
+            // The handle is opened here, inside the catch: on a kernel without nfnetlink (user-mode-linux's) the socket
+            // itself fails with EPROTONOSUPPORT, and there is no table to find (what the other dataplane's cleanup asks).
+            return NftTableState.Read(handle.Value, family, table);
         }
         catch (NetlinkException e) when (e.Errno is Errno.ENOENT or Errno.EAFNOSUPPORT or Errno.EPROTONOSUPPORT or Errno.EOPNOTSUPP)
         {
