@@ -3,7 +3,7 @@
 set -euo pipefail
 # gcc and libc6-dev link the ahead-of-time compiled mesh-cni (src/Mesh.Cni) in every Release build.
 run_pkgs=(iproute2 iptables nftables curl util-linux procps dnsmasq-base gcc libc6-dev)
-test_pkgs=(bind9-dnsutils wrk conntrack ipvsadm busybox-static tcpdump etcd-server dnsperf jq kmod chromium systemd nginx haproxy)
+test_pkgs=(bind9-dnsutils wrk conntrack ipvsadm busybox-static tcpdump etcd-server dnsperf jq kmod chromium systemd nginx haproxy strace)
 want=("${run_pkgs[@]}")
 [ "${1:-run}" = test ] && want+=("${test_pkgs[@]}")
 # A real container runtime for the podman lab tests (runc: crun fails on these machines; Debian's CNI plugins as
