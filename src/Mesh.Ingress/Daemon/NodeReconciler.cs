@@ -16,8 +16,9 @@ namespace Mesh.Ingress.Daemon;
 /// <summary>
 /// The sync loops: read the whole desired state, diff it against the kernel object by object, apply only what
 /// differs. Two loops, one for the node's own objects (links, host and sandbox rules) and one for the local tasks'
-/// namespaces, each running on start (so a restarted daemon converges without duplicating anything), on every store
-/// change (coalesced), and every <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
+/// namespaces (their rules, VIP tables, DNS and egress legs), each running on start (so a restarted daemon converges
+/// without duplicating anything), on every store change (coalesced), and every
+/// <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
 /// </summary>
 public sealed partial class NodeReconciler(
     IClusterStore store,
@@ -40,6 +41,10 @@ public sealed partial class NodeReconciler(
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
 
+    /// <summary>A node pass slower than this is logged with its stages: a change should reach every node's kernel
+    /// within 250 ms (issue 13's convergence goal), and the log says which stage held it up.</summary>
+    private static readonly TimeSpan SlowPass = TimeSpan.FromMilliseconds(250);
+
     /// <summary>When the sandbox's links were last verified, and for which address: checking them costs a few
     /// process starts, so it happens on start, on a change of address, after an error and at each resync.</summary>
     private (string Address, long At)? _sandboxVerified;
@@ -58,6 +63,9 @@ public sealed partial class NodeReconciler(
 
     /// <summary>The overlays are converged by the node loop and their removals finished by whichever loop is last.</summary>
     private readonly SemaphoreSlim _overlayGate = new(1, 1);
+
+    /// <summary>The last node pass's stage times, ms: overlay gate wait, overlay, sandbox links, host rules, sandbox.</summary>
+    private readonly double[] _stageMs = new double[5];
 
     /// <summary>The revision whose overlay removals wait until both loops have applied it (-1: none waiting).</summary>
     private long _overlayRemovalsAt = -1;
@@ -100,10 +108,18 @@ public sealed partial class NodeReconciler(
             {
                 // The version is read before the plan, so a verdict that lands during the pass wakes the next one.
                 _healthSeen = health?.Version ?? 0;
+                var passStarted = Stopwatch.GetTimestamp();
                 var state = healthOnly && last is not null ? last : await store.GetStateAsync(ct).ConfigureAwait(false);
                 last = state;
+                var readMs = Stopwatch.GetElapsedTime(passStarted).TotalMilliseconds;
                 node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(ct).ConfigureAwait(false);
                 await SyncAsync(state, node, ct).ConfigureAwait(false);
+                var passMs = Stopwatch.GetElapsedTime(passStarted).TotalMilliseconds;
+                if (passMs >= SlowPass.TotalMilliseconds)
+                {
+                    LogSlowPass(state.Revision, passMs, readMs, _stageMs[0], _stageMs[1], _stageMs[2], _stageMs[3], _stageMs[4]);
+                }
+
                 localTasks.Update(state, node.Name);
                 var bothConverged = Progress(node: (state.Revision, null));
                 await FinishOverlayRemovalsAsync(ct).ConfigureAwait(false);
@@ -296,7 +312,7 @@ public sealed partial class NodeReconciler(
 
     /// <summary>
     /// One pass over the node's own objects, in the order that keeps traffic flowing: the overlays, the sandbox's
-    /// links, the host's rules, the sandbox's rules, the tasks' egress legs; one span each. What left the overlays goes
+    /// links, the host's rules, the sandbox's rules; one span each. What left the overlays goes
     /// after both loops applied the change (<see cref="FinishOverlayRemovalsAsync"/>).
     /// </summary>
     private async Task SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
@@ -305,7 +321,10 @@ public sealed partial class NodeReconciler(
         activity?.SetTag(MeshTelemetry.RevisionAttribute, state.Revision);
         try
         {
+            var t = Stopwatch.GetTimestamp();
             await _overlayGate.WaitAsync(ct).ConfigureAwait(false);
+            _stageMs[0] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            t = Stopwatch.GetTimestamp();
             try
             {
                 using var converge = telemetry.StartConverge("overlay", null, state.Revision);
@@ -328,6 +347,8 @@ public sealed partial class NodeReconciler(
                 _overlayGate.Release();
             }
 
+            _stageMs[1] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            t = Stopwatch.GetTimestamp();
             if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
                 || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
             {
@@ -337,6 +358,8 @@ public sealed partial class NodeReconciler(
                 _sandboxVerified = (node.IngressSandboxIp, Stopwatch.GetTimestamp());
             }
 
+            _stageMs[2] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            t = Stopwatch.GetTimestamp();
             using (telemetry.StartConverge("host", null, state.Revision))
             {
                 if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network, node.Name, health?.Snapshot), HostRules.Tables, ct).ConfigureAwait(false))
@@ -345,14 +368,10 @@ public sealed partial class NodeReconciler(
                 }
             }
 
+            _stageMs[3] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            t = Stopwatch.GetTimestamp();
             await ConvergeSandboxAsync(state, node, ct).ConfigureAwait(false);
-            using (telemetry.StartConverge("egress", null, state.Revision))
-            {
-                if (await egress.ConvergeAsync(state, ct).ConfigureAwait(false) > 0)
-                {
-                    Changed("egress", state.Revision);
-                }
-            }
+            _stageMs[4] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
         }
         catch (Exception e)
         {
@@ -370,6 +389,17 @@ public sealed partial class NodeReconciler(
         foreach (var what in result.Changed)
         {
             Changed(what, state.Revision);
+        }
+
+        // A new task's egress leg is a few link changes in its namespace (0.1-0.6 s on a loaded machine): on the node
+        // loop, after the sandbox, it held up the next published-port change, so a task removed soon after it was
+        // added stayed a backend of its own node's sandbox that much longer (BENCHMARKS.md "convergence").
+        using (telemetry.StartConverge("egress", null, state.Revision))
+        {
+            if (await egress.ConvergeAsync(state, ct).ConfigureAwait(false) > 0)
+            {
+                Changed("egress", state.Revision);
+            }
         }
 
         activity?.SetTag("mesh.tasks_failed", result.Errors.Count);
