@@ -51,6 +51,9 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     /// <summary>How long a read waits for the watch stream to deliver what etcd already has before it reads everything itself.</summary>
     private static readonly TimeSpan CatchUpLimit = TimeSpan.FromSeconds(2);
 
+    /// <summary>How many changes the view keeps for watchers: a watcher further behind gets a stream of its own.</summary>
+    private const int HistoryLimit = 4096;
+
     private readonly EtcdStoreOptions _options;
     private readonly EtcdClient _client;
     private readonly ILogger _logger;
@@ -64,6 +67,12 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     private readonly object _viewGate = new();
     private EtcdView? _view;
     private TaskCompletionSource _viewChanged = NewSignal();
+
+    /// <summary>The view's changes since <see cref="_historyFrom"/> (oldest first, at most <see cref="HistoryLimit"/>):
+    /// what <see cref="WatchAsync"/> answers from without a stream of its own.</summary>
+    private readonly List<StoreChange> _history = [];
+    private long _historyFrom = long.MaxValue;
+    private bool _streaming;
     private Task? _watcher;
     private long _leaseId;
     private TimeSpan _grantedTtl;
@@ -171,9 +180,11 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         MutateAsync(s => StateTransitions.SetTaskState(s, name, update), null, cancellationToken);
 
     /// <summary>
-    /// Watches the prefix from <paramref name="afterRevision"/> + 1 on a stream of its own. Returns the first batch of
-    /// changes (whole revisions only), an empty result at <paramref name="afterRevision"/> after <paramref name="timeout"/>,
-    /// or <see cref="WatchResult.Resync"/> when etcd compacted that history away (or the revision is from the future:
+    /// The changes after <paramref name="afterRevision"/>: served from the view's one watch stream when its history
+    /// reaches back that far (every waiter of the daemon — both sync loops, the DNS follower, the probers, the API's
+    /// long polls — then shares that stream), else from a stream of its own. Returns the changes (whole revisions
+    /// only), an empty result at <paramref name="afterRevision"/> after <paramref name="timeout"/>, or
+    /// <see cref="WatchResult.Resync"/> when etcd compacted that history away (or the revision is from the future:
     /// another cluster). A stream that drops is reopened from the same revision on the next member; when no member
     /// answers, <see cref="StoreUnavailableException"/>. A node's liveness flipping is reported as a change of that node.
     /// </summary>
@@ -181,6 +192,43 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
+        EnsureWatcher();
+        try
+        {
+            while (true)
+            {
+                Task changed;
+                lock (_viewGate)
+                {
+                    if (_view is not { } view || !_streaming || afterRevision < _historyFrom || afterRevision > view.Revision)
+                    {
+                        // No view (first use, a compaction being re-read), its stream down, history it no longer
+                        // keeps, or a revision it has not seen (ahead of it, or another store's life): etcd's own answer.
+                        break;
+                    }
+
+                    if (view.Revision > afterRevision)
+                    {
+                        return new WatchResult(view.Revision, _history.Where(c => c.Revision > afterRevision).ToList(), Resync: false);
+                    }
+
+                    changed = _viewChanged.Task;
+                }
+
+                await changed.WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return new WatchResult(afterRevision, [], Resync: false);
+        }
+
+        return await WatchOnOwnStreamAsync(afterRevision, deadline, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<WatchResult> WatchOnOwnStreamAsync(long afterRevision, CancellationTokenSource deadline, CancellationToken cancellationToken)
+    {
         var create = new WatchCreateRequest { Key = _layout.PrefixKey, RangeEnd = _layout.PrefixEnd, StartRevision = Math.Max(afterRevision + 1, 1) };
         var failures = new List<string>();
         var limit = _options.Endpoints.Count * (Math.Max(_options.TransportRetries, 1) + 1);
@@ -361,12 +409,32 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
         }
     }
 
-    private void Publish(EtcdView? view)
+    /// <summary>
+    /// A new view: after a full read (<paramref name="changes"/> null) the history starts again at its revision, after a
+    /// watch answer the answer's changes join it. Every waiter wakes.
+    /// </summary>
+    private void Publish(EtcdView? view, List<StoreChange>? changes = null)
     {
         TaskCompletionSource signal;
         lock (_viewGate)
         {
             _view = view;
+            if (view is null || changes is null)
+            {
+                _history.Clear();
+                _historyFrom = view?.Revision ?? long.MaxValue;
+            }
+            else
+            {
+                _history.AddRange(changes);
+                if (_history.Count > HistoryLimit)
+                {
+                    var dropped = _history.Count - HistoryLimit;
+                    _historyFrom = _history[dropped - 1].Revision;
+                    _history.RemoveRange(0, dropped);
+                }
+            }
+
             signal = _viewChanged;
             _viewChanged = NewSignal();
         }
@@ -406,6 +474,11 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                     {
                         var answer = call.ResponseStream.Current;
                         backoff = TimeSpan.FromMilliseconds(100);
+                        if (answer.Created)
+                        {
+                            SetStreaming(true);
+                        }
+
                         if (answer.CompactRevision > 0)
                         {
                             LogCompacted(view.Revision, answer.CompactRevision);
@@ -423,11 +496,12 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                         if (answer.Events.Count > 0)
                         {
                             view = view.Apply(answer.Events);
-                            Publish(view);
+                            Publish(view, Describe(answer.Events));
                         }
                     }
                 }
 
+                SetStreaming(false);
                 if (view is not null)
                 {
                     _client.Demote(member);
@@ -441,6 +515,7 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
             catch (Exception e)
             {
                 // Whatever went wrong, the loop goes on (readers fall back to full reads meanwhile): never a silent stale view.
+                SetStreaming(false);
                 if (ct.IsCancellationRequested)
                 {
                     return;
@@ -464,6 +539,28 @@ public sealed partial class EtcdStore : IClusterStore, IAsyncDisposable, IDispos
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }
+    }
+
+    /// <summary>
+    /// Whether the view's stream is open: while it is not (a member gone, etcd down), waiters use streams of their
+    /// own, whose failures say the store is unavailable, instead of sleeping on a view that no longer moves.
+    /// </summary>
+    private void SetStreaming(bool streaming)
+    {
+        TaskCompletionSource signal;
+        lock (_viewGate)
+        {
+            if (_streaming == streaming)
+            {
+                return;
+            }
+
+            _streaming = streaming;
+            signal = _viewChanged;
+            _viewChanged = NewSignal();
+        }
+
+        signal.TrySetResult();
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -26,7 +26,10 @@ public sealed class EtcdStoreContractTests(EtcdFixture fixture) : StoreContractT
     {
         var etcd = (EtcdStore)store;
         await etcd.CompactAsync((await etcd.GetStateAsync()).Revision);
-        return store;
+
+        // A store that watched all along still holds the changes in its view and answers from it; a daemon that comes
+        // (or comes back) after the compaction has only etcd's history, which is gone.
+        return New();
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
