@@ -9,10 +9,4 @@ public sealed partial class HealthProber
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Probe of {Task} not run")]
     private partial void LogProbeNotRun(Exception exception, string task);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Health checks could not read the state; retrying in {RetrySeconds} s")]
-    private partial void LogStateFailed(Exception exception, double retrySeconds);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Store unavailable to the health checks: {Reason}; probing the last known tasks")]
-    private partial void LogStoreUnavailable(string reason);
 }

@@ -2,7 +2,6 @@ using System.Net;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.HealthChecks;
@@ -12,17 +11,11 @@ namespace Mesh.Ingress.HealthChecks;
 /// cluster, not only this node's: each node decides its own backends), started and stopped as the store changes, each
 /// reporting to <see cref="TaskHealthMonitor"/>. Probes go out from the ingress sandbox (<see cref="HealthProbe"/>).
 /// </summary>
-public sealed partial class HealthProber(IClusterStore store, IngressSandbox sandbox, TaskHealthMonitor monitor, ILogger<HealthProber> logger) : BackgroundService
+public sealed partial class HealthProber(IClusterStore store, IngressSandbox sandbox, TaskHealthMonitor monitor, ILogger<HealthProber> logger)
+    : TaskLoops<HealthProber.Target>(store, "health checks", TimeSpan.FromSeconds(2), logger)
 {
-    private static readonly TimeSpan Retry = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(30);
-
-    private readonly Dictionary<string, Probe> _probes = new(StringComparer.Ordinal);
-
     /// <summary>What one loop probes; a task whose target changes (address, port, check) gets a new loop and a fresh verdict.</summary>
     public sealed record Target(string Task, string Service, string Address, int Port, HealthCheck Check);
-
-    private sealed record Probe(Target Target, CancellationTokenSource Stop, Task Loop);
 
     /// <summary>Every running task with an ingress address of every service with a health check.</summary>
     public static IReadOnlyList<Target> Targets(ClusterState state)
@@ -49,92 +42,15 @@ public sealed partial class HealthProber(IClusterStore store, IngressSandbox san
         return targets;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                long revision;
-                try
-                {
-                    var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
-                    revision = state.Revision;
-                    Follow(Targets(state), stoppingToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
-                {
-                    LogStateFailed(e, Retry.TotalSeconds);
-                    await Task.Delay(Retry, stoppingToken).ConfigureAwait(false);
-                    continue;
-                }
+    protected override IEnumerable<(string Task, Target Target)> Follow(ClusterState state) => Targets(state).Select(t => (t.Task, t));
 
-                try
-                {
-                    await store.WatchAsync(revision, WatchTimeout, stoppingToken).ConfigureAwait(false);
-                }
-                catch (StoreUnavailableException e)
-                {
-                    LogStoreUnavailable(e.Message);
-                    await Task.Delay(Retry, stoppingToken).ConfigureAwait(false);
-                }
-            }
-        }
-        finally
-        {
-            foreach (var name in _probes.Keys.ToList())
-            {
-                await StopAsync(name).ConfigureAwait(false);
-            }
-        }
-    }
-
-    /// <summary>Stops the loops whose target is gone or changed and starts the missing ones.</summary>
-    private void Follow(IReadOnlyList<Target> targets, CancellationToken ct)
-    {
-        var wanted = targets.ToDictionary(t => t.Task, StringComparer.Ordinal);
-        foreach (var (name, probe) in _probes.ToList())
-        {
-            if (!wanted.TryGetValue(name, out var target) || target != probe.Target)
-            {
-                _ = StopAsync(name);
-            }
-        }
-
-        foreach (var target in targets.Where(t => !_probes.ContainsKey(t.Task)))
-        {
-            var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            _probes[target.Task] = new Probe(target, stop, Task.Run(() => LoopAsync(target, stop.Token), CancellationToken.None));
-            LogProbing(target.Task, target.Service, target.Address, target.Port, target.Check.ToString());
-        }
-    }
-
-    private async Task StopAsync(string name)
-    {
-        if (!_probes.Remove(name, out var probe))
-        {
-            return;
-        }
-
-        await probe.Stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await probe.Loop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // stopped
-        }
-        finally
-        {
-            probe.Stop.Dispose();
-            monitor.Forget(name);
-        }
-    }
+    /// <summary>A new verdict starts from nothing: the old one is forgotten with its loop.</summary>
+    protected override void Stopped(string task) => monitor.Forget(task);
 
     /// <summary>Probes every interval (from the start of one probe to the next: a slow answer does not stretch it).</summary>
-    private async Task LoopAsync(Target target, CancellationToken ct)
+    protected override async Task RunAsync(Target target, CancellationToken ct)
     {
+        LogProbing(target.Task, target.Service, target.Address, target.Port, target.Check.ToString());
         var tracker = new HealthTracker();
         var probe = new HealthProbe(sandbox.Netns.Path!);
         var address = IPAddress.Parse(target.Address);

@@ -18,10 +18,4 @@ public sealed partial class TaskReadinessProber
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not make {Task} {State} in the store; retrying in {RetrySeconds} s")]
     private partial void LogReportFailed(Exception exception, string task, string state, double retrySeconds);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Readiness could not read the state; retrying in {RetrySeconds} s")]
-    private partial void LogStateFailed(Exception exception, double retrySeconds);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Store unavailable to readiness: {Reason}; probing the last known starting tasks")]
-    private partial void LogStoreUnavailable(string reason);
 }

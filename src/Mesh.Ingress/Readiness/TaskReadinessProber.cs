@@ -5,7 +5,6 @@ using Mesh.Discovery.Store;
 using Mesh.Ingress.Daemon;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.HealthChecks;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Readiness;
@@ -22,17 +21,13 @@ namespace Mesh.Ingress.Readiness;
 /// made failed: visible in <c>mesh task ls</c> and the log, never routed, until the runtime removes it.
 /// </summary>
 public sealed partial class TaskReadinessProber(
-    IClusterStore store, IngressSandbox sandbox, DaemonOptions options, TaskReadinessOptions readiness, ILogger<TaskReadinessProber> logger) : BackgroundService
+    IClusterStore store, IngressSandbox sandbox, DaemonOptions options, TaskReadinessOptions readiness, ILogger<TaskReadinessProber> logger)
+    : TaskLoops<TaskReadinessProber.Target>(store, "readiness probes", Retry, logger)
 {
     private static readonly TimeSpan Retry = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan WatchTimeout = TimeSpan.FromSeconds(30);
-
-    private readonly Dictionary<string, Probe> _probes = new(StringComparer.Ordinal);
 
     /// <summary>A starting task of this node and where it should answer; <see cref="Port"/> null when its service has no TCP target.</summary>
     public sealed record Target(string Task, string Service, string? Address, int? Port);
-
-    private sealed record Probe(Target Target, CancellationTokenSource Stop, Task Loop);
 
     /// <summary>The starting tasks on <paramref name="node"/>, with the port each must open.</summary>
     public static IReadOnlyList<Target> Targets(ClusterState state, string node)
@@ -52,89 +47,11 @@ public sealed partial class TaskReadinessProber(
             .ToList();
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                long revision;
-                try
-                {
-                    var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
-                    revision = state.Revision;
-                    Follow(Targets(state, options.Node), stoppingToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
-                {
-                    LogStateFailed(e, Retry.TotalSeconds);
-                    await Task.Delay(Retry, stoppingToken).ConfigureAwait(false);
-                    continue;
-                }
-
-                try
-                {
-                    await store.WatchAsync(revision, WatchTimeout, stoppingToken).ConfigureAwait(false);
-                }
-                catch (StoreUnavailableException e)
-                {
-                    LogStoreUnavailable(e.Message);
-                    await Task.Delay(Retry, stoppingToken).ConfigureAwait(false);
-                }
-            }
-        }
-        finally
-        {
-            foreach (var name in _probes.Keys.ToList())
-            {
-                await StopAsync(name).ConfigureAwait(false);
-            }
-        }
-    }
-
-    /// <summary>Stops the loops of tasks no longer starting here (running, failed, removed) and starts the new ones.</summary>
-    private void Follow(IReadOnlyList<Target> targets, CancellationToken ct)
-    {
-        var wanted = targets.ToDictionary(t => t.Task, StringComparer.Ordinal);
-        foreach (var (name, probe) in _probes.ToList())
-        {
-            if (!wanted.TryGetValue(name, out var target) || target != probe.Target || probe.Loop.IsCompleted)
-            {
-                _ = StopAsync(name);
-            }
-        }
-
-        foreach (var target in targets.Where(t => !_probes.ContainsKey(t.Task)))
-        {
-            var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            _probes[target.Task] = new Probe(target, stop, Task.Run(() => LoopAsync(target, stop.Token), CancellationToken.None));
-        }
-    }
-
-    private async Task StopAsync(string name)
-    {
-        if (!_probes.Remove(name, out var probe))
-        {
-            return;
-        }
-
-        await probe.Stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await probe.Loop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // stopped
-        }
-        finally
-        {
-            probe.Stop.Dispose();
-        }
-    }
+    /// <summary>A loop ends once it reported; a task still starting after that (its report was lost) gets a new one.</summary>
+    protected override IEnumerable<(string Task, Target Target)> Follow(ClusterState state) => Targets(state, options.Node).Select(t => (t.Task, t));
 
     /// <summary>Connects every interval until the port accepts (running) or the start timeout passes (failed), then reports it.</summary>
-    private async Task LoopAsync(Target target, CancellationToken ct)
+    protected override async Task RunAsync(Target target, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         if (target.Port is not { } port || target.Address is null)
@@ -181,7 +98,7 @@ public sealed partial class TaskReadinessProber(
         {
             try
             {
-                await store.UpdateTaskAsync(target.Task, new TaskUpdate { State = state }, ct).ConfigureAwait(false);
+                await Store.UpdateTaskAsync(target.Task, new TaskUpdate { State = state }, ct).ConfigureAwait(false);
                 if (state == TaskState.Running)
                 {
                     LogRunning(target.Task, target.Service, target.Port, after.TotalMilliseconds);
