@@ -11,7 +11,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 failed=0
 # Each stage's output in full, kept after the run (CI shows a summary; the details are here).
-logs=${MESH_TEST_LOGS:-artifacts/test-logs}
+logs=${MESH_TEST_LOGS:-$PWD/artifacts/test-logs}
 mkdir -p "$logs"
 stage_begin=$SECONDS
 stage_done() { echo "   (stage: $((SECONDS - stage_begin)) s)"; stage_begin=$SECONDS; }
