@@ -12,7 +12,7 @@ trap 'rm -f "$log"' EXIT
 failed=0
 # Each stage's output in full, kept after the run (CI shows a summary; the details are here).
 logs=${MESH_TEST_LOGS:-$PWD/artifacts/test-logs}
-mkdir -p "$logs"
+mkdir -p "$logs" && rm -f "$logs"/*.log
 stage_begin=$SECONDS
 stage_done() { echo "   (stage: $((SECONDS - stage_begin)) s)"; stage_begin=$SECONDS; }
 
@@ -27,7 +27,7 @@ echo "== dotnet test (unit, property, API, lab end to end)"
 timing='FullyQualifiedName~Mesh.LoadTests.Tests.RunnerTests'
 for args in "Mesh.sln --filter FullyQualifiedName!~Mesh.LoadTests.Tests.RunnerTests" "load-tests/Mesh.LoadTests.Tests --filter $timing"; do
   # shellcheck disable=SC2086 # two fixed argument lists, split on purpose
-  dotnet test $args -c Release --no-build --nologo 2>&1 | tee -a "$log" |
+  dotnet test $args -c Release --no-build --nologo 2>&1 | tee -a "$log" "$logs/dotnet-test.log" |
     awk '/^ *Failed [A-Za-z]/ { show = 1; n = 0 } /^ *Stack Trace:/ { show = 0 }
          show && n++ < 12 { print; next } /^ *(Passed!|Failed!|Skipped )|error/ { print }' || true
   [ "${PIPESTATUS[0]}" = 0 ] || failed=1
@@ -68,7 +68,7 @@ fi
 
 if [ -f load-tests/smoke.sh ]; then
   echo "== load tests (smoke)"
-  bash load-tests/smoke.sh 2>&1 | tee -a "$log" | grep -E '^(== |   |note:|load-tests-smoke:)' || true
+  bash load-tests/smoke.sh 2>&1 | tee -a "$log" "$logs/load-tests-smoke.log" | grep -E '^(== |   |note:|load-tests-smoke:)' || true
   [ "${PIPESTATUS[0]}" = 0 ] || failed=1
   stage_done
 fi
