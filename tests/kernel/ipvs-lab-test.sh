@@ -46,10 +46,14 @@ check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; 
 elapsed() { echo "$(($(date +%s) - started)) s"; }
 # Where the minutes go: each section says when it starts (seconds since the script started, and the guest's load).
 section() { echo "-- $* (at $(elapsed), load $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
-# MESH_IPVS_LAB_LOGS=DIR (a host path the guest sees): the lab's logs are copied there before lab down, to read after.
-keep_logs() { [[ -z ${MESH_IPVS_LAB_LOGS:-} ]] || { mkdir -p "$MESH_IPVS_LAB_LOGS" && cp /run/mesh/lab/*.log /run/mesh/lab/*.out "$MESH_IPVS_LAB_LOGS/" 2>/dev/null; }; }
+# MESH_IPVS_LAB_LOGS=DIR (a host path the guest sees; run-ipvs-tests.sh passes one): the lab's logs (daemons, task
+# servers) are copied there before lab down, to read after the guest is gone.
+keep_logs() {
+  [[ -n ${MESH_IPVS_LAB_LOGS:-} ]] || return 0
+  mkdir -p "$MESH_IPVS_LAB_LOGS" && cp /run/mesh/lab/*.log /run/mesh/lab/*.out "$MESH_IPVS_LAB_LOGS/" 2>/dev/null
+  echo "ipvs-lab: the lab's logs are in $MESH_IPVS_LAB_LOGS" >&2
+}
 finish() {
-  keep_logs
   echo "ipvs-lab: total $(elapsed)" >&2
   echo "ipvs-lab: $passed passed, $failed failed"
   [[ $failed -eq 0 ]]
@@ -74,6 +78,7 @@ if ! "$mesh" lab up --nodes $nodes --replicas $replicas --dataplane ipvs; then
     echo "--- mesh-n$i.out (the daemon's own output, tail)"; tail -n 30 "/run/mesh/lab/mesh-n$i.out" 2>/dev/null
   done
   echo "--- guest load: $(cat /proc/loadavg); mesh processes:"; ps -eo pid,etime,time,stat,args | grep -E '[m]esh (daemon|lab)' | cut -c1-160
+  keep_logs
   "$mesh" lab down >/dev/null 2>&1
   finish
 fi
@@ -87,7 +92,7 @@ ingress_ips() { jq -r '[.state.tasks[] | select(.service == "web") | .addresses.
 web_ips=$(ingress_ips "$status")
 echo "web tasks: $web_tasks; mark $mark; ingress IPs $web_ips; appnet VIP $vip"
 check "$replicas web tasks registered" test "$(wc -w <<<"$web_tasks")" -eq $replicas
-[[ $mark =~ ^[0-9]+$ ]] || { bad "web's firewall mark from lab status --json ($mark)"; "$mesh" lab down >/dev/null 2>&1; finish; }
+[[ $mark =~ ^[0-9]+$ ]] || { bad "web's firewall mark from lab status --json ($mark)"; keep_logs; "$mesh" lab down >/dev/null 2>&1; finish; }
 
 dataplanes=$(jq -r '[.nodes[].info.dataplane] | join(" ")' <<<"$status")
 # iptables-nft where the kernel has nf_tables' ip family (qemu's stock kernel), iptables-legacy where not (user-mode-

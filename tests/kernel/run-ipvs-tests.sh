@@ -52,14 +52,18 @@ if [[ $lab -eq 1 ]]; then
   mkdir -p "$cache"
   meshdir=$(mktemp -d "$cache/mesh-bin.XXXXXX")
   cp -a "$repo/src/Mesh.Ingress/bin/Release/net10.0/." "$meshdir/"
+  # The lab's daemon and task logs, copied out of the guest before its lab down (MESH_IPVS_LAB_LOGS: elsewhere).
+  lablogs=${MESH_IPVS_LAB_LOGS:-$repo/artifacts/test-logs/ipvs-lab}
+  rm -rf "$lablogs"
 fi
 
 if [[ $mode == bench ]]; then
   cmd=("$bin" bench "${args[@]}")
 elif [[ $kernel -eq 1 && $lab -eq 1 ]]; then
-  cmd=(bash "$here/guest-ci.sh" "$bin" "$meshdir/mesh")
+  cmd=(env "MESH_IPVS_LAB_LOGS=$lablogs" bash "$here/guest-ci.sh" "$bin" "$meshdir/mesh")
 elif [[ $lab -eq 1 ]]; then
-  cmd=(bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
+  # The guest does not inherit this environment: what the lab needs goes on its command line.
+  cmd=(env "MESH_IPVS_LAB_LOGS=$lablogs" bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
 else
   cmd=("$bin" test "${args[@]}")
 fi
