@@ -55,10 +55,6 @@ while read -r ko; do
 done < "$run/modules"
 
 export HOME=/tmp/home TMPDIR=/tmp DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-# The runtime's W^X maps each page of JIT-compiled code twice and flips protections (mmap/mprotect and page faults):
-# each of those is a round trip through ptrace under user-mode-linux. Off in this throw-away guest, a .NET start there
-# took ~20% less (`mesh lab --help`: 7.1-7.5 s against 9.1-9.3 s on the loaded host, 2026-11-30).
-export DOTNET_EnableWriteXorExecute=0
 export MESH_KERNEL_VM="${MESH_VM:-uml}"
 /bin/bash "$run/cmd.sh" > "$run/out" 2>&1 < /dev/null
 echo $? > "$run/rc"
