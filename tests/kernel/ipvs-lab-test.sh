@@ -49,7 +49,8 @@ section() { echo "-- $* (at $(elapsed), load $(cut -d' ' -f1-3 /proc/loadavg))" 
 # MESH_IPVS_LAB_LOGS=DIR (a host path the guest sees; run-ipvs-tests.sh passes one): the lab's logs (daemons, task
 # servers) are copied there before lab down, to read after the guest is gone.
 keep_logs() {
-  [[ -n ${MESH_IPVS_LAB_LOGS:-} ]] || return 0
+  # qemu's guest writes to an overlay of the host's /, not to the host: nothing to keep there.
+  [[ -n ${MESH_IPVS_LAB_LOGS:-} && ${MESH_KERNEL_VM:-uml} != qemu ]] || return 0
   mkdir -p "$MESH_IPVS_LAB_LOGS" && cp /run/mesh/lab/*.log /run/mesh/lab/*.out "$MESH_IPVS_LAB_LOGS/" 2>/dev/null
   echo "ipvs-lab: the lab's logs are in $MESH_IPVS_LAB_LOGS" >&2
 }
