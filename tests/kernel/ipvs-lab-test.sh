@@ -307,6 +307,9 @@ api_call POST /v1/services '{"name":"drain-probe"}'
 check "drain: $gone_task is removed from every sandbox after the drain period" wait_for $((20 * scale)) all_weight ""
 
 section "lab down leaves"
+# Where the guest's one CPU went: each lab process's CPU time against its age (the daemons and task servers run all along).
+echo "--- CPU time of the lab's processes (guest load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+ps -eo time,etime,args | grep -E '[m]esh (daemon|lab serve)' | awk '{ printf "%s %s %s %s %s %s\n", $1, $2, $4, $5, $6, $7 }' >&2
 # --- lab down leaves nothing -------------------------------------------------------------------------
 keep_logs
 "$mesh" lab down
