@@ -69,8 +69,7 @@ else
 fi
 
 choice_ok=1
-# MESH_VM_CHOICE_TESTED=1: another run-ipvs-tests.sh of the same CI run checks the choice (test.sh runs the kernel
-# tests beside the lab).
+# MESH_VM_CHOICE_TESTED=1: another run-ipvs-tests.sh of the same CI run checked the choice (test.sh's qemu re-run).
 if [[ $mode == test && -z ${MESH_VM_CHOICE_TESTED:-} ]]; then bash "$here/vm-choice-test.sh" || choice_ok=0; fi
 IFS=$'\t' read -r vm why < <(bash "$here/run-in-vm.sh" --which)
 [[ -n $vm ]] || { echo "ipvs-kernel: none — $why"; exit 1; }
