@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # CI smoke of the load tests, as root, after test.sh installed its packages: the runner against loopback
 # responders, dns-bench (no lab), then each lab scenario in --smoke mode (each takes /tmp/mesh-lab.lock itself, brings the lab up
-# and down). Seconds per scenario; about 3-4 minutes in all, most of it the lab ups (convergence brings up two:
-# the embedded store and etcd; chaos one lab and one daemon restart).
+# and down). Seconds per scenario; about 3-4 minutes in all, most of it the lab ups (convergence and chaos
+# one lab each, embedded store; chaos also one daemon restart).
 # Ends with one line "load-tests-smoke: N passed, N failed" (test.sh adds it to its totals).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet build -c Release load-tests/Mesh.LoadTests --nologo -v quiet -clp:ErrorsOnly || { echo "load-tests-smoke: 0 passed, 1 failed"; exit 1; }
+# MESH_PREBUILT=1 (test.sh, after its build of Mesh.sln, which holds the project): nothing to build again.
+if [ -z "${MESH_PREBUILT:-}" ]; then
+  dotnet build -c Release load-tests/Mesh.LoadTests --nologo -v quiet -clp:ErrorsOnly || { echo "load-tests-smoke: 0 passed, 1 failed"; exit 1; }
+fi
 dll=load-tests/Mesh.LoadTests/bin/Release/net10.0/Mesh.LoadTests.dll
 out=load-tests/results/ci-smoke-$(date -u +%Y%m%d-%H%M%S)
 passed=0 failed=0 notes=()
@@ -39,7 +42,10 @@ run dns-bench dns-bench   # no lab: the embedded resolver vs dnsmasq on loopback
 run mesh-vs-direct mesh-vs-direct
 run churn churn
 run dns-lab dns-lab
-run convergence convergence
+# One lab (the embedded store), as chaos' smoke: the etcd lab's second lab up was ~60 s of CI. Convergence through etcd
+# stays tested by the lab end to end (EtcdLabTests: an add through node 1 answers through node 3; a node past its
+# lease loses its tasks everywhere and gets them back); `convergence` without --smoke still compares both stores.
+run convergence convergence --stores embedded
 run chaos chaos   # the embedded store's holder SIGKILLed + restarted during writes, under load through every node
 for n in "${notes[@]}"; do echo "note: $n"; done
 echo "load-tests-smoke: $passed passed, $failed failed"

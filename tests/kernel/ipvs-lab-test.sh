@@ -44,6 +44,16 @@ ok() { passed=$((passed + 1)); echo "ok   $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
 elapsed() { echo "$(($(date +%s) - started)) s"; }
+# Where the minutes go: each section says when it starts (seconds since the script started, and the guest's load).
+section() { echo "-- $* (at $(elapsed), load $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
+# MESH_IPVS_LAB_LOGS=DIR (a host path the guest sees; run-ipvs-tests.sh passes one): the lab's logs (daemons, task
+# servers) are copied there before lab down, to read after the guest is gone.
+keep_logs() {
+  # qemu's guest writes to an overlay of the host's /, not to the host: nothing to keep there.
+  [[ -n ${MESH_IPVS_LAB_LOGS:-} && ${MESH_KERNEL_VM:-uml} != qemu ]] || return 0
+  mkdir -p "$MESH_IPVS_LAB_LOGS" && cp /run/mesh/lab/*.log /run/mesh/lab/*.out "$MESH_IPVS_LAB_LOGS/" 2>/dev/null
+  echo "ipvs-lab: the lab's logs are in $MESH_IPVS_LAB_LOGS" >&2
+}
 finish() {
   echo "ipvs-lab: total $(elapsed)" >&2
   echo "ipvs-lab: $passed passed, $failed failed"
@@ -59,6 +69,7 @@ wait_for() {
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 node_addr() { echo "198.18.0.$((10 + $1))"; }
 
+section "lab up"
 # --- lab up ------------------------------------------------------------------------------------------
 t=$(date +%s)
 if ! "$mesh" lab up --nodes $nodes --replicas $replicas --dataplane ipvs; then
@@ -68,6 +79,7 @@ if ! "$mesh" lab up --nodes $nodes --replicas $replicas --dataplane ipvs; then
     echo "--- mesh-n$i.out (the daemon's own output, tail)"; tail -n 30 "/run/mesh/lab/mesh-n$i.out" 2>/dev/null
   done
   echo "--- guest load: $(cat /proc/loadavg); mesh processes:"; ps -eo pid,etime,time,stat,args | grep -E '[m]esh (daemon|lab)' | cut -c1-160
+  keep_logs
   "$mesh" lab down >/dev/null 2>&1
   finish
 fi
@@ -81,7 +93,7 @@ ingress_ips() { jq -r '[.state.tasks[] | select(.service == "web") | .addresses.
 web_ips=$(ingress_ips "$status")
 echo "web tasks: $web_tasks; mark $mark; ingress IPs $web_ips; appnet VIP $vip"
 check "$replicas web tasks registered" test "$(wc -w <<<"$web_tasks")" -eq $replicas
-[[ $mark =~ ^[0-9]+$ ]] || { bad "web's firewall mark from lab status --json ($mark)"; "$mesh" lab down >/dev/null 2>&1; finish; }
+[[ $mark =~ ^[0-9]+$ ]] || { bad "web's firewall mark from lab status --json ($mark)"; keep_logs; "$mesh" lab down >/dev/null 2>&1; finish; }
 
 dataplanes=$(jq -r '[.nodes[].info.dataplane] | join(" ")' <<<"$status")
 # iptables-nft where the kernel has nf_tables' ip family (qemu's stock kernel), iptables-legacy where not (user-mode-
@@ -90,14 +102,18 @@ if grep -q 'iptables nft,' "/run/mesh/lab/mesh-n1.log"; then ipt_save=iptables-n
 echo "daemons use $ipt_save"
 check "every daemon runs the ipvs dataplane ($dataplanes)" test "$dataplanes" = "$(printf 'ipvs %.0s' $(seq 1 $nodes) | sed 's/ $//')"
 
+section "ingress: every node"
 # --- ingress: every node reaches every task ------------------------------------------------------------
-answers() { # $1 = url, $2 = count → sorted distinct task names, from mesh-client
-  for _ in $(seq 1 "$2"); do in_ns mesh-client curl -s -m $((3 * scale)) "$1" | cut -d' ' -f1; done | sort -u | paste -sd' '
+# One process in mesh-client for all of a check's requests (each process start is costly under user-mode-linux):
+# curl makes a new connection per URL (the server closes each: Connection: close), so each is balanced afresh.
+answers() { # $1 = url, $2 = count[, $3 = namespace, mesh-client if not given] → sorted distinct task names
+  local urls=(); for _ in $(seq 1 "$2"); do urls+=("$1"); done
+  in_ns "${3:-mesh-client}" curl -s -m $((3 * scale)) -H 'Connection: close' "${urls[@]}" | cut -d' ' -f1 | sort -u | paste -sd' '
 }
 udp_answers() { # $1 = address, $2 = count → sorted distinct task names over UDP (one datagram each, fresh source port)
-  for _ in $(seq 1 "$2"); do
-    in_ns mesh-client bash -c "exec 3<>/dev/udp/$1/8080 && printf ping >&3 && timeout $((3 * scale)) dd bs=2048 count=1 status=none <&3" | cut -d' ' -f1
-  done | sort -u | paste -sd' '
+  in_ns mesh-client bash -c 'for _ in $(seq 1 "$2"); do
+      (exec 3<>"/dev/udp/$1/8080" && printf ping >&3 && timeout "$3" dd bs=2048 count=1 status=none <&3; echo)
+    done' _ "$1" "$2" $((3 * scale)) | cut -d' ' -f1 | sort -u | sed '/^$/d' | paste -sd' '
 }
 for i in $(seq 1 $nodes); do
   got=$(answers "http://$(node_addr "$i"):8080/" $((replicas * 3)))
@@ -106,6 +122,7 @@ done
 got=$(udp_answers "$(node_addr $nodes)" $((replicas * 3)))
 check "UDP via mesh-n$nodes:8080 reaches every web task (got: $got)" test "$got" = "$web_tasks"
 
+section "ipvsadm in each"
 # --- ipvsadm in each ingress sandbox -----------------------------------------------------------------
 fwm_services() { in_ns "$1" ipvsadm -Ln | grep -cE '^FWM '; }
 masq_dests() { in_ns "$1" ipvsadm -Ln --fwmark-service "$2" | awk '$1 == "->" && $3 == "Masq" { split($2, a, ":"); print a[1] }' | sort | paste -sd' '; }
@@ -121,6 +138,7 @@ for i in $(seq 1 $nodes); do
 done
 echo "--- ipvsadm -Ln in mesh-n$nodes-ingress"; in_ns "mesh-n$nodes-ingress" ipvsadm -Ln
 
+section "mesh trace: each"
 # --- mesh trace: each node's live ipvs sandbox (MARK, fwmark service, real servers), as curl then sees it ---
 trace_of() { # $1 = node index, $2 = port → "verdict:sorted candidate tasks"
   "$mesh" trace --node "mesh-n$1" tcp "$(node_addr "$1"):$2" --json | jq -r '.verdict + ":" + ([.backends.candidates[]?.task] | sort | join(" "))'
@@ -128,18 +146,21 @@ trace_of() { # $1 = node index, $2 = port → "verdict:sorted candidate tasks"
 for i in $(seq 1 $nodes); do
   got=$(trace_of "$i" 8080)
   check "trace via mesh-n$i:8080: forwarded to every web task, the tasks curl reached ($got)" test "$got" = "forwarded:$web_tasks"
+  # The readable trace only where the check failed: each mesh command is a .NET start, seconds in the guest.
+  [[ $got == "forwarded:$web_tasks" ]] || { echo "--- mesh trace --node mesh-n$i tcp $(node_addr "$i"):8080"; "$mesh" trace --node "mesh-n$i" tcp "$(node_addr "$i"):8080" || true; }
 done
-echo "--- mesh trace --node mesh-n$nodes tcp $(node_addr $nodes):8080"; "$mesh" trace --node "mesh-n$nodes" tcp "$(node_addr $nodes):8080" || true
 got=$(trace_of $nodes 9999)
 check "trace of mesh-n$nodes:9999 (nobody publishes it): refused ($got)" test "$got" = "refused:"
 check "curl to mesh-n$nodes:9999 is refused, as the trace said (exit 7)" test "$(in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) "http://$(node_addr $nodes):9999/"; echo $?)" = 7
 
+section "east-west"
 # --- east-west: a task reaches web's appnet VIP through IPVS in its own namespace ----------------------
 client_task=$(jq -r '[.state.tasks[] | select(.service == "api") | .name] | sort | .[0]' <<<"$status")
-got=$(for _ in $(seq 1 $((replicas * 3))); do in_ns "mesh-$client_task" curl -s -m $((3 * scale)) "http://$vip/" | cut -d' ' -f1; done | sort -u | paste -sd' ')
+got=$(answers "http://$vip/" $((replicas * 3)) "mesh-$client_task")
 check "east-west: $client_task → web VIP $vip reaches every web task (got: $got)" test "$got" = "$web_tasks"
 check "east-west: mesh-$client_task has an FWM service for web@appnet" test "$(fwm_services "mesh-$client_task")" -ge 1
 
+section "restart"
 # --- restart: a killed daemon comes back and changes nothing (not under qemu: see above) ----------------
 if [[ ${MESH_KERNEL_VM:-uml} != qemu ]]; then
 snapshot() { in_ns "mesh-n$nodes-ingress" ipvsadm -Sn | sort; in_ns "mesh-n$nodes-ingress" $ipt_save | grep -E '^-A .*MESH|^:MESH' | sort; }
@@ -156,6 +177,7 @@ fi
 # Nothing of the nftables dataplane was here to remove (and this kernel has no nf_tables loaded): no warning.
 check "no daemon found or failed to remove nftables leftovers" test "$(cat /run/mesh/lab/mesh-n*.log | grep -c "dataplane's leftovers")" -eq 0
 
+section "qemu only"
 # --- qemu only: one node switched to the nftables dataplane and back, end to end -------------------------
 # user-mode-linux has no nf_tables ip family, so only here can both dataplanes run on one kernel. The daemon of
 # node 1 (it runs tasks, so their namespaces are switched too; it also holds the store) is killed and started again
@@ -212,6 +234,7 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
 fi
 
 api=unix:///run/mesh/lab/mesh-n1.sock
+section "client addresses"
 # --- client addresses: mode=host, traffic=local and proxy=v2 on the ipvs dataplane (issue 11) ---------
 # One service with the three kinds of port (one create and one task: each mesh command is a .NET start, seconds
 # under user-mode-linux), its task on node 1; node 2 has none. From mesh-client: mode=host and traffic=local show the
@@ -240,6 +263,7 @@ for i in $(seq 1 $nodes); do
   check "keep:8093: mesh-n$i-ingress has no MARK rule for it" bash -c '! grep -q -- "--dport 8093 " <<<"$1"' _ "$(in_ns "mesh-n$i-ingress" $ipt_save -t mangle)"
 done
 
+section "drain"
 # --- drain: a removed task gets weight 0 everywhere, then goes ------------------------------------------
 gone_task=${web_tasks##* }
 gone_ip=$(jq -r --arg t "$gone_task" '.state.tasks[] | select(.name == $t) | .addresses.ingress' <<<"$status")
@@ -257,8 +281,17 @@ each_drained() {
   done
   [[ ${#drained_on[@]} -eq $nodes ]]
 }
-"$mesh" task rm "$gone_task" --api "$api" >/dev/null
+# The API through its unix socket with curl (the CLI's task rm and service create are tested on the host's lab; here a
+# .NET start is seconds): the removal, then below the write that makes the sync after the drain period.
+api_call() { # METHOD PATH [JSON]; says so when the answer is not a 2xx (the checks after it then fail)
+  local code body=()
+  [[ -z ${3:-} ]] || body=(-H 'Content-Type: application/json' -d "$3")
+  code=$(curl -s -m $((5 * scale)) -o /dev/null -w '%{http_code}' --unix-socket /run/mesh/lab/mesh-n1.sock -X "$1" "${body[@]}" "http://mesh$2")
+  [[ $code == 2* ]] || echo "  ($1 $2 answered $code)" >&2
+}
+api_call DELETE "/v1/tasks/$gone_task"
 check "drain: $gone_task ($gone_ip) went to weight 0 in every sandbox" wait_for $((20 * scale)) each_drained
+drained_at=$(date +%s) # every sandbox had it at weight 0 by now: each one's drain period started before
 if [[ ${#drained_on[@]} -ne $nodes ]]; then
   for i in $(seq 1 $nodes); do echo "--- mesh-n$i-ingress FWM $mark:"; in_ns "mesh-n$i-ingress" ipvsadm -Ln --fwmark-service "$mark"; done
 fi
@@ -266,11 +299,19 @@ got=$(answers "http://$(node_addr $nodes):8080/" $((replicas * 3)))
 check "drain: new connections avoid $gone_task (got: $got)" test "$got" = "${web_tasks% *}"
 got=$(trace_of $nodes 8080)
 check "drain: mesh trace via mesh-n$nodes no longer offers $gone_task to a new connection ($got)" test "$got" = "forwarded:${web_tasks% *}"
-sleep 6 # the default drain period is 5 s; removal happens on the next sync after it: make one
-"$mesh" service create drain-probe --api "$api" >/dev/null
+# The default drain period is 5 s, from the weight 0 in each sandbox (all seen by drained_at; the checks above take
+# seconds under user-mode-linux): wait out what is left of 6 s, then removal happens on the next sync after it: make one.
+left=$((drained_at + 6 - $(date +%s)))
+[[ $left -le 0 ]] || sleep "$left"
+api_call POST /v1/services '{"name":"drain-probe"}'
 check "drain: $gone_task is removed from every sandbox after the drain period" wait_for $((20 * scale)) all_weight ""
 
+section "lab down leaves"
+# Where the guest's one CPU went: each lab process's CPU time against its age (the daemons and task servers run all along).
+echo "--- CPU time of the lab's processes (guest load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+ps -eo time,etime,args | grep -E '[m]esh (daemon|lab serve)' | awk '{ printf "%s %s %s %s %s %s\n", $1, $2, $4, $5, $6, $7 }' >&2
 # --- lab down leaves nothing -------------------------------------------------------------------------
+keep_logs
 "$mesh" lab down
 check "lab down: no mesh namespaces left ($(ip netns list | grep -c mesh))" test "$(ip netns list | grep -c mesh)" -eq 0
 check "lab down: no mesh processes left" test -z "$(pgrep -f 'mesh (daemon|lab serve)' || true)"

@@ -33,8 +33,12 @@ esac
 
 command -v dotnet >/dev/null || { echo "run-ipvs-tests.sh: dotnet (SDK 10) is required on the host" >&2; exit 2; }
 
-echo "[ipvs] building tests/Mesh.Ipvs.KernelTests and src/Mesh.Ingress (Release)" >&2
-dotnet build tests/Mesh.Ipvs.KernelTests -c Release --nologo -v quiet -clp:ErrorsOnly
+# MESH_PREBUILT=1 (test.sh, after its build of Mesh.sln, which holds both projects): nothing to build again.
+prebuilt=${MESH_PREBUILT:-}
+if [[ -z $prebuilt ]]; then
+  echo "[ipvs] building tests/Mesh.Ipvs.KernelTests and src/Mesh.Ingress (Release)" >&2
+  dotnet build tests/Mesh.Ipvs.KernelTests -c Release --nologo -v quiet -clp:ErrorsOnly
+fi
 bin=$repo/tests/Mesh.Ipvs.KernelTests/bin/Release/net10.0/Mesh.Ipvs.KernelTests
 [[ -x $bin ]] || { echo "run-ipvs-tests.sh: $bin was not built" >&2; exit 1; }
 
@@ -42,26 +46,31 @@ out=$(mktemp)
 meshdir=
 trap 'rm -f "$out"; [[ -z $meshdir ]] || rm -rf "$meshdir"' EXIT
 if [[ $lab -eq 1 ]]; then
-  dotnet build src/Mesh.Ingress -c Release --nologo -v quiet -clp:ErrorsOnly
+  [[ -n $prebuilt ]] || dotnet build src/Mesh.Ingress -c Release --nologo -v quiet -clp:ErrorsOnly
   # A private copy: the guest reads it through hostfs for minutes, while builds on the host may rewrite bin/.
   cache=${MESH_UML_CACHE:-$repo/.uml}
   mkdir -p "$cache"
   meshdir=$(mktemp -d "$cache/mesh-bin.XXXXXX")
   cp -a "$repo/src/Mesh.Ingress/bin/Release/net10.0/." "$meshdir/"
+  # The lab's daemon and task logs, copied out of the guest before its lab down (MESH_IPVS_LAB_LOGS: elsewhere).
+  lablogs=${MESH_IPVS_LAB_LOGS:-$repo/artifacts/test-logs/ipvs-lab}
+  rm -rf "$lablogs"
 fi
 
 if [[ $mode == bench ]]; then
   cmd=("$bin" bench "${args[@]}")
 elif [[ $kernel -eq 1 && $lab -eq 1 ]]; then
-  cmd=(bash "$here/guest-ci.sh" "$bin" "$meshdir/mesh")
+  cmd=(env "MESH_IPVS_LAB_LOGS=$lablogs" bash "$here/guest-ci.sh" "$bin" "$meshdir/mesh")
 elif [[ $lab -eq 1 ]]; then
-  cmd=(bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
+  # The guest does not inherit this environment: what the lab needs goes on its command line.
+  cmd=(env "MESH_IPVS_LAB_LOGS=$lablogs" bash "$here/ipvs-lab-test.sh" "$meshdir/mesh")
 else
   cmd=("$bin" test "${args[@]}")
 fi
 
 choice_ok=1
-if [[ $mode == test ]]; then bash "$here/vm-choice-test.sh" || choice_ok=0; fi
+# MESH_VM_CHOICE_TESTED=1: another run-ipvs-tests.sh of the same CI run checked the choice (test.sh's qemu re-run).
+if [[ $mode == test && -z ${MESH_VM_CHOICE_TESTED:-} ]]; then bash "$here/vm-choice-test.sh" || choice_ok=0; fi
 IFS=$'\t' read -r vm why < <(bash "$here/run-in-vm.sh" --which)
 [[ -n $vm ]] || { echo "ipvs-kernel: none — $why"; exit 1; }
 echo "[ipvs] kernel: $vm ($why)" >&2
