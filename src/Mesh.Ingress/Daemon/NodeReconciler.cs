@@ -175,7 +175,7 @@ public sealed partial class NodeReconciler(
                     taskRetry = TaskRetryFirst;
                 }
 
-                return () => WaitForChangeAsync(state.Revision, wait, ct);
+                return () => WaitForChangeOrVanishedAsync(state.Revision, wait, ct);
             },
             error => Progress(tasks: (null, error)),
             stoppingToken);
@@ -223,6 +223,24 @@ public sealed partial class NodeReconciler(
             {
                 await Task.Delay(options.MinSyncInterval - sinceStart, stoppingToken).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>The task loop's wait: a store change, or a task namespace deleted by its runtime (which the store does not see).</summary>
+    private async Task WaitForChangeOrVanishedAsync(long revision, TimeSpan wait, CancellationToken stoppingToken)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var change = WaitForChangeAsync(revision, wait, either.Token);
+        var vanished = tasks.NamespaceVanishedAsync(either.Token);
+        await Task.WhenAny(change, vanished).ConfigureAwait(false);
+        await either.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(change, vanished).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The other one, cancelled because this one ended the wait.
         }
     }
 

@@ -74,6 +74,16 @@ public sealed class RouteNetlinkKernelTests : IAsyncLifetime
         Assert.Equal(bridge.Index, read["vx-t"].MasterIndex);
         Assert.False(read.ContainsKey("eth0")); // created in the other namespace
 
+        // Each end of the leg names the other (IFLA_LINK) in another namespace (IFLA_LINK_NETNSID): how the daemon finds a task's legs.
+        using (var peer = RouteHandle.Open($"/var/run/netns/{_peer}"))
+        {
+            var inside = peer.RequireLink("eth0");
+            Assert.Equal((read["leg-t"].Index, true), (inside.PeerIndex, inside.PeerNetnsId is not null));
+            Assert.Equal((inside.Index, true), (read["leg-t"].PeerIndex, read["leg-t"].PeerNetnsId is not null));
+        }
+
+        Assert.Null(read["br-t"].PeerNetnsId);
+
         // FDB and neighbours, as the overlays write them.
         h.ReplaceNeighbour(Neighbour.Fdb(vxlan.Index, "02:42:0a:ff:00:05", IPAddress.Parse("192.168.50.3")), "vx-t");
         h.ReplaceNeighbour(Neighbour.Arp(vxlan.Index, IPAddress.Parse("10.255.0.5"), "02:42:0a:ff:00:05"), "vx-t");

@@ -141,6 +141,8 @@ public static class RouteCodec
             MasterIndex = (int)a.GetU32OrDefault(IFLA_MASTER, "IFLA_MASTER"),
             Mac = a.TryGet(IFLA_ADDRESS, out var mac) && mac.Length == 6 ? FormatMac(mac.Span) : null,
             Vxlan = vxlan,
+            PeerIndex = (int)a.GetU32OrDefault(IFLA_LINK, "IFLA_LINK"),
+            PeerNetnsId = a.Has(IFLA_LINK_NETNSID) ? (int)a.GetU32(IFLA_LINK_NETNSID, "IFLA_LINK_NETNSID") : null,
         };
     }
 

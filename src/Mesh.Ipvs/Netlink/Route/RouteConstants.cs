@@ -49,6 +49,7 @@ internal static class RouteConstants
     public const ushort IFLA_LINKINFO = 18;
     public const ushort IFLA_NET_NS_FD = 28;
     public const ushort IFLA_EXT_MASK = 29;
+    public const ushort IFLA_LINK_NETNSID = 37;
 
     // IFLA_INFO_*
     public const ushort IFLA_INFO_KIND = 1;
