@@ -232,16 +232,14 @@ public sealed partial class NodeReconciler(
         using var either = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var change = WaitForChangeAsync(revision, wait, either.Token);
         var vanished = tasks.NamespaceVanishedAsync(either.Token);
-        await Task.WhenAny(change, vanished).ConfigureAwait(false);
+        var first = await Task.WhenAny(change, vanished).ConfigureAwait(false);
         await either.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await Task.WhenAll(change, vanished).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
-        {
-            // The other one, cancelled because this one ended the wait.
-        }
+
+        // Not waited for: a store watch need not end at once when cancelled (it may run to its timeout), which would hold
+        // the pass back. Its outcome is observed so a failure is not left unobserved.
+        var other = first == change ? vanished : change;
+        _ = other.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        await first.ConfigureAwait(false);
     }
 
     private async Task WaitForChangeAsync(long revision, TimeSpan wait, CancellationToken stoppingToken)
