@@ -98,21 +98,18 @@ public sealed partial class TaskNamespaceSync(
         }
 
         IReadOnlyList<Link>? nodeLinks = null;
+        var vanished = new List<string>();
         foreach (var (path, (task, service)) in wanted)
         {
             if (!File.Exists(path))
             {
                 // The runtime has not created it yet, or already removed it with everything in it: but the kernel keeps a
-                // deleted namespace while anything holds it, and its legs with it (see TaskLegs), so they go now.
+                // deleted namespace while anything holds it, and its legs with it (see TaskLegs), so they go below.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
                 iptables.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
-                if (RemoveLegs(path))
-                {
-                    changed.Add("task-legs");
-                }
-
+                vanished.Add(path);
                 continue;
             }
 
@@ -151,6 +148,18 @@ public sealed partial class TaskNamespaceSync(
                 activity?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(e));
                 failures[task.Name] = e;
             }
+        }
+
+        // After every namespace still there was looked at: a namespace id the kernel gave another one since is known then.
+        var legsRemoved = false;
+        foreach (var path in vanished)
+        {
+            legsRemoved |= RemoveLegs(path);
+        }
+
+        if (legsRemoved)
+        {
+            changed.Add("task-legs");
         }
 
         var reported = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -194,7 +203,7 @@ public sealed partial class TaskNamespaceSync(
 
     private IEnumerable<string> Watched() => resolvers.Namespaces.Concat(legs?.Namespaces ?? []).Distinct(StringComparer.Ordinal);
 
-    /// <summary>Finds the legs of a task namespace that exists; a failure (it vanished meanwhile) is logged and found again next pass.</summary>
+    /// <summary>Remembers a task namespace that exists (see <see cref="TaskLegs"/>); a failure (it vanished meanwhile) is logged and tried again next pass.</summary>
     private void LearnLegs(string path, ref IReadOnlyList<Link>? nodeLinks)
     {
         if (legs is null)

@@ -1,4 +1,5 @@
 using Mesh.Ingress.Dataplane;
+using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink;
 using Mesh.Ipvs.Netlink.Route;
 using Microsoft.Extensions.Logging;
@@ -17,91 +18,72 @@ public sealed record HostLeg(int Index, string Name, string Bridge);
 /// node's bridge and answers ARP for an address the store may have given to another node's task since, and the bridge
 /// delivers that task's traffic into the dead namespace. Deleting the node-side end deletes the pair at once, whatever
 /// still pins the namespace (as libnetwork's sandbox cleanup and a CNI DEL do).
-/// Legs are found from inside each task's namespace while it exists (a veth whose other end is a port of a Mesh bridge
-/// in the daemon's namespace, checked from both ends) and remembered by ifindex, which the kernel does not reuse, so
-/// nothing else attached later under the same name is ever taken for them. A task's namespace that is still there
-/// keeps its legs (its runtime removes them, and connections still draining need them).
-/// The route socket into a task's namespace is opened for one dump and closed: nothing of the daemon's stays in it.
+/// A task namespace is remembered by its namespace id in the daemon's namespace (RTM_GETNSID, assigned if it has none),
+/// not by the legs it had when last looked at: a runtime attaches legs after registering the task, without any store
+/// change that would make the daemon look again, so legs remembered at a pass missed those attached after it (an
+/// appnet leg stayed on its bridge that way). The legs are found when the namespace is gone: every veth in the daemon's
+/// namespace on a Mesh bridge whose other end is in the namespace with that id (IFLA_LINK_NETNSID). The id stays the
+/// namespace's while anything holds it; once the namespace is freed its veths went with it, and an id the kernel gave
+/// to another namespace since that Mesh knows of is left alone. A namespace that is still there keeps its legs (its
+/// runtime removes them, and connections still draining need them).
+/// Nothing of the daemon's stays in a task's namespace: its file is open only for the id request.
 /// </summary>
 public sealed partial class TaskLegs(NodeNetworkOptions network, ILogger<TaskLegs> logger) : IDisposable
 {
     /// <summary>The daemon's own namespace lives as long as the daemon: its socket is kept.</summary>
     private readonly Lazy<RouteHandle> _node = new(() => RouteHandle.Open(), LazyThreadSafetyMode.ExecutionAndPublication);
 
-    /// <summary>Task namespace path → the node-side ends of its legs, as last found.</summary>
-    private readonly Dictionary<string, IReadOnlyList<HostLeg>> _legs = new(StringComparer.Ordinal);
+    /// <summary>Task namespace path → the namespace it named when last seen (its inode) and that namespace's id here.</summary>
+    private readonly Dictionary<string, (NetworkNamespaceId Namespace, int Id)> _known = new(StringComparer.Ordinal);
 
-    /// <summary>The task namespaces whose legs are known (to be removed when the namespace goes).</summary>
-    public IReadOnlyCollection<string> Namespaces => _legs.Keys;
-
-    public IReadOnlyList<HostLeg> Of(string netnsPath) => _legs.GetValueOrDefault(netnsPath) ?? [];
+    /// <summary>The task namespaces known here (their legs are removed when the namespace goes).</summary>
+    public IReadOnlyCollection<string> Namespaces => _known.Keys;
 
     /// <summary>The daemon's links, read once per pass and given to <see cref="Learn"/> for every task.</summary>
     public IReadOnlyList<Link> ReadNode() => _node.Value.GetLinks();
 
     /// <summary>
-    /// Finds the legs of the task namespace at <paramref name="netnsPath"/> (which exists) among <paramref name="node"/>'s
-    /// links and remembers them. A namespace without legs yet (its runtime attaches them after registering the task) is
-    /// remembered too, so its vanishing is still noticed. Returns the legs found.
+    /// Remembers the task namespace at <paramref name="netnsPath"/> (which exists) by its id and returns its legs on
+    /// Mesh's bridges among <paramref name="node"/>'s links (none yet is fine: its runtime attaches them later). When
+    /// the path names another namespace than before (deleted and made again under the same name), the old one's legs
+    /// go first.
     /// </summary>
     public IReadOnlyList<HostLeg> Learn(string netnsPath, IReadOnlyList<Link> node)
     {
-        IReadOnlyList<Link> inside;
-        using (var task = RouteHandle.Open(netnsPath))
+        var ns = NetworkNamespace.Identify(netnsPath);
+        if (_known.TryGetValue(netnsPath, out var before) && before.Namespace != ns)
         {
-            inside = task.GetLinks();
+            Remove(netnsPath);
         }
 
-        var byIndex = node.ToDictionary(l => l.Index);
-        var legs = new List<HostLeg>();
-        foreach (var end in inside.Where(l => l.Kind == LinkKinds.Veth && l.PeerNetnsId is not null && l.PeerIndex > 0))
-        {
-            if (byIndex.TryGetValue(end.PeerIndex, out var host) && host.Kind == LinkKinds.Veth && host.PeerNetnsId is not null
-                && host.PeerIndex == end.Index && byIndex.TryGetValue(host.MasterIndex, out var bridge) && IsMeshBridge(bridge))
-            {
-                legs.Add(new HostLeg(host.Index, host.Name, bridge.Name));
-            }
-        }
-
-        // Legs already known stay known: one detached from its bridge for a moment is still the task's.
-        if (_legs.TryGetValue(netnsPath, out var known))
-        {
-            legs.AddRange(known.Where(k => legs.All(found => found.Index != k.Index) && byIndex.TryGetValue(k.Index, out var still) && still.Name == k.Name));
-        }
-
-        _legs[netnsPath] = legs;
-        return legs;
+        var id = _node.Value.GetOrAssignNetnsId(netnsPath);
+        _known[netnsPath] = (ns, id);
+        return LegsOf(id, node);
     }
 
     /// <summary>
     /// The namespace at <paramref name="netnsPath"/> is gone: deletes the node-side ends of its legs that are still there
-    /// (the same ifindex and name) and forgets it. Returns the legs deleted. A leg that cannot be deleted is logged and
-    /// the namespace kept, so the next pass tries again.
+    /// and forgets it. Returns the legs deleted. A leg that cannot be deleted is logged and the namespace kept, so the
+    /// next pass tries again.
     /// </summary>
     public IReadOnlyList<HostLeg> Remove(string netnsPath)
     {
-        if (!_legs.TryGetValue(netnsPath, out var legs))
+        if (!_known.TryGetValue(netnsPath, out var gone))
         {
             return [];
         }
 
-        if (legs.Count == 0)
+        // Another namespace known here holds the id now: the one that had it was freed, and its legs with it.
+        if (_known.Any(k => k.Key != netnsPath && k.Value.Id == gone.Id && k.Value.Namespace != gone.Namespace))
         {
-            _legs.Remove(netnsPath);
+            _known.Remove(netnsPath);
             return [];
         }
 
-        var present = ReadNode().ToDictionary(l => l.Index);
         var removed = new List<HostLeg>();
         var failed = false;
-        foreach (var leg in legs)
+        foreach (var leg in LegsOf(gone.Id, ReadNode()))
         {
-            if (!present.TryGetValue(leg.Index, out var link) || link.Name != leg.Name || link.Kind != LinkKinds.Veth)
-            {
-                // Gone with its namespace already.
-                continue;
-            }
-
             try
             {
                 _node.Value.DeleteLink(leg.Index, leg.Name);
@@ -121,10 +103,20 @@ public sealed partial class TaskLegs(NodeNetworkOptions network, ILogger<TaskLeg
 
         if (!failed)
         {
-            _legs.Remove(netnsPath);
+            _known.Remove(netnsPath);
         }
 
         return removed;
+    }
+
+    /// <summary>The veths among <paramref name="node"/> on a Mesh bridge whose other end is in the namespace with id <paramref name="id"/>.</summary>
+    private List<HostLeg> LegsOf(int id, IReadOnlyList<Link> node)
+    {
+        var byIndex = node.ToDictionary(l => l.Index);
+        return node
+            .Where(l => l.Kind == LinkKinds.Veth && l.PeerNetnsId == id && byIndex.TryGetValue(l.MasterIndex, out var bridge) && IsMeshBridge(bridge))
+            .Select(l => new HostLeg(l.Index, l.Name, byIndex[l.MasterIndex].Name))
+            .ToList();
     }
 
     private bool IsMeshBridge(Link link) =>
