@@ -26,19 +26,14 @@ public sealed class TaskImage(ICommandRunner runner, string busybox)
     /// <summary>
     /// Answers "TASK NODE IP peer=PEER xff=XFF proxy=-" like <c>mesh lab serve</c>. TASK is $MESH_TASK or the
     /// container's hostname, NODE $MESH_NODE. busybox httpd gives a CGI no SERVER_ADDR, so IP (the address the
-    /// request arrived on) is the source address the container's routes pick for the peer (<c>ip route get
-    /// REMOTE_ADDR</c>): the peer is on the subnet of the leg the request came in on, so that is the address it was
-    /// sent to. Not netstat: it lists every socket of the namespace, and under churn's open load (a new connection
-    /// per request, httpd closing first: thousands in TIME-WAIT) each request cost more than the last, until none
-    /// was answered within its timeout. No PROXY protocol here: proxy is always "-".
+    /// request arrived on) is the local end of this very connection, found in netstat by its remote end
+    /// (REMOTE_ADDR:REMOTE_PORT). No PROXY protocol here: proxy is always "-".
     /// </summary>
     public const string Cgi = """
         #!/bin/sh
         # mesh-task: answers like `mesh lab serve`: TASK NODE IP peer=PEER xff=XFF proxy=-
         task=${MESH_TASK:-$(hostname)}
-        local=
-        set -- $(ip -4 route get "$REMOTE_ADDR" 2>/dev/null)
-        while [ $# -gt 1 ]; do [ "$1" = src ] && { local=$2; break; }; shift; done
+        local=$(netstat -tn 2>/dev/null | awk -v p="$REMOTE_ADDR:$REMOTE_PORT" '$5 == p { sub(/:[0-9]+$/, "", $4); print $4; exit }')
         xff=$(printf %s "$HTTP_X_FORWARDED_FOR" | tr -d ' ')
         printf 'Content-Type: text/plain\r\n\r\n'
         printf '%s %s %s peer=%s xff=%s proxy=-\n' "$task" "${MESH_NODE:--}" "${local:--}" "${REMOTE_ADDR:--}" "${xff:--}"
