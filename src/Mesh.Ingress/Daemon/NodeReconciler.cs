@@ -26,7 +26,7 @@ public sealed partial class NodeReconciler(
     IngressSandbox sandbox,
     OverlayNetworks overlays,
     Egress.TaskEgress egress,
-    IptablesExecutor iptables,
+    HostRulesWriter hostRules,
     TaskNamespaceSync tasks,
     DaemonOptions options,
     NodeStatus status,
@@ -339,7 +339,7 @@ public sealed partial class NodeReconciler(
 
             using (telemetry.StartConverge("host", null, state.Revision))
             {
-                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network, node.Name, health?.Snapshot), HostRules.Tables, ct).ConfigureAwait(false))
+                if (await hostRules.ConvergeAsync(state, node.Name, health?.Snapshot, ct).ConfigureAwait(false))
                 {
                     Changed("host", state.Revision);
                 }

@@ -26,7 +26,7 @@ public sealed record TaskSyncResult(IReadOnlyList<string> Changed, IReadOnlyDict
 public sealed partial class TaskNamespaceSync(
     IDataplane dataplane,
     DataplaneSwitchCleanup otherDataplane,
-    IptablesExecutor iptables,
+    TaskRulesWriter taskRules,
     NfTablesExecutor nft,
     TaskResolvers resolvers,
     TaskNamespaceGuard guard,
@@ -97,7 +97,7 @@ public sealed partial class TaskNamespaceSync(
                 // The runtime has not created it yet, or already removed it with everything in it.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
-                iptables.Forget(new NetworkNamespacePath(path));
+                taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
                 continue;
             }
@@ -110,7 +110,7 @@ public sealed partial class TaskNamespaceSync(
                 // must not outlive it. Nothing of Mesh's runs for it any more, so the executors forget it too.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
-                iptables.Forget(new NetworkNamespacePath(path));
+                taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
                 continue;
             }
@@ -162,11 +162,7 @@ public sealed partial class TaskNamespaceSync(
     {
         var changed = new List<string>();
         var netns = new NetworkNamespacePath(path);
-        var actual = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
-        var dns = resolvers.Ensure(task, path, TaskRules.DnsPortsIn(actual));
-        var rules = TaskRules.Build(task, service, dns);
-
-        if (await iptables.ApplyAsync(netns, rules, actual, TaskRules.Tables, ct).ConfigureAwait(false))
+        if (await taskRules.ConvergeAsync(task, service, netns, previous => resolvers.Ensure(task, path, previous), ct).ConfigureAwait(false))
         {
             changed.Add("task");
         }
