@@ -21,8 +21,12 @@ public sealed partial class HostRulesWriter(
     NodeNetworkOptions network,
     bool nftables,
     ICommandRunner runner,
-    ILogger<HostRulesWriter> logger)
+    ILogger<HostRulesWriter> logger,
+    NetworkNamespacePath? host = null)
 {
+    /// <summary>The node's namespace: the daemon's own (tests give a named one).</summary>
+    private readonly NetworkNamespacePath _here = host ?? NetworkNamespacePath.Current;
+
     private readonly Lock _lock = new();
     private Applied? _applied;
     private bool _legacyChecked;
@@ -34,7 +38,7 @@ public sealed partial class HostRulesWriter(
     public async Task<bool> ConvergeAsync(ClusterState state, string node, HealthChecks.BackendHealth? health, CancellationToken ct)
     {
         var rules = HostRules.Build(state, network, node, health);
-        var here = NetworkNamespacePath.Current;
+        var here = _here;
         if (!nftables)
         {
             var removed = false;
@@ -50,7 +54,7 @@ public sealed partial class HostRulesWriter(
 
         var table = HostNatTable.Build(state, network, node, health);
         var changed = await nft.ConvergeAsync(here, table, Family.Ip, HostNatTable.Name, ct).ConfigureAwait(false);
-        var presence = IptablesPresence.Read(null);
+        var presence = IptablesPresence.Read(_here.Path);
         var filter = presence.ForwardMayDrop ? IptablesSaveText.Only(rules, "filter") : IptablesRuleset.Empty;
         var upgrade = presence.NftHoldsMeshChains("nat") || (!presence.ForwardMayDrop && presence.NftHoldsMeshChains("filter"))
             || (presence.LegacyMayHoldMeshChains && !_legacyChecked);
@@ -83,7 +87,7 @@ public sealed partial class HostRulesWriter(
     /// </summary>
     public async Task<(string Nat, string Filter)> ReadForTraceAsync(CancellationToken ct)
     {
-        var here = NetworkNamespacePath.Current;
+        var here = _here;
         if (!nftables)
         {
             return (await runner.RunCheckedInAsync(here, iptables.Flavour.Save, ["-t", "nat"], null, ct).ConfigureAwait(false),
@@ -96,8 +100,8 @@ public sealed partial class HostRulesWriter(
             applied = _applied;
         }
 
-        var nat = applied is not null && KernelHolds(null, applied.Table) ? IptablesSaveText.Render(applied.Nat) : "";
-        var presence = IptablesPresence.Read(null);
+        var nat = applied is not null && KernelHolds(_here.Path, applied.Table) ? IptablesSaveText.Render(applied.Nat) : "";
+        var presence = IptablesPresence.Read(_here.Path);
         var filter = presence.ForwardMayDrop
             ? await runner.RunCheckedInAsync(here, iptables.Flavour.Save, ["-t", "filter"], null, ct).ConfigureAwait(false)
             : IptablesSaveText.Render(IptablesRuleset.Empty, [("filter", "FORWARD", presence.NftForwardPolicy ?? "ACCEPT")]);
