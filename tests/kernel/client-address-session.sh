@@ -26,7 +26,7 @@ echo "=== without the reply rule ==="
 ip -n mesh-web3.1 rule del priority 4096
 client curl -s -m 3 http://198.18.0.12:8082/
 echo "=== kernel ==="
-ip netns exec mesh-n1 iptables-save -t nat | grep -E "MESH-INGRESS.*808[12]"
+if [ "$DATAPLANE" = ipvs ]; then ip netns exec mesh-n1 iptables-save -t nat | grep -E "MESH-INGRESS.*808[12]"; else ip netns exec mesh-n1 nft list chain ip mesh-host ingress | grep -E "dport 808[12]"; fi
 ip netns exec mesh-n1-ingress nft list chain ip mesh svc-web3
 ip netns exec mesh-n2-ingress nft list chain ip mesh svc-web3
 ip -n mesh-web3.1 rule show priority 4096; ip -n mesh-web3.1 route show table 4096

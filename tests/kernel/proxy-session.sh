@@ -19,7 +19,7 @@ api mesh-n1 service ls
 for n in 11 12 13 13; do client curl -sS -m 3 http://198.18.0.$n:8083/; done
 client bash -c 'exec 3<>/dev/udp/198.18.0.13/8083; printf "who?" >&3; timeout 2 head -n 1 <&3'
 echo "=== kernel and relay ==="
-ip netns exec mesh-n3 iptables-save -t nat | grep -E "MESH-INGRESS.*8083"
+if [ "$DATAPLANE" = ipvs ]; then ip netns exec mesh-n3 iptables-save -t nat | grep -E "MESH-INGRESS.*8083"; else ip netns exec mesh-n3 nft list chain ip mesh-host ingress | grep -E "dport 8083"; fi
 ip netns exec mesh-n3-ingress nft list map ip mesh published-ports
 ip netns exec mesh-n3-ingress ss -ltnup 'sport = :8083'
 curl -s --unix-socket /run/mesh/lab/mesh-n3.sock http://mesh/metrics | grep -E '^mesh_proxy_(connections_total|active)' | sort

@@ -33,8 +33,11 @@ public static class DaemonHost
     public static async Task<int> RunAsync(DaemonOptions options, CancellationToken cancellationToken)
     {
         var runner = new ProcessCommandRunner(options.CommandTimeout);
-        var flavour = await IptablesFlavour.DetectAsync(runner, cancellationToken).ConfigureAwait(false);
         var (choice, reason) = DataplaneSelector.Resolve(options.Dataplane, KernelFeatures.HasIpvs());
+        // The nftables dataplane runs no iptables tool unless old rules or a dropping FORWARD call for one: no probe by process.
+        var flavour = choice == DataplaneChoice.Ipvs
+            ? await IptablesFlavour.DetectAsync(runner, cancellationToken).ConfigureAwait(false)
+            : IptablesPresence.Read(null).Flavour;
         var dataplaneName = choice == DataplaneChoice.Ipvs ? "ipvs" : "nftables";
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -62,6 +65,10 @@ public static class DaemonHost
         var generation = new NetlinkNftGeneration();
         services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval, generation));
         services.AddSingleton(new NfTablesExecutor(options.ResyncInterval));
+        services.AddSingleton(sp => new HostRulesWriter(sp.GetRequiredService<IptablesExecutor>(), sp.GetRequiredService<NfTablesExecutor>(), options.Network,
+            choice == DataplaneChoice.Nftables, runner, sp.GetRequiredService<ILogger<HostRulesWriter>>()));
+        services.AddSingleton(sp => new TaskRulesWriter(sp.GetRequiredService<IptablesExecutor>(), sp.GetRequiredService<NfTablesExecutor>(),
+            choice == DataplaneChoice.Nftables, runner, sp.GetRequiredService<ILogger<TaskRulesWriter>>()));
         services.AddSingleton<INetworkLinks, NetlinkLinks>();
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton<Overlay.IOverlayKernel, Overlay.OverlayKernel>();

@@ -27,7 +27,7 @@ public sealed partial class NodeReconciler(
     IngressSandbox sandbox,
     OverlayNetworks overlays,
     Egress.TaskEgress egress,
-    IptablesExecutor iptables,
+    HostRulesWriter hostRules,
     TaskNamespaceSync tasks,
     DaemonOptions options,
     NodeStatus status,
@@ -378,7 +378,7 @@ public sealed partial class NodeReconciler(
             t = Stopwatch.GetTimestamp();
             using (telemetry.StartConverge("host", null, state.Revision))
             {
-                if (await iptables.ApplyAsync(NetworkNamespacePath.Current, HostRules.Build(state, options.Network, node.Name, health?.Snapshot), HostRules.Tables, ct).ConfigureAwait(false))
+                if (await hostRules.ConvergeAsync(state, node.Name, health?.Snapshot, ct).ConfigureAwait(false))
                 {
                     Changed("host", state.Revision);
                 }

@@ -28,7 +28,7 @@ public sealed record TaskSyncResult(IReadOnlyList<string> Changed, IReadOnlyDict
 public sealed partial class TaskNamespaceSync(
     IDataplane dataplane,
     DataplaneSwitchCleanup otherDataplane,
-    IptablesExecutor iptables,
+    TaskRulesWriter taskRules,
     NfTablesExecutor nft,
     TaskResolvers resolvers,
     TaskNamespaceGuard guard,
@@ -107,7 +107,7 @@ public sealed partial class TaskNamespaceSync(
                 // deleted namespace while anything holds it, and its legs with it (see TaskLegs), so they go below.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
-                iptables.Forget(new NetworkNamespacePath(path));
+                taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
                 vanished.Add(path);
                 continue;
@@ -121,7 +121,7 @@ public sealed partial class TaskNamespaceSync(
                 // must not outlive it. Nothing of Mesh's runs for it any more, so the executors forget it too.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
-                iptables.Forget(new NetworkNamespacePath(path));
+                taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
                 LearnLegs(path, ref nodeLinks);
                 continue;
@@ -239,11 +239,7 @@ public sealed partial class TaskNamespaceSync(
     {
         var changed = new List<string>();
         var netns = new NetworkNamespacePath(path);
-        var actual = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
-        var dns = resolvers.Ensure(task, path, TaskRules.DnsPortsIn(actual));
-        var rules = TaskRules.Build(task, service, dns);
-
-        if (await iptables.ApplyAsync(netns, rules, actual, TaskRules.Tables, ct).ConfigureAwait(false))
+        if (await taskRules.ConvergeAsync(task, service, netns, previous => resolvers.Ensure(task, path, previous), ct).ConfigureAwait(false))
         {
             changed.Add("task");
         }

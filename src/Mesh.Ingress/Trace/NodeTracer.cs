@@ -19,6 +19,8 @@ namespace Mesh.Ingress.Trace;
 public sealed partial class NodeTracer(
     ICommandRunner runner,
     IptablesExecutor iptables,
+    HostRulesWriter hostRules,
+    TaskRulesWriter taskRules,
     IngressSandbox sandbox,
     NodeNetworkOptions network,
     NodeStatus status,
@@ -81,8 +83,7 @@ public sealed partial class NodeTracer(
     {
         var (tasks, netns, storeNote) = await TasksAsync(ct).ConfigureAwait(false);
         var save = iptables.Flavour.Save;
-        var hostNat = await runner.RunCheckedInAsync(NetworkNamespacePath.Current, save, ["-t", "nat"], null, ct).ConfigureAwait(false);
-        var hostFilter = await runner.RunCheckedInAsync(NetworkNamespacePath.Current, save, ["-t", "filter"], null, ct).ConfigureAwait(false);
+        var (hostNat, hostFilter) = await hostRules.ReadForTraceAsync(ct).ConfigureAwait(false);
         var nft = status.Dataplane == "nftables" ? await SandboxTableAsync(ct).ConfigureAwait(false) : null;
         var ipvs = status.Dataplane == "ipvs" ? await IpvsSandboxAsync(save, ct).ConfigureAwait(false) : null;
         var snapshot = new NodeSnapshot(
@@ -186,22 +187,7 @@ public sealed partial class NodeTracer(
     };
 
     /// <summary>The task's nat and filter tables; null when its namespace is gone or unreadable (the trace says so).</summary>
-    private async Task<string?> TaskRulesAsync(NetworkNamespacePath netns, CancellationToken ct)
-    {
-        var text = new System.Text.StringBuilder();
-        foreach (var table in Tracer.TaskTables)
-        {
-            var result = await runner.RunInAsync(netns, iptables.Flavour.Save, ["-t", table], null, ct).ConfigureAwait(false);
-            if (result.ExitCode != 0)
-            {
-                return null;
-            }
-
-            text.Append(result.Stdout);
-        }
-
-        return text.ToString();
-    }
+    private Task<string?> TaskRulesAsync(NetworkNamespacePath netns, CancellationToken ct) => taskRules.ReadForTraceAsync(netns, Tracer.TaskTables, ct);
 
     /// <summary>The IPv4 addresses of this namespace's interfaces (the daemon runs in its node's namespace).</summary>
     private static HashSet<string> LocalAddresses() =>

@@ -95,7 +95,7 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         Assert.Matches("is the (host's|daemon's own) network namespace", result.Errors["own-pid"]);
         Assert.Contains("not a namespace file", result.Errors["not-a-namespace"], StringComparison.Ordinal);
         Assert.DoesNotContain(_runner.Commands, c => c.Contains("/proc/", StringComparison.Ordinal) || c.Contains(NotANamespace, StringComparison.Ordinal));
-        Assert.Contains("-A MESH-TASK", await RulesAsync(A), StringComparison.Ordinal);
+        Assert.Contains("dnat to ", await RulesAsync(A), StringComparison.Ordinal);
     }
 
     [LabFact]
@@ -171,7 +171,7 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
 
         Assert.True(after.Count == 0, $"still listening after removal: {string.Join(", ", after)}");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"the listeners closed only after {clock.Elapsed}");
-        Assert.Contains("-A MESH-TASK", await RulesAsync(A), StringComparison.Ordinal); // the namespace keeps its rules
+        Assert.Contains("dnat to ", await RulesAsync(A), StringComparison.Ordinal); // the namespace keeps its rules
         Assert.Empty(_resolvers!.Namespaces);
 
         Assert.Empty((await SyncAsync(state)).Errors);
@@ -230,7 +230,7 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         var sync = new TaskNamespaceSync(
             new NftablesDataplane(nft, new IngressSandbox(new NetlinkLinks(), network)),
             new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance),
-            new IptablesExecutor(_runner, flavour),
+            new TaskRulesWriter(new IptablesExecutor(_runner, flavour), nft, true, _runner, NullLogger<TaskRulesWriter>.Instance),
             nft,
             _resolvers,
             new TaskNamespaceGuard(network),
@@ -242,8 +242,9 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         return await sync.SyncAsync(state, CancellationToken.None);
     }
 
+    /// <summary>The task's Mesh table (the nftables dataplane's ingress and DNS rules), empty when it has none.</summary>
     private static async Task<string> RulesAsync(string netns) =>
-        string.Join('\n', (await Shell.CheckedAsync("nsenter", $"--net={netns}", "--", "iptables-save")).Split('\n').Where(l => l.Contains("MESH", StringComparison.Ordinal)));
+        (await Shell.RunAsync("nsenter", $"--net={netns}", "--", "nft", "list", "table", "ip", TaskIngressTable.Name)).Stdout;
 
     private Task<string> SandboxTableAsync() => Shell.CheckedAsync("ip", "netns", "exec", Sandbox, "nft", "list", "table", "ip", "mesh");
 

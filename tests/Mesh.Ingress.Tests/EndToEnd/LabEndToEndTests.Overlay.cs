@@ -228,7 +228,7 @@ public sealed partial class LabEndToEndTests
         var web1 = state.Tasks.Single(t => t.Name == "web.1");
         var veth = EgressVeth("web.1");
         Assert.Contains("master mesh-gwbridge", await Shell.CheckedAsync("ip", "-n", web1.Node, "-o", "link", "show", "dev", veth), StringComparison.Ordinal);
-        Assert.Contains("-s 172.18.0.0/16 ! -o mesh-gwbridge -j MASQUERADE", await Shell.CheckedAsync("ip", "netns", "exec", web1.Node, "iptables-save", "-t", "nat"), StringComparison.Ordinal);
+        Assert.Contains("ip saddr 172.18.0.0/16 oifname != \"mesh-gwbridge\" masquerade", await Shell.CheckedAsync("ip", "netns", "exec", web1.Node, "nft", "list", "table", "ip", "mesh-host"), StringComparison.Ordinal);
     }
 
     private static string EgressVeth(string task) => Mesh.Ingress.Egress.EgressPlanner.HostVeth(task);

@@ -150,6 +150,7 @@ public sealed partial class LabEndToEndTests(LabFixture lab) : IClassFixture<Lab
             await Shell.CheckedAsync("ip", "netns", "exec", "mesh-web.1", "iptables-save", "-t", "nat") is var nat
                 ? string.Join('\n', nat.Split('\n').Where(l => l.Contains("MESH", StringComparison.Ordinal)))
                   + await Shell.CheckedAsync("ip", "netns", "exec", "mesh-web.1", "nft", "-s", "list", "table", "ip", "mesh")
+                  + (await Shell.RunAsync("ip", "netns", "exec", "mesh-web.1", "nft", "-s", "list", "table", "ip", "mesh-task")).Stdout // its DNS ports too
                 : "";
 
         var before = await TaskRulesAsync();

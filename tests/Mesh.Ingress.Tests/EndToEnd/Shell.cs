@@ -37,6 +37,8 @@ internal static class Shell
         var save = await CheckedAsync("ip", "netns", "exec", node, "iptables-save");
         var rules = string.Join('\n', save.Split('\n').Where(l => l.Contains("MESH", StringComparison.Ordinal)));
         var nft = await CheckedAsync("ip", "netns", "exec", node + "-ingress", "nft", "-s", "list", "table", "ip", "mesh");
-        return rules + "\n" + nft;
+        // The nftables dataplane's host NAT (none on the ipvs dataplane).
+        var host = await RunAsync("ip", "netns", "exec", node, "nft", "-s", "list", "table", "ip", "mesh-host");
+        return rules + "\n" + nft + (host.ExitCode == 0 ? host.Stdout : "");
     }
 }

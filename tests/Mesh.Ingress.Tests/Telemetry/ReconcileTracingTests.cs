@@ -52,11 +52,11 @@ public sealed class ReconcileTracingTests
         var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
         var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
         await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
-        var tasks = new TaskNamespaceSync(dataplane, cleanup, iptables, nft, resolvers, new TaskNamespaceGuard(network),
+        var tasks = new TaskNamespaceSync(dataplane, cleanup, new TaskRulesWriter(iptables, nft, true, runner, NullLogger<TaskRulesWriter>.Instance), nft, resolvers, new TaskNamespaceGuard(network),
             new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(refusing), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
         var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(kernel, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
         var egress = new Mesh.Ingress.Egress.TaskEgress(refusing, new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
-        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, iptables, tasks, options,
+        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, new HostRulesWriter(iptables, nft, network, true, runner, NullLogger<HostRulesWriter>.Instance), tasks, options,
             new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
 
         await reconciler.StartAsync(CancellationToken.None);
