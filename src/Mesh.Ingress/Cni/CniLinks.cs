@@ -72,7 +72,16 @@ public sealed class CniLinks
         {
             foreach (var link in HostEnds(h, containerId))
             {
-                h.DeleteLink(link.Index, link.Name);
+                try
+                {
+                    h.DeleteLink(link.Index, link.Name);
+                }
+                catch (Mesh.Ipvs.Netlink.NetlinkException e) when (e.Errno == Mesh.Ipvs.Netlink.Errno.ENODEV)
+                {
+                    // Gone between the listing and the delete: the daemon removes the legs of a namespace that was
+                    // deleted (Overlay/TaskLegs), and the kernel removes a veth whose peer's namespace went. Gone is
+                    // what DEL wants.
+                }
             }
         });
         return Task.CompletedTask;
