@@ -19,6 +19,7 @@ public static class NftPlanner
     {
         ArgumentNullException.ThrowIfNull(desired);
         ArgumentNullException.ThrowIfNull(actual);
+        desired = Stabilize(desired, actual);
         var skeletonTag = SkeletonTag(desired);
         var batch = new NfTablesBatch();
         var recorded = actual.Chains.GetValueOrDefault(StateChain);
@@ -71,6 +72,97 @@ public static class NftPlanner
         }
 
         return batch.Count == 0 ? null : batch;
+    }
+
+    /// <summary>
+    /// <paramref name="desired"/> with each <see cref="NftMap.Slotted"/> map's values kept in the slots the kernel holds
+    /// them in: a value already in a slot below the new count stays there, the others fill the free slots in the desired
+    /// order. So replacing one task rewrites its own element only, a task leaving moves at most one other into its slot,
+    /// and a restarted daemon (which reads the kernel first) keeps the slots too. Plan applies it itself; the executor
+    /// applies it to remember what the kernel holds afterwards.
+    /// </summary>
+    public static NftDesiredTable Stabilize(NftDesiredTable desired, NftTableState actual)
+    {
+        ArgumentNullException.ThrowIfNull(desired);
+        ArgumentNullException.ThrowIfNull(actual);
+        if (!actual.Exists || !desired.Maps.Any(m => m.Slotted && actual.Maps.ContainsKey(m.Name)))
+        {
+            return desired;
+        }
+
+        var maps = desired.Maps.Select(m => m.Slotted && actual.Maps.TryGetValue(m.Name, out var held) ? KeepSlots(m, held) : m).ToList();
+        return maps.Zip(desired.Maps).All(p => ReferenceEquals(p.First, p.Second)) ? desired : desired with { Maps = maps };
+    }
+
+    private static NftMap KeepSlots(NftMap map, IReadOnlyDictionary<NftData, SetElement> held)
+    {
+        var heldSlots = new Dictionary<NftData, Dictionary<uint, NftData>>();
+        foreach (var element in held.Values)
+        {
+            if (element.Key.Length > 4 && element.Data is { } data)
+            {
+                var (prefix, slot) = SplitSlot(element.Key);
+                if (!heldSlots.TryGetValue(prefix, out var slots))
+                {
+                    heldSlots[prefix] = slots = [];
+                }
+
+                slots[slot] = data;
+            }
+        }
+
+        var result = new List<NftElement>(map.Elements.Count);
+        var changed = false;
+        foreach (var group in map.Elements.Where(e => e.Element.Key.Length > 4).GroupBy(e => SplitSlot(e.Element.Key).Prefix))
+        {
+            var items = group.ToList();
+            if (!heldSlots.TryGetValue(group.Key, out var slots))
+            {
+                result.AddRange(items);
+                continue;
+            }
+
+            var placed = new NftElement?[items.Count];
+            var pending = new List<NftElement>(items);
+            for (var s = 0; s < placed.Length; s++)
+            {
+                if (slots.TryGetValue((uint)s, out var data) && pending.FindIndex(e => e.Element.Data == data) is var at and >= 0)
+                {
+                    placed[s] = pending[at];
+                    pending.RemoveAt(at);
+                }
+            }
+
+            var next = 0;
+            for (var s = 0; s < placed.Length; s++)
+            {
+                var item = placed[s] ?? pending[next++];
+                if (SplitSlot(item.Element.Key).Slot != (uint)s)
+                {
+                    item = Reslot(item, group.Key, (uint)s);
+                    changed = true;
+                }
+
+                result.Add(item);
+            }
+        }
+
+        result.AddRange(map.Elements.Where(e => e.Element.Key.Length <= 4));
+        return changed ? map with { Elements = result } : map;
+    }
+
+    private static (NftData Prefix, uint Slot) SplitSlot(NftData key) =>
+        (new NftData(key.Span[..^4]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(key.Span[^4..]));
+
+    /// <summary>The element moved to <paramref name="slot"/>, its text (<c>prefix . slot : value</c>) with it.</summary>
+    private static NftElement Reslot(NftElement element, NftData prefix, uint slot)
+    {
+        var colon = element.Text.IndexOf(" : ", StringComparison.Ordinal);
+        var dot = colon < 0 ? -1 : element.Text.LastIndexOf(" . ", colon, StringComparison.Ordinal);
+        var text = dot < 0
+            ? element.Text
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{element.Text[..dot]} . {slot}{element.Text[colon..]}");
+        return new NftElement(text, element.Element with { Key = NftData.Concat(prefix, NftData.U32(slot)) });
     }
 
     /// <summary>What the kernel holds once a plan for <paramref name="desired"/> was committed.</summary>
