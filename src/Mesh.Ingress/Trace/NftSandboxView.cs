@@ -119,7 +119,8 @@ public sealed class NftSandboxView
         var name = map.GetProperty("name").GetString() ?? "";
         foreach (var element in elements.EnumerateArray())
         {
-            if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() != 2 || !element[0].TryGetProperty("concat", out var concat))
+            if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() != 2 || element[0].ValueKind != JsonValueKind.Object
+                || !element[0].TryGetProperty("concat", out var concat))
             {
                 continue;
             }

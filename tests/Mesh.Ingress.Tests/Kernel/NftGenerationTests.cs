@@ -88,7 +88,8 @@ public sealed class NftGenerationTests : IAsyncLifetime
         Assert.True(await nft.ConvergeAsync(Netns, before, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
 
         // Within the trust, someone empties api's chain; then Mesh applies a change of its own (a second web task).
-        await Nft("flush chain ip mesh svc-api");
+        await Nft("flush chain ip mesh pick-rr-1");
+        await Nft("delete element ip mesh backends { tcp . 9090 . 0 }");
         Assert.True(await nft.ConvergeAsync(Netns, after, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
 
         // At the resync the generation cannot vouch for what Mesh wrote on stale knowledge: read, and api repaired.
@@ -96,11 +97,12 @@ public sealed class NftGenerationTests : IAsyncLifetime
         var reads = nft.Reads;
         Assert.True(await nft.ConvergeAsync(Netns, after, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
         Assert.Equal(reads + 1, nft.Reads);
-        Assert.Contains("dnat", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "chain", "ip", "mesh", "svc-api"), StringComparison.Ordinal);
+        Assert.Contains("dnat", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "chain", "ip", "mesh", "pick-rr-1"), StringComparison.Ordinal);
+        Assert.Contains("tcp . 9090 . 0 :", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "map", "ip", "mesh", "backends"), StringComparison.Ordinal);
     }
 
     [LabFact]
-    public async Task Rules_appended_by_hand_to_a_service_chain_or_a_skeleton_chain_and_a_changed_element_are_repaired_at_the_resync()
+    public async Task Rules_appended_by_hand_to_a_picking_chain_or_a_skeleton_chain_and_a_changed_element_are_repaired_at_the_resync()
     {
         var desired = IngressSandboxTable.Build(TwoServices(), "10.255.0.2");
         var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(1));
@@ -108,7 +110,7 @@ public sealed class NftGenerationTests : IAsyncLifetime
         var planned = await ListAsync(_ns);
 
         await Nft("add rule ip mesh dispatch counter drop");
-        await Nft("add rule ip mesh svc-web counter drop");
+        await Nft("add rule ip mesh pick-rr-1 counter drop");
         await Nft("add rule ip mesh source-nat counter");
         await Nft("delete element ip mesh published-ports { tcp . 9090 }");
         await Nft("add element ip mesh published-ports { udp . 9999 : 0x00000777 }");
@@ -159,7 +161,7 @@ public sealed class NftGenerationTests : IAsyncLifetime
             await Shell.RunAsync("ip", "netns", "exec", other, "nft", "delete", "table", "ip", "mesh");
             await NftScriptAsync(other, Script(vip));
             Assert.Equal(await ListAsync(other), await ListAsync(_ns));
-            Assert.Contains("vip_", await ListAsync(_ns), StringComparison.Ordinal);
+            Assert.Contains("pick-rr-2", await ListAsync(_ns), StringComparison.Ordinal);
 
             Assert.True(await nft.ConvergeAsync(Netns, null, Family.Ip, "mesh", CancellationToken.None));
             Assert.DoesNotContain("mesh", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "list", "tables"), StringComparison.Ordinal);
