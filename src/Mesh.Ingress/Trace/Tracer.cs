@@ -214,7 +214,7 @@ public static class Tracer
 
             _steps.Add(new TraceStep(_sandbox, "ip mesh", "dispatch", $"{portChains}: {key} : {dispatch.Verb} {dispatch.Chain}", $"{dispatch.Verb} {dispatch.Chain}"));
             var (rule, rules) = view.PickChain(dispatch.Chain, _proto, port);
-            var service = rule?.Targets.Select(t => kernel.Tasks.GetValueOrDefault(t.Address)?.Service).FirstOrDefault(s => s is not null) ?? $"of mark {markText}";
+            var service = rule?.Targets.Select(t => kernel.Tasks.GetValueOrDefault(t.Address)?.Service).FirstOrDefault(s => s is not null) ?? $"with mark {markText}";
             if (rule is null || rule.Targets.Count == 0)
             {
                 _steps.Add(new TraceStep(_sandbox, "ip mesh", dispatch.Chain, rules == 0 ? null : "counter", rule is null

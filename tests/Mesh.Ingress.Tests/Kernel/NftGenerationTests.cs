@@ -84,16 +84,16 @@ public sealed class NftGenerationTests : IAsyncLifetime
         var state = TwoServices();
         var before = IngressSandboxTable.Build(state, "10.255.0.2");
         var after = IngressSandboxTable.Build(Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n1" }).State, "10.255.0.2");
-        var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(500));
+        var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(1000));
         Assert.True(await nft.ConvergeAsync(Netns, before, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
 
-        // Within the trust, someone empties api's chain; then Mesh applies a change of its own (a second web task).
-        await Nft("flush chain ip mesh pick-rr-1");
-        await Nft("delete element ip mesh backends { tcp . 9090 . 0 }");
+        // Within the trust, someone empties api's picking chain and deletes its task's slot (one nft, one commit); then
+        // Mesh applies a change of its own (a second web task).
+        await Nft("flush chain ip mesh pick-rr-1; delete element ip mesh backends { tcp . 9090 . 0 }");
         Assert.True(await nft.ConvergeAsync(Netns, after, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
 
         // At the resync the generation cannot vouch for what Mesh wrote on stale knowledge: read, and api repaired.
-        await Task.Delay(600);
+        await Task.Delay(1100);
         var reads = nft.Reads;
         Assert.True(await nft.ConvergeAsync(Netns, after, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
         Assert.Equal(reads + 1, nft.Reads);
@@ -240,7 +240,7 @@ public sealed class NftGenerationTests : IAsyncLifetime
     private static async Task<string> ListAsync(string ns)
     {
         var json = System.Text.Json.Nodes.JsonNode.Parse(await Shell.CheckedAsync("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "ip", "mesh"))!;
-        var items = new List<string>();
+        var items = new List<(int Kind, string Name, string Json)>();
         foreach (var item in json["nftables"]!.AsArray())
         {
             var obj = item!.AsObject();
@@ -257,10 +257,12 @@ public sealed class NftGenerationTests : IAsyncLifetime
                 inner["elem"] = new System.Text.Json.Nodes.JsonArray(sorted.Select(e => System.Text.Json.Nodes.JsonNode.Parse(e)).ToArray());
             }
 
-            items.Add(obj.ToJsonString());
+            var kind = obj.First().Key;
+            items.Add((kind switch { "table" => 0, "map" or "set" => 1, "chain" => 2, _ => 3 }, (kind == "rule" ? inner["chain"] : inner["name"])?.GetValue<string>() ?? "", obj.ToJsonString()));
         }
 
-        return string.Join("\n", items);
+        // Objects by kind and name (a chain added by a later transaction lists after older ones); a chain's rules keep their order.
+        return string.Join("\n", items.OrderBy(i => i.Kind).ThenBy(i => i.Name, StringComparer.Ordinal).Select(i => i.Json));
     }
 
     [LabFact]

@@ -86,7 +86,7 @@ public class NftPlannerTests
         Assert.Contains(ops, o => o == $"add element ip mesh backends {{ 0x060000001f90000000000000 : 0x{web3}00500000 }}");
         Assert.Contains(ops, o => o.StartsWith("add element ip mesh port-chains", StringComparison.Ordinal) && o.EndsWith(": goto pick-rr-2 }", StringComparison.Ordinal));
         Assert.Equal("delete chain ip mesh pick-rr-3", ops[^1]);
-        Assert.Equal(8, ops.Count); // chain, rule; port-chains -1 +1; backends slots 0 and 2 out, 0 in; stale chain
+        Assert.Equal(7, ops.Count); // chain, rule; port-chains -1 +1; backends slots 0 and 2 out (one message), 0 in; stale chain
     }
 
     [Fact]
