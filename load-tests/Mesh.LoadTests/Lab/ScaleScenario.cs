@@ -30,7 +30,7 @@ public static class ScaleScenario
     public sealed record Row(int Services, int Tasks, double BuildMs, long RetainedBytes, long AllocatedBytes,
         double NftColdMs, double HostColdMs, double NftChangeMs, double HostChangeMs, long NftScriptBytes, long NftChangeBytes,
         double IptColdMs, double IptChangeMs, long IptScriptBytes, int BackendsRead, double NftChangeReadMs, double NftResyncMs,
-        int ChangeProcesses, int ChangeMessages);
+        int ChangeProcesses, int ChangeMessages, double ChangePlanMs, double ChangeCommitMs);
 
     public static async Task<int> RunAsync(IReadOnlyList<int> sizes, int tasksPerService, Settings s, CancellationToken ct)
     {
@@ -104,7 +104,10 @@ public static class ScaleScenario
             var changed = ReplaceOneTask(state, n / 2);
             var desired2 = IngressSandboxTable.Build(changed, SandboxIngressAddress);
             var host2 = HostRules.Build(changed, new NodeNetworkOptions());
-            var changePlan = NftPlanner.Plan(desired2, NftPlanner.Expected(desired));
+            var written = NftPlanner.Expected(desired);
+            sw.Restart();
+            var changePlan = NftPlanner.Plan(desired2, written); // the planning alone: stabilize the slots, diff every map
+            var changePlanMs = sw.Elapsed.TotalMilliseconds;
             var changeBatch = changePlan?.Build();
             var processesBefore = runner.Started;
             sw.Restart();
@@ -114,6 +117,18 @@ public static class ScaleScenario
             await ipt.ApplyAsync(nsOurs, host2, HostRules.Tables, ct).ConfigureAwait(false);
             var hostChange = sw.Elapsed.TotalMilliseconds;
             var changeProcesses = runner.Started - processesBefore;
+            // The commit alone (netlink and the kernel, no planning): the change undone, then redone and timed, on one socket.
+            double changeCommitMs;
+            using (var handle = NfTablesHandle.Open(nsOurs.Path))
+            {
+                var now = NftPlanner.Expected(NftPlanner.Stabilize(desired2, written));
+                handle.Commit(NftPlanner.Plan(desired, now)!);
+                var redo = NftPlanner.Plan(desired2, NftPlanner.Expected(NftPlanner.Stabilize(desired, now)))!;
+                sw.Restart();
+                handle.Commit(redo);
+                changeCommitMs = sw.Elapsed.TotalMilliseconds;
+            }
+
             // What the periodic resync pays (and what every sync paid before the executor trusted its writes):
             // reading the table back (chains, rule comments, map elements) over netlink; it also checks that the
             // change left the table as planned.
@@ -153,7 +168,7 @@ public static class ScaleScenario
             return new Row(n, t, Math.Round(buildMs, 1), retained, allocated, Math.Round(nftCold, 1), Math.Round(hostCold, 1), Math.Round(nftChange, 1), Math.Round(hostChange, 1),
                 coldBatch.Length, changeBatch?.Length ?? 0,
                 Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), backendsRead, Math.Round(nftRead, 1), Math.Round(nftResync, 2),
-                changeProcesses, changePlan?.Count ?? 0);
+                changeProcesses, changePlan?.Count ?? 0, Math.Round(changePlanMs, 1), Math.Round(changeCommitMs, 2));
         }
         finally
         {
@@ -232,12 +247,12 @@ public static class ScaleScenario
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
         md.AppendLine("ours = the sandbox's nftables table (per service only map elements; a shared picking chain per balancing mode and task count) through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
                       "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
-        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | naive script | build desired state | retained / allocated |");
-        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning / commit alone | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {
             var oursChange = r.NftChangeMs + r.HostChangeMs;
-            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({Ms(r.NftChangeMs)} + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} / {r.NftResyncMs.ToString("0.00", inv)} ms | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
+            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({Ms(r.NftChangeMs)} + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} / {r.NftResyncMs.ToString("0.00", inv)} ms | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {Ms(r.ChangePlanMs)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
         }
         md.AppendLine();
         foreach (var r in rows)

@@ -19,7 +19,12 @@ public static class NftPlanner
     {
         ArgumentNullException.ThrowIfNull(desired);
         ArgumentNullException.ThrowIfNull(actual);
-        desired = Stabilize(desired, actual);
+        return PlanStable(Stabilize(desired, actual), actual);
+    }
+
+    /// <summary><see cref="Plan"/> for a desired table already <see cref="Stabilize">stabilized</see> against <paramref name="actual"/>.</summary>
+    internal static NfTablesBatch? PlanStable(NftDesiredTable desired, NftTableState actual)
+    {
         var skeletonTag = SkeletonTag(desired);
         var batch = new NfTablesBatch();
         var recorded = actual.Chains.GetValueOrDefault(StateChain);
