@@ -101,60 +101,74 @@ public static class NftPlanner
 
     private static NftMap KeepSlots(NftMap map, IReadOnlyDictionary<NftData, SetElement> held)
     {
-        var heldSlots = new Dictionary<NftData, Dictionary<uint, NftData>>();
-        foreach (var element in held.Values)
+        // One pass over runs of elements with the same prefix (a port's slots, contiguous as the tables build them). A run
+        // whose every element the kernel holds as it is (looked up by its whole key: no split, no allocation) stays as
+        // it is, so an unchanged table costs one lookup per element; only runs that differ are reslotted.
+        var elements = map.Elements;
+        List<NftElement>? result = null;
+        HashSet<NftData>? seen = null;
+        var start = 0;
+        while (start < elements.Count)
         {
-            if (element.Key.Length > 4 && element.Data is { } data)
+            var end = start + 1;
+            while (end < elements.Count && SamePrefix(elements[start].Element.Key, elements[end].Element.Key))
             {
-                var (prefix, slot) = SplitSlot(element.Key);
-                if (!heldSlots.TryGetValue(prefix, out var slots))
-                {
-                    heldSlots[prefix] = slots = [];
-                }
-
-                slots[slot] = data;
+                end++;
             }
+
+            var inPlace = true;
+            for (var i = start; i < end && inPlace; i++)
+            {
+                inPlace = held.TryGetValue(elements[i].Element.Key, out var h) && h.Data == elements[i].Element.Data;
+            }
+
+            if (elements[start].Element.Key.Length > 4 && !(seen ??= []).Add(SplitSlot(elements[start].Element.Key).Prefix))
+            {
+                throw new InvalidOperationException($"map {map.Name}: the slots of one prefix are not contiguous, which a slotted map needs");
+            }
+
+            if (inPlace || elements[start].Element.Key.Length <= 4)
+            {
+                result?.AddRange(elements.Skip(start).Take(end - start));
+            }
+            else
+            {
+                result ??= [.. elements.Take(start)];
+                result.AddRange(Reslotted(elements, start, end, held));
+            }
+
+            start = end;
         }
 
-        var result = new List<NftElement>(map.Elements.Count);
-        var changed = false;
-        foreach (var group in map.Elements.Where(e => e.Element.Key.Length > 4).GroupBy(e => SplitSlot(e.Element.Key).Prefix))
-        {
-            var items = group.ToList();
-            if (!heldSlots.TryGetValue(group.Key, out var slots))
-            {
-                result.AddRange(items);
-                continue;
-            }
-
-            var placed = new NftElement?[items.Count];
-            var pending = new List<NftElement>(items);
-            for (var s = 0; s < placed.Length; s++)
-            {
-                if (slots.TryGetValue((uint)s, out var data) && pending.FindIndex(e => e.Element.Data == data) is var at and >= 0)
-                {
-                    placed[s] = pending[at];
-                    pending.RemoveAt(at);
-                }
-            }
-
-            var next = 0;
-            for (var s = 0; s < placed.Length; s++)
-            {
-                var item = placed[s] ?? pending[next++];
-                if (SplitSlot(item.Element.Key).Slot != (uint)s)
-                {
-                    item = Reslot(item, group.Key, (uint)s);
-                    changed = true;
-                }
-
-                result.Add(item);
-            }
-        }
-
-        result.AddRange(map.Elements.Where(e => e.Element.Key.Length <= 4));
-        return changed ? map with { Elements = result } : map;
+        return result is null ? map : map with { Elements = result };
     }
+
+    /// <summary>One prefix's elements [start, end) placed in slots 0..N-1: where the kernel holds each value if that slot is below N, else the free slots in order.</summary>
+    private static IEnumerable<NftElement> Reslotted(IReadOnlyList<NftElement> elements, int start, int end, IReadOnlyDictionary<NftData, SetElement> held)
+    {
+        var prefix = SplitSlot(elements[start].Element.Key).Prefix;
+        var placed = new NftElement?[end - start];
+        var pending = new List<NftElement>(elements.Skip(start).Take(end - start));
+        for (var s = 0; s < placed.Length; s++)
+        {
+            if (held.TryGetValue(NftData.Concat(prefix, NftData.U32((uint)s)), out var h) && h.Data is { } data
+                && pending.FindIndex(e => e.Element.Data == data) is var at and >= 0)
+            {
+                placed[s] = pending[at];
+                pending.RemoveAt(at);
+            }
+        }
+
+        var next = 0;
+        for (var s = 0; s < placed.Length; s++)
+        {
+            var item = placed[s] ?? pending[next++];
+            yield return SplitSlot(item.Element.Key).Slot == (uint)s ? item : Reslot(item, prefix, (uint)s);
+        }
+    }
+
+    private static bool SamePrefix(NftData a, NftData b) =>
+        a.Length == b.Length && a.Length > 4 && a.Span[..^4].SequenceEqual(b.Span[..^4]);
 
     private static (NftData Prefix, uint Slot) SplitSlot(NftData key) =>
         (new NftData(key.Span[..^4]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(key.Span[^4..]));
