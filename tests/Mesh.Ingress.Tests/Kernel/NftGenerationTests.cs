@@ -156,6 +156,9 @@ public sealed class NftGenerationTests : IAsyncLifetime
 
             Assert.Contains("jhash", await ListAsync(_ns), StringComparison.Ordinal);
 
+            // nft's text form too (`nft list`, what people and T5 read): nft 1.0.6 crashed printing a map declared by jhash.
+            Assert.Contains("map maglev", await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "-s", "list", "table", "ip", "mesh"), StringComparison.Ordinal);
+
             var vip = VipTable();
             Assert.True(await nft.ConvergeAsync(Netns, vip, Family.Ip, "mesh", CancellationToken.None));
             await Shell.RunAsync("ip", "netns", "exec", other, "nft", "delete", "table", "ip", "mesh");
