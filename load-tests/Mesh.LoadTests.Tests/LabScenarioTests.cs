@@ -22,14 +22,16 @@ public class LabScenarioTests
     }
 
     [Fact]
-    public void Scale_one_change_rewrites_exactly_one_service_chain()
+    public void Scale_one_change_rewrites_exactly_one_backend_element_and_no_chain()
     {
         var state = ScaleScenario.MakeState(20, 10);
         var changed = ScaleScenario.ReplaceOneTask(state, 10);
         var before = IngressSandboxTable.Build(state, "10.255.0.2");
         var after = IngressSandboxTable.Build(changed, "10.255.0.2");
-        var differing = before.Chains.Zip(after.Chains).Where(p => !p.First.Rules.Select(r => r.Text).SequenceEqual(p.Second.Rules.Select(r => r.Text))).Select(p => p.First.Name).ToList();
-        Assert.Equal(["svc-s00010"], differing);
-        Assert.Equal(before.Maps.SelectMany(m => m.Elements).Select(e => e.Text), after.Maps.SelectMany(m => m.Elements).Select(e => e.Text));
+        var ops = Mesh.Ingress.Kernel.Nftables.NftPlanner.Plan(after, Mesh.Ingress.Kernel.Nftables.NftPlanner.Expected(before))!.Operations;
+        Assert.Equal(2, ops.Count);
+        Assert.StartsWith("delete element ip mesh backends { ", ops[0], StringComparison.Ordinal);
+        Assert.StartsWith("add element ip mesh backends { ", ops[1], StringComparison.Ordinal);
+        Assert.Equal(before.Chains.Select(c => c.Name), after.Chains.Select(c => c.Name));
     }
 }

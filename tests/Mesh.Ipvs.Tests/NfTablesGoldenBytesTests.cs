@@ -26,6 +26,8 @@ public class NfTablesGoldenBytesTests
         return Hex.Format(b);
     }
 
+    internal static void AssertNftBatch(string[] nftMessages, NfTablesBatch batch) => AssertBatch(nftMessages, batch);
+
     private static void AssertBatch(string[] nftMessages, NfTablesBatch batch)
     {
         var actual = NetlinkDecoder.ParseMessages(batch.Build(0));

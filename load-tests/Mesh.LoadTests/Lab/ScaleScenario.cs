@@ -13,11 +13,12 @@ namespace Mesh.LoadTests.Lab;
 
 /// <summary>
 /// Control-plane programming time for N services × T tasks, through the daemon's real code: the ingress
-/// sandbox's nftables table (<see cref="IngressSandboxTable.Build"/> + <see cref="NftPlanner.Plan"/> + one nf_tables netlink batch,
+/// sandbox's nftables table (per service only map elements: <see cref="IngressSandboxTable.Build"/> + <see cref="NftPlanner.Plan"/> + one nf_tables netlink batch,
 /// planned against the state the executor last wrote, as the daemon does between resyncs; the resync's
 /// reading it back over netlink is timed apart) and the host's iptables rules
 /// (<see cref="HostRules.Build"/> + <see cref="IptablesPlanner.Plan"/> + <c>iptables-restore --noflush</c>), cold and
-/// for one change (one task of one service replaced). Baseline: the naive way — the same sandbox semantics in
+/// for one change (one task of one service replaced; the processes it starts are counted, and <c>--smoke</c> fails
+/// unless there are none). Baseline: the naive way — the same sandbox semantics in
 /// a kube-proxy-style iptables layout (a jump per published port, a chain per service with one
 /// <c>statistic --mode random</c> DNAT per task), rewritten in full by <c>iptables-restore</c> for every change.
 /// Each size runs in scratch namespaces <c>mesh-bench-scale-*</c>, created and deleted here.
@@ -28,7 +29,8 @@ public static class ScaleScenario
 
     public sealed record Row(int Services, int Tasks, double BuildMs, long RetainedBytes, long AllocatedBytes,
         double NftColdMs, double HostColdMs, double NftChangeMs, double HostChangeMs, long NftScriptBytes, long NftChangeBytes,
-        double IptColdMs, double IptChangeMs, long IptScriptBytes, int ChainsRead, double NftChangeReadMs, double NftResyncMs);
+        double IptColdMs, double IptChangeMs, long IptScriptBytes, int BackendsRead, double NftChangeReadMs, double NftResyncMs,
+        int ChangeProcesses, int ChangeMessages, double ChangePlanMs, double ChangeCommitMs);
 
     public static async Task<int> RunAsync(IReadOnlyList<int> sizes, int tasksPerService, Settings s, CancellationToken ct)
     {
@@ -40,10 +42,10 @@ public static class ScaleScenario
         {
             ct.ThrowIfCancellationRequested();
             await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"scale: {n} services x {tasksPerService} tasks ...")).ConfigureAwait(false);
-            rows.Add(await MeasureAsync(runner, flavour, n, tasksPerService, ct).ConfigureAwait(false));
+            rows.Add(await MeasureAsync(new CountingRunner(runner), flavour, n, tasksPerService, ct).ConfigureAwait(false));
             var r = rows[^1];
             await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"  nft cold {r.NftColdMs:0} ms, change {r.NftChangeMs:0} ms; host iptables cold {r.HostColdMs:0} ms; naive iptables-restore cold {r.IptColdMs:0} ms, change {r.IptChangeMs:0} ms")).ConfigureAwait(false);
+                $"  nft cold {r.NftColdMs:0} ms, change {r.NftChangeMs:0} ms ({r.ChangeMessages} messages, {r.ChangeProcesses} processes started); host iptables cold {r.HostColdMs:0} ms; naive iptables-restore cold {r.IptColdMs:0} ms, change {r.IptChangeMs:0} ms")).ConfigureAwait(false);
         }
 
         var md = Render(rows, flavour, tasksPerService);
@@ -53,10 +55,12 @@ public static class ScaleScenario
         await File.WriteAllTextAsync(Path.Combine(dir, "report.json"), System.Text.Json.JsonSerializer.Serialize(rows, Reporting.ReportBuilder.Json), CancellationToken.None).ConfigureAwait(false);
         await Console.Error.WriteLineAsync($"reports: {Path.GetFullPath(dir)}/report.{{md,json}}").ConfigureAwait(false);
         Console.Out.Write(md);
-        return rows.All(r => r.ChainsRead >= r.Services) ? 0 : 4;
+        // Every task's slot read back, and (the exec counter) a change that started no process: nf_tables through
+        // netlink, and the host's iptables unchanged by a task replaced, so not run.
+        return rows.All(r => r.BackendsRead >= r.Services * r.Tasks && r.ChangeProcesses == 0) ? 0 : 4;
     }
 
-    private static async Task<Row> MeasureAsync(ProcessCommandRunner runner, IptablesFlavour flavour, int n, int t, CancellationToken ct)
+    private static async Task<Row> MeasureAsync(CountingRunner runner, IptablesFlavour flavour, int n, int t, CancellationToken ct)
     {
         var ours = $"mesh-bench-scale-{n}";
         var naive = $"mesh-bench-scalei-{n}";
@@ -100,13 +104,31 @@ public static class ScaleScenario
             var changed = ReplaceOneTask(state, n / 2);
             var desired2 = IngressSandboxTable.Build(changed, SandboxIngressAddress);
             var host2 = HostRules.Build(changed, new NodeNetworkOptions());
-            var changeBatch = NftPlanner.Plan(desired2, NftPlanner.Expected(desired))?.Build();
+            var written = NftPlanner.Expected(desired);
+            sw.Restart();
+            var changePlan = NftPlanner.Plan(desired2, written); // the planning alone: stabilize the slots, diff every map
+            var changePlanMs = sw.Elapsed.TotalMilliseconds;
+            var changeBatch = changePlan?.Build();
+            var processesBefore = runner.Started;
             sw.Restart();
             await nft.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false);
             var nftChange = sw.Elapsed.TotalMilliseconds;
             sw.Restart();
             await ipt.ApplyAsync(nsOurs, host2, HostRules.Tables, ct).ConfigureAwait(false);
             var hostChange = sw.Elapsed.TotalMilliseconds;
+            var changeProcesses = runner.Started - processesBefore;
+            // The commit alone (netlink and the kernel, no planning): the change undone, then redone and timed, on one socket.
+            double changeCommitMs;
+            using (var handle = NfTablesHandle.Open(nsOurs.Path))
+            {
+                var now = NftPlanner.Expected(NftPlanner.Stabilize(desired2, written));
+                handle.Commit(NftPlanner.Plan(desired, now)!);
+                var redo = NftPlanner.Plan(desired2, NftPlanner.Expected(NftPlanner.Stabilize(desired, now)))!;
+                sw.Restart();
+                handle.Commit(redo);
+                changeCommitMs = sw.Elapsed.TotalMilliseconds;
+            }
+
             // What the periodic resync pays (and what every sync paid before the executor trusted its writes):
             // reading the table back (chains, rule comments, map elements) over netlink; it also checks that the
             // change left the table as planned.
@@ -120,7 +142,7 @@ public static class ScaleScenario
             var nftRead = sw.Elapsed.TotalMilliseconds;
             if (NftPlanner.Plan(desired2, actual) is { } drift)
                 throw new InvalidOperationException($"scale: after the change the table differs from the plan: {string.Join("; ", drift.Operations.Take(5))}");
-            var chainsRead = actual.Chains.Keys.Count(k => k.StartsWith(IngressSandboxTable.ServiceChainPrefix, StringComparison.Ordinal));
+            var backendsRead = actual.Maps[IngressSandboxTable.BackendsMap].Count;
 
             // The resync as the daemon runs it now: the trust has run out, the ruleset generation says nobody
             // committed since the executor last knew the table exactly, so it trusts it again without the listing.
@@ -145,7 +167,8 @@ public static class ScaleScenario
 
             return new Row(n, t, Math.Round(buildMs, 1), retained, allocated, Math.Round(nftCold, 1), Math.Round(hostCold, 1), Math.Round(nftChange, 1), Math.Round(hostChange, 1),
                 coldBatch.Length, changeBatch?.Length ?? 0,
-                Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), chainsRead, Math.Round(nftRead, 1), Math.Round(nftResync, 2));
+                Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), backendsRead, Math.Round(nftRead, 1), Math.Round(nftResync, 2),
+                changeProcesses, changePlan?.Count ?? 0, Math.Round(changePlanMs, 1), Math.Round(changeCommitMs, 2));
         }
         finally
         {
@@ -222,14 +245,14 @@ public static class ScaleScenario
         var md = new StringBuilder();
         md.AppendLine("# scale: control-plane programming time").AppendLine();
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
-        md.AppendLine("ours = the sandbox's nftables table through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
+        md.AppendLine("ours = the sandbox's nftables table (per service only map elements; a shared picking chain per balancing mode and task count) through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
                       "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
-        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | naive script | build desired state | retained / allocated |");
-        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning / commit alone | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {
             var oursChange = r.NftChangeMs + r.HostChangeMs;
-            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({Ms(r.NftChangeMs)} + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} / {r.NftResyncMs.ToString("0.00", inv)} ms | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
+            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({Ms(r.NftChangeMs)} + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} / {r.NftResyncMs.ToString("0.00", inv)} ms | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {Ms(r.ChangePlanMs)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
         }
         md.AppendLine();
         foreach (var r in rows)
@@ -238,5 +261,19 @@ public static class ScaleScenario
 
         static string Ms(double ms) => ms >= 1000 ? (ms / 1000).ToString("0.00 's'", CultureInfo.InvariantCulture) : ms.ToString("0 'ms'", CultureInfo.InvariantCulture);
         static string Kb(long b) => b < 10240 ? b.ToString("0 'B'", CultureInfo.InvariantCulture) : b >= 1 << 20 ? (b / 1048576.0).ToString("0.0 'MB'", CultureInfo.InvariantCulture) : (b / 1024.0).ToString("0 'KB'", CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The exec counter: every process the daemon's executors start goes through their command runner.</summary>
+    private sealed class CountingRunner(ICommandRunner inner) : ICommandRunner
+    {
+        private int _started;
+
+        public int Started => Volatile.Read(ref _started);
+
+        public Task<CommandResult> RunAsync(string file, IReadOnlyList<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _started);
+            return inner.RunAsync(file, arguments, standardInput, cancellationToken);
+        }
     }
 }

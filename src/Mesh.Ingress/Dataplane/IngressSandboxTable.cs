@@ -8,19 +8,27 @@ using Mesh.Ipvs.Netlink.NfTables;
 namespace Mesh.Ingress.Dataplane;
 
 /// <summary>
-/// Packet walk steps 2-4 for the nftables dataplane, in the ingress sandbox: mark by published
-/// protocol/port (one map lookup), dispatch by mark (one verdict-map lookup) to the service's chain, which
-/// DNATs to a task address and the target port (numgen over an anonymous map, or jhash of the client's address over
-/// a Maglev table: <see cref="Choice"/>), and SNAT to the
-/// sandbox's ingress address so replies come back through it. Lookups stay O(1) however many services there
-/// are. DNATing to the target port directly (where IPVS keeps the published port and the task REDIRECTs it)
-/// saves a NAT step in the task and means a new task is reachable as soon as any node routes to it.
+/// Packet walk steps 2-4 for the nftables dataplane, in the ingress sandbox: mark by published protocol/port (one map
+/// lookup), dispatch by mark, protocol and port (one verdict-map lookup) to a shared picking chain, which DNATs to a task
+/// address and the target port looked up in one map by (protocol . port . slot), the slot drawn by numgen (round robin)
+/// or by jhash of the client's address over a Maglev table (<see cref="PickChains"/>), and SNAT to the sandbox's ingress
+/// address so replies come back through it. Per service there are only map elements, no chain: the kernel validates
+/// chains on every commit that touches them (seconds at 10,000), while elements cost microseconds. The picking chains
+/// are one per balancing mode and modulus (tasks per port, or Maglev table size), a handful whatever the number of
+/// services. Lookups stay O(1). DNATing to the target port directly (where IPVS keeps the published port and the task
+/// REDIRECTs it) saves a NAT step in the task and means a new task is reachable as soon as any node routes to it.
 /// </summary>
 public static class IngressSandboxTable
 {
     public const string Family = "ip";
     public const string Name = "mesh";
-    public const string ServiceChainPrefix = "svc-";
+
+    /// <summary>The shared picking chains' prefix: <c>pick-rr-N</c>, <c>pick-rr-local-N</c>, <c>pick-maglev-M</c>, <c>pick-maglev-local-M</c>.</summary>
+    public const string PickChainPrefix = "pick-";
+
+    public const string PortChainsMap = "port-chains";
+    public const string BackendsMap = "backends";
+    public const string MaglevMap = "maglev";
 
     /// <param name="node">This node's name: a <c>traffic=local</c> port goes to its tasks only (none when null).</param>
     /// <param name="health">This node's health verdicts: unhealthy tasks are left out (<see cref="BackendSet.Of"/>).</param>
@@ -32,21 +40,67 @@ public static class IngressSandboxTable
             : throw new ArgumentException($"sandbox ingress address '{sandboxIngressAddress}' is not an IPv4 address", nameof(sandboxIngressAddress));
         var published = new List<NftElement>();
         var dispatch = new List<NftElement>();
-        var chains = new List<NftChain>();
+        var backends = new List<NftElement>();
+        var maglev = new List<NftElement>();
+        var chains = new SortedDictionary<string, NftChain>(StringComparer.Ordinal);
         var tasks = BackendSet.RunningTasksByService(state);
         foreach (var service in state.Services.Where(s => MeshPorts(s).Any()).OrderBy(s => s.Name, StringComparer.Ordinal))
         {
             var mark = Mark(service.FirewallMark);
-            var chain = ServiceChainPrefix + service.Name.ToLowerInvariant();
-            foreach (var p in MeshPorts(service))
+            var all = BackendSet.For(tasks, service, OverlayNetwork.IngressName, health);
+            var local = BackendSet.ForNode(tasks, service, OverlayNetwork.IngressName, node, health);
+            foreach (var p in MeshPorts(service).OrderBy(p => p.Protocol).ThenBy(p => p.Published))
             {
-                published.Add(new NftElement(
-                    $"{HostRules.Proto(p.Protocol)} . {p.Published.ToString(CultureInfo.InvariantCulture)} : {mark}",
-                    new SetElement(NftData.Concat(NftData.U8(ProtoNumber(p.Protocol)), NftData.Be16(Port(p.Published))), NftData.U32((uint)service.FirewallMark))));
-            }
+                var proto = HostRules.Proto(p.Protocol);
+                var portText = p.Published.ToString(CultureInfo.InvariantCulture);
+                var protoPort = NftData.Concat(NftData.U8(ProtoNumber(p.Protocol)), NftData.Be16(Port(p.Published)));
+                published.Add(new NftElement($"{proto} . {portText} : {mark}", new SetElement(protoPort, NftData.U32((uint)service.FirewallMark))));
 
-            dispatch.Add(new NftElement($"{mark} : goto {chain}", new SetElement(NftData.U32((uint)service.FirewallMark), Verdict: Verdict.Goto(chain))));
-            chains.Add(new NftChain(chain, PublishedPortRules(BackendSet.For(tasks, service, OverlayNetwork.IngressName, health), BackendSet.ForNode(tasks, service, OverlayNetwork.IngressName, node, health))));
+                // With no backend the packet is left alone: it is then delivered locally in the sandbox, where nothing
+                // listens, so TCP clients get an immediate reset instead of a timeout (what a node without a local task must do).
+                var isLocal = p.Traffic == TrafficPolicy.Local;
+                var addresses = isLocal ? local.Addresses : all.Addresses;
+                if (addresses.Count == 0)
+                {
+                    continue;
+                }
+
+                var target = Port(p.Target);
+                var targetText = p.Target.ToString(CultureInfo.InvariantCulture);
+                var prefix = $"{proto} . {portText}";
+                string chain;
+                if (service.LoadBalancing == LoadBalancing.Maglev || service.Affinity == Affinity.SourceIp)
+                {
+                    var table = Balancing.MaglevTable.Build(addresses);
+                    chain = PickChain(Maglev, isLocal, table.Size);
+                    for (var bucket = 0; bucket < table.Entries.Count; bucket++)
+                    {
+                        var address = table.Backends[table.Entries[bucket]];
+                        maglev.Add(new NftElement(
+                            $"{prefix} . {bucket.ToString(CultureInfo.InvariantCulture)} : {address} . {targetText}",
+                            new SetElement(NftData.Concat(protoPort, NftData.U32((uint)bucket)), NftData.Concat(NftData.Ipv4(address), NftData.Be16(target)))));
+                    }
+                }
+                else
+                {
+                    chain = PickChain(RoundRobin, isLocal, addresses.Count);
+                    for (var slot = 0; slot < addresses.Count; slot++)
+                    {
+                        backends.Add(new NftElement(
+                            $"{prefix} . {slot.ToString(CultureInfo.InvariantCulture)} : {addresses[slot]} . {targetText}",
+                            new SetElement(NftData.Concat(protoPort, NftData.U32((uint)slot)), NftData.Concat(NftData.Ipv4(addresses[slot]), NftData.Be16(target)))));
+                    }
+                }
+
+                if (!chains.ContainsKey(chain))
+                {
+                    chains[chain] = PickChainOf(chain);
+                }
+
+                dispatch.Add(new NftElement(
+                    $"{mark} . {prefix} : goto {chain}",
+                    new SetElement(NftData.Concat(NftData.U32((uint)service.FirewallMark), protoPort), Verdict: Verdict.Goto(chain))));
+            }
         }
 
         return new NftDesiredTable(
@@ -56,24 +110,40 @@ public static class IngressSandboxTable
                 new NftMap("map published-ports { type inet_proto . inet_service : mark; }",
                     new Set(Ip, Name, "published-ports", SetDataType.Concat(SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Mark, UserData = PublishedPortsUserData },
                     published),
-                new NftMap("map service-chains { type mark : verdict; }",
-                    new Set(Ip, Name, "service-chains", SetDataType.Mark, SetFlags.Map) { DataType = SetDataType.Verdict, UserData = ServiceChainsUserData },
+                new NftMap($"map {PortChainsMap} {{ type mark . inet_proto . inet_service : verdict; }}",
+                    new Set(Ip, Name, PortChainsMap, SetDataType.Concat(SetDataType.Mark, SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Verdict, UserData = PortChainsUserData },
                     dispatch),
+                new NftMap($"map {BackendsMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                    new Set(Ip, Name, BackendsMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
+                    backends) { Slotted = true },
+                // Declared by numgen too (the key's types are the same): nft 1.0.6 crashes printing a map declared by jhash.
+                new NftMap($"map {MaglevMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                    new Set(Ip, Name, MaglevMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
+                    maglev),
             ],
             [MarkPublished(), Dispatch(), SourceNat(snatTo)],
-            chains,
-            ServiceChainPrefix);
+            chains.Values.ToList(),
+            PickChainPrefix);
     }
 
     private const Family Ip = Mesh.Ipvs.Netlink.NfTables.Family.Ip;
 
-    // nft's own set userdata (key/data byte order, for nft to print the elements with; the kernel keeps it opaque), as
-    // nft 1.0.6 writes it for these declarations: without it `nft list` (and mesh trace) would misread host-order marks.
+    private const string RoundRobin = "rr";
+    private const string Maglev = "maglev";
+
+    /// <summary>(protocol . port . slot or bucket): the slot is numgen's or jhash's result, a host-order u32.</summary>
+    private static readonly SetDataType BackendKey = SetDataType.Concat(SetDataType.InetProto, SetDataType.InetService, SetDataType.Integer32);
+
+    private static readonly SetDataType BackendData = SetDataType.Concat(SetDataType.Ipv4Address, SetDataType.InetService);
+
+    // nft's own set userdata (key/data byte order and typeof expressions, for nft to print the elements with; the kernel
+    // keeps it opaque), as nft 1.0.6 writes it for these declarations: without it `nft list` (and mesh trace) would
+    // misread host-order marks and slots.
     private static readonly NftData PublishedPortsUserData = new(Convert.FromHexString("000400000000010401000000030800040d0000000100060400000000"));
-    private static readonly NftData ServiceChainsUserData = new(Convert.FromHexString("000401000000010400000000060400000000"));
+    private static readonly NftData PortChainsUserData = new(Convert.FromHexString("000400000000010400000000030800040d0000000100060400000000"));
+    private static readonly NftData BackendsUserData = new(Convert.FromHexString(
+        "000400000000010400000000034a00040d0000000142000e00040900000001060004100000000114000407000000010c00040b000000010402000000021a0004170000000112000400000000010401000000020400000000043400040d000000012c0014000407000000010c00040c00000001040c0000000114000407000000010c00040b000000010402000000060400000000"));
     private static readonly NftData ProtoSetUserData = new(Convert.FromHexString("000401000000030e0004090000000106000410000000"));
-    private static readonly NftData DnatPortMapUserData = new(Convert.FromHexString("000401000000010400000000060400000000"));
-    private static readonly NftData DnatAddressMapUserData = new(Convert.FromHexString("000401000000010402000000060400000000"));
 
     private const byte RtnLocal = 2;
     private const uint CtStatusDstNat = 0x20; // IPS_DST_NAT
@@ -100,8 +170,15 @@ public static class IngressSandboxTable
             new BaseChain("filter", Hook.Prerouting, BaseChain.PriorityMangle));
     }
 
+    /// <summary>Only a packet mark-published marked is dispatched: the key holds the mark, so any other packet misses.</summary>
     private static NftChain Dispatch() =>
-        new("dispatch", [new NftRule("meta mark vmap @service-chains", [new Meta(MetaKey.Mark), new Lookup("service-chains", Registers.R1, Registers.Verdict)])],
+        new("dispatch", [new NftRule($"meta mark . meta l4proto . th dport vmap @{PortChainsMap}",
+            [
+                new Meta(MetaKey.Mark),
+                new Meta(MetaKey.L4Proto, Registers.R32(1)),
+                new Payload(PayloadBase.Transport, 2, 2, Registers.R32(2)),
+                new Lookup(PortChainsMap, Registers.R1, Registers.Verdict),
+            ])],
             new BaseChain("nat", Hook.Prerouting, BaseChain.PriorityDstNat));
 
     private static NftChain SourceNat(IPAddress snatTo)
@@ -161,112 +238,56 @@ public static class IngressSandboxTable
         service.Ports.Where(p => p.Mode == PublishMode.Ingress);
 
     /// <summary>
-    /// Per published port, round robin over the backends' addresses with the target port: every task's for
-    /// <c>traffic=cluster</c>, this node's own (<paramref name="local"/>) for <c>traffic=local</c>, marked so it is not
-    /// SNATed. With no backend the packet is left alone: it is then delivered locally in the sandbox, where nothing
-    /// listens, so TCP clients get an immediate reset instead of a timeout (what a node without a local task must do).
-    /// </summary>
-    internal static IReadOnlyList<NftRule> PublishedPortRules(BackendSet backends, BackendSet? local = null)
-    {
-        var rules = new List<NftRule>();
-        foreach (var port in MeshPorts(backends.Service).OrderBy(p => p.Protocol).ThenBy(p => p.Published))
-        {
-            var isLocal = port.Traffic == TrafficPolicy.Local;
-            var addresses = isLocal ? local?.Addresses ?? [] : backends.Addresses;
-            if (addresses.Count == 0)
-            {
-                continue;
-            }
-
-            var keep = isLocal ? $"meta mark set meta mark | {LocalTrafficMark} " : "";
-            var (choiceText, choice, map) = Choice(backends.Service, addresses, Port(port.Target));
-            List<Expression> expressions =
-            [
-                new Meta(MetaKey.L4Proto),
-                new Cmp(CmpOp.Eq, NftData.U8(ProtoNumber(port.Protocol))),
-                new Payload(PayloadBase.Transport, 2, 2),
-                new Cmp(CmpOp.Eq, NftData.Be16(Port(port.Published))),
-            ];
-            if (isLocal)
-            {
-                expressions.AddRange([new Meta(MetaKey.Mark), new Bitwise(4, NftData.U32(~LocalTrafficBit), NftData.U32(LocalTrafficBit)), new MetaSet(MetaKey.Mark)]);
-            }
-
-            expressions.AddRange(choice);
-            expressions.Add(new Nat(NatType.Dnat, Ip, Registers.R1, ProtoMin: Registers.R32(1)));
-            rules.Add(new NftRule(
-                $"{HostRules.Proto(port.Protocol)} dport {port.Published.ToString(CultureInfo.InvariantCulture)} {keep}dnat ip addr . port to {choiceText}",
-                expressions,
-                [map]));
-        }
-
-        return rules;
-    }
-
-    /// <summary>
-    /// Seed of the maglev rule's jhash. Fixed, because without one the kernel draws a random seed per rule, so every
-    /// rewrite of the chain (a task coming or going) would move every client: the point of Maglev is that it does not.
+    /// Seed of the maglev chains' jhash. Fixed, because without one the kernel draws a random seed per rule, so every
+    /// rewrite of the chain would move every client: the point of Maglev is that it does not.
     /// </summary>
     public const string HashSeed = "0x4d455348";
 
     private const uint HashSeedValue = 0x4d455348;
 
     /// <summary>
-    /// The expressions choosing a backend address and port into registers 1 and 9: round robin (numgen) by default; with
-    /// <c>--lb maglev</c> or <c>--affinity source-ip</c> the client's source address hashed (jhash) into a Maglev table of
-    /// M buckets (<see cref="Balancing.MaglevTable"/>), so a client keeps its task and a task leaving moves only its own
-    /// clients. Returned with its nft text and the anonymous map it looks up.
+    /// The chain a published port dispatches to: <c>pick-rr-N</c> (round robin, numgen inc mod N over the port's N
+    /// slots of <see cref="BackendsMap"/>) or <c>pick-maglev-M</c> (<c>--lb maglev</c> or <c>--affinity source-ip</c>:
+    /// jhash of the client's address mod M over the port's M buckets of <see cref="MaglevMap"/>, a Maglev table,
+    /// <see cref="Balancing.MaglevTable"/>), with <c>-local-</c> for a <c>traffic=local</c> port (which also sets
+    /// <see cref="LocalTrafficMark"/>). Every port with the same mode and modulus shares the chain, so a round robin
+    /// counter is shared too: each port's connections still take every slot in turn as the counter passes, and equal
+    /// shares hold whenever connections of different ports do not arrive in lockstep with the counter.
     /// </summary>
-    internal static (string Text, IReadOnlyList<Expression> Expressions, NftAnonymousSet Map) Choice(ClusterService service, IReadOnlyList<string> addresses, ushort target)
+    public static string PickChain(string mode, bool local, int modulus) =>
+        string.Create(CultureInfo.InvariantCulture, $"{PickChainPrefix}{mode}-{(local ? "local-" : "")}{modulus}");
+
+    private static NftChain PickChainOf(string chain)
     {
-        var targetText = target.ToString(CultureInfo.InvariantCulture);
-        if (service.LoadBalancing == LoadBalancing.Maglev || service.Affinity == Affinity.SourceIp)
+        var parts = chain[PickChainPrefix.Length..].Split('-');
+        var maglev = parts[0] == Maglev;
+        var local = parts.Length == 3;
+        var modulus = uint.Parse(parts[^1], CultureInfo.InvariantCulture);
+        List<Expression> expressions = [];
+        if (local)
         {
-            var table = Balancing.MaglevTable.Build(addresses);
-            var buckets = string.Join(", ", table.Entries.Select((backend, bucket) => $"{bucket.ToString(CultureInfo.InvariantCulture)} : {table.Backends[backend]} . {targetText}"));
-            return (
-                $"jhash ip saddr mod {table.Size.ToString(CultureInfo.InvariantCulture)} seed {HashSeed} map {{ {buckets} }}",
-                [
-                    new Payload(PayloadBase.Network, 12, 4, Registers.R2),
-                    new JHash(Registers.R2, 4, (uint)table.Size, HashSeedValue),
-                    new Lookup("__map%d", Registers.R1, Registers.R1),
-                ],
-                DnatMap(table.Entries.Select(backend => NftData.Concat(NftData.Ipv4(table.Backends[backend]), NftData.Be16(target))).ToList(), SetDataType.Concat(SetDataType.Ipv4Address, SetDataType.InetService), DnatPortMapUserData));
+            expressions.AddRange([new Meta(MetaKey.Mark), new Bitwise(4, NftData.U32(~LocalTrafficBit), NftData.U32(LocalTrafficBit)), new MetaSet(MetaKey.Mark)]);
         }
 
-        var map = string.Join(", ", addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip} . {targetText}"));
-        return (
-            $"numgen inc mod {addresses.Count.ToString(CultureInfo.InvariantCulture)} map {{ {map} }}",
-            [new Numgen((uint)addresses.Count), new Lookup("__map%d", Registers.R1, Registers.R1)],
-            DnatMap(addresses.Select(a => NftData.Concat(NftData.Ipv4(a), NftData.Be16(target))).ToList(), SetDataType.Concat(SetDataType.Ipv4Address, SetDataType.InetService), DnatPortMapUserData));
-    }
-
-    /// <summary>The anonymous constant map 0..N-1 → backend that numgen or jhash index (nft's <c>map { 0 : ..., 1 : ... }</c>).</summary>
-    private static NftAnonymousSet DnatMap(IReadOnlyList<NftData> backends, SetDataType dataType, NftData userData) =>
-        new(new Set(Ip, Name, "__map%d", SetDataType.Integer32, SetFlags.Anonymous | SetFlags.Constant | SetFlags.Map)
-            {
-                DataType = dataType,
-                Size = (uint)backends.Count,
-                UserData = userData,
-            },
-            backends.Select((b, i) => new SetElement(NftData.U32((uint)i), b)).ToList());
-
-    /// <summary>
-    /// Round robin over the backends, keeping the port (east-west VIPs). With none, the packet is left alone: it is then delivered locally
-    /// in the sandbox, where nothing listens, so TCP clients get an immediate reset instead of a timeout.
-    /// </summary>
-    internal static IReadOnlyList<NftRule> ServiceRules(BackendSet backends)
-    {
-        if (backends.Addresses.Count == 0)
+        // As nft lays it out: l4proto in register 1, dport in 9, the slot in 10 (the client's address in 15 to hash),
+        // the lookup's result (address . port) back into 1 and 9 for the dnat.
+        expressions.AddRange([new Meta(MetaKey.L4Proto), new Payload(PayloadBase.Transport, 2, 2, Registers.R32(1))]);
+        string key;
+        if (maglev)
         {
-            return [];
+            expressions.AddRange([new Payload(PayloadBase.Network, 12, 4, Registers.R32(7)), new JHash(Registers.R32(7), 4, modulus, HashSeedValue, 0, Registers.R32(2))]);
+            key = string.Create(CultureInfo.InvariantCulture, $"jhash ip saddr mod {modulus} seed {HashSeed}");
+        }
+        else
+        {
+            expressions.Add(new Numgen(modulus, NumgenType.Incremental, 0, Registers.R32(2)));
+            key = string.Create(CultureInfo.InvariantCulture, $"numgen inc mod {modulus}");
         }
 
-        var map = string.Join(", ", backends.Addresses.Select((ip, i) => $"{i.ToString(CultureInfo.InvariantCulture)} : {ip}"));
-        return [new NftRule(
-            $"dnat to numgen inc mod {backends.Addresses.Count.ToString(CultureInfo.InvariantCulture)} map {{ {map} }}",
-            [new Numgen((uint)backends.Addresses.Count), new Lookup("__map%d", Registers.R1, Registers.R1), new Nat(NatType.Dnat, Ip, Registers.R1)],
-            [DnatMap(backends.Addresses.Select(NftData.Ipv4).ToList(), SetDataType.Ipv4Address, DnatAddressMapUserData)])];
+        var map = maglev ? MaglevMap : BackendsMap;
+        expressions.AddRange([new Lookup(map, Registers.R1, Registers.R1), new Nat(NatType.Dnat, Ip, Registers.R1, ProtoMin: Registers.R32(1))]);
+        var keep = local ? $"meta mark set meta mark | {LocalTrafficMark} " : "";
+        return new NftChain(chain, [new NftRule($"{keep}dnat ip addr . port to meta l4proto . th dport . {key} map @{map}", expressions)]);
     }
 
     internal static string Mark(int mark) => "0x" + mark.ToString("x8", CultureInfo.InvariantCulture);

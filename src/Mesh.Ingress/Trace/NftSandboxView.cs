@@ -3,11 +3,15 @@ using System.Text.Json;
 
 namespace Mesh.Ingress.Trace;
 
-/// <summary>A DNAT over a numgen-keyed map, as the sandbox's service chains hold it (<see cref="Dataplane.IngressSandboxTable"/>).</summary>
-/// <see cref="KeepsClientAddress"/>: the rule also sets <see cref="Dataplane.IngressSandboxTable.LocalTrafficMark"/> (a
-/// <c>traffic=local</c> port: this node's tasks only, and source-nat returns before it SNATs).
-/// <see cref="Mode"/> is numgen's (<c>inc</c>, <c>random</c>) or <c>jhash</c> for a maglev rule (<c>jhash ip saddr mod M
-/// seed S</c>: <see cref="Seed"/>), whose map is a Maglev table (the same task in many buckets).
+/// <summary>
+/// A picking chain's DNAT (<see cref="Dataplane.IngressSandboxTable"/>: <c>dnat ip addr . port to meta l4proto . th dport
+/// . numgen inc mod N map @backends</c>) for one published port, with that port's slots of the map as
+/// <see cref="Targets"/>. <see cref="KeepsClientAddress"/>: the rule also sets
+/// <see cref="Dataplane.IngressSandboxTable.LocalTrafficMark"/> (a <c>traffic=local</c> port: this node's tasks only, and
+/// source-nat returns before it SNATs). <see cref="Mode"/> is numgen's (<c>inc</c>, <c>random</c>) or <c>jhash</c> for a
+/// maglev rule (<c>jhash ip saddr mod M seed S</c>: <see cref="Seed"/>), whose map holds a Maglev table (the same task in
+/// many buckets).
+/// </summary>
 public sealed record NftDnatRule(long Handle, string? Protocol, int? DestinationPort, string Mode, int Modulus, int Offset, IReadOnlyList<NftDnatTarget> Targets, bool KeepsClientAddress = false)
 {
     public const string Jhash = "jhash";
@@ -15,18 +19,19 @@ public sealed record NftDnatRule(long Handle, string? Protocol, int? Destination
     /// <summary>The jhash's seed (<see cref="Mode"/> <c>jhash</c> only).</summary>
     public uint Seed { get; init; }
 
-    /// <summary>As <c>nft list</c> prints it (rebuilt from the JSON listing).</summary>
+    /// <summary>The map the rule looks the slot up in.</summary>
+    public string Map { get; init; } = "";
+
+    /// <summary>The rule as <c>nft list</c> prints it (rebuilt from the JSON listing), then this port's elements of its map.</summary>
     public string Text
     {
         get
         {
-            var match = Protocol is null ? "" : string.Create(CultureInfo.InvariantCulture, $"{Protocol} dport {DestinationPort} ");
-            var withPort = Targets.Any(t => t.Port is not null);
-            var map = string.Join(", ", Targets.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Index} : {t.Address}{(t.Port is { } p ? $" . {p}" : "")}")));
             var offset = Offset == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $" offset {Offset}");
             var keep = KeepsClientAddress ? $"meta mark set meta mark | {Dataplane.IngressSandboxTable.LocalTrafficMark} " : "";
-            var key = Mode == Jhash ? string.Create(CultureInfo.InvariantCulture, $"jhash ip saddr mod {Modulus} seed 0x{Seed:x8}") : string.Create(CultureInfo.InvariantCulture, $"numgen {Mode} mod {Modulus}");
-            return string.Create(CultureInfo.InvariantCulture, $"{match}{keep}dnat {(withPort ? "ip addr . port " : "")}to {key}{offset} map {{ {map} }}");
+            var key = Mode == Jhash ? string.Create(CultureInfo.InvariantCulture, $"jhash ip saddr mod {Modulus} seed 0x{Seed:x8}") : string.Create(CultureInfo.InvariantCulture, $"numgen {Mode} mod {Modulus}{offset}");
+            var elements = string.Join(", ", Targets.Select(t => string.Create(CultureInfo.InvariantCulture, $"{Protocol} . {DestinationPort} . {t.Index} : {t.Address}{(t.Port is { } p ? $" . {p}" : "")}")));
+            return string.Create(CultureInfo.InvariantCulture, $"{keep}dnat ip addr . port to meta l4proto . th dport . {key} map @{Map}; @{Map} {{ {elements} }}");
         }
     }
 }
@@ -35,17 +40,20 @@ public sealed record NftDnatTarget(int Index, string Address, int? Port);
 
 /// <summary>
 /// What a trace needs of the sandbox's <c>ip mesh</c> table, parsed from <c>nft -j list table ip mesh</c>: the
-/// published-port → mark map, the mark → chain verdict map, whether the base chains use them, the SNAT, and each
-/// service chain's DNAT rules. Anything the parser does not recognise is kept out (and the trace says so), never guessed.
+/// published-port → mark map, the (mark . protocol . port) → picking chain verdict map, whether the base chains use them,
+/// the SNAT, each picking chain's DNAT and the slots of the maps they look up. Anything the parser does not recognise is
+/// kept out (and the trace says so), never guessed.
 /// </summary>
 public sealed class NftSandboxView
 {
     private readonly Dictionary<(string Protocol, int Port), long> _published = [];
-    private readonly Dictionary<long, (string Verb, string Chain)> _dispatch = [];
+    private readonly Dictionary<(long Mark, string Protocol, int Port), (string Verb, string Chain)> _dispatch = [];
+    private readonly Dictionary<(string Map, string Protocol, int Port), List<NftDnatTarget>> _slots = [];
     private readonly Dictionary<string, List<JsonElement>> _rules = new(StringComparer.Ordinal);
 
     public bool MarksPublishedPorts { get; private set; }
 
+    /// <summary>The dispatch chain looks (mark . protocol . port) up in @port-chains.</summary>
     public bool DispatchesByMark { get; private set; }
 
     /// <summary>The SNAT in <c>source-nat</c>: the address replies come back to, and the destination prefix it applies to.</summary>
@@ -53,17 +61,23 @@ public sealed class NftSandboxView
 
     public long? MarkOf(string protocol, int port) => _published.TryGetValue((protocol, port), out var mark) ? mark : null;
 
-    public (string Verb, string Chain)? ChainOf(long mark) => _dispatch.TryGetValue(mark, out var entry) ? entry : null;
+    public (string Verb, string Chain)? ChainOf(long mark, string protocol, int port) => _dispatch.TryGetValue((mark, protocol, port), out var entry) ? entry : null;
 
-    /// <summary>The chain's rules that DNAT through a numgen map, and how many rules it has in all.</summary>
-    public (IReadOnlyList<NftDnatRule> Dnat, int Rules) ServiceChain(string chain)
+    /// <summary>The chain's DNAT for one published port (its map's slots for that port as targets), and how many rules the chain has.</summary>
+    public (NftDnatRule? Dnat, int Rules) PickChain(string chain, string protocol, int port)
     {
         if (!_rules.TryGetValue(chain, out var rules))
         {
-            return ([], 0);
+            return (null, 0);
         }
 
-        return (rules.Select(ParseDnat).OfType<NftDnatRule>().ToArray(), rules.Count);
+        var rule = rules.Select(ParseDnat).OfType<NftDnatRule>().FirstOrDefault();
+        return (rule is null ? null : rule with
+        {
+            Protocol = protocol,
+            DestinationPort = port,
+            Targets = (_slots.GetValueOrDefault((rule.Map, protocol, port)) ?? []).OrderBy(t => t.Index).ToArray(),
+        }, rules.Count);
     }
 
     private static readonly long LocalTrafficMark = Convert.ToInt64(Dataplane.IngressSandboxTable.LocalTrafficMark, 16);
@@ -102,29 +116,43 @@ public sealed class NftSandboxView
             return;
         }
 
-        var name = map.GetProperty("name").GetString();
+        var name = map.GetProperty("name").GetString() ?? "";
         foreach (var element in elements.EnumerateArray())
         {
-            if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() != 2)
+            if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() != 2 || element[0].ValueKind != JsonValueKind.Object
+                || !element[0].TryGetProperty("concat", out var concat))
             {
                 continue;
             }
 
             var (key, value) = (element[0], element[1]);
-            if (name == "published-ports" && key.TryGetProperty("concat", out var concat) && concat.GetArrayLength() == 2
+            if (name == "published-ports" && concat.GetArrayLength() == 2
                 && concat[0].GetString() is { } proto && concat[1].ValueKind == JsonValueKind.Number && Number(value) is { } mark)
             {
                 _published[(proto, concat[1].GetInt32())] = mark;
             }
-            else if (name == "service-chains" && Number(key) is { } from && value.ValueKind == JsonValueKind.Object)
+            else if (name == Dataplane.IngressSandboxTable.PortChainsMap && concat.GetArrayLength() == 3 && Number(concat[0]) is { } from
+                && concat[1].ValueKind == JsonValueKind.String && concat[2].ValueKind == JsonValueKind.Number && value.ValueKind == JsonValueKind.Object)
             {
                 foreach (var verb in new[] { "goto", "jump" })
                 {
                     if (value.TryGetProperty(verb, out var target) && target.GetProperty("target").GetString() is { } chain)
                     {
-                        _dispatch[from] = (verb, chain);
+                        _dispatch[(from, concat[1].GetString()!, concat[2].GetInt32())] = (verb, chain);
                     }
                 }
+            }
+            else if (concat.GetArrayLength() == 3 && concat[0].ValueKind == JsonValueKind.String && concat[1].ValueKind == JsonValueKind.Number
+                && concat[2].ValueKind == JsonValueKind.Number && value.TryGetProperty("concat", out var target2) && target2.GetArrayLength() == 2
+                && target2[0].GetString() is { } address && target2[1].ValueKind == JsonValueKind.Number)
+            {
+                var slot = (name, concat[0].GetString()!, concat[1].GetInt32());
+                if (!_slots.TryGetValue(slot, out var targets))
+                {
+                    _slots[slot] = targets = [];
+                }
+
+                targets.Add(new NftDnatTarget(concat[2].GetInt32(), address, target2[1].GetInt32()));
             }
         }
     }
@@ -136,7 +164,7 @@ public sealed class NftSandboxView
         {
             MarksPublishedPorts = true;
         }
-        else if (chain == "dispatch" && text.Contains("\"@service-chains\"", StringComparison.Ordinal))
+        else if (chain == "dispatch" && text.Contains($"\"@{Dataplane.IngressSandboxTable.PortChainsMap}\"", StringComparison.Ordinal))
         {
             DispatchesByMark = true;
         }
@@ -158,10 +186,9 @@ public sealed class NftSandboxView
         }
     }
 
+    /// <summary>A picking chain's rule: <c>[mangle mark |= local] dnat ip addr . port to meta l4proto . th dport . (numgen | jhash) map @m</c>.</summary>
     private static NftDnatRule? ParseDnat(JsonElement rule)
     {
-        string? proto = null;
-        int? dport = null;
         var keepsClient = false;
         foreach (var expr in rule.GetProperty("expr").EnumerateArray())
         {
@@ -171,45 +198,25 @@ public sealed class NftSandboxView
             {
                 keepsClient = true;
             }
-            else if (expr.TryGetProperty("match", out var match)
-                && match.GetProperty("left").TryGetProperty("payload", out var payload)
-                && payload.TryGetProperty("field", out var field) && field.GetString() == "dport"
-                && match.GetProperty("right").ValueKind == JsonValueKind.Number)
-            {
-                proto = payload.GetProperty("protocol").GetString();
-                dport = match.GetProperty("right").GetInt32();
-            }
             else if (expr.TryGetProperty("dnat", out var dnat)
                 && dnat.TryGetProperty("addr", out var addr) && addr.TryGetProperty("map", out var map)
-                && (map.GetProperty("key").TryGetProperty("numgen", out var numgen) || IsSourceJhash(map.GetProperty("key"), out numgen))
-                && map.GetProperty("data").TryGetProperty("set", out var set))
+                && map.GetProperty("key").TryGetProperty("concat", out var concat) && concat.GetArrayLength() == 3
+                && (concat[2].TryGetProperty("numgen", out var numgen) || IsSourceJhash(concat[2], out numgen))
+                && map.GetProperty("data") is { ValueKind: JsonValueKind.String } data && data.GetString() is { } mapName && mapName.StartsWith('@'))
             {
-                var targets = new List<NftDnatTarget>();
-                foreach (var entry in set.EnumerateArray())
-                {
-                    var (index, target) = (entry[0].GetInt32(), entry[1]);
-                    if (target.ValueKind == JsonValueKind.String)
-                    {
-                        targets.Add(new NftDnatTarget(index, target.GetString()!, null));
-                    }
-                    else if (target.TryGetProperty("concat", out var concat) && concat.GetArrayLength() == 2)
-                    {
-                        targets.Add(new NftDnatTarget(index, concat[0].GetString()!, concat[1].GetInt32()));
-                    }
-                }
-
                 var jhash = !numgen.TryGetProperty("mode", out var mode);
                 return new NftDnatRule(
                     rule.GetProperty("handle").GetInt64(),
-                    proto,
-                    dport,
+                    null,
+                    null,
                     jhash ? NftDnatRule.Jhash : mode.GetString() ?? "?",
                     numgen.GetProperty("mod").GetInt32(),
                     numgen.TryGetProperty("offset", out var offset) ? offset.GetInt32() : 0,
-                    targets.OrderBy(t => t.Index).ToArray(),
+                    [],
                     keepsClient)
                 {
                     Seed = jhash && numgen.TryGetProperty("seed", out var seed) ? seed.GetUInt32() : 0,
+                    Map = mapName[1..],
                 };
             }
         }

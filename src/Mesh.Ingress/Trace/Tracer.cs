@@ -204,24 +204,23 @@ public static class Tracer
 
             var markText = NftSandboxView.MarkText(mark);
             _steps.Add(new TraceStep(_sandbox, "ip mesh", "mark-published", $"@published-ports: {_proto} . {Port(port)} : {markText}", $"mark {markText}"));
-            if (!view.DispatchesByMark || view.ChainOf(mark) is not { } dispatch)
+            var portChains = $"@{IngressSandboxTable.PortChainsMap}";
+            var key = $"{markText} . {_proto} . {Port(port)}";
+            if (!view.DispatchesByMark || view.ChainOf(mark, _proto, port) is not { } dispatch)
             {
-                _steps.Add(new TraceStep(_sandbox, "ip mesh", "dispatch", view.DispatchesByMark ? "meta mark vmap @service-chains" : null, $"no element {markText} in @service-chains: no service chain"));
-                return Done(TraceVerdict.Refused, $"mark {markText} leads to no service chain: {delivered}");
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", "dispatch", view.DispatchesByMark ? $"meta mark . meta l4proto . th dport vmap {portChains}" : null, $"no element {key} in {portChains}: no backend to pick"));
+                return Done(TraceVerdict.Refused, $"the service of mark {markText} has no backends for {_proto}/{Port(port)} (no running task with an ingress address; for traffic=local, none on this node): {delivered}");
             }
 
-            _steps.Add(new TraceStep(_sandbox, "ip mesh", "dispatch", $"@service-chains: {markText} : {dispatch.Verb} {dispatch.Chain}", $"{dispatch.Verb} {dispatch.Chain}"));
-            var service = dispatch.Chain.StartsWith(IngressSandboxTable.ServiceChainPrefix, StringComparison.Ordinal) ? dispatch.Chain[IngressSandboxTable.ServiceChainPrefix.Length..] : dispatch.Chain;
-            var (dnats, rules) = view.ServiceChain(dispatch.Chain);
-            var rule = dnats.FirstOrDefault(r => r.Protocol == _proto && r.DestinationPort == port);
-            if (rule is null)
+            _steps.Add(new TraceStep(_sandbox, "ip mesh", "dispatch", $"{portChains}: {key} : {dispatch.Verb} {dispatch.Chain}", $"{dispatch.Verb} {dispatch.Chain}"));
+            var (rule, rules) = view.PickChain(dispatch.Chain, _proto, port);
+            var service = rule?.Targets.Select(t => kernel.Tasks.GetValueOrDefault(t.Address)?.Service).FirstOrDefault(s => s is not null) ?? $"with mark {markText}";
+            if (rule is null || rule.Targets.Count == 0)
             {
-                _steps.Add(new TraceStep(_sandbox, "ip mesh", dispatch.Chain, rules == 0 ? null : "counter", dnats.Count == 0
-                    ? "no DNAT rule: the service has no backends"
-                    : $"no DNAT rule for {_proto} dport {Port(port)}"));
-                return Done(TraceVerdict.Refused, dnats.Count == 0
-                    ? $"service {service} has no backends (no running task with an ingress address): {delivered}"
-                    : $"service {service}'s chain has no DNAT for {_proto}/{Port(port)}: {delivered}");
+                _steps.Add(new TraceStep(_sandbox, "ip mesh", dispatch.Chain, rules == 0 ? null : "counter", rule is null
+                    ? "no DNAT rule in the picking chain"
+                    : $"no element for {_proto} . {Port(port)} in @{rule.Map}"));
+                return Done(TraceVerdict.Refused, $"service {service}'s picking chain {dispatch.Chain} has no backend for {_proto}/{Port(port)}: {delivered}");
             }
 
             var selection = Selection(rule);
@@ -465,7 +464,7 @@ public static class Tracer
         private static string Selection(NftDnatRule rule) => rule.Mode switch
         {
             NftDnatRule.Jhash => $"by the client's address: jhash ip saddr mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} picks a bucket of a Maglev table (each backend's weight is its number of buckets); a client keeps its backend, and a backend leaving moves only its own clients",
-            "inc" => $"round robin: numgen inc mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} keeps one counter for this rule, and the k-th new connection through it (from any client) takes entry k mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)}; which one the next connection gets depends on the connections before it",
+            "inc" => $"round robin: numgen inc mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} keeps one counter for the picking chain (shared by every published port with {rule.Modulus.ToString(CultureInfo.InvariantCulture)} backends), and the k-th new connection through it (to any of those ports, from any client) takes slot k mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)}; which one the next connection gets depends on the connections before it",
             "random" => $"at random: numgen random mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)} draws an entry per new connection",
             _ => $"numgen {rule.Mode} mod {rule.Modulus.ToString(CultureInfo.InvariantCulture)}",
         };

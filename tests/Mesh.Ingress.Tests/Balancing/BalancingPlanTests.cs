@@ -3,6 +3,7 @@ using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Http;
+using Mesh.Ingress.Tests.Dataplane;
 using Mesh.Ipvs;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Model;
@@ -25,14 +26,12 @@ public sealed class BalancingPlanTests
         return state;
     }
 
-    private static string Rules(ClusterState state) =>
-        string.Join('\n', IngressSandboxTable.Build(state, "10.255.0.2").Chains.SelectMany(c => c.Rules).Select(r => r.Text));
-
     [Fact]
     public void Nft_round_robin_is_numgen_and_maglev_or_source_ip_is_jhash_of_the_source_over_a_251_bucket_maglev_table()
     {
-        var rr = Rules(State(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] }));
-        Assert.Contains("tcp dport 8080 dnat ip addr . port to numgen inc mod 4 map {", rr, StringComparison.Ordinal);
+        var rr = IngressSandboxTable.Build(State(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] }), "10.255.0.2");
+        Assert.StartsWith("tcp . 8080 : goto pick-rr-4 { 0 : 10.255.0.", SandboxTableText.Port(rr, "tcp . 8080"), StringComparison.Ordinal);
+        Assert.Equal("dnat ip addr . port to meta l4proto . th dport . numgen inc mod 4 map @backends", SandboxTableText.Chain(rr, "pick-rr-4"));
 
         foreach (var spec in new[]
                  {
@@ -41,9 +40,11 @@ public sealed class BalancingPlanTests
                  })
         {
             var state = State(spec);
-            var rule = Assert.Single(IngressSandboxTable.Build(state, "10.255.0.2").Chains.SelectMany(c => c.Rules).Select(r => r.Text));
-            Assert.StartsWith("tcp dport 8080 dnat ip addr . port to jhash ip saddr mod 251 seed 0x4d455348 map { 0 : 10.255.0.", rule, StringComparison.Ordinal);
-            var elements = rule[(rule.IndexOf("map { ", StringComparison.Ordinal) + 6)..^2].Split(", ");
+            var table = IngressSandboxTable.Build(state, "10.255.0.2");
+            Assert.Equal("dnat ip addr . port to meta l4proto . th dport . jhash ip saddr mod 251 seed 0x4d455348 map @maglev", SandboxTableText.Chain(table, "pick-maglev-251"));
+            var port = SandboxTableText.Port(table, "tcp . 8080")!;
+            Assert.StartsWith("tcp . 8080 : goto pick-maglev-251 { 0 : 10.255.0.", port, StringComparison.Ordinal);
+            var elements = port[(port.IndexOf(" { ", StringComparison.Ordinal) + 3)..^2].Split(", ");
             Assert.Equal(251, elements.Length);
             var addresses = state.Tasks.Select(t => t.Addresses["ingress"] + " . 80").ToHashSet();
             Assert.All(elements, e => Assert.Contains(e.Split(" : ")[1], addresses));

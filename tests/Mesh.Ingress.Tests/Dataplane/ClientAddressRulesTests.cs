@@ -76,19 +76,23 @@ public class ClientAddressRulesTests
         Assert.DoesNotContain(published, e => e.Contains("8091", StringComparison.Ordinal));
         Assert.Contains(published, e => e.StartsWith("tcp . 8092 :", StringComparison.Ordinal));
 
-        var local = n1.Chains.Single(c => c.Name == "svc-localweb").Rules.Select(r => r.Text).ToList();
         Assert.Equal(
             [
-                $"tcp dport 8092 meta mark set meta mark | {IngressSandboxTable.LocalTrafficMark} dnat ip addr . port to numgen inc mod 1 map {{ 0 : {ip["localweb.1"]} . 80 }}",
-                $"tcp dport 8093 dnat ip addr . port to numgen inc mod 2 map {{ 0 : {ip["localweb.1"]} . 80, 1 : {ip["localweb.2"]} . 80 }}",
+                $"tcp . 8092 : goto pick-rr-local-1 {{ 0 : {ip["localweb.1"]} . 80 }}",
+                $"tcp . 8093 : goto pick-rr-2 {{ 0 : {ip["localweb.1"]} . 80, 1 : {ip["localweb.2"]} . 80 }}",
             ],
-            local);
-        Assert.Contains($"{ip["localweb.2"]} . 80 }}", IngressSandboxTable.Build(state, "10.255.0.3", "n2").Chains.Single(c => c.Name == "svc-localweb").Rules[0].Text, StringComparison.Ordinal);
+            new[] { "tcp . 8092", "tcp . 8093" }.Select(p => SandboxTableText.Port(n1, p)));
+        Assert.Equal(
+            $"meta mark set meta mark | {IngressSandboxTable.LocalTrafficMark} dnat ip addr . port to meta l4proto . th dport . numgen inc mod 1 map @backends",
+            SandboxTableText.Chain(n1, "pick-rr-local-1"));
+        Assert.Equal("dnat ip addr . port to meta l4proto . th dport . numgen inc mod 2 map @backends", SandboxTableText.Chain(n1, "pick-rr-2"));
+        Assert.Equal($"tcp . 8092 : goto pick-rr-local-1 {{ 0 : {ip["localweb.2"]} . 80 }}", SandboxTableText.Port(IngressSandboxTable.Build(state, "10.255.0.3", "n2"), "tcp . 8092"));
 
         // n3 runs no task: 8092 is left alone (delivered to the sandbox, where nothing listens: refused); 8093 still meshes.
-        var n3 = IngressSandboxTable.Build(state, "10.255.0.4", "n3").Chains.Single(c => c.Name == "svc-localweb").Rules.Select(r => r.Text).ToList();
-        Assert.Equal("tcp dport 8093", Assert.Single(n3)[..14]);
-        Assert.DoesNotContain(IngressSandboxTable.Build(state, "10.255.0.4", "n3").Chains, c => c.Name == "svc-hostweb");
+        var n3 = IngressSandboxTable.Build(state, "10.255.0.4", "n3");
+        Assert.Null(SandboxTableText.Port(n3, "tcp . 8092"));
+        Assert.StartsWith("tcp . 8093 : goto pick-rr-2 {", SandboxTableText.Port(n3, "tcp . 8093"), StringComparison.Ordinal);
+        Assert.DoesNotContain(n3.Chains, c => c.Name == "pick-rr-local-1");
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.HealthChecks;
 using Mesh.Ingress.Http;
+using Mesh.Ingress.Tests.Dataplane;
 using ClusterState = Mesh.Discovery.Model.ClusterState;
 
 namespace Mesh.Ingress.Tests.HealthChecks;
@@ -81,14 +82,13 @@ public sealed class BackendHealthPlanningTests
     {
         var state = State();
         var table = IngressSandboxTable.Build(state, "10.255.0.2", "n1", Unhealthy("shop.2"));
-        var chain = table.Chains.Single(c => c.Name == "svc-shop");
-        var all = string.Join("\n", chain.Rules.Select(r => r.Text));
+        var all = string.Join("\n", SandboxTableText.Ports(table));
         Assert.DoesNotContain(Ip(state, "shop.2") + " ", all, StringComparison.Ordinal);
-        Assert.Contains("tcp dport 8080 dnat ip addr . port to numgen inc mod 2 map", all, StringComparison.Ordinal);
-        Assert.Contains("tcp dport 8081 meta mark set meta mark | 0x01000000 dnat ip addr . port to numgen inc mod 1 map", all, StringComparison.Ordinal);
+        Assert.StartsWith("tcp . 8080 : goto pick-rr-2 {", SandboxTableText.Port(table, "tcp . 8080"), StringComparison.Ordinal);
+        Assert.StartsWith("tcp . 8081 : goto pick-rr-local-1 {", SandboxTableText.Port(table, "tcp . 8081"), StringComparison.Ordinal);
 
-        var failOpen = string.Join("\n", IngressSandboxTable.Build(state, "10.255.0.2", "n1", Unhealthy("shop.1", "shop.2", "shop.3")).Chains.Single(c => c.Name == "svc-shop").Rules.Select(r => r.Text));
-        Assert.Contains("tcp dport 8080 dnat ip addr . port to numgen inc mod 3 map", failOpen, StringComparison.Ordinal);
+        var failOpen = IngressSandboxTable.Build(state, "10.255.0.2", "n1", Unhealthy("shop.1", "shop.2", "shop.3"));
+        Assert.StartsWith("tcp . 8080 : goto pick-rr-3 {", SandboxTableText.Port(failOpen, "tcp . 8080"), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -29,11 +29,14 @@ public class NftPlannerTests
         var ops = Plan(desired, NftTableState.Missing);
         Assert.Equal("add table ip mesh", ops[0]);
         Assert.Contains("add map ip mesh published-ports", ops);
-        Assert.Contains("add map ip mesh service-chains", ops);
-        Assert.Contains("add chain ip mesh svc-web", ops);
-        Assert.Contains(ops, o => o.StartsWith("add element ip mesh __map%d", StringComparison.Ordinal) && o.Contains("3 elements", StringComparison.Ordinal));
-        Assert.Contains(ops, o => o.StartsWith("add rule ip mesh svc-web: [meta load L4Proto", StringComparison.Ordinal));
-        Assert.Contains(ops, o => o.StartsWith("add element ip mesh service-chains { 0x00010000 : goto svc-web }", StringComparison.Ordinal));
+        Assert.Contains("add map ip mesh port-chains", ops);
+        Assert.Contains("add map ip mesh backends", ops);
+        Assert.Contains("add map ip mesh maglev", ops);
+        Assert.Contains("add chain ip mesh pick-rr-3", ops);
+        Assert.DoesNotContain(ops, o => o.Contains("__map", StringComparison.Ordinal)); // per service: elements only
+        Assert.Contains(ops, o => o.StartsWith("add element ip mesh backends", StringComparison.Ordinal) && o.Contains("3 elements", StringComparison.Ordinal));
+        Assert.Contains(ops, o => o.StartsWith("add rule ip mesh pick-rr-3: [meta load L4Proto", StringComparison.Ordinal));
+        Assert.Contains(ops, o => o.StartsWith("add element ip mesh port-chains { 0x00010000060000001f900000 : goto pick-rr-3 }", StringComparison.Ordinal));
         Assert.Equal(2, ops.Count(o => o.StartsWith("add rule ip mesh source-nat:", StringComparison.Ordinal)));
         Assert.Equal("add chain ip mesh state", ops[^2]);
     }
@@ -46,21 +49,48 @@ public class NftPlannerTests
         Assert.NotNull(NftPlanner.Plan(IngressSandboxTable.Build(Cluster(2), "10.255.0.2"), NftPlanner.Expected(desired)));
     }
 
-    [Fact]
-    public void A_task_change_rewrites_only_that_services_chain_and_touches_no_element()
+    /// <summary>web.1 of three replaced by web.4 at a new address: the state the kernel holds before and after.</summary>
+    private static (ClusterState Before, ClusterState After, string Address) Replaced()
     {
-        var before = IngressSandboxTable.Build(Cluster(3), "10.255.0.2");
-        var after = IngressSandboxTable.Build(Cluster(2), "10.255.0.2");
-        var ops = Plan(after, NftPlanner.Expected(before));
-        Assert.Equal(4, ops.Count);
-        Assert.Equal("flush chain ip mesh svc-web", ops[0]);
-        Assert.StartsWith("add map ip mesh __map%d", ops[1], StringComparison.Ordinal);
-        Assert.StartsWith("add element ip mesh __map%d { 0x00000000 : 0x0aff0004", ops[2], StringComparison.Ordinal);
-        Assert.StartsWith("add rule ip mesh svc-web:", ops[3], StringComparison.Ordinal);
+        var before = Cluster(3);
+        var (added, task) = StateTransitions.AddTask(before, new TaskSpec { Service = "web", Node = "n1" });
+        return (before, StateTransitions.RemoveTask(added, "web.1"), task.Addresses["ingress"]);
     }
 
     [Fact]
-    public void A_new_service_adds_its_chain_and_only_its_elements_and_a_removed_one_loses_its_elements_before_its_chain()
+    public void A_replaced_task_rewrites_its_own_slot_only_no_chain_and_a_restarted_daemon_keeps_the_slots()
+    {
+        var (before, after, address) = Replaced();
+        var held = NftPlanner.Expected(IngressSandboxTable.Build(before, "10.255.0.2"));
+        var desired = IngressSandboxTable.Build(after, "10.255.0.2");
+        var ops = Plan(desired, held);
+        var hex = Convert.ToHexStringLower(System.Net.IPAddress.Parse(address).GetAddressBytes());
+        Assert.Equal(["delete element ip mesh backends { 0x060000001f90000000000000 }", $"add element ip mesh backends {{ 0x060000001f90000000000000 : 0x{hex}00500000 }}"], ops);
+
+        // web.4 sits in web.1's slot 0, not where the task order would put it (last): a daemon started now, which reads
+        // the kernel before planning, keeps it there and writes nothing.
+        var kernel = NftPlanner.Expected(NftPlanner.Stabilize(desired, held));
+        Assert.Contains(NftPlanner.Stabilize(desired, held).Maps.Single(m => m.Name == "backends").Elements, e => e.Text == $"tcp . 8080 . 0 : {address} . 80");
+        Assert.Null(NftPlanner.Plan(IngressSandboxTable.Build(after, "10.255.0.2"), kernel));
+    }
+
+    [Fact]
+    public void A_task_leaving_moves_the_last_slot_into_its_own_and_the_port_to_the_smaller_picking_chain()
+    {
+        var before = Cluster(3);
+        var after = StateTransitions.RemoveTask(before, "web.1");
+        var ops = Plan(IngressSandboxTable.Build(after, "10.255.0.2"), NftPlanner.Expected(IngressSandboxTable.Build(before, "10.255.0.2")));
+        Assert.Equal("add chain ip mesh pick-rr-2", ops[0]);
+        Assert.StartsWith("add rule ip mesh pick-rr-2:", ops[1], StringComparison.Ordinal);
+        var web3 = Convert.ToHexStringLower(System.Net.IPAddress.Parse(before.Tasks.Single(t => t.Name == "web.3").Addresses["ingress"]).GetAddressBytes());
+        Assert.Contains(ops, o => o == $"add element ip mesh backends {{ 0x060000001f90000000000000 : 0x{web3}00500000 }}");
+        Assert.Contains(ops, o => o.StartsWith("add element ip mesh port-chains", StringComparison.Ordinal) && o.EndsWith(": goto pick-rr-2 }", StringComparison.Ordinal));
+        Assert.Equal("delete chain ip mesh pick-rr-3", ops[^1]);
+        Assert.Equal(7, ops.Count); // chain, rule; port-chains -1 +1; backends slots 0 and 2 out (one message), 0 in; stale chain
+    }
+
+    [Fact]
+    public void A_new_service_adds_only_its_elements_and_a_removed_one_deletes_only_its_elements()
     {
         var one = Cluster(1);
         var two = StateTransitions.AddTask(StateTransitions.CreateService(one, new ServiceSpec { Name = "api", Ports = [new PublishedPort(9090, 90)] }).State, new TaskSpec { Service = "api", Node = "n1" }).State;
@@ -68,23 +98,24 @@ public class NftPlannerTests
         var after = IngressSandboxTable.Build(two, "10.255.0.2");
 
         var added = Plan(after, NftPlanner.Expected(before));
-        Assert.Equal("add chain ip mesh svc-api", added[0]);
-        Assert.Equal(["add element ip mesh published-ports { 0x0600000023820000 : 0x01010000 }", "add element ip mesh service-chains { 0x01010000 : goto svc-api }"],
-            added.Where(o => o.StartsWith("add element ip mesh published-ports", StringComparison.Ordinal) || o.StartsWith("add element ip mesh service-chains", StringComparison.Ordinal)));
-        Assert.DoesNotContain(added, o => o.StartsWith("delete", StringComparison.Ordinal) || o.Contains("svc-web", StringComparison.Ordinal));
+        Assert.Equal(3, added.Count);
+        Assert.Equal("add element ip mesh published-ports { 0x0600000023820000 : 0x01010000 }", added[0]);
+        Assert.Equal("add element ip mesh port-chains { 0x010100000600000023820000 : goto pick-rr-1 }", added[1]);
+        Assert.StartsWith("add element ip mesh backends { 0x060000002382000000000000 : 0x", added[2], StringComparison.Ordinal);
 
         var removed = Plan(before, NftPlanner.Expected(after));
         Assert.Equal(
-            ["delete element ip mesh published-ports { 0x0600000023820000 }", "delete element ip mesh service-chains { 0x01010000 }", "delete chain ip mesh svc-api"],
+            ["delete element ip mesh published-ports { 0x0600000023820000 }", "delete element ip mesh port-chains { 0x010100000600000023820000 }", "delete element ip mesh backends { 0x060000002382000000000000 }"],
             removed);
     }
 
     [Fact]
-    public void A_service_without_tasks_gets_a_chain_that_does_not_dnat()
+    public void A_service_without_tasks_is_published_but_dispatched_nowhere()
     {
         var desired = IngressSandboxTable.Build(Cluster(0), "10.255.0.2");
-        Assert.Empty(desired.Chains.Single().Rules);
-        Assert.Contains(Plan(desired, NftTableState.Missing), o => o.StartsWith("add rule ip mesh svc-web: [counter] comment \"h=", StringComparison.Ordinal));
+        Assert.Empty(desired.Chains);
+        Assert.Single(desired.Maps.Single(m => m.Name == "published-ports").Elements);
+        Assert.Empty(desired.Maps.Single(m => m.Name == "port-chains").Elements);
     }
 
     [Fact]

@@ -54,12 +54,13 @@ public sealed class TracerTests
 
         Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
         Assert.Equal(
-            [("nat", "PREROUTING"), ("nat", "MESH-INGRESS"), ("filter", "MESH-INGRESS"), ("ip mesh", "mark-published"), ("ip mesh", "dispatch"), ("ip mesh", "svc-web"), ("ip mesh", "source-nat")],
+            [("nat", "PREROUTING"), ("nat", "MESH-INGRESS"), ("filter", "MESH-INGRESS"), ("ip mesh", "mark-published"), ("ip mesh", "dispatch"), ("ip mesh", "pick-rr-3"), ("ip mesh", "source-nat")],
             trace.Steps.Select(s => (s.Table, s.Chain)));
         Assert.Equal("-p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:8080", trace.Steps[1].Rule);
         Assert.Equal("@published-ports: tcp . 8080 : 0x00000100", trace.Steps[3].Rule);
-        Assert.Equal("goto svc-web", trace.Steps[4].Result);
-        Assert.StartsWith("tcp dport 8080 dnat ip addr . port to numgen inc mod 3 map { 0 : 10.255.0.6 . 80, 1 : 10.255.0.7 . 80, 2 : 10.255.0.8 . 80 }", trace.Steps[5].Rule, StringComparison.Ordinal);
+        Assert.Equal("@port-chains: 0x00000100 . tcp . 8080 : goto pick-rr-3", trace.Steps[4].Rule);
+        Assert.Equal("goto pick-rr-3", trace.Steps[4].Result);
+        Assert.StartsWith("dnat ip addr . port to meta l4proto . th dport . numgen inc mod 3 map @backends; @backends { tcp . 8080 . 0 : 10.255.0.6 . 80, tcp . 8080 . 1 : 10.255.0.7 . 80, tcp . 8080 . 2 : 10.255.0.8 . 80 }", trace.Steps[5].Rule, StringComparison.Ordinal);
         Assert.Contains("snat to 10.255.0.4", trace.Steps[6].Rule, StringComparison.Ordinal);
 
         var set = trace.Backends!;
@@ -86,7 +87,7 @@ public sealed class TracerTests
         var trace = Run(Node3(sandbox), "tcp", "198.18.0.13", 8080);
 
         Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
-        Assert.StartsWith("tcp dport 8080 dnat ip addr . port to jhash ip saddr mod 3 seed 0x4d455348 map { 0 : 10.255.0.6 . 80", trace.Steps[5].Rule, StringComparison.Ordinal);
+        Assert.StartsWith("dnat ip addr . port to meta l4proto . th dport . jhash ip saddr mod 3 seed 0x4d455348 map @backends; @backends { tcp . 8080 . 0 : 10.255.0.6 . 80", trace.Steps[5].Rule, StringComparison.Ordinal);
         Assert.StartsWith("by the client's address", trace.Backends!.Selection, StringComparison.Ordinal);
         var bucket = Mesh.Ingress.Balancing.NftJhash.Bucket(System.Net.IPAddress.Parse("198.18.0.100"), 3, 0x4d455348);
         var expected = new[] { "10.255.0.6", "10.255.0.7", "10.255.0.8" }[bucket];
@@ -152,15 +153,16 @@ public sealed class TracerTests
         var kernel = Node3(Data("sandbox-no-backends.json"));
         var none = Run(kernel, "tcp", "198.18.0.13", 8080);
         Assert.Equal(TraceVerdict.Refused, none.Verdict);
-        Assert.Contains("service web has no backends", none.Reason, StringComparison.Ordinal);
-        Assert.Equal(("svc-web", "no DNAT rule: the service has no backends"), (none.Steps.Last().Chain, none.Steps.Last().Result));
+        Assert.Contains("the service of mark 0x00000100 has no backends for tcp/8080", none.Reason, StringComparison.Ordinal);
+        Assert.Equal(("dispatch", "no element 0x00000100 . tcp . 8080 in @port-chains: no backend to pick"), (none.Steps.Last().Chain, none.Steps.Last().Result));
 
         // The host has no rule for 9000 in this capture: add one, as the daemon would for a second service.
         var nat = kernel.HostNat.Replace("-A MESH-INGRESS -j RETURN", "-A MESH-INGRESS -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.18.0.2:9000\n-A MESH-INGRESS -j RETURN", StringComparison.Ordinal);
         var filter = kernel.HostFilter.Replace("-A MESH-INGRESS -j RETURN", "-A MESH-INGRESS -p tcp -m tcp --dport 9000 -j ACCEPT\n-A MESH-INGRESS -j RETURN", StringComparison.Ordinal);
         var one = Run(kernel with { HostNat = nat, HostFilter = filter, Tasks = new Dictionary<string, TracedTask>() }, "tcp", "198.18.0.13", 9000);
         Assert.Equal(TraceVerdict.Forwarded, one.Verdict);
-        Assert.Equal(("one", "10.255.0.9", 90), (one.Backends!.Service, one.Backends.Candidates.Single().Address, one.Backends.Candidates.Single().Port));
+        // The sandbox names no service (its elements are keyed by port): the trace names it by a task the store knows, else by its mark.
+        Assert.Equal(("with mark 0x00000101", "10.255.0.9", 90), (one.Backends!.Service, one.Backends.Candidates.Single().Address, one.Backends.Candidates.Single().Port));
         Assert.Contains(one.Notes, n => n.Contains("no task the store knows", StringComparison.Ordinal));
     }
 
@@ -201,12 +203,12 @@ public sealed class TracerTests
     [Fact]
     public void A_traffic_local_rule_is_shown_without_snat_and_says_the_client_address_is_kept()
     {
-        // The tcp rule of svc-web as IngressSandboxTable writes a traffic=local port (nft -j's form, checked with nft 1.0.6).
-        const string dport = "{\"match\": {\"op\": \"==\", \"left\": {\"payload\": {\"protocol\": \"tcp\", \"field\": \"dport\"}}, \"right\": 8080}}, ";
-        const string keep = "{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": {\"|\": [{\"meta\": {\"key\": \"mark\"}}, 16777216]}}}, ";
+        // The port dispatched to the traffic=local picking chain as IngressSandboxTable writes it (nft -j's form, checked with nft 1.0.6).
+        const string rule = "\"expr\": [{\"dnat\": ";
+        const string keep = "\"expr\": [{\"mangle\": {\"key\": {\"meta\": {\"key\": \"mark\"}}, \"value\": {\"|\": [{\"meta\": {\"key\": \"mark\"}}, 16777216]}}}, {\"dnat\": ";
         var sandbox = Data("sandbox.json");
-        Assert.Contains(dport, sandbox, StringComparison.Ordinal);
-        var trace = Run(Node3(sandbox.Replace(dport, dport + keep, StringComparison.Ordinal)), "tcp", "198.18.0.13", 8080);
+        Assert.Contains(rule, sandbox, StringComparison.Ordinal);
+        var trace = Run(Node3(sandbox.Replace(rule, keep, StringComparison.Ordinal).Replace("pick-rr-3", "pick-rr-local-3", StringComparison.Ordinal)), "tcp", "198.18.0.13", 8080);
 
         Assert.Equal(TraceVerdict.Forwarded, trace.Verdict);
         Assert.Contains("meta mark set meta mark | 0x01000000 dnat", trace.Steps[5].Rule, StringComparison.Ordinal);

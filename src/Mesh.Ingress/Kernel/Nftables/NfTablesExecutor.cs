@@ -51,8 +51,10 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
             Remember(key, actual, exactAt);
         }
 
+        // Slots numgen picks stay where the kernel holds them (the remembered state below must say so too).
+        desired = desired is null ? null : NftPlanner.Stabilize(desired, actual);
         var batch = desired is not null
-            ? NftPlanner.Plan(desired, actual)
+            ? NftPlanner.PlanStable(desired, actual)
             : actual.Exists ? NftPlanner.Delete(family, table) : null;
         if (batch is null)
         {

@@ -23,6 +23,13 @@ public sealed record NftElement(string Text, SetElement Element);
 public sealed record NftMap(string Declaration, Set Set, IReadOnlyList<NftElement> Elements)
 {
     public string Name => Set.Name;
+
+    /// <summary>
+    /// The map's keys end in a slot (a host-order u32, 0..N-1 per key prefix) that numgen picks, so which value sits in
+    /// which slot does not matter: the planner keeps the slots the kernel already holds (<see cref="NftPlanner.Stabilize"/>),
+    /// and replacing one value rewrites that value's element only. Element texts read <c>prefix . slot : value</c>.
+    /// </summary>
+    public bool Slotted { get; init; }
 }
 
 /// <summary>

@@ -19,6 +19,12 @@ public static class NftPlanner
     {
         ArgumentNullException.ThrowIfNull(desired);
         ArgumentNullException.ThrowIfNull(actual);
+        return PlanStable(Stabilize(desired, actual), actual);
+    }
+
+    /// <summary><see cref="Plan"/> for a desired table already <see cref="Stabilize">stabilized</see> against <paramref name="actual"/>.</summary>
+    internal static NfTablesBatch? PlanStable(NftDesiredTable desired, NftTableState actual)
+    {
         var skeletonTag = SkeletonTag(desired);
         var batch = new NfTablesBatch();
         var recorded = actual.Chains.GetValueOrDefault(StateChain);
@@ -71,6 +77,111 @@ public static class NftPlanner
         }
 
         return batch.Count == 0 ? null : batch;
+    }
+
+    /// <summary>
+    /// <paramref name="desired"/> with each <see cref="NftMap.Slotted"/> map's values kept in the slots the kernel holds
+    /// them in: a value already in a slot below the new count stays there, the others fill the free slots in the desired
+    /// order. So replacing one task rewrites its own element only, a task leaving moves at most one other into its slot,
+    /// and a restarted daemon (which reads the kernel first) keeps the slots too. Plan applies it itself; the executor
+    /// applies it to remember what the kernel holds afterwards.
+    /// </summary>
+    public static NftDesiredTable Stabilize(NftDesiredTable desired, NftTableState actual)
+    {
+        ArgumentNullException.ThrowIfNull(desired);
+        ArgumentNullException.ThrowIfNull(actual);
+        if (!actual.Exists || !desired.Maps.Any(m => m.Slotted && actual.Maps.ContainsKey(m.Name)))
+        {
+            return desired;
+        }
+
+        var maps = desired.Maps.Select(m => m.Slotted && actual.Maps.TryGetValue(m.Name, out var held) ? KeepSlots(m, held) : m).ToList();
+        return maps.Zip(desired.Maps).All(p => ReferenceEquals(p.First, p.Second)) ? desired : desired with { Maps = maps };
+    }
+
+    private static NftMap KeepSlots(NftMap map, IReadOnlyDictionary<NftData, SetElement> held)
+    {
+        // One pass over runs of elements with the same prefix (a port's slots, contiguous as the tables build them). A run
+        // whose every element the kernel holds as it is (looked up by its whole key: no split, no allocation) stays as
+        // it is, so an unchanged table costs one lookup per element; only runs that differ are reslotted.
+        var elements = map.Elements;
+        List<NftElement>? result = null;
+        HashSet<NftData>? seen = null;
+        var start = 0;
+        while (start < elements.Count)
+        {
+            var end = start + 1;
+            while (end < elements.Count && SamePrefix(elements[start].Element.Key, elements[end].Element.Key))
+            {
+                end++;
+            }
+
+            var inPlace = true;
+            for (var i = start; i < end && inPlace; i++)
+            {
+                inPlace = held.TryGetValue(elements[i].Element.Key, out var h) && h.Data == elements[i].Element.Data;
+            }
+
+            if (elements[start].Element.Key.Length > 4 && !(seen ??= []).Add(SplitSlot(elements[start].Element.Key).Prefix))
+            {
+                throw new InvalidOperationException($"map {map.Name}: the slots of one prefix are not contiguous, which a slotted map needs");
+            }
+
+            if (inPlace || elements[start].Element.Key.Length <= 4)
+            {
+                result?.AddRange(elements.Skip(start).Take(end - start));
+            }
+            else
+            {
+                result ??= [.. elements.Take(start)];
+                result.AddRange(Reslotted(elements, start, end, held));
+            }
+
+            start = end;
+        }
+
+        return result is null ? map : map with { Elements = result };
+    }
+
+    /// <summary>One prefix's elements [start, end) placed in slots 0..N-1: where the kernel holds each value if that slot is below N, else the free slots in order.</summary>
+    private static IEnumerable<NftElement> Reslotted(IReadOnlyList<NftElement> elements, int start, int end, IReadOnlyDictionary<NftData, SetElement> held)
+    {
+        var prefix = SplitSlot(elements[start].Element.Key).Prefix;
+        var placed = new NftElement?[end - start];
+        var pending = new List<NftElement>(elements.Skip(start).Take(end - start));
+        for (var s = 0; s < placed.Length; s++)
+        {
+            if (held.TryGetValue(NftData.Concat(prefix, NftData.U32((uint)s)), out var h) && h.Data is { } data
+                && pending.FindIndex(e => e.Element.Data == data) is var at and >= 0)
+            {
+                placed[s] = pending[at];
+                pending.RemoveAt(at);
+            }
+        }
+
+        var next = 0;
+        for (var s = 0; s < placed.Length; s++)
+        {
+            var item = placed[s] ?? pending[next++];
+            yield return SplitSlot(item.Element.Key).Slot == (uint)s ? item : Reslot(item, prefix, (uint)s);
+        }
+    }
+
+    private static bool SamePrefix(NftData a, NftData b) =>
+        a.Length == b.Length && a.Length > 4 && a.Span[..^4].SequenceEqual(b.Span[..^4]);
+
+    private static (NftData Prefix, uint Slot) SplitSlot(NftData key) =>
+        (new NftData(key.Span[..^4]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(key.Span[^4..]));
+
+    /// <summary>The element moved to <paramref name="slot"/>, its text (<c>prefix . slot : value</c>) with it.</summary>
+    private static NftElement Reslot(NftElement element, NftData prefix, uint slot)
+    {
+        var colon = element.Text.IndexOf(" : ", StringComparison.Ordinal);
+        var dot = colon < 0 ? -1 : element.Text.LastIndexOf(" . ", colon, StringComparison.Ordinal);
+        var text = dot < 0
+            ? element.Text
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{element.Text[..dot]} . {slot}{element.Text[colon..]}");
+        return new NftElement(text, element.Element with { Key = NftData.Concat(prefix, NftData.U32(slot)) });
     }
 
     /// <summary>What the kernel holds once a plan for <paramref name="desired"/> was committed.</summary>
