@@ -28,12 +28,19 @@ public static class Churn
 {
     public const string LoadSource = "198.18.0.101";
 
+    /// <summary>The default rate with <c>--runtime podman</c>, req/s (see <see cref="RunAsync"/>).</summary>
+    public const int PodmanRate = 20;
+
     public sealed record Options(Settings Settings, TimeSpan Drain, bool KeepAlive, string Runtime = LabPlan.NetnsRuntime);
 
     public static async Task<int> RunAsync(Options o, CancellationToken ct)
     {
         var s = o.Settings;
-        var rate = s.Rate ?? (s.Smoke ? 100 : 300);
+        // A podman task answers every request with a CGI (busybox httpd forks, execs sh, and that runs a few applets):
+        // tens of ms of CPU each on a loaded 2-core machine, and httpd takes every connection, so above what the
+        // machine can serve every request slows together and none finishes within its timeout (300/s: 9000 of 9000
+        // timed out, 20/s: none). Its default is a rate the podman tasks serve; --rate overrides either.
+        var rate = s.Rate ?? (o.Runtime == LabPlan.PodmanRuntime ? PodmanRate : s.Smoke ? 100 : 300);
         var outRoot = s.Out ?? Path.Combine(Runner.DefaultResultsRoot(), $"churn-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
         Directory.CreateDirectory(outRoot);
         var log = Console.Error;
