@@ -78,5 +78,11 @@ public sealed record IptablesPresence(IReadOnlySet<string> LegacyTables, IReadOn
         {
             return []; // ip_tables not loaded: no legacy table anywhere
         }
+        catch (UnauthorizedAccessException)
+        {
+            // The file is root's alone (0440): a daemon run as another user (the API fuzz and metrics tests run one)
+            // cannot read it, and could not run iptables-legacy either, so there is nothing of it to keep or remove.
+            return [];
+        }
     }
 }
