@@ -52,8 +52,16 @@ public sealed partial class LabEndToEndTests
             Assert.NotNull(task);
             Assert.Matches(@"^web\.\d+$", task.Name);
             Assert.Equal((PodmanNode, sandbox), (task.Node, task.NetnsPath));
+            // Registered starting at CNI ADD; its node makes it running once its port accepts (TaskReadinessProber).
+            var running = $@"(?m)^{System.Text.RegularExpressions.Regex.Escape(task.Name)}\s+web\s+{PodmanNode}\s+running";
             var ls = await Shell.MeshApiAsync("mesh-n1", "task", "ls", "--service", "web");
-            Assert.Matches($@"(?m)^{System.Text.RegularExpressions.Regex.Escape(task.Name)}\s+web\s+{PodmanNode}\s+running", ls.Stdout);
+            for (var waited = 0; waited < 20_000 && !System.Text.RegularExpressions.Regex.IsMatch(ls.Stdout, running); waited += 200)
+            {
+                await Task.Delay(200);
+                ls = await Shell.MeshApiAsync("mesh-n1", "task", "ls", "--service", "web");
+            }
+
+            Assert.Matches(running, ls.Stdout);
 
             // Through every node: the container among the lab's own tasks, answering on its ingress address.
             foreach (var node in LabFixture.NodeAddresses)
