@@ -56,7 +56,8 @@ fi
 bin=$here/artifacts/mesh/mesh
 if [ ! -x "$bin" ] || [ -n "$(cd "$here" && find src Directory.Build.props Directory.Packages.props -newer "$bin" -type f -print -quit)" ]; then
   echo "Building mesh..." >&2
-  dotnet publish "$here/src/Mesh.Ingress" -c Release -o "$here/artifacts/mesh" --nologo -v quiet >&2
+  # No MSBuild node outliving the build: one would inherit and hold whatever the caller holds (the lab lock under flock).
+  dotnet publish "$here/src/Mesh.Ingress" -c Release -o "$here/artifacts/mesh" --nologo -v quiet -nodeReuse:false >&2
   touch "$bin"
 fi
 exec "$bin" "$@"
