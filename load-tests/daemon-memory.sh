@@ -1,0 +1,75 @@
+#!/bin/sh
+# The real `mesh daemon`'s memory with a large cluster in its embedded store (issue 12: "daemon RSS < 150 MB at
+# 10,000 services x 10 tasks"). Brings up a 1-node lab, measures node 1's daemon settled, stops it, writes N services
+# x T tasks into its store file (N x (T + 1) ingress addresses: the ingress /16 caps it near 64,500) (the tasks on a second node, mesh-n9, so node 1 programs every one as a remote
+# backend: sandbox map elements, FDB and neighbour entries on the ingress overlay), starts the same daemon again on
+# it and waits until it reports the new revision applied; then prints VmRSS/VmHWM and what the kernel holds.
+# Usage (as root): flock /tmp/mesh-lab.lock load-tests/daemon-memory.sh [MESH_BINARY] [N] [T]   (default 10000 x 5)
+# Why the store file and not the API: the embedded store rewrites its whole file on every change, so 110,000 API
+# writes would take hours at this size (BENCHMARKS.md "scale", daemon memory); the daemon reads the file at start.
+set -eu
+mesh=${1:-artifacts/mesh/mesh}
+n=${2:-10000}
+t=${3:-5}
+store=/run/mesh/lab/store/cluster-state.json
+trap '"$mesh" lab down >/dev/null 2>&1 || true' EXIT
+
+daemon_pid() { pgrep -f -- "daemon --node mesh-n1 " | head -1; }
+status() { # VmRSS, VmHWM, RssAnon, RssFile of the process; the GC's committed bytes from its /metrics
+  grep -E "^(VmRSS|VmHWM|RssAnon|RssFile)" "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '
+  curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/metrics | awk '/^dotnet_gc_last_collection_memory_committed_size_bytes/{c = $2} /^dotnet_gc_last_collection_heap_size_bytes/{h += $2} END{printf "GC committed: %d kB, heap after the last GC: %d kB", c / 1024, h / 1024}'
+}
+applied() { curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/v1/info | python3 -c 'import json,sys; print(json.load(sys.stdin)["appliedRevision"])' 2>/dev/null || echo -1; }
+
+"$mesh" lab up --nodes 1 --replicas 1 >/dev/null
+pid=$(daemon_pid)
+sleep 5
+echo "lab (2 services, 3 tasks): $(status "$pid")"
+
+# The daemon's command line, to start it again as the lab did (in node 1's namespace, a session of its own).
+cmdline=$(mktemp /tmp/mesh-daemon-memory.XXXXXX)
+cp "/proc/$pid/cmdline" "$cmdline"
+kill "$pid"
+while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+
+python3 - "$store" "$n" "$t" <<'EOF'
+import ipaddress, json, sys
+path, n, t = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+state = json.load(open(path))
+# The ingress network is fixed at 10.255.0.0/16 (ARCHITECTURE.md): VIPs and task addresses from 10.255.1.1 up,
+# clear of the lab's own (10.255.0.x); N x (T + 1) must stay under ~64,500.
+if n * (t + 1) > 64500:
+    sys.exit(f"{n} services x {t} tasks need {n * (t + 1)} ingress addresses: the ingress /16 holds ~64,500 here")
+state["nodes"].append({"name": "mesh-n9", "advertiseAddress": "198.18.0.19", "ingressSandboxIp": "10.255.0.250"})
+base = int(ipaddress.IPv4Address("10.255.1.1"))
+mark = max(s["firewallMark"] for s in state["services"]) + 1
+for i in range(n):
+    name = f"s{i:05d}"
+    state["services"].append({"name": name, "mode": "vip", "ports": [{"published": 20000 + i, "target": 80, "protocol": "tcp"}],
+        "routes": [], "healthCheck": None, "lb": "round-robin", "affinity": "none", "networks": [], "aliases": [],
+        "vips": {"ingress": str(ipaddress.IPv4Address(base + i))}, "firewallMark": mark + i})
+    for k in range(t):
+        a = base + n + i * t + k
+        state["tasks"].append({"name": f"{name}.{k + 1}", "service": name, "node": "mesh-n9",
+            "addresses": {"ingress": str(ipaddress.IPv4Address(a))}, "aliases": [], "netnsPath": None,
+            "resolvConfPath": None, "containerId": None, "state": "running"})
+state["revision"] += 1
+json.dump(state, open(path, "w"))
+print(f"store: {n} services x {t} tasks on mesh-n9, revision {state['revision']}, {len(json.dumps(state)) // 1024} KiB")
+EOF
+revision=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["revision"])' "$store")
+
+start=$(date +%s%N)
+# shellcheck disable=SC2046
+xargs -0 sh -c 'exec setsid nsenter --net=/run/netns/mesh-n1 -- "$@" >/dev/null 2>&1 </dev/null &' sh <"$cmdline"
+rm -f "$cmdline"
+until [ "$(applied)" -ge "$revision" ] 2>/dev/null; do
+  sleep 1
+  [ $(( ($(date +%s%N) - start) / 1000000000 )) -lt 900 ] || { echo "daemon did not apply revision $revision in 900 s" >&2; exit 4; }
+done
+pid=$(daemon_pid)
+echo "applied revision $revision in $(( ($(date +%s%N) - start) / 1000000 )) ms: $(status "$pid")"
+sleep 10
+echo "10 s later: $(status "$pid")"
+elements() { ip netns exec mesh-n1-ingress nft -j list map ip mesh "$1" | python3 -c 'import json,sys; print(sum(len(x["map"].get("elem", [])) for x in json.load(sys.stdin)["nftables"] if "map" in x))'; }
+echo "kernel: sandbox map elements: backends $(elements backends), port-chains $(elements port-chains), published-ports $(elements published-ports)"
