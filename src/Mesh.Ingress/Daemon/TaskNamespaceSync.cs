@@ -4,9 +4,11 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Overlay;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Mesh.Ipvs;
+using Mesh.Ipvs.Netlink.Route;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Daemon;
@@ -34,8 +36,12 @@ public sealed partial class TaskNamespaceSync(
     ClientReplyRoutes replyRoutes,
     DaemonOptions options,
     MeshTelemetry telemetry,
-    ILogger<TaskNamespaceSync> logger)
+    ILogger<TaskNamespaceSync> logger,
+    TaskLegs? legs = null)
 {
+    /// <summary>How often the namespaces Mesh serves are looked at between passes: a deleted one is cleaned up within this.</summary>
+    private static readonly TimeSpan VanishedPoll = TimeSpan.FromMilliseconds(500);
+
     /// <summary>The reason last logged per failing task, so a task refused on every pass is logged once, not every pass.</summary>
     private Dictionary<string, string> _reported = new(StringComparer.Ordinal);
 
@@ -84,21 +90,26 @@ public sealed partial class TaskNamespaceSync(
             }
         }
 
-        // Every namespace Mesh put rules into runs a resolver (it is started first): those are the ones to watch.
-        foreach (var gone in resolvers.Namespaces.Where(p => !wanted.ContainsKey(p)).ToList())
+        // Every namespace Mesh put rules into runs a resolver (it is started first), and every one it found legs of is
+        // remembered until it is gone: those are the ones to watch.
+        foreach (var gone in Watched().Where(p => !wanted.ContainsKey(p)).ToList())
         {
             wanted[gone] = (null, null);
         }
 
+        IReadOnlyList<Link>? nodeLinks = null;
+        var vanished = new List<string>();
         foreach (var (path, (task, service)) in wanted)
         {
             if (!File.Exists(path))
             {
-                // The runtime has not created it yet, or already removed it with everything in it.
+                // The runtime has not created it yet, or already removed it with everything in it: but the kernel keeps a
+                // deleted namespace while anything holds it, and its legs with it (see TaskLegs), so they go below.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
                 taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
+                vanished.Add(path);
                 continue;
             }
 
@@ -112,9 +123,11 @@ public sealed partial class TaskNamespaceSync(
                 nft.Forget(new NetworkNamespacePath(path));
                 taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
+                LearnLegs(path, ref nodeLinks);
                 continue;
             }
 
+            LearnLegs(path, ref nodeLinks);
             using var activity = telemetry.StartConverge("task", task.Name, state.Revision);
             try
             {
@@ -137,6 +150,18 @@ public sealed partial class TaskNamespaceSync(
             }
         }
 
+        // After every namespace still there was looked at: a namespace id the kernel gave another one since is known then.
+        var legsRemoved = false;
+        foreach (var path in vanished)
+        {
+            legsRemoved |= RemoveLegs(path);
+        }
+
+        if (legsRemoved)
+        {
+            changed.Add("task-legs");
+        }
+
         var reported = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, e) in failures)
         {
@@ -156,6 +181,58 @@ public sealed partial class TaskNamespaceSync(
 
         _reported = reported;
         return new TaskSyncResult(changed, errors);
+    }
+
+    /// <summary>
+    /// Completes when a namespace this node serves (a task's, with a resolver or known legs) that existed when the wait
+    /// began no longer does: a runtime deleting a task's namespace changes nothing in the store, and its legs must not
+    /// wait for the resync. A stat per namespace every <see cref="VanishedPoll"/>.
+    /// </summary>
+    public async Task NamespaceVanishedAsync(CancellationToken ct)
+    {
+        var watched = Watched().Where(File.Exists).ToList();
+        while (true)
+        {
+            await Task.Delay(VanishedPoll, ct).ConfigureAwait(false);
+            if (watched.Exists(p => !File.Exists(p)))
+            {
+                return;
+            }
+        }
+    }
+
+    private IEnumerable<string> Watched() => resolvers.Namespaces.Concat(legs?.Namespaces ?? []).Distinct(StringComparer.Ordinal);
+
+    /// <summary>Remembers a task namespace that exists (see <see cref="TaskLegs"/>); a failure (it vanished meanwhile) is logged and tried again next pass.</summary>
+    private void LearnLegs(string path, ref IReadOnlyList<Link>? nodeLinks)
+    {
+        if (legs is null)
+        {
+            return;
+        }
+
+        try
+        {
+            nodeLinks ??= legs.ReadNode();
+            legs.Learn(path, nodeLinks);
+        }
+        catch (Exception e) when (e is Mesh.Ipvs.Netlink.NetlinkException or IOException)
+        {
+            LogLegsUnreadable(path, e.Message);
+        }
+    }
+
+    private bool RemoveLegs(string path)
+    {
+        try
+        {
+            return legs?.Remove(path).Count > 0;
+        }
+        catch (Mesh.Ipvs.Netlink.NetlinkException e)
+        {
+            LogLegsUnreadable(path, e.Message);
+            return false;
+        }
     }
 
     private async Task<List<string>> ConvergeAsync(ClusterState state, ServiceTask task, ClusterService service, string path, CancellationToken ct)
@@ -201,6 +278,9 @@ public sealed partial class TaskNamespaceSync(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {Task} converges again")]
     private partial void LogTaskRecovered(string task);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The legs of task namespace {Path} could not be read or removed (tried again next pass): {Reason}")]
+    private partial void LogLegsUnreadable(string path, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Task namespace {Path} vanished while syncing: {Reason}")]
     private partial void LogTaskNamespaceVanished(string path, string reason);

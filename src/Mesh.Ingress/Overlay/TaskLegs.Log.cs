@@ -1,0 +1,12 @@
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Ingress.Overlay;
+
+public sealed partial class TaskLegs
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "Removed leg {Leg} from bridge {Bridge}: its task's namespace {Netns} was deleted (the kernel may keep the namespace a while, the leg must not answer for its address meanwhile)")]
+    private partial void LogLegRemoved(string leg, string bridge, string netns);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Leg {Leg} of the deleted task namespace {Netns} could not be removed (tried again next pass): {Reason}")]
+    private partial void LogLegRemovalFailed(string leg, string netns, string reason);
+}
