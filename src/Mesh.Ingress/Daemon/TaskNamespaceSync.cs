@@ -8,7 +8,6 @@ using Mesh.Ingress.Overlay;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Mesh.Ipvs;
-using Mesh.Ipvs.Netlink.Route;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Daemon;
@@ -97,7 +96,7 @@ public sealed partial class TaskNamespaceSync(
             wanted[gone] = (null, null);
         }
 
-        IReadOnlyList<Link>? nodeLinks = null;
+        var alive = new List<string>();
         var vanished = new List<string>();
         foreach (var (path, (task, service)) in wanted)
         {
@@ -123,11 +122,11 @@ public sealed partial class TaskNamespaceSync(
                 nft.Forget(new NetworkNamespacePath(path));
                 taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
-                LearnLegs(path, ref nodeLinks);
+                alive.Add(path);
                 continue;
             }
 
-            LearnLegs(path, ref nodeLinks);
+            alive.Add(path);
             using var activity = telemetry.StartConverge("task", task.Name, state.Revision);
             try
             {
@@ -150,7 +149,9 @@ public sealed partial class TaskNamespaceSync(
             }
         }
 
-        // After every namespace still there was looked at: a namespace id the kernel gave another one since is known then.
+        // The legs of every namespace still there are recorded (the ones attached since the last pass too), then the
+        // recorded legs of the vanished ones go.
+        LearnLegs(alive);
         var legsRemoved = false;
         foreach (var path in vanished)
         {
@@ -198,27 +199,24 @@ public sealed partial class TaskNamespaceSync(
             {
                 return;
             }
+
+            // Legs a runtime attached since the pass are recorded now, so they are removed with their namespace.
+            LearnLegs(legs?.Namespaces ?? []);
         }
     }
 
     private IEnumerable<string> Watched() => resolvers.Namespaces.Concat(legs?.Namespaces ?? []).Distinct(StringComparer.Ordinal);
 
-    /// <summary>Remembers a task namespace that exists (see <see cref="TaskLegs"/>); a failure (it vanished meanwhile) is logged and tried again next pass.</summary>
-    private void LearnLegs(string path, ref IReadOnlyList<Link>? nodeLinks)
+    /// <summary>Records the legs of the task namespaces at <paramref name="paths"/> (see <see cref="TaskLegs.Learn"/>); a failure is logged and tried again next time.</summary>
+    private void LearnLegs(IReadOnlyCollection<string> paths)
     {
-        if (legs is null)
-        {
-            return;
-        }
-
         try
         {
-            nodeLinks ??= legs.ReadNode();
-            legs.Learn(path, nodeLinks);
+            legs?.Learn(paths);
         }
-        catch (Exception e) when (e is Mesh.Ipvs.Netlink.NetlinkException or IOException)
+        catch (Mesh.Ipvs.Netlink.NetlinkException e)
         {
-            LogLegsUnreadable(path, e.Message);
+            LogLegsUnreadable(string.Join(' ', paths), e.Message);
         }
     }
 

@@ -18,86 +18,176 @@ public sealed record HostLeg(int Index, string Name, string Bridge);
 /// node's bridge and answers ARP for an address the store may have given to another node's task since, and the bridge
 /// delivers that task's traffic into the dead namespace. Deleting the node-side end deletes the pair at once, whatever
 /// still pins the namespace (as libnetwork's sandbox cleanup and a CNI DEL do).
-/// A task namespace is remembered by its namespace id in the daemon's namespace (RTM_GETNSID, assigned if it has none),
-/// not by the legs it had when last looked at: a runtime attaches legs after registering the task, without any store
-/// change that would make the daemon look again, so legs remembered at a pass missed those attached after it (an
-/// appnet leg stayed on its bridge that way). The legs are found when the namespace is gone: every veth in the daemon's
-/// namespace on a Mesh bridge whose other end is in the namespace with that id (IFLA_LINK_NETNSID). The id stays the
-/// namespace's while anything holds it; once the namespace is freed its veths went with it, and an id the kernel gave
-/// to another namespace since that Mesh knows of is left alone. A namespace that is still there keeps its legs (its
-/// runtime removes them, and connections still draining need them).
-/// Nothing of the daemon's stays in a task's namespace: its file is open only for the id request.
+/// Only legs recorded for that namespace while it was alive are deleted, never legs found by its namespace id after it
+/// went: the kernel gives a freed id to the next namespace that needs one, so once a deleted namespace is freed its id
+/// may name a new task's namespace before the daemon looked at it (the convergence scenario lost a new task's legs
+/// that way). A leg is recorded with the namespace held open (<see cref="NamespaceHold"/>), so the id it was found by
+/// named that namespace then; a recorded leg is deleted only if its ifindex still is a veth of that name on a Mesh
+/// bridge whose other end is in the namespace with that id (an ifindex is not reused while its link lives, and a freed
+/// namespace took its veths with it). Legs are recorded at every pass and every poll between passes:
+/// a runtime attaches them after registering the task, with no store change to make the daemon look again. A
+/// namespace that is still there keeps its legs (its runtime removes them, and connections still draining need them).
+/// Nothing of the daemon's stays in a task's namespace: its file is open only while its legs are read.
 /// </summary>
-public sealed partial class TaskLegs(NodeNetworkOptions network, ILogger<TaskLegs> logger) : IDisposable
+public sealed partial class TaskLegs : IDisposable
 {
+    private readonly NodeNetworkOptions _network;
+    private readonly ILogger<TaskLegs> _logger;
+
     /// <summary>The daemon's own namespace lives as long as the daemon: its socket is kept.</summary>
-    private readonly Lazy<RouteHandle> _node = new(() => RouteHandle.Open(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Lazy<RouteHandle> _node;
 
-    /// <summary>Task namespace path → the namespace it named when last seen (its inode) and that namespace's id here.</summary>
-    private readonly Dictionary<string, (NetworkNamespaceId Namespace, int Id)> _known = new(StringComparer.Ordinal);
+    /// <summary>A pass and the wait between passes both learn (the wait's learning may outlast it).</summary>
+    private readonly Lock _lock = new();
 
-    /// <summary>The task namespaces known here (their legs are removed when the namespace goes).</summary>
-    public IReadOnlyCollection<string> Namespaces => _known.Keys;
+    /// <summary>Task namespace path → the namespace it named when last seen, that namespace's id here, and its legs then.</summary>
+    private readonly Dictionary<string, Known> _known = new(StringComparer.Ordinal);
 
-    /// <summary>The daemon's links, read once per pass and given to <see cref="Learn"/> for every task.</summary>
-    public IReadOnlyList<Link> ReadNode() => _node.Value.GetLinks();
-
-    /// <summary>
-    /// Remembers the task namespace at <paramref name="netnsPath"/> (which exists) by its id and returns its legs on
-    /// Mesh's bridges among <paramref name="node"/>'s links (none yet is fine: its runtime attaches them later). When
-    /// the path names another namespace than before (deleted and made again under the same name), the old one's legs
-    /// go first.
-    /// </summary>
-    public IReadOnlyList<HostLeg> Learn(string netnsPath, IReadOnlyList<Link> node)
+    public TaskLegs(NodeNetworkOptions network, ILogger<TaskLegs> logger)
+        : this(network, logger, nodeNetnsPath: null)
     {
-        var ns = NetworkNamespace.Identify(netnsPath);
-        if (_known.TryGetValue(netnsPath, out var before) && before.Namespace != ns)
-        {
-            Remove(netnsPath);
-        }
+    }
 
-        var id = _node.Value.GetOrAssignNetnsId(netnsPath);
-        _known[netnsPath] = (ns, id);
-        return LegsOf(id, node);
+    /// <summary>With the node's links in the namespace at <paramref name="nodeNetnsPath"/> (null: the daemon's own), for tests.</summary>
+    internal TaskLegs(NodeNetworkOptions network, ILogger<TaskLegs> logger, string? nodeNetnsPath)
+    {
+        _network = network;
+        _logger = logger;
+        _node = new(() => RouteHandle.Open(nodeNetnsPath), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    private sealed record Known(NetworkNamespaceId Namespace, int Id, IReadOnlyList<HostLeg> Legs);
+
+    /// <summary>The task namespaces known here (their recorded legs are removed when the namespace goes).</summary>
+    public IReadOnlyCollection<string> Namespaces
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _known.Keys];
+            }
+        }
+    }
+
+    /// <summary>The legs recorded for the namespace at <paramref name="netnsPath"/> (none when it is not known).</summary>
+    public IReadOnlyList<HostLeg> LegsOf(string netnsPath)
+    {
+        lock (_lock)
+        {
+            return _known.TryGetValue(netnsPath, out var known) ? known.Legs : [];
+        }
     }
 
     /// <summary>
-    /// The namespace at <paramref name="netnsPath"/> is gone: deletes the node-side ends of its legs that are still there
-    /// and forgets it. Returns the legs deleted. A leg that cannot be deleted is logged and the namespace kept, so the
-    /// next pass tries again.
+    /// Records the legs on Mesh's bridges of the task namespaces at <paramref name="netnsPaths"/> that exist (none yet
+    /// is fine: the runtime attaches them later, and the next call records them). All of them are held open while the
+    /// daemon's links are read once. A path that names another namespace than before (deleted and made again under the
+    /// same name) has the old one's legs removed first. A path that is gone is skipped (<see cref="Remove"/> is for it);
+    /// one that cannot be read is logged and tried again next time.
+    /// </summary>
+    public void Learn(IEnumerable<string> netnsPaths)
+    {
+        ArgumentNullException.ThrowIfNull(netnsPaths);
+        lock (_lock)
+        {
+            var held = new List<(string Path, NamespaceHold Hold)>();
+            try
+            {
+                foreach (var path in netnsPaths.Distinct(StringComparer.Ordinal))
+                {
+                    try
+                    {
+                        held.Add((path, _node.Value.HoldNamespace(path)));
+                    }
+                    catch (FileNotFoundException)
+                    {
+                        // Deleted meanwhile: its recorded legs are removed by the pass that sees it gone.
+                    }
+                    catch (Exception e) when (e is IOException or NetlinkException)
+                    {
+                        LogNamespaceUnreadable(path, e.Message);
+                    }
+                }
+
+                foreach (var (path, hold) in held)
+                {
+                    if (_known.TryGetValue(path, out var before) && before.Namespace != hold.Namespace)
+                    {
+                        RemoveLocked(path, before);
+                    }
+                }
+
+                if (held.Count == 0)
+                {
+                    return;
+                }
+
+                var links = _node.Value.GetLinks();
+                foreach (var (path, hold) in held)
+                {
+                    _known[path] = new Known(hold.Namespace, hold.Id, FindLegs(hold.Id, links));
+                }
+            }
+            finally
+            {
+                foreach (var (_, hold) in held)
+                {
+                    hold.Dispose();
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The namespace at <paramref name="netnsPath"/> is gone: deletes its recorded legs that are still its legs, and
+    /// forgets it. Returns the legs deleted. A leg that cannot be deleted is logged and the namespace kept, so the next
+    /// pass tries again.
     /// </summary>
     public IReadOnlyList<HostLeg> Remove(string netnsPath)
     {
-        if (!_known.TryGetValue(netnsPath, out var gone))
+        lock (_lock)
         {
-            return [];
+            return _known.TryGetValue(netnsPath, out var gone) ? RemoveLocked(netnsPath, gone) : [];
         }
+    }
 
-        // Another namespace known here holds the id now: the one that had it was freed, and its legs with it.
-        if (_known.Any(k => k.Key != netnsPath && k.Value.Id == gone.Id && k.Value.Namespace != gone.Namespace))
-        {
-            _known.Remove(netnsPath);
-            return [];
-        }
-
+    private List<HostLeg> RemoveLocked(string netnsPath, Known gone)
+    {
         var removed = new List<HostLeg>();
         var failed = false;
-        foreach (var leg in LegsOf(gone.Id, ReadNode()))
+        if (gone.Legs.Count > 0)
         {
-            try
+            var links = _node.Value.GetLinks();
+            var byIndex = links.ToDictionary(l => l.Index);
+            foreach (var leg in gone.Legs)
             {
-                _node.Value.DeleteLink(leg.Index, leg.Name);
-                removed.Add(leg);
-                LogLegRemoved(leg.Name, leg.Bridge, netnsPath);
-            }
-            catch (NetlinkException e) when (e.Errno == Errno.ENODEV)
-            {
-                // It went by itself in the meantime.
-            }
-            catch (NetlinkException e)
-            {
-                failed = true;
-                LogLegRemovalFailed(leg.Name, netnsPath, e.Message);
+                if (!byIndex.TryGetValue(leg.Index, out var now))
+                {
+                    continue; // went with its namespace, or its runtime deleted it
+                }
+
+                if (now.Name != leg.Name || now.Kind != LinkKinds.Veth || now.PeerNetnsId != gone.Id || BridgeOf(now, byIndex) is null)
+                {
+                    LogLegNotOurs(leg.Name, leg.Index, netnsPath);
+                    continue;
+                }
+
+                try
+                {
+                    _node.Value.DeleteLink(leg.Index, leg.Name);
+                    removed.Add(leg);
+                    LogLegRemoved(leg.Name, leg.Bridge, netnsPath);
+                }
+                catch (NetlinkException e) when (e.Errno == Errno.ENODEV)
+                {
+                    // It went by itself in the meantime.
+                }
+                catch (NetlinkException e)
+                {
+                    failed = true;
+                    LogLegRemovalFailed(leg.Name, netnsPath, e.Message);
+                }
             }
         }
 
@@ -109,19 +199,29 @@ public sealed partial class TaskLegs(NodeNetworkOptions network, ILogger<TaskLeg
         return removed;
     }
 
-    /// <summary>The veths among <paramref name="node"/> on a Mesh bridge whose other end is in the namespace with id <paramref name="id"/>.</summary>
-    private List<HostLeg> LegsOf(int id, IReadOnlyList<Link> node)
+    /// <summary>The veths among <paramref name="links"/> on a Mesh bridge whose other end is in the namespace with id <paramref name="id"/>.</summary>
+    private List<HostLeg> FindLegs(int id, IReadOnlyList<Link> links)
     {
-        var byIndex = node.ToDictionary(l => l.Index);
-        return node
-            .Where(l => l.Kind == LinkKinds.Veth && l.PeerNetnsId == id && byIndex.TryGetValue(l.MasterIndex, out var bridge) && IsMeshBridge(bridge))
-            .Select(l => new HostLeg(l.Index, l.Name, byIndex[l.MasterIndex].Name))
-            .ToList();
+        var byIndex = links.ToDictionary(l => l.Index);
+        var legs = new List<HostLeg>();
+        foreach (var link in links)
+        {
+            if (link.Kind == LinkKinds.Veth && link.PeerNetnsId == id && BridgeOf(link, byIndex) is { } bridge)
+            {
+                legs.Add(new HostLeg(link.Index, link.Name, bridge.Name));
+            }
+        }
+
+        return legs;
     }
+
+    /// <summary>The Mesh bridge <paramref name="link"/> is a port of; null when it is on none.</summary>
+    private Link? BridgeOf(Link link, Dictionary<int, Link> byIndex) =>
+        byIndex.TryGetValue(link.MasterIndex, out var bridge) && IsMeshBridge(bridge) ? bridge : null;
 
     private bool IsMeshBridge(Link link) =>
         link.Kind == LinkKinds.Bridge
-        && (link.Name == network.IngressBridge || link.Name == network.GatewayBridge || link.Name.StartsWith(OverlayNames.BridgePrefix, StringComparison.Ordinal));
+        && (link.Name == _network.IngressBridge || link.Name == _network.GatewayBridge || link.Name.StartsWith(OverlayNames.BridgePrefix, StringComparison.Ordinal));
 
     public void Dispose()
     {

@@ -117,31 +117,46 @@ public sealed class RouteHandle : IDisposable
     /// The id this handle's namespace knows the namespace at <paramref name="netnsPath"/> by (what its links'
     /// <see cref="Link.PeerNetnsId"/> say for a veth into it), given one first when it has none. The namespace file is
     /// open only for the request: nothing keeps the namespace alive afterwards. The id names the namespace while it
-    /// lives; the kernel may give it to another one after.
+    /// lives; the kernel may give it to another one after (see <see cref="HoldNamespace"/>).
     /// </summary>
     public int GetOrAssignNetnsId(string netnsPath)
     {
+        using var hold = HoldNamespace(netnsPath);
+        return hold.Id;
+    }
+
+    /// <summary>
+    /// Opens the network namespace file at <paramref name="netnsPath"/> (refused when it is no network namespace, or a
+    /// symlink outside /proc: see <see cref="NetworkNamespace.Identify"/>; <see cref="FileNotFoundException"/> when
+    /// absent) and returns it held, with the id this handle's namespace knows it by (given one first when it has none).
+    /// </summary>
+    public NamespaceHold HoldNamespace(string netnsPath)
+    {
         ArgumentException.ThrowIfNullOrEmpty(netnsPath);
         string op = $"RTM_GETNSID {netnsPath}";
-        int fd = LibCExtras.Open(netnsPath, LibC.O_RDONLY | LibC.O_CLOEXEC);
-        if (fd < 0) throw new NetlinkException($"{op}: open({netnsPath})", LibC.errno);
+        var (fd, ns) = NetworkNamespace.OpenIdentified(netnsPath);
         try
         {
-            if (ReadNetnsId(op, fd) is { } id) return id;
-            try
+            if (ReadNetnsId(op, fd) is not { } id)
             {
-                Exchange($"RTM_NEWNSID {netnsPath} auto", false, (w, seq) => RouteCodec.AssignNetnsId(w, seq, fd));
-            }
-            catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
-            {
-                // Given one meanwhile (a veth into it was created).
+                try
+                {
+                    Exchange($"RTM_NEWNSID {netnsPath} auto", false, (w, seq) => RouteCodec.AssignNetnsId(w, seq, fd));
+                }
+                catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
+                {
+                    // Given one meanwhile (a veth into it was created).
+                }
+
+                id = ReadNetnsId(op, fd) ?? throw new NetlinkProtocolException(op + Where, "still no id after RTM_NEWNSID");
             }
 
-            return ReadNetnsId(op, fd) ?? throw new NetlinkProtocolException(op + Where, "still no id after RTM_NEWNSID");
+            return new NamespaceHold(fd, ns, id);
         }
-        finally
+        catch
         {
             LibC.close(fd);
+            throw;
         }
     }
 
