@@ -77,6 +77,17 @@ public static class NetworkNamespace
     /// </summary>
     public static NetworkNamespaceId Identify(string netnsPath)
     {
+        var (fd, id) = OpenIdentified(netnsPath);
+        close(fd);
+        return id;
+    }
+
+    /// <summary>
+    /// As <see cref="Identify"/>, but the namespace file stays open and its fd is returned with the identity (read from
+    /// that fd, so both name one namespace): the caller closes it. While it is open the namespace cannot be freed.
+    /// </summary>
+    internal static (int Fd, NetworkNamespaceId Id) OpenIdentified(string netnsPath)
+    {
         ArgumentException.ThrowIfNullOrEmpty(netnsPath);
         var follow = netnsPath.StartsWith("/proc/", StringComparison.Ordinal);
         int fd = LibCExtras.Open(netnsPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
@@ -112,12 +123,13 @@ public static class NetworkNamespace
                     throw new IOException($"cannot stat {netnsPath}: {Errno.Describe(errno)}");
                 }
 
-                return new NetworkNamespaceId(st.stx_dev_major, st.stx_dev_minor, st.stx_ino);
+                return (fd, new NetworkNamespaceId(st.stx_dev_major, st.stx_dev_minor, st.stx_ino));
             }
         }
-        finally
+        catch
         {
             close(fd);
+            throw;
         }
     }
 

@@ -73,6 +73,7 @@ public static class DaemonHost
         services.AddSingleton<IngressSandbox>();
         services.AddSingleton<Overlay.IOverlayKernel, Overlay.OverlayKernel>();
         services.AddSingleton<Overlay.OverlayNetworks>();
+        services.AddSingleton<Overlay.TaskLegs>();
         services.AddSingleton<Egress.TaskEgress>();
         services.AddSingleton(options.Ipvs);
         services.AddSingleton<IpvsDataplane>();

@@ -191,7 +191,7 @@ public sealed partial class NodeReconciler(
                     taskRetry = TaskRetryFirst;
                 }
 
-                return () => WaitForChangeAsync(state.Revision, wait, ct);
+                return () => WaitForChangeOrVanishedAsync(state.Revision, wait, ct);
             },
             error => Progress(tasks: (null, error)),
             stoppingToken);
@@ -240,6 +240,22 @@ public sealed partial class NodeReconciler(
                 await Task.Delay(options.MinSyncInterval - sinceStart, stoppingToken).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>The task loop's wait: a store change, or a task namespace deleted by its runtime (which the store does not see).</summary>
+    private async Task WaitForChangeOrVanishedAsync(long revision, TimeSpan wait, CancellationToken stoppingToken)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var change = WaitForChangeAsync(revision, wait, either.Token);
+        var vanished = tasks.NamespaceVanishedAsync(either.Token);
+        var first = await Task.WhenAny(change, vanished).ConfigureAwait(false);
+        await either.CancelAsync().ConfigureAwait(false);
+
+        // Not waited for: a store watch need not end at once when cancelled (it may run to its timeout), which would hold
+        // the pass back. Its outcome is observed so a failure is not left unobserved.
+        var other = first == change ? vanished : change;
+        _ = other.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        await first.ConfigureAwait(false);
     }
 
     private async Task WaitForChangeAsync(long revision, TimeSpan wait, CancellationToken stoppingToken)

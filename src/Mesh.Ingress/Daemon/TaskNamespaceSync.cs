@@ -4,6 +4,7 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Overlay;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Mesh.Ipvs;
@@ -34,8 +35,12 @@ public sealed partial class TaskNamespaceSync(
     ClientReplyRoutes replyRoutes,
     DaemonOptions options,
     MeshTelemetry telemetry,
-    ILogger<TaskNamespaceSync> logger)
+    ILogger<TaskNamespaceSync> logger,
+    TaskLegs? legs = null)
 {
+    /// <summary>How often the namespaces Mesh serves are looked at between passes: a deleted one is cleaned up within this.</summary>
+    private static readonly TimeSpan VanishedPoll = TimeSpan.FromMilliseconds(500);
+
     /// <summary>The reason last logged per failing task, so a task refused on every pass is logged once, not every pass.</summary>
     private Dictionary<string, string> _reported = new(StringComparer.Ordinal);
 
@@ -84,21 +89,26 @@ public sealed partial class TaskNamespaceSync(
             }
         }
 
-        // Every namespace Mesh put rules into runs a resolver (it is started first): those are the ones to watch.
-        foreach (var gone in resolvers.Namespaces.Where(p => !wanted.ContainsKey(p)).ToList())
+        // Every namespace Mesh put rules into runs a resolver (it is started first), and every one it found legs of is
+        // remembered until it is gone: those are the ones to watch.
+        foreach (var gone in Watched().Where(p => !wanted.ContainsKey(p)).ToList())
         {
             wanted[gone] = (null, null);
         }
 
+        var alive = new List<string>();
+        var vanished = new List<string>();
         foreach (var (path, (task, service)) in wanted)
         {
             if (!File.Exists(path))
             {
-                // The runtime has not created it yet, or already removed it with everything in it.
+                // The runtime has not created it yet, or already removed it with everything in it: but the kernel keeps a
+                // deleted namespace while anything holds it, and its legs with it (see TaskLegs), so they go below.
                 await resolvers.StopAsync(path).ConfigureAwait(false);
                 nft.Forget(new NetworkNamespacePath(path));
                 taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
+                vanished.Add(path);
                 continue;
             }
 
@@ -112,9 +122,11 @@ public sealed partial class TaskNamespaceSync(
                 nft.Forget(new NetworkNamespacePath(path));
                 taskRules.Forget(new NetworkNamespacePath(path));
                 otherDataplane.Forget(new NetworkNamespacePath(path));
+                alive.Add(path);
                 continue;
             }
 
+            alive.Add(path);
             using var activity = telemetry.StartConverge("task", task.Name, state.Revision);
             try
             {
@@ -137,6 +149,20 @@ public sealed partial class TaskNamespaceSync(
             }
         }
 
+        // The legs of every namespace still there are recorded (the ones attached since the last pass too), then the
+        // recorded legs of the vanished ones go.
+        LearnLegs(alive);
+        var legsRemoved = false;
+        foreach (var path in vanished)
+        {
+            legsRemoved |= RemoveLegs(path);
+        }
+
+        if (legsRemoved)
+        {
+            changed.Add("task-legs");
+        }
+
         var reported = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, e) in failures)
         {
@@ -156,6 +182,55 @@ public sealed partial class TaskNamespaceSync(
 
         _reported = reported;
         return new TaskSyncResult(changed, errors);
+    }
+
+    /// <summary>
+    /// Completes when a namespace this node serves (a task's, with a resolver or known legs) that existed when the wait
+    /// began no longer does: a runtime deleting a task's namespace changes nothing in the store, and its legs must not
+    /// wait for the resync. A stat per namespace every <see cref="VanishedPoll"/>.
+    /// </summary>
+    public async Task NamespaceVanishedAsync(CancellationToken ct)
+    {
+        var watched = Watched().Where(File.Exists).ToList();
+        while (true)
+        {
+            await Task.Delay(VanishedPoll, ct).ConfigureAwait(false);
+            if (watched.Exists(p => !File.Exists(p)))
+            {
+                return;
+            }
+
+            // Legs a runtime attached since the pass are recorded now, so they are removed with their namespace.
+            LearnLegs(legs?.Namespaces ?? []);
+        }
+    }
+
+    private IEnumerable<string> Watched() => resolvers.Namespaces.Concat(legs?.Namespaces ?? []).Distinct(StringComparer.Ordinal);
+
+    /// <summary>Records the legs of the task namespaces at <paramref name="paths"/> (see <see cref="TaskLegs.Learn"/>); a failure is logged and tried again next time.</summary>
+    private void LearnLegs(IReadOnlyCollection<string> paths)
+    {
+        try
+        {
+            legs?.Learn(paths);
+        }
+        catch (Mesh.Ipvs.Netlink.NetlinkException e)
+        {
+            LogLegsUnreadable(string.Join(' ', paths), e.Message);
+        }
+    }
+
+    private bool RemoveLegs(string path)
+    {
+        try
+        {
+            return legs?.Remove(path).Count > 0;
+        }
+        catch (Mesh.Ipvs.Netlink.NetlinkException e)
+        {
+            LogLegsUnreadable(path, e.Message);
+            return false;
+        }
     }
 
     private async Task<List<string>> ConvergeAsync(ClusterState state, ServiceTask task, ClusterService service, string path, CancellationToken ct)
@@ -201,6 +276,9 @@ public sealed partial class TaskNamespaceSync(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Task {Task} converges again")]
     private partial void LogTaskRecovered(string task);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The legs of task namespace {Path} could not be read or removed (tried again next pass): {Reason}")]
+    private partial void LogLegsUnreadable(string path, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Task namespace {Path} vanished while syncing: {Reason}")]
     private partial void LogTaskNamespaceVanished(string path, string reason);

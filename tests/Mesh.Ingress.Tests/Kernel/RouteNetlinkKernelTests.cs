@@ -74,6 +74,24 @@ public sealed class RouteNetlinkKernelTests : IAsyncLifetime
         Assert.Equal(bridge.Index, read["vx-t"].MasterIndex);
         Assert.False(read.ContainsKey("eth0")); // created in the other namespace
 
+        // Each end of the leg names the other (IFLA_LINK) in another namespace (IFLA_LINK_NETNSID): how the daemon finds a task's legs.
+        using (var peer = RouteHandle.Open($"/var/run/netns/{_peer}"))
+        {
+            var inside = peer.RequireLink("eth0");
+            Assert.Equal((read["leg-t"].Index, true), (inside.PeerIndex, inside.PeerNetnsId is not null));
+            Assert.Equal((inside.Index, true), (read["leg-t"].PeerIndex, read["leg-t"].PeerNetnsId is not null));
+        }
+
+        Assert.Null(read["br-t"].PeerNetnsId);
+
+        // The id a namespace is known by here is the one its veths' IFLA_LINK_NETNSID say (how the daemon finds the legs
+        // of a deleted task namespace); one without an id yet is given one, the same on every ask, as ip netns list-id shows.
+        Assert.Equal(read["leg-t"].PeerNetnsId, h.GetOrAssignNetnsId($"/var/run/netns/{_peer}"));
+        var own = h.GetOrAssignNetnsId("/proc/self/ns/net");
+        Assert.NotEqual(read["leg-t"].PeerNetnsId, own);
+        Assert.Equal(own, h.GetOrAssignNetnsId("/proc/self/ns/net"));
+        Assert.Contains($"nsid {own} ", await Shell.CheckedAsync("ip", "-n", _ns, "netns", "list-id"), StringComparison.Ordinal);
+
         // FDB and neighbours, as the overlays write them.
         h.ReplaceNeighbour(Neighbour.Fdb(vxlan.Index, "02:42:0a:ff:00:05", IPAddress.Parse("192.168.50.3")), "vx-t");
         h.ReplaceNeighbour(Neighbour.Arp(vxlan.Index, IPAddress.Parse("10.255.0.5"), "02:42:0a:ff:00:05"), "vx-t");

@@ -31,6 +31,12 @@ public sealed record Link
 
     public VxlanSettings? Vxlan { get; init; }
 
+    /// <summary>IFLA_LINK as read back: for a veth, the ifindex of its other end (in the namespace <see cref="PeerNetnsId"/> names, when set), 0 when none.</summary>
+    public int PeerIndex { get; init; }
+
+    /// <summary>IFLA_LINK_NETNSID as read back: the other end is in another namespace, known here by this id; null when in the same one.</summary>
+    public int? PeerNetnsId { get; init; }
+
     /// <summary>The other end of a veth pair, when creating one.</summary>
     public VethPeer? Peer { get; init; }
 }

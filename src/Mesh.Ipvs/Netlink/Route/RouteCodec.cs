@@ -141,7 +141,44 @@ public static class RouteCodec
             MasterIndex = (int)a.GetU32OrDefault(IFLA_MASTER, "IFLA_MASTER"),
             Mac = a.TryGet(IFLA_ADDRESS, out var mac) && mac.Length == 6 ? FormatMac(mac.Span) : null,
             Vxlan = vxlan,
+            PeerIndex = (int)a.GetU32OrDefault(IFLA_LINK, "IFLA_LINK"),
+            PeerNetnsId = a.Has(IFLA_LINK_NETNSID) ? (int)a.GetU32(IFLA_LINK_NETNSID, "IFLA_LINK_NETNSID") : null,
         };
+    }
+
+    // ---- namespace ids ----
+
+    /// <summary>struct rtgenmsg with family AF_UNSPEC, padded.</summary>
+    private static readonly byte[] RtGenMsgUnspec = new byte[RTGENMSG_LEN];
+
+    /// <summary>
+    /// RTM_GETNSID (<c>ip netns list-id</c> for one namespace): the id the asking namespace knows the namespace open as
+    /// <paramref name="namespaceFd"/> by, the one its links' IFLA_LINK_NETNSID say. One RTM_NEWNSID reply.
+    /// </summary>
+    public static void GetNetnsId(NetlinkWriter w, uint seq, int namespaceFd)
+    {
+        w.BeginMessage(RTM_GETNSID, RequestAck, seq);
+        w.PutHeader(RtGenMsgUnspec);
+        w.PutU32(NETNSA_FD, checked((uint)namespaceFd));
+        w.EndMessage();
+    }
+
+    /// <summary>RTM_NEWNSID with NETNSA_NSID -1 (<c>ip netns set NAME auto</c>): the kernel gives the namespace the lowest free id; EEXIST when it has one.</summary>
+    public static void AssignNetnsId(NetlinkWriter w, uint seq, int namespaceFd)
+    {
+        w.BeginMessage(RTM_NEWNSID, RequestAck, seq);
+        w.PutHeader(RtGenMsgUnspec);
+        w.PutU32(NETNSA_FD, checked((uint)namespaceFd));
+        w.PutU32(NETNSA_NSID, unchecked((uint)NETNSA_NSID_NOT_ASSIGNED));
+        w.EndMessage();
+    }
+
+    /// <summary>The id in an RTM_NEWNSID reply; null when the namespace has none (NETNSA_NSID_NOT_ASSIGNED).</summary>
+    public static int? ParseNetnsId(NetlinkMessage m, string operation)
+    {
+        var p = Body(m, RTM_NEWNSID, RTGENMSG_LEN, operation);
+        int id = (int)NetlinkAttributes.Parse(p[RTGENMSG_LEN..], operation).GetU32(NETNSA_NSID, "NETNSA_NSID");
+        return id < 0 ? null : id;
     }
 
     // ---- addresses ----

@@ -30,6 +30,8 @@ internal static class RouteConstants
     public const ushort RTM_NEWRULE = 32;
     public const ushort RTM_DELRULE = 33;
     public const ushort RTM_GETRULE = 34;
+    public const ushort RTM_NEWNSID = 88;
+    public const ushort RTM_GETNSID = 90;
 
     // nlmsg_flags for NEW requests
     public const ushort NLM_F_REPLACE = 0x100;
@@ -49,6 +51,17 @@ internal static class RouteConstants
     public const ushort IFLA_LINKINFO = 18;
     public const ushort IFLA_NET_NS_FD = 28;
     public const ushort IFLA_EXT_MASK = 29;
+    public const ushort IFLA_LINK_NETNSID = 37;
+
+    // struct rtgenmsg { u8 family; }, padded to NLMSG_ALIGNTO as the kernel parses it (net_namespace.c)
+    public const int RTGENMSG_LEN = 4;
+
+    // NETNSA_* (net_namespace.h)
+    public const ushort NETNSA_NSID = 1;
+    public const ushort NETNSA_FD = 3;
+
+    /// <summary>NETNSA_NSID_NOT_ASSIGNED: the namespace has no id in the asking one yet.</summary>
+    public const int NETNSA_NSID_NOT_ASSIGNED = -1;
 
     // IFLA_INFO_*
     public const ushort IFLA_INFO_KIND = 1;

@@ -111,6 +111,61 @@ public sealed class RouteHandle : IDisposable
         }
     }
 
+    // ---- namespace ids ----
+
+    /// <summary>
+    /// The id this handle's namespace knows the namespace at <paramref name="netnsPath"/> by (what its links'
+    /// <see cref="Link.PeerNetnsId"/> say for a veth into it), given one first when it has none. The namespace file is
+    /// open only for the request: nothing keeps the namespace alive afterwards. The id names the namespace while it
+    /// lives; the kernel may give it to another one after (see <see cref="HoldNamespace"/>).
+    /// </summary>
+    public int GetOrAssignNetnsId(string netnsPath)
+    {
+        using var hold = HoldNamespace(netnsPath);
+        return hold.Id;
+    }
+
+    /// <summary>
+    /// Opens the network namespace file at <paramref name="netnsPath"/> (refused when it is no network namespace, or a
+    /// symlink outside /proc: see <see cref="NetworkNamespace.Identify"/>; <see cref="FileNotFoundException"/> when
+    /// absent) and returns it held, with the id this handle's namespace knows it by (given one first when it has none).
+    /// </summary>
+    public NamespaceHold HoldNamespace(string netnsPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(netnsPath);
+        string op = $"RTM_GETNSID {netnsPath}";
+        var (fd, ns) = NetworkNamespace.OpenIdentified(netnsPath);
+        try
+        {
+            if (ReadNetnsId(op, fd) is not { } id)
+            {
+                try
+                {
+                    Exchange($"RTM_NEWNSID {netnsPath} auto", false, (w, seq) => RouteCodec.AssignNetnsId(w, seq, fd));
+                }
+                catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
+                {
+                    // Given one meanwhile (a veth into it was created).
+                }
+
+                id = ReadNetnsId(op, fd) ?? throw new NetlinkProtocolException(op + Where, "still no id after RTM_NEWNSID");
+            }
+
+            return new NamespaceHold(fd, ns, id);
+        }
+        catch
+        {
+            LibC.close(fd);
+            throw;
+        }
+    }
+
+    private int? ReadNetnsId(string op, int fd)
+    {
+        var replies = Exchange(op, false, (w, seq) => RouteCodec.GetNetnsId(w, seq, fd));
+        return replies.Count == 0 ? throw new NetlinkProtocolException(op + Where, "no RTM_NEWNSID before the ACK") : RouteCodec.ParseNetnsId(replies[0], op);
+    }
+
     // ---- addresses ----
 
     public IReadOnlyList<Address> GetAddresses(AddressFamilyFilter family = AddressFamilyFilter.All)
