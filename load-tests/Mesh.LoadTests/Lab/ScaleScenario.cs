@@ -13,7 +13,8 @@ namespace Mesh.LoadTests.Lab;
 
 /// <summary>
 /// Control-plane programming time for N services × T tasks, through the daemon's real code: the ingress
-/// sandbox's nftables table (per service only map elements: <see cref="IngressSandboxTable.Build"/> + <see cref="NftPlanner.Plan"/> + one nf_tables netlink batch,
+/// sandbox's nftables table (per service only map elements: <see cref="IngressSandboxTable.Builder"/> + the executor's
+/// <see cref="NftTableMemory"/> (planning by the services that changed) + one nf_tables netlink batch,
 /// planned against the state the executor last wrote, as the daemon does between resyncs; the resync's
 /// reading it back over netlink is timed apart) and the host's iptables rules
 /// (<see cref="HostRules.Build"/> + <see cref="IptablesPlanner.Plan"/> + <c>iptables-restore --noflush</c>), cold and
@@ -112,9 +113,19 @@ public static class ScaleScenario
             var wholePlan = NftPlanner.Plan(desired2, written); // the whole-table planner (cold start, drift): stabilize the slots, diff every map
             var wholePlanMs = sw.Elapsed.TotalMilliseconds;
             var memory = NftTableMemory.Of(desired, desired); // what the executor remembers after the cold write
-            sw.Restart();
-            var changePlan = memory.Plan(desired2)?.Batch; // the planning alone, as the executor does it: the changed service's groups
-            var changePlanMs = sw.Elapsed.TotalMilliseconds;
+            GC.Collect(); // the whole-table plan's garbage is not the change's planning
+            GC.WaitForPendingFinalizers();
+            // The planning alone, as the executor does it (the changed service's groups; Plan changes nothing): the fastest
+            // of 5, as a daemon that plans pass after pass runs it (the first calls pay the JIT's tiering, ~10-20 ms here).
+            var changePlan = memory.Plan(desired2)?.Batch;
+            var changePlanMs = double.MaxValue;
+            for (var i = 0; i < 5; i++)
+            {
+                sw.Restart();
+                _ = memory.Plan(desired2);
+                changePlanMs = Math.Min(changePlanMs, sw.Elapsed.TotalMilliseconds);
+            }
+
             if ((changePlan?.Count ?? 0) != (wholePlan?.Count ?? 0))
                 throw new InvalidOperationException($"scale: the change planned by service ({changePlan?.Count ?? 0} messages) differs from the whole-table plan ({wholePlan?.Count ?? 0})");
             var changeBatch = changePlan?.Build();
@@ -256,7 +267,7 @@ public static class ScaleScenario
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
         md.AppendLine("ours = the sandbox's nftables table (per service only map elements; a shared picking chain per balancing mode and task count) through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
                       "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
-        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning / commit alone | change: building the desired table (services kept) / whole-table planning | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning (fastest of 5) / commit alone | change: building the desired table (services kept) / whole-table planning | naive script | build desired state | retained / allocated |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {

@@ -10,6 +10,8 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// <paramref name="trustFor"/> instead of reading the table again. When the trust runs out (the periodic resync) it asks
 /// the namespace's ruleset generation: unchanged since what it knows was exact, nobody committed anything, and the trust
 /// is renewed without a read; otherwise, or after a failure, it reads the table again, which repairs any drift.
+/// Between reads it plans a change from its <see cref="NftTableMemory"/>, by the services (element groups) that changed,
+/// not the whole table; after a read the whole table is planned against what was read.
 /// A handle (socket) is opened per converge and only when needed: its socket keeps the namespace alive.
 /// </summary>
 public sealed class NfTablesExecutor(TimeSpan trustFor)
