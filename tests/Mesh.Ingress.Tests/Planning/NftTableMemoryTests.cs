@@ -30,7 +30,7 @@ public class NftTableMemoryTests
         var memory = NftTableMemory.Of(first, first); // written cold: nothing to stabilize against
         var whole = NftPlanner.Expected(first);     // the whole-table path's remembered state, evolved apart
         var planned = 0;
-        for (var step = 0; step < 50; step++)
+        for (var step = 0; step < 40; step++)
         {
             (state, health) = random.Next(8) == 0 ? (state, health) : cluster.Next(); // sometimes the same state again
             var desired = builder.Build(state, Sandbox, "n1", health);
@@ -62,13 +62,13 @@ public class NftTableMemoryTests
             planned += change.Batch is null ? 0 : 1;
         }
 
-        Assert.True(planned > 15, $"seed {seed}: only {planned} of 50 steps changed anything");
+        Assert.True(planned > 12, $"seed {seed}: only {planned} of 40 steps changed anything");
     }
 
     public static TheoryData<int> Seeds()
     {
         var seeds = new TheoryData<int>();
-        for (var seed = 1; seed <= 16; seed++)
+        for (var seed = 1; seed <= 10; seed++)
         {
             seeds.Add(seed);
         }

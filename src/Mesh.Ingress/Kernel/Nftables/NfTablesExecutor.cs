@@ -81,14 +81,19 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         // Slots numgen picks stay where the kernel holds them (the remembered state below must say so too).
         var stable = NftPlanner.Stabilize(desired, actual);
         var batch = NftPlanner.PlanStable(stable, actual);
-        var remembered = NftTableMemory.Of(desired, stable);
+        // A table built flat (a task's VIP table) is planned whole every time: nothing to keep for it.
+        var remembered = desired.Maps.All(m => m.Groups is not null) ? NftTableMemory.Of(desired, stable) : null;
         if (batch is null)
         {
-            Attach(key, remembered); // what is known is exactly this plan: the next change is planned from here
+            if (remembered is not null)
+            {
+                Attach(key, remembered); // what is known is exactly this plan: the next change is planned from here
+            }
+
             return false;
         }
 
-        Commit(handle, key, batch, exactAt, null, remembered);
+        Commit(handle, key, batch, exactAt, remembered is null ? NftPlanner.Expected(stable) : null, remembered);
         return true;
     }
 
