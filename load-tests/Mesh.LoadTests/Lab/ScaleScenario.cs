@@ -31,7 +31,7 @@ public static class ScaleScenario
     public sealed record Row(int Services, int Tasks, double BuildMs, long RetainedBytes, long AllocatedBytes,
         double NftColdMs, double HostColdMs, double NftChangeMs, double HostChangeMs, long NftScriptBytes, long NftChangeBytes,
         double IptColdMs, double IptChangeMs, long IptScriptBytes, int BackendsRead, double NftChangeReadMs, double NftResyncMs,
-        int ChangeProcesses, int ChangeMessages, double ChangePlanMs, double ChangeCommitMs, double ChangeBuildMs, double WholePlanMs);
+        int ChangeProcesses, int ChangeMessages, double ChangePlanMs, double ChangeCommitMs, double ChangeBuildMs, double WholePlanMs, double ReadStructureMs, double ReadElementsMs);
 
     public static async Task<int> RunAsync(IReadOnlyList<int> sizes, int tasksPerService, Settings s, CancellationToken ct)
     {
@@ -160,6 +160,23 @@ public static class ScaleScenario
             }
 
             var nftRead = sw.Elapsed.TotalMilliseconds;
+
+            // Where the read goes: the table's chains and rules (what a rule added by hand shows in) apart from the named
+            // maps' elements (a dump per map), read again on their own.
+            double readStructure, readElements;
+            using (var handle = NfTablesHandle.Open(nsOurs.Path))
+            {
+                sw.Restart();
+                _ = handle.GetChains(Family.Ip, IngressSandboxTable.Name);
+                _ = handle.GetRules(Family.Ip, IngressSandboxTable.Name);
+                var sets = handle.GetSets(Family.Ip, IngressSandboxTable.Name);
+                readStructure = sw.Elapsed.TotalMilliseconds;
+                sw.Restart();
+                foreach (var set in sets)
+                    _ = handle.GetElements(Family.Ip, IngressSandboxTable.Name, set.Name);
+                readElements = sw.Elapsed.TotalMilliseconds;
+            }
+
             if (NftPlanner.Plan(desired2, actual) is { } drift)
                 throw new InvalidOperationException($"scale: after the change the table differs from the plan: {string.Join("; ", drift.Operations.Take(5))}");
             var backendsRead = actual.Maps[IngressSandboxTable.BackendsMap].Count;
@@ -188,7 +205,7 @@ public static class ScaleScenario
             return new Row(n, t, Math.Round(buildMs, 1), retained, allocated, Math.Round(nftCold, 1), Math.Round(hostCold, 1), Math.Round(nftChange, 1), Math.Round(hostChange, 1),
                 coldBatch.Length, changeBatch?.Length ?? 0,
                 Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), backendsRead, Math.Round(nftRead, 1), Math.Round(nftResync, 2),
-                changeProcesses, changePlan?.Count ?? 0, Math.Round(changePlanMs, 2), Math.Round(changeCommitMs, 2), Math.Round(changeBuildMs, 1), Math.Round(wholePlanMs, 1));
+                changeProcesses, changePlan?.Count ?? 0, Math.Round(changePlanMs, 2), Math.Round(changeCommitMs, 2), Math.Round(changeBuildMs, 1), Math.Round(wholePlanMs, 1), Math.Round(readStructure, 2), Math.Round(readElements, 1));
         }
         finally
         {
@@ -267,12 +284,12 @@ public static class ScaleScenario
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
         md.AppendLine("ours = the sandbox's nftables table (per service only map elements; a shared picking chain per balancing mode and task count) through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
                       "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
-        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning (fastest of 5) / commit alone | change: building the desired table (services kept) / whole-table planning | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink; chains + rules / elements, read again apart) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning (fastest of 5) / commit alone | change: building the desired table (services kept) / whole-table planning | naive script | build desired state | retained / allocated |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {
             var oursChange = r.NftChangeMs + r.HostChangeMs;
-            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({r.NftChangeMs.ToString("0.00", inv)} ms + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} / {r.NftResyncMs.ToString("0.00", inv)} ms | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {r.ChangePlanMs.ToString("0.00", inv)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {Ms(r.ChangeBuildMs)} / {Ms(r.WholePlanMs)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
+            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({r.NftChangeMs.ToString("0.00", inv)} ms + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} ({r.ReadStructureMs.ToString("0.00", inv)} ms / {Ms(r.ReadElementsMs)}) / {r.NftResyncMs.ToString("0.00", inv)} ms | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {r.ChangePlanMs.ToString("0.00", inv)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {Ms(r.ChangeBuildMs)} / {Ms(r.WholePlanMs)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
         }
         md.AppendLine();
         foreach (var r in rows)
