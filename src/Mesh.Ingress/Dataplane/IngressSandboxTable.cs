@@ -32,98 +32,214 @@ public static class IngressSandboxTable
 
     /// <param name="node">This node's name: a <c>traffic=local</c> port goes to its tasks only (none when null).</param>
     /// <param name="health">This node's health verdicts: unhealthy tasks are left out (<see cref="BackendSet.Of"/>).</param>
-    public static NftDesiredTable Build(ClusterState state, string sandboxIngressAddress, string? node = null, HealthChecks.BackendHealth? health = null)
+    public static NftDesiredTable Build(ClusterState state, string sandboxIngressAddress, string? node = null, HealthChecks.BackendHealth? health = null) =>
+        new Builder().Build(state, sandboxIngressAddress, node, health);
+
+    /// <summary>One service's elements of each map (a group per map, keyed by its name) and the picking chains they go to.</summary>
+    private sealed record ServicePart(
+        IReadOnlyList<ServiceTask> Tasks, ServiceInputs Inputs, NftElementGroup Published, NftElementGroup Dispatch, NftElementGroup Backends, NftElementGroup Maglev, IReadOnlyList<string> Chains);
+
+    /// <summary>Everything a service's elements depend on: equal inputs, equal elements.</summary>
+    private sealed record ServiceInputs(ClusterService Service, IReadOnlyList<PublishedPort> Ports, IReadOnlyList<string> All, IReadOnlyList<string> Local)
     {
-        ArgumentNullException.ThrowIfNull(state);
-        var snatTo = IPAddress.TryParse(sandboxIngressAddress, out var parsed) && parsed.AddressFamily == AddressFamily.InterNetwork
-            ? parsed
-            : throw new ArgumentException($"sandbox ingress address '{sandboxIngressAddress}' is not an IPv4 address", nameof(sandboxIngressAddress));
+        public bool SameAs(ServiceInputs other) =>
+            Service.Name == other.Service.Name && Service.FirewallMark == other.Service.FirewallMark
+            && Service.LoadBalancing == other.Service.LoadBalancing && Service.Affinity == other.Service.Affinity
+            && Ports.SequenceEqual(other.Ports) && All.SequenceEqual(other.All, StringComparer.Ordinal) && Local.SequenceEqual(other.Local, StringComparer.Ordinal);
+    }
+
+    /// <summary>The service's inputs from its tasks (all states, as the cluster state lists them): the running ones by name, as <see cref="BackendSet.RunningTasksByService"/> orders them.</summary>
+    private static ServiceInputs InputsOf(IReadOnlyList<ServiceTask> tasks, ClusterService service, string? node, HealthChecks.BackendHealth? health)
+    {
+        var running = tasks.Where(t => t.State == TaskState.Running).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        return new(service,
+            MeshPorts(service).OrderBy(p => p.Protocol).ThenBy(p => p.Published).ToArray(),
+            BackendSet.Of(service, running, OverlayNetwork.IngressName, health).Addresses,
+            BackendSet.Of(service, node is null ? [] : running.Where(t => t.Node == node), OverlayNetwork.IngressName, health).Addresses);
+    }
+
+    private static ServicePart PartOf(IReadOnlyList<ServiceTask> tasks, ServiceInputs inputs)
+    {
+        var service = inputs.Service;
         var published = new List<NftElement>();
         var dispatch = new List<NftElement>();
         var backends = new List<NftElement>();
         var maglev = new List<NftElement>();
-        var chains = new SortedDictionary<string, NftChain>(StringComparer.Ordinal);
-        var tasks = BackendSet.RunningTasksByService(state);
-        foreach (var service in state.Services.Where(s => MeshPorts(s).Any()).OrderBy(s => s.Name, StringComparer.Ordinal))
+        var chains = new List<string>();
+        var mark = Mark(service.FirewallMark);
+        foreach (var p in inputs.Ports)
         {
-            var mark = Mark(service.FirewallMark);
-            var all = BackendSet.For(tasks, service, OverlayNetwork.IngressName, health);
-            var local = BackendSet.ForNode(tasks, service, OverlayNetwork.IngressName, node, health);
-            foreach (var p in MeshPorts(service).OrderBy(p => p.Protocol).ThenBy(p => p.Published))
+            var proto = HostRules.Proto(p.Protocol);
+            var portText = p.Published.ToString(CultureInfo.InvariantCulture);
+            var protoPort = NftData.Concat(NftData.U8(ProtoNumber(p.Protocol)), NftData.Be16(Port(p.Published)));
+            published.Add(new NftElement($"{proto} . {portText} : {mark}", new SetElement(protoPort, NftData.U32((uint)service.FirewallMark))));
+
+            // With no backend the packet is left alone: it is then delivered locally in the sandbox, where nothing
+            // listens, so TCP clients get an immediate reset instead of a timeout (what a node without a local task must do).
+            var isLocal = p.Traffic == TrafficPolicy.Local;
+            var addresses = isLocal ? inputs.Local : inputs.All;
+            if (addresses.Count == 0)
             {
-                var proto = HostRules.Proto(p.Protocol);
-                var portText = p.Published.ToString(CultureInfo.InvariantCulture);
-                var protoPort = NftData.Concat(NftData.U8(ProtoNumber(p.Protocol)), NftData.Be16(Port(p.Published)));
-                published.Add(new NftElement($"{proto} . {portText} : {mark}", new SetElement(protoPort, NftData.U32((uint)service.FirewallMark))));
+                continue;
+            }
 
-                // With no backend the packet is left alone: it is then delivered locally in the sandbox, where nothing
-                // listens, so TCP clients get an immediate reset instead of a timeout (what a node without a local task must do).
-                var isLocal = p.Traffic == TrafficPolicy.Local;
-                var addresses = isLocal ? local.Addresses : all.Addresses;
-                if (addresses.Count == 0)
+            var target = Port(p.Target);
+            var targetText = p.Target.ToString(CultureInfo.InvariantCulture);
+            var prefix = $"{proto} . {portText}";
+            string chain;
+            if (service.LoadBalancing == LoadBalancing.Maglev || service.Affinity == Affinity.SourceIp)
+            {
+                var table = Balancing.MaglevTable.Build(addresses);
+                chain = PickChain(Maglev, isLocal, table.Size);
+                for (var bucket = 0; bucket < table.Entries.Count; bucket++)
                 {
-                    continue;
+                    var address = table.Backends[table.Entries[bucket]];
+                    maglev.Add(new NftElement(
+                        $"{prefix} . {bucket.ToString(CultureInfo.InvariantCulture)} : {address} . {targetText}",
+                        new SetElement(NftData.Concat(protoPort, NftData.U32((uint)bucket)), NftData.Concat(NftData.Ipv4(address), NftData.Be16(target)))));
                 }
+            }
+            else
+            {
+                chain = PickChain(RoundRobin, isLocal, addresses.Count);
+                for (var slot = 0; slot < addresses.Count; slot++)
+                {
+                    backends.Add(new NftElement(
+                        $"{prefix} . {slot.ToString(CultureInfo.InvariantCulture)} : {addresses[slot]} . {targetText}",
+                        new SetElement(NftData.Concat(protoPort, NftData.U32((uint)slot)), NftData.Concat(NftData.Ipv4(addresses[slot]), NftData.Be16(target)))));
+                }
+            }
 
-                var target = Port(p.Target);
-                var targetText = p.Target.ToString(CultureInfo.InvariantCulture);
-                var prefix = $"{proto} . {portText}";
-                string chain;
-                if (service.LoadBalancing == LoadBalancing.Maglev || service.Affinity == Affinity.SourceIp)
-                {
-                    var table = Balancing.MaglevTable.Build(addresses);
-                    chain = PickChain(Maglev, isLocal, table.Size);
-                    for (var bucket = 0; bucket < table.Entries.Count; bucket++)
-                    {
-                        var address = table.Backends[table.Entries[bucket]];
-                        maglev.Add(new NftElement(
-                            $"{prefix} . {bucket.ToString(CultureInfo.InvariantCulture)} : {address} . {targetText}",
-                            new SetElement(NftData.Concat(protoPort, NftData.U32((uint)bucket)), NftData.Concat(NftData.Ipv4(address), NftData.Be16(target)))));
-                    }
-                }
-                else
-                {
-                    chain = PickChain(RoundRobin, isLocal, addresses.Count);
-                    for (var slot = 0; slot < addresses.Count; slot++)
-                    {
-                        backends.Add(new NftElement(
-                            $"{prefix} . {slot.ToString(CultureInfo.InvariantCulture)} : {addresses[slot]} . {targetText}",
-                            new SetElement(NftData.Concat(protoPort, NftData.U32((uint)slot)), NftData.Concat(NftData.Ipv4(addresses[slot]), NftData.Be16(target)))));
-                    }
-                }
+            chains.Add(chain);
+            dispatch.Add(new NftElement(
+                $"{mark} . {prefix} : goto {chain}",
+                new SetElement(NftData.Concat(NftData.U32((uint)service.FirewallMark), protoPort), Verdict: Verdict.Goto(chain))));
+        }
 
-                if (!chains.ContainsKey(chain))
-                {
-                    chains[chain] = PickChainOf(chain);
-                }
+        var key = service.Name;
+        return new ServicePart(tasks, inputs, new(key, published), new(key, dispatch), new(key, backends), new(key, maglev), chains);
+    }
 
-                dispatch.Add(new NftElement(
-                    $"{mark} . {prefix} : goto {chain}",
-                    new SetElement(NftData.Concat(NftData.U32((uint)service.FirewallMark), protoPort), Verdict: Verdict.Goto(chain))));
+    /// <summary>
+    /// Builds the sandbox's table pass after pass, keeping each service's elements between passes: a service whose
+    /// inputs (ports, mark, balancing, backend addresses after health) are unchanged gives the same element groups
+    /// (the same objects), so the executor skips them without comparing (<see cref="NftTableMemory"/>), and the same
+    /// state again gives the same table. One per sandbox (the dataplane's); one pass at a time.
+    /// </summary>
+    public sealed class Builder
+    {
+        private readonly Lock _gate = new();
+        private Dictionary<string, ServicePart> _parts = new(StringComparer.Ordinal);
+        private (ClusterState State, string Address, string? Node, HealthChecks.BackendHealth? Health, NftDesiredTable Table)? _last;
+
+        /// <inheritdoc cref="IngressSandboxTable.Build"/>
+        public NftDesiredTable Build(ClusterState state, string sandboxIngressAddress, string? node = null, HealthChecks.BackendHealth? health = null)
+        {
+            ArgumentNullException.ThrowIfNull(state);
+            lock (_gate)
+            {
+                return BuildLocked(state, sandboxIngressAddress, node, health);
             }
         }
 
-        return new NftDesiredTable(
-            Ip,
-            Name,
-            [
-                new NftMap("map published-ports { type inet_proto . inet_service : mark; }",
-                    new Set(Ip, Name, "published-ports", SetDataType.Concat(SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Mark, UserData = PublishedPortsUserData },
-                    published),
-                new NftMap($"map {PortChainsMap} {{ type mark . inet_proto . inet_service : verdict; }}",
-                    new Set(Ip, Name, PortChainsMap, SetDataType.Concat(SetDataType.Mark, SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Verdict, UserData = PortChainsUserData },
-                    dispatch),
-                new NftMap($"map {BackendsMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
-                    new Set(Ip, Name, BackendsMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
-                    backends) { Slotted = true },
-                // Declared by numgen too (the key's types are the same): nft 1.0.6 crashes printing a map declared by jhash.
-                new NftMap($"map {MaglevMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
-                    new Set(Ip, Name, MaglevMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
-                    maglev),
-            ],
-            [MarkPublished(), Dispatch(), SourceNat(snatTo)],
-            chains.Values.ToList(),
-            PickChainPrefix);
+        private NftDesiredTable BuildLocked(ClusterState state, string sandboxIngressAddress, string? node, HealthChecks.BackendHealth? health)
+        {
+            if (_last is { } last && ReferenceEquals(last.State, state) && last.Address == sandboxIngressAddress && last.Node == node && ReferenceEquals(last.Health, health))
+            {
+                return last.Table; // a resync of the same state: the same value, nothing to plan
+            }
+
+            var snatTo = IPAddress.TryParse(sandboxIngressAddress, out var parsed) && parsed.AddressFamily == AddressFamily.InterNetwork
+                ? parsed
+                : throw new ArgumentException($"sandbox ingress address '{sandboxIngressAddress}' is not an IPv4 address", nameof(sandboxIngressAddress));
+            // Tasks by service in one pass, unsorted: a service whose record and task objects are the ones of the last pass
+            // (and whose health verdicts cannot have changed) keeps its part without sorting or comparing anything else.
+            var tasks = new Dictionary<string, List<ServiceTask>>(StringComparer.OrdinalIgnoreCase);
+            foreach (var task in state.Tasks)
+            {
+                if (!tasks.TryGetValue(task.Service, out var list))
+                {
+                    tasks[task.Service] = list = [];
+                }
+
+                list.Add(task);
+            }
+
+            var sameView = _last is { } previous && previous.Node == node;
+            var sameHealth = _last is { } before && ReferenceEquals(before.Health, health);
+            var parts = new Dictionary<string, ServicePart>(_parts.Count, StringComparer.Ordinal);
+            var (published, dispatch, backends, maglev) = (new List<NftElementGroup>(), new List<NftElementGroup>(), new List<NftElementGroup>(), new List<NftElementGroup>());
+            var chains = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var service in state.Services.Where(s => MeshPorts(s).Any()).OrderBy(s => s.Name, StringComparer.Ordinal))
+            {
+                var own = tasks.TryGetValue(service.Name, out var list) ? (IReadOnlyList<ServiceTask>)list : [];
+                ServicePart part;
+                if (_parts.TryGetValue(service.Name, out var known) && sameView && (sameHealth || service.HealthCheck is null)
+                    && ReferenceEquals(known.Inputs.Service, service) && SameObjects(known.Tasks, own))
+                {
+                    part = known;
+                }
+                else
+                {
+                    var inputs = InputsOf(own, service, node, health);
+                    part = known is not null && known.Inputs.SameAs(inputs) ? known with { Tasks = own, Inputs = inputs } : PartOf(own, inputs);
+                }
+
+                if (!parts.TryAdd(service.Name, part))
+                {
+                    throw new InvalidOperationException($"service {service.Name} is in the cluster state twice");
+                }
+
+                published.Add(part.Published);
+                dispatch.Add(part.Dispatch);
+                backends.Add(part.Backends);
+                maglev.Add(part.Maglev);
+                chains.UnionWith(part.Chains);
+            }
+
+            var table = new NftDesiredTable(
+                Ip,
+                Name,
+                [
+                    NftMap.Grouped("map published-ports { type inet_proto . inet_service : mark; }",
+                        new Set(Ip, Name, "published-ports", SetDataType.Concat(SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Mark, UserData = PublishedPortsUserData },
+                        published),
+                    NftMap.Grouped($"map {PortChainsMap} {{ type mark . inet_proto . inet_service : verdict; }}",
+                        new Set(Ip, Name, PortChainsMap, SetDataType.Concat(SetDataType.Mark, SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Verdict, UserData = PortChainsUserData },
+                        dispatch),
+                    NftMap.Grouped($"map {BackendsMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                        new Set(Ip, Name, BackendsMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
+                        backends) with { Slotted = true },
+                    // Declared by numgen too (the key's types are the same): nft 1.0.6 crashes printing a map declared by jhash.
+                    NftMap.Grouped($"map {MaglevMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                        new Set(Ip, Name, MaglevMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
+                        maglev),
+                ],
+                [MarkPublished(), Dispatch(), SourceNat(snatTo)],
+                chains.Select(PickChainOf).ToList(),
+                PickChainPrefix);
+            _parts = parts;
+            _last = (state, sandboxIngressAddress, node, health, table);
+            return table;
+        }
+
+        private static bool SameObjects(IReadOnlyList<ServiceTask> a, IReadOnlyList<ServiceTask> b)
+        {
+            if (a.Count != b.Count)
+            {
+                return false;
+            }
+
+            for (var i = 0; i < a.Count; i++)
+            {
+                if (!ReferenceEquals(a[i], b[i]))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
     }
 
     private const Family Ip = Mesh.Ipvs.Netlink.NfTables.Family.Ip;

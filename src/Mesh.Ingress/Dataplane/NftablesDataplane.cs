@@ -9,10 +9,13 @@ namespace Mesh.Ingress.Dataplane;
 /// <param name="health">This node's health verdicts (none: every task is a backend).</param>
 public sealed class NftablesDataplane(NfTablesExecutor nft, IngressSandbox sandbox, HealthChecks.TaskHealthMonitor? health = null) : IDataplane
 {
+    // Keeps each service's elements between passes, so a change is planned by the services it touched.
+    private readonly IngressSandboxTable.Builder _sandboxTable = new();
+
     public string Name => "nftables";
 
     public Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken) =>
-        nft.ConvergeAsync(sandbox.Netns, IngressSandboxTable.Build(state, node.IngressSandboxIp, node.Name, health?.Snapshot), Family.Ip, IngressSandboxTable.Name, cancellationToken);
+        nft.ConvergeAsync(sandbox.Netns, _sandboxTable.Build(state, node.IngressSandboxIp, node.Name, health?.Snapshot), Family.Ip, IngressSandboxTable.Name, cancellationToken);
 
     public Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken)
     {

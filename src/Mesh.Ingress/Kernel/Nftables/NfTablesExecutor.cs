@@ -10,6 +10,8 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// <paramref name="trustFor"/> instead of reading the table again. When the trust runs out (the periodic resync) it asks
 /// the namespace's ruleset generation: unchanged since what it knows was exact, nobody committed anything, and the trust
 /// is renewed without a read; otherwise, or after a failure, it reads the table again, which repairs any drift.
+/// Between reads it plans a change from its <see cref="NftTableMemory"/>, by the services (element groups) that changed,
+/// not the whole table; after a read the whole table is planned against what was read.
 /// A handle (socket) is opened per converge and only when needed: its socket keeps the namespace alive.
 /// </summary>
 public sealed class NfTablesExecutor(TimeSpan trustFor)
@@ -40,7 +42,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
 
     private bool Converge(LazyHandle handle, (string, Family, string) key, NftDesiredTable? desired, Family family, string table)
     {
-        var (actual, exactAt) = Trusted(key, handle);
+        var (actual, exactAt, memory) = Trusted(key, handle);
         if (actual is null)
         {
             var readAt = Generation(handle);
@@ -48,19 +50,59 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
             actual = Read(handle, family, table);
             var after = Generation(handle);
             exactAt = readAt is not null && after == readAt ? after : null; // a commit during the read: not exact
-            Remember(key, actual, exactAt);
+            Remember(key, actual, exactAt, null);
+        }
+
+        if (desired is null)
+        {
+            if (!actual.Exists)
+            {
+                return false;
+            }
+
+            Commit(handle, key, NftPlanner.Delete(family, table), exactAt, NftTableState.Missing, null);
+            return true;
+        }
+
+        // Between reads the memory plans by the services that changed (the same change as the whole-table diff); after
+        // a read, another skeleton or a table not built in groups, the whole table is planned against what is known.
+        if (memory?.Plan(desired) is { } change)
+        {
+            if (change.Batch is null)
+            {
+                memory.Apply(change);
+                return false;
+            }
+
+            Commit(handle, key, change.Batch, exactAt, null, memory, change);
+            return true;
         }
 
         // Slots numgen picks stay where the kernel holds them (the remembered state below must say so too).
-        desired = desired is null ? null : NftPlanner.Stabilize(desired, actual);
-        var batch = desired is not null
-            ? NftPlanner.PlanStable(desired, actual)
-            : actual.Exists ? NftPlanner.Delete(family, table) : null;
+        var stable = NftPlanner.Stabilize(desired, actual);
+        var batch = NftPlanner.PlanStable(stable, actual);
+        // A table built flat (a task's VIP table) is planned whole every time: nothing to keep for it.
+        var remembered = desired.Maps.All(m => m.Groups is not null) ? NftTableMemory.Of(desired, stable) : null;
         if (batch is null)
         {
+            if (remembered is not null)
+            {
+                Attach(key, remembered); // what is known is exactly this plan: the next change is planned from here
+            }
+
             return false;
         }
 
+        Commit(handle, key, batch, exactAt, remembered is null ? NftPlanner.Expected(stable) : null, remembered);
+        return true;
+    }
+
+    /// <summary>
+    /// Commits <paramref name="batch"/> and remembers what the table holds then: <paramref name="state"/>, or
+    /// <paramref name="memory"/> (with <paramref name="change"/> taken in). Forgets the table when the commit fails.
+    /// </summary>
+    private void Commit(LazyHandle handle, (string, Family, string) key, NfTablesBatch batch, uint? exactAt, NftTableState? state, NftTableMemory? memory, NftTableMemory.Change? change = null)
+    {
         // What is written is exact afterwards only if what it was planned against still was (nobody committed since)
         // and the transaction was the only commit: one generation step.
         var before = exactAt is null ? null : Generation(handle);
@@ -74,9 +116,13 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
             throw;
         }
 
+        if (change is not null)
+        {
+            memory!.Apply(change);
+        }
+
         var applied = before is not null && before == exactAt ? Generation(handle) : null;
-        Remember(key, desired is null ? NftTableState.Missing : NftPlanner.Expected(desired), applied is not null && applied == before + 1 ? applied : null);
-        return true;
+        Remember(key, state ?? memory!.State, applied is not null && applied == before + 1 ? applied : null, memory);
     }
 
     private static NftTableState Read(LazyHandle handle, Family family, string table)
@@ -111,19 +157,19 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
     /// What is known of the table, if it may be believed, and the generation it is known to be exact at: within the
     /// trust, as remembered; past it, only when the generation has not moved since (then the trust is renewed).
     /// </summary>
-    private (NftTableState? State, uint? ExactAt) Trusted((string, Family, string) key, LazyHandle handle)
+    private (NftTableState? State, uint? ExactAt, NftTableMemory? Memory) Trusted((string, Family, string) key, LazyHandle handle)
     {
         Known? entry;
         lock (_lock)
         {
             if (!_known.TryGetValue(key, out entry))
             {
-                return (null, null);
+                return (null, null, null);
             }
 
             if (Stopwatch.GetTimestamp() < entry.Until)
             {
-                return (entry.State, entry.Generation);
+                return (entry.State, entry.Generation, entry.Memory);
             }
         }
 
@@ -133,19 +179,31 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
             if (now is not null && now == entry.Generation)
             {
                 _known[key] = entry with { Until = Deadline() };
-                return (entry.State, now);
+                return (entry.State, now, entry.Memory);
             }
 
             _known.Remove(key);
-            return (null, null);
+            return (null, null, null);
         }
     }
 
-    private void Remember((string, Family, string) key, NftTableState state, uint? generation)
+    private void Remember((string, Family, string) key, NftTableState state, uint? generation, NftTableMemory? memory)
     {
         lock (_lock)
         {
-            _known[key] = new Known(state, Deadline(), generation);
+            _known[key] = new Known(state, Deadline(), generation, memory);
+        }
+    }
+
+    /// <summary>Keeps planning from <paramref name="memory"/> without renewing the trust (nothing was read or written).</summary>
+    private void Attach((string, Family, string) key, NftTableMemory memory)
+    {
+        lock (_lock)
+        {
+            if (_known.TryGetValue(key, out var entry))
+            {
+                _known[key] = entry with { ReadState = memory.State, Memory = memory };
+            }
         }
     }
 
@@ -172,8 +230,14 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         }
     }
 
-    /// <summary>What the table holds, until when to believe it without asking, and the ruleset generation it was exact at (if known).</summary>
-    private sealed record Known(NftTableState State, long Until, uint? Generation);
+    /// <summary>
+    /// What the table holds, until when to believe it without asking, the ruleset generation it was exact at (if known),
+    /// and the memory that plans the next change by what changed (what the table holds is then its live view).
+    /// </summary>
+    private sealed record Known(NftTableState ReadState, long Until, uint? Generation, NftTableMemory? Memory)
+    {
+        public NftTableState State => Memory?.State ?? ReadState;
+    }
 
     /// <summary>A handle opened on first use: a converge that trusts what it knows and has nothing to write opens none.</summary>
     private sealed class LazyHandle(string? netnsPath) : IDisposable

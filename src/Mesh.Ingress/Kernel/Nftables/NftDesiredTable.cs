@@ -30,7 +30,37 @@ public sealed record NftMap(string Declaration, Set Set, IReadOnlyList<NftElemen
     /// and replacing one value rewrites that value's element only. Element texts read <c>prefix . slot : value</c>.
     /// </summary>
     public bool Slotted { get; init; }
+
+    /// <summary>
+    /// The elements by the object they belong to (a service's), when the map was built that way: the executor then
+    /// plans a new table by the groups that changed instead of diffing every element (<see cref="NftTableMemory"/>).
+    /// <see cref="Elements"/> is their concatenation. Null for a map built flat.
+    /// </summary>
+    public IReadOnlyList<NftElementGroup>? Groups { get; init; }
+
+    /// <summary>A map whose elements are <paramref name="groups"/>' in order (keys unique across groups, a slotted prefix in one group).</summary>
+    public static NftMap Grouped(string declaration, Set set, IReadOnlyList<NftElementGroup> groups)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        var elements = new NftElement[groups.Sum(g => g.Elements.Count)];
+        var at = 0;
+        foreach (var group in groups)
+        {
+            foreach (var element in group.Elements)
+            {
+                elements[at++] = element;
+            }
+        }
+
+        return new NftMap(declaration, set, elements) { Groups = groups };
+    }
 }
+
+/// <summary>
+/// One object's elements of a map under a key unique in that map (the service's name). A builder that hands the same
+/// group object again for an unchanged object spares the executor even comparing its elements.
+/// </summary>
+public sealed record NftElementGroup(string Key, IReadOnlyList<NftElement> Elements);
 
 /// <summary>
 /// A whole Mesh-owned nftables table as desired, a pure value: the skeleton (named maps and base chains with their

@@ -27,14 +27,37 @@ public static class NftPlanner
     {
         var skeletonTag = SkeletonTag(desired);
         var batch = new NfTablesBatch();
-        var recorded = actual.Chains.GetValueOrDefault(StateChain);
-        if (!actual.Exists || recorded is not [var tag] || tag != skeletonTag
-            || desired.Maps.Any(m => !actual.Maps.ContainsKey(m.Name)) || desired.BaseChains.Any(c => !actual.Chains.ContainsKey(c.Name)))
+        if (NeedsRebuild(desired, actual, skeletonTag))
         {
             Rebuild(batch, desired, actual.Exists, skeletonTag);
             return batch;
         }
 
+        PlanChains(batch, desired, actual);
+        foreach (var map in desired.Maps)
+        {
+            var have = actual.Maps[map.Name];
+            var want = NftTableState.ByKey(map.Elements.Select(e => e.Element));
+            var delete = have.Values.Where(e => !want.TryGetValue(e.Key, out var w) || !Same(w, e)).ToList();
+            var add = want.Values.Where(e => !have.TryGetValue(e.Key, out var h) || !Same(h, e)).ToList();
+            WriteElements(batch, desired, map.Name, delete, add);
+        }
+
+        DeleteStaleChains(batch, desired, actual);
+        return batch.Count == 0 ? null : batch;
+    }
+
+    /// <summary>Whether the table must be written whole: missing, another skeleton, or a map or base chain gone.</summary>
+    internal static bool NeedsRebuild(NftDesiredTable desired, NftTableState actual, string skeletonTag)
+    {
+        var recorded = actual.Chains.GetValueOrDefault(StateChain);
+        return !actual.Exists || recorded is not [var tag] || tag != skeletonTag
+            || desired.Maps.Any(m => !actual.Maps.ContainsKey(m.Name)) || desired.BaseChains.Any(c => !actual.Chains.ContainsKey(c.Name));
+    }
+
+    /// <summary>Chains that are missing are added, chains whose tags differ flushed and refilled (a handful: no per-service chain).</summary>
+    internal static void PlanChains(NfTablesBatch batch, NftDesiredTable desired, NftTableState actual)
+    {
         foreach (var chain in desired.BaseChains.Concat(desired.Chains))
         {
             var have = actual.Chains.GetValueOrDefault(chain.Name);
@@ -50,33 +73,30 @@ public static class NftPlanner
                 AddRules(batch, desired, chain, chainTag);
             }
         }
+    }
 
-        foreach (var map in desired.Maps)
+    internal static void WriteElements(NfTablesBatch batch, NftDesiredTable desired, string map, IReadOnlyList<SetElement> delete, IReadOnlyList<SetElement> add)
+    {
+        if (delete.Count > 0)
         {
-            var have = actual.Maps[map.Name];
-            var want = NftTableState.ByKey(map.Elements.Select(e => e.Element));
-            var delete = have.Values.Where(e => !want.TryGetValue(e.Key, out var w) || !Same(w, e)).ToList();
-            var add = want.Values.Where(e => !have.TryGetValue(e.Key, out var h) || !Same(h, e)).ToList();
-            if (delete.Count > 0)
-            {
-                batch.DeleteElements(desired.Family, desired.Name, map.Name, delete.Select(e => new SetElement(e.Key)).ToList());
-            }
-
-            if (add.Count > 0)
-            {
-                batch.AddElements(desired.Family, desired.Name, map.Name, add);
-            }
+            batch.DeleteElements(desired.Family, desired.Name, map, delete.Select(e => new SetElement(e.Key)).ToList());
         }
 
-        // Stale chains go last: the elements that jumped to them were deleted above, in the same transaction.
+        if (add.Count > 0)
+        {
+            batch.AddElements(desired.Family, desired.Name, map, add);
+        }
+    }
+
+    /// <summary>Stale chains go last: the elements that jumped to them were deleted before, in the same transaction.</summary>
+    internal static void DeleteStaleChains(NfTablesBatch batch, NftDesiredTable desired, NftTableState actual)
+    {
         foreach (var stale in actual.Chains.Keys
                      .Where(n => n.StartsWith(desired.ChainPrefix, StringComparison.Ordinal) && desired.Chains.All(c => c.Name != n))
                      .Order(StringComparer.Ordinal))
         {
             batch.DeleteChain(desired.Family, desired.Name, stale);
         }
-
-        return batch.Count == 0 ? null : batch;
     }
 
     /// <summary>
@@ -101,10 +121,28 @@ public static class NftPlanner
 
     private static NftMap KeepSlots(NftMap map, IReadOnlyDictionary<NftData, SetElement> held)
     {
+        if (map.Groups is null)
+        {
+            var elements = KeepSlots(map.Name, map.Elements, held);
+            return ReferenceEquals(elements, map.Elements) ? map : map with { Elements = elements };
+        }
+
+        var groups = map.Groups.Select(g => KeepSlots(map.Name, g, held)).ToList();
+        return groups.Zip(map.Groups).All(p => ReferenceEquals(p.First, p.Second)) ? map : NftMap.Grouped(map.Declaration, map.Set, groups) with { Slotted = true };
+    }
+
+    /// <summary>One group's elements in the slots the kernel holds them in (the same group object when they already are).</summary>
+    internal static NftElementGroup KeepSlots(string map, NftElementGroup group, IReadOnlyDictionary<NftData, SetElement> held)
+    {
+        var elements = KeepSlots(map, group.Elements, held);
+        return ReferenceEquals(elements, group.Elements) ? group : group with { Elements = elements };
+    }
+
+    private static IReadOnlyList<NftElement> KeepSlots(string map, IReadOnlyList<NftElement> elements, IReadOnlyDictionary<NftData, SetElement> held)
+    {
         // One pass over runs of elements with the same prefix (a port's slots, contiguous as the tables build them). A run
         // whose every element the kernel holds as it is (looked up by its whole key: no split, no allocation) stays as
         // it is, so an unchanged table costs one lookup per element; only runs that differ are reslotted.
-        var elements = map.Elements;
         List<NftElement>? result = null;
         HashSet<NftData>? seen = null;
         var start = 0;
@@ -124,7 +162,7 @@ public static class NftPlanner
 
             if (elements[start].Element.Key.Length > 4 && !(seen ??= []).Add(SplitSlot(elements[start].Element.Key).Prefix))
             {
-                throw new InvalidOperationException($"map {map.Name}: the slots of one prefix are not contiguous, which a slotted map needs");
+                throw new InvalidOperationException($"map {map}: the slots of one prefix are not contiguous, which a slotted map needs");
             }
 
             if (inPlace || elements[start].Element.Key.Length <= 4)
@@ -140,7 +178,7 @@ public static class NftPlanner
             start = end;
         }
 
-        return result is null ? map : map with { Elements = result };
+        return result is null ? elements : result;
     }
 
     /// <summary>One prefix's elements [start, end) placed in slots 0..N-1: where the kernel holds each value if that slot is below N, else the free slots in order.</summary>
@@ -188,12 +226,18 @@ public static class NftPlanner
     public static NftTableState Expected(NftDesiredTable desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
+        return NftTableState.Of(ExpectedChains(desired), desired.Maps.ToDictionary(m => m.Name, m => NftTableState.ByKey(m.Elements.Select(e => e.Element)), StringComparer.Ordinal));
+    }
+
+    /// <summary>The chains (with their rules' tags, the state chain's skeleton tag) the kernel holds once <paramref name="desired"/> was committed.</summary>
+    internal static Dictionary<string, IReadOnlyList<string>> ExpectedChains(NftDesiredTable desired)
+    {
         var chains = desired.BaseChains.Concat(desired.Chains).ToDictionary(
             c => c.Name,
             c => (IReadOnlyList<string>)Enumerable.Repeat(ChainTag(c), Math.Max(1, c.Rules.Count)).ToArray(),
             StringComparer.Ordinal);
         chains[StateChain] = [SkeletonTag(desired)];
-        return NftTableState.Of(chains, desired.Maps.ToDictionary(m => m.Name, m => NftTableState.ByKey(m.Elements.Select(e => e.Element)), StringComparer.Ordinal));
+        return chains;
     }
 
     /// <summary>The batch that deletes the table.</summary>
@@ -252,7 +296,7 @@ public static class NftPlanner
         }
     }
 
-    private static bool Same(SetElement a, SetElement b) => a.Key == b.Key && a.Data == b.Data && a.Verdict == b.Verdict;
+    internal static bool Same(SetElement a, SetElement b) => a.Key == b.Key && a.Data == b.Data && a.Verdict == b.Verdict;
 
     public static string SkeletonTag(NftDesiredTable desired) => "skeleton=" + Hash(desired.Skeleton);
 
