@@ -7,11 +7,12 @@ using Mesh.Ipvs;
 namespace Mesh.Ingress.Tests.EndToEnd;
 
 /// <summary>
-/// Issue 11 part 6, the L4 mesh per backend: <c>mesh_l4_backend_connections{service,port,task}</c> on a node's
+/// Issue 11 part 6, the L4 mesh per backend: <c>mesh_l4_backend_connections{service,port,task,state}</c> on a node's
 /// <c>/metrics</c> against conntrack-tools' own reading of that node's ingress sandbox. Six connections are held open
 /// from mesh-client through node 3 (no task of its own: every connection crosses the overlay), so each of the three
-/// tasks has at least two (numgen round robin); the gauge is read between two <c>conntrack -L</c> listings and must lie
-/// between their counts for each task (entries of earlier tests can only expire meanwhile: nothing else connects).
+/// tasks has at least two active ones (numgen round robin); the gauge is read between two <c>conntrack -L</c> listings
+/// and must lie between their counts for each task and state (entries of earlier tests can only expire meanwhile:
+/// nothing else connects).
 /// </summary>
 public sealed partial class LabEndToEndTests
 {
@@ -44,13 +45,16 @@ public sealed partial class LabEndToEndTests
 
             var gauge = metrics.Split('\n')
                 .Where(l => l.StartsWith("mesh_l4_backend_connections{", StringComparison.Ordinal) && l.Contains("service=\"web\"", StringComparison.Ordinal) && l.Contains("port=\"8080/tcp\"", StringComparison.Ordinal))
-                .ToDictionary(l => l.Split("task=\"")[1].Split('"')[0], l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture), StringComparer.Ordinal);
-            Assert.Equal(AllTasks, gauge.Keys.Order(StringComparer.Ordinal));
+                .ToDictionary(l => (Label(l, "task"), Label(l, "state")), l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+            Assert.Equal(AllTasks, gauge.Keys.Select(k => k.Item1).Distinct().Order(StringComparer.Ordinal));
             foreach (var task in AllTasks)
             {
-                Assert.True(gauge[task] >= 2, $"{task}: {gauge[task]} connections, at least the 2 held ones expected\n{metrics}");
-                var (low, high) = (Math.Min(before.GetValueOrDefault(task), after.GetValueOrDefault(task)), Math.Max(before.GetValueOrDefault(task), after.GetValueOrDefault(task)));
-                Assert.True(gauge[task] >= low && gauge[task] <= high, $"{task}: the gauge says {gauge[task]}, conntrack -L {before.GetValueOrDefault(task)} then {after.GetValueOrDefault(task)}");
+                Assert.True(gauge[(task, "active")] >= 2, $"{task}: {gauge[(task, "active")]} active connections, at least the 2 held ones expected\n{metrics}");
+                foreach (var state in new[] { "active", "inactive" })
+                {
+                    var (was, now) = (before.GetValueOrDefault((task, state)), after.GetValueOrDefault((task, state)));
+                    Assert.True(gauge[(task, state)] >= Math.Min(was, now) && gauge[(task, state)] <= Math.Max(was, now), $"{task} {state}: the gauge says {gauge[(task, state)]}, conntrack -L {was} then {now}");
+                }
             }
         }
         finally
@@ -62,14 +66,17 @@ public sealed partial class LabEndToEndTests
     /// <summary>How long one kernel read serves scrapes (<c>L4BackendMetrics.DefaultRefreshInterval</c>), and a margin.</summary>
     private static readonly TimeSpan L4BackendMetricsRefresh = Mesh.Ingress.Telemetry.L4.L4BackendMetrics.DefaultRefreshInterval + TimeSpan.FromMilliseconds(500);
 
+    private static string Label(string sample, string name) => sample.Split($"{name}=\"")[1].Split('"')[0];
+
     /// <summary>
-    /// conntrack-tools' listing of node 3's sandbox: per task, the TCP entries whose original destination port is 8080
-    /// and whose reply comes from the task's ingress address, port 80 (the DNAT to it).
+    /// conntrack-tools' listing of node 3's sandbox: per task and state (active: ESTABLISHED, inactive: any other), the
+    /// TCP entries whose original destination port is 8080 and whose reply comes from the task's ingress address, port
+    /// 80 (the DNAT to it).
     /// </summary>
-    private static async Task<Dictionary<string, long>> ConntrackPerTaskAsync(Dictionary<string, string> tasks)
+    private static async Task<Dictionary<(string Task, string State), long>> ConntrackPerTaskAsync(Dictionary<string, string> tasks)
     {
         var listing = await Shell.CheckedAsync("ip", "netns", "exec", "mesh-n3-ingress", "conntrack", "-L", "-p", "tcp");
-        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        var counts = new Dictionary<(string, string), long>();
         foreach (var line in listing.Split('\n'))
         {
             var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -78,7 +85,8 @@ public sealed partial class LabEndToEndTests
             var dports = fields.Where(f => f.StartsWith("dport=", StringComparison.Ordinal)).Select(f => f[6..]).ToList();
             if (sources.Count == 2 && dports.Count == 2 && sports.Count == 2 && dports[0] == "8080" && sports[1] == "80" && tasks.TryGetValue(sources[1], out var task))
             {
-                counts[task] = counts.GetValueOrDefault(task) + 1;
+                var key = (task, fields.Contains("ESTABLISHED") ? "active" : "inactive");
+                counts[key] = counts.GetValueOrDefault(key) + 1;
             }
         }
 

@@ -60,16 +60,16 @@ public sealed class L4BackendMetricsTests : IDisposable
         Assert.Equal(new L4BackendKey("web", "8080/tcp,8443/tcp,5353/udp", "web.1"), directory.ByIpvs[((uint)web.FirewallMark, web1)]);
         Assert.Equal(new L4BackendKey("web", "8090/tcp", "web.1"), directory.ByIpvs[((uint)web.FirewallMark | Mesh.Ingress.Dataplane.IpvsSandboxRules.LocalTrafficMark, web1)]);
 
-        var counts = new Dictionary<L4BackendKey, long>();
-        ConntrackBackendSource.Count(directory, Entry(8080, web1, 80), counts);
-        ConntrackBackendSource.Count(directory, Entry(8080, web1, 80), counts);
+        var counts = new Dictionary<L4BackendKey, (long Active, long Inactive)>();
+        ConntrackBackendSource.Count(directory, Entry(8080, web1, 80) with { TcpState = TcpConntrackState.Established }, counts);
+        ConntrackBackendSource.Count(directory, Entry(8080, web1, 80) with { TcpState = TcpConntrackState.TimeWait }, counts);
         ConntrackBackendSource.Count(directory, Entry(8080, web1, 80, ConntrackStatus.Confirmed), counts); // not DNATed
         ConntrackBackendSource.Count(directory, Entry(8080, IPAddress.Parse("10.255.9.9"), 80), counts); // no such task
         ConntrackBackendSource.Count(directory, Entry(8091, web1, 80), counts); // host mode: not the sandbox's
         ConntrackBackendSource.Count(directory, Entry(8080, web1, 81), counts); // not the target port
         ConntrackBackendSource.Count(directory, Entry(5353, web1, 53, protocol: 17), counts);
-        Assert.Equal(2, counts[new L4BackendKey("web", "8080/tcp", "web.1")]);
-        Assert.Equal(1, counts[new L4BackendKey("web", "5353/udp", "web.1")]);
+        Assert.Equal((1, 1), counts[new L4BackendKey("web", "8080/tcp", "web.1")]);
+        Assert.Equal((0, 1), counts[new L4BackendKey("web", "5353/udp", "web.1")]); // UDP: inactive, as IPVS counts it
         Assert.Equal(2, counts.Count);
 
         var sample = IpvsBackendSource.Sample(new L4BackendKey("web", "8080/tcp", "web.1"), new IpvsDestination(web1, 0)
@@ -78,7 +78,7 @@ public sealed class L4BackendMetricsTests : IDisposable
             InactiveConnections = 3,
             Stats = new IpvsStats(7, 70, 60, 7000, 6000, 0, 0, 0, 0, 0),
         });
-        Assert.Equal(5, sample.Connections);
+        Assert.Equal((2, 3), (sample.Active, sample.Inactive));
         Assert.Equal(new L4BackendCounters(7, 70, 60, 7000, 6000), sample.Counters);
     }
 
@@ -87,7 +87,7 @@ public sealed class L4BackendMetricsTests : IDisposable
     {
         var state = State();
         var time = new ManualTime();
-        var source = new CountingSource(d => [new L4BackendSample(d.ByIpvs.Values.First(k => k.Task == "web.1" && k.Port.StartsWith("8080", StringComparison.Ordinal)), 4) { Counters = new L4BackendCounters(9, 1, 2, 3, 4) }]);
+        var source = new CountingSource(d => [new L4BackendSample(d.ByIpvs.Values.First(k => k.Task == "web.1" && k.Port.StartsWith("8080", StringComparison.Ordinal)), 4, 1) { Counters = new L4BackendCounters(9, 1, 2, 3, 4) }]);
         var metrics = new L4BackendMetrics(source, _services.GetRequiredService<IMeterFactory>(), NullLogger<L4BackendMetrics>.Instance, TimeSpan.FromSeconds(5), time);
 
         Assert.Empty(Observe()); // no state applied yet: no series, no read
@@ -95,8 +95,9 @@ public sealed class L4BackendMetricsTests : IDisposable
         metrics.Update(state);
         var first = Observe();
         Assert.Equal(1, source.Reads); // four instruments, one read
-        Assert.Equal(4, first[("mesh.l4.backend.connections", "web", "8080/tcp,8443/tcp,5353/udp", "web.1", "")]);
-        Assert.Equal(0, first[("mesh.l4.backend.connections", "web", "8080/tcp,8443/tcp,5353/udp", "web.2", "")]);
+        Assert.Equal(4, first[("mesh.l4.backend.connections", "web", "8080/tcp,8443/tcp,5353/udp", "web.1", "active")]);
+        Assert.Equal(1, first[("mesh.l4.backend.connections", "web", "8080/tcp,8443/tcp,5353/udp", "web.1", "inactive")]);
+        Assert.Equal(0, first[("mesh.l4.backend.connections", "web", "8080/tcp,8443/tcp,5353/udp", "web.2", "active")]);
         Assert.Equal(9, first[("mesh.l4.backend.connections.opened", "web", "8080/tcp,8443/tcp,5353/udp", "web.1", "")]);
         Assert.Equal(3, first[("mesh.l4.backend.bytes", "web", "8080/tcp,8443/tcp,5353/udp", "web.1", "in")]);
         Assert.Equal(4, first[("mesh.l4.backend.bytes", "web", "8080/tcp,8443/tcp,5353/udp", "web.1", "out")]);
@@ -146,10 +147,11 @@ public sealed class L4BackendMetricsTests : IDisposable
         metrics.Update(state);
         var observed = Observe();
 
-        Assert.Equal(3, observed[("mesh.l4.backend.connections", "web", "8080/tcp", "web.1", "")]);
-        Assert.Equal(0, observed[("mesh.l4.backend.connections", "web", "8080/tcp", "web.2", "")]);
-        Assert.Equal(0, observed[("mesh.l4.backend.connections", "web", "8443/tcp", "web.1", "")]);
-        Assert.Equal(8, observed.Count); // the sandbox's 4 ports x 2 tasks, nothing of IPVS's (its series, its counters)
+        Assert.Equal(3, observed[("mesh.l4.backend.connections", "web", "8080/tcp", "web.1", "active")]); // established
+        Assert.Equal(0, observed[("mesh.l4.backend.connections", "web", "8080/tcp", "web.1", "inactive")]);
+        Assert.Equal(0, observed[("mesh.l4.backend.connections", "web", "8080/tcp", "web.2", "active")]);
+        Assert.Equal(0, observed[("mesh.l4.backend.connections", "web", "8443/tcp", "web.1", "active")]);
+        Assert.Equal(16, observed.Count); // the sandbox's 4 ports x 2 tasks x 2 states, nothing of IPVS's (its series, its counters)
     }
 
     private static ConntrackEntry Entry(ushort published, IPAddress task, ushort target, ConntrackStatus status = ConntrackStatus.Confirmed | ConntrackStatus.DestinationNat, byte protocol = 6) => new(
@@ -157,7 +159,7 @@ public sealed class L4BackendMetricsTests : IDisposable
         new ConntrackTuple(task, IPAddress.Parse("10.255.0.2"), protocol, target, 40000),
         status);
 
-    private Dictionary<(string Instrument, string Service, string Port, string Task, string Direction), long> Observe()
+    private Dictionary<(string Instrument, string Service, string Port, string Task, string DirectionOrState), long> Observe()
     {
         var factory = _services.GetRequiredService<IMeterFactory>();
         var measured = new Dictionary<(string, string, string, string, string), long>();
@@ -177,7 +179,7 @@ public sealed class L4BackendMetricsTests : IDisposable
                 t[tag.Key] = (string)tag.Value!;
             }
 
-            measured.Add((instrument.Name, t["service"], t["port"], t["task"], t.GetValueOrDefault("direction", "")), value);
+            measured.Add((instrument.Name, t["service"], t["port"], t["task"], t.GetValueOrDefault("direction") ?? t.GetValueOrDefault("state", "")), value);
         });
         listener.Start();
         listener.RecordObservableInstruments();

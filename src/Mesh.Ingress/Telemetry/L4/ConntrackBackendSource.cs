@@ -5,8 +5,8 @@ namespace Mesh.Ingress.Telemetry.L4;
 /// <summary>
 /// nftables dataplane: a ctnetlink dump of the ingress sandbox's conntrack table, counting the entries the sandbox
 /// DNATed to each known task (original destination port = the published port, reply source = the task's ingress
-/// address and target port). An entry is any connection the kernel still tracks: opening, established, closing and
-/// TIME_WAIT alike, as IPVS's active + inactive connections count them. At most <paramref name="limit"/> entries are
+/// address and target port), as IPVS counts its connections: active = TCP in ESTABLISHED, inactive = any other entry
+/// (TCP opening, closing, TIME_WAIT; UDP, which IPVS counts as inactive too). At most <paramref name="limit"/> entries are
 /// read per dump; past that the counts are low and <see cref="Truncated"/> says so.
 /// </summary>
 public sealed class ConntrackBackendSource(string sandboxNetns, int limit) : IL4BackendSource
@@ -24,14 +24,14 @@ public sealed class ConntrackBackendSource(string sandboxNetns, int limit) : IL4
     public IReadOnlyList<L4BackendSample> Read(L4BackendDirectory directory)
     {
         ArgumentNullException.ThrowIfNull(directory);
-        var counts = new Dictionary<L4BackendKey, long>();
+        var counts = new Dictionary<L4BackendKey, (long Active, long Inactive)>();
         var result = ConntrackTable.Dump(sandboxNetns, limit, entry => Count(directory, entry, counts));
         Truncated = result.Truncated;
-        return counts.Select(c => new L4BackendSample(c.Key, c.Value)).ToList();
+        return counts.Select(c => new L4BackendSample(c.Key, c.Value.Active, c.Value.Inactive)).ToList();
     }
 
     /// <summary>Adds the entry to its backend's count when it is a DNAT to a known task; anything else is not counted.</summary>
-    public static void Count(L4BackendDirectory directory, ConntrackEntry entry, Dictionary<L4BackendKey, long> counts)
+    public static void Count(L4BackendDirectory directory, ConntrackEntry entry, Dictionary<L4BackendKey, (long Active, long Inactive)> counts)
     {
         ArgumentNullException.ThrowIfNull(directory);
         ArgumentNullException.ThrowIfNull(entry);
@@ -42,6 +42,7 @@ public sealed class ConntrackBackendSource(string sandboxNetns, int limit) : IL4
             return;
         }
 
-        counts[key] = counts.GetValueOrDefault(key) + 1;
+        var (active, inactive) = counts.GetValueOrDefault(key);
+        counts[key] = entry.TcpState == TcpConntrackState.Established ? (active + 1, inactive) : (active, inactive + 1);
     }
 }

@@ -4,8 +4,7 @@ namespace Mesh.Ingress.Telemetry.L4;
 
 /// <summary>
 /// ipvs dataplane: the sandbox's fwmark services and their real servers over IPVS generic netlink, as
-/// <c>ipvsadm -Ln --stats</c> shows them: connections now (active + inactive: every connection IPVS tracks to the
-/// server, TIME_WAIT included) and the cumulative counters (IPVS_DEST_ATTR_STATS64). One destination dump per known
+/// <c>ipvsadm -Ln</c> and <c>--stats</c> show them: connections now (ActiveConn, InActConn) and the cumulative counters (IPVS_DEST_ATTR_STATS64). One destination dump per known
 /// service mark; real servers of unknown tasks are left out.
 /// </summary>
 public sealed class IpvsBackendSource(string sandboxNetns) : IL4BackendSource
@@ -38,7 +37,7 @@ public sealed class IpvsBackendSource(string sandboxNetns) : IL4BackendSource
     {
         ArgumentNullException.ThrowIfNull(destination);
         var stats = destination.Stats ?? IpvsStats.Zero;
-        return new L4BackendSample(key, (long)destination.ActiveConnections + destination.InactiveConnections)
+        return new L4BackendSample(key, destination.ActiveConnections, destination.InactiveConnections)
         {
             Counters = new L4BackendCounters(Clamp(stats.Connections), Clamp(stats.InPackets), Clamp(stats.OutPackets), Clamp(stats.InBytes), Clamp(stats.OutBytes)),
         };

@@ -41,8 +41,8 @@ public sealed partial class L4BackendMetrics
         _time = time ?? TimeProvider.System;
         RefreshInterval = refreshInterval ?? DefaultRefreshInterval;
         var meter = meters.Create(MeshTelemetry.Name);
-        meter.CreateObservableGauge("mesh.l4.backend.connections", () => Observe(s => s.Connections),
-            description: "Connections the ingress sandbox's kernel tracks to the task now, by service, published port and task: conntrack entries DNATed to it (nftables) or IPVS active + inactive connections (ipvs); TIME_WAIT included");
+        meter.CreateObservableGauge("mesh.l4.backend.connections", ObserveConnections,
+            description: "Connections the ingress sandbox's kernel tracks to the task now, by service, published port, task and state (active: TCP established; inactive: TCP opening, closing or in TIME_WAIT, and UDP): conntrack entries DNATed to it (nftables), IPVS ActiveConn/InActConn (ipvs)");
         meter.CreateObservableCounter("mesh.l4.backend.connections.opened", () => ObserveCounters(c => c.Opened),
             description: "ipvs dataplane: connections IPVS scheduled to the task since its real server was added");
         meter.CreateObservableCounter("mesh.l4.backend.packets", () => ObserveDirections(c => c.InPackets, c => c.OutPackets),
@@ -77,7 +77,7 @@ public sealed partial class L4BackendMetrics
             try
             {
                 var read = _source.Read(directory).ToDictionary(s => s.Key);
-                _samples = _source.Known(directory).Select(k => read.GetValueOrDefault(k) ?? new L4BackendSample(k, 0)).ToList();
+                _samples = _source.Known(directory).Select(k => read.GetValueOrDefault(k) ?? new L4BackendSample(k, 0, 0)).ToList();
                 if (_source is ConntrackBackendSource { Truncated: true } conntrack)
                 {
                     LogTruncated(_source.Name, conntrack.Limit);
@@ -96,8 +96,12 @@ public sealed partial class L4BackendMetrics
         }
     }
 
-    private IEnumerable<Measurement<long>> Observe(Func<L4BackendSample, long> value) =>
-        Current().Select(s => new Measurement<long>(value(s), Tags(s.Key)));
+    private IEnumerable<Measurement<long>> ObserveConnections() =>
+        Current().SelectMany(s => new[]
+        {
+            new Measurement<long>(s.Active, [.. Tags(s.Key), new("state", "active")]),
+            new Measurement<long>(s.Inactive, [.. Tags(s.Key), new("state", "inactive")]),
+        });
 
     private IEnumerable<Measurement<long>> ObserveCounters(Func<L4BackendCounters, long> value) =>
         Current().Where(s => s.Counters is not null).Select(s => new Measurement<long>(value(s.Counters!), Tags(s.Key)));

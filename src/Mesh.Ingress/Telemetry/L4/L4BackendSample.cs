@@ -1,10 +1,12 @@
 namespace Mesh.Ingress.Telemetry.L4;
 
 /// <summary>
-/// What the kernel says about one backend at one moment: the connections it tracks to it now and, where the
-/// dataplane keeps them (IPVS), cumulative counters since the real server was added.
+/// What the kernel says about one backend at one moment: the connections it tracks to it now, split as IPVS splits
+/// them (<paramref name="Active"/>: TCP established; <paramref name="Inactive"/>: every other tracked connection: TCP
+/// opening, closing or in TIME_WAIT, and UDP flows) and, where the dataplane keeps them (IPVS), cumulative counters
+/// since the real server was added.
 /// </summary>
-public sealed record L4BackendSample(L4BackendKey Key, long Connections)
+public sealed record L4BackendSample(L4BackendKey Key, long Active, long Inactive)
 {
     /// <summary>IPVS's counters (connections scheduled, packets and bytes each way); null on the nftables dataplane.</summary>
     public L4BackendCounters? Counters { get; init; }
