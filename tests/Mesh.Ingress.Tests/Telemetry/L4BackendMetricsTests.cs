@@ -7,8 +7,14 @@ using Mesh.Discovery.Store;
 using Mesh.Ingress.Telemetry.L4;
 using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink.Conntrack;
+using Mesh.Ingress.Telemetry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using OpenTelemetry.Metrics;
 using ClusterState = Mesh.Discovery.Model.ClusterState;
 
 namespace Mesh.Ingress.Tests.Telemetry;
@@ -109,6 +115,38 @@ public sealed class L4BackendMetricsTests : IDisposable
         time.Advance(TimeSpan.FromSeconds(2));
         Observe();
         Assert.Equal(2, source.Reads);
+    }
+
+    [Fact]
+    public async Task The_Prometheus_exporter_names_the_families_as_the_README_does()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(MeshTelemetry.Name).AddPrometheusExporter(TelemetryRegistration.ConfigurePrometheus));
+        var source = new CountingSource(d => [new L4BackendSample(d.ByIpvs.Values.First(k => k.Task == "web.1"), 2, 1) { Counters = new L4BackendCounters(9, 10, 11, 12, 13) }]);
+        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), NullLogger<L4BackendMetrics>.Instance));
+        await using var app = builder.Build();
+        app.MapMeshMetrics();
+        app.Services.GetRequiredService<L4BackendMetrics>().Update(State());
+        await app.StartAsync();
+
+        var text = await app.GetTestClient().GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        var samples = PrometheusText.Parse(text).Samples
+            .Where(s => s.Labels.GetValueOrDefault("task") == "web.1" && s.Labels.GetValueOrDefault("port") == "8080/tcp,8443/tcp,5353/udp")
+            .ToList();
+
+        string[] expected =
+        [
+            "mesh_l4_backend_bytes_total direction=in 12", "mesh_l4_backend_bytes_total direction=out 13",
+            "mesh_l4_backend_connections state=active 2", "mesh_l4_backend_connections state=inactive 1",
+            "mesh_l4_backend_connections_opened_total  9",
+            "mesh_l4_backend_packets_total direction=in 10", "mesh_l4_backend_packets_total direction=out 11",
+        ];
+        Assert.Equal(expected, samples
+            .Select(s => $"{s.Name} {string.Join(',', s.Labels.Where(l => l.Key is "direction" or "state").Select(l => $"{l.Key}={l.Value}"))} {s.Value}")
+            .Order(StringComparer.Ordinal));
+        Assert.All(samples, s => Assert.Equal("web", s.Labels["service"]));
     }
 
     [Fact]
