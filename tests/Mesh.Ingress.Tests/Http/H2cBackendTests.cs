@@ -56,6 +56,12 @@ public sealed class H2cBackendTests
         Assert.Contains("'h3' is not http1 or h2c", bad.Message, StringComparison.Ordinal);
         Assert.Equal(BackendProtocol.H2c, BackendProtocols.Parse("--backend-protocol", "H2C"));
         Assert.Throws<ValidationException>(() => StateTransitions.CreateService(ClusterState.Empty, new ServiceSpec { Name = "g", Routes = [ServiceRoute.Parse("g.test/=80")], BackendProtocol = (BackendProtocol)7 }));
+
+        // A stored service is checked the same way (etcd, a joined node's store: nothing read is trusted).
+        var grpc = state.Services.Single(s => s.Name == "grpc");
+        ObjectRules.Service(grpc, ReservedPorts.Default);
+        var stored = Assert.Throws<ValidationException>(() => ObjectRules.Service(grpc with { Routes = [] }, ReservedPorts.Default));
+        Assert.Contains("backendProtocol", stored.Message, StringComparison.Ordinal);
     }
 
     /// <summary>Two services on the same backend, one h2c and one not; their task's ingress address is the loopback.</summary>
