@@ -19,6 +19,7 @@ public static class IpvsDataplaneKernelTests
         ("Dataplane_Sandbox_DrainsThenRemoves", SandboxDrain),
         ("Dataplane_Task_VipServiceTimeoutsAndCleanup", TaskNamespace),
         ("Dataplane_Sandbox_MaglevIsMhAndSourceIpIsPersistence", Balancing),
+        ("Dataplane_Sandbox_L4BackendMetricsReadTheRealServers", L4BackendMetrics),
     ];
 
     private static ClusterState Cluster(int webTasks)
@@ -74,6 +75,29 @@ public static class IpvsDataplaneKernelTests
         Check.True(!ns.Ipvsadm("-Ln").Contains("FWM", StringComparison.Ordinal), "no FWM service left");
         Check.True(!Mangle(ns).Contains("MARK", StringComparison.Ordinal), "no MARK rule left");
         Check.True(!Apply(dp, gone), "and then nothing more to do");
+    }
+
+    /// <summary>
+    /// The per-backend L4 metrics' ipvs source against the sandbox the dataplane converged: one sample per task, keyed
+    /// by the service's mark and the real server's address (as <c>ipvsadm -Ln</c> lists them), with the counters.
+    /// </summary>
+    private static void L4BackendMetrics()
+    {
+        using var ns = new TestNamespace("mdp");
+        var dp = Dataplane(ns, new IpvsOptions());
+        var state = Cluster(3);
+        Apply(dp, state);
+        var extra = StateTransitions.AddTask(state, new TaskSpec { Name = "web.4", Service = "web", Node = "n1" }).State; // not applied: no real server
+
+        var samples = new Mesh.Ingress.Telemetry.L4.IpvsBackendSource(ns.Path).Read(Mesh.Ingress.Telemetry.L4.L4BackendDirectory.From(extra));
+
+        Check.Equal("web.1,web.2,web.3", string.Join(',', samples.Select(s => s.Key.Task).Order(StringComparer.Ordinal)), "one sample per real server of a known task");
+        foreach (var sample in samples)
+        {
+            Check.Equal(("web", "8080/tcp,8080/udp"), (sample.Key.Service, sample.Key.Port), $"{sample.Key.Task}: labels");
+            Check.Equal((0L, 0L), (sample.Active, sample.Inactive), $"{sample.Key.Task}: no connection yet");
+            Check.True(sample.Counters is { Opened: 0, InPackets: 0, OutBytes: 0 }, $"{sample.Key.Task}: IPVS's counters read, all 0");
+        }
     }
 
     private static void SandboxDrain()

@@ -20,6 +20,9 @@ public sealed record ClusterService
     /// <summary>What keeps a client on its task (<c>--affinity</c>).</summary>
     public Affinity Affinity { get; init; } = Affinity.None;
 
+    /// <summary>How the L7 entry speaks to the tasks (<c>--backend-protocol</c>): HTTP/1.1, or h2c for gRPC backends.</summary>
+    public BackendProtocol BackendProtocol { get; init; } = BackendProtocol.Http1;
+
     /// <summary>Overlay networks the service's tasks join, besides <c>ingress</c> when ports are published.</summary>
     public IReadOnlyList<string> Networks { get; init; } = [];
 

@@ -53,6 +53,7 @@ public static class ObjectRules
         }
 
         BalancingRules.Check(service.LoadBalancing, service.Affinity, service.Ports, service.Routes);
+        BackendProtocols.Check(service.BackendProtocol, service.Routes);
         Networks(service.Networks);
         Aliases(service.Aliases, service.Name);
         if (service.FirewallMark is < 0x100 or > Limits.MaxFirewallMark)

@@ -22,6 +22,9 @@ public sealed record ServiceSpec
     /// <summary>The affinity (see <see cref="ClusterService.Affinity"/>); none when absent.</summary>
     public Affinity? Affinity { get; init; }
 
+    /// <summary>How the L7 entry speaks to the tasks (see <see cref="ClusterService.BackendProtocol"/>); http1 when absent.</summary>
+    public BackendProtocol? BackendProtocol { get; init; }
+
     public IReadOnlyList<string>? Networks { get; init; }
 
     /// <summary>Other DNS names of the service (see <see cref="ClusterService.Aliases"/>).</summary>

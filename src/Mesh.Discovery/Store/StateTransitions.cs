@@ -132,6 +132,8 @@ public static class StateTransitions
         var lb = spec.LoadBalancing ?? LoadBalancing.RoundRobin;
         var affinity = spec.Affinity ?? Affinity.None;
         BalancingRules.Check(lb, affinity, ports, routes);
+        var backendProtocol = spec.BackendProtocol ?? BackendProtocol.Http1;
+        BackendProtocols.Check(backendProtocol, routes);
 
         var aliases = ObjectRules.Aliases(spec.Aliases, name);
         var requested = spec.Networks ?? [];
@@ -206,6 +208,7 @@ public static class StateTransitions
             HealthCheck = healthCheck,
             LoadBalancing = lb,
             Affinity = affinity,
+            BackendProtocol = backendProtocol,
             Networks = networks,
             Aliases = aliases,
             FirewallMark = AllocateMark(state),

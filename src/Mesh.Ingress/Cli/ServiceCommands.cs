@@ -21,7 +21,8 @@ public static class ServiceCommands
         var health = new HealthCheckOptions();
         var lb = new Option<string?>("--lb") { Description = "round-robin (default), least-requests, power-of-two (both: routes only, no --publish) or maglev (consistent hash of the client's address)" };
         var affinity = new Option<string?>("--affinity") { Description = "none (default), cookie (routes only) or source-ip" };
-        var create = new Command("create", "Create a service") { name, publish, mode, network, alias, route, lb, affinity };
+        var backendProtocol = new Option<string?>("--backend-protocol") { Description = "http1 (default) or h2c: how the L7 entry speaks to the tasks (h2c: HTTP/2 without TLS, for gRPC servers; routes only)" };
+        var create = new Command("create", "Create a service") { name, publish, mode, network, alias, route, lb, affinity, backendProtocol };
         foreach (var option in health.All)
         {
             create.Options.Add(option);
@@ -43,6 +44,7 @@ public static class ServiceCommands
                 HealthCheck = health.Parse(parse),
                 LoadBalancing = parse.GetValue(lb) is { } policy ? CliErrors.Argument("--lb", () => BalancingRules.ParseLb("--lb", policy)) : null,
                 Affinity = parse.GetValue(affinity) is { } sticky ? CliErrors.Argument("--affinity", () => BalancingRules.ParseAffinity("--affinity", sticky)) : null,
+                BackendProtocol = parse.GetValue(backendProtocol) is { } protocol ? CliErrors.Argument("--backend-protocol", () => BackendProtocols.Parse("--backend-protocol", protocol)) : null,
                 Networks = parse.GetValue(network) ?? [],
                 Aliases = parse.GetValue(alias) ?? [],
             };

@@ -91,6 +91,12 @@ public static class DaemonHost
         }
 
         services.AddMeshTelemetry(new TelemetryOptions(options.Node, options.OtlpEndpoint, TimeSpan.FromSeconds(15)));
+        services.AddSingleton(sp => new Telemetry.L4.L4BackendMetrics(
+            choice == DataplaneChoice.Ipvs
+                ? new Telemetry.L4.IpvsBackendSource(sp.GetRequiredService<IngressSandbox>().Netns.Path!)
+                : new Telemetry.L4.ConntrackBackendSource(sp.GetRequiredService<IngressSandbox>().Netns.Path!, Telemetry.L4.L4BackendMetrics.DefaultConntrackLimit),
+            sp.GetRequiredService<IMeterFactory>(),
+            sp.GetRequiredService<ILogger<Telemetry.L4.L4BackendMetrics>>()));
         services.AddSingleton(new NodeStatus
         {
             Node = options.Node,

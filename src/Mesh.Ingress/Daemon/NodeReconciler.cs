@@ -35,7 +35,8 @@ public sealed partial class NodeReconciler(
     SyncLoopLiveness liveness,
     LocalTaskCounts localTasks,
     ILogger<NodeReconciler> logger,
-    HealthChecks.TaskHealthMonitor? health = null) : BackgroundService
+    HealthChecks.TaskHealthMonitor? health = null,
+    Telemetry.L4.L4BackendMetrics? l4Backends = null) : BackgroundService
 {
     private static readonly TimeSpan TaskRetryFirst = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(200);
@@ -121,6 +122,7 @@ public sealed partial class NodeReconciler(
                 }
 
                 localTasks.Update(state, node.Name);
+                l4Backends?.Update(state);
                 var bothConverged = Progress(node: (state.Revision, null));
                 await FinishOverlayRemovalsAsync(ct).ConfigureAwait(false);
                 liveness.PassEnded(converged: bothConverged);

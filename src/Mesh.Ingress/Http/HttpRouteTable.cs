@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Net;
 using Mesh.Discovery.Model;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.SessionAffinity;
 
@@ -45,6 +47,7 @@ public static class HttpRouteTable
                     LoadBalancingPolicy = Policy(service),
                     SessionAffinity = Affinity(service),
                     HealthCheck = service.HealthCheck is { } check ? PassiveHealth(check) : null,
+                    HttpRequest = BackendRequest(service.BackendProtocol),
                     Destinations = tasks.ToDictionary(
                         t => t.Name,
                         t => new DestinationConfig { Address = string.Create(CultureInfo.InvariantCulture, $"http://{t.Addresses[OverlayNetwork.IngressName]}:{target}") },
@@ -125,6 +128,17 @@ public static class HttpRouteTable
             Cookie = new SessionAffinityCookieConfig { HttpOnly = true, SameSite = Microsoft.AspNetCore.Http.SameSiteMode.Lax, IsEssential = true },
         };
     }
+
+    /// <summary>
+    /// <c>--backend-protocol h2c</c>: HTTP/2 with prior knowledge to the tasks, exactly (a task that answers only
+    /// HTTP/1.1 fails the request instead of being downgraded to: gRPC cannot work over 1.1 anyway). Null keeps YARP's
+    /// default, which offers HTTP/2 but, on a cleartext http:// destination, always ends up speaking HTTP/1.1.
+    /// </summary>
+    public static ForwarderRequestConfig? BackendRequest(BackendProtocol protocol) => protocol != BackendProtocol.H2c ? null : new ForwarderRequestConfig
+    {
+        Version = HttpVersion.Version20,
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+    };
 
     /// <summary>A prefix matches itself and everything below it, segment-wise ("/api" matches /api and /api/x, not /apix).</summary>
     public static string PathPattern(string prefix) => prefix == "/" ? "/{**rest}" : prefix + "/{**rest}";

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Mesh.Discovery.Model;
+using Mesh.Ipvs;
+using Mesh.Ipvs.Netlink;
+using Microsoft.Extensions.Logging;
+
+namespace Mesh.Ingress.Telemetry.L4;
+
+/// <summary>
+/// Per-backend L4 metrics on the "Mesh" meter, read from the kernel when a reader collects (a <c>/metrics</c> scrape,
+/// an OTLP export) and never per packet: <c>mesh.l4.backend.connections</c> (a gauge, both dataplanes) and, on the
+/// ipvs dataplane, IPVS's cumulative counters. One kernel read serves every instrument of a collection and any other
+/// collection within <see cref="RefreshInterval"/>, so a scraper (or several) costs at most one dump per interval.
+/// Series exist for the known backends of the last applied state (<see cref="Update"/>), 0 when the kernel has nothing
+/// for them; before the first state there are none.
+/// </summary>
+public sealed partial class L4BackendMetrics
+{
+    /// <summary>How long one kernel read serves collections.</summary>
+    public static readonly TimeSpan DefaultRefreshInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>Conntrack entries read per dump at most (~100 bytes each on the wire; a few MB per dump at the cap).</summary>
+    public const int DefaultConntrackLimit = 100_000;
+
+    private readonly IL4BackendSource _source;
+    private readonly ILogger<L4BackendMetrics> _logger;
+    private readonly TimeProvider _time;
+    private readonly Lock _gate = new();
+    private volatile L4BackendDirectory? _directory;
+    private IReadOnlyList<L4BackendSample> _samples = [];
+    private long _readAt;
+    private bool _read;
+
+    public L4BackendMetrics(IL4BackendSource source, IMeterFactory meters, ILogger<L4BackendMetrics> logger, TimeSpan? refreshInterval = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(meters);
+        _source = source;
+        _logger = logger;
+        _time = time ?? TimeProvider.System;
+        RefreshInterval = refreshInterval ?? DefaultRefreshInterval;
+        var meter = meters.Create(MeshTelemetry.Name);
+        meter.CreateObservableGauge("mesh.l4.backend.connections", ObserveConnections,
+            description: "Connections the ingress sandbox's kernel tracks to the task now, by service, published port, task and state (active: TCP established; inactive: TCP opening, closing or in TIME_WAIT, and UDP): conntrack entries DNATed to it (nftables), IPVS ActiveConn/InActConn (ipvs)");
+        meter.CreateObservableCounter("mesh.l4.backend.connections.opened", () => ObserveCounters(c => c.Opened),
+            description: "ipvs dataplane: connections IPVS scheduled to the task since its real server was added");
+        meter.CreateObservableCounter("mesh.l4.backend.packets", () => ObserveDirections(c => c.InPackets, c => c.OutPackets),
+            description: "ipvs dataplane: packets IPVS forwarded for the task, by direction (in: client to task)");
+        meter.CreateObservableCounter("mesh.l4.backend.bytes", () => ObserveDirections(c => c.InBytes, c => c.OutBytes),
+            description: "ipvs dataplane: bytes IPVS forwarded for the task, by direction (in: client to task)");
+    }
+
+    public TimeSpan RefreshInterval { get; }
+
+    /// <summary>The backends of the state this node just applied (the node loop calls it after each pass).</summary>
+    public void Update(ClusterState state) => _directory = L4BackendDirectory.From(state);
+
+    /// <summary>The samples, read again when the last read is older than <see cref="RefreshInterval"/>.</summary>
+    public IReadOnlyList<L4BackendSample> Current()
+    {
+        if (_directory is not { } directory)
+        {
+            return [];
+        }
+
+        lock (_gate)
+        {
+            if (_read && _time.GetElapsedTime(_readAt) < RefreshInterval)
+            {
+                return _samples;
+            }
+
+            _readAt = _time.GetTimestamp();
+            _read = true;
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                var read = _source.Read(directory).ToDictionary(s => s.Key);
+                _samples = _source.Known(directory).Select(k => read.GetValueOrDefault(k) ?? new L4BackendSample(k, 0, 0)).ToList();
+                if (_source is ConntrackBackendSource { Truncated: true } conntrack)
+                {
+                    LogTruncated(_source.Name, conntrack.Limit);
+                }
+
+                LogRead(_source.Name, _samples.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+            catch (Exception e) when (e is NetlinkException or NetworkNamespaceException or IOException)
+            {
+                // Nothing rather than stale numbers: a series that disappears says "unknown", an old value would lie.
+                _samples = [];
+                LogReadFailed(e, _source.Name, RefreshInterval.TotalSeconds);
+            }
+
+            return _samples;
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveConnections() =>
+        Current().SelectMany(s => new[]
+        {
+            new Measurement<long>(s.Active, [.. Tags(s.Key), new("state", "active")]),
+            new Measurement<long>(s.Inactive, [.. Tags(s.Key), new("state", "inactive")]),
+        });
+
+    private IEnumerable<Measurement<long>> ObserveCounters(Func<L4BackendCounters, long> value) =>
+        Current().Where(s => s.Counters is not null).Select(s => new Measurement<long>(value(s.Counters!), Tags(s.Key)));
+
+    private IEnumerable<Measurement<long>> ObserveDirections(Func<L4BackendCounters, long> inbound, Func<L4BackendCounters, long> outbound) =>
+        Current().Where(s => s.Counters is not null).SelectMany(s => new[]
+        {
+            new Measurement<long>(inbound(s.Counters!), [.. Tags(s.Key), new("direction", "in")]),
+            new Measurement<long>(outbound(s.Counters!), [.. Tags(s.Key), new("direction", "out")]),
+        });
+
+    private static KeyValuePair<string, object?>[] Tags(L4BackendKey key) =>
+        [new("service", key.Service), new("port", key.Port), new("task", key.Task)];
+}
