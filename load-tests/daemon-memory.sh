@@ -5,6 +5,8 @@
 # backend: sandbox map elements, FDB and neighbour entries on the ingress overlay), starts the same daemon again on
 # it and waits until it reports the new revision applied; then prints VmRSS/VmHWM and what the kernel holds.
 # Usage (as root): flock /tmp/mesh-lab.lock load-tests/daemon-memory.sh [MESH_BINARY] [N] [T]   (default 10000 x 5)
+# With GCDUMP=FILE (and dotnet-gcdump on PATH) it also writes a heap snapshot of the settled daemon there, for
+# `dotnet-gcdump report FILE` (where the live heap goes, by type).
 # Why the store file and not the API: the embedded store rewrites its whole file on every change, so 110,000 API
 # writes would take hours at this size (BENCHMARKS.md "scale", daemon memory); the daemon reads the file at start.
 set -eu
@@ -73,3 +75,6 @@ sleep 10
 echo "10 s later: $(status "$pid")"
 elements() { ip netns exec mesh-n1-ingress nft -j list map ip mesh "$1" | python3 -c 'import json,sys; print(sum(len(x["map"].get("elem", [])) for x in json.load(sys.stdin)["nftables"] if "map" in x))'; }
 echo "kernel: sandbox map elements: backends $(elements backends), port-chains $(elements port-chains), published-ports $(elements published-ports)"
+if [ -n "${GCDUMP:-}" ]; then
+  dotnet-gcdump collect -p "$pid" -o "$GCDUMP" >/dev/null && echo "heap snapshot: $GCDUMP"
+fi

@@ -8,7 +8,7 @@ public sealed record ClusterService
     public IReadOnlyList<PublishedPort> Ports { get; init; } = [];
 
     /// <summary>HTTP routes to the service through every node's L7 entry (<c>--route HOST[/PATH]=PORT</c>).</summary>
-    public IReadOnlyList<ServiceRoute> Routes { get; init; } = [];
+    public IReadOnlyList<ServiceRoute> Routes { get; init => field = value is { Count: 0 } ? [] : value; } = []; // no empty list per service
 
     /// <summary>The service's health check (<c>--health-path</c> / <c>--health-tcp</c>); null: every task is a backend.</summary>
     public HealthCheck? HealthCheck { get; init; }
@@ -24,16 +24,17 @@ public sealed record ClusterService
     public BackendProtocol BackendProtocol { get; init; } = BackendProtocol.Http1;
 
     /// <summary>Overlay networks the service's tasks join, besides <c>ingress</c> when ports are published.</summary>
-    public IReadOnlyList<string> Networks { get; init; } = [];
+    public IReadOnlyList<string> Networks { get; init => field = value is { Count: 0 } ? [] : value; } = [];
 
     /// <summary>
     /// Other names of the service on every network it joins (Docker's service network aliases): each resolves as
     /// the service name does, <c>tasks.&lt;alias&gt;</c> too. No other service or task may use them.
     /// </summary>
-    public IReadOnlyList<string> Aliases { get; init; } = [];
+    public IReadOnlyList<string> Aliases { get; init => field = value is { Count: 0 } ? [] : value; } = [];
 
     /// <summary>Network name → VIP on that network (vip mode only).</summary>
-    public IReadOnlyDictionary<string, string> Vips { get; init; } = new Dictionary<string, string>();
+    [System.Text.Json.Serialization.JsonConverter(typeof(StringMap.Converter))]
+    public IReadOnlyDictionary<string, string> Vips { get; init => field = StringMap.Of(value); } = StringMap.Empty;
 
     /// <summary>The mark the ingress sandbox sets on this service's traffic (Docker starts at 0x100).</summary>
     public int FirewallMark { get; init; }

@@ -9,13 +9,15 @@ public sealed record ServiceTask
     public required string Node { get; init; }
 
     /// <summary>Network name → the task's IP on it. The store allocates what the runtime leaves out.</summary>
-    public IReadOnlyDictionary<string, string> Addresses { get; init; } = new Dictionary<string, string>();
+    /// <remarks>Held as a <see cref="StringMap"/> whatever it is given as: one per task (memory at 10,000 services).</remarks>
+    [System.Text.Json.Serialization.JsonConverter(typeof(StringMap.Converter))]
+    public IReadOnlyDictionary<string, string> Addresses { get; init => field = StringMap.Of(value); } = StringMap.Empty;
 
     /// <summary>
     /// Other names of this task (Docker's container aliases): each resolves to the task's addresses. Tasks may
     /// share an alias (the name then answers every one of them); services and task names may not.
     /// </summary>
-    public IReadOnlyList<string> Aliases { get; init; } = [];
+    public IReadOnlyList<string> Aliases { get; init => field = value is { Count: 0 } ? [] : value; } = []; // no empty list per task
 
     /// <summary>Path of the task's network namespace on its node (for the task-side rules and DNS).</summary>
     public string? NetnsPath { get; init; }

@@ -78,7 +78,7 @@ public sealed class RemoteStore : IClusterStore
             Nodes = Objects<ClusterNode>("nodes"),
             Services = Objects<ClusterService>("services"),
             Tasks = Objects<ServiceTask>("tasks"),
-        };
+        }.WithSharedNames(); // every object here is decoded anew: one name string per service and node, not per task
     }
 
     public Task<OverlayNetwork> CreateNetworkAsync(NetworkSpec spec, CancellationToken cancellationToken = default) =>

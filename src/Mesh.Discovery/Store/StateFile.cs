@@ -135,8 +135,9 @@ public sealed partial class StateFile
     private static ClusterState Read(string path)
     {
         var bytes = File.ReadAllBytes(path);
-        return JsonSerializer.Deserialize<ClusterState>(bytes, StoredObjectValidator.ReadOptions)
+        var state = JsonSerializer.Deserialize<ClusterState>(bytes, StoredObjectValidator.ReadOptions)
             ?? throw new InvalidDataException($"{path} holds no cluster state");
+        return state.WithSharedNames();
     }
 
     /// <summary>Files written by versions that did not set the mode were world-readable.</summary>
