@@ -248,7 +248,10 @@ health_of() { in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) -w '%{htt
 "$mesh" lab run keep.1 --node 1 >/dev/null
 for port in 8091 8092; do
   reaches_client() { [[ $(peer_of "http://$(node_addr 1):$port/") == "keep.1 peer=198.18.0.100" ]]; }
-  check "keep:$port ($([[ $port == 8091 ]] && echo mode=host || echo traffic=local)): via mesh-n1 the task sees the client 198.18.0.100" wait_for $((20 * scale)) reaches_client
+  # The first wait covers the new task reaching node 1's host rules: in a guest slowed by a busy host a node pass took
+  # 17-37 s (iptables-legacy-restore), and a change that lands just after a pass began waits for the next (run 16: 40 s
+  # was not enough for 8091; the same check took 13 s on a quiet host).
+  check "keep:$port ($([[ $port == 8091 ]] && echo mode=host || echo traffic=local)): via mesh-n1 the task sees the client 198.18.0.100" wait_for $((45 * scale)) reaches_client
   check "keep:$port: mesh-n2 has no task and refuses (curl exit 7)" \
     test "$(in_ns mesh-client curl -s -o /dev/null -m $((3 * scale)) "http://$(node_addr 2):$port/"; echo $?)" = 7
 done
