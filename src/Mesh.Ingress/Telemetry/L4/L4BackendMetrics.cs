@@ -27,7 +27,8 @@ public sealed partial class L4BackendMetrics
     private readonly ILogger<L4BackendMetrics> _logger;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
-    private volatile L4BackendDirectory? _directory;
+    private volatile ClusterState? _state;
+    private (ClusterState State, L4BackendDirectory Directory)? _directory;
     private IReadOnlyList<L4BackendSample> _samples = [];
     private long _readAt;
     private bool _read;
@@ -53,13 +54,17 @@ public sealed partial class L4BackendMetrics
 
     public TimeSpan RefreshInterval { get; }
 
-    /// <summary>The backends of the state this node just applied (the node loop calls it after each pass).</summary>
-    public void Update(ClusterState state) => _directory = L4BackendDirectory.From(state);
+    /// <summary>
+    /// The state this node just applied (the node loop calls it after each pass). Its backends are listed only when a
+    /// reader collects: at 10,000 services the directory is 100,000 keys (~10 MB), not worth building on every pass of a
+    /// daemon nobody scrapes.
+    /// </summary>
+    public void Update(ClusterState state) => _state = state;
 
     /// <summary>The samples, read again when the last read is older than <see cref="RefreshInterval"/>.</summary>
     public IReadOnlyList<L4BackendSample> Current()
     {
-        if (_directory is not { } directory)
+        if (_state is not { } state)
         {
             return [];
         }
@@ -70,6 +75,14 @@ public sealed partial class L4BackendMetrics
             {
                 return _samples;
             }
+
+            if (_directory is not { } built || !ReferenceEquals(built.State, state))
+            {
+                built = (state, L4BackendDirectory.From(state));
+                _directory = built;
+            }
+
+            var directory = built.Directory;
 
             _readAt = _time.GetTimestamp();
             _read = true;
