@@ -11,8 +11,9 @@ namespace Mesh.Ingress.Overlay;
 /// own namespace, where the ingress sandbox's and the tasks' legs attach to them. The kernel is read again only when
 /// the plan changed, at each resync, or after a failure: a pass over an unchanged state costs nothing.
 /// </summary>
-public sealed partial class OverlayNetworks(IOverlayKernel kernel, DaemonOptions options, ILogger<OverlayNetworks> logger)
+public sealed partial class OverlayNetworks(IOverlayKernel kernel, DaemonOptions options, ILogger<OverlayNetworks> logger, DepartedPeers? departed = null)
 {
+    private readonly DepartedPeers _departed = departed ?? new DepartedPeers();
     private (string Fingerprint, long At)? _applied;
     private (string Device, int Mtu)? _underlay;
     private (string Fingerprint, List<OverlayChange> Changes)? _deferred;
@@ -92,6 +93,10 @@ public sealed partial class OverlayNetworks(IOverlayKernel kernel, DaemonOptions
         return Task.CompletedTask;
     }
 
+    /// <summary>The state's plan, with the remote endpoints that left it lately still in (<see cref="DepartedPeers"/>).</summary>
     private OverlayPlan Plan(ClusterState state, string underlay, int mtu) =>
-        OverlayPlanner.Plan(state, options.Node, options.AdvertiseAddress, underlay, mtu, options.Network.IngressBridge);
+        _departed.Extend(OverlayPlanner.Plan(state, options.Node, options.AdvertiseAddress, underlay, mtu, options.Network.IngressBridge), () => AddressesInUse(state));
+
+    private static HashSet<string> AddressesInUse(ClusterState state) =>
+        state.Tasks.SelectMany(t => t.Addresses.Values).Concat(state.Nodes.Select(n => n.IngressSandboxIp)).OfType<string>().ToHashSet(StringComparer.Ordinal);
 }
