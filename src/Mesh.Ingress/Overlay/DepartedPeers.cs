@@ -25,7 +25,37 @@ public sealed class DepartedPeers(TimeSpan linger, TimeProvider time)
     {
     }
 
+    private bool _adopted;
+
     public TimeSpan Linger => linger;
+
+    /// <summary>
+    /// Takes what the kernel holds as the last plan, once, at the daemon's first read: the endpoints a restarted daemon
+    /// finds there and its plan no longer has depart now, and linger like any other (a restart must not cut the
+    /// connections of a task deregistered just before it). Only Mesh's own entries: a permanent neighbour on a Mesh
+    /// VXLAN device whose MAC follows the address and a permanent FDB entry for that MAC.
+    /// </summary>
+    public void Adopt(OverlayKernelState kernel)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        if (_adopted)
+        {
+            return;
+        }
+
+        _adopted = true;
+        foreach (var (vxlan, neighbours) in kernel.Neighbours.Where(n => n.Key.StartsWith(OverlayNames.VxlanPrefix, StringComparison.Ordinal)))
+        {
+            var fdb = kernel.Fdb.GetValueOrDefault(vxlan) ?? [];
+            foreach (var neighbour in neighbours.Where(n => n.Permanent && IsMeshMac(n.Ip, n.Mac)))
+            {
+                if (fdb.FirstOrDefault(e => e.Permanent && e.Mac == neighbour.Mac && e.Dst is not null) is { } entry)
+                {
+                    _last.Add(new OverlayPeer(vxlan, neighbour.Ip, neighbour.Mac!, entry.Dst!));
+                }
+            }
+        }
+    }
 
     /// <summary>How many departed endpoints the last plan kept.</summary>
     public int Count => _departed.Count;
@@ -73,4 +103,8 @@ public sealed class DepartedPeers(TimeSpan linger, TimeProvider time)
         var kept = _departed.Values.Select(d => d.Peer).OrderBy(p => p.Vxlan, StringComparer.Ordinal).ThenBy(p => p.Ip, StringComparer.Ordinal);
         return plan with { Peers = [.. plan.Peers, .. kept] };
     }
+
+    private static bool IsMeshMac(string ip, string? mac) =>
+        System.Net.IPAddress.TryParse(ip, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+        && string.Equals(mac, OverlayNames.Mac(address), StringComparison.OrdinalIgnoreCase);
 }

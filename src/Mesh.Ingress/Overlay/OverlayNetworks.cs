@@ -38,6 +38,7 @@ public sealed partial class OverlayNetworks(IOverlayKernel kernel, DaemonOptions
                 ?? throw new InvalidOperationException(
                     $"the advertise address {options.AdvertiseAddress} is on no interface of this namespace: the overlays' VXLAN devices send from it (--advertise-addr)");
             _underlay = (underlay.Name, underlay.Mtu);
+            _departed.Adopt(read);
             var plan = Plan(state, underlay.Name, underlay.Mtu);
             var changes = OverlayDiff.Changes(plan, read);
             foreach (var change in changes.Where(c => !c.Deferred))

@@ -74,6 +74,32 @@ public class DepartedPeersTests
         Assert.Equal([Sandbox1, Sandbox2, Web1, Web2], departed.Extend(noApp, NoneInUse).Peers);
     }
 
+    [Fact]
+    public void A_restarted_daemon_lets_what_it_finds_in_the_kernel_and_no_longer_plans_linger_too()
+    {
+        var time = new ManualTime();
+        var departed = new DepartedPeers(Linger, time);
+        var kernel = new OverlayKernelState(
+            new Dictionary<string, KernelLink>(),
+            new Dictionary<string, IReadOnlyList<KernelFdbEntry>>
+            {
+                ["mesh-vx4096"] = [new(Sandbox1.Mac, Sandbox1.Vtep, true), new(Web1.Mac, Web1.Vtep, true), new("02:42:0a:ff:00:63", "198.18.0.11", false)],
+            },
+            new Dictionary<string, IReadOnlyList<KernelNeighbour>>
+            {
+                // Mesh's entries: permanent, the MAC follows the address. Not Mesh's: another MAC, or not permanent.
+                ["mesh-vx4096"] = [new(Sandbox1.Ip, Sandbox1.Mac, true), new(Web1.Ip, Web1.Mac, true), new("10.255.0.99", "02:42:0a:ff:00:63", true), new("10.255.0.98", "aa:bb:cc:dd:ee:ff", true)],
+                ["eth0"] = [new("198.18.0.1", "aa:bb:cc:dd:ee:01", true)],
+            });
+        departed.Adopt(kernel);
+        var plan = Plan(Sandbox1, Sandbox2);
+        Assert.Equal([Sandbox1, Sandbox2, Web1], departed.Extend(plan, NoneInUse).Peers);
+
+        departed.Adopt(kernel); // once only: the next read is of what this daemon wrote
+        time.Advance(Linger);
+        Assert.Equal([Sandbox1, Sandbox2], departed.Extend(plan, NoneInUse).Peers);
+    }
+
     private sealed class ManualTime : TimeProvider
     {
         private long _ticks = 1;
