@@ -264,16 +264,25 @@ public sealed partial class TaskLegs : IDisposable
                     LearnLocked([]);
                 }
             }
-            catch (Exception e) when (!_stopping)
+            catch (Exception e)
             {
-                // A failed read or dump (the kernel's answer is not trusted either): the next notification or pass tries again.
+                // A failed read or dump (the kernel's answer is not trusted either): the next notification or pass
+                // tries again. Nothing may escape a thread of its own: it would end the daemon.
+                if (_stopping)
+                {
+                    return;
+                }
+
                 LogWatchFailed(e.Message);
                 Thread.Sleep(WatchRetry);
             }
         }
     }
 
-    /// <summary>Applies the notifications queued now, in order; true when some were lost (nothing applied then).</summary>
+    /// <summary>
+    /// Applies the notifications queued now, in order; true when some were lost (nothing applied then): an overrun, or
+    /// a read that failed (what it took from the socket is lost all the same).
+    /// </summary>
     private bool ApplyNotificationsLocked()
     {
         if (_watch is null)
@@ -281,7 +290,18 @@ public sealed partial class TaskLegs : IDisposable
             return false;
         }
 
-        var (events, overrun) = _watch.Read();
+        IReadOnlyList<LinkEvent> events;
+        bool overrun;
+        try
+        {
+            (events, overrun) = _watch.Read();
+        }
+        catch (NetlinkException e)
+        {
+            LogWatchFailed(e.Message);
+            return true;
+        }
+
         foreach (var e in events)
         {
             switch (e)
@@ -332,9 +352,10 @@ public sealed partial class TaskLegs : IDisposable
     /// <summary>Records <paramref name="leg"/> as the namespace's leg with ifindex <paramref name="index"/>, or forgets that one when null.</summary>
     private void SetLeg(string path, Known known, int index, HostLeg? leg)
     {
-        if (leg is not null && known.Legs.Contains(leg))
+        var now = known.Legs.FirstOrDefault(l => l.Index == index);
+        if (now == leg)
         {
-            return;
+            return; // the usual case: a notification about another link, or one that changes nothing recorded
         }
 
         var legs = known.Legs.Where(l => l.Index != index).ToList();
@@ -342,10 +363,6 @@ public sealed partial class TaskLegs : IDisposable
         {
             legs.Add(leg);
             LogLegRecorded(leg.Name, leg.Bridge, path);
-        }
-        else if (legs.Count == known.Legs.Count)
-        {
-            return;
         }
 
         _known[path] = known with { Legs = legs };
