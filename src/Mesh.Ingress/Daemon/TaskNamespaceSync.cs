@@ -187,7 +187,8 @@ public sealed partial class TaskNamespaceSync(
     /// <summary>
     /// Completes when a namespace this node serves (a task's, with a resolver or known legs) that existed when the wait
     /// began no longer does: a runtime deleting a task's namespace changes nothing in the store, and its legs must not
-    /// wait for the resync. A stat per namespace every <see cref="VanishedPoll"/>.
+    /// wait for the resync. A stat per namespace every <see cref="VanishedPoll"/>; legs attached meanwhile are
+    /// recorded as the kernel reports them (see <see cref="TaskLegs"/>).
     /// </summary>
     public async Task NamespaceVanishedAsync(CancellationToken ct)
     {
@@ -199,9 +200,6 @@ public sealed partial class TaskNamespaceSync(
             {
                 return;
             }
-
-            // Legs a runtime attached since the pass are recorded now, so they are removed with their namespace.
-            LearnLegs(legs?.Namespaces ?? []);
         }
     }
 

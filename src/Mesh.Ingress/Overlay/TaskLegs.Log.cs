@@ -15,4 +15,13 @@ public sealed partial class TaskLegs
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "The legs of task namespace {Netns} could not be read (tried again next time): {Reason}")]
     private partial void LogNamespaceUnreadable(string netns, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Leg {Leg} on bridge {Bridge} recorded for task namespace {Netns} as the kernel reported it")]
+    private partial void LogLegRecorded(string leg, string bridge, string netns);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Link notifications were lost (receive buffer overrun, or a failed read): the links and the {Count} known task namespaces still there are read again, and the ones gone get no more legs from notifications")]
+    private partial void LogNotificationsLost(int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading link notifications failed (the next notification or pass tries again): {Reason}")]
+    private partial void LogWatchFailed(string reason);
 }

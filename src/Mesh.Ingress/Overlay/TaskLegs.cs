@@ -24,24 +24,51 @@ public sealed record HostLeg(int Index, string Name, string Bridge);
 /// that way). A leg is recorded with the namespace held open (<see cref="NamespaceHold"/>), so the id it was found by
 /// named that namespace then; a recorded leg is deleted only if its ifindex still is a veth of that name on a Mesh
 /// bridge whose other end is in the namespace with that id (an ifindex is not reused while its link lives, and a freed
-/// namespace took its veths with it). Legs are recorded at every pass and every poll between passes:
-/// a runtime attaches them after registering the task, with no store change to make the daemon look again. A
-/// namespace that is still there keeps its legs (its runtime removes them, and connections still draining need them).
-/// Nothing of the daemon's stays in a task's namespace: its file is open only while its legs are read.
+/// namespace took its veths with it). A namespace that is still there keeps its legs (its runtime removes them, and
+/// connections still draining need them). Nothing of the daemon's stays in a task's namespace: its file is open only
+/// while its legs are read.
+/// A runtime attaches legs after registering the task, with no store change to make the daemon look again, and may
+/// delete the namespace right after: legs are recorded at every pass (one link dump, the task namespaces held open)
+/// and, between passes, as the kernel reports them (<see cref="LinkWatch"/>, subscribed before the first dump): a
+/// veth's RTM_NEWLINK on a Mesh bridge whose IFLA_LINK_NETNSID is a known namespace's id records it, its RTM_DELLINK
+/// forgets it. Such an id is trusted only from the dump that read it, the namespace held, until the kernel reports it
+/// freed (RTM_DELNSID comes before the id can name another namespace, and the notifications come in order): after
+/// that, or after notifications were lost (an overrun, which is followed by a dump of everything still there), a
+/// namespace gets no more legs from notifications, only the ones already recorded. Before any removal the
+/// notifications queued are applied, so a leg attached just before its namespace was deleted is recorded by then.
 /// </summary>
 public sealed partial class TaskLegs : IDisposable
 {
+    /// <summary>How long the watch waits for a notification before it looks whether it is to stop.</summary>
+    private static readonly TimeSpan WatchWakeup = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long the watch waits after a failure (logged) before it reads again.</summary>
+    private static readonly TimeSpan WatchRetry = TimeSpan.FromSeconds(1);
+
     private readonly NodeNetworkOptions _network;
     private readonly ILogger<TaskLegs> _logger;
+    private readonly string? _nodeNetnsPath;
 
     /// <summary>The daemon's own namespace lives as long as the daemon: its socket is kept.</summary>
     private readonly Lazy<RouteHandle> _node;
 
-    /// <summary>A pass and the wait between passes both learn (the wait's learning may outlast it).</summary>
+    /// <summary>A pass and the watch both learn, in the order the kernel reported (the watch applies while holding it).</summary>
     private readonly Lock _lock = new();
 
-    /// <summary>Task namespace path → the namespace it named when last seen, that namespace's id here, and its legs then.</summary>
+    /// <summary>Task namespace path → the namespace it named when last seen, that namespace's id here, and its legs.</summary>
     private readonly Dictionary<string, Known> _known = new(StringComparer.Ordinal);
+
+    /// <summary>Mesh's bridges in the node's namespace, ifindex → name, as of the last dump and the notifications since.</summary>
+    private readonly Dictionary<int, string> _bridges = [];
+
+    /// <summary>Opened at the first <see cref="Learn"/>, before its dump.</summary>
+    private LinkWatch? _watch;
+
+    private Thread? _watcher;
+    private volatile bool _stopping;
+
+    /// <summary>Set when the watch opens: every known namespace still there is read again, as after an overrun.</summary>
+    private bool _rereadAll;
 
     public TaskLegs(NodeNetworkOptions network, ILogger<TaskLegs> logger)
         : this(network, logger, nodeNetnsPath: null)
@@ -53,10 +80,16 @@ public sealed partial class TaskLegs : IDisposable
     {
         _network = network;
         _logger = logger;
+        _nodeNetnsPath = nodeNetnsPath;
         _node = new(() => RouteHandle.Open(nodeNetnsPath), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
-    private sealed record Known(NetworkNamespaceId Namespace, int Id, IReadOnlyList<HostLeg> Legs);
+    /// <summary>
+    /// A task namespace as last seen: which one the path named, its id here, its legs. <paramref name="Attributable"/>:
+    /// the id still names it (it was held when the id was read, and the kernel has not reported the id freed since, nor
+    /// lost notifications), so a new leg whose other end is in the namespace with this id is its.
+    /// </summary>
+    private sealed record Known(NetworkNamespaceId Namespace, int Id, IReadOnlyList<HostLeg> Legs, bool Attributable);
 
     /// <summary>The task namespaces known here (their recorded legs are removed when the namespace goes).</summary>
     public IReadOnlyCollection<string> Namespaces
@@ -91,52 +124,248 @@ public sealed partial class TaskLegs : IDisposable
         ArgumentNullException.ThrowIfNull(netnsPaths);
         lock (_lock)
         {
-            var held = new List<(string Path, NamespaceHold Hold)>();
+            Watch();
+            LearnLocked(netnsPaths);
+        }
+    }
+
+    /// <summary>
+    /// Applies the notifications queued, then reads the legs of the namespaces at <paramref name="netnsPaths"/>. After
+    /// an overrun every known namespace still there is read again, and the bridges with them.
+    /// </summary>
+    private void LearnLocked(IEnumerable<string> netnsPaths)
+    {
+        var held = new List<(string Path, NamespaceHold Hold)>();
+        try
+        {
+            var paths = netnsPaths.Distinct(StringComparer.Ordinal).ToList();
+            Hold(paths, held);
+
+            // Held first: a notification queued before may be of a namespace freed since, whose id a held one may have
+            // now; the dump below, which the holds make right, overrides what it recorded.
+            var overran = ApplyNotificationsLocked();
+            if (overran)
+            {
+                LogNotificationsLost(_known.Count);
+            }
+
+            var reread = overran || _rereadAll;
+            if (reread)
+            {
+                _rereadAll = false;
+                foreach (var (path, known) in _known.ToList())
+                {
+                    _known[path] = known with { Attributable = false };
+                }
+
+                Hold(_known.Keys.Except(paths, StringComparer.Ordinal).ToList(), held);
+            }
+
+            foreach (var (path, hold) in held)
+            {
+                if (_known.TryGetValue(path, out var before) && before.Namespace != hold.Namespace)
+                {
+                    RemoveLocked(path, before);
+                }
+            }
+
+            if (held.Count == 0 && !reread)
+            {
+                return;
+            }
+
+            var links = _node.Value.GetLinks();
+            var byIndex = links.ToDictionary(l => l.Index);
+            _bridges.Clear();
+            foreach (var bridge in links.Where(IsMeshBridge))
+            {
+                _bridges[bridge.Index] = bridge.Name;
+            }
+
+            foreach (var (path, hold) in held)
+            {
+                _known[path] = new Known(hold.Namespace, hold.Id, FindLegs(hold.Id, links, byIndex), Attributable: true);
+            }
+        }
+        finally
+        {
+            foreach (var (_, hold) in held)
+            {
+                hold.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Holds the namespaces at <paramref name="paths"/> that exist, adding them to <paramref name="held"/>.</summary>
+    private void Hold(IEnumerable<string> paths, List<(string Path, NamespaceHold Hold)> held)
+    {
+        foreach (var path in paths)
+        {
             try
             {
-                foreach (var path in netnsPaths.Distinct(StringComparer.Ordinal))
+                held.Add((path, _node.Value.HoldNamespace(path)));
+            }
+            catch (FileNotFoundException)
+            {
+                // Deleted meanwhile: its recorded legs are removed by the pass that sees it gone.
+            }
+            catch (Exception e) when (e is IOException or NetlinkException)
+            {
+                LogNamespaceUnreadable(path, e.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens the watch and starts the thread that applies its notifications as they come, once. Until it is open (it
+    /// failed: logged, tried again at the next pass) legs are recorded by the passes alone; once open, what it may
+    /// have missed before is read again like after an overrun.
+    /// </summary>
+    private void Watch()
+    {
+        if (_watch is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            _watch = LinkWatch.Open(_nodeNetnsPath);
+        }
+        catch (NetlinkException e)
+        {
+            LogWatchFailed(e.Message);
+            return;
+        }
+
+        _rereadAll = true;
+        _watcher = new Thread(WatchLoop) { IsBackground = true, Name = "mesh-task-legs" };
+        _watcher.Start();
+    }
+
+    private void WatchLoop()
+    {
+        while (!_stopping)
+        {
+            try
+            {
+                if (!_watch!.Wait(WatchWakeup))
                 {
-                    try
-                    {
-                        held.Add((path, _node.Value.HoldNamespace(path)));
-                    }
-                    catch (FileNotFoundException)
-                    {
-                        // Deleted meanwhile: its recorded legs are removed by the pass that sees it gone.
-                    }
-                    catch (Exception e) when (e is IOException or NetlinkException)
-                    {
-                        LogNamespaceUnreadable(path, e.Message);
-                    }
+                    continue;
                 }
 
-                foreach (var (path, hold) in held)
+                lock (_lock)
                 {
-                    if (_known.TryGetValue(path, out var before) && before.Namespace != hold.Namespace)
+                    if (_stopping)
                     {
-                        RemoveLocked(path, before);
+                        return;
                     }
-                }
 
-                if (held.Count == 0)
+                    LearnLocked([]);
+                }
+            }
+            catch (Exception e)
+            {
+                // A failed read or dump (the kernel's answer is not trusted either): the next notification or pass
+                // tries again. Nothing may escape a thread of its own: it would end the daemon.
+                if (_stopping)
                 {
                     return;
                 }
 
-                var links = _node.Value.GetLinks();
-                foreach (var (path, hold) in held)
-                {
-                    _known[path] = new Known(hold.Namespace, hold.Id, FindLegs(hold.Id, links));
-                }
-            }
-            finally
-            {
-                foreach (var (_, hold) in held)
-                {
-                    hold.Dispose();
-                }
+                LogWatchFailed(e.Message);
+                Thread.Sleep(WatchRetry);
             }
         }
+    }
+
+    /// <summary>
+    /// Applies the notifications queued now, in order; true when some were lost (nothing applied then): an overrun, or
+    /// a read that failed (what it took from the socket is lost all the same).
+    /// </summary>
+    private bool ApplyNotificationsLocked()
+    {
+        if (_watch is null)
+        {
+            return false;
+        }
+
+        IReadOnlyList<LinkEvent> events;
+        bool overrun;
+        try
+        {
+            (events, overrun) = _watch.Read();
+        }
+        catch (NetlinkException e)
+        {
+            LogWatchFailed(e.Message);
+            return true;
+        }
+
+        foreach (var e in events)
+        {
+            switch (e)
+            {
+                case LinkChanged { Link: var link }:
+                    if (IsMeshBridge(link))
+                    {
+                        _bridges[link.Index] = link.Name;
+                    }
+                    else
+                    {
+                        _bridges.Remove(link.Index);
+                    }
+
+                    var bridge = link.Kind == LinkKinds.Veth && link.PeerNetnsId is not null && _bridges.TryGetValue(link.MasterIndex, out var b) ? b : null;
+                    foreach (var (path, known) in _known.ToList())
+                    {
+                        var leg = bridge is not null && known.Attributable && known.Id == link.PeerNetnsId ? new HostLeg(link.Index, link.Name, bridge) : null;
+                        SetLeg(path, known, link.Index, leg);
+                    }
+
+                    break;
+                case LinkDeleted { Index: var index }:
+                    _bridges.Remove(index);
+                    foreach (var (path, known) in _known.ToList())
+                    {
+                        SetLeg(path, known, index, null);
+                    }
+
+                    break;
+                case NetnsIdDeleted { Id: var id }:
+                    // Freed, its veths with it: nothing of it is left to remove, and its id may name another namespace next.
+                    foreach (var (path, known) in _known.ToList())
+                    {
+                        if (known.Attributable && known.Id == id)
+                        {
+                            _known[path] = known with { Legs = [], Attributable = false };
+                        }
+                    }
+
+                    break;
+            }
+        }
+
+        return overrun;
+    }
+
+    /// <summary>Records <paramref name="leg"/> as the namespace's leg with ifindex <paramref name="index"/>, or forgets that one when null.</summary>
+    private void SetLeg(string path, Known known, int index, HostLeg? leg)
+    {
+        var now = known.Legs.FirstOrDefault(l => l.Index == index);
+        if (now == leg)
+        {
+            return; // the usual case: a notification about another link, or one that changes nothing recorded
+        }
+
+        var legs = known.Legs.Where(l => l.Index != index).ToList();
+        if (leg is not null)
+        {
+            legs.Add(leg);
+            LogLegRecorded(leg.Name, leg.Bridge, path);
+        }
+
+        _known[path] = known with { Legs = legs };
     }
 
     /// <summary>
@@ -148,6 +377,13 @@ public sealed partial class TaskLegs : IDisposable
     {
         lock (_lock)
         {
+            if (!_known.ContainsKey(netnsPath))
+            {
+                return [];
+            }
+
+            // What the kernel reported until now first: a leg attached since the last look, or legs already gone.
+            LearnLocked([]);
             return _known.TryGetValue(netnsPath, out var gone) ? RemoveLocked(netnsPath, gone) : [];
         }
     }
@@ -200,9 +436,8 @@ public sealed partial class TaskLegs : IDisposable
     }
 
     /// <summary>The veths among <paramref name="links"/> on a Mesh bridge whose other end is in the namespace with id <paramref name="id"/>.</summary>
-    private List<HostLeg> FindLegs(int id, IReadOnlyList<Link> links)
+    private List<HostLeg> FindLegs(int id, IReadOnlyList<Link> links, Dictionary<int, Link> byIndex)
     {
-        var byIndex = links.ToDictionary(l => l.Index);
         var legs = new List<HostLeg>();
         foreach (var link in links)
         {
@@ -225,6 +460,9 @@ public sealed partial class TaskLegs : IDisposable
 
     public void Dispose()
     {
+        _stopping = true;
+        _watcher?.Join();
+        _watch?.Dispose();
         if (_node.IsValueCreated)
         {
             _node.Value.Dispose();

@@ -29,6 +29,7 @@ internal static class NetlinkConstants
     public const ushort NLMSGERR_ATTR_OFFS = 2;
 
     // SOL_NETLINK (270, Tmds.LibC) socket options
+    public const int NETLINK_ADD_MEMBERSHIP = 1;
     public const int NETLINK_CAP_ACK = 10;
     public const int NETLINK_EXT_ACK = 11;
 

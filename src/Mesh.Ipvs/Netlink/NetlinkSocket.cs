@@ -227,14 +227,34 @@ public sealed unsafe class NetlinkSocket : IDisposable
 
     /// <summary>
     /// Sends one request message (already built with sequence <paramref name="seq"/>) and collects the reply:
-    /// data messages until the ACK (requests built with NLM_F_ACK) or NLMSG_DONE (dumps). A negative ACK becomes a
-    /// <see cref="NetlinkException"/> naming <paramref name="operation"/>. Replies to older sequence numbers
-    /// (left over from an interrupted exchange) are discarded; replies to unknown newer ones are a protocol error.
+    /// data messages until the ACK (requests built with NLM_F_ACK) or NLMSG_DONE (dumps); see <see cref="Stream"/>.
     /// </summary>
     public List<NetlinkMessage> Request(ReadOnlySpan<byte> message, uint seq, bool dump, string operation)
     {
-        Send(message, operation);
         var result = new List<NetlinkMessage>();
+        Stream(message, seq, operation, m =>
+        {
+            result.Add(m);
+            return true;
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// Sends one request message (already built with sequence <paramref name="seq"/>) and passes each data message of
+    /// the reply to <paramref name="onData"/> as its datagram arrives, until the ACK (requests built with NLM_F_ACK) or
+    /// NLMSG_DONE (dumps), or until <paramref name="onData"/> returns false. Returns true when the reply ended, false
+    /// when <paramref name="onData"/> stopped it: the rest of the reply is then left unread, so stop only on a socket
+    /// closed afterwards (the kernel ends a dump whose socket goes). A negative ACK, an aborted dump and a message
+    /// flagged NLM_F_DUMP_INTR (the table changed during the dump: what was passed so far is not one consistent
+    /// view, EINTR, retry) become a <see cref="NetlinkException"/> naming <paramref name="operation"/> and the errno.
+    /// Replies to older sequence numbers (left over from an interrupted exchange) are discarded; replies to unknown
+    /// newer ones are a protocol error.
+    /// </summary>
+    public bool Stream(ReadOnlySpan<byte> message, uint seq, string operation, Func<NetlinkMessage, bool> onData)
+    {
+        ArgumentNullException.ThrowIfNull(onData);
+        Send(message, operation);
         while (true)
         {
             foreach (var m in Receive(operation))
@@ -253,19 +273,91 @@ public sealed unsafe class NetlinkSocket : IDisposable
                     case NLMSG_ERROR:
                         var err = NetlinkDecoder.ParseError(m, operation);
                         if (err.Errno != 0) throw new NetlinkException(operation, err.Errno, err.Message);
-                        return result; // ACK
+                        return true; // ACK
                     case NLMSG_DONE:
                         int doneErr = NetlinkDecoder.ParseDoneErrno(m);
                         if (doneErr != 0) throw new NetlinkException(operation, doneErr, "dump aborted");
-                        if ((m.Flags & NetlinkMessageFlags.DumpIntr) != 0) throw new NetlinkException(operation, Errno.EINTR, "dump interrupted by a concurrent change; retry");
-                        return result;
+                        ThrowIfDumpInterrupted(m, operation);
+                        return true;
                     default:
-                        if ((m.Flags & NetlinkMessageFlags.DumpIntr) != 0) throw new NetlinkException(operation, Errno.EINTR, "dump interrupted by a concurrent change; retry");
+                        ThrowIfDumpInterrupted(m, operation);
                         // Requests built by this library carry NLM_F_ACK, so a non-dump reply is followed by an ACK.
-                        result.Add(m);
+                        if (!onData(m)) return false;
                         break;
                 }
             }
+        }
+    }
+
+    private static void ThrowIfDumpInterrupted(NetlinkMessage m, string operation)
+    {
+        if ((m.Flags & NetlinkMessageFlags.DumpIntr) != 0) throw new NetlinkException(operation, Errno.EINTR, "dump interrupted by a concurrent change; retry");
+    }
+
+    /// <summary>
+    /// Joins the multicast group <paramref name="group"/> (an RTNLGRP_* of NETLINK_ROUTE, for instance): the kernel then
+    /// queues the group's notifications (sequence 0, port 0) on this socket. Subscribe a socket that sends no
+    /// requests: <see cref="Request"/> discards messages it does not expect, notifications among them.
+    /// </summary>
+    public void JoinGroup(int group, string operation)
+    {
+        ThrowIfDisposed();
+        if (setsockopt(_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(int)) != 0)
+        {
+            throw new NetlinkException($"{operation} (setsockopt NETLINK_ADD_MEMBERSHIP {group})", errno);
+        }
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for a datagram to be queued, reading none: true when one is.</summary>
+    public bool WaitReadable(TimeSpan timeout, string operation)
+    {
+        ThrowIfDisposed();
+        var fds = new pollfd { fd = _fd, events = POLLIN };
+        var ts = new timespec { tv_sec = (time_t)(long)timeout.TotalSeconds, tv_nsec = (long_t)(timeout.Milliseconds * 1_000_000L) };
+        while (true)
+        {
+            int n = ppoll(&fds, 1, &ts, null);
+            if (n >= 0) return n > 0;
+            int e = errno;
+            if (e == Errno.EINTR) continue;
+            throw new NetlinkException(operation + " (ppoll)", e);
+        }
+    }
+
+    /// <summary>
+    /// The notifications of one queued datagram on a subscribed socket (see <see cref="JoinGroup"/>), without waiting:
+    /// no messages when none is queued. When the kernel dropped notifications because the receive buffer was full
+    /// (ENOBUFS), what is still queued is older than what was lost and is dropped too, and the overrun is reported:
+    /// the subscriber reads the state anew (a dump), and every notification read after that is newer than the loss.
+    /// </summary>
+    public NetlinkNotifications ReceiveNotifications(string operation)
+    {
+        ThrowIfDisposed();
+        var overrun = false;
+        while (true)
+        {
+            var from = new SockaddrNl();
+            socklen_t fromLen = (uint)sizeof(SockaddrNl);
+            long n;
+            fixed (byte* p = _rx)
+            {
+                n = recvfrom(_fd, p, _rx.Length, MSG_TRUNC | MSG_DONTWAIT, (sockaddr*)&from, &fromLen);
+            }
+            if (n < 0)
+            {
+                int e = errno;
+                if (e == Errno.EINTR) continue;
+                if (e == Errno.ENOBUFS)
+                {
+                    overrun = true;
+                    continue;
+                }
+                if (e == Errno.EAGAIN) return new NetlinkNotifications([], overrun);
+                throw new NetlinkException(operation + " (recvfrom)", e);
+            }
+            if (overrun || from.Pid != 0) continue;
+            if (n > _rx.Length) throw new NetlinkProtocolException(operation, $"datagram of {n} bytes truncated to the {_rx.Length}-byte receive buffer");
+            return new NetlinkNotifications(NetlinkDecoder.ParseMessages(_rx.AsSpan(0, (int)n).ToArray(), operation), false);
         }
     }
 

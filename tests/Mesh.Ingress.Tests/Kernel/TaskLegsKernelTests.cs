@@ -95,6 +95,62 @@ public sealed class TaskLegsKernelTests : IAsyncLifetime
         }
     }
 
+    [LabFact]
+    public async Task A_leg_attached_just_before_its_namespace_is_deleted_is_recorded_as_the_kernel_reports_it_and_removed()
+    {
+        using var legs = new TaskLegs(new NodeNetworkOptions(), NullLogger<TaskLegs>.Instance, PathOf(_node));
+        using var node = RouteHandle.Open(PathOf(_node));
+        var bridge = node.RequireLink(Bridge);
+
+        // The pass that first sees task A: its runtime has not attached a leg yet.
+        await Shell.CheckedAsync("ip", "netns", "add", _a);
+        legs.Learn([PathOf(_a)]);
+        Assert.Empty(legs.LegsOf(PathOf(_a)));
+
+        // Then, with no pass in between, the runtime attaches a leg and deletes the namespace, which something still
+        // holds (here the test's netlink socket in it, in the lab a task's draining connections): the leg stays on the
+        // bridge, answering for the task's address, until the daemon removes it.
+        using (RouteHandle.Open(PathOf(_a)))
+        {
+            var clock = Stopwatch.StartNew();
+            node.AddLink(new Link { Name = "leg-a", Kind = LinkKinds.Veth, Peer = new VethPeer("eth0", NamespacePath: PathOf(_a)) });
+            var leg = node.RequireLink("leg-a");
+            node.ChangeLink(new LinkChange(leg.Index) { MasterIndex = bridge.Index, Up = true }, "leg-a");
+            await Shell.CheckedAsync("ip", "netns", "del", _a);
+            var attachedToDeleted = clock.Elapsed;
+
+            // Recorded between passes, as the kernel reported it (the watch's own thread)...
+            while (legs.LegsOf(PathOf(_a)).Count == 0)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"leg-a not recorded 5 s after it was attached (deleted {attachedToDeleted.TotalMilliseconds:0} ms after)");
+                await Task.Delay(10);
+            }
+
+            Assert.Equal([new HostLeg(leg.Index, "leg-a", Bridge)], legs.LegsOf(PathOf(_a)));
+
+            // ...and removed by the pass that sees the namespace gone.
+            Assert.Equal(["leg-a"], legs.Remove(PathOf(_a)).Select(l => l.Name));
+            Assert.Null(node.GetLink("leg-a"));
+            Assert.DoesNotContain(PathOf(_a), legs.Namespaces);
+        }
+    }
+
+    [LabFact]
+    public async Task A_leg_is_removed_even_when_the_pass_comes_before_the_watch_applied_its_notification()
+    {
+        using var legs = new TaskLegs(new NodeNetworkOptions(), NullLogger<TaskLegs>.Instance, PathOf(_node));
+        await Shell.CheckedAsync("ip", "netns", "add", _a);
+        legs.Learn([PathOf(_a)]);
+        using (RouteHandle.Open(PathOf(_a)))
+        {
+            await Shell.CheckedAsync("ip", "-n", _node, "link", "add", "leg-a", "master", Bridge, "up", "type", "veth", "peer", "name", "eth0", "netns", _a);
+            await Shell.CheckedAsync("ip", "netns", "del", _a);
+
+            // At once: whatever the watch's thread has applied yet, what is queued is applied before deciding.
+            Assert.Equal(["leg-a"], legs.Remove(PathOf(_a)).Select(l => l.Name));
+        }
+    }
+
     /// <summary>A task namespace with one leg on the node's bridge, its other end eth0 inside, both up.</summary>
     private async Task AddTaskAsync(string ns, string leg)
     {

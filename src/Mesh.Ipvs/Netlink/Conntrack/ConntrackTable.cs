@@ -1,5 +1,3 @@
-using static Mesh.Ipvs.Netlink.NetlinkConstants;
-
 namespace Mesh.Ipvs.Netlink.Conntrack;
 
 /// <summary>How a bounded dump ended: the entries read, and whether the limit stopped it before the table's end.</summary>
@@ -27,50 +25,18 @@ public static class ConntrackTable
         var writer = new NetlinkWriter(64);
         var seq = socket.NextSequence();
         ConntrackCodec.Dump(writer, seq);
-        socket.Send(writer.WrittenSpan, operation);
         var read = 0;
-        while (true)
+        var ended = socket.Stream(writer.WrittenSpan, seq, operation, m =>
         {
-            foreach (var m in socket.Receive(operation))
+            if (read == limit)
             {
-                if (m.Sequence != seq)
-                {
-                    continue; // not this dump's (a fresh socket has no other)
-                }
-
-                switch (m.Type)
-                {
-                    case NLMSG_NOOP:
-                        continue;
-                    case NLMSG_OVERRUN:
-                        throw new NetlinkException(operation, Errno.ENOBUFS, "NLMSG_OVERRUN");
-                    case NLMSG_ERROR:
-                        var error = NetlinkDecoder.ParseError(m, operation);
-                        if (error.Errno != 0)
-                        {
-                            throw new NetlinkException(operation, error.Errno, error.Message);
-                        }
-
-                        return new ConntrackDumpResult(read, false);
-                    case NLMSG_DONE:
-                        var done = NetlinkDecoder.ParseDoneErrno(m);
-                        if (done != 0)
-                        {
-                            throw new NetlinkException(operation, done, "dump aborted");
-                        }
-
-                        return new ConntrackDumpResult(read, false);
-                    default:
-                        if (read == limit)
-                        {
-                            return new ConntrackDumpResult(read, true);
-                        }
-
-                        visit(ConntrackCodec.ParseEntry(m, operation));
-                        read++;
-                        break;
-                }
+                return false; // one more entry than the limit: the table goes on
             }
-        }
+
+            visit(ConntrackCodec.ParseEntry(m, operation));
+            read++;
+            return true;
+        });
+        return new ConntrackDumpResult(read, !ended);
     }
 }

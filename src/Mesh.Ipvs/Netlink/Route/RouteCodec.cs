@@ -109,9 +109,39 @@ public static class RouteCodec
         w.EndMessage();
     }
 
-    public static Link ParseLink(NetlinkMessage m, string operation)
+    public static Link ParseLink(NetlinkMessage m, string operation) => ReadLink(Body(m, RTM_NEWLINK, IFINFOMSG_LEN, operation), operation);
+
+    /// <summary>
+    /// A notification of the link and namespace-id groups (see <see cref="LinkWatch"/>): RTM_NEWLINK (created or
+    /// changed) and RTM_DELLINK of a link, RTM_DELNSID of a namespace id. Null for what is not one of these: RTM_NEWNSID,
+    /// and the AF_BRIDGE RTM_NEWLINK/RTM_DELLINK a bridge sends when a port joins, changes or leaves it (not the port
+    /// link's own creation or deletion).
+    /// </summary>
+    public static LinkEvent? ParseLinkEvent(NetlinkMessage m, string operation)
     {
-        var p = Body(m, RTM_NEWLINK, IFINFOMSG_LEN, operation);
+        switch (m.Type)
+        {
+            case RTM_NEWLINK or RTM_DELLINK:
+                var p = m.Payload.Length >= IFINFOMSG_LEN
+                    ? m.Payload
+                    : throw new NetlinkProtocolException(operation, $"message of type {m.Type} has {m.Payload.Length} payload bytes, its header needs {IFINFOMSG_LEN}");
+                if (p.Span[0] != AF_UNSPEC)
+                {
+                    return null;
+                }
+
+                var link = ReadLink(p, operation);
+                return m.Type == RTM_NEWLINK ? new LinkChanged(link) : new LinkDeleted(link.Index, link.Name);
+            case RTM_DELNSID:
+                var body = Body(m, RTM_DELNSID, RTGENMSG_LEN, operation);
+                return new NetnsIdDeleted((int)NetlinkAttributes.Parse(body[RTGENMSG_LEN..], operation).GetU32(NETNSA_NSID, "NETNSA_NSID"));
+            default:
+                return null;
+        }
+    }
+
+    private static Link ReadLink(ReadOnlyMemory<byte> p, string operation)
+    {
         int index = BinaryPrimitives.ReadInt32LittleEndian(p.Span[4..]);
         uint flags = BinaryPrimitives.ReadUInt32LittleEndian(p.Span[8..]);
         var a = NetlinkAttributes.Parse(p[IFINFOMSG_LEN..], operation);

@@ -31,7 +31,12 @@ internal static class RouteConstants
     public const ushort RTM_DELRULE = 33;
     public const ushort RTM_GETRULE = 34;
     public const ushort RTM_NEWNSID = 88;
+    public const ushort RTM_DELNSID = 89;
     public const ushort RTM_GETNSID = 90;
+
+    // Multicast groups (enum rtnetlink_groups)
+    public const int RTNLGRP_LINK = 1;
+    public const int RTNLGRP_NSID = 28;
 
     // nlmsg_flags for NEW requests
     public const ushort NLM_F_REPLACE = 0x100;
