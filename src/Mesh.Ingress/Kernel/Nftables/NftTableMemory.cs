@@ -268,9 +268,6 @@ public sealed class NftTableMemory
         keys.Add(element.Key);
     }
 
-    /// <summary>How many keys others changed that the next plan repairs.</summary>
-    public int Drift => _drift.Values.Sum(k => k.Count);
-
     private static bool SameElements(NftElementGroup a, NftElementGroup b)
     {
         if (a.Elements.Count != b.Elements.Count)
