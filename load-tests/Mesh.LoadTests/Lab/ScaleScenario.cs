@@ -31,7 +31,8 @@ public static class ScaleScenario
     public sealed record Row(int Services, int Tasks, double BuildMs, long RetainedBytes, long AllocatedBytes,
         double NftColdMs, double HostColdMs, double NftChangeMs, double HostChangeMs, long NftScriptBytes, long NftChangeBytes,
         double IptColdMs, double IptChangeMs, long IptScriptBytes, int BackendsRead, double NftChangeReadMs, double NftResyncMs,
-        int ChangeProcesses, int ChangeMessages, double ChangePlanMs, double ChangeCommitMs, double ChangeBuildMs, double WholePlanMs, double ReadStructureMs, double ReadElementsMs);
+        int ChangeProcesses, int ChangeMessages, double ChangePlanMs, double ChangeCommitMs, double ChangeBuildMs, double WholePlanMs, double ReadStructureMs, double ReadElementsMs,
+        double ResyncOtherTableMs, double ResyncForeignElementMs, double ResyncFallbackMs, bool FollowedWithoutRead);
 
     public static async Task<int> RunAsync(IReadOnlyList<int> sizes, int tasksPerService, Settings s, CancellationToken ct)
     {
@@ -58,7 +59,8 @@ public static class ScaleScenario
         Console.Out.Write(md);
         // Every task's slot read back, and (the exec counter) a change that started no process: nf_tables through
         // netlink, and the host's iptables unchanged by a task replaced, so not run.
-        return rows.All(r => r.BackendsRead >= r.Services * r.Tasks && r.ChangeProcesses == 0) ? 0 : 4;
+        // And the resync after someone else's commit (another table; one element of Mesh's map) followed without a read.
+        return rows.All(r => r.BackendsRead >= r.Services * r.Tasks && r.ChangeProcesses == 0 && r.FollowedWithoutRead) ? 0 : 4;
     }
 
     private static async Task<Row> MeasureAsync(CountingRunner runner, IptablesFlavour flavour, int n, int t, CancellationToken ct)
@@ -183,13 +185,41 @@ public static class ScaleScenario
 
             // The resync as the daemon runs it now: the trust has run out, the ruleset generation says nobody
             // committed since the executor last knew the table exactly, so it trusts it again without the listing.
-            var resyncing = new NfTablesExecutor(TimeSpan.Zero);
+            using var resyncing = new NfTablesExecutor(TimeSpan.Zero);
             await resyncing.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false); // learns it (one listing)
             sw.Restart();
             var resyncChanged = await resyncing.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false);
             var nftResync = sw.Elapsed.TotalMilliseconds;
             if (resyncChanged)
                 throw new InvalidOperationException("scale: the resync pass changed an unchanged table");
+
+            // The resync when the generation moved: someone else committed in the sandbox namespace, the executor follows
+            // the kernel's notifications (its change log) instead of reading the table back. Another table: nothing to
+            // do. One element of Mesh's backends map deleted by someone else: put back from the memory. A rule appended to a
+            // Mesh chain: the log cannot vouch for that, the table is read back and repaired (the fallback).
+            var readsBefore = resyncing.Reads;
+            var otherTableMs = await ForeignThenResync(new NfTablesBatch().AddTable(new Table(Family.Ip, "theirs")), expectChange: false).ConfigureAwait(false);
+            var foreignElement = actual.Maps[IngressSandboxTable.BackendsMap].Values.First();
+            var foreignElementMs = await ForeignThenResync(new NfTablesBatch().DeleteElements(Family.Ip, IngressSandboxTable.Name, IngressSandboxTable.BackendsMap, [foreignElement]), expectChange: true).ConfigureAwait(false);
+            var followedWithoutRead = resyncing.Reads == readsBefore;
+            var fallbackMs = await ForeignThenResync(new NfTablesBatch().AddRule(new Rule(Family.Ip, IngressSandboxTable.Name, "dispatch", [new Counter()])), expectChange: true).ConfigureAwait(false);
+            if (resyncing.Reads != readsBefore + 1)
+                throw new InvalidOperationException($"scale: a rule added by hand read the table {resyncing.Reads - readsBefore} times, not once ({resyncing.LastDoubt})");
+
+            async Task<double> ForeignThenResync(NfTablesBatch foreign, bool expectChange)
+            {
+                using (var other = NfTablesHandle.Open(nsOurs.Path))
+                {
+                    other.Commit(foreign);
+                }
+
+                sw.Restart();
+                var repaired = await resyncing.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false);
+                var ms = sw.Elapsed.TotalMilliseconds;
+                if (repaired != expectChange)
+                    throw new InvalidOperationException($"scale: after {foreign.Describe(0)} the resync {(repaired ? "changed" : "did not change")} the table");
+                return ms;
+            }
 
             // Naive baseline: full iptables-restore rewrite, cold and for the same change.
             var nsNaive = NetworkNamespacePath.Named(naive);
@@ -205,7 +235,8 @@ public static class ScaleScenario
             return new Row(n, t, Math.Round(buildMs, 1), retained, allocated, Math.Round(nftCold, 1), Math.Round(hostCold, 1), Math.Round(nftChange, 1), Math.Round(hostChange, 1),
                 coldBatch.Length, changeBatch?.Length ?? 0,
                 Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), backendsRead, Math.Round(nftRead, 1), Math.Round(nftResync, 2),
-                changeProcesses, changePlan?.Count ?? 0, Math.Round(changePlanMs, 2), Math.Round(changeCommitMs, 2), Math.Round(changeBuildMs, 1), Math.Round(wholePlanMs, 1), Math.Round(readStructure, 2), Math.Round(readElements, 1));
+                changeProcesses, changePlan?.Count ?? 0, Math.Round(changePlanMs, 2), Math.Round(changeCommitMs, 2), Math.Round(changeBuildMs, 1), Math.Round(wholePlanMs, 1), Math.Round(readStructure, 2), Math.Round(readElements, 1),
+                Math.Round(otherTableMs, 2), Math.Round(foreignElementMs, 2), Math.Round(fallbackMs, 1), followedWithoutRead);
         }
         finally
         {
@@ -282,14 +313,14 @@ public static class ScaleScenario
         var md = new StringBuilder();
         md.AppendLine("# scale: control-plane programming time").AppendLine();
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
-        md.AppendLine("ours = the sandbox's nftables table (per service only map elements; a shared picking chain per balancing mode and task count) through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
+        md.AppendLine("ours = the sandbox's nftables table (per service only map elements; a shared picking chain per balancing mode and task count) through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved and the kernel's notifications cannot say what changed, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
                       "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
-        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink; chains + rules / elements, read again apart) / generation unchanged | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning (fastest of 5) / commit alone | change: building the desired table (services kept) / whole-table planning | naive script | build desired state | retained / allocated |");
-        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink; chains + rules / elements, read again apart) / generation unchanged | resync, generation moved (someone else's commit, followed in the notifications): another table / one element of Mesh's map deleted, put back / a rule added to a Mesh chain (read back, the fallback) | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning (fastest of 5) / commit alone | change: building the desired table (services kept) / whole-table planning | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {
             var oursChange = r.NftChangeMs + r.HostChangeMs;
-            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({r.NftChangeMs.ToString("0.00", inv)} ms + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} ({r.ReadStructureMs.ToString("0.00", inv)} ms / {Ms(r.ReadElementsMs)}) / {r.NftResyncMs.ToString("0.00", inv)} ms | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {r.ChangePlanMs.ToString("0.00", inv)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {Ms(r.ChangeBuildMs)} / {Ms(r.WholePlanMs)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
+            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({r.NftChangeMs.ToString("0.00", inv)} ms + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} ({r.ReadStructureMs.ToString("0.00", inv)} ms / {Ms(r.ReadElementsMs)}) / {r.NftResyncMs.ToString("0.00", inv)} ms | {r.ResyncOtherTableMs.ToString("0.00", inv)} ms / {r.ResyncForeignElementMs.ToString("0.00", inv)} ms / {Ms(r.ResyncFallbackMs)}{(r.FollowedWithoutRead ? "" : " (**read**)")} | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {r.ChangePlanMs.ToString("0.00", inv)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {Ms(r.ChangeBuildMs)} / {Ms(r.WholePlanMs)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
         }
         md.AppendLine();
         foreach (var r in rows)

@@ -76,6 +76,111 @@ public class NftTableMemoryTests
         return seeds;
     }
 
+    /// <summary>
+    /// Elements someone else deletes and adds (<see cref="NftTableMemory.TakeForeign"/>, as the change log reports them),
+    /// then the next plan, for the same table or a changed one: the plan's element changes, applied to a copy of the
+    /// kernel (a delete must find its key, an add must not meet another element there), leave the kernel exactly as the
+    /// memory says; the same table again puts back exactly what Mesh wrote; and the maps numgen does not pick (no slots)
+    /// end as a memory that never saw the drift plans them.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Elements_changed_by_others_are_put_back_by_the_next_plan_whatever_else_it_changes(int seed)
+    {
+        var random = new Random(seed);
+        var cluster = new RandomCluster(random);
+        var builder = new IngressSandboxTable.Builder();
+        var (state, health) = cluster.Next();
+        var desired = builder.Build(state, Sandbox, "n1", health);
+        var memory = NftTableMemory.Of(desired, desired);
+        var twin = NftTableMemory.Of(desired, desired); // never sees the drift
+        var kernel = desired.Maps.ToDictionary(m => m.Name, m => m.Elements.ToDictionary(e => e.Element.Key, e => e.Element), StringComparer.Ordinal);
+        var repaired = 0;
+        for (var step = 0; step < 30; step++)
+        {
+            var before = Snapshot(kernel);
+            var drifted = 0;
+            for (var k = random.Next(1, 4); k > 0; k--)
+            {
+                var map = desired.Maps[random.Next(desired.Maps.Count)].Name;
+                var held = kernel[map];
+                if (held.Count == 0)
+                {
+                    continue;
+                }
+
+                var victim = held.Values.ElementAt(random.Next(held.Count));
+                if (random.Next(2) == 0)
+                {
+                    held.Remove(victim.Key);
+                    memory.TakeForeign(map, victim, deleted: true);
+                }
+                else
+                {
+                    var key = victim.Key.Span.ToArray();
+                    key[^1] ^= 0x5a; // a key Mesh did not write, with the victim's value
+                    var foreign = victim with { Key = new NftData(key) };
+                    if (!held.TryAdd(foreign.Key, foreign))
+                    {
+                        continue;
+                    }
+
+                    memory.TakeForeign(map, foreign, deleted: false);
+                }
+
+                drifted++;
+            }
+
+            var same = random.Next(3) == 0;
+            if (!same)
+            {
+                (state, health) = cluster.Next();
+                desired = builder.Build(state, Sandbox, "n1", health);
+            }
+
+            var change = memory.Plan(desired);
+            var unseen = twin.Plan(desired);
+            Assert.True(change is not null && unseen is not null, $"seed {seed} step {step}: not planned by service");
+            foreach (var map in change.Maps)
+            {
+                var held = kernel[map.Map];
+                foreach (var element in map.Delete)
+                {
+                    Assert.True(held.Remove(element.Key), $"seed {seed} step {step}: deletes {Describe(element)} that {map.Map} does not hold");
+                }
+
+                foreach (var element in map.Add)
+                {
+                    Assert.False(held.TryGetValue(element.Key, out var there) && !Same(there, element), $"seed {seed} step {step}: adds {Describe(element)} over another element");
+                    held[element.Key] = element;
+                }
+            }
+
+            memory.Apply(change);
+            twin.Apply(unseen);
+            AssertSameState(memory.State, NftTableState.Of(memory.State.Chains, kernel.ToDictionary(m => m.Key, m => (IReadOnlyDictionary<NftData, SetElement>)m.Value, StringComparer.Ordinal)), seed, step);
+            if (same && drifted > 0 && ReferenceEquals(desired, builder.Build(state, Sandbox, "n1", health)))
+            {
+                Assert.Equal(before, Snapshot(kernel)); // the drift undone, nothing else
+                repaired++;
+            }
+
+            foreach (var map in desired.Maps.Where(m => !m.Slotted))
+            {
+                Assert.True(
+                    twin.State.Maps[map.Name].Values.Select(Describe).Order().SequenceEqual(memory.State.Maps[map.Name].Values.Select(Describe).Order()),
+                    $"seed {seed} step {step}: map {map.Name} differs from the plan without drift");
+            }
+
+            Assert.All(desired.Maps, m => Assert.Equal(twin.State.Maps[m.Name].Count, memory.State.Maps[m.Name].Count));
+        }
+
+        Assert.True(repaired > 0, $"seed {seed}: the same table never came with drift");
+
+        static List<string> Snapshot(Dictionary<string, Dictionary<NftData, SetElement>> maps) =>
+            [.. maps.SelectMany(m => m.Value.Values.Select(e => m.Key + " " + Describe(e))).Order(StringComparer.Ordinal)];
+    }
+
     [Fact]
     public void The_same_state_again_gives_the_same_table_and_nothing_to_plan()
     {

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Mesh.Ingress.Kernel.Iptables;
 
 /// <summary>
@@ -8,13 +6,12 @@ namespace Mesh.Ingress.Kernel.Iptables;
 /// instead of running iptables-save again (at thousands of published ports a save costs most of a second);
 /// a failure, or the trust running out at the periodic resync, reads the kernel again and repairs any drift.
 /// With the nft flavour (iptables on nf_tables) the resync first asks the namespace's ruleset
-/// <paramref name="generation"/>, as <see cref="Nftables.NftExecutor"/> does: unchanged, nothing was committed
+/// <paramref name="generation"/> (the same <see cref="TrustCache{TKey, TState}"/> as <see cref="Nftables.NfTablesExecutor"/>): unchanged, nothing was committed
 /// since the rules were known exactly, and no iptables-save runs.
 /// </summary>
 public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour, TimeSpan trustFor, Nftables.INftGeneration? generation)
 {
-    private readonly Dictionary<(string Netns, string Tables), Known> _known = [];
-    private readonly Lock _lock = new();
+    private readonly TrustCache<(string Netns, string Tables), IptablesSave> _trust = new(trustFor);
 
     /// <summary>Legacy iptables does not commit through nf_tables: its changes do not move the generation.</summary>
     private readonly Nftables.INftGeneration? _generation = flavour == IptablesFlavour.Nft ? generation : null;
@@ -35,24 +32,19 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
     {
         var list = tables.ToList();
         var key = Key(netns, list);
-        lock (_lock)
-        {
-            if (_known.TryGetValue(key, out var known) && Stopwatch.GetTimestamp() < known.Until)
+        var asked = false;
+        uint? before = null;
+        if (_trust.Find(key, () =>
             {
-                return known.State;
-            }
+                asked = true;
+                return before = _generation?.Read(netns);
+            }) is { } known)
+        {
+            return known.State;
         }
 
-        var before = _generation?.Read(netns);
-        lock (_lock)
-        {
-            if (_known.TryGetValue(key, out var known) && before is not null && known.Generation == before)
-            {
-                _known[key] = known with { Until = Deadline() }; // nothing committed since: still exact
-                return known.State;
-            }
-        }
-
+        // The generation asked past the trust is the one the save starts from; else it is asked now.
+        before = asked ? before : _generation?.Read(netns);
         var text = new System.Text.StringBuilder();
         foreach (var table in list)
         {
@@ -60,8 +52,7 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
         }
 
         var state = IptablesSave.Parse(text.ToString());
-        var after = _generation?.Read(netns);
-        Trust(key, state, before is not null && after == before ? after : null); // a commit during the save: not exact
+        _trust.Remember(key, state, RulesetGeneration.ExactAfterRead(before, _generation?.Read(netns)));
         return state;
     }
 
@@ -81,15 +72,8 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
             return false;
         }
 
-        // What is written is exact afterwards only if what it was planned against still was (nobody committed since)
-        // and the restore was the only commit: one generation step.
         var key = Key(netns, tables);
-        uint? exactAt;
-        lock (_lock)
-        {
-            exactAt = _known.TryGetValue(key, out var known) && ReferenceEquals(known.State, actual) ? known.Generation : null;
-        }
-
+        var exactAt = _trust.Peek(key) is { } known && ReferenceEquals(known.State, actual) ? known.Generation : null;
         var before = exactAt is null ? null : _generation?.Read(netns);
         try
         {
@@ -100,43 +84,17 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
         }
         catch
         {
-            lock (_lock)
-            {
-                _known.Remove(key);
-            }
-
+            _trust.Forget(key);
             throw;
         }
 
-        var applied = before is not null && before == exactAt ? _generation?.Read(netns) : null;
-        Trust(key, IptablesSave.Of(desired), applied is not null && applied == before + 1 ? applied : null);
+        var after = before is not null && before == exactAt ? _generation?.Read(netns) : null;
+        _trust.Remember(key, IptablesSave.Of(desired), RulesetGeneration.ExactAfterWrite(exactAt, before, after));
         return true;
     }
 
     /// <summary>Drops what is known of <paramref name="netns"/> (it is gone, and a namespace of the same name may come).</summary>
-    public void Forget(NetworkNamespacePath netns)
-    {
-        lock (_lock)
-        {
-            foreach (var key in _known.Keys.Where(k => k.Netns == (netns.Path ?? "")).ToList())
-            {
-                _known.Remove(key);
-            }
-        }
-    }
-
-    private void Trust((string, string) key, IptablesSave state, uint? generation)
-    {
-        lock (_lock)
-        {
-            _known[key] = new Known(state, Deadline(), generation);
-        }
-    }
-
-    private long Deadline() => Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency);
-
-    /// <summary>What Mesh's chains hold, until when to believe it without asking, and the ruleset generation it was exact at (if known).</summary>
-    private sealed record Known(IptablesSave State, long Until, uint? Generation);
+    public void Forget(NetworkNamespacePath netns) => _trust.ForgetWhere(k => k.Netns == (netns.Path ?? ""));
 
     private static (string, string) Key(NetworkNamespacePath netns, IEnumerable<string> tables) => (netns.Path ?? "", string.Join(',', tables));
 }

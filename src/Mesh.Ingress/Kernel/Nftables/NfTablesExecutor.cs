@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Mesh.Ipvs.Netlink;
 using Mesh.Ipvs.Netlink.NfTables;
 
@@ -7,26 +6,45 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// <summary>
 /// Converges Mesh's nftables tables through nf_tables netlink (no <c>nft</c> process): plan against what is known of
 /// the table, one batch, one commit. After a successful read or commit it trusts what it knows for
-/// <paramref name="trustFor"/> instead of reading the table again. When the trust runs out (the periodic resync) it asks
-/// the namespace's ruleset generation: unchanged since what it knows was exact, nobody committed anything, and the trust
-/// is renewed without a read; otherwise, or after a failure, it reads the table again, which repairs any drift.
-/// Between reads it plans a change from its <see cref="NftTableMemory"/>, by the services (element groups) that changed,
-/// not the whole table; after a read the whole table is planned against what was read.
-/// A handle (socket) is opened per converge and only when needed: its socket keeps the namespace alive.
+/// <paramref name="trustFor"/> instead of reading the table again (<see cref="TrustCache{TKey, TState}"/>). When the
+/// trust runs out (the periodic resync) it asks the namespace's ruleset generation: unchanged since what it knows was
+/// exact, nobody committed anything, and the trust is renewed without a read. When it moved, a table planned by its
+/// <see cref="NftTableMemory"/> (the ingress sandbox's) asks its <see cref="NftChangeLog"/> what the transactions in
+/// between did: only other tables, or elements added or deleted in Mesh's maps (taken into the memory and repaired by
+/// the next plan), and the trust is renewed without a read; anything else, or any doubt, reads the table again, which
+/// repairs any drift. Tables planned whole (the small per-task tables and the host table) keep no log: a moved
+/// generation reads them (a few chains). Between reads the memory plans a change by the services (element groups)
+/// that changed, not the whole table; after a read the whole table is planned against what was read.
+/// A handle (socket) is opened per converge and only when needed: its socket keeps the namespace alive. A change log
+/// keeps its socket open (and the sandbox namespace alive) until <see cref="Forget(NetworkNamespacePath)"/>.
 /// </summary>
-public sealed class NfTablesExecutor(TimeSpan trustFor)
+public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : IDisposable
 {
-    private readonly Dictionary<(string Netns, Family Family, string Table), Known> _known = [];
+    private readonly TrustCache<(string Netns, Family Family, string Table), Known> _trust = new(trustFor);
+    private readonly Dictionary<(string Netns, Family Family, string Table), NftChangeLog> _logs = [];
     private readonly Lock _lock = new();
     private int _reads;
+    private int _followed;
+    private string? _readBecause;
+
+    public NfTablesExecutor(TimeSpan trustFor)
+        : this(trustFor, NftChangeLog.DefaultReceiveBuffer)
+    {
+    }
 
     public NfTablesExecutor()
         : this(TimeSpan.Zero)
     {
     }
 
-    /// <summary>How many times a table was read back from the kernel (what the trust and the generation save).</summary>
+    /// <summary>How many times a table was read back from the kernel (what the trust, the generation and the log save).</summary>
     public int Reads => Volatile.Read(ref _reads);
+
+    /// <summary>How many times a moved generation was accounted for by the change log instead of a read.</summary>
+    public int Followed => Volatile.Read(ref _followed);
+
+    /// <summary>Why the change log last could not vouch for a table (its doubt), for diagnostics and tests.</summary>
+    public string? LastDoubt => Volatile.Read(ref _readBecause);
 
     /// <summary>
     /// Converges one Mesh table in <paramref name="netns"/>: planned and committed when <paramref name="desired"/>
@@ -37,20 +55,31 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         ArgumentNullException.ThrowIfNull(netns);
         cancellationToken.ThrowIfCancellationRequested();
         using var handle = new LazyHandle(netns.Path);
-        return Task.FromResult(Converge(handle, (netns.Path ?? "", family, table), desired, family, table));
+        var key = (netns.Path ?? "", family, table);
+        var changed = Converge(handle, key, desired, family, table);
+        KeepLog(handle, key);
+        return Task.FromResult(changed);
     }
 
     private bool Converge(LazyHandle handle, (string, Family, string) key, NftDesiredTable? desired, Family family, string table)
     {
-        var (actual, exactAt, memory) = Trusted(key, handle);
-        if (actual is null)
+        NftTableState actual;
+        uint? exactAt;
+        NftTableMemory? memory;
+        if (_trust.Find(key, () => Generation(handle), (k, known, from, to) => CatchUp(handle, k, known, from, to)) is { } trusted)
         {
+            (actual, exactAt, memory) = (trusted.State.State, trusted.Generation, trusted.State.Memory);
+        }
+        else
+        {
+            // The log (if the table keeps one) starts again before the read: what it will hold comes after what is read.
+            Log(key)?.Restart(() => Generation(handle));
             var readAt = Generation(handle);
             Interlocked.Increment(ref _reads);
             actual = Read(handle, family, table);
-            var after = Generation(handle);
-            exactAt = readAt is not null && after == readAt ? after : null; // a commit during the read: not exact
-            Remember(key, actual, exactAt, null);
+            exactAt = RulesetGeneration.ExactAfterRead(readAt, Generation(handle)); // a commit during the read: not exact
+            memory = null;
+            _trust.Remember(key, new Known(actual, null), exactAt);
         }
 
         if (desired is null)
@@ -60,12 +89,13 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
                 return false;
             }
 
-            Commit(handle, key, NftPlanner.Delete(family, table), exactAt, NftTableState.Missing, null);
+            Commit(handle, key, NftPlanner.Delete(family, table), exactAt, new Known(NftTableState.Missing, null));
             return true;
         }
 
-        // Between reads the memory plans by the services that changed (the same change as the whole-table diff); after
-        // a read, another skeleton or a table not built in groups, the whole table is planned against what is known.
+        // Between reads the memory plans by the services that changed (the same change as the whole-table diff, and the
+        // keys others changed put back); after a read, another skeleton or a table not built in groups, the whole table
+        // is planned against what is known.
         if (memory?.Plan(desired) is { } change)
         {
             if (change.Batch is null)
@@ -74,7 +104,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
                 return false;
             }
 
-            Commit(handle, key, change.Batch, exactAt, null, memory, change);
+            Commit(handle, key, change.Batch, exactAt, new Known(memory.State, memory), () => memory.Apply(change));
             return true;
         }
 
@@ -87,21 +117,22 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         {
             if (remembered is not null)
             {
-                Attach(key, remembered); // what is known is exactly this plan: the next change is planned from here
+                // What is known is exactly this plan: the next change is planned from here.
+                _trust.Update(key, known => new Known(known.ReadState, remembered));
             }
 
             return false;
         }
 
-        Commit(handle, key, batch, exactAt, remembered is null ? NftPlanner.Expected(stable) : null, remembered);
+        Commit(handle, key, batch, exactAt, remembered is null ? new Known(NftPlanner.Expected(stable), null) : new Known(remembered.State, remembered));
         return true;
     }
 
     /// <summary>
-    /// Commits <paramref name="batch"/> and remembers what the table holds then: <paramref name="state"/>, or
-    /// <paramref name="memory"/> (with <paramref name="change"/> taken in). Forgets the table when the commit fails.
+    /// Commits <paramref name="batch"/> and remembers what the table holds then (<paramref name="after"/>, once
+    /// <paramref name="applied"/> took the change into the memory). Forgets the table when the commit fails.
     /// </summary>
-    private void Commit(LazyHandle handle, (string, Family, string) key, NfTablesBatch batch, uint? exactAt, NftTableState? state, NftTableMemory? memory, NftTableMemory.Change? change = null)
+    private void Commit(LazyHandle handle, (string, Family, string) key, NfTablesBatch batch, uint? exactAt, Known after, Action? applied = null)
     {
         // What is written is exact afterwards only if what it was planned against still was (nobody committed since)
         // and the transaction was the only commit: one generation step.
@@ -112,17 +143,75 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         }
         catch
         {
-            Forget(key);
+            _trust.Forget(key);
             throw;
         }
 
-        if (change is not null)
+        applied?.Invoke();
+        var generation = RulesetGeneration.ExactAfterWrite(exactAt, before, before is not null && before == exactAt ? Generation(handle) : null);
+        _trust.Remember(key, after, generation);
+        if (generation is { } own)
         {
-            memory!.Apply(change);
+            Log(key)?.Skip(own, () => Generation(handle)); // Mesh's own transaction: nothing in it to follow
+        }
+    }
+
+    /// <summary>
+    /// The change log's account of the transactions from <paramref name="from"/> to <paramref name="to"/>: the foreign
+    /// elements taken into the memory and the generation it is exact at, or null (a doubt: the table is read).
+    /// </summary>
+    private uint? CatchUp(LazyHandle handle, (string, Family, string) key, Known known, uint from, uint to)
+    {
+        if (known.Memory is not { } memory || Log(key) is not { } log)
+        {
+            return null;
         }
 
-        var applied = before is not null && before == exactAt ? Generation(handle) : null;
-        Remember(key, state ?? memory!.State, applied is not null && applied == before + 1 ? applied : null, memory);
+        var outcome = log.Follow(from, to, memory.Knows);
+        if (outcome.ExactAt is null)
+        {
+            Volatile.Write(ref _readBecause, outcome.DoubtReason);
+            return null;
+        }
+
+        foreach (var foreign in outcome.Elements)
+        {
+            memory.TakeForeign(foreign.Map, foreign.Element, foreign.Deleted);
+        }
+
+        Interlocked.Increment(ref _followed);
+        return outcome.ExactAt;
+    }
+
+    /// <summary>A table planned by its memory keeps a change log (opened once it is known exactly); any other keeps none.</summary>
+    private void KeepLog(LazyHandle handle, (string Netns, Family Family, string Table) key)
+    {
+        var keep = _trust.Peek(key) is { State.Memory: not null, Generation: not null };
+        NftChangeLog? opened = null, closed = null;
+        lock (_lock)
+        {
+            if (keep && !_logs.ContainsKey(key))
+            {
+                _logs[key] = opened = new NftChangeLog(key.Netns.Length == 0 ? null : key.Netns, key.Family, key.Table, changeLogBuffer);
+            }
+            else if (!keep && _logs.Remove(key, out var log))
+            {
+                closed = log;
+            }
+        }
+
+        // Opened after the generation it must vouch from: it does only if nobody committed in between (else the next
+        // moved generation is a doubt, and a read).
+        opened?.Restart(() => Generation(handle));
+        closed?.Dispose();
+    }
+
+    private NftChangeLog? Log((string, Family, string) key)
+    {
+        lock (_lock)
+        {
+            return _logs.GetValueOrDefault(key);
+        }
     }
 
     private static NftTableState Read(LazyHandle handle, Family family, string table)
@@ -153,88 +242,42 @@ public sealed class NfTablesExecutor(TimeSpan trustFor)
         }
     }
 
-    /// <summary>
-    /// What is known of the table, if it may be believed, and the generation it is known to be exact at: within the
-    /// trust, as remembered; past it, only when the generation has not moved since (then the trust is renewed).
-    /// </summary>
-    private (NftTableState? State, uint? ExactAt, NftTableMemory? Memory) Trusted((string, Family, string) key, LazyHandle handle)
-    {
-        Known? entry;
-        lock (_lock)
-        {
-            if (!_known.TryGetValue(key, out entry))
-            {
-                return (null, null, null);
-            }
-
-            if (Stopwatch.GetTimestamp() < entry.Until)
-            {
-                return (entry.State, entry.Generation, entry.Memory);
-            }
-        }
-
-        var now = entry.Generation is null ? null : Generation(handle);
-        lock (_lock)
-        {
-            if (now is not null && now == entry.Generation)
-            {
-                _known[key] = entry with { Until = Deadline() };
-                return (entry.State, now, entry.Memory);
-            }
-
-            _known.Remove(key);
-            return (null, null, null);
-        }
-    }
-
-    private void Remember((string, Family, string) key, NftTableState state, uint? generation, NftTableMemory? memory)
-    {
-        lock (_lock)
-        {
-            _known[key] = new Known(state, Deadline(), generation, memory);
-        }
-    }
-
-    /// <summary>Keeps planning from <paramref name="memory"/> without renewing the trust (nothing was read or written).</summary>
-    private void Attach((string, Family, string) key, NftTableMemory memory)
-    {
-        lock (_lock)
-        {
-            if (_known.TryGetValue(key, out var entry))
-            {
-                _known[key] = entry with { ReadState = memory.State, Memory = memory };
-            }
-        }
-    }
-
-    private long Deadline() => Stopwatch.GetTimestamp() + (long)(trustFor.TotalSeconds * Stopwatch.Frequency);
-
-    /// <summary>Drops what was written into <paramref name="netns"/> (it is gone, and a namespace of the same name may come).</summary>
+    /// <summary>Drops what was written into <paramref name="netns"/> and closes its change logs (it is gone, and a namespace of the same name may come).</summary>
     public void Forget(NetworkNamespacePath netns)
     {
         ArgumentNullException.ThrowIfNull(netns);
+        var path = netns.Path ?? "";
+        _trust.ForgetWhere(k => k.Netns == path);
+        List<NftChangeLog> closed;
         lock (_lock)
         {
-            foreach (var key in _known.Keys.Where(k => k.Netns == (netns.Path ?? "")).ToList())
+            closed = [.. _logs.Where(kv => kv.Key.Netns == path).Select(kv => kv.Value)];
+            foreach (var key in _logs.Keys.Where(k => k.Netns == path).ToList())
             {
-                _known.Remove(key);
+                _logs.Remove(key);
             }
         }
+
+        closed.ForEach(log => log.Dispose());
     }
 
-    private void Forget((string, Family, string) key)
+    public void Dispose()
     {
+        List<NftChangeLog> logs;
         lock (_lock)
         {
-            _known.Remove(key);
+            logs = [.. _logs.Values];
+            _logs.Clear();
         }
+
+        logs.ForEach(log => log.Dispose());
     }
 
     /// <summary>
-    /// What the table holds, until when to believe it without asking, the ruleset generation it was exact at (if known),
-    /// and the memory that plans the next change by what changed (what the table holds is then its live view).
+    /// What the table holds as read or written, and the memory that plans the next change by what changed (what the
+    /// table holds is then its live view).
     /// </summary>
-    private sealed record Known(NftTableState ReadState, long Until, uint? Generation, NftTableMemory? Memory)
+    private sealed record Known(NftTableState ReadState, NftTableMemory? Memory)
     {
         public NftTableState State => Memory?.State ?? ReadState;
     }

@@ -10,12 +10,17 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// same elements is skipped; only new, changed and removed groups are stabilized and diffed against the kernel view,
 /// which gives the same element changes as the whole-table diff (the property test's claim). The chains are few and
 /// planned whole. It is a view of one exact kernel state: <see cref="Plan"/> does not change it, <see cref="Apply"/>
-/// after the commit succeeded does; the executor drops it after any failure, a read or a moved generation.
+/// after the commit succeeded does; the executor drops it after any failure or a read. Elements others added or deleted
+/// in its maps (the executor learns them from the kernel's notifications) are taken into the kernel view
+/// (<see cref="TakeForeign"/>) and repaired by the next plan, whatever else it changes.
 /// </summary>
 public sealed class NftTableMemory
 {
     private readonly Dictionary<string, Dictionary<NftData, SetElement>> _maps;
     private readonly Dictionary<string, GroupsOfMap> _groups;
+
+    /// <summary>Map → the keys others added, changed or deleted since (<see cref="TakeForeign"/>): the next plan puts them back.</summary>
+    private readonly Dictionary<string, HashSet<NftData>> _drift = new(StringComparer.Ordinal);
     private Dictionary<string, IReadOnlyList<string>> _chains;
     private NftDesiredTable _raw;
     private string _skeletonTag;
@@ -75,7 +80,7 @@ public sealed class NftTableMemory
     public Change? Plan(NftDesiredTable desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
-        if (ReferenceEquals(desired, _raw))
+        if (ReferenceEquals(desired, _raw) && _drift.Count == 0)
         {
             return new Change(null, desired, []); // the same value again (a resync with nothing new): nothing to plan
         }
@@ -97,7 +102,7 @@ public sealed class NftTableMemory
         var changes = new List<MapChange>(desired.Maps.Count);
         foreach (var map in desired.Maps)
         {
-            var change = Diff(map, _maps[map.Name], _groups[map.Name]);
+            var change = Diff(map, _maps[map.Name], _groups[map.Name], _drift.GetValueOrDefault(map.Name));
             NftPlanner.WriteElements(batch, desired, map.Name, change.Delete, change.Add);
             changes.Add(change);
         }
@@ -107,7 +112,7 @@ public sealed class NftTableMemory
     }
 
     /// <summary>One map's changed, new and removed groups: their elements to delete and add, and the groups' new memory.</summary>
-    private static MapChange Diff(NftMap map, Dictionary<NftData, SetElement> held, GroupsOfMap known)
+    private static MapChange Diff(NftMap map, Dictionary<NftData, SetElement> held, GroupsOfMap known, HashSet<NftData>? drift)
     {
         var groups = map.Groups!;
         var delete = new Dictionary<NftData, SetElement>();
@@ -178,7 +183,89 @@ public sealed class NftTableMemory
             }
         }
 
+        if (drift is not null)
+        {
+            Repair(groups, known, updates, held, drift, delete, add);
+        }
+
         return new MapChange(map.Name, [.. delete.Values], [.. add.Values], groups, updates, removed ?? []);
+    }
+
+    /// <summary>
+    /// Keys others changed: the diff above assumed the kernel holds what Mesh wrote, so for those keys it is replaced by
+    /// what turns the element the kernel holds (<paramref name="held"/>) into the one the groups write after this change.
+    /// </summary>
+    private static void Repair(
+        IReadOnlyList<NftElementGroup> groups,
+        GroupsOfMap known,
+        List<(string Key, NftElementGroup Raw, NftElementGroup Written)> updates,
+        Dictionary<NftData, SetElement> held,
+        HashSet<NftData> drift,
+        Dictionary<NftData, SetElement> delete,
+        Dictionary<NftData, SetElement> add)
+    {
+        var updated = updates.ToDictionary(u => u.Key, u => u.Written, StringComparer.Ordinal);
+        var wanted = new Dictionary<NftData, SetElement>(drift.Count);
+        foreach (var group in groups)
+        {
+            var written = updated.TryGetValue(group.Key, out var w) ? w : known.ByKey[group.Key].Written;
+            foreach (var element in written.Elements)
+            {
+                if (drift.Contains(element.Element.Key))
+                {
+                    wanted[element.Element.Key] = element.Element;
+                }
+            }
+        }
+
+        foreach (var key in drift)
+        {
+            delete.Remove(key);
+            add.Remove(key);
+            var has = held.GetValueOrDefault(key);
+            var want = wanted.GetValueOrDefault(key);
+            if (has is not null && (want is null || !NftPlanner.Same(has, want)))
+            {
+                delete[key] = has;
+            }
+
+            if (want is not null && (has is null || !NftPlanner.Same(has, want)))
+            {
+                add[key] = want;
+            }
+        }
+    }
+
+    /// <summary>Whether <paramref name="map"/> is one of the maps this memory plans by groups (the ones <see cref="TakeForeign"/> takes).</summary>
+    public bool Knows(string map) => _maps.ContainsKey(map) && _groups.ContainsKey(map);
+
+    /// <summary>
+    /// Takes in an element someone else added to or deleted from <paramref name="map"/> (a committed transaction the
+    /// kernel announced): the kernel view follows it, and the next <see cref="Plan"/> repairs the key.
+    /// </summary>
+    public void TakeForeign(string map, SetElement element, bool deleted)
+    {
+        ArgumentNullException.ThrowIfNull(element);
+        if (!Knows(map))
+        {
+            throw new ArgumentException($"map {map} is not planned by this memory", nameof(map));
+        }
+
+        if (deleted)
+        {
+            _maps[map].Remove(element.Key);
+        }
+        else
+        {
+            _maps[map][element.Key] = element;
+        }
+
+        if (!_drift.TryGetValue(map, out var keys))
+        {
+            _drift[map] = keys = [];
+        }
+
+        keys.Add(element.Key);
     }
 
     private static bool SameElements(NftElementGroup a, NftElementGroup b)
@@ -203,7 +290,7 @@ public sealed class NftTableMemory
     public void Apply(Change change)
     {
         ArgumentNullException.ThrowIfNull(change);
-        if (ReferenceEquals(change.Desired, _raw))
+        if (ReferenceEquals(change.Desired, _raw) && change.Maps.Count == 0)
         {
             return;
         }
@@ -235,6 +322,7 @@ public sealed class NftTableMemory
             _groups[map.Map] = known with { Order = map.Order };
         }
 
+        _drift.Clear(); // the change repaired every key others changed
         _chains = NftPlanner.ExpectedChains(change.Desired);
         _skeletonTag = NftPlanner.SkeletonTag(change.Desired);
         _raw = change.Desired;

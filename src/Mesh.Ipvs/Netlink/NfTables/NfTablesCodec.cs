@@ -352,6 +352,12 @@ public static class NfTablesCodec
     public static List<SetElement> ParseElements(NetlinkMessage m, string operation)
     {
         var (_, a) = Body(m, NFT_MSG_NEWSETELEM, operation);
+        return ElementList(a, operation);
+    }
+
+    /// <summary>The elements of an element list message (a dump's reply, or a NEWSETELEM/DELSETELEM notification).</summary>
+    internal static List<SetElement> ElementList(NetlinkAttributes a, string operation)
+    {
         var result = new List<SetElement>();
         if (!a.TryGet(NFTA_SET_ELEM_LIST_ELEMENTS, out var list)) return result;
         foreach (var (type, value) in NetlinkAttributes.ParseList(list, operation))
@@ -399,6 +405,12 @@ public static class NfTablesCodec
         {
             throw new NetlinkProtocolException(operation, $"message type 0x{m.Type:x4}, expected 0x{MessageType(expected):x4}");
         }
+        return Body(m, operation);
+    }
+
+    /// <summary>An nf_tables message of any type: the nfgenmsg's family, then the attributes.</summary>
+    internal static (Family Family, NetlinkAttributes Attributes) Body(NetlinkMessage m, string operation)
+    {
         if (m.Payload.Length < NFGENMSG_LEN)
         {
             throw new NetlinkProtocolException(operation, $"nf_tables message of {m.Payload.Length} payload bytes, shorter than nfgenmsg");

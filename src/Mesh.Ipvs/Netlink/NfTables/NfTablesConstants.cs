@@ -31,6 +31,13 @@ internal static class NfTablesConstants
     public const byte NFT_MSG_DELSETELEM = 14;
     public const byte NFT_MSG_NEWGEN = 15;
     public const byte NFT_MSG_GETGEN = 16;
+    public const byte NFT_MSG_NEWOBJ = 18;
+    public const byte NFT_MSG_DELOBJ = 20;
+    public const byte NFT_MSG_NEWFLOWTABLE = 22;
+    public const byte NFT_MSG_DELFLOWTABLE = 24;
+
+    /// <summary>NFNLGRP_NFTABLES (enum nfnetlink_groups): every committed nf_tables change is announced to it.</summary>
+    public const int NFNLGRP_NFTABLES = 7;
 
     public static ushort MessageType(byte msg) => (ushort)((NFNL_SUBSYS_NFTABLES << 8) | msg);
 
@@ -102,6 +109,14 @@ internal static class NfTablesConstants
 
     // enum nft_gen_attributes
     public const ushort NFTA_GEN_ID = 1;
+    public const ushort NFTA_GEN_PROC_PID = 2;
+    public const ushort NFTA_GEN_PROC_NAME = 3;
+
+    /// <summary>
+    /// The first attribute of every object message (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
+    /// NFTA_SET_ELEM_LIST_TABLE, NFTA_OBJ_TABLE, NFTA_FLOWTABLE_TABLE): the object's table.
+    /// </summary>
+    public const ushort NFTA_ANY_TABLE = 1;
 
     /// <summary>NFT_DATA_VERDICT: the data type of a verdict map.</summary>
     public const uint NFT_DATA_VERDICT = 0xffffff00;
