@@ -409,22 +409,6 @@ public sealed unsafe class NetlinkSocket : IDisposable
         }
     }
 
-    /// <summary>NETLINK_ADD_MEMBERSHIP (SOL_NETLINK, linux/netlink.h).</summary>
-    private const int NETLINK_ADD_MEMBERSHIP = 1;
-
-    /// <summary>
-    /// Joins multicast group <paramref name="group"/> (NETLINK_ADD_MEMBERSHIP): the kernel's notifications to it queue on
-    /// this socket from now on, until the receive buffer is full (then the kernel drops them and reports ENOBUFS once).
-    /// </summary>
-    public void JoinGroup(int group)
-    {
-        ThrowIfDisposed();
-        if (setsockopt(_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(int)) != 0)
-        {
-            throw new NetlinkException($"setsockopt(NETLINK_ADD_MEMBERSHIP, {group})", errno);
-        }
-    }
-
     /// <summary>Sets the receive buffer to <paramref name="bytes"/> (SO_RCVBUFFORCE, else SO_RCVBUF capped by net.core.rmem_max).</summary>
     public void SetReceiveBuffer(int bytes)
     {
@@ -433,41 +417,6 @@ public sealed unsafe class NetlinkSocket : IDisposable
         if (setsockopt(_fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(int)) != 0 && setsockopt(_fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(int)) != 0)
         {
             throw new NetlinkException($"setsockopt(SO_RCVBUF, {bytes})", errno);
-        }
-    }
-
-    /// <summary>
-    /// The messages of one queued datagram from the kernel, without waiting: null when nothing is queued. A receive
-    /// the kernel answers with ENOBUFS (it dropped datagrams for this socket since the last receive: an overrun) sets
-    /// <paramref name="overrun"/> and goes on with what is still queued.
-    /// </summary>
-    public List<NetlinkMessage>? TryReceive(string operation, ref bool overrun)
-    {
-        ThrowIfDisposed();
-        while (true)
-        {
-            var from = new SockaddrNl();
-            socklen_t fromLen = (uint)sizeof(SockaddrNl);
-            long n;
-            fixed (byte* p = _rx)
-            {
-                n = recvfrom(_fd, p, _rx.Length, MSG_TRUNC | MSG_DONTWAIT, (sockaddr*)&from, &fromLen);
-            }
-            if (n < 0)
-            {
-                int e = errno;
-                if (e == Errno.EINTR) continue;
-                if (e == Errno.EAGAIN) return null;
-                if (e == Errno.ENOBUFS)
-                {
-                    overrun = true;
-                    continue;
-                }
-                throw new NetlinkException(operation + " (recvfrom)", e);
-            }
-            if (n > _rx.Length) throw new NetlinkProtocolException(operation, $"datagram of {n} bytes truncated to the {_rx.Length}-byte receive buffer");
-            if (from.Pid != 0) continue;
-            return NetlinkDecoder.ParseMessages(_rx.AsSpan(0, (int)n).ToArray(), operation);
         }
     }
 

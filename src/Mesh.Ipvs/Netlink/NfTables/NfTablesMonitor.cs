@@ -27,7 +27,7 @@ public sealed class NfTablesMonitor : IDisposable
         try
         {
             socket.SetReceiveBuffer(receiveBuffer);
-            socket.JoinGroup(NFNLGRP_NFTABLES);
+            socket.JoinGroup(NFNLGRP_NFTABLES, "NFNLGRP_NFTABLES subscribe" + (netnsPath is null ? "" : " in " + netnsPath));
             return new NfTablesMonitor(socket, netnsPath);
         }
         catch
@@ -46,9 +46,15 @@ public sealed class NfTablesMonitor : IDisposable
         var operation = "nf_tables notifications" + (NetworkNamespacePath is null ? "" : " in " + NetworkNamespacePath);
         var messages = new List<NetlinkMessage>();
         var overrun = false;
-        while (_socket.TryReceive(operation, ref overrun) is { } datagram)
+        while (_socket.ReceiveNotifications(operation) is var read && (read.Messages.Count > 0 || read.Overrun))
         {
-            messages.AddRange(datagram);
+            if (read.Overrun)
+            {
+                overrun = true;
+                messages.Clear(); // older than what was lost: the reader reads the table anew in any case
+            }
+
+            messages.AddRange(read.Messages);
         }
 
         return (messages, overrun);
