@@ -133,17 +133,17 @@ public static partial class IngressSandboxTable
             Ip,
             Name,
             [
-                NftMap.Grouped("map published-ports { type inet_proto . inet_service : mark; }",
+                Grouped("map published-ports { type inet_proto . inet_service : mark; }",
                     new Set(Ip, Name, "published-ports", SetDataType.Concat(SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Mark, UserData = PublishedPortsUserData },
                     published),
-                NftMap.Grouped($"map {PortChainsMap} {{ type mark . inet_proto . inet_service : verdict; }}",
+                Grouped($"map {PortChainsMap} {{ type mark . inet_proto . inet_service : verdict; }}",
                     new Set(Ip, Name, PortChainsMap, SetDataType.Concat(SetDataType.Mark, SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Verdict, UserData = PortChainsUserData },
                     dispatch),
-                NftMap.Grouped($"map {BackendsMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                Grouped($"map {BackendsMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
                     new Set(Ip, Name, BackendsMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
                     backends) with { Slotted = true },
                 // Declared by numgen too (the key's types are the same): nft 1.0.6 crashes printing a map declared by jhash.
-                NftMap.Grouped($"map {MaglevMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                Grouped($"map {MaglevMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
                     new Set(Ip, Name, MaglevMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
                     maglev),
             ],
@@ -151,6 +151,10 @@ public static partial class IngressSandboxTable
             chains.Order(StringComparer.Ordinal).Select(PickChainOf).ToList(),
             PickChainPrefix);
     }
+
+    /// <summary>As <see cref="NftMap.Grouped"/>, the flat list put together only when read (<see cref="GroupedElements"/>).</summary>
+    private static NftMap Grouped(string declaration, Set set, IReadOnlyList<NftElementGroup> groups) =>
+        new(declaration, set, new GroupedElements(groups)) { Groups = groups };
 
     /// <summary>The sandbox's source address for the SNAT rule, checked.</summary>
     private static IPAddress SnatAddress(string sandboxIngressAddress) =>
