@@ -18,7 +18,7 @@ namespace Mesh.Ingress.Dataplane;
 /// services. Lookups stay O(1). DNATing to the target port directly (where IPVS keeps the published port and the task
 /// REDIRECTs it) saves a NAT step in the task and means a new task is reachable as soon as any node routes to it.
 /// </summary>
-public static class IngressSandboxTable
+public static partial class IngressSandboxTable
 {
     public const string Family = "ip";
     public const string Name = "mesh";
@@ -120,127 +120,47 @@ public static class IngressSandboxTable
         return new ServicePart(tasks, inputs, new(key, published), new(key, dispatch), new(key, backends), new(key, maglev), chains);
     }
 
-    /// <summary>
-    /// Builds the sandbox's table pass after pass, keeping each service's elements between passes: a service whose
-    /// inputs (ports, mark, balancing, backend addresses after health) are unchanged gives the same element groups
-    /// (the same objects), so the executor skips them without comparing (<see cref="NftTableMemory"/>), and the same
-    /// state again gives the same table. One per sandbox (the dataplane's); one pass at a time.
-    /// </summary>
-    public sealed class Builder
+    /// <summary>The table of the services' parts (in the services' order by name) and the picking chains they go to.</summary>
+    private static NftDesiredTable TableOf(IReadOnlyList<ServicePart> parts, IEnumerable<string> chains, IPAddress snatTo)
     {
-        private readonly Lock _gate = new();
-        private Dictionary<string, ServicePart> _parts = new(StringComparer.Ordinal);
-        private (ClusterState State, string Address, string? Node, HealthChecks.BackendHealth? Health, NftDesiredTable Table)? _last;
-
-        /// <inheritdoc cref="IngressSandboxTable.Build"/>
-        public NftDesiredTable Build(ClusterState state, string sandboxIngressAddress, string? node = null, HealthChecks.BackendHealth? health = null)
+        var (published, dispatch, backends, maglev) = (new NftElementGroup[parts.Count], new NftElementGroup[parts.Count], new NftElementGroup[parts.Count], new NftElementGroup[parts.Count]);
+        for (var i = 0; i < parts.Count; i++)
         {
-            ArgumentNullException.ThrowIfNull(state);
-            lock (_gate)
-            {
-                return BuildLocked(state, sandboxIngressAddress, node, health);
-            }
+            (published[i], dispatch[i], backends[i], maglev[i]) = (parts[i].Published, parts[i].Dispatch, parts[i].Backends, parts[i].Maglev);
         }
 
-        private NftDesiredTable BuildLocked(ClusterState state, string sandboxIngressAddress, string? node, HealthChecks.BackendHealth? health)
-        {
-            if (_last is { } last && ReferenceEquals(last.State, state) && last.Address == sandboxIngressAddress && last.Node == node && ReferenceEquals(last.Health, health))
-            {
-                return last.Table; // a resync of the same state: the same value, nothing to plan
-            }
-
-            var snatTo = IPAddress.TryParse(sandboxIngressAddress, out var parsed) && parsed.AddressFamily == AddressFamily.InterNetwork
-                ? parsed
-                : throw new ArgumentException($"sandbox ingress address '{sandboxIngressAddress}' is not an IPv4 address", nameof(sandboxIngressAddress));
-            // Tasks by service in one pass, unsorted: a service whose record and task objects are the ones of the last pass
-            // (and whose health verdicts cannot have changed) keeps its part without sorting or comparing anything else.
-            var tasks = new Dictionary<string, List<ServiceTask>>(StringComparer.OrdinalIgnoreCase);
-            foreach (var task in state.Tasks)
-            {
-                if (!tasks.TryGetValue(task.Service, out var list))
-                {
-                    tasks[task.Service] = list = [];
-                }
-
-                list.Add(task);
-            }
-
-            var sameView = _last is { } previous && previous.Node == node;
-            var sameHealth = _last is { } before && ReferenceEquals(before.Health, health);
-            var parts = new Dictionary<string, ServicePart>(_parts.Count, StringComparer.Ordinal);
-            var (published, dispatch, backends, maglev) = (new List<NftElementGroup>(), new List<NftElementGroup>(), new List<NftElementGroup>(), new List<NftElementGroup>());
-            var chains = new SortedSet<string>(StringComparer.Ordinal);
-            foreach (var service in state.Services.Where(s => MeshPorts(s).Any()).OrderBy(s => s.Name, StringComparer.Ordinal))
-            {
-                var own = tasks.TryGetValue(service.Name, out var list) ? (IReadOnlyList<ServiceTask>)list : [];
-                ServicePart part;
-                if (_parts.TryGetValue(service.Name, out var known) && sameView && (sameHealth || service.HealthCheck is null)
-                    && ReferenceEquals(known.Inputs.Service, service) && SameObjects(known.Tasks, own))
-                {
-                    part = known;
-                }
-                else
-                {
-                    var inputs = InputsOf(own, service, node, health);
-                    part = known is not null && known.Inputs.SameAs(inputs) ? known with { Tasks = own, Inputs = inputs } : PartOf(own, inputs);
-                }
-
-                if (!parts.TryAdd(service.Name, part))
-                {
-                    throw new InvalidOperationException($"service {service.Name} is in the cluster state twice");
-                }
-
-                published.Add(part.Published);
-                dispatch.Add(part.Dispatch);
-                backends.Add(part.Backends);
-                maglev.Add(part.Maglev);
-                chains.UnionWith(part.Chains);
-            }
-
-            var table = new NftDesiredTable(
-                Ip,
-                Name,
-                [
-                    NftMap.Grouped("map published-ports { type inet_proto . inet_service : mark; }",
-                        new Set(Ip, Name, "published-ports", SetDataType.Concat(SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Mark, UserData = PublishedPortsUserData },
-                        published),
-                    NftMap.Grouped($"map {PortChainsMap} {{ type mark . inet_proto . inet_service : verdict; }}",
-                        new Set(Ip, Name, PortChainsMap, SetDataType.Concat(SetDataType.Mark, SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Verdict, UserData = PortChainsUserData },
-                        dispatch),
-                    NftMap.Grouped($"map {BackendsMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
-                        new Set(Ip, Name, BackendsMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
-                        backends) with { Slotted = true },
-                    // Declared by numgen too (the key's types are the same): nft 1.0.6 crashes printing a map declared by jhash.
-                    NftMap.Grouped($"map {MaglevMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
-                        new Set(Ip, Name, MaglevMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
-                        maglev),
-                ],
-                [MarkPublished(), Dispatch(), SourceNat(snatTo)],
-                chains.Select(PickChainOf).ToList(),
-                PickChainPrefix);
-            _parts = parts;
-            _last = (state, sandboxIngressAddress, node, health, table);
-            return table;
-        }
-
-        private static bool SameObjects(IReadOnlyList<ServiceTask> a, IReadOnlyList<ServiceTask> b)
-        {
-            if (a.Count != b.Count)
-            {
-                return false;
-            }
-
-            for (var i = 0; i < a.Count; i++)
-            {
-                if (!ReferenceEquals(a[i], b[i]))
-                {
-                    return false;
-                }
-            }
-
-            return true;
-        }
+        return new NftDesiredTable(
+            Ip,
+            Name,
+            [
+                Grouped("map published-ports { type inet_proto . inet_service : mark; }",
+                    new Set(Ip, Name, "published-ports", SetDataType.Concat(SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Mark, UserData = PublishedPortsUserData },
+                    published),
+                Grouped($"map {PortChainsMap} {{ type mark . inet_proto . inet_service : verdict; }}",
+                    new Set(Ip, Name, PortChainsMap, SetDataType.Concat(SetDataType.Mark, SetDataType.InetProto, SetDataType.InetService), SetFlags.Map) { DataType = SetDataType.Verdict, UserData = PortChainsUserData },
+                    dispatch),
+                Grouped($"map {BackendsMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                    new Set(Ip, Name, BackendsMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
+                    backends) with { Slotted = true },
+                // Declared by numgen too (the key's types are the same): nft 1.0.6 crashes printing a map declared by jhash.
+                Grouped($"map {MaglevMap} {{ typeof meta l4proto . th dport . numgen inc mod 1 : ip daddr . th dport; }}",
+                    new Set(Ip, Name, MaglevMap, BackendKey, SetFlags.Map) { DataType = BackendData, UserData = BackendsUserData },
+                    maglev),
+            ],
+            [MarkPublished(), Dispatch(), SourceNat(snatTo)],
+            chains.Order(StringComparer.Ordinal).Select(PickChainOf).ToList(),
+            PickChainPrefix);
     }
+
+    /// <summary>As <see cref="NftMap.Grouped"/>, the flat list put together only when read (<see cref="GroupedElements"/>).</summary>
+    private static NftMap Grouped(string declaration, Set set, IReadOnlyList<NftElementGroup> groups) =>
+        new(declaration, set, new GroupedElements(groups)) { Groups = groups };
+
+    /// <summary>The sandbox's source address for the SNAT rule, checked.</summary>
+    private static IPAddress SnatAddress(string sandboxIngressAddress) =>
+        IPAddress.TryParse(sandboxIngressAddress, out var parsed) && parsed.AddressFamily == AddressFamily.InterNetwork
+            ? parsed
+            : throw new ArgumentException($"sandbox ingress address '{sandboxIngressAddress}' is not an IPv4 address", nameof(sandboxIngressAddress));
 
     private const Family Ip = Mesh.Ipvs.Netlink.NfTables.Family.Ip;
 

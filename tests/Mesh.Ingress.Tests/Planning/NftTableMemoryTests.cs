@@ -202,6 +202,71 @@ public class NftTableMemoryTests
     }
 
     [Fact]
+    public void A_pass_after_a_change_looks_only_at_the_services_it_touched()
+    {
+        var services = Enumerable.Range(0, 300).Select(i => new ClusterService
+        {
+            Name = string.Create(CultureInfo.InvariantCulture, $"s{i:D3}"),
+            FirewallMark = 0x100 + i,
+            Ports = [new PublishedPort(20000 + i, 80)],
+            HealthCheck = i % 100 == 0 ? new HealthCheck() : null,
+        }).ToArray();
+        var tasks = services.SelectMany((s, i) => Enumerable.Range(0, 4).Select(k => Task(s.Name, k, (i * 4) + k))).ToArray();
+        var state = new ClusterState { Revision = 1, Services = services, Tasks = tasks };
+        var healthy = new BackendHealth(FrozenSet<string>.Empty);
+        var builder = new IngressSandboxTable.Builder();
+        builder.Build(state, Sandbox, "n1", healthy);
+        Assert.False(builder.LastPassByChanges);
+        Assert.Equal(300, builder.LastPassServices);
+
+        // One task replaced in its place, one added at the end of another service: two services looked at.
+        var replaced = tasks.ToArray();
+        replaced[41] = Task(services[10].Name, 9, 5000);
+        state = state with { Revision = 2, Tasks = [.. replaced, Task(services[200].Name, 9, 5001)] };
+        var desired = builder.Build(state, Sandbox, "n1", healthy);
+        Assert.True(builder.LastPassByChanges);
+        Assert.Equal(2, builder.LastPassServices);
+        AssertSameElements(IngressSandboxTable.Build(state, Sandbox, "n1", healthy), desired, 0, 1);
+
+        // A service record replaced and another removed with its tasks.
+        state = state with
+        {
+            Revision = 3,
+            Services = [.. services.Where(s => s.Name != "s250").Select(s => s.Name == "s020" ? s with { LoadBalancing = LoadBalancing.Maglev } : s)],
+            Tasks = [.. state.Tasks.Where(t => t.Service != "s250")],
+        };
+        desired = builder.Build(state, Sandbox, "n1", healthy);
+        Assert.True(builder.LastPassByChanges);
+        Assert.Equal(1, builder.LastPassServices); // s020 computed; s250 only dropped
+        AssertSameElements(IngressSandboxTable.Build(state, Sandbox, "n1", healthy), desired, 0, 2);
+
+        // New health verdicts: the services with a health check (3 of them) are looked at again.
+        var unhealthy = new BackendHealth(new[] { "s100.1" }.ToFrozenSet(StringComparer.Ordinal));
+        desired = builder.Build(state, Sandbox, "n1", unhealthy);
+        Assert.True(builder.LastPassByChanges);
+        Assert.Equal(3, builder.LastPassServices);
+        AssertSameElements(IngressSandboxTable.Build(state, Sandbox, "n1", unhealthy), desired, 0, 3);
+
+        // Every object anew (a fetch decoded whole): nothing matches by reference, so the state is built whole.
+        state = state with { Revision = 4, Services = [.. state.Services.Select(s => s with { })], Tasks = [.. state.Tasks.Select(t => t with { })] };
+        desired = builder.Build(state, Sandbox, "n1", unhealthy);
+        Assert.False(builder.LastPassByChanges);
+        AssertSameElements(IngressSandboxTable.Build(state, Sandbox, "n1", unhealthy), desired, 0, 4);
+
+        // Another node's view: built whole.
+        builder.Build(state, Sandbox, "n2", unhealthy);
+        Assert.False(builder.LastPassByChanges);
+
+        static ServiceTask Task(string service, int slot, int index) => new()
+        {
+            Name = string.Create(CultureInfo.InvariantCulture, $"{service}.{slot}"),
+            Service = service,
+            Node = index % 2 == 0 ? "n1" : "n2",
+            Addresses = new Dictionary<string, string> { [OverlayNetwork.IngressName] = string.Create(CultureInfo.InvariantCulture, $"10.1.{index / 250}.{(index % 250) + 2}") },
+        };
+    }
+
+    [Fact]
     public void A_table_not_built_in_groups_or_with_another_skeleton_goes_the_whole_table_way()
     {
         var (state, health) = new RandomCluster(new Random(3)).Next();
@@ -270,6 +335,30 @@ public class NftTableMemoryTests
                 }
             }
 
+            switch (random.Next(12))
+            {
+                case 0 when _tasks.Count > 1:
+                    // Two tasks swap places: the lists no longer match in step there (the builder realigns or builds whole).
+                    var (x, y) = (random.Next(_tasks.Count), random.Next(_tasks.Count));
+                    (_tasks[x], _tasks[y]) = (_tasks[y], _tasks[x]);
+                    break;
+                case 1:
+                    // Every object decoded anew (a joined daemon's fetch, an etcd relist): nothing to match by reference.
+                    for (var i = 0; i < _services.Count; i++)
+                    {
+                        _services[i] = _services[i] with { };
+                    }
+
+                    break;
+                case 2:
+                    for (var i = 0; i < _tasks.Count; i++)
+                    {
+                        _tasks[i] = _tasks[i] with { };
+                    }
+
+                    break;
+            }
+
             var state = new ClusterState { Revision = ++_revision, Services = [.. _services], Tasks = [.. _tasks] };
             return (state, new BackendHealth(_unhealthy.ToFrozenSet(StringComparer.Ordinal)));
         }
@@ -284,7 +373,7 @@ public class NftTableMemoryTests
                 case 1 when _services.Count > 1:
                     var gone = _services[random.Next(_services.Count)];
                     _services.Remove(gone);
-                    _tasks.RemoveAll(t => t.Service == gone.Name);
+                    _tasks.RemoveAll(t => string.Equals(t.Service, gone.Name, StringComparison.OrdinalIgnoreCase));
                     break;
                 case 2 or 3:
                     AddTask(_services[random.Next(_services.Count)].Name);
@@ -358,7 +447,7 @@ public class NftTableMemoryTests
             _tasks.Add(new ServiceTask
             {
                 Name = string.Create(CultureInfo.InvariantCulture, $"{service}.{index}"),
-                Service = service,
+                Service = random.Next(8) == 0 ? service.ToUpperInvariant() : service, // names match ignoring case
                 Node = random.Next(2) == 0 ? "n1" : "n2",
                 Addresses = new Dictionary<string, string> { [OverlayNetwork.IngressName] = string.Create(CultureInfo.InvariantCulture, $"10.0.{index / 250}.{(index % 250) + 2}") },
             });
