@@ -149,7 +149,10 @@ section "l4 metrics"
 sbx=mesh-n$nodes-ingress
 sent=$((replicas * 3))
 ip_task=$(jq -r '.state.tasks[] | select(.service == "web") | "\(.addresses.ingress) \(.name)"' <<<"$status")
-by_task() { awk 'NR == FNR { t[$1] = $2; next } { $1 = t[$1]; print }' <(echo "$ip_task") - | sort; } # "IP ..." → "TASK ..."
+# (No <(...) here: the guest's /dev has no /dev/fd for bash's process substitution.)
+by_task() { # "IP ..." → "TASK ..."
+  awk -v map="$ip_task" 'BEGIN { n = split(map, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); t[f[1]] = f[2] } } { $1 = t[$1]; print }' | sort
+}
 ipvs_stats() { # "TASK conns inpkts outpkts inbytes outbytes" per real server of web's fwmark service
   in_ns "$sbx" ipvsadm -Ln --stats --exact --fwmark-service "$mark" | awk '$1 == "->" && $2 ~ /^[0-9]/ { split($2, a, ":"); print a[1], $3, $4, $5, $6, $7 }' | by_task
 }
@@ -194,8 +197,9 @@ column_of() { awk -v c="$1" '{ print $1, $c }' <<<"$2"; } # COLUMN "TASK ..." �
 check "l4 metrics: opened per task = ipvsadm --stats Conns ($(of mesh_l4_backend_connections_opened_total - | paste -sd,))" \
   test "$(of mesh_l4_backend_connections_opened_total -)" = "$(column_of 2 "$stats_after")"
 moved() { # $1 = ipvsadm --stats column, $2 = metric: on every task the series is above ipvsadm's before; $3: by this much in all
-  awk -v want="${3:-}" 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; n += d; if (d < 1) bad = 1 } END { exit !(NR > FNR && !bad && (want == "" || n == want)) }' \
-    <(column_of "$1" "$stats_before") <(of "$2" "${4:--}")
+  of "$2" "${4:--}" | awk -v want="${3:-}" -v before="$(column_of "$1" "$stats_before")" '
+    BEGIN { k = split(before, l, "\n"); for (i = 1; i <= k; i++) { split(l[i], f, " "); b[f[1]] = f[2] } }
+    { d = $2 - b[$1]; n += d; if (d < 1) bad = 1 } END { exit !(NR > 0 && !bad && (want == "" || n == want)) }' 
 }
 check "l4 metrics: opened moved by the $((sent + 1)) connections sent, on every task" moved 2 mesh_l4_backend_connections_opened_total $((sent + 1))
 check "l4 metrics: packets and bytes in/out per task = ipvsadm --stats" test \
