@@ -18,6 +18,7 @@ public static class IpvsDataplaneKernelTests
         ("Dataplane_Sandbox_ConvergesThenIsIdempotent", Sandbox),
         ("Dataplane_Sandbox_DrainsThenRemoves", SandboxDrain),
         ("Dataplane_Task_VipServiceTimeoutsAndCleanup", TaskNamespace),
+        ("Dataplane_Task_OnNoVipNetworkRunsNoIptables", TaskOffVipNetworks),
         ("Dataplane_Sandbox_MaglevIsMhAndSourceIpIsPersistence", Balancing),
         ("Dataplane_Sandbox_L4BackendMetricsReadTheRealServers", L4BackendMetrics),
     ];
@@ -40,9 +41,9 @@ public static class IpvsDataplaneKernelTests
         return state;
     }
 
-    private static IpvsDataplane Dataplane(TestNamespace ns, IpvsOptions options, TimeProvider? clock = null)
+    private static IpvsDataplane Dataplane(TestNamespace ns, IpvsOptions options, TimeProvider? clock = null, ICommandRunner? runner = null)
     {
-        var runner = new ProcessCommandRunner();
+        runner ??= new ProcessCommandRunner();
         var network = new NodeNetworkOptions { IngressSandbox = ns.Name };
         return new IpvsDataplane(new IptablesExecutor(runner, IptablesFlavour.Legacy), new IngressSandbox(new NetlinkLinks(), network), options, NullLogger<IpvsDataplane>.Instance, clock);
     }
@@ -97,6 +98,50 @@ public static class IpvsDataplaneKernelTests
             Check.Equal(("web", "8080/tcp,8080/udp"), (sample.Key.Service, sample.Key.Port), $"{sample.Key.Task}: labels");
             Check.Equal((0L, 0L), (sample.Active, sample.Inactive), $"{sample.Key.Task}: no connection yet");
             Check.True(sample.Counters is { Opened: 0, InPackets: 0, OutBytes: 0 }, $"{sample.Key.Task}: IPVS's counters read, all 0");
+        }
+    }
+
+    /// <summary>
+    /// A task on no VIP network wants no east-west marks: its pass starts no iptables process (a resync's
+    /// iptables-legacy-save cost seconds per task under user-mode-linux) and leaves the namespace without a mangle
+    /// table (the save used to instantiate one). Marks Mesh left there earlier are still found and removed.
+    /// </summary>
+    private static void TaskOffVipNetworks()
+    {
+        using var ns = new TestNamespace("mdo");
+        var runner = new CountingRunner(new ProcessCommandRunner());
+        var dp = Dataplane(ns, new IpvsOptions(), runner: runner);
+        var state = StateTransitions.CreateService(Cluster(1), new ServiceSpec { Name = "solo", Ports = [new PublishedPort(8090, 80)] }).State;
+        state = StateTransitions.AddTask(state, new TaskSpec { Name = "solo.1", Service = "solo", Node = "n1" }).State;
+        var solo = state.Tasks.Single(t => t.Name == "solo.1");
+        var netns = new NetworkNamespacePath(ns.Path);
+        bool ApplyTask() => dp.ApplyTaskAsync(state, solo, netns, CancellationToken.None).GetAwaiter().GetResult();
+        string LegacyTables() => NetworkNamespace.Run(ns.Path, () => File.ReadAllText("/proc/thread-self/net/ip_tables_names"));
+
+        Check.True(!ApplyTask(), "nothing to change");
+        Check.Equal("", string.Join("; ", runner.Commands), "no process started");
+        Check.True(!LegacyTables().Contains("mangle", StringComparison.Ordinal), $"no mangle table instantiated (x_tables: {LegacyTables().ReplaceLineEndings(",")})");
+
+        Shell.Run(["ip", "netns", "exec", ns.Name, "iptables-legacy-restore", "--noflush"],
+            "*mangle\n:MESH-VIP-OUTPUT - [0:0]\n-A MESH-VIP-OUTPUT -d 10.0.1.250/32 -j MARK --set-xmark 0x100/0xffffffff\n-A OUTPUT -j MESH-VIP-OUTPUT\nCOMMIT\n");
+        Check.True(ApplyTask(), "marks left by an earlier pass are removed");
+        Check.True(!Mangle(ns).Contains("MESH", StringComparison.Ordinal), "no MESH chain left");
+        Check.True(!ApplyTask(), "and then nothing more to do");
+    }
+
+    /// <summary>Runs the commands and records their command lines.</summary>
+    private sealed class CountingRunner(ICommandRunner inner) : ICommandRunner
+    {
+        public List<string> Commands { get; } = [];
+
+        public Task<CommandResult> RunAsync(string file, IReadOnlyList<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
+        {
+            lock (Commands)
+            {
+                Commands.Add(CommandRunnerExtensions.Describe(file, arguments));
+            }
+
+            return inner.RunAsync(file, arguments, standardInput, cancellationToken);
         }
     }
 

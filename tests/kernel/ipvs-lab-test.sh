@@ -138,6 +138,89 @@ for i in $(seq 1 $nodes); do
 done
 echo "--- ipvsadm -Ln in mesh-n$nodes-ingress"; in_ns "mesh-n$nodes-ingress" ipvsadm -Ln
 
+section "l4 metrics"
+# --- L4 metrics with real traffic: a node's /metrics against ipvsadm in its sandbox (issue 11 part 6) --------
+# Through mesh-n$nodes (no task of its own: every connection crosses the overlay) one connection is held open and
+# $sent more are made and closed; then ONE scrape of that node's /metrics, between two readings of ipvsadm in its
+# sandbox. IPVS adds its per-CPU counters into what it reports every 2 s (its estimator): the scrape waits until
+# ipvsadm shows every connection sent. Each web task's series must name service web, port 8080/tcp,8080/udp (its
+# one fwmark service carries both), the task; opened/packets/bytes must equal ipvsadm's --stats and have moved by
+# the traffic; active/inactive must lie between ipvsadm's two readings, the held connection's task ≥ 1 active.
+sbx=mesh-n$nodes-ingress
+sent=$((replicas * 3))
+ip_task=$(jq -r '.state.tasks[] | select(.service == "web") | "\(.addresses.ingress) \(.name)"' <<<"$status")
+# (No <(...) here: the guest's /dev has no /dev/fd for bash's process substitution.)
+by_task() { # "IP ..." → "TASK ..."
+  awk -v map="$ip_task" 'BEGIN { n = split(map, l, "\n"); for (i = 1; i <= n; i++) { split(l[i], f, " "); t[f[1]] = f[2] } } { $1 = t[$1]; print }' | sort
+}
+ipvs_stats() { # "TASK conns inpkts outpkts inbytes outbytes" per real server of web's fwmark service
+  in_ns "$sbx" ipvsadm -Ln --stats --exact --fwmark-service "$mark" | awk '$1 == "->" && $2 ~ /^[0-9]/ { split($2, a, ":"); print a[1], $3, $4, $5, $6, $7 }' | by_task
+}
+ipvs_conns() { in_ns "$sbx" ipvsadm -Ln --fwmark-service "$mark" | awk '$1 == "->" && $2 ~ /^[0-9]/ { split($2, a, ":"); print a[1], $5, $6 }' | by_task; } # TASK active inactive
+l4_series() { # /metrics on stdin → "NAME TASK PORT STATE|DIRECTION|- VALUE" for service web's L4 series
+  awk '/^mesh_l4_backend_[a-z_]+\{/ {
+    name = substr($0, 1, index($0, "{") - 1); rest = substr($0, index($0, "{") + 1)
+    labels = substr(rest, 1, index(rest, "}") - 1); split(substr(rest, index(rest, "}") + 1), value, " ")
+    split("", l)
+    while (match(labels, /[a-z_]+="[^"]*"/)) {
+      kv = substr(labels, RSTART, RLENGTH); eq = index(kv, "=")
+      l[substr(kv, 1, eq - 1)] = substr(kv, eq + 2, length(kv) - eq - 2); labels = substr(labels, RSTART + RLENGTH)
+    }
+    if (l["service"] == "web") print name, l["task"], l["port"], (l["state"] != "" ? l["state"] : (l["direction"] != "" ? l["direction"] : "-")), value[1]
+  }' | sort
+}
+stats_before=$(ipvs_stats)
+conns_total() { ipvs_stats | awk '{ n += $2 } END { print n + 0 }'; }
+opened_before=$(awk '{ n += $2 } END { print n + 0 }' <<<"$stats_before")
+# held: a client that connects and sends nothing (one process: exec keeps the socket through sleep)
+in_ns mesh-client bash -c 'exec 3<>"/dev/tcp/$1/8080" && exec sleep 600' _ "$(node_addr $nodes)" &
+held=$!
+got=$(answers "http://$(node_addr $nodes):8080/" $sent)
+all_counted() { [[ $(conns_total) -ge $((opened_before + sent + 1)) ]]; }
+check "l4 metrics: ipvsadm in $sbx counts the $((sent + 1)) connections sent through it (curl got: $got)" wait_for $((10 * scale)) all_counted
+conns_before=$(ipvs_conns)
+metrics=$(curl -s -m $((5 * scale)) --unix-socket "/run/mesh/lab/mesh-n$nodes.sock" http://mesh/metrics)
+conns_after=$(ipvs_conns)
+stats_after=$(ipvs_stats)
+held_task=$(in_ns "$sbx" ipvsadm -Lnc | awk '$3 == "ESTABLISHED" && $4 ~ /^198\.18\.0\.100:/ { split($6, a, ":"); print a[1] }' | by_task | head -1)
+kill "$held" 2>/dev/null
+series=$(l4_series <<<"$metrics")
+echo "--- web's L4 series on mesh-n$nodes's /metrics (ipvsadm --stats before: ${stats_before//$'\n'/; }; after: ${stats_after//$'\n'/; })" >&2
+echo "$series" >&2
+of() { awk -v n="$1" -v x="$2" '$1 == n && $4 == x { print $2, $5 }' <<<"$series"; } # NAME EXTRA → "TASK VALUE"
+labels() { awk -v n="$1" '$1 == n { print $2, $3, $4 }' <<<"$series" | paste -sd' '; }
+want_labels() { local t; for t in $web_tasks; do for x in "$@"; do echo "$t 8080/tcp,8080/udp $x"; done; done | sort | paste -sd' '; }
+check "l4 metrics: connections, opened, packets, bytes each have a series per web task labelled port 8080/tcp,8080/udp" test \
+  "$(labels mesh_l4_backend_connections)|$(labels mesh_l4_backend_connections_opened_total)|$(labels mesh_l4_backend_packets_total)|$(labels mesh_l4_backend_bytes_total)" = \
+  "$(want_labels active inactive)|$(want_labels -)|$(want_labels in out)|$(want_labels in out)"
+column_of() { awk -v c="$1" '{ print $1, $c }' <<<"$2"; } # COLUMN "TASK ..." → "TASK VALUE"
+check "l4 metrics: opened per task = ipvsadm --stats Conns ($(of mesh_l4_backend_connections_opened_total - | paste -sd,))" \
+  test "$(of mesh_l4_backend_connections_opened_total -)" = "$(column_of 2 "$stats_after")"
+moved() { # $1 = ipvsadm --stats column, $2 = metric: on every task the series is above ipvsadm's before; $3: by this much in all
+  of "$2" "${4:--}" | awk -v want="${3:-}" -v before="$(column_of "$1" "$stats_before")" '
+    BEGIN { k = split(before, l, "\n"); for (i = 1; i <= k; i++) { split(l[i], f, " "); b[f[1]] = f[2] } }
+    { d = $2 - b[$1]; n += d; if (d < 1) bad = 1 } END { exit !(NR > 0 && !bad && (want == "" || n == want)) }' 
+}
+check "l4 metrics: opened moved by the $((sent + 1)) connections sent, on every task" moved 2 mesh_l4_backend_connections_opened_total $((sent + 1))
+check "l4 metrics: packets and bytes in/out per task = ipvsadm --stats" test \
+  "$(of mesh_l4_backend_packets_total in)|$(of mesh_l4_backend_packets_total out)|$(of mesh_l4_backend_bytes_total in)|$(of mesh_l4_backend_bytes_total out)" = \
+  "$(column_of 3 "$stats_after")|$(column_of 4 "$stats_after")|$(column_of 5 "$stats_after")|$(column_of 6 "$stats_after")"
+traffic_moved() { moved 3 mesh_l4_backend_packets_total "" in && moved 4 mesh_l4_backend_packets_total "" out && moved 5 mesh_l4_backend_bytes_total "" in && moved 6 mesh_l4_backend_bytes_total "" out; }
+check "l4 metrics: packets and bytes in and out moved on every task" traffic_moved
+between() { # the gauge per task and state lies between ipvsadm -Ln before and after the scrape; the held one's task ≥ 1 active
+  local t c a b g x
+  for t in $web_tasks; do
+    for c in 2 3; do
+      [[ $c == 2 ]] && x=active || x=inactive
+      a=$(awk -v t="$t" -v c=$c '$1 == t { print $c }' <<<"$conns_before"); b=$(awk -v t="$t" -v c=$c '$1 == t { print $c }' <<<"$conns_after")
+      g=$(of mesh_l4_backend_connections $x | awk -v t="$t" '$1 == t { print $2 }')
+      [[ -n $g && -n $a && -n $b ]] && (( (g >= a && g <= b) || (g <= a && g >= b) )) || { echo "  $t $x: gauge ${g:-none}, ipvsadm -Ln ${a:-none} then ${b:-none}" >&2; return 1; }
+    done
+  done
+  [[ -n $held_task && $(of mesh_l4_backend_connections active | awk -v t="$held_task" '$1 == t { print $2 }') -ge 1 ]] || { echo "  the held connection (ipvsadm -Lnc: ${held_task:-not seen}) is not active in the gauge" >&2; return 1; }
+}
+check "l4 metrics: active/inactive per task between ipvsadm -Ln before and after the scrape ($(echo ${conns_after//$'\n'/,})); the held connection's task ($held_task) has it active" between
+
 section "mesh trace: each"
 # --- mesh trace: each node's live ipvs sandbox (MARK, fwmark service, real servers), as curl then sees it ---
 trace_of() { # $1 = node index, $2 = port → "verdict:sorted candidate tasks"
@@ -313,6 +396,15 @@ section "lab down leaves"
 # Where the guest's one CPU went: each lab process's CPU time against its age (the daemons and task servers run all along).
 echo "--- CPU time of the lab's processes (guest load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 ps -eo time,etime,args | grep -E '[m]esh (daemon|lab serve)' | awk '{ printf "%s %s %s %s %s %s\n", $1, $2, $4, $5, $6, $7 }' >&2
+# Where the daemons' node passes went: each pass over 250 ms is logged with its stages (under qemu the logs stay in
+# the guest, so this is their only record).
+echo "--- node passes over 250 ms per daemon (the 3 slowest with their stages)" >&2
+for i in $(seq 1 $nodes); do
+  slow=$(grep -o 'Slow node pass for revision [0-9]*: [0-9]* ms.*' "/run/mesh/lab/mesh-n$i.log")
+  [[ -n $slow ]] || { echo "mesh-n$i: none" >&2; continue; }
+  awk -v n="mesh-n$i" '{ s += $7 } END { printf "%s: %d, %.1f s in all\n", n, NR, s / 1000 }' <<<"$slow" >&2
+  sort -t' ' -k7,7nr <<<"$slow" | head -3 | sed 's/^/  /' >&2
+done
 # --- lab down leaves nothing -------------------------------------------------------------------------
 keep_logs
 "$mesh" lab down

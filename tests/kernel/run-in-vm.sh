@@ -24,10 +24,9 @@ choose() {
     end=$(date +%s.%N)
     printf 'uml\tuser-mode-linux booted (probe %.1f s)\n' "$(awk -v a="$start" -v b="$end" 'BEGIN{print b-a}')"
   else
-    # The first line that says why: the panic or the fp-regs failure seen on Intel hosts, else the runner's own.
-    # Else the runner's own line; a probe whose output names no reason must still choose qemu (|| true: under
-    # pipefail a grep that found nothing ended the script with no choice, as on this machine kind once).
-    why=$({ grep -m1 -E 'panic|failed|error' "$probe" || grep -m1 'did not report' "$probe" || true; } | sed 's/^[[:space:]]*//' | cut -c1-120)
+    # Why: the runner's "why:" line (the fp-regs failure seen on Intel hosts, or the panic), else the first line that
+    # says so. `|| true`: a probe that printed none of these must still pick qemu, not end this script under set -e.
+    why=$({ grep -m1 '^why: ' "$probe" || grep -m1 -E 'panic|failed|error' "$probe"; } | sed 's/^why: //; s/^[[:space:]]*//' | cut -c1-120 || true)
     printf 'qemu\tuser-mode-linux did not boot here (%s)\n' "${why:-no exit status}"
   fi
   rm -f "$probe"

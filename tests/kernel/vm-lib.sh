@@ -126,6 +126,9 @@ finish_run() {
   else
     rc=125
     vm_log "guest did not report an exit status (kernel exit $kstatus); console tail:"
+    # The first line that says why, which a long stack trace can push out of the tail (run-in-vm.sh's probe reads it).
+    # (Not any "failed": user-mode-linux prints a harmless "mmapper_init - find_iomem failed" at every boot.)
+    grep -m1 -E 'ptrace|Kernel panic' "$run/console" | sed 's/^[[:space:]]*/why: /' >&2 || true
     tail -n 30 "$run/console" >&2 || true
   fi
   if [[ -s $run/init.log ]]; then grep -v '^ok ' "$run/init.log" >&2 || true; fi

@@ -2,6 +2,8 @@ using Mesh.Discovery.Model;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ipvs;
+using Mesh.Ipvs.Netlink;
+using Mesh.Ipvs.Netlink.NfTables;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Dataplane;
@@ -53,7 +55,12 @@ public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSand
         }
         else
         {
-            changed |= await iptables.ApplyAsync(netns, rules, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
+            // Nothing wanted: only marks Mesh left earlier could be there to remove, and only in a mangle table that exists.
+            if (MangleMayHoldMarks(path))
+            {
+                changed |= await iptables.ApplyAsync(netns, rules, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
+            }
+
             changed |= Converge(path, []);
         }
 
@@ -74,6 +81,30 @@ public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSand
         var changed = await iptables.ApplyAsync(sandbox.Netns, IptablesRuleset.Empty, IpvsSandboxRules.Tables, cancellationToken).ConfigureAwait(false);
         changed |= Converge(sandbox.Netns.Path!, []);
         return changed;
+    }
+
+    /// <summary>
+    /// Whether the namespace has a mangle table in the iptables flavour in use: the only place Mesh's east-west marks can
+    /// be. Asked without a process (x_tables names its tables in /proc; iptables-nft's are nf_tables tables): a task on no
+    /// VIP network then costs no iptables-save at each resync (seconds under user-mode-linux), and iptables-legacy-save
+    /// no longer instantiates an empty mangle table there, whose hooks would see every packet of the task.
+    /// </summary>
+    private bool MangleMayHoldMarks(string netns)
+    {
+        if (iptables.Flavour == IptablesFlavour.Legacy)
+        {
+            return IptablesPresence.Read(netns).LegacyTables.Contains(IpvsTaskRules.Tables[0]);
+        }
+
+        try
+        {
+            using var nft = NfTablesHandle.Open(netns);
+            return nft.GetTable(Family.Ip, IpvsTaskRules.Tables[0]) is not null;
+        }
+        catch (NetlinkException e) when (e.Errno is Errno.EAFNOSUPPORT or Errno.EPROTONOSUPPORT or Errno.EOPNOTSUPP)
+        {
+            return false; // no nf_tables here: no iptables-nft table either
+        }
     }
 
     /// <summary>Dumps the namespace's IPVS, diffs it against <paramref name="desired"/> and applies the difference in one batch.</summary>
