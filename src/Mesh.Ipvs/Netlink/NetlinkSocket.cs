@@ -150,6 +150,28 @@ public sealed unsafe class NetlinkSocket : IDisposable
     {
         while (true)
         {
+            long n = ReceiveDatagram(out var sender);
+            if (n < 0)
+            {
+                int e = (int)-n;
+                if (e == Errno.EAGAIN) return null;
+                if (e == Errno.ENOBUFS) throw new NetlinkException(operation, e, "receive buffer overrun: answers were lost, the transaction's outcome is unknown");
+                throw new NetlinkException(operation + " (recvfrom)", e);
+            }
+            ThrowIfTruncated(n, operation);
+            if (sender != 0) continue;
+            return NetlinkDecoder.ParseMessages(_rx.AsSpan(0, (int)n).ToArray(), operation);
+        }
+    }
+
+    /// <summary>
+    /// One recvfrom into the receive buffer without waiting (EINTR retried): the datagram's full length (MSG_TRUNC) and
+    /// its sender's port id, or -errno.
+    /// </summary>
+    private long ReceiveDatagram(out uint sender)
+    {
+        while (true)
+        {
             var from = new SockaddrNl();
             socklen_t fromLen = (uint)sizeof(SockaddrNl);
             long n;
@@ -157,18 +179,16 @@ public sealed unsafe class NetlinkSocket : IDisposable
             {
                 n = recvfrom(_fd, p, _rx.Length, MSG_TRUNC | MSG_DONTWAIT, (sockaddr*)&from, &fromLen);
             }
-            if (n < 0)
-            {
-                int e = errno;
-                if (e == Errno.EINTR) continue;
-                if (e == Errno.EAGAIN) return null;
-                if (e == Errno.ENOBUFS) throw new NetlinkException(operation, e, "receive buffer overrun: answers were lost, the transaction's outcome is unknown");
-                throw new NetlinkException(operation + " (recvfrom)", e);
-            }
-            if (n > _rx.Length) throw new NetlinkProtocolException(operation, $"datagram of {n} bytes truncated to the {_rx.Length}-byte receive buffer");
-            if (from.Pid != 0) continue;
-            return NetlinkDecoder.ParseMessages(_rx.AsSpan(0, (int)n).ToArray(), operation);
+            sender = from.Pid;
+            if (n >= 0) return n;
+            int e = errno;
+            if (e != Errno.EINTR) return -e;
         }
+    }
+
+    private void ThrowIfTruncated(long length, string operation)
+    {
+        if (length > _rx.Length) throw new NetlinkProtocolException(operation, $"datagram of {length} bytes truncated to the {_rx.Length}-byte receive buffer");
     }
 
     /// <summary>Sends one datagram (one or more complete messages) to the kernel.</summary>
@@ -336,17 +356,10 @@ public sealed unsafe class NetlinkSocket : IDisposable
         var overrun = false;
         while (true)
         {
-            var from = new SockaddrNl();
-            socklen_t fromLen = (uint)sizeof(SockaddrNl);
-            long n;
-            fixed (byte* p = _rx)
-            {
-                n = recvfrom(_fd, p, _rx.Length, MSG_TRUNC | MSG_DONTWAIT, (sockaddr*)&from, &fromLen);
-            }
+            long n = ReceiveDatagram(out var sender);
             if (n < 0)
             {
-                int e = errno;
-                if (e == Errno.EINTR) continue;
+                int e = (int)-n;
                 if (e == Errno.ENOBUFS)
                 {
                     overrun = true;
@@ -355,8 +368,8 @@ public sealed unsafe class NetlinkSocket : IDisposable
                 if (e == Errno.EAGAIN) return new NetlinkNotifications([], overrun);
                 throw new NetlinkException(operation + " (recvfrom)", e);
             }
-            if (overrun || from.Pid != 0) continue;
-            if (n > _rx.Length) throw new NetlinkProtocolException(operation, $"datagram of {n} bytes truncated to the {_rx.Length}-byte receive buffer");
+            if (overrun || sender != 0) continue;
+            ThrowIfTruncated(n, operation);
             return new NetlinkNotifications(NetlinkDecoder.ParseMessages(_rx.AsSpan(0, (int)n).ToArray(), operation), false);
         }
     }
