@@ -11,7 +11,11 @@ namespace Mesh.Ingress.Kernel.Iptables;
 /// </summary>
 public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flavour, TimeSpan trustFor, Nftables.INftGeneration? generation)
 {
-    private readonly TrustCache<(string Netns, string Tables), IptablesSave> _trust = new(trustFor);
+    /// <summary>
+    /// Per namespace, one save of every table: a task namespace on the ipvs dataplane is asked for filter + nat (its DNS
+    /// rules) and mangle (its VIP marks), and each process costs most of a second under user-mode-linux or qemu.
+    /// </summary>
+    private readonly TrustCache<string, IptablesSave> _trust = new(trustFor);
 
     /// <summary>Legacy iptables does not commit through nf_tables: its changes do not move the generation.</summary>
     private readonly Nftables.INftGeneration? _generation = flavour == IptablesFlavour.Nft ? generation : null;
@@ -28,10 +32,16 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
 
     public IptablesFlavour Flavour => flavour;
 
+    /// <summary>
+    /// Mesh's chains and the jumps into them in <paramref name="tables"/>. One iptables-save without <c>-t</c> reads
+    /// every table (and, unlike <c>-t</c>, instantiates none that the namespace does not have yet: a table that is
+    /// not there holds nothing of Mesh's).
+    /// </summary>
     public async Task<IptablesSave> ReadAsync(NetworkNamespacePath netns, IEnumerable<string> tables, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(netns);
         var list = tables.ToList();
-        var key = Key(netns, list);
+        var key = Key(netns);
         var asked = false;
         uint? before = null;
         if (_trust.Find(key, () =>
@@ -40,20 +50,14 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
                 return before = _generation?.Read(netns);
             }) is { } known)
         {
-            return known.State;
+            return known.State.Only(list);
         }
 
         // The generation asked past the trust is the one the save starts from; else it is asked now.
         before = asked ? before : _generation?.Read(netns);
-        var text = new System.Text.StringBuilder();
-        foreach (var table in list)
-        {
-            text.Append(await runner.RunCheckedInAsync(netns, flavour.Save, ["-t", table], null, cancellationToken).ConfigureAwait(false));
-        }
-
-        var state = IptablesSave.Parse(text.ToString());
+        var state = IptablesSave.Parse(await runner.RunCheckedInAsync(netns, flavour.Save, [], null, cancellationToken).ConfigureAwait(false));
         _trust.Remember(key, state, RulesetGeneration.ExactAfterRead(before, _generation?.Read(netns)));
-        return state;
+        return state.Only(list);
     }
 
     /// <summary>Converges the namespace to <paramref name="desired"/>; returns whether anything changed.</summary>
@@ -66,14 +70,17 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
     /// <summary>Converges the namespace to <paramref name="desired"/> given what <see cref="ReadAsync"/> just returned for <paramref name="tables"/>.</summary>
     public async Task<bool> ApplyAsync(NetworkNamespacePath netns, IptablesRuleset desired, IptablesSave actual, IReadOnlyList<string> tables, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(netns);
         var script = IptablesPlanner.Plan(desired, actual);
         if (script is null)
         {
             return false;
         }
 
-        var key = Key(netns, tables);
-        var exactAt = _trust.Peek(key) is { } known && ReferenceEquals(known.State, actual) ? known.Generation : null;
+        // What is known of the namespace still stands for its other tables only if the plan was made from it.
+        var key = Key(netns);
+        var known = _trust.Peek(key) is { } k && ReferenceEquals(k.State.Only(tables), actual) ? k : (TrustCache<string, IptablesSave>.Known?)null;
+        var exactAt = known?.Generation;
         var before = exactAt is null ? null : _generation?.Read(netns);
         try
         {
@@ -88,13 +95,20 @@ public sealed class IptablesExecutor(ICommandRunner runner, IptablesFlavour flav
             throw;
         }
 
+        if (known is not { } was)
+        {
+            // Planned from a save that is no longer what is known: the other tables are read again next time.
+            _trust.Forget(key);
+            return true;
+        }
+
         var after = before is not null && before == exactAt ? _generation?.Read(netns) : null;
-        _trust.Remember(key, IptablesSave.Of(desired), RulesetGeneration.ExactAfterWrite(exactAt, before, after));
+        _trust.Remember(key, was.State.Replacing(tables, IptablesSave.Of(desired)), RulesetGeneration.ExactAfterWrite(exactAt, before, after));
         return true;
     }
 
     /// <summary>Drops what is known of <paramref name="netns"/> (it is gone, and a namespace of the same name may come).</summary>
-    public void Forget(NetworkNamespacePath netns) => _trust.ForgetWhere(k => k.Netns == (netns.Path ?? ""));
+    public void Forget(NetworkNamespacePath netns) => _trust.Forget(Key(netns));
 
-    private static (string, string) Key(NetworkNamespacePath netns, IEnumerable<string> tables) => (netns.Path ?? "", string.Join(',', tables));
+    private static string Key(NetworkNamespacePath netns) => netns.Path ?? "";
 }

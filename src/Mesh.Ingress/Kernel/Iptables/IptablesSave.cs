@@ -5,10 +5,52 @@ public sealed class IptablesSave
 {
     private readonly Dictionary<(string Table, string Chain), List<string>> _owned = [];
     private readonly List<IptablesJump> _jumps = [];
+    private readonly Dictionary<string, IptablesSave> _views = new(StringComparer.Ordinal);
 
     public IReadOnlyDictionary<(string Table, string Chain), List<string>> OwnedChains => _owned;
 
     public IReadOnlyList<IptablesJump> Jumps => _jumps;
+
+    /// <summary>
+    /// The part of this save in <paramref name="tables"/>: the same object each time for the same tables, so that a
+    /// caller's view can be told apart from one taken of another save.
+    /// </summary>
+    public IptablesSave Only(IReadOnlyCollection<string> tables)
+    {
+        ArgumentNullException.ThrowIfNull(tables);
+        var key = string.Join(',', tables);
+        lock (_views)
+        {
+            if (!_views.TryGetValue(key, out var view))
+            {
+                view = new IptablesSave();
+                foreach (var (chain, rules) in _owned.Where(c => tables.Contains(c.Key.Table)))
+                {
+                    view._owned[chain] = rules;
+                }
+
+                view._jumps.AddRange(_jumps.Where(j => tables.Contains(j.Table)));
+                _views[key] = view;
+            }
+
+            return view;
+        }
+    }
+
+    /// <summary>This save with <paramref name="tables"/> as <paramref name="part"/> shows them (after a write to those tables).</summary>
+    public IptablesSave Replacing(IReadOnlyCollection<string> tables, IptablesSave part)
+    {
+        ArgumentNullException.ThrowIfNull(tables);
+        ArgumentNullException.ThrowIfNull(part);
+        var save = new IptablesSave();
+        foreach (var (chain, rules) in _owned.Where(c => !tables.Contains(c.Key.Table)).Concat(part._owned.Where(c => tables.Contains(c.Key.Table))))
+        {
+            save._owned[chain] = rules;
+        }
+
+        save._jumps.AddRange(_jumps.Where(j => !tables.Contains(j.Table)).Concat(part._jumps.Where(j => tables.Contains(j.Table))));
+        return save;
+    }
 
     /// <summary>What iptables-save shows of Mesh's objects once <paramref name="ruleset"/> was applied.</summary>
     public static IptablesSave Of(IptablesRuleset ruleset)
