@@ -16,6 +16,9 @@ public static class NftPlanner
 {
     public const string StateChain = "state";
 
+    /// <summary>What every chain tag (a Mesh rule's comment) starts with.</summary>
+    private const string ChainTagPrefix = "h=";
+
     public static NfTablesBatch? Plan(NftDesiredTable desired, NftTableState actual)
     {
         ArgumentNullException.ThrowIfNull(desired);
@@ -91,8 +94,9 @@ public static class NftPlanner
 
     /// <summary>
     /// Chains Mesh no longer wants (a picking chain no service uses) and chains someone else added to Mesh's table go
-    /// last: the elements that jumped to them were deleted before, in the same transaction. All are flushed before any is
-    /// deleted, so that one added by hand that jumps to another does not hold it (EBUSY).
+    /// last: the elements that jumped to them were deleted before, in the same transaction. Those holding a rule Mesh did
+    /// not write (no chain tag) are flushed before any is deleted, so that a jump added by hand does not hold another
+    /// (EBUSY); Mesh's own rules jump to no stale chain.
     /// </summary>
     internal static void DeleteStaleChains(NfTablesBatch batch, NftDesiredTable desired, NftTableState actual)
     {
@@ -100,7 +104,7 @@ public static class NftPlanner
             .Where(n => n != StateChain && desired.BaseChains.All(c => c.Name != n) && desired.Chains.All(c => c.Name != n))
             .Order(StringComparer.Ordinal)
             .ToList();
-        foreach (var chain in stale.Where(n => actual.Chains[n].Count > 0))
+        foreach (var chain in stale.Where(n => actual.Chains[n].Any(c => !c.StartsWith(ChainTagPrefix, StringComparison.Ordinal))))
         {
             batch.FlushChain(desired.Family, desired.Name, chain);
         }
@@ -312,7 +316,7 @@ public static class NftPlanner
 
     public static string SkeletonTag(NftDesiredTable desired) => "skeleton=" + Hash(desired.Skeleton);
 
-    public static string ChainTag(NftChain chain) => "h=" + Hash(string.Join('\n', chain.Rules.Select(r => r.Text)));
+    public static string ChainTag(NftChain chain) => ChainTagPrefix + Hash(string.Join('\n', chain.Rules.Select(r => r.Text)));
 
     private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)).AsSpan(0, 8));
 }
