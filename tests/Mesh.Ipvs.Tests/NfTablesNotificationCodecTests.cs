@@ -65,6 +65,21 @@ public class NfTablesNotificationCodecTests
     }
 
     [Fact]
+    public void Set_notifications_name_their_set()
+    {
+        // A set notification has the layout of the NEWSET/DELSET request (nf_tables_fill_set): table, then NFTA_SET_NAME.
+        var w = new NetlinkWriter();
+        NfTablesCodec.NewSet(w, 1, new Set(Family.Ip, "mesh", "backends", SetDataType.Ipv4Address, SetFlags.Map) { DataType = SetDataType.Mark }, 1);
+        NfTablesCodec.DeleteSet(w, 2, Family.Ip, "mesh", "published-ports");
+        var messages = NetlinkDecoder.ParseMessages(w.ToArray());
+        var added = NfTablesNotificationCodec.Decode(messages[0], "test");
+        Assert.Equal((NfTablesObjectKind.Set, false, "mesh", "backends"), (added.Kind, added.Deleted, added.Table, added.Set));
+        var deleted = NfTablesNotificationCodec.Decode(messages[1], "test");
+        Assert.Equal((NfTablesObjectKind.Set, true, "published-ports"), (deleted.Kind, deleted.Deleted, deleted.Set));
+        Assert.Equal("delete set ip mesh published-ports", deleted.ToString());
+    }
+
+    [Fact]
     public void A_message_of_another_type_is_unknown_and_a_cut_one_is_refused()
     {
         var other = Hex.Parse(NewChain);

@@ -32,7 +32,7 @@ public static class ScaleScenario
         double NftColdMs, double HostColdMs, double NftChangeMs, double HostChangeMs, long NftScriptBytes, long NftChangeBytes,
         double IptColdMs, double IptChangeMs, long IptScriptBytes, int BackendsRead, double NftChangeReadMs, double NftResyncMs,
         int ChangeProcesses, int ChangeMessages, double ChangePlanMs, double ChangeCommitMs, double ChangeBuildMs, double ChangeBuildWarmMs, int ChangeBuildServices, double WholePlanMs, double ReadStructureMs, double ReadElementsMs,
-        double ResyncOtherTableMs, double ResyncForeignElementMs, double ResyncFallbackMs, bool FollowedWithoutRead);
+        double ResyncOtherTableMs, double ResyncForeignElementMs, double ResyncRuleByHandMs, double ResyncWholeReadMs, bool FollowedWithoutRead);
 
     public static async Task<int> RunAsync(IReadOnlyList<int> sizes, int tasksPerService, Settings s, CancellationToken ct)
     {
@@ -199,15 +199,35 @@ public static class ScaleScenario
             // The resync when the generation moved: someone else committed in the sandbox namespace, the executor follows
             // the kernel's notifications (its change log) instead of reading the table back. Another table: nothing to
             // do. One element of Mesh's backends map deleted by someone else: put back from the memory. A rule appended to a
-            // Mesh chain: the log cannot vouch for that, the table is read back and repaired (the fallback).
+            // Mesh chain (a skeleton chain): only the table's chains, rules and sets are read back (not the maps'
+            // elements, which the memory knows) and the rule is taken out; the whole read is left for a doubt.
             var readsBefore = resyncing.Reads;
             var otherTableMs = await ForeignThenResync(new NfTablesBatch().AddTable(new Table(Family.Ip, "theirs")), expectChange: false).ConfigureAwait(false);
             var foreignElement = actual.Maps[IngressSandboxTable.BackendsMap].Values.First();
             var foreignElementMs = await ForeignThenResync(new NfTablesBatch().DeleteElements(Family.Ip, IngressSandboxTable.Name, IngressSandboxTable.BackendsMap, [foreignElement]), expectChange: true).ConfigureAwait(false);
             var followedWithoutRead = resyncing.Reads == readsBefore;
-            var fallbackMs = await ForeignThenResync(new NfTablesBatch().AddRule(new Rule(Family.Ip, IngressSandboxTable.Name, "dispatch", [new Counter()])), expectChange: true).ConfigureAwait(false);
-            if (resyncing.Reads != readsBefore + 1)
-                throw new InvalidOperationException($"scale: a rule added by hand read the table {resyncing.Reads - readsBefore} times, not once ({resyncing.LastDoubt})");
+            var structureReadsBefore = resyncing.StructureReads;
+            var ruleByHandMs = await ForeignThenResync(new NfTablesBatch().AddRule(new Rule(Family.Ip, IngressSandboxTable.Name, "dispatch", [new Counter()])), expectChange: true).ConfigureAwait(false);
+            if (resyncing.Reads != readsBefore || resyncing.StructureReads != structureReadsBefore + 1)
+                throw new InvalidOperationException($"scale: a rule added by hand read the table {resyncing.Reads - readsBefore} times and its structure {resyncing.StructureReads - structureReadsBefore} times, not 0 and 1 ({resyncing.LastDoubt})");
+            using (var check = NfTablesHandle.Open(nsOurs.Path))
+            {
+                if (NftPlanner.Plan(desired2, NftTableState.Read(check, Family.Ip, IngressSandboxTable.Name)) is { } left)
+                    throw new InvalidOperationException($"scale: after the rule by hand the resync left the table differing from the plan: {string.Join("; ", left.Operations.Take(5))}");
+            }
+
+            // The baseline in the same run: what a doubt still costs (and what a rule by hand cost before): the same rule,
+            // then the whole table read back, planned whole and repaired (an executor that knows nothing yet).
+            using (var other = NfTablesHandle.Open(nsOurs.Path))
+            {
+                other.Commit(new NfTablesBatch().AddRule(new Rule(Family.Ip, IngressSandboxTable.Name, "dispatch", [new Counter()])));
+            }
+
+            using var reading = new NfTablesExecutor(TimeSpan.Zero);
+            sw.Restart();
+            if (!await reading.ConvergeAsync(nsOurs, desired2, Family.Ip, IngressSandboxTable.Name, ct).ConfigureAwait(false) || reading.Reads != 1)
+                throw new InvalidOperationException("scale: the whole read did not repair the rule by hand");
+            var wholeReadMs = sw.Elapsed.TotalMilliseconds;
 
             async Task<double> ForeignThenResync(NfTablesBatch foreign, bool expectChange)
             {
@@ -253,7 +273,7 @@ public static class ScaleScenario
                 coldBatch.Length, changeBatch?.Length ?? 0,
                 Math.Round(iptCold, 1), Math.Round(iptChange, 1), Encoding.UTF8.GetByteCount(naiveCold), backendsRead, Math.Round(nftRead, 1), Math.Round(nftResync, 2),
                 changeProcesses, changePlan?.Count ?? 0, Math.Round(changePlanMs, 2), Math.Round(changeCommitMs, 2), Math.Round(changeBuildMs, 2), Math.Round(builds[builds.Count / 2], 2), changeBuildServices, Math.Round(wholePlanMs, 1), Math.Round(readStructure, 2), Math.Round(readElements, 1),
-                Math.Round(otherTableMs, 2), Math.Round(foreignElementMs, 2), Math.Round(fallbackMs, 1), followedWithoutRead);
+                Math.Round(otherTableMs, 2), Math.Round(foreignElementMs, 2), Math.Round(ruleByHandMs, 2), Math.Round(wholeReadMs, 1), followedWithoutRead);
         }
         finally
         {
@@ -332,12 +352,12 @@ public static class ScaleScenario
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {t} tasks, one published TCP port each.").AppendLine();
         md.AppendLine("ours = the sandbox's nftables table (per service only map elements; a shared picking chain per balancing mode and task count) through the daemon's executor (plan against the state it last wrote, commit the difference as one nf_tables netlink batch; read the table back only on the 30 s resync when the ruleset generation moved and the kernel's notifications cannot say what changed, shown apart) + the host's iptables rules (`iptables-save`, plan, `iptables-restore --noflush`); " +
                       "naive = the same sandbox semantics as kube-proxy-style iptables chains, the whole table rewritten by `iptables-restore` for every change.").AppendLine();
-        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink; chains + rules / elements, read again apart) / generation unchanged | resync, generation moved (someone else's commit, followed in the notifications): another table / one element of Mesh's map deleted, put back / a rule added to a Mesh chain (read back, the fallback) | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning (fastest of 5) / commit alone | change: building the desired table (first / median of 5 more; services looked at) / whole-table planning | naive script | build desired state | retained / allocated |");
+        md.AppendLine("| services | ours cold (nft + host) | ours, one task replaced (nft + host) | resync: reading the table (netlink; chains + rules / elements, read again apart) / generation unchanged | resync, generation moved (someone else's commit, followed in the notifications): another table / one element of Mesh's map deleted, put back / a rule added to a Mesh chain (chains, rules and sets read back, no element) / the same repaired by a whole read (what a doubt costs) | naive iptables-restore cold | naive, one task replaced (full rewrite) | naive/ours, change | nf_tables batch cold / change | change: messages / processes started | change: planning (fastest of 5) / commit alone | change: building the desired table (first / median of 5 more; services looked at) / whole-table planning | naive script | build desired state | retained / allocated |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {
             var oursChange = r.NftChangeMs + r.HostChangeMs;
-            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({r.NftChangeMs.ToString("0.00", inv)} ms + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} ({r.ReadStructureMs.ToString("0.00", inv)} ms / {Ms(r.ReadElementsMs)}) / {r.NftResyncMs.ToString("0.00", inv)} ms | {r.ResyncOtherTableMs.ToString("0.00", inv)} ms / {r.ResyncForeignElementMs.ToString("0.00", inv)} ms / {Ms(r.ResyncFallbackMs)}{(r.FollowedWithoutRead ? "" : " (**read**)")} | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {r.ChangePlanMs.ToString("0.00", inv)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {r.ChangeBuildMs.ToString("0.00", inv)} / {r.ChangeBuildWarmMs.ToString("0.00", inv)} ms; {r.ChangeBuildServices} / {Ms(r.WholePlanMs)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
+            md.AppendLine(inv, $"| {r.Services:N0} | {Ms(r.NftColdMs + r.HostColdMs)} ({Ms(r.NftColdMs)} + {Ms(r.HostColdMs)}) | {Ms(oursChange)} ({r.NftChangeMs.ToString("0.00", inv)} ms + {Ms(r.HostChangeMs)}) | {Ms(r.NftChangeReadMs)} ({r.ReadStructureMs.ToString("0.00", inv)} ms / {Ms(r.ReadElementsMs)}) / {r.NftResyncMs.ToString("0.00", inv)} ms | {r.ResyncOtherTableMs.ToString("0.00", inv)} ms / {r.ResyncForeignElementMs.ToString("0.00", inv)} ms / {r.ResyncRuleByHandMs.ToString("0.00", inv)} ms / {Ms(r.ResyncWholeReadMs)}{(r.FollowedWithoutRead ? "" : " (**read**)")} | {Ms(r.IptColdMs)} | {Ms(r.IptChangeMs)} | {r.IptChangeMs / oursChange:0.0}× | {Kb(r.NftScriptBytes)} / {Kb(r.NftChangeBytes)} | {r.ChangeMessages} / {r.ChangeProcesses} | {r.ChangePlanMs.ToString("0.00", inv)} / {r.ChangeCommitMs.ToString("0.00", inv)} ms | {r.ChangeBuildMs.ToString("0.00", inv)} / {r.ChangeBuildWarmMs.ToString("0.00", inv)} ms; {r.ChangeBuildServices} / {Ms(r.WholePlanMs)} | {Kb(r.IptScriptBytes)} | {Ms(r.BuildMs)} | {Kb(r.RetainedBytes)} / {Kb(r.AllocatedBytes)} |");
         }
         md.AppendLine();
         foreach (var r in rows)

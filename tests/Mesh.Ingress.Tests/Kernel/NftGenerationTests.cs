@@ -179,28 +179,86 @@ public sealed class NftGenerationTests : IAsyncLifetime
     }
 
     [LabFact]
-    public async Task A_rule_appended_by_hand_to_a_Mesh_chain_is_a_doubt_read_back_and_repaired()
+    public async Task A_rule_appended_by_hand_to_a_skeleton_chain_reads_back_only_the_structure_and_is_repaired_without_a_rebuild()
+    {
+        var desired = IngressSandboxTable.Build(TwoServices(), "10.255.0.2");
+        using var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(1));
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        var planned = await ListAsync(_ns);
+        var table = await TableHandleAsync();
+
+        // A foreign element and a rule by hand in the same window: the element is followed, the rule reads the structure.
+        await Nft("add element ip mesh backends { tcp . 7777 . 0 : 10.0.0.9 . 80 }");
+        await Nft("add rule ip mesh dispatch counter drop");
+        await Task.Delay(20);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(1, nft.Reads); // no element dump
+        Assert.Equal(1, nft.StructureReads);
+        Assert.Equal(planned, await ListAsync(_ns));
+        Assert.Equal(table, await TableHandleAsync()); // repaired in place, not rebuilt
+
+        // The repair was Mesh's own commit: the next resync trusts the generation it made, and a foreign element alone
+        // is followed as before.
+        await Task.Delay(20);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        await Nft("add element ip mesh backends { tcp . 7777 . 0 : 10.0.0.9 . 80 }");
+        await Task.Delay(20);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal((1, 1), (nft.Reads, nft.StructureReads));
+        Assert.Equal(planned, await ListAsync(_ns));
+    }
+
+    [LabFact]
+    public async Task A_Mesh_rule_deleted_by_hand_is_restored_and_a_chain_added_by_hand_is_deleted_without_an_element_dump()
+    {
+        var desired = IngressSandboxTable.Build(TwoServices(), "10.255.0.2");
+        using var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(1));
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        var planned = await ListAsync(_ns);
+        var table = await TableHandleAsync();
+
+        var rules = System.Text.RegularExpressions.Regex.Matches(await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "-a", "list", "chain", "ip", "mesh", "pick-rr-1"), @"# handle (\d+)\n");
+        await Nft($"delete rule ip mesh pick-rr-1 handle {rules[^1].Groups[1].Value}");
+        await Task.Delay(20);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal((1, 1), (nft.Reads, nft.StructureReads));
+        Assert.Equal(planned, await ListAsync(_ns));
+
+        // A chain of someone's in Mesh's table, jumped to from another of theirs and from a skeleton chain.
+        await Nft("add chain ip mesh theirs; add rule ip mesh theirs counter; add chain ip mesh theirs2; add rule ip mesh theirs2 jump theirs; add rule ip mesh dispatch jump theirs2");
+        await Task.Delay(20);
+        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal((1, 2), (nft.Reads, nft.StructureReads));
+        Assert.Equal(planned, await ListAsync(_ns));
+        Assert.DoesNotContain("theirs", await Nft("list chains ip"), StringComparison.Ordinal);
+        Assert.Equal(table, await TableHandleAsync());
+
+        await Task.Delay(20);
+        Assert.False(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal((1, 2), (nft.Reads, nft.StructureReads));
+    }
+
+    [LabFact]
+    public async Task A_Mesh_map_deleted_by_hand_is_a_doubt_read_back_whole_and_repaired()
     {
         var desired = IngressSandboxTable.Build(TwoServices(), "10.255.0.2");
         using var nft = new NfTablesExecutor(TimeSpan.FromMilliseconds(1));
         Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
         var planned = await ListAsync(_ns);
 
-        await Nft("add element ip mesh backends { tcp . 7777 . 0 : 10.0.0.9 . 80 }");
-        await Nft("add rule ip mesh dispatch counter drop");
+        // Its elements go with it unannounced: only a whole read knows what is left. (Emptied first: rules refer to it.)
+        await Nft("flush table ip mesh; delete map ip mesh published-ports");
         await Task.Delay(20);
         Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
         Assert.Equal(2, nft.Reads);
-        Assert.Contains("add rule in ip mesh", nft.LastDoubt, StringComparison.Ordinal);
-        Assert.Equal(planned, await ListAsync(_ns));
-
-        // After the read the log starts again: a foreign element is followed once more.
-        await Nft("add element ip mesh backends { tcp . 7777 . 0 : 10.0.0.9 . 80 }");
-        await Task.Delay(20);
-        Assert.True(await nft.ConvergeAsync(Netns, desired, Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
-        Assert.Equal(2, nft.Reads);
+        Assert.Contains("delete set ip mesh published-ports", nft.LastDoubt, StringComparison.Ordinal);
         Assert.Equal(planned, await ListAsync(_ns));
     }
+
+    private async Task<string> TableHandleAsync() =>
+        System.Text.RegularExpressions.Regex.Match(await Shell.CheckedAsync("ip", "netns", "exec", _ns, "nft", "-a", "list", "table", "ip", "mesh"), @"table ip mesh \{ # handle (\d+)").Groups[1].Value is { Length: > 0 } handle
+            ? handle
+            : throw new InvalidOperationException("no handle in nft -a list table ip mesh");
 
     [LabFact]
     public async Task Notifications_lost_to_a_full_receive_buffer_are_a_doubt_read_back_and_repaired()

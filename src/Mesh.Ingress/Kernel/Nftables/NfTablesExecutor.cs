@@ -11,8 +11,10 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// exact, nobody committed anything, and the trust is renewed without a read. When it moved, a table planned by its
 /// <see cref="NftTableMemory"/> (the ingress sandbox's) asks its <see cref="NftChangeLog"/> what the transactions in
 /// between did: only other tables, or elements added or deleted in Mesh's maps (taken into the memory and repaired by
-/// the next plan), and the trust is renewed without a read; anything else, or any doubt, reads the table again, which
-/// repairs any drift. Tables planned whole (the small per-task tables and the host table) keep no log: a moved
+/// the next plan), and the trust is renewed without a read; a rule, chain or set of the table changed too, and only the
+/// table's chains, rules and sets are read back (<see cref="NftTableStructure"/>: not the maps' elements, which the
+/// memory still knows) and the next plan repairs them; any doubt (an overrun, a gap, an unknown message, the table or
+/// one of its maps deleted) reads the whole table again, which repairs any drift. Tables planned whole (the small per-task tables and the host table) keep no log: a moved
 /// generation reads them (a few chains). Between reads the memory plans a change by the services (element groups)
 /// that changed, not the whole table; after a read the whole table is planned against what was read.
 /// A handle (socket) is opened per converge and only when needed: its socket keeps the namespace alive. A change log
@@ -25,6 +27,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
     private readonly Lock _lock = new();
     private int _reads;
     private int _followed;
+    private int _structureReads;
     private string? _readBecause;
 
     public NfTablesExecutor(TimeSpan trustFor)
@@ -42,6 +45,9 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
 
     /// <summary>How many times a moved generation was accounted for by the change log instead of a read.</summary>
     public int Followed => Volatile.Read(ref _followed);
+
+    /// <summary>How many times the change log showed a rule, chain or set changed and only the table's structure was read back (no element).</summary>
+    public int StructureReads => Volatile.Read(ref _structureReads);
 
     /// <summary>Why the change log last could not vouch for a table (its doubt), for diagnostics and tests.</summary>
     public string? LastDoubt => Volatile.Read(ref _readBecause);
@@ -158,7 +164,8 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
 
     /// <summary>
     /// The change log's account of the transactions from <paramref name="from"/> to <paramref name="to"/>: the foreign
-    /// elements taken into the memory and the generation it is exact at, or null (a doubt: the table is read).
+    /// elements and, when a rule, chain or set changed, the structure read back, taken into the memory, and the
+    /// generation it is exact at; or null (a doubt: the table is read).
     /// </summary>
     private uint? CatchUp(LazyHandle handle, (string, Family, string) key, Known known, uint from, uint to)
     {
@@ -174,9 +181,27 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
             return null;
         }
 
+        NftTableStructure? structure = null;
+        if (outcome.Structure)
+        {
+            Interlocked.Increment(ref _structureReads);
+            structure = ReadStructure(handle, key.Item2, key.Item3);
+            // Read at generation `to` only if nobody committed during the read (the log would follow it, the read not).
+            if (structure is null || Generation(handle) != to)
+            {
+                Volatile.Write(ref _readBecause, structure is null ? "the table's structure could not be read (gone?)" : "a commit while the table's structure was read");
+                return null;
+            }
+        }
+
         foreach (var foreign in outcome.Elements)
         {
             memory.TakeForeign(foreign.Map, foreign.Element, foreign.Deleted);
+        }
+
+        if (structure is not null)
+        {
+            memory.TakeStructure(structure);
         }
 
         Interlocked.Increment(ref _followed);
@@ -227,6 +252,20 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
             // The table went away during the read, or this kernel has no nf_tables: no table. Writing one fails
             // with the kernel's own error.
             return NftTableState.Missing;
+        }
+    }
+
+    private static NftTableStructure? ReadStructure(LazyHandle handle, Family family, string table)
+    {
+        try
+        {
+            return NftTableStructure.Read(handle.Value, family, table);
+        }
+        catch (Exception e) when (e is NetlinkException or IOException)
+        {
+            // The table went away during the read, or the read failed: a doubt, the whole read says what is there (or
+            // fails with the error).
+            return null;
         }
     }
 

@@ -12,8 +12,11 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// one transaction at a time and announces it before the next. What the log cannot vouch for is a doubt, and a doubt
 /// makes the executor read the table back: a subscription that could not be opened or lost messages (overrun), a
 /// namespace replaced at the path, a generation missing or out of order, one not (yet) announced, a message not
-/// decoded or tagged with another generation, and any change to the table but element adds and deletes in the maps the
-/// memory plans. Mesh's own commits are recognised by the generation they made (<see cref="Skip"/>).
+/// decoded or tagged with another generation, the table deleted, and a map the memory plans deleted (its elements go
+/// with it unannounced). Element adds and deletes in those maps are gathered; any other change to the table (a rule,
+/// a chain, a set's definition, an element of a set the memory does not plan) says its structure changed: the executor
+/// reads back the chains, rules and sets only, and keeps its memory of the maps' elements.
+/// Mesh's own commits are recognised by the generation they made (<see cref="Skip"/>).
 /// Invariant: every transaction after generation <c>_since</c> is in the backlog or queued on the socket.
 /// </summary>
 public sealed class NftChangeLog(string? netnsPath, Family family, string table, int receiveBuffer) : IDisposable
@@ -107,7 +110,7 @@ public sealed class NftChangeLog(string? netnsPath, Family family, string table,
     /// <summary>
     /// What the transactions after <paramref name="from"/> (the memory is exact there) up to <paramref name="to"/> (the
     /// generation now) did to the table: nothing, or element adds and deletes in maps <paramref name="knows"/> names, in
-    /// commit order; or a doubt. Transactions announced after <paramref name="to"/> stay in the log for the next time.
+    /// commit order, and whether anything else of the table changed (<see cref="Outcome.Structure"/>); or a doubt. Transactions announced after <paramref name="to"/> stay in the log for the next time.
     /// </summary>
     public Outcome Follow(uint from, uint to, Func<string, bool> knows)
     {
@@ -154,6 +157,7 @@ public sealed class NftChangeLog(string? netnsPath, Family family, string table,
 
         _backlog.AddRange(messages);
         var elements = new List<ForeignElement>();
+        var structure = false;
         var at = from;
         var start = 0; // the first message of the transaction being gathered
         for (var i = 0; i < _backlog.Count && at != to; i++)
@@ -177,7 +181,7 @@ public sealed class NftChangeLog(string? netnsPath, Family family, string table,
 
             for (var j = start; j < i; j++)
             {
-                if (Classify(_backlog[j], generation, knows, elements) is { } doubt)
+                if (Classify(_backlog[j], generation, knows, elements, ref structure) is { } doubt)
                 {
                     return Outcome.Doubt(doubt);
                 }
@@ -187,11 +191,14 @@ public sealed class NftChangeLog(string? netnsPath, Family family, string table,
         }
 
         _backlog.RemoveRange(0, start);
-        return at == to ? new Outcome(to, elements, null) : Outcome.Doubt($"generation {to} not announced (yet): the last is {at}");
+        return at == to ? new Outcome(to, elements, structure, null) : Outcome.Doubt($"generation {to} not announced (yet): the last is {at}");
     }
 
-    /// <summary>A doubt, or null when the message is about another table or an element in a known map (then gathered).</summary>
-    private string? Classify(NetlinkMessage message, uint generation, Func<string, bool> knows, List<ForeignElement> elements)
+    /// <summary>
+    /// A doubt, or null when the message is about another table, an element in a known map (then gathered) or another
+    /// change of the table that a read of its chains, rules and sets shows (then <paramref name="structure"/> is set).
+    /// </summary>
+    private string? Classify(NetlinkMessage message, uint generation, Func<string, bool> knows, List<ForeignElement> elements, ref bool structure)
     {
         var n = NfTablesNotificationCodec.Decode(message, Operation);
         if (n.Kind == NfTablesObjectKind.Unknown)
@@ -209,16 +216,26 @@ public sealed class NftChangeLog(string? netnsPath, Family family, string table,
             return null;
         }
 
-        if (n.Kind != NfTablesObjectKind.Element || n.Set is null || !knows(n.Set))
+        // The table deleted, or one of the memory's maps (DELSET announces none of the elements it takes along): only a
+        // whole read knows what is left. A map re-created after that is in the same log, behind the doubt.
+        if ((n.Kind == NfTablesObjectKind.Table && n.Deleted) || (n.Kind == NfTablesObjectKind.Set && n.Deleted && (n.Set is null || knows(n.Set))))
         {
             return $"{n} (generation {generation}, port {n.PortId})";
         }
 
-        foreach (var element in n.Elements)
+        if (n.Kind == NfTablesObjectKind.Element && n.Set is not null && knows(n.Set))
         {
-            elements.Add(new ForeignElement(n.Set, element, n.Deleted));
+            foreach (var element in n.Elements)
+            {
+                elements.Add(new ForeignElement(n.Set, element, n.Deleted));
+            }
+
+            return null;
         }
 
+        // A rule or chain added or deleted, a set added, updated or deleted that the memory does not plan (an anonymous
+        // set of a rule, one added by hand) and its elements, which no plan reads: the structure read shows the rest.
+        structure = true;
         return null;
     }
 
@@ -245,9 +262,12 @@ public sealed class NftChangeLog(string? netnsPath, Family family, string table,
     /// <summary>An element someone else added to or deleted from one of the table's maps.</summary>
     public sealed record ForeignElement(string Map, SetElement Element, bool Deleted);
 
-    /// <summary>Where <see cref="Follow"/> got: exact at <see cref="ExactAt"/> with <see cref="Elements"/> taken in, or <see cref="DoubtReason"/>.</summary>
-    public sealed record Outcome(uint? ExactAt, IReadOnlyList<ForeignElement> Elements, string? DoubtReason)
+    /// <summary>
+    /// Where <see cref="Follow"/> got: exact at <see cref="ExactAt"/> with <see cref="Elements"/> taken in and, when
+    /// <see cref="Structure"/>, the chains, rules and sets to read back; or <see cref="DoubtReason"/>.
+    /// </summary>
+    public sealed record Outcome(uint? ExactAt, IReadOnlyList<ForeignElement> Elements, bool Structure, string? DoubtReason)
     {
-        public static Outcome Doubt(string reason) => new(null, [], reason);
+        public static Outcome Doubt(string reason) => new(null, [], false, reason);
     }
 }

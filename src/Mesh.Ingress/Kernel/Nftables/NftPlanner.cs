@@ -9,11 +9,15 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// Every managed chain's rules (base chains' too) carry a hash of that chain's rules as their comment, and a small
 /// <c>state</c> chain records the hash of the skeleton, so chains are compared by name and comments only: no decoding
 /// of rules back into meaning. Named maps are compared element by element, so a change adds and deletes only the
-/// elements that differ. A changed skeleton rebuilds the table; otherwise only changed chains and elements are written.
+/// elements that differ. A changed skeleton rebuilds the table; otherwise only changed chains and elements are written,
+/// and chains Mesh does not want (its own stale ones and any added by hand: the table is Mesh's) are deleted.
 /// </summary>
 public static class NftPlanner
 {
     public const string StateChain = "state";
+
+    /// <summary>What every chain tag (a Mesh rule's comment) starts with.</summary>
+    private const string ChainTagPrefix = "h=";
 
     public static NfTablesBatch? Plan(NftDesiredTable desired, NftTableState actual)
     {
@@ -88,14 +92,26 @@ public static class NftPlanner
         }
     }
 
-    /// <summary>Stale chains go last: the elements that jumped to them were deleted before, in the same transaction.</summary>
+    /// <summary>
+    /// Chains Mesh no longer wants (a picking chain no service uses) and chains someone else added to Mesh's table go
+    /// last: the elements that jumped to them were deleted before, in the same transaction. Those holding a rule Mesh did
+    /// not write (no chain tag) are flushed before any is deleted, so that a jump added by hand does not hold another
+    /// (EBUSY); Mesh's own rules jump to no stale chain.
+    /// </summary>
     internal static void DeleteStaleChains(NfTablesBatch batch, NftDesiredTable desired, NftTableState actual)
     {
-        foreach (var stale in actual.Chains.Keys
-                     .Where(n => n.StartsWith(desired.ChainPrefix, StringComparison.Ordinal) && desired.Chains.All(c => c.Name != n))
-                     .Order(StringComparer.Ordinal))
+        var stale = actual.Chains.Keys
+            .Where(n => n != StateChain && desired.BaseChains.All(c => c.Name != n) && desired.Chains.All(c => c.Name != n))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        foreach (var chain in stale.Where(n => actual.Chains[n].Any(c => !c.StartsWith(ChainTagPrefix, StringComparison.Ordinal))))
         {
-            batch.DeleteChain(desired.Family, desired.Name, stale);
+            batch.FlushChain(desired.Family, desired.Name, chain);
+        }
+
+        foreach (var chain in stale)
+        {
+            batch.DeleteChain(desired.Family, desired.Name, chain);
         }
     }
 
@@ -300,7 +316,7 @@ public static class NftPlanner
 
     public static string SkeletonTag(NftDesiredTable desired) => "skeleton=" + Hash(desired.Skeleton);
 
-    public static string ChainTag(NftChain chain) => "h=" + Hash(string.Join('\n', chain.Rules.Select(r => r.Text)));
+    public static string ChainTag(NftChain chain) => ChainTagPrefix + Hash(string.Join('\n', chain.Rules.Select(r => r.Text)));
 
     private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)).AsSpan(0, 8));
 }

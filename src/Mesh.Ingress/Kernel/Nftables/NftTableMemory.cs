@@ -12,7 +12,8 @@ namespace Mesh.Ingress.Kernel.Nftables;
 /// planned whole. It is a view of one exact kernel state: <see cref="Plan"/> does not change it, <see cref="Apply"/>
 /// after the commit succeeded does; the executor drops it after any failure or a read. Elements others added or deleted
 /// in its maps (the executor learns them from the kernel's notifications) are taken into the kernel view
-/// (<see cref="TakeForeign"/>) and repaired by the next plan, whatever else it changes.
+/// (<see cref="TakeForeign"/>) and repaired by the next plan, whatever else it changes; so is the table's structure as
+/// read back after someone changed a rule, a chain or a set (<see cref="TakeStructure"/>).
 /// </summary>
 public sealed class NftTableMemory
 {
@@ -21,6 +22,12 @@ public sealed class NftTableMemory
 
     /// <summary>Map → the keys others added, changed or deleted since (<see cref="TakeForeign"/>): the next plan puts them back.</summary>
     private readonly Dictionary<string, HashSet<NftData>> _drift = new(StringComparer.Ordinal);
+
+    /// <summary>Maps the kernel no longer holds as Mesh defines them (<see cref="TakeStructure"/>): the view lacks them, so the next plan rebuilds.</summary>
+    private readonly HashSet<string> _lost = new(StringComparer.Ordinal);
+
+    /// <summary>The chains were read back since the last plan was applied (<see cref="TakeStructure"/>): the next plan compares them.</summary>
+    private bool _chainsRead;
     private Dictionary<string, IReadOnlyList<string>> _chains;
     private NftDesiredTable _raw;
     private string _skeletonTag;
@@ -80,7 +87,7 @@ public sealed class NftTableMemory
     public Change? Plan(NftDesiredTable desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
-        if (ReferenceEquals(desired, _raw) && _drift.Count == 0)
+        if (ReferenceEquals(desired, _raw) && _drift.Count == 0 && !_chainsRead)
         {
             return new Change(null, desired, []); // the same value again (a resync with nothing new): nothing to plan
         }
@@ -268,6 +275,24 @@ public sealed class NftTableMemory
         keys.Add(element.Key);
     }
 
+    /// <summary>
+    /// Takes in the table's chains and sets as read back (someone changed a rule, a chain or a set; the elements are
+    /// still known): the kernel view holds the chains read, and loses a map the kernel no longer holds as written, so the
+    /// next <see cref="Plan"/> repairs the chains, deletes chains Mesh did not write, or rebuilds the table.
+    /// </summary>
+    public void TakeStructure(NftTableStructure structure)
+    {
+        ArgumentNullException.ThrowIfNull(structure);
+        _chains = new Dictionary<string, IReadOnlyList<string>>(structure.Chains, StringComparer.Ordinal);
+        foreach (var map in _raw.Maps.Where(m => !structure.Holds(m.Set)))
+        {
+            _lost.Add(map.Name);
+        }
+
+        _chainsRead = true;
+        State = View();
+    }
+
     private static bool SameElements(NftElementGroup a, NftElementGroup b)
     {
         if (a.Elements.Count != b.Elements.Count)
@@ -322,7 +347,8 @@ public sealed class NftTableMemory
             _groups[map.Map] = known with { Order = map.Order };
         }
 
-        _drift.Clear(); // the change repaired every key others changed
+        _drift.Clear(); // the change repaired every key others changed, and the chains read back
+        _chainsRead = false;
         _chains = NftPlanner.ExpectedChains(change.Desired);
         _skeletonTag = NftPlanner.SkeletonTag(change.Desired);
         _raw = change.Desired;
@@ -330,7 +356,7 @@ public sealed class NftTableMemory
     }
 
     private NftTableState View() =>
-        NftTableState.Of(_chains, _maps.ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<NftData, SetElement>)kv.Value, StringComparer.Ordinal));
+        NftTableState.Of(_chains, _maps.Where(kv => !_lost.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<NftData, SetElement>)kv.Value, StringComparer.Ordinal));
 
     /// <summary>A planned change: the batch (null when nothing differs) and what the memory takes in once it is committed.</summary>
     public sealed record Change(NfTablesBatch? Batch, NftDesiredTable Desired, IReadOnlyList<MapChange> Maps);

@@ -24,29 +24,18 @@ public sealed class NftTableState
     /// <summary>Reads the table through <paramref name="handle"/>: chains, rule comments, named maps' elements.</summary>
     public static NftTableState Read(NfTablesHandle handle, Family family, string table)
     {
-        if (handle.GetTable(family, table) is null)
+        if (NftTableStructure.Read(handle, family, table) is not { } structure)
         {
             return Missing;
         }
 
-        var chains = handle.GetChains(family, table).ToDictionary(c => c.Name, _ => new List<string>(), StringComparer.Ordinal);
-        foreach (var rule in handle.GetRules(family, table))
-        {
-            if (!chains.TryGetValue(rule.Chain, out var comments))
-            {
-                chains[rule.Chain] = comments = [];
-            }
-
-            comments.Add(rule.Comment ?? "");
-        }
-
         var maps = new Dictionary<string, IReadOnlyDictionary<NftData, SetElement>>(StringComparer.Ordinal);
-        foreach (var set in handle.GetSets(family, table).Where(s => (s.Flags & SetFlags.Anonymous) == 0))
+        foreach (var set in structure.Sets.Keys)
         {
-            maps[set.Name] = ByKey(handle.GetElements(family, table, set.Name));
+            maps[set] = ByKey(handle.GetElements(family, table, set));
         }
 
-        return Of(chains.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value, StringComparer.Ordinal), maps);
+        return Of(structure.Chains, maps);
     }
 
     public static IReadOnlyDictionary<NftData, SetElement> ByKey(IEnumerable<SetElement> elements)

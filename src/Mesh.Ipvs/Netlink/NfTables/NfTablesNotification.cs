@@ -28,7 +28,7 @@ public sealed record NfTablesNotification(NfTablesObjectKind Kind, bool Deleted,
     /// <summary>The object's table (every kind but <see cref="NfTablesObjectKind.Generation"/> and unknown ones).</summary>
     public string? Table { get; init; }
 
-    /// <summary>The set of an element notification.</summary>
+    /// <summary>The set of a set or element notification.</summary>
     public string? Set { get; init; }
 
     /// <summary>The elements of an element notification (the kernel announces one per message).</summary>
@@ -47,6 +47,7 @@ public sealed record NfTablesNotification(NfTablesObjectKind Kind, bool Deleted,
         NfTablesObjectKind.Generation => $"generation {Generation} by {ProcessName ?? "?"}[{ProcessId}] (port {PortId})",
         NfTablesObjectKind.Element => $"{(Deleted ? "delete" : "add")} element {Family.Name()} {Table} {Set} {{ {string.Join(", ", Elements)} }}",
         NfTablesObjectKind.Unknown => $"unknown nf_tables message (port {PortId})",
+        NfTablesObjectKind.Set => $"{(Deleted ? "delete" : "add")} set {Family.Name()} {Table} {Set}",
         _ => $"{(Deleted ? "delete" : "add")} {Kind.ToString().ToLowerInvariant()} in {Family.Name()} {Table}",
     };
 }

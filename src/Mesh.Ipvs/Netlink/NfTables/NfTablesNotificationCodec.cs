@@ -6,7 +6,7 @@ namespace Mesh.Ipvs.Netlink.NfTables;
 /// <summary>
 /// Decodes the messages of NFNLGRP_NFTABLES (nf_tables_api.c: nf_tables_*_notify, nf_tables_gen_notify). Object
 /// messages have the dump's layout (an element notification is a one-element list, decoded as the dump's); only what
-/// tells whose table changed, and how for elements, is decoded. A message of another type decodes as
+/// tells whose table changed, which set (of set and element messages), and how for elements, is decoded. A message of another type decodes as
 /// <see cref="NfTablesObjectKind.Unknown"/>; a malformed one raises <see cref="NetlinkProtocolException"/>.
 /// </summary>
 public static class NfTablesNotificationCodec
@@ -63,8 +63,11 @@ public static class NfTablesNotificationCodec
         }
 
         var notification = new NfTablesNotification(kind, deleted, family, tag, m.PortId) { Table = a.GetString(NFTA_ANY_TABLE, "table name") };
-        return kind == NfTablesObjectKind.Element
-            ? notification with { Set = a.GetString(NFTA_SET_ELEM_LIST_SET, "NFTA_SET_ELEM_LIST_SET"), Elements = NfTablesCodec.ElementList(a, operation) }
-            : notification;
+        return kind switch
+        {
+            NfTablesObjectKind.Element => notification with { Set = a.GetString(NFTA_SET_ELEM_LIST_SET, "NFTA_SET_ELEM_LIST_SET"), Elements = NfTablesCodec.ElementList(a, operation) },
+            NfTablesObjectKind.Set => notification with { Set = a.GetString(NFTA_SET_NAME, "NFTA_SET_NAME") },
+            _ => notification,
+        };
     }
 }
