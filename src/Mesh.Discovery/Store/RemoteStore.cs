@@ -1,5 +1,8 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Mesh.Discovery.Model;
 using Microsoft.Extensions.Logging;
@@ -20,6 +23,14 @@ public sealed class RemoteStore : IClusterStore
 
     /// <summary>How errors name the store: the API as the user gave it (a unix socket's client has only a placeholder base address).</summary>
     private readonly string _where;
+
+    /// <summary>
+    /// The objects of the last state fetched, by kind and the SHA-256 of their JSON text. An object the holder sends
+    /// again byte for byte is the very object decoded and checked before: the daemon's planning then sees by reference
+    /// what did not change (the desired tables are built from what changed) instead of a whole new state each fetch.
+    /// Replaced whole per fetch, never changed once published (concurrent fetches only read it).
+    /// </summary>
+    private Dictionary<(Type Kind, UInt128 Digest), object> _known = [];
 
     /// <param name="endpoint">What errors call the store, e.g. <c>unix:///run/mesh/mesh.sock</c>; default the client's base address.</param>
     public RemoteStore(HttpClient http, ILogger<RemoteStore>? logger = null, StoreMetrics? metrics = null, ReservedPorts? reserved = null, string? endpoint = null)
@@ -43,7 +54,9 @@ public sealed class RemoteStore : IClusterStore
             throw new StoreUnavailableException($"store at {_where} sent no cluster state");
         }
 
-        T[] Objects<T>(string property, Func<JsonElement, bool>? skip = null) where T : class
+        var known = Volatile.Read(ref _known);
+        var next = new Dictionary<(Type Kind, UInt128 Digest), object>(known.Count);
+        T[] Objects<T>(string property, Func<JsonElement, bool>? skip = null, List<(Type, UInt128)>? keys = null) where T : class
         {
             if (!root.TryGetProperty(property, out var array) || array.ValueKind != JsonValueKind.Array)
             {
@@ -52,6 +65,7 @@ public sealed class RemoteStore : IClusterStore
 
             var list = new List<T>(array.GetArrayLength());
             var i = 0;
+            Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
             foreach (var element in array.EnumerateArray())
             {
                 if (skip?.Invoke(element) == true)
@@ -60,9 +74,15 @@ public sealed class RemoteStore : IClusterStore
                     continue;
                 }
 
-                if (_validator.Decode<T>($"{property}[{i++}]", element.GetRawText()) is { } value)
+                SHA256.HashData(JsonMarshal.GetRawUtf8Value(element), hash);
+                var key = (typeof(T), BinaryPrimitives.ReadUInt128LittleEndian(hash));
+                var value = known.TryGetValue(key, out var same) ? (T)same : _validator.Decode<T>($"{property}[{i}]", element.GetRawText());
+                i++;
+                if (value is not null)
                 {
+                    next.TryAdd(key, value); // only what decoded and passed its checks is ever reused
                     list.Add(value);
+                    keys?.Add(key);
                 }
             }
 
@@ -71,14 +91,29 @@ public sealed class RemoteStore : IClusterStore
 
         // The ingress network is fixed (OverlayNetwork.Ingress), whatever the holder says: validation puts it back first.
         var networks = Objects<OverlayNetwork>("networks", e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("name", out var n) && n.ValueEquals(OverlayNetwork.IngressName));
-        return new ClusterState
+        var taskKeys = new List<(Type, UInt128)>();
+        var decoded = new ClusterState
         {
             Revision = revision,
             Networks = networks,
             Nodes = Objects<ClusterNode>("nodes"),
             Services = Objects<ClusterService>("services"),
-            Tasks = Objects<ServiceTask>("tasks"),
-        }.WithSharedNames(); // every object here is decoded anew: one name string per service and node, not per task
+            Tasks = Objects<ServiceTask>("tasks", keys: taskKeys),
+        };
+
+        // One name string per service and node, not per task. A task given its service's and node's strings is kept in
+        // that form: sent again, it needs no new copy (unless its service or node changed, and with it the string).
+        var state = decoded.WithSharedNames();
+        for (var t = 0; t < state.Tasks.Count; t++)
+        {
+            if (!ReferenceEquals(state.Tasks[t], decoded.Tasks[t]))
+            {
+                next[taskKeys[t]] = state.Tasks[t];
+            }
+        }
+
+        Volatile.Write(ref _known, next);
+        return state;
     }
 
     public Task<OverlayNetwork> CreateNetworkAsync(NetworkSpec spec, CancellationToken cancellationToken = default) =>

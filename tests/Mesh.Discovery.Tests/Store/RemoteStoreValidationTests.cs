@@ -110,6 +110,46 @@ public sealed class RemoteStoreValidationTests : IDisposable
     }
 
     [Fact]
+    public async Task What_the_holder_sends_again_unchanged_is_the_same_object_and_what_changed_is_decoded_anew()
+    {
+        var joined = Joined();
+        _state = JsonSerializer.Serialize(Genuine(), MeshJson.Options);
+        var first = await joined.GetStateAsync();
+
+        // The next revision: api's published port changed, web.2 gone; everything else byte for byte the same.
+        var next = Genuine() with { Revision = 8 };
+        next = next with { Tasks = [.. next.Tasks.Where(t => t.Name != "web.2")] };
+        _state = JsonSerializer.Serialize(next, MeshJson.Options).Replace("9090", "9091", StringComparison.Ordinal);
+        var second = await joined.GetStateAsync();
+
+        Assert.Equal(8, second.Revision);
+        Assert.Same(first.Services.Single(s => s.Name == "web"), second.Services.Single(s => s.Name == "web"));
+        Assert.Same(first.Nodes.Single(), second.Nodes.Single());
+        Assert.Same(first.Tasks.Single(t => t.Name == "web.1"), second.Tasks.Single());
+        var api = second.Services.Single(s => s.Name == "api");
+        Assert.NotSame(first.Services.Single(s => s.Name == "api"), api);
+        Assert.Equal(9091, Assert.Single(api.Ports).Published);
+
+        // A task sent again keeps the name strings it shares with its service and node: no copy per fetch.
+        Assert.Same(second.Services.Single(s => s.Name == "web").Name, second.Tasks.Single().Service);
+        var third = await joined.GetStateAsync();
+        Assert.Same(second.Tasks.Single(), third.Tasks.Single());
+        Assert.Equal(0, _rejected.Total);
+    }
+
+    [Fact]
+    public async Task An_object_that_failed_its_checks_is_checked_again_when_sent_again()
+    {
+        var joined = Joined();
+        using var doc = JsonDocument.Parse(JsonSerializer.Serialize(Genuine(), MeshJson.Options));
+        _state = doc.RootElement.GetRawText().Replace("\"10.255.0.6\"", "\"10.255.0.6\\nflush ruleset\"", StringComparison.Ordinal);
+        Assert.Equal(["web.1"], (await joined.GetStateAsync()).Tasks.Select(t => t.Name));
+        var rejected = _rejected.Count("task");
+        Assert.Equal(["web.1"], (await joined.GetStateAsync()).Tasks.Select(t => t.Name));
+        Assert.True(_rejected.Count("task") > rejected, "the forged task was not checked again");
+    }
+
+    [Fact]
     public async Task A_forged_registration_answer_is_not_used_to_program_the_sandbox()
     {
         _registration = """{"name":"n1","advertiseAddress":"198.18.0.11","ingressSandboxIp":"10.255.0.2/0 -j ACCEPT"}""";
