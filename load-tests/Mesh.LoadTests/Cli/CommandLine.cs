@@ -290,6 +290,12 @@ public static class CommandLine
                 return Lab.NfTablesNetlinkScenario.RunAsync(list, Math.Max(1, p.GetValue(tasksPer)), s, ct);
             }));
 
+        var remoteServices = new Option<int>("--services") { Description = "remote-state: services (smoke: 100)", DefaultValueFactory = _ => 10_000 };
+        var remoteTasks = new Option<int>("--tasks") { Description = "remote-state: tasks per service", DefaultValueFactory = _ => 5 };
+        root.Subcommands.Add(Scenario("remote-state", "a joined daemon's fetch of the holder's state at N services x T tasks (no lab): cold (every object decoded) vs the same state again vs one task replaced; objects kept by reference",
+            c => { c.Options.Add(remoteServices); c.Options.Add(remoteTasks); },
+            (p, s, ct) => Lab.RemoteStateScenario.RunAsync(s.Smoke ? 100 : p.GetValue(remoteServices), Math.Max(1, p.GetValue(remoteTasks)), s, ct), defaultRounds: 5));
+
         var drain = new Option<string>("--drain") { Description = "churn: time between deregistering a task and stopping it", DefaultValueFactory = _ => "2s" };
         var keepAlive = new Option<bool>("--keep-alive") { Description = "churn: keep-alive connections instead of a new connection per request" };
         var runtime = new Option<string>("--runtime") { Description = "churn: netns (mesh lab serve in a namespace, registered once it answers) or podman (containers through mesh-cni, routed once their port answers)", DefaultValueFactory = _ => Mesh.Ingress.Lab.LabPlan.NetnsRuntime };

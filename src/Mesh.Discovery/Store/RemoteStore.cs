@@ -43,7 +43,9 @@ public sealed class RemoteStore : IClusterStore
     public async Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default)
     {
         using var document = await SendAsync<JsonDocument>(HttpMethod.Get, "v1/state", null, cancellationToken).ConfigureAwait(false);
-        return _validator.Screen(Decode(document.RootElement));
+        // Each object passed its own checks when it was decoded (now, or in the fetch it is kept from): what is left is
+        // the objects against each other.
+        return _validator.Consistent(Decode(document.RootElement));
     }
 
     /// <summary>The holder's <c>GET /v1/state</c>, one object at a time: an object that does not decode is set aside, not fatal.</summary>
