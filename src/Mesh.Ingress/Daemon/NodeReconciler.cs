@@ -388,7 +388,7 @@ public sealed partial class NodeReconciler(
         // The plan touches no kernel object: a failure there is a bug, and fails the pass as a whole.
         var verdicts = health?.Snapshot;
         var hostPlan = planner.PlanHost(state, node.Name, verdicts);
-        await IsolatedAsync(failed, "host", host, "host rules", state.Revision, async () =>
+        await IsolatedAsync(failed, "host", NamespaceConvergeException.Host(hostPlan.Netns), "host rules", state.Revision, async () =>
         {
             if (await hostRules.ConvergeAsync(hostPlan.Netns, hostPlan, ct).ConfigureAwait(false))
             {
@@ -410,8 +410,11 @@ public sealed partial class NodeReconciler(
 
         if (failed.Count > 0)
         {
+            // The status shows a bounded first line: every namespace and object first, then the first cause (all in the log).
             var error = failed.Count == 1 ? (Exception)failed[0]
-                : new AggregateException($"{failed.Count} of the node's objects did not converge: {string.Join("; ", failed.Select(f => f.Message))}", failed);
+                : new AggregateException(
+                    $"{failed.Count} of the node's objects did not converge: {string.Join(", ", failed.Select(f => $"{f.Namespace} {f.Object}"))}; first: {ErrorSummary.Of(failed[0].InnerException!)}",
+                    failed);
             activity?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(error));
             throw error;
         }

@@ -7,7 +7,7 @@ namespace Mesh.Ingress.Planning;
 /// A namespace that did not converge, naming it and the object that failed. The message carries the cause's
 /// <see cref="ErrorSummary"/> only (a tool's full output stays in the inner exception, for the node's log).
 /// </summary>
-/// <param name="namespace">"host (…)", "sandbox (…)" or "task NAME (netns …)".</param>
+/// <param name="namespace">"host", "sandbox (PATH)" or "task NAME (netns PATH)".</param>
 /// <param name="object">The object that failed: "host rules", "sandbox rules", "task rules", "task VIPs", "resolv.conf", …</param>
 public sealed class NamespaceConvergeException(string @namespace, string @object, Exception inner)
     : Exception($"{@namespace}: {@object}: {ErrorSummary.Of(inner)}", inner)
@@ -30,7 +30,7 @@ public sealed class NamespaceConvergeException(string @namespace, string @object
         }
     }
 
-    public static string Host(NetworkNamespacePath netns) => $"host ({netns})";
+    public static string Host(NetworkNamespacePath netns) => netns?.Path is null ? "host" : $"host ({netns.Path})";
 
     public static string Sandbox(NetworkNamespacePath netns) => $"sandbox ({netns})";
 

@@ -1,10 +1,12 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Planning;
+using Mesh.Ipvs.Netlink.NfTables;
 
 namespace Mesh.Ingress.Tests.Planning;
 
@@ -125,8 +127,15 @@ public sealed class NodePlannerTests
         Assert.NotEqual(Describe(before.Tasks[0]), Describe(moved.Tasks[0]));
     }
 
-    /// <summary>A plan's whole content (records hold lists, which compare by reference): its JSON, tuples included.</summary>
+    /// <summary>A plan's whole content (records hold lists, which compare by reference): its JSON, tuples and nft data's bytes included.</summary>
     private static string Describe(object plan) => JsonSerializer.Serialize(plan, plan.GetType(), Json);
 
-    private static readonly JsonSerializerOptions Json = new() { IncludeFields = true, WriteIndented = false };
+    private static readonly JsonSerializerOptions Json = new() { IncludeFields = true, Converters = { new NftDataBytes() } };
+
+    private sealed class NftDataBytes : JsonConverter<NftData>
+    {
+        public override NftData Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => throw new NotSupportedException("plans are only described");
+
+        public override void Write(Utf8JsonWriter writer, NftData value, JsonSerializerOptions options) => writer.WriteStringValue(Convert.ToHexString(value.Span));
+    }
 }
