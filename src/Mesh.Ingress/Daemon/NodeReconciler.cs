@@ -15,11 +15,12 @@ using Microsoft.Extensions.Logging;
 namespace Mesh.Ingress.Daemon;
 
 /// <summary>
-/// The sync loops: read the whole desired state, diff it against the kernel object by object, apply only what
-/// differs. Two loops, one for the node's own objects (links, host and sandbox rules) and one for the local tasks'
-/// namespaces (their rules, VIP tables, DNS and egress legs), each running on start (so a restarted daemon converges
-/// without duplicating anything), on every store change (coalesced), and every
-/// <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
+/// The sync loops: watch the store, plan (<see cref="NodePlanner"/>: per namespace what it should hold, touching no
+/// kernel object), then converge each namespace to its part of the plan (<see cref="INamespaceExecutor{TDesired}"/>:
+/// diff against the kernel, apply only what differs), a failing namespace holding up no other. Two loops, one for the
+/// node's own objects (overlays, sandbox links, host and sandbox rules) and one for the local tasks' namespaces (their
+/// rules, VIP tables, DNS and egress legs), each running on start (so a restarted daemon converges without duplicating
+/// anything), on every store change (coalesced), and every <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
 /// </summary>
 public sealed partial class NodeReconciler(
     IClusterStore store,

@@ -22,8 +22,11 @@ public sealed record TaskSyncResult(IReadOnlyList<string> Changed, IReadOnlyDict
 /// backends and its resolv.conf. What Mesh put in a task's namespace goes with the namespace.
 /// Nothing is touched for a task until its namespace passed <see cref="TaskNamespaceGuard"/> and is not already
 /// another local task's (tasks are keyed by the namespace's inode, not by how its path is spelled: the first task in
-/// the store's order keeps it). A task that is refused or fails is that task's problem alone: it is logged (once per
-/// distinct reason) and reported, and the other tasks still converge in the same pass.
+/// the store's order keeps it). The accepted tasks' DNS listeners are started first (on the ports their rules already
+/// name), then the tasks' part of the node's plan is made from those ports (<see cref="NodePlanner.PlanTasks"/>) and
+/// each namespace converged to it (<see cref="TaskNamespaceExecutor"/>). A task that is refused or fails is that task's
+/// problem alone: it is logged (once per distinct reason) and reported, naming the namespace and the object, and the
+/// other tasks still converge in the same pass.
 /// </summary>
 public sealed partial class TaskNamespaceSync(
     NodePlanner planner,
@@ -139,9 +142,8 @@ public sealed partial class TaskNamespaceSync(
             var netns = new NetworkNamespacePath(path);
             try
             {
-                var hint = await NamespaceConvergeException.Wrap(NamespaceConvergeException.Task(task.Name, netns), "DNS ports in its rules",
-                    () => taskRules.ReadDnsPortsAsync(netns, ct), ct).ConfigureAwait(false);
-                dns[task.Name] = resolvers.Ensure(task, path, hint);
+                dns[task.Name] = await NamespaceConvergeException.Wrap(NamespaceConvergeException.Task(task.Name, netns), "DNS listeners", async () =>
+                    resolvers.Ensure(task, path, await taskRules.ReadDnsPortsAsync(netns, ct).ConfigureAwait(false)), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (Vanished(e, path))
             {

@@ -141,6 +141,8 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
 
         var result = await SyncAsync(state).WaitAsync(TimeSpan.FromSeconds(60));
 
+        // The error names the task, its namespace and the object that failed.
+        Assert.StartsWith($"task web.1 (netns {A}): resolv.conf {fifo}: ", result.Errors["web.1"], StringComparison.Ordinal);
         Assert.Contains("not a regular file", result.Errors["web.1"], StringComparison.Ordinal);
         Assert.Contains("not under an allowed directory", result.Errors["api.1"], StringComparison.Ordinal);
         Assert.Equal(shadow, File.ReadAllBytes("/etc/shadow"));
