@@ -41,8 +41,7 @@ public sealed class NodePlanner(bool nftables, NodeNetworkOptions network, IpvsO
         var backends = nftables
             ? BackendChoice.None with { Table = _sandboxTable.Build(state, node.IngressSandboxIp, node.Name, health) }
             : new BackendChoice(null, IpvsSandboxRules.Services(state, ipvs, node.Name, health), IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Sysctls);
-        var addresses = state.Tasks.Select(t => t.Addresses.GetValueOrDefault(OverlayNetwork.IngressName)).OfType<string>().ToHashSet(StringComparer.Ordinal);
-        return new(_sandbox, backends, addresses);
+        return new(_sandbox, backends, state.Tasks);
     }
 
     /// <summary>Every task of <paramref name="node"/> that names its namespace and whose service exists, in the store's order.</summary>
