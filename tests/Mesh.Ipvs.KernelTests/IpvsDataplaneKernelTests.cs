@@ -3,6 +3,7 @@ using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Planning;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Ipvs.KernelTests;
@@ -48,7 +49,14 @@ public static class IpvsDataplaneKernelTests
         return new IpvsDataplane(new IptablesExecutor(runner, IptablesFlavour.Legacy), new IngressSandbox(new NetlinkLinks(), network), options, NullLogger<IpvsDataplane>.Instance, clock);
     }
 
-    private static bool Apply(IpvsDataplane dp, ClusterState state) => dp.ApplyAsync(state, state.Nodes[0], CancellationToken.None).GetAwaiter().GetResult();
+    /// <summary>The ipvs dataplane's planner, as the daemon has it (the services' plan uses the default scheduler).</summary>
+    private static readonly NodePlanner Planner = new(false, new NodeNetworkOptions(), new IpvsOptions());
+
+    private static bool Apply(IpvsDataplane dp, ClusterState state) =>
+        dp.ConvergeSandboxAsync(Planner.PlanSandbox(state, state.Nodes[0], null).Backends, CancellationToken.None).GetAwaiter().GetResult();
+
+    private static bool ApplyTask(IpvsDataplane dp, ClusterState state, ServiceTask? task, NetworkNamespacePath netns) =>
+        dp.ConvergeTaskAsync(netns, task is null ? BackendChoice.None : Planner.TaskVips(state, task), CancellationToken.None).GetAwaiter().GetResult();
 
     private static string Mangle(TestNamespace ns) => Shell.Run("ip", "netns", "exec", ns.Name, "iptables-legacy-save", "-t", "mangle");
 
@@ -115,7 +123,7 @@ public static class IpvsDataplaneKernelTests
         state = StateTransitions.AddTask(state, new TaskSpec { Name = "solo.1", Service = "solo", Node = "n1" }).State;
         var solo = state.Tasks.Single(t => t.Name == "solo.1");
         var netns = new NetworkNamespacePath(ns.Path);
-        bool ApplyTask() => dp.ApplyTaskAsync(state, solo, netns, CancellationToken.None).GetAwaiter().GetResult();
+        bool ApplyTask() => IpvsDataplaneKernelTests.ApplyTask(dp, state, solo, netns);
         string LegacyTables() => NetworkNamespace.Run(ns.Path, () => File.ReadAllText("/proc/thread-self/net/ip_tables_names"));
 
         Check.True(!ApplyTask(), "nothing to change");
@@ -211,7 +219,7 @@ public static class IpvsDataplaneKernelTests
         var state = Cluster(2);
         var task = state.Tasks[0];
         var netns = new NetworkNamespacePath(ns.Path);
-        bool ApplyTask(ServiceTask? t, ClusterState s) => dp.ApplyTaskAsync(s, t, netns, CancellationToken.None).GetAwaiter().GetResult();
+        bool ApplyTask(ServiceTask? t, ClusterState s) => IpvsDataplaneKernelTests.ApplyTask(dp, s, t, netns);
 
         Check.True(ApplyTask(task, state), "first pass changes the kernel");
         Check.True(!ApplyTask(task, state), "second pass changes nothing");

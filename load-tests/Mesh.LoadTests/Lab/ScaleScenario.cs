@@ -6,6 +6,7 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Planning;
 using Mesh.Ipvs.Netlink.NfTables;
 using Mesh.LoadTests.Cli;
 
@@ -82,8 +83,11 @@ public static class ScaleScenario
             var allocBefore = GC.GetTotalAllocatedBytes(true);
             var sw = Stopwatch.StartNew();
             var state = MakeState(n, t);
-            var builder = new IngressSandboxTable.Builder(); // as the dataplane keeps it: services' elements kept between passes
-            var desired = builder.Build(state, SandboxIngressAddress);
+            // The node's planner as the daemon keeps it: its sandbox builder keeps the services' elements between passes.
+            var planner = new NodePlanner(true, new NodeNetworkOptions(), new IpvsOptions());
+            var builder = planner.SandboxTable;
+            var node = new ClusterNode { Name = "node0", AdvertiseAddress = "198.18.0.10", IngressSandboxIp = SandboxIngressAddress };
+            var desired = planner.PlanSandbox(state, node, null).Backends.Table!;
             var host = HostRules.Build(state, new NodeNetworkOptions());
             var buildMs = sw.Elapsed.TotalMilliseconds;
             var allocated = GC.GetTotalAllocatedBytes(true) - allocBefore;
@@ -107,7 +111,7 @@ public static class ScaleScenario
             // resyncs: plan against the trusted state, commit the difference over netlink (no read).
             var changed = ReplaceOneTask(state, n / 2);
             sw.Restart();
-            var desired2 = builder.Build(changed, SandboxIngressAddress); // only the changed service's elements are new
+            var desired2 = planner.PlanSandbox(changed, node, null).Backends.Table!; // only the changed service's elements are new
             var changeBuildMs = sw.Elapsed.TotalMilliseconds;
             var changeBuildServices = builder.LastPassServices;
             if (!builder.LastPassByChanges || changeBuildServices != 1)
@@ -262,7 +266,7 @@ public static class ScaleScenario
             {
                 next = ReplaceOneTask(next, (n / 2 + k) % n);
                 sw.Restart();
-                _ = builder.Build(next, SandboxIngressAddress);
+                _ = planner.PlanSandbox(next, node, null);
                 builds.Add(sw.Elapsed.TotalMilliseconds);
                 if (!builder.LastPassByChanges || builder.LastPassServices != 1)
                     throw new InvalidOperationException($"scale: a pass after one task replaced looked at {builder.LastPassServices} services (by the changes: {builder.LastPassByChanges})");

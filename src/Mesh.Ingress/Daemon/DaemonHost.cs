@@ -65,7 +65,7 @@ public static class DaemonHost
         var generation = new NetlinkNftGeneration();
         services.AddSingleton(new IptablesExecutor(runner, flavour, options.ResyncInterval, generation));
         services.AddSingleton(new NfTablesExecutor(options.ResyncInterval));
-        services.AddSingleton(sp => new HostRulesWriter(sp.GetRequiredService<IptablesExecutor>(), sp.GetRequiredService<NfTablesExecutor>(), options.Network,
+        services.AddSingleton(sp => new HostRulesWriter(sp.GetRequiredService<IptablesExecutor>(), sp.GetRequiredService<NfTablesExecutor>(),
             choice == DataplaneChoice.Nftables, runner, sp.GetRequiredService<ILogger<HostRulesWriter>>()));
         services.AddSingleton(sp => new TaskRulesWriter(sp.GetRequiredService<IptablesExecutor>(), sp.GetRequiredService<NfTablesExecutor>(),
             choice == DataplaneChoice.Nftables, runner, sp.GetRequiredService<ILogger<TaskRulesWriter>>()));
@@ -153,6 +153,9 @@ public static class DaemonHost
         services.AddHostedService<HealthChecks.HealthProber>();
         services.AddSingleton(new Readiness.TaskReadinessOptions());
         services.AddHostedService<Readiness.TaskReadinessProber>();
+        services.AddSingleton(new Planning.NodePlanner(choice == DataplaneChoice.Nftables, options.Network, options.Ipvs));
+        services.AddSingleton<SandboxExecutor>();
+        services.AddSingleton<TaskNamespaceExecutor>();
         services.AddSingleton<TaskNamespaceSync>();
         services.AddHostedService<NodeReconciler>();
         services.AddHostedService<DnsStateFollower>();

@@ -26,8 +26,9 @@ public static class ErrorSummary
             return null;
         }
 
+        // A namespace's failure names its task already (NamespaceConvergeException); a refusal by the guard does not.
         var first = errors.First();
-        var text = $"task {first.Key}: {first.Value}";
+        var text = first.Value.StartsWith($"task {first.Key} ", StringComparison.Ordinal) ? first.Value : $"task {first.Key}: {first.Value}";
         return errors.Count == 1 ? text : $"{text} (and {errors.Count - 1} more failing tasks: see the node's log)";
     }
 

@@ -7,6 +7,7 @@ using Mesh.Ingress.Health;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Overlay;
+using Mesh.Ingress.Planning;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,16 +15,18 @@ using Microsoft.Extensions.Logging;
 namespace Mesh.Ingress.Daemon;
 
 /// <summary>
-/// The sync loops: read the whole desired state, diff it against the kernel object by object, apply only what
-/// differs. Two loops, one for the node's own objects (links, host and sandbox rules) and one for the local tasks'
-/// namespaces (their rules, VIP tables, DNS and egress legs), each running on start (so a restarted daemon converges
-/// without duplicating anything), on every store change (coalesced), and every
-/// <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
+/// The sync loops: watch the store, plan (<see cref="NodePlanner"/>: per namespace what it should hold, touching no
+/// kernel object), then converge each namespace to its part of the plan (<see cref="INamespaceExecutor{TDesired}"/>:
+/// diff against the kernel, apply only what differs), a failing namespace holding up no other. Two loops, one for the
+/// node's own objects (overlays, sandbox links, host and sandbox rules) and one for the local tasks' namespaces (their
+/// rules, VIP tables, DNS and egress legs), each running on start (so a restarted daemon converges without duplicating
+/// anything), on every store change (coalesced), and every <see cref="DaemonOptions.ResyncInterval"/> to repair drift.
 /// </summary>
 public sealed partial class NodeReconciler(
     IClusterStore store,
     IDataplane dataplane,
-    DataplaneSwitchCleanup otherDataplane,
+    NodePlanner planner,
+    SandboxExecutor sandboxRules,
     IngressSandbox sandbox,
     OverlayNetworks overlays,
     Egress.TaskEgress egress,
@@ -49,9 +52,6 @@ public sealed partial class NodeReconciler(
     /// <summary>When the sandbox's links were last verified, and for which address: checking them costs a few
     /// process starts, so it happens on start, on a change of address, after an error and at each resync.</summary>
     private (string Address, long At)? _sandboxVerified;
-
-    /// <summary>The task ingress addresses of the last applied state, to tell which came or went.</summary>
-    private HashSet<string>? _taskAddresses;
 
     private readonly NodeRegistration _registration = new(store, options, status, logger);
 
@@ -330,24 +330,28 @@ public sealed partial class NodeReconciler(
 
     /// <summary>
     /// One pass over the node's own objects, in the order that keeps traffic flowing: the overlays, the sandbox's
-    /// links, the host's rules, the sandbox's rules; one span each. What left the overlays goes
-    /// after both loops applied the change (<see cref="FinishOverlayRemovalsAsync"/>).
+    /// links, then the plan (<see cref="NodePlanner"/>) and the host's rules and the sandbox's rules converged to it; one
+    /// span each. Each stage is attempted even when an earlier one failed (a host whose iptables refuses a rule still
+    /// gets its sandbox's backends updated, and the other way round); the pass then fails naming every namespace and
+    /// object that did not converge. What left the overlays goes after both loops applied the change
+    /// (<see cref="FinishOverlayRemovalsAsync"/>).
     /// </summary>
     private async Task SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
     {
         using var activity = telemetry.Activities.StartActivity(MeshTelemetry.ReconcileSpan);
         activity?.SetTag(MeshTelemetry.RevisionAttribute, state.Revision);
+        var failed = new List<NamespaceConvergeException>();
+        var host = NamespaceConvergeException.Host(NetworkNamespacePath.Current);
+        var inSandbox = NamespaceConvergeException.Sandbox(sandbox.Netns);
+        var t = Stopwatch.GetTimestamp();
+        await _overlayGate.WaitAsync(ct).ConfigureAwait(false);
+        _stageMs[0] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        t = Stopwatch.GetTimestamp();
         try
         {
-            var t = Stopwatch.GetTimestamp();
-            await _overlayGate.WaitAsync(ct).ConfigureAwait(false);
-            _stageMs[0] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
-            t = Stopwatch.GetTimestamp();
-            try
+            // First: the ingress sandbox and the tasks attach to the overlays' bridges.
+            await IsolatedAsync(failed, "overlay", host, "overlays", state.Revision, async () =>
             {
-                using var converge = telemetry.StartConverge("overlay", null, state.Revision);
-
-                // First: the ingress sandbox and the tasks attach to the overlays' bridges.
                 var overlay = await overlays.ConvergeAsync(state, ct).ConfigureAwait(false);
                 _overlayRemovalsAt = state.Revision;
                 if (overlay.Changes > 0)
@@ -359,42 +363,83 @@ public sealed partial class NodeReconciler(
                 {
                     _sandboxVerified = null;
                 }
-            }
-            finally
-            {
-                _overlayGate.Release();
-            }
+            }, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _overlayGate.Release();
+        }
 
-            _stageMs[1] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
-            t = Stopwatch.GetTimestamp();
-            if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
-                || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
+        _stageMs[1] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        t = Stopwatch.GetTimestamp();
+        if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
+            || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
+        {
+            _sandboxVerified = null;
+            await IsolatedAsync(failed, "links", inSandbox, "links", state.Revision, async () =>
             {
-                using var links = telemetry.StartConverge("links", null, state.Revision);
-                _sandboxVerified = null;
                 await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
                 _sandboxVerified = (node.IngressSandboxIp, Stopwatch.GetTimestamp());
-            }
-
-            _stageMs[2] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
-            t = Stopwatch.GetTimestamp();
-            using (telemetry.StartConverge("host", null, state.Revision))
-            {
-                if (await hostRules.ConvergeAsync(state, node.Name, health?.Snapshot, ct).ConfigureAwait(false))
-                {
-                    Changed("host", state.Revision);
-                }
-            }
-
-            _stageMs[3] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
-            t = Stopwatch.GetTimestamp();
-            await ConvergeSandboxAsync(state, node, ct).ConfigureAwait(false);
-            _stageMs[4] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            }, ct).ConfigureAwait(false);
         }
-        catch (Exception e)
+
+        _stageMs[2] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        t = Stopwatch.GetTimestamp();
+
+        // The plan touches no kernel object: a failure there is a bug, and fails the pass as a whole.
+        var verdicts = health?.Snapshot;
+        var hostPlan = planner.PlanHost(state, node.Name, verdicts);
+        await IsolatedAsync(failed, "host", NamespaceConvergeException.Host(hostPlan.Netns), "host rules", state.Revision, async () =>
         {
-            activity?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(e));
-            throw;
+            if (await hostRules.ConvergeAsync(hostPlan.Netns, hostPlan, ct).ConfigureAwait(false))
+            {
+                Changed("host", state.Revision);
+            }
+        }, ct).ConfigureAwait(false);
+
+        _stageMs[3] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        t = Stopwatch.GetTimestamp();
+        var sandboxPlan = planner.PlanSandbox(state, node, verdicts);
+        await IsolatedAsync(failed, "sandbox", inSandbox, "sandbox rules", state.Revision, async () =>
+        {
+            foreach (var what in await sandboxRules.ChangedObjects(sandboxPlan.Netns, sandboxPlan, ct).ConfigureAwait(false))
+            {
+                Changed(what, state.Revision);
+            }
+        }, ct).ConfigureAwait(false);
+        _stageMs[4] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+
+        if (failed.Count > 0)
+        {
+            // The status shows a bounded first line: every namespace and object first, then the first cause (all in the log).
+            var error = failed.Count == 1 ? (Exception)failed[0]
+                : new AggregateException(
+                    $"{failed.Count} of the node's objects did not converge: {string.Join(", ", failed.Select(f => $"{f.Namespace} {f.Object}"))}; first: {ErrorSummary.Of(failed[0].InnerException!)}",
+                    failed);
+            activity?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(error));
+            throw error;
+        }
+    }
+
+    /// <summary>
+    /// One stage of the node pass in its own span; a failure is recorded in <paramref name="failed"/> (naming
+    /// <paramref name="where"/> and <paramref name="what"/>) instead of stopping the stages after it.
+    /// </summary>
+    private async Task IsolatedAsync(List<NamespaceConvergeException> failed, string span, string where, string what, long revision, Func<Task> stage, CancellationToken ct)
+    {
+        using var converge = telemetry.StartConverge(span, null, revision);
+        try
+        {
+            await NamespaceConvergeException.Wrap(where, what, async () =>
+            {
+                await stage().ConfigureAwait(false);
+                return true;
+            }, ct).ConfigureAwait(false);
+        }
+        catch (NamespaceConvergeException e)
+        {
+            converge?.SetStatus(ActivityStatusCode.Error, ErrorSummary.Of(e));
+            failed.Add(e);
         }
     }
 
@@ -422,29 +467,6 @@ public sealed partial class NodeReconciler(
 
         activity?.SetTag("mesh.tasks_failed", result.Errors.Count);
         return result.Errors;
-    }
-
-    /// <summary>The ingress sandbox's rules: the dataplane's, what another dataplane left there, stale neighbours.</summary>
-    private async Task ConvergeSandboxAsync(ClusterState state, ClusterNode node, CancellationToken ct)
-    {
-        using var activity = telemetry.StartConverge("sandbox", null, state.Revision);
-        if (await dataplane.ApplyAsync(state, node, ct).ConfigureAwait(false))
-        {
-            Changed(dataplane.Name, state.Revision);
-        }
-
-        if (await otherDataplane.SandboxAsync(ct).ConfigureAwait(false))
-        {
-            Changed("other-dataplane", state.Revision);
-        }
-
-        var addresses = state.Tasks.Select(t => t.Addresses.GetValueOrDefault(OverlayNetwork.IngressName)).OfType<string>().ToHashSet(StringComparer.Ordinal);
-        if (_taskAddresses is not null)
-        {
-            await sandbox.ForgetNeighboursAsync(addresses.Except(_taskAddresses).Concat(_taskAddresses.Except(addresses)), ct).ConfigureAwait(false);
-        }
-
-        _taskAddresses = addresses;
     }
 
     private async Task<ClusterNode> RegisterAsync(CancellationToken ct)

@@ -5,6 +5,7 @@ using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Overlay;
+using Mesh.Ingress.Planning;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Mesh.Ipvs;
@@ -21,18 +22,20 @@ public sealed record TaskSyncResult(IReadOnlyList<string> Changed, IReadOnlyDict
 /// backends and its resolv.conf. What Mesh put in a task's namespace goes with the namespace.
 /// Nothing is touched for a task until its namespace passed <see cref="TaskNamespaceGuard"/> and is not already
 /// another local task's (tasks are keyed by the namespace's inode, not by how its path is spelled: the first task in
-/// the store's order keeps it). A task that is refused or fails is that task's problem alone: it is logged (once per
-/// distinct reason) and reported, and the other tasks still converge in the same pass.
+/// the store's order keeps it). The accepted tasks' DNS listeners are started first (on the ports their rules already
+/// name), then the tasks' part of the node's plan is made from those ports (<see cref="NodePlanner.PlanTasks"/>) and
+/// each namespace converged to it (<see cref="TaskNamespaceExecutor"/>). A task that is refused or fails is that task's
+/// problem alone: it is logged (once per distinct reason) and reported, naming the namespace and the object, and the
+/// other tasks still converge in the same pass.
 /// </summary>
 public sealed partial class TaskNamespaceSync(
-    IDataplane dataplane,
+    NodePlanner planner,
+    TaskNamespaceExecutor executor,
     DataplaneSwitchCleanup otherDataplane,
     TaskRulesWriter taskRules,
     NfTablesExecutor nft,
     TaskResolvers resolvers,
     TaskNamespaceGuard guard,
-    TaskResolvConfWriter resolvConf,
-    ClientReplyRoutes replyRoutes,
     DaemonOptions options,
     MeshTelemetry telemetry,
     ILogger<TaskNamespaceSync> logger,
@@ -98,6 +101,7 @@ public sealed partial class TaskNamespaceSync(
 
         var alive = new List<string>();
         var vanished = new List<string>();
+        var converging = new List<(string Path, ServiceTask Task)>();
         foreach (var (path, (task, service)) in wanted)
         {
             if (!File.Exists(path))
@@ -127,10 +131,39 @@ public sealed partial class TaskNamespaceSync(
             }
 
             alive.Add(path);
+            converging.Add((path, task));
+        }
+
+        // The DNS listeners first (on the ports the namespace's rules already point at, so a restarted daemon keeps
+        // them), then the plan from the ports they are on, then each namespace converged on its own.
+        var dns = new Dictionary<string, DnsPorts>(StringComparer.Ordinal);
+        foreach (var (path, task) in converging.ToList())
+        {
+            var netns = new NetworkNamespacePath(path);
+            try
+            {
+                dns[task.Name] = await NamespaceConvergeException.Wrap(NamespaceConvergeException.Task(task.Name, netns), "DNS listeners", async () =>
+                    resolvers.Ensure(task, path, await taskRules.ReadDnsPortsAsync(netns, ct).ConfigureAwait(false)), ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (Vanished(e, path))
+            {
+                LogTaskNamespaceVanished(path, e.Message);
+                converging.Remove((path, task));
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                failures[task.Name] = e;
+                converging.Remove((path, task));
+            }
+        }
+
+        var plans = planner.PlanTasks(state, options.Node, dns).ToDictionary(p => p.Task, StringComparer.Ordinal);
+        foreach (var (path, task) in converging)
+        {
             using var activity = telemetry.StartConverge("task", task.Name, state.Revision);
             try
             {
-                var applied = await ConvergeAsync(state, task, service, path, ct).ConfigureAwait(false);
+                var applied = await executor.ChangedObjects(new NetworkNamespacePath(path), plans[task.Name], ct).ConfigureAwait(false);
                 if (applied.Count > 0)
                 {
                     activity?.SetTag("mesh.changed", true);
@@ -138,7 +171,7 @@ public sealed partial class TaskNamespaceSync(
 
                 changed.AddRange(applied);
             }
-            catch (Exception e) when (e is CommandFailedException or Mesh.Ipvs.Netlink.NetlinkException or IOException && !File.Exists(path))
+            catch (Exception e) when (Vanished(e, path))
             {
                 LogTaskNamespaceVanished(path, e.Message);
             }
@@ -231,40 +264,10 @@ public sealed partial class TaskNamespaceSync(
         }
     }
 
-    private async Task<List<string>> ConvergeAsync(ClusterState state, ServiceTask task, ClusterService service, string path, CancellationToken ct)
-    {
-        var changed = new List<string>();
-        var netns = new NetworkNamespacePath(path);
-        if (await taskRules.ConvergeAsync(task, service, netns, previous => resolvers.Ensure(task, path, previous), ct).ConfigureAwait(false))
-        {
-            changed.Add("task");
-        }
-
-        if (await dataplane.ApplyTaskAsync(state, task, netns, ct).ConfigureAwait(false))
-        {
-            changed.Add("task-vips");
-        }
-
-        if (await otherDataplane.TaskAsync(state, netns, ct).ConfigureAwait(false))
-        {
-            changed.Add("other-dataplane");
-        }
-
-        if (task.ResolvConfPath is not null && resolvConf.Write(task.ResolvConfPath))
-        {
-            changed.Add("resolv.conf");
-        }
-
-        // Last: it fails (and is retried soon) while the runtime has not attached the ingress leg yet.
-        if (ClientReplyRoutes.Needed(service) && task.Addresses.TryGetValue(OverlayNetwork.IngressName, out var ingressAddress)
-            && state.Nodes.FirstOrDefault(n => n.Name == options.Node) is { } node
-            && await replyRoutes.EnsureAsync(netns, ingressAddress, node.IngressSandboxIp, ct).ConfigureAwait(false))
-        {
-            changed.Add("task-reply-routes");
-        }
-
-        return changed;
-    }
+    /// <summary>A kernel error from a namespace that is no longer there: the runtime deleted it meanwhile, not a failure.</summary>
+    private static bool Vanished(Exception e, string path) =>
+        (e is NamespaceConvergeException { InnerException: { } cause } ? cause : e) is CommandFailedException or Mesh.Ipvs.Netlink.NetlinkException or IOException
+        && !File.Exists(path);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Task {Task} (netns {Netns}) not converged (the other tasks were not held up): {Reason}")]
     private partial void LogTaskFailed(string task, string? netns, string reason);

@@ -1,5 +1,5 @@
-using Mesh.Discovery.Model;
 using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Planning;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Dataplane;
@@ -18,8 +18,8 @@ public sealed partial class DataplaneSwitchCleanup(IDataplane? other, ILogger<Da
     public Task<bool> SandboxAsync(CancellationToken cancellationToken) =>
         OnceAsync(SandboxKey, "the ingress sandbox", d => d.RemoveFromSandboxAsync(cancellationToken));
 
-    public Task<bool> TaskAsync(ClusterState state, NetworkNamespacePath netns, CancellationToken cancellationToken) =>
-        OnceAsync(netns.Path!, netns.Path!, d => d.ApplyTaskAsync(state, null, netns, cancellationToken));
+    public Task<bool> TaskAsync(NetworkNamespacePath netns, CancellationToken cancellationToken) =>
+        OnceAsync(netns.Path!, netns.Path!, d => d.ConvergeTaskAsync(netns, BackendChoice.None, cancellationToken));
 
     /// <summary>Forgets a namespace that is gone, so one created again at the same path is looked at again.</summary>
     public void Forget(NetworkNamespacePath netns) => _done.Remove(netns.Path!);

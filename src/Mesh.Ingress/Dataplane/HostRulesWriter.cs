@@ -1,7 +1,7 @@
-using Mesh.Discovery.Model;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Planning;
 using Mesh.Ipvs.Netlink.NfTables;
 using Microsoft.Extensions.Logging;
 
@@ -18,11 +18,10 @@ namespace Mesh.Ingress.Dataplane;
 public sealed partial class HostRulesWriter(
     IptablesExecutor iptables,
     NfTablesExecutor nft,
-    NodeNetworkOptions network,
     bool nftables,
     ICommandRunner runner,
     ILogger<HostRulesWriter> logger,
-    NetworkNamespacePath? host = null)
+    NetworkNamespacePath? host = null) : INamespaceExecutor<HostPlan>
 {
     /// <summary>The node's namespace: the daemon's own (tests give a named one).</summary>
     private readonly NetworkNamespacePath _here = host ?? NetworkNamespacePath.Current;
@@ -35,10 +34,11 @@ public sealed partial class HostRulesWriter(
     /// <summary>Whether this node runs the nftables dataplane (its host rules are <see cref="HostNatTable"/>).</summary>
     public bool Nftables => nftables;
 
-    public async Task<bool> ConvergeAsync(ClusterState state, string node, HealthChecks.BackendHealth? health, CancellationToken ct)
+    public async Task<bool> ConvergeAsync(NetworkNamespacePath netns, HostPlan desired, CancellationToken ct)
     {
-        var rules = HostRules.Build(state, network, node, health);
-        var here = _here;
+        ArgumentNullException.ThrowIfNull(desired);
+        var rules = desired.Rules;
+        var here = netns;
         if (!nftables)
         {
             var removed = false;
@@ -52,9 +52,9 @@ public sealed partial class HostRulesWriter(
             return await iptables.ApplyAsync(here, rules, HostRules.Tables, ct).ConfigureAwait(false) | removed;
         }
 
-        var table = HostNatTable.Build(state, network, node, health);
+        var table = desired.NatTable ?? throw new ArgumentException("the nftables dataplane's host plan has its nat table", nameof(desired));
         var changed = await nft.ConvergeAsync(here, table, Family.Ip, HostNatTable.Name, ct).ConfigureAwait(false);
-        var presence = IptablesPresence.Read(_here.Path);
+        var presence = IptablesPresence.Read(here.Path);
         var filter = presence.ForwardMayDrop ? IptablesSaveText.Only(rules, "filter") : IptablesRuleset.Empty;
         var upgrade = presence.NftHoldsMeshChains("nat") || (!presence.ForwardMayDrop && presence.NftHoldsMeshChains("filter"))
             || (presence.LegacyMayHoldMeshChains && !_legacyChecked);

@@ -1,6 +1,6 @@
-using Mesh.Discovery.Model;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Planning;
 using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink;
 using Mesh.Ipvs.Netlink.NfTables;
@@ -15,8 +15,7 @@ namespace Mesh.Ingress.Dataplane;
 /// kernel changes nothing; a restarted daemon converges what it finds.
 /// </summary>
 /// <param name="time">The clock drain periods are measured on (the system's unless a test steps it).</param>
-/// <param name="health">This node's health verdicts (none: every task is a backend).</param>
-public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSandbox sandbox, IpvsOptions options, ILogger<IpvsDataplane> logger, TimeProvider? time = null, HealthChecks.TaskHealthMonitor? health = null) : IDataplane
+public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSandbox sandbox, IpvsOptions options, ILogger<IpvsDataplane> logger, TimeProvider? time = null) : IDataplane
 {
     private readonly Dictionary<string, IpvsDrainTracker> _drains = new(StringComparer.Ordinal);
     private readonly TimeProvider _time = time ?? TimeProvider.System;
@@ -25,47 +24,49 @@ public sealed partial class IpvsDataplane(IptablesExecutor iptables, IngressSand
 
     public string Name => "ipvs";
 
-    public async Task<bool> ApplyAsync(ClusterState state, ClusterNode node, CancellationToken cancellationToken)
+    public async Task<bool> ConvergeSandboxAsync(BackendChoice desired, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(desired);
         var netns = sandbox.Netns.Path!;
-        var changed = SetSysctls(netns, IpvsSandboxRules.Sysctls);
+        var changed = SetSysctls(netns, desired.Sysctls);
         changed |= SetTimeouts(netns);
-        changed |= Converge(netns, IpvsSandboxRules.Services(state, options, node.Name, health?.Snapshot));
-        changed |= await iptables.ApplyAsync(sandbox.Netns, IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Tables, cancellationToken).ConfigureAwait(false);
+        changed |= Converge(netns, desired.Services);
+        changed |= await iptables.ApplyAsync(sandbox.Netns, desired.Marks, IpvsSandboxRules.Tables, cancellationToken).ConfigureAwait(false);
         return changed;
     }
 
-    public async Task<bool> ApplyTaskAsync(ClusterState state, ServiceTask? task, NetworkNamespacePath netns, CancellationToken cancellationToken)
+    public async Task<bool> ConvergeTaskAsync(NetworkNamespacePath netns, BackendChoice desired, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(netns);
+        ArgumentNullException.ThrowIfNull(desired);
         var path = netns.Path ?? throw new ArgumentException("a task's namespace must be given by path", nameof(netns));
-        var services = task is null ? [] : IpvsTaskRules.Services(state, task, options);
         var changed = false;
-        if (services.Count > 0)
+        if (desired.Services.Count > 0)
         {
-            changed |= SetSysctls(path, IpvsTaskRules.Sysctls);
+            changed |= SetSysctls(path, desired.Sysctls);
             changed |= SetTimeouts(path);
         }
 
         // Marks after the services exist, and removed before the services go.
-        var rules = IpvsTaskRules.Rules(services);
-        if (services.Count > 0)
+        if (desired.Services.Count > 0)
         {
-            changed |= Converge(path, services.Select(s => s.Service).ToArray());
-            changed |= await iptables.ApplyAsync(netns, rules, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
+            changed |= Converge(path, desired.Services);
+            changed |= await iptables.ApplyAsync(netns, desired.Marks, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
         }
         else
         {
             // Nothing wanted: only marks Mesh left earlier could be there to remove, and only in a mangle table that exists.
             if (MangleMayHoldMarks(path))
             {
-                changed |= await iptables.ApplyAsync(netns, rules, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
+                changed |= await iptables.ApplyAsync(netns, desired.Marks, IpvsTaskRules.Tables, cancellationToken).ConfigureAwait(false);
             }
 
             changed |= Converge(path, []);
         }
 
-        if (task is null)
+        if (desired.Services.Count == 0)
         {
+            // Nothing of Mesh's left to drain here (a removed task's namespace, or one on no VIP network).
             lock (_lock)
             {
                 _drains.Remove(path);

@@ -1,7 +1,7 @@
-using Mesh.Discovery.Model;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Planning;
 using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink;
 using Mesh.Ipvs.Netlink.NfTables;
@@ -22,53 +22,76 @@ public sealed partial class TaskRulesWriter(IptablesExecutor iptables, NfTablesE
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Applied> _applied = new(StringComparer.Ordinal);
 
+    /// <summary>Mesh's iptables chains of a version before the table, found when a namespace was first seen, to remove.</summary>
+    private readonly Dictionary<string, IptablesSave> _legacy = new(StringComparer.Ordinal);
+
     /// <summary>
-    /// Converges the task's rules in <paramref name="netns"/>. <paramref name="ensureDns"/> starts (or keeps) the task's
-    /// DNS listeners, given the ports the kernel's rules point at when known, and returns theirs.
+    /// The DNS listener ports the namespace's rules point at, so the task's listeners are bound on them before the plan
+    /// is made (a restarted daemon keeps a task's ports). The first time a namespace is seen they are read back from the
+    /// kernel, and with nftables any iptables chains Mesh left there are read too, for <see cref="ConvergeAsync"/> to remove.
     /// </summary>
-    public async Task<bool> ConvergeAsync(ServiceTask task, ClusterService service, NetworkNamespacePath netns, Func<DnsPorts?, DnsPorts?> ensureDns, CancellationToken ct)
+    public async Task<DnsPorts?> ReadDnsPortsAsync(NetworkNamespacePath netns, CancellationToken ct)
     {
-        ArgumentNullException.ThrowIfNull(ensureDns);
+        ArgumentNullException.ThrowIfNull(netns);
         var path = netns.Path ?? throw new ArgumentException("a task's namespace has a path", nameof(netns));
-        Applied? known;
+        if (!nftables)
+        {
+            return TaskRules.DnsPortsIn(await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false));
+        }
+
         lock (_lock)
         {
-            known = _applied.GetValueOrDefault(path);
+            if (_applied.TryGetValue(path, out var known))
+            {
+                return known.Dns;
+            }
+        }
+
+        IptablesSave? old = null;
+        var presence = IptablesPresence.Read(path);
+        if (presence.NftHoldsMeshChains("nat") || presence.NftHoldsMeshChains("filter") || presence.LegacyMayHoldMeshChains)
+        {
+            old = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
+            lock (_lock)
+            {
+                _legacy[path] = old;
+            }
+        }
+
+        return DnsPortsInTable(path) ?? (old is null ? null : TaskRules.DnsPortsIn(old));
+    }
+
+    /// <summary>Converges the task's ingress and DNS rules in <paramref name="netns"/> to <paramref name="desired"/>.</summary>
+    public async Task<bool> ConvergeAsync(NetworkNamespacePath netns, TaskIngress desired, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(netns);
+        ArgumentNullException.ThrowIfNull(desired);
+        var path = netns.Path ?? throw new ArgumentException("a task's namespace has a path", nameof(netns));
+        bool seen;
+        IptablesSave? old;
+        lock (_lock)
+        {
+            seen = _applied.ContainsKey(path);
+            _legacy.Remove(path, out old);
         }
 
         if (!nftables)
         {
-            var changed = known is null && await nft.ConvergeAsync(netns, null, Family.Ip, TaskIngressTable.Name, ct).ConfigureAwait(false);
+            var changed = !seen && await nft.ConvergeAsync(netns, null, Family.Ip, TaskIngressTable.Name, ct).ConfigureAwait(false);
             var actual = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
-            var dns = ensureDns(TaskRules.DnsPortsIn(actual));
-            changed |= await iptables.ApplyAsync(netns, TaskRules.Build(task, service, dns), actual, TaskRules.Tables, ct).ConfigureAwait(false);
-            Remember(path, new Applied(dns, null, IptablesRuleset.Empty));
+            changed |= await iptables.ApplyAsync(netns, desired.Rules, actual, TaskRules.Tables, ct).ConfigureAwait(false);
+            Remember(path, new Applied(desired.Dns, null, IptablesRuleset.Empty));
             return changed;
         }
 
-        IptablesSave? old = null;
-        var hint = known?.Dns;
-        if (known is null)
-        {
-            var presence = IptablesPresence.Read(path);
-            if (presence.NftHoldsMeshChains("nat") || presence.NftHoldsMeshChains("filter") || presence.LegacyMayHoldMeshChains)
-            {
-                old = await iptables.ReadAsync(netns, TaskRules.Tables, ct).ConfigureAwait(false);
-            }
-
-            hint = DnsPortsInTable(path) ?? (old is null ? null : TaskRules.DnsPortsIn(old));
-        }
-
-        var ports = ensureDns(hint);
-        var table = TaskIngressTable.Build(task, service, ports);
-        var wrote = await nft.ConvergeAsync(netns, table, Family.Ip, TaskIngressTable.Name, ct).ConfigureAwait(false);
+        var wrote = await nft.ConvergeAsync(netns, desired.Table, Family.Ip, TaskIngressTable.Name, ct).ConfigureAwait(false);
         if (old is not null && await iptables.ApplyAsync(netns, IptablesRuleset.Empty, old, TaskRules.Tables, ct).ConfigureAwait(false))
         {
             wrote = true;
-            LogIptablesRemoved(task.Name, path);
+            LogIptablesRemoved(path);
         }
 
-        Remember(path, new Applied(ports, table, TaskRules.Build(task, service, ports)));
+        Remember(path, new Applied(desired.Dns, desired.Table, desired.Rules));
         return wrote;
     }
 
@@ -80,6 +103,7 @@ public sealed partial class TaskRulesWriter(IptablesExecutor iptables, NfTablesE
         lock (_lock)
         {
             _applied.Remove(netns.Path ?? "");
+            _legacy.Remove(netns.Path ?? "");
         }
     }
 

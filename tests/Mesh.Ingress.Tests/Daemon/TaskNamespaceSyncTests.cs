@@ -6,6 +6,7 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Planning;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Tests.EndToEnd;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -140,6 +141,8 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
 
         var result = await SyncAsync(state).WaitAsync(TimeSpan.FromSeconds(60));
 
+        // The error names the task, its namespace and the object that failed.
+        Assert.StartsWith($"task web.1 (netns {A}): resolv.conf {fifo}: ", result.Errors["web.1"], StringComparison.Ordinal);
         Assert.Contains("not a regular file", result.Errors["web.1"], StringComparison.Ordinal);
         Assert.Contains("not under an allowed directory", result.Errors["api.1"], StringComparison.Ordinal);
         Assert.Equal(shadow, File.ReadAllBytes("/etc/shadow"));
@@ -227,15 +230,21 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         var nft = new NfTablesExecutor();
         _resolvers ??= new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
         _resolvers.Update(state);
+        var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
+        var taskRules = new TaskRulesWriter(new IptablesExecutor(_runner, flavour), nft, true, _runner, NullLogger<TaskRulesWriter>.Instance);
         var sync = new TaskNamespaceSync(
-            new NftablesDataplane(nft, new IngressSandbox(new NetlinkLinks(), network)),
-            new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance),
-            new TaskRulesWriter(new IptablesExecutor(_runner, flavour), nft, true, _runner, NullLogger<TaskRulesWriter>.Instance),
+            new NodePlanner(true, network, new IpvsOptions()),
+            new TaskNamespaceExecutor(
+                new NftablesDataplane(nft, new IngressSandbox(new NetlinkLinks(), network)),
+                cleanup,
+                taskRules,
+                new TaskResolvConfWriter([_resolvRoot], "/etc/resolv.conf"),
+                new ClientReplyRoutes(new NetlinkLinks())),
+            cleanup,
+            taskRules,
             nft,
             _resolvers,
             new TaskNamespaceGuard(network),
-            new TaskResolvConfWriter([_resolvRoot], "/etc/resolv.conf"),
-            new ClientReplyRoutes(new NetlinkLinks()),
             new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network },
             Telemetry.TestMeterFactory.Telemetry(),
             NullLogger<TaskNamespaceSync>.Instance);

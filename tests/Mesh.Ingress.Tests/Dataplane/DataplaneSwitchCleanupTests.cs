@@ -52,18 +52,18 @@ public sealed class DataplaneSwitchCleanupTests : IAsyncLifetime
         var task = NetworkNamespacePath.Named(_task);
 
         Assert.True(await cleanup.SandboxAsync(CancellationToken.None));
-        Assert.True(await cleanup.TaskAsync(ClusterState.Empty, task, CancellationToken.None));
+        Assert.True(await cleanup.TaskAsync(task, CancellationToken.None));
         Assert.Equal(["theirs"], await TablesAsync(_sandbox));
         Assert.Equal(["theirs"], await TablesAsync(_task));
 
         // Once: a table made again later (by no one Mesh runs) is not looked for on every pass...
         await Nft(_task, "add table ip mesh");
-        Assert.False(await cleanup.TaskAsync(ClusterState.Empty, task, CancellationToken.None));
+        Assert.False(await cleanup.TaskAsync(task, CancellationToken.None));
         Assert.Equal(["mesh", "theirs"], (await TablesAsync(_task)).Order());
 
         // ...until the namespace is forgotten (deleted and made again at the same path).
         cleanup.Forget(task);
-        Assert.True(await cleanup.TaskAsync(ClusterState.Empty, task, CancellationToken.None));
+        Assert.True(await cleanup.TaskAsync(task, CancellationToken.None));
         Assert.Equal(["theirs"], await TablesAsync(_task));
     }
 
@@ -72,7 +72,7 @@ public sealed class DataplaneSwitchCleanupTests : IAsyncLifetime
     {
         var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
         Assert.False(await cleanup.SandboxAsync(CancellationToken.None));
-        Assert.False(await cleanup.TaskAsync(ClusterState.Empty, NetworkNamespacePath.Named("nowhere"), CancellationToken.None));
+        Assert.False(await cleanup.TaskAsync(NetworkNamespacePath.Named("nowhere"), CancellationToken.None));
     }
 
     private Task<string> Nft(string ns, string script) => Shell.CheckedAsync("ip", "netns", "exec", ns, "nft", script);

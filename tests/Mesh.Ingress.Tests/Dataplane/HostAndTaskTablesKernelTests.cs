@@ -4,6 +4,7 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Planning;
 using Mesh.Ingress.Tests.EndToEnd;
 using Mesh.Ipvs.Netlink.NfTables;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -58,7 +59,17 @@ public sealed class HostAndTaskTablesKernelTests : IAsyncLifetime
         string.Join('\n', (await Shell.CheckedAsync("ip", "netns", "exec", _ns, "iptables-nft-save")).Split('\n').Where(l => l.Contains("MESH", StringComparison.Ordinal)));
 
     private HostRulesWriter HostWriter(NfTablesExecutor nft) =>
-        new(new IptablesExecutor(_runner, IptablesFlavour.Nft), nft, new NodeNetworkOptions(), true, _runner, NullLogger<HostRulesWriter>.Instance, Netns);
+        new(new IptablesExecutor(_runner, IptablesFlavour.Nft), nft, true, _runner, NullLogger<HostRulesWriter>.Instance, Netns);
+
+    /// <summary>The host's part of the node's plan, as the daemon hands it to the writer.</summary>
+    private HostPlan HostPlan(ClusterState state) => new NodePlanner(true, new NodeNetworkOptions(), new IpvsOptions(), Netns).PlanHost(state, "n1", null);
+
+    /// <summary>As the task loop does it: the DNS listeners bound first (on the ports the rules point at), then the planned rules written.</summary>
+    private async Task<bool> ConvergeTaskAsync(TaskRulesWriter writer, ServiceTask task, ClusterService service, Func<DnsPorts?, DnsPorts?> ensureDns)
+    {
+        var ports = ensureDns(await writer.ReadDnsPortsAsync(Netns, CancellationToken.None));
+        return await writer.ConvergeAsync(Netns, new TaskIngress(TaskRules.Build(task, service, ports), TaskIngressTable.Build(task, service, ports), ports), CancellationToken.None);
+    }
 
     private ulong TableHandle()
     {
@@ -72,7 +83,7 @@ public sealed class HostAndTaskTablesKernelTests : IAsyncLifetime
         var (state, _) = Cluster("8080:80");
         var nft = new NfTablesExecutor();
         var writer = HostWriter(nft);
-        Assert.True(await writer.ConvergeAsync(state, "n1", null, CancellationToken.None));
+        Assert.True(await writer.ConvergeAsync(Netns, HostPlan(state), CancellationToken.None));
         var hostweb = state.Tasks.Where(t => t.Service == "hostweb").Select(t => t.Addresses[OverlayNetwork.IngressName]).Order(StringComparer.Ordinal).ToList();
 
         var chain = await NftAsync("list", "chain", "ip", HostNatTable.Name, HostNatTable.IngressChain);
@@ -86,16 +97,16 @@ public sealed class HostAndTaskTablesKernelTests : IAsyncLifetime
         Assert.Equal("", await IptablesMeshAsync()); // FORWARD accepts only where iptables' FORWARD may drop: not here
 
         // Same state: nothing written. A new published port: the ingress chain alone is refilled, the table is not rebuilt.
-        Assert.False(await writer.ConvergeAsync(state, "n1", null, CancellationToken.None));
+        Assert.False(await writer.ConvergeAsync(Netns, HostPlan(state), CancellationToken.None));
         var handleBefore = TableHandle();
         var (more, _) = Cluster("8080:80", "9090:90/udp");
-        Assert.True(await writer.ConvergeAsync(more, "n1", null, CancellationToken.None));
+        Assert.True(await writer.ConvergeAsync(Netns, HostPlan(more), CancellationToken.None));
         Assert.Contains("udp dport 9090 dnat to 172.18.0.2:9090", await NftAsync("list", "chain", "ip", HostNatTable.Name, HostNatTable.IngressChain), StringComparison.Ordinal);
         Assert.Equal(handleBefore, TableHandle());
 
         // A rule appended by hand to a Mesh chain is drift: repaired by the next converge that reads the kernel.
         await NftAsync("add", "rule", "ip", HostNatTable.Name, HostNatTable.IngressChain, "tcp", "dport", "1", "accept");
-        Assert.True(await HostWriter(new NfTablesExecutor()).ConvergeAsync(more, "n1", null, CancellationToken.None));
+        Assert.True(await HostWriter(new NfTablesExecutor()).ConvergeAsync(Netns, HostPlan(more), CancellationToken.None));
         Assert.DoesNotContain("dport 1 accept", await NftAsync("list", "table", "ip", HostNatTable.Name), StringComparison.Ordinal);
     }
 
@@ -108,7 +119,7 @@ public sealed class HostAndTaskTablesKernelTests : IAsyncLifetime
         Assert.Contains("-A MESH-INGRESS -p tcp -m tcp --dport 8080 -j DNAT", await IptablesMeshAsync(), StringComparison.Ordinal);
         Assert.True(IptablesPresence.Read(Netns.Path).NftHoldsMeshChains("nat"));
 
-        Assert.True(await HostWriter(new NfTablesExecutor()).ConvergeAsync(state, "n1", null, CancellationToken.None));
+        Assert.True(await HostWriter(new NfTablesExecutor()).ConvergeAsync(Netns, HostPlan(state), CancellationToken.None));
         Assert.Equal("", await IptablesMeshAsync());
         Assert.Contains("dnat to 172.18.0.2:8080", await NftAsync("list", "table", "ip", HostNatTable.Name), StringComparison.Ordinal);
 
@@ -116,7 +127,7 @@ public sealed class HostAndTaskTablesKernelTests : IAsyncLifetime
         await Shell.CheckedAsync("ip", "netns", "exec", _ns, "iptables-nft", "-P", "FORWARD", "DROP");
         Assert.True(IptablesPresence.Read(Netns.Path).ForwardMayDrop);
         var writer = HostWriter(new NfTablesExecutor());
-        Assert.True(await writer.ConvergeAsync(state, "n1", null, CancellationToken.None));
+        Assert.True(await writer.ConvergeAsync(Netns, HostPlan(state), CancellationToken.None));
         var kept = await IptablesMeshAsync();
         Assert.Contains("-A FORWARD -j MESH-INGRESS", kept, StringComparison.Ordinal);
         Assert.Contains("-A MESH-INGRESS -p tcp -m tcp --dport 8080 -j ACCEPT", kept, StringComparison.Ordinal);
@@ -140,7 +151,7 @@ public sealed class HostAndTaskTablesKernelTests : IAsyncLifetime
 
         var writer = new TaskRulesWriter(iptables, new NfTablesExecutor(), true, _runner, NullLogger<TaskRulesWriter>.Instance);
         DnsPorts? offered = null;
-        Assert.True(await writer.ConvergeAsync(task, service, Netns, p => offered = p, CancellationToken.None));
+        Assert.True(await ConvergeTaskAsync(writer, task, service, p => offered = p));
         Assert.Equal(new DnsPorts(40001, 40002), offered);
         Assert.Equal("", await IptablesMeshAsync());
         var table = await NftAsync("list", "table", "ip", TaskIngressTable.Name);
@@ -154,12 +165,12 @@ public sealed class HostAndTaskTablesKernelTests : IAsyncLifetime
         // A restarted daemon (a new writer) reads the ports back from the table; the trace sees the rules' iptables form.
         var restarted = new TaskRulesWriter(iptables, new NfTablesExecutor(), true, _runner, NullLogger<TaskRulesWriter>.Instance);
         offered = null;
-        Assert.False(await restarted.ConvergeAsync(task, service, Netns, p => offered = p, CancellationToken.None));
+        Assert.False(await ConvergeTaskAsync(restarted, task, service, p => offered = p));
         Assert.Equal(new DnsPorts(40001, 40002), offered);
         Assert.Contains($"-A MESH-TASK-INPUT -d {web1}/32 -p tcp -m tcp --dport 80 -j ACCEPT", await restarted.ReadForTraceAsync(Netns, ["nat", "filter"], CancellationToken.None), StringComparison.Ordinal);
 
         // The service stops publishing and the DNS goes: the table goes.
-        Assert.True(await restarted.ConvergeAsync(task, service with { Ports = [] }, Netns, _ => null, CancellationToken.None));
+        Assert.True(await ConvergeTaskAsync(restarted, task, service with { Ports = [] }, _ => null));
         Assert.DoesNotContain(TaskIngressTable.Name, await NftAsync("list", "tables"), StringComparison.Ordinal);
     }
 }

@@ -18,8 +18,8 @@ namespace Mesh.Ingress.Tests.Telemetry;
 /// <summary>
 /// The daemon's reconciler, in this process, over a real embedded store: each pass is a <c>mesh.reconcile</c> span
 /// carrying the revision of the state it read, with the namespaces it converged as child spans. Every kernel command
-/// fails here (a runner that runs nothing), so the pass fails at its first step, the overlays, and the reconcile span carries
-/// the error; nothing on the machine is touched.
+/// fails here (a runner that runs nothing, namespaces that do not exist), so every stage fails, the overlays first, and the
+/// reconcile span carries the errors; nothing on the machine is touched.
 /// </summary>
 public sealed class ReconcileTracingTests
 {
@@ -52,11 +52,15 @@ public sealed class ReconcileTracingTests
         var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
         var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
         await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
-        var tasks = new TaskNamespaceSync(dataplane, cleanup, new TaskRulesWriter(iptables, nft, true, runner, NullLogger<TaskRulesWriter>.Instance), nft, resolvers, new TaskNamespaceGuard(network),
-            new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(refusing), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
+        var taskRules = new TaskRulesWriter(iptables, nft, true, runner, NullLogger<TaskRulesWriter>.Instance);
+        // The host's rules go to a namespace that does not exist: the pass goes on past the failing overlays now, and the
+        // test's own namespace (the machine's) must not get the host's table.
+        var planner = new Mesh.Ingress.Planning.NodePlanner(true, network, new IpvsOptions(), new NetworkNamespacePath($"/nonexistent/mesh-trace-test-{Environment.ProcessId}"));
+        var executor = new TaskNamespaceExecutor(dataplane, cleanup, taskRules, new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(refusing));
+        var tasks = new TaskNamespaceSync(planner, executor, cleanup, taskRules, nft, resolvers, new TaskNamespaceGuard(network), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
         var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(kernel, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
         var egress = new Mesh.Ingress.Egress.TaskEgress(refusing, new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
-        using var reconciler = new NodeReconciler(store, dataplane, cleanup, sandbox, overlays, egress, new HostRulesWriter(iptables, nft, network, true, runner, NullLogger<HostRulesWriter>.Instance), tasks, options,
+        using var reconciler = new NodeReconciler(store, dataplane, planner, new SandboxExecutor(dataplane, cleanup, sandbox), sandbox, overlays, egress, new HostRulesWriter(iptables, nft, true, runner, NullLogger<HostRulesWriter>.Instance), tasks, options,
             new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
 
         await reconciler.StartAsync(CancellationToken.None);

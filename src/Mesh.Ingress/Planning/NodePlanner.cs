@@ -1,0 +1,86 @@
+using Mesh.Discovery.Model;
+using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.HealthChecks;
+using Mesh.Ingress.Kernel;
+
+namespace Mesh.Ingress.Planning;
+
+/// <summary>
+/// Computes the <see cref="NodePlan"/>: a function of the cluster state, this node, the health verdicts and the DNS
+/// listener ports already bound, touching no kernel object. Its only state is the sandbox table's
+/// <see cref="IngressSandboxTable.Builder"/>, which keeps each service's elements between passes so that a change is
+/// planned by the services it touched (the same input still gives an equal plan). The daemon's two loops each plan
+/// their part: the node loop the host and the sandbox (<see cref="PlanHost"/>, <see cref="PlanSandbox"/>, one pass at a
+/// time), the task loop the task namespaces (<see cref="PlanTasks"/>, no state).
+/// </summary>
+/// <param name="nftables">The dataplane in use: nftables, else ipvs.</param>
+/// <param name="host">The node's own namespace: the daemon's (tests give a named one).</param>
+public sealed class NodePlanner(bool nftables, NodeNetworkOptions network, IpvsOptions ipvs, NetworkNamespacePath? host = null)
+{
+    private readonly IngressSandboxTable.Builder _sandboxTable = new();
+    private readonly NetworkNamespacePath _host = host ?? NetworkNamespacePath.Current;
+    private readonly NetworkNamespacePath _sandbox = NetworkNamespacePath.Named(network.IngressSandbox);
+
+    /// <summary>The sandbox table's builder: how much its last pass looked at (the scale scenario checks it).</summary>
+    public IngressSandboxTable.Builder SandboxTable => _sandboxTable;
+
+    /// <param name="dns">The ports of each local task's DNS listeners, by task name (a task not there gets no DNS rules).</param>
+    public NodePlan Plan(ClusterState state, ClusterNode node, BackendHealth? health, IReadOnlyDictionary<string, DnsPorts> dns)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        return new(PlanHost(state, node.Name, health), PlanSandbox(state, node, health), PlanTasks(state, node.Name, dns));
+    }
+
+    public HostPlan PlanHost(ClusterState state, string node, BackendHealth? health) =>
+        new(_host, HostRules.Build(state, network, node, health), nftables ? HostNatTable.Build(state, network, node, health) : null);
+
+    public SandboxPlan PlanSandbox(ClusterState state, ClusterNode node, BackendHealth? health)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(node);
+        var backends = nftables
+            ? BackendChoice.None with { Table = _sandboxTable.Build(state, node.IngressSandboxIp, node.Name, health) }
+            : new BackendChoice(null, IpvsSandboxRules.Services(state, ipvs, node.Name, health), IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Sysctls);
+        return new(_sandbox, backends, state.Tasks);
+    }
+
+    /// <summary>Every task of <paramref name="node"/> that names its namespace and whose service exists, in the store's order.</summary>
+    public IReadOnlyList<TaskNamespacePlan> PlanTasks(ClusterState state, string node, IReadOnlyDictionary<string, DnsPorts> dns)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(dns);
+        var self = state.Nodes.FirstOrDefault(n => n.Name == node);
+        var plans = new List<TaskNamespacePlan>();
+        foreach (var task in state.Tasks.Where(t => t.Node == node && t.NetnsPath is not null))
+        {
+            if (state.Services.FirstOrDefault(s => s.Name == task.Service) is not { } service)
+            {
+                continue;
+            }
+
+            var ports = dns.GetValueOrDefault(task.Name);
+            var ingress = new TaskIngress(TaskRules.Build(task, service, ports), nftables ? TaskIngressTable.Build(task, service, ports) : null, ports);
+            var reply = ClientReplyRoutes.Needed(service) && task.Addresses.TryGetValue(OverlayNetwork.IngressName, out var address) && self is not null
+                ? new ReplyRoute(address, self.IngressSandboxIp)
+                : null;
+            plans.Add(new(task.Name, new NetworkNamespacePath(task.NetnsPath), ingress, TaskVips(state, task), task.ResolvConfPath, reply));
+        }
+
+        return plans;
+    }
+
+    /// <summary>The east-west VIPs' backend choice in <paramref name="task"/>'s namespace.</summary>
+    public BackendChoice TaskVips(ClusterState state, ServiceTask task)
+    {
+        if (nftables)
+        {
+            var table = TaskServiceTable.Build(state, task);
+            return TaskServiceTable.Needed(table) ? BackendChoice.None with { Table = table } : BackendChoice.None;
+        }
+
+        var services = IpvsTaskRules.Services(state, task, ipvs);
+        return services.Count == 0
+            ? BackendChoice.None
+            : new BackendChoice(null, services.Select(s => s.Service).ToArray(), IpvsTaskRules.Rules(services), IpvsTaskRules.Sysctls);
+    }
+}
