@@ -23,8 +23,8 @@ status() { # VmRSS, VmHWM, RssAnon, RssFile of the process; the GC's committed b
   curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/metrics | awk -F'[{}"= ]+' '
     /^dotnet_gc_last_collection_memory_committed_size_bytes/{c = $NF}
     /^dotnet_gc_last_collection_heap_size_bytes/{h += $NF; g[$3] = $NF}
-    /^dotnet_gc_last_collection_heap_fragmentation_size_bytes/{f += $NF}
-    END{printf "GC committed: %d kB, heap after the last GC: %d kB (gen0 %d, gen1 %d, gen2 %d, LOH %d, POH %d; free in it %d)", c / 1024, h / 1024, g["gen0"] / 1024, g["gen1"] / 1024, g["gen2"] / 1024, g["loh"] / 1024, g["poh"] / 1024, f / 1024}'
+    /^dotnet_gc_last_collection_heap_fragmentation_size_bytes/{f += $NF; fr[$3] = $NF}
+    END{printf "GC committed: %d kB, heap after the last GC: %d kB (gen0 %d, gen1 %d, gen2 %d, LOH %d, POH %d; free in it %d: gen2 %d, LOH %d)", c / 1024, h / 1024, g["gen0"] / 1024, g["gen1"] / 1024, g["gen2"] / 1024, g["loh"] / 1024, g["poh"] / 1024, f / 1024, fr["gen2"] / 1024, fr["loh"] / 1024}'
 }
 mappings() { # the 15 mappings (summed by file name; anonymous ones by kind) with the most resident kB
   [ -n "${SMAPS:-}" ] || return 0
