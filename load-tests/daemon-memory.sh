@@ -18,7 +18,8 @@ store=/run/mesh/lab/store/cluster-state.json
 trap '"$mesh" lab down >/dev/null 2>&1 || true' EXIT
 
 daemon_pid() { pgrep -f -- "daemon --node mesh-n1 " | head -1; }
-status() { # VmRSS, VmHWM, RssAnon, RssFile of the process; the GC's committed bytes from its /metrics
+status() { # VmRSS, VmHWM, RssAnon, RssFile of the process; from its /metrics (a scrape: the daemon then also holds the
+  # L4 metrics' directory, as a scraped daemon does) the GC's committed bytes and its heap by generation
   grep -E "^(VmRSS|VmHWM|RssAnon|RssFile)" "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '
   curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/metrics | awk -F'[{}"= ]+' '
     /^dotnet_gc_last_collection_memory_committed_size_bytes/{c = $NF}
@@ -88,7 +89,8 @@ elements() { ip netns exec mesh-n1-ingress nft -j list map ip mesh "$1" | python
 echo "kernel: sandbox map elements: backends $(elements backends), port-chains $(elements port-chains), published-ports $(elements published-ports)"
 if [ -n "${GCDUMP:-}" ]; then
   dotnet-gcdump collect -p "$pid" -o "$GCDUMP" >/dev/null && echo "heap snapshot: $GCDUMP"
-  # The snapshot induces a full blocking (compacting) collection: the heap after it is the live heap plus what a
-  # compaction cannot return, so the difference to "10 s later" is the fragmentation and slack the GC kept.
+  # The snapshot induces a full blocking collection: the heap after it is the live heap plus the free space that
+  # collection left (the large object heap is compacted only when the GC settings ask for it), so what it frees
+  # against "10 s later" was garbage the GC had not yet collected, and the free space is what it keeps committed.
   echo "after the snapshot's full collection: $(status "$pid")"
 fi
