@@ -6,7 +6,8 @@
 # it and waits until it reports the new revision applied; then prints VmRSS/VmHWM and what the kernel holds.
 # Usage (as root): flock /tmp/mesh-lab.lock load-tests/daemon-memory.sh [MESH_BINARY] [N] [T]   (default 10000 x 5)
 # With GCDUMP=FILE (and dotnet-gcdump on PATH) it also writes a heap snapshot of the settled daemon there, for
-# `dotnet-gcdump report FILE` (where the live heap goes, by type).
+# `dotnet-gcdump report FILE` (where the live heap goes, by type). With SMAPS=1 it prints, idle and loaded, the
+# largest mappings by resident size (/proc/PID/smaps: a file's name, or the anonymous kind), for the idle base.
 # Why the store file and not the API: the embedded store rewrites its whole file on every change, so 110,000 API
 # writes would take hours at this size (BENCHMARKS.md "scale", daemon memory); the daemon reads the file at start.
 set -eu
@@ -17,9 +18,18 @@ store=/run/mesh/lab/store/cluster-state.json
 trap '"$mesh" lab down >/dev/null 2>&1 || true' EXIT
 
 daemon_pid() { pgrep -f -- "daemon --node mesh-n1 " | head -1; }
-status() { # VmRSS, VmHWM, RssAnon, RssFile of the process; the GC's committed bytes from its /metrics
+status() { # VmRSS, VmHWM, RssAnon, RssFile of the process; from its /metrics (a scrape: the daemon then also holds the
+  # L4 metrics' directory, as a scraped daemon does) the GC's committed bytes and its heap by generation
   grep -E "^(VmRSS|VmHWM|RssAnon|RssFile)" "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '
-  curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/metrics | awk '/^dotnet_gc_last_collection_memory_committed_size_bytes/{c = $2} /^dotnet_gc_last_collection_heap_size_bytes/{h += $2} END{printf "GC committed: %d kB, heap after the last GC: %d kB", c / 1024, h / 1024}'
+  curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/metrics | awk -F'[{}"= ]+' '
+    /^dotnet_gc_last_collection_memory_committed_size_bytes/{c = $NF}
+    /^dotnet_gc_last_collection_heap_size_bytes/{h += $NF; g[$3] = $NF}
+    /^dotnet_gc_last_collection_heap_fragmentation_size_bytes/{f += $NF; fr[$3] = $NF}
+    END{printf "GC committed: %d kB, heap after the last GC: %d kB (gen0 %d, gen1 %d, gen2 %d, LOH %d, POH %d; free in it %d: gen2 %d, LOH %d)", c / 1024, h / 1024, g["gen0"] / 1024, g["gen1"] / 1024, g["gen2"] / 1024, g["loh"] / 1024, g["poh"] / 1024, f / 1024, fr["gen2"] / 1024, fr["loh"] / 1024}'
+}
+mappings() { # the 15 mappings (summed by file name; anonymous ones by kind) with the most resident kB
+  [ -n "${SMAPS:-}" ] || return 0
+  awk '/^[0-9a-f]+-[0-9a-f]+ /{name = ($6 == "" ? "[anonymous]" : $6)} /^Rss:/{rss[name] += $2} END{for (n in rss) printf "%8d kB %s\n", rss[n], n}' "/proc/$1/smaps" | sort -rn | head -15
 }
 applied() { curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/v1/info | python3 -c 'import json,sys; print(json.load(sys.stdin)["appliedRevision"])' 2>/dev/null || echo -1; }
 
@@ -27,6 +37,7 @@ applied() { curl -s --unix-socket /run/mesh/lab/mesh-n1.sock http://mesh/v1/info
 pid=$(daemon_pid)
 sleep 5
 echo "lab (2 services, 3 tasks): $(status "$pid")"
+mappings "$pid"
 
 # The daemon's command line, to start it again as the lab did (in node 1's namespace, a session of its own).
 cmdline=$(mktemp /tmp/mesh-daemon-memory.XXXXXX)
@@ -73,8 +84,13 @@ pid=$(daemon_pid)
 echo "applied revision $revision in $(( ($(date +%s%N) - start) / 1000000 )) ms: $(status "$pid")"
 sleep 10
 echo "10 s later: $(status "$pid")"
+mappings "$pid"
 elements() { ip netns exec mesh-n1-ingress nft -j list map ip mesh "$1" | python3 -c 'import json,sys; print(sum(len(x["map"].get("elem", [])) for x in json.load(sys.stdin)["nftables"] if "map" in x))'; }
 echo "kernel: sandbox map elements: backends $(elements backends), port-chains $(elements port-chains), published-ports $(elements published-ports)"
 if [ -n "${GCDUMP:-}" ]; then
   dotnet-gcdump collect -p "$pid" -o "$GCDUMP" >/dev/null && echo "heap snapshot: $GCDUMP"
+  # The snapshot induces a full blocking collection: the heap after it is the live heap plus the free space that
+  # collection left (the large object heap is compacted only when the GC settings ask for it), so what it frees
+  # against "10 s later" was garbage the GC had not yet collected, and the free space is what it keeps committed.
+  echo "after the snapshot's full collection: $(status "$pid")"
 fi

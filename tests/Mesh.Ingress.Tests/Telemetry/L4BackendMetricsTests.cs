@@ -89,6 +89,28 @@ public sealed class L4BackendMetricsTests : IDisposable
     }
 
     [Fact]
+    public void Every_task_of_a_port_shares_one_label_string()
+    {
+        // At 10,000 services × 5 tasks a label string per key was 50,000 strings per map (issue 12, daemon RSS).
+        var state = State();
+        var web = state.Services.Single(s => s.Name == "web");
+        var (web1, web2) = (Address(state, "web.1"), Address(state, "web.2"));
+        var directory = L4BackendDirectory.From(state);
+
+        var dnat1 = directory.ByDnat[(6, 8080, web1, 80)];
+        var dnat2 = directory.ByDnat[(6, 8080, web2, 80)];
+        Assert.Equal(new L4BackendKey("web", "8080/tcp", "web.1"), dnat1);
+        Assert.Equal(new L4BackendKey("web", "8080/tcp", "web.2"), dnat2);
+        Assert.Same(dnat1.Port, dnat2.Port);
+        Assert.Same(web.Name, dnat1.Service);
+
+        var ipvs1 = directory.ByIpvs[((uint)web.FirewallMark, web1)];
+        var ipvs2 = directory.ByIpvs[((uint)web.FirewallMark, web2)];
+        Assert.Equal(new L4BackendKey("web", "8080/tcp,8443/tcp,5353/udp", "web.2"), ipvs2);
+        Assert.Same(ipvs1.Port, ipvs2.Port);
+    }
+
+    [Fact]
     public void One_kernel_read_serves_every_instrument_within_the_interval_and_unknown_backends_report_zero()
     {
         var state = State();

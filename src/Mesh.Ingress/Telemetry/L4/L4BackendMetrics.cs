@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Mesh.Discovery.Model;
@@ -29,7 +30,7 @@ public sealed partial class L4BackendMetrics
     private readonly Lock _gate = new();
     private volatile ClusterState? _state;
     private (ClusterState State, L4BackendDirectory Directory)? _directory;
-    private IReadOnlyList<L4BackendSample> _samples = [];
+    private Reading _reading = Reading.None;
     private long _readAt;
     private bool _read;
 
@@ -61,19 +62,24 @@ public sealed partial class L4BackendMetrics
     /// </summary>
     public void Update(ClusterState state) => _state = state;
 
-    /// <summary>The samples, read again when the last read is older than <see cref="RefreshInterval"/>.</summary>
-    public IReadOnlyList<L4BackendSample> Current()
+    /// <summary>
+    /// The series known for the applied state and the kernel's samples of them, read again when the last read is older
+    /// than <see cref="RefreshInterval"/>. Only what the kernel reported is kept (a series it has nothing for reports 0
+    /// when observed): at 10,000 services most of 50,000 backends have no connection, and a zero sample each was ~3 MB
+    /// held between scrapes (issue 12, daemon RSS).
+    /// </summary>
+    private Reading Current()
     {
         if (_state is not { } state)
         {
-            return [];
+            return Reading.None;
         }
 
         lock (_gate)
         {
             if (_read && _time.GetElapsedTime(_readAt) < RefreshInterval)
             {
-                return _samples;
+                return _reading;
             }
 
             if (_directory is not { } built || !ReferenceEquals(built.State, state))
@@ -89,38 +95,41 @@ public sealed partial class L4BackendMetrics
             var started = Stopwatch.GetTimestamp();
             try
             {
-                var read = _source.Read(directory).ToDictionary(s => s.Key);
-                _samples = _source.Known(directory).Select(k => read.GetValueOrDefault(k) ?? new L4BackendSample(k, 0, 0)).ToList();
+                _reading = new Reading(_source.Known(directory), _source.Read(directory).ToDictionary(s => s.Key));
                 if (_source is ConntrackBackendSource { Truncated: true } conntrack)
                 {
                     LogTruncated(_source.Name, conntrack.Limit);
                 }
 
-                LogRead(_source.Name, _samples.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                LogRead(_source.Name, _reading.Samples.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
             catch (Exception e) when (e is NetlinkException or NetworkNamespaceException or IOException)
             {
                 // Nothing rather than stale numbers: a series that disappears says "unknown", an old value would lie.
-                _samples = [];
+                _reading = Reading.None;
                 LogReadFailed(e, _source.Name, RefreshInterval.TotalSeconds);
             }
 
-            return _samples;
+            return _reading;
         }
     }
 
-    private IEnumerable<Measurement<long>> ObserveConnections() =>
-        Current().SelectMany(s => new[]
+    private IEnumerable<Measurement<long>> ObserveConnections()
+    {
+        var reading = Current();
+        foreach (var key in reading.Known)
         {
-            new Measurement<long>(s.Active, [.. Tags(s.Key), new("state", "active")]),
-            new Measurement<long>(s.Inactive, [.. Tags(s.Key), new("state", "inactive")]),
-        });
+            var sample = reading.Samples.GetValueOrDefault(key);
+            yield return new Measurement<long>(sample?.Active ?? 0, [.. Tags(key), new("state", "active")]);
+            yield return new Measurement<long>(sample?.Inactive ?? 0, [.. Tags(key), new("state", "inactive")]);
+        }
+    }
 
     private IEnumerable<Measurement<long>> ObserveCounters(Func<L4BackendCounters, long> value) =>
-        Current().Where(s => s.Counters is not null).Select(s => new Measurement<long>(value(s.Counters!), Tags(s.Key)));
+        Current().Samples.Values.Where(s => s.Counters is not null).Select(s => new Measurement<long>(value(s.Counters!), Tags(s.Key)));
 
     private IEnumerable<Measurement<long>> ObserveDirections(Func<L4BackendCounters, long> inbound, Func<L4BackendCounters, long> outbound) =>
-        Current().Where(s => s.Counters is not null).SelectMany(s => new[]
+        Current().Samples.Values.Where(s => s.Counters is not null).SelectMany(s => new[]
         {
             new Measurement<long>(inbound(s.Counters!), [.. Tags(s.Key), new("direction", "in")]),
             new Measurement<long>(outbound(s.Counters!), [.. Tags(s.Key), new("direction", "out")]),
@@ -128,4 +137,10 @@ public sealed partial class L4BackendMetrics
 
     private static KeyValuePair<string, object?>[] Tags(L4BackendKey key) =>
         [new("service", key.Service), new("port", key.Port), new("task", key.Task)];
+
+    /// <summary>One read: every series the source knows for the state, and the samples of those the kernel reported.</summary>
+    private sealed record Reading(IEnumerable<L4BackendKey> Known, IReadOnlyDictionary<L4BackendKey, L4BackendSample> Samples)
+    {
+        public static Reading None { get; } = new([], FrozenDictionary<L4BackendKey, L4BackendSample>.Empty);
+    }
 }
