@@ -40,8 +40,7 @@ public static class HostNatTable
             Name,
             [],
             [ToIngress("prerouting", Hook.Prerouting), ToIngress("output", Hook.Output), Postrouting(options)],
-            [new NftChain(IngressChain, rules)],
-            IngressChain);
+            [new NftChain(IngressChain, rules)]);
     }
 
     /// <summary><c>mode=host</c>: DNAT straight to this node's own tasks (target port), round robin by connection (numgen).</summary>

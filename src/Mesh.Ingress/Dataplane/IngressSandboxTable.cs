@@ -148,8 +148,7 @@ public static partial class IngressSandboxTable
                     maglev),
             ],
             [MarkPublished(), Dispatch(), SourceNat(snatTo)],
-            chains.Order(StringComparer.Ordinal).Select(PickChainOf).ToList(),
-            PickChainPrefix);
+            chains.Order(StringComparer.Ordinal).Select(PickChainOf).ToList());
     }
 
     /// <summary>As <see cref="NftMap.Grouped"/>, the flat list put together only when read (<see cref="GroupedElements"/>).</summary>

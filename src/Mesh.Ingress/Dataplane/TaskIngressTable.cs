@@ -37,7 +37,7 @@ public static class TaskIngressTable
             chains.AddRange(Dns(dns));
         }
 
-        return chains.Count == 0 ? null : new NftDesiredTable(Ip, Name, [], chains, [], "task-");
+        return chains.Count == 0 ? null : new NftDesiredTable(Ip, Name, [], chains, []);
     }
 
     /// <summary>The DNS listener ports the table's <see cref="DnsOutputChain"/> rules point at (read back after a restart), or null.</summary>

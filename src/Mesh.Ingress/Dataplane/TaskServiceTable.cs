@@ -19,8 +19,6 @@ public static class TaskServiceTable
     public const string Family = "ip";
     public const string Name = "mesh";
 
-    public const string ChainPrefix = IngressSandboxTable.PickChainPrefix;
-
     public const string BackendsMap = "backends";
 
     public static NftDesiredTable Build(ClusterState state, ServiceTask task)
@@ -73,8 +71,7 @@ public static class TaskServiceTable
                     backends) { Slotted = true },
             ],
             [Output],
-            chains.Values.ToList(),
-            ChainPrefix);
+            chains.Values.ToList());
     }
 
     private const Family Ip = Mesh.Ipvs.Netlink.NfTables.Family.Ip;

@@ -64,15 +64,14 @@ public sealed record NftElementGroup(string Key, IReadOnlyList<NftElement> Eleme
 
 /// <summary>
 /// A whole Mesh-owned nftables table as desired, a pure value: the skeleton (named maps and base chains with their
-/// rules), the maps' elements, and per-object chains whose names start with <see cref="ChainPrefix"/>.
+/// rules), the maps' elements, and per-object chains; any other chain in the table is deleted.
 /// </summary>
 public sealed record NftDesiredTable(
     Family Family,
     string Name,
     IReadOnlyList<NftMap> Maps,
     IReadOnlyList<NftChain> BaseChains,
-    IReadOnlyList<NftChain> Chains,
-    string ChainPrefix)
+    IReadOnlyList<NftChain> Chains)
 {
     private string? _skeleton;
 
