@@ -47,6 +47,9 @@ public sealed partial class TaskNamespaceSync(
     /// <summary>The reason last logged per failing task, so a task refused on every pass is logged once, not every pass.</summary>
     private Dictionary<string, string> _reported = new(StringComparer.Ordinal);
 
+    /// <summary>The namespaces the last pass saw: one deleted after it looked and before the wait began is not missed.</summary>
+    private IReadOnlyList<string> _seenAlive = [];
+
     private bool _hostUnreadableLogged;
 
     public async Task<TaskSyncResult> SyncAsync(ClusterState state, CancellationToken ct)
@@ -214,25 +217,24 @@ public sealed partial class TaskNamespaceSync(
         }
 
         _reported = reported;
+        _seenAlive = alive;
         return new TaskSyncResult(changed, errors);
     }
 
     /// <summary>
-    /// Completes when a namespace this node serves (a task's, with a resolver or known legs) that existed when the wait
-    /// began no longer does: a runtime deleting a task's namespace changes nothing in the store, and its legs must not
-    /// wait for the resync. A stat per namespace every <see cref="VanishedPoll"/>; legs attached meanwhile are
-    /// recorded as the kernel reports them (see <see cref="TaskLegs"/>).
+    /// Completes when a namespace this node serves (a task's, with a resolver or known legs) that the last pass saw, or
+    /// that existed when the wait began, no longer does: a runtime deleting a task's namespace changes nothing in the
+    /// store, and its legs must not wait for the resync. A namespace deleted while the pass was still running (after it
+    /// looked) completes the wait at once; one the pass already saw gone is not watched, so it cannot make the loop
+    /// spin. A stat per namespace every <see cref="VanishedPoll"/>; legs attached meanwhile are recorded as the kernel
+    /// reports them (see <see cref="TaskLegs"/>).
     /// </summary>
     public async Task NamespaceVanishedAsync(CancellationToken ct)
     {
-        var watched = Watched().Where(File.Exists).ToList();
-        while (true)
+        var watched = Watched().Where(File.Exists).Union(_seenAlive, StringComparer.Ordinal).ToList();
+        while (!watched.Exists(p => !File.Exists(p)))
         {
             await Task.Delay(VanishedPoll, ct).ConfigureAwait(false);
-            if (watched.Exists(p => !File.Exists(p)))
-            {
-                return;
-            }
         }
     }
 

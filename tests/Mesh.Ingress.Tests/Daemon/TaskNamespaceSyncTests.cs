@@ -181,6 +181,28 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         Assert.Equal(listening, await ResolverSocketsAsync(A));
     }
 
+    /// <summary>
+    /// A runtime deleting a task's namespace changes nothing in the store: the task loop's wait ends when a namespace it
+    /// serves is gone, so its legs go at once. Deleted while the pass was still running (after it looked), the namespace
+    /// was missing from the wait's watch list and its legs stayed until the resync (T8z_a, full run 20).
+    /// </summary>
+    [LabFact]
+    public async Task A_namespace_deleted_after_the_pass_looked_and_before_the_wait_began_ends_the_wait_at_once()
+    {
+        var (state, _) = await StateAsync(("web", B));
+        var sync = await NewSyncAsync(state);
+        Assert.Empty((await sync.SyncAsync(state, CancellationToken.None)).Errors);
+
+        await Shell.CheckedAsync("ip", "netns", "del", $"{_prefix}-b");
+        var wait = sync.NamespaceVanishedAsync(CancellationToken.None);
+        Assert.Same(wait, await Task.WhenAny(wait, Task.Delay(TimeSpan.FromSeconds(3))));
+
+        // The next pass sees it gone and does not watch it again: the wait does not end at once a second time.
+        Assert.Empty((await sync.SyncAsync(state, CancellationToken.None)).Errors);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(1.5));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => sync.NamespaceVanishedAsync(cancel.Token));
+    }
+
     /// <summary>The sockets listening on the embedded resolver's address in a namespace, as "udp 127.0.0.11:PORT".</summary>
     private static async Task<List<string>> ResolverSocketsAsync(string netns) =>
         (await Shell.CheckedAsync("nsenter", $"--net={netns}", "--", "ss", "-Hlntu"))
@@ -223,7 +245,9 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         return (await store.GetStateAsync(), added);
     }
 
-    private async Task<TaskSyncResult> SyncAsync(ClusterState state)
+    private async Task<TaskSyncResult> SyncAsync(ClusterState state) => await (await NewSyncAsync(state)).SyncAsync(state, CancellationToken.None);
+
+    private async Task<TaskNamespaceSync> NewSyncAsync(ClusterState state)
     {
         var network = new NodeNetworkOptions { IngressSandbox = Sandbox };
         var flavour = await IptablesFlavour.DetectAsync(_runner, CancellationToken.None);
@@ -232,7 +256,7 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
         _resolvers.Update(state);
         var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
         var taskRules = new TaskRulesWriter(new IptablesExecutor(_runner, flavour), nft, true, _runner, NullLogger<TaskRulesWriter>.Instance);
-        var sync = new TaskNamespaceSync(
+        return new TaskNamespaceSync(
             new NodePlanner(true, network, new IpvsOptions()),
             new TaskNamespaceExecutor(
                 new NftablesDataplane(nft, new IngressSandbox(new NetlinkLinks(), network)),
@@ -248,7 +272,6 @@ public sealed class TaskNamespaceSyncTests : IAsyncLifetime
             new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network },
             Telemetry.TestMeterFactory.Telemetry(),
             NullLogger<TaskNamespaceSync>.Instance);
-        return await sync.SyncAsync(state, CancellationToken.None);
     }
 
     /// <summary>The task's Mesh table (the nftables dataplane's ingress and DNS rules), empty when it has none.</summary>
