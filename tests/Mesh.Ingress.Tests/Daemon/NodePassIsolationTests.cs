@@ -12,6 +12,7 @@ using Mesh.Ingress.Planning;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Tests.EndToEnd;
 using Microsoft.Extensions.Logging.Abstractions;
+using Mesh.Ingress.Tests.Doubles;
 
 namespace Mesh.Ingress.Tests.Daemon;
 
@@ -71,7 +72,7 @@ public sealed class NodePassIsolationTests : IAsyncLifetime
             cleanup, taskRules, nft, resolvers, new TaskNamespaceGuard(network), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
         var status = new NodeStatus { Node = "n1", Store = "embedded" };
         using var reconciler = new NodeReconciler(store, dataplane, planner, new SandboxExecutor(dataplane, cleanup, sandbox), sandbox,
-            new Mesh.Ingress.Overlay.OverlayNetworks(new RefusingKernel(), options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance),
+            new Mesh.Ingress.Overlay.OverlayNetworks(new RefusingOverlayKernel(), options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance),
             new Mesh.Ingress.Egress.TaskEgress(refusing, new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance),
             new HostRulesWriter(iptables, nft, true, runner, NullLogger<HostRulesWriter>.Instance), tasks, options,
             status, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
@@ -96,27 +97,5 @@ public sealed class NodePassIsolationTests : IAsyncLifetime
         Assert.Contains("8080", table, StringComparison.Ordinal);
         Assert.Contains(web1, table, StringComparison.Ordinal);
         Assert.Equal(0, runner.Calls);
-    }
-
-    /// <summary>The overlays' kernel refuses every read, as a namespace without the capability would.</summary>
-    private sealed class RefusingKernel : Mesh.Ingress.Overlay.IOverlayKernel
-    {
-        public Mesh.Ingress.Overlay.OverlayKernelState Read() => throw new Mesh.Ipvs.Netlink.NetlinkException("RTM_GETLINK dump", Mesh.Ipvs.Netlink.Errno.EPERM);
-
-        public void Apply(Mesh.Ingress.Overlay.OverlayChange change) => throw new InvalidOperationException("the test's kernel is never written");
-    }
-
-    /// <summary>Runs nothing and counts: no tool may be needed for what this test converges.</summary>
-    private sealed class RefusingRunner : ICommandRunner
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public Task<CommandResult> RunAsync(string file, IReadOnlyList<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref _calls);
-            return Task.FromResult(new CommandResult(1, "", $"{file}: refused by the test"));
-        }
     }
 }

@@ -12,6 +12,7 @@ using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
 using Microsoft.Extensions.Logging.Abstractions;
+using Mesh.Ingress.Tests.Doubles;
 
 namespace Mesh.Ingress.Tests.Telemetry;
 
@@ -42,7 +43,7 @@ public sealed class ReconcileTracingTests
         using var meters = new TestMeterFactory();
         using var telemetry = new MeshTelemetry(meters);
         var runner = new RefusingRunner();
-        var kernel = new RefusingKernel();
+        var kernel = new RefusingOverlayKernel();
         var refusing = new Mesh.Ingress.Tests.Kernel.FakeLinks { Refuse = true };
         var network = new NodeNetworkOptions { IngressSandbox = $"mesh-trace-test-{Environment.ProcessId}" };
         var options = new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network };
@@ -85,35 +86,5 @@ public sealed class ReconcileTracingTests
         Assert.Equal("overlay", links.GetTagItem(MeshTelemetry.NamespaceAttribute));
         Assert.Equal(read, links.GetTagItem(MeshTelemetry.RevisionAttribute));
         Assert.Equal(reconcile.TraceId, links.TraceId);
-    }
-
-    /// <summary>The overlays' kernel refuses every read, as a namespace without the capability would.</summary>
-    private sealed class RefusingKernel : Mesh.Ingress.Overlay.IOverlayKernel
-    {
-        private int _reads;
-
-        public int Reads => Volatile.Read(ref _reads);
-
-        public Mesh.Ingress.Overlay.OverlayKernelState Read()
-        {
-            Interlocked.Increment(ref _reads);
-            throw new Mesh.Ipvs.Netlink.NetlinkException("RTM_GETLINK dump", Mesh.Ipvs.Netlink.Errno.EPERM);
-        }
-
-        public void Apply(Mesh.Ingress.Overlay.OverlayChange change) => throw new InvalidOperationException("the test's kernel is never written");
-    }
-
-    /// <summary>Runs nothing: every command "exits 1", as on a machine without the tools.</summary>
-    private sealed class RefusingRunner : ICommandRunner
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public Task<CommandResult> RunAsync(string file, IReadOnlyList<string> arguments, string? standardInput = null, CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref _calls);
-            return Task.FromResult(new CommandResult(1, "", $"{file}: refused by the test"));
-        }
     }
 }
