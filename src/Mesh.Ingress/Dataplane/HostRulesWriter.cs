@@ -90,8 +90,8 @@ public sealed partial class HostRulesWriter(
         var here = _here;
         if (!nftables)
         {
-            return (await runner.RunCheckedInAsync(here, iptables.Flavour.Save, ["-t", "nat"], null, ct).ConfigureAwait(false),
-                await runner.RunCheckedInAsync(here, iptables.Flavour.Save, ["-t", "filter"], null, ct).ConfigureAwait(false));
+            var save = await runner.RunCheckedInAsync(here, iptables.Flavour.Save, [], null, ct).ConfigureAwait(false);
+            return (IptablesSaveText.Section(save, "nat"), IptablesSaveText.Section(save, "filter"));
         }
 
         Applied? applied;
@@ -103,7 +103,7 @@ public sealed partial class HostRulesWriter(
         var nat = applied is not null && KernelHolds(_here.Path, applied.Table) ? IptablesSaveText.Render(applied.Nat) : "";
         var presence = IptablesPresence.Read(_here.Path);
         var filter = presence.ForwardMayDrop
-            ? await runner.RunCheckedInAsync(here, iptables.Flavour.Save, ["-t", "filter"], null, ct).ConfigureAwait(false)
+            ? IptablesSaveText.Section(await runner.RunCheckedInAsync(here, iptables.Flavour.Save, [], null, ct).ConfigureAwait(false), "filter")
             : IptablesSaveText.Render(IptablesRuleset.Empty, [("filter", "FORWARD", presence.NftForwardPolicy ?? "ACCEPT")]);
         return (nat, filter);
     }

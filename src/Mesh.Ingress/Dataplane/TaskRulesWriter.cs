@@ -116,19 +116,8 @@ public sealed partial class TaskRulesWriter(IptablesExecutor iptables, NfTablesE
         ArgumentNullException.ThrowIfNull(netns);
         if (!nftables)
         {
-            var text = new System.Text.StringBuilder();
-            foreach (var table in tables)
-            {
-                var result = await runner.RunInAsync(netns, iptables.Flavour.Save, ["-t", table], null, ct).ConfigureAwait(false);
-                if (result.ExitCode != 0)
-                {
-                    return null;
-                }
-
-                text.Append(result.Stdout);
-            }
-
-            return text.ToString();
+            var result = await runner.RunInAsync(netns, iptables.Flavour.Save, [], null, ct).ConfigureAwait(false);
+            return result.ExitCode != 0 ? null : string.Concat(tables.Select(table => IptablesSaveText.Section(result.Stdout, table)));
         }
 
         Applied? applied;

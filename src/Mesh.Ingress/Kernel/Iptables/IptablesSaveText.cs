@@ -47,6 +47,33 @@ public static class IptablesSaveText
         return text.ToString();
     }
 
+    /// <summary>
+    /// The part of a whole <c>iptables-save</c> text (every table the namespace has, comments and all) that is
+    /// <paramref name="table"/>'s: its <c>*table</c> line through its <c>COMMIT</c>, or "" when the namespace has no such
+    /// table. One save without <c>-t</c> instead of one per table: <c>-t</c> instantiates a table the namespace lacks.
+    /// </summary>
+    public static string Section(string save, string table)
+    {
+        ArgumentNullException.ThrowIfNull(save);
+        var text = new StringBuilder();
+        var inside = false;
+        foreach (var line in save.Split('\n'))
+        {
+            if (line.Length > 1 && line[0] == '*')
+            {
+                inside = line.AsSpan(1).TrimEnd().SequenceEqual(table);
+            }
+
+            if (inside)
+            {
+                text.Append(line).Append('\n');
+                inside = line.TrimEnd() != "COMMIT";
+            }
+        }
+
+        return text.ToString();
+    }
+
     /// <summary>Only the chains and jumps of <paramref name="table"/>.</summary>
     public static IptablesRuleset Only(IptablesRuleset ruleset, string table)
     {
