@@ -161,8 +161,8 @@ public sealed partial class NodeTracer(
     /// <summary>The ipvs sandbox: its mangle and nat tables, and its fwmark services dumped over netlink (what ipvsadm -Ln shows).</summary>
     private async Task<IpvsSandboxView> IpvsSandboxAsync(string save, CancellationToken ct)
     {
-        var mangle = await runner.RunCheckedInAsync(sandbox.Netns, save, ["-t", "mangle"], null, ct).ConfigureAwait(false);
-        var nat = await runner.RunCheckedInAsync(sandbox.Netns, save, ["-t", "nat"], null, ct).ConfigureAwait(false);
+        var rules = await runner.RunCheckedInAsync(sandbox.Netns, save, [], null, ct).ConfigureAwait(false);
+        var (mangle, nat) = (IptablesSaveText.Section(rules, "mangle"), IptablesSaveText.Section(rules, "nat"));
         using var handle = IpvsHandle.Open(sandbox.Netns.Path);
         var services = handle.GetServices()
             .Where(s => s.IsFirewallMark)
