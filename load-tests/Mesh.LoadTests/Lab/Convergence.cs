@@ -37,7 +37,10 @@ public static class Convergence
     {
         public double RoutesMs => ProbeMs.Where(p => p.Key.StartsWith("route", StringComparison.Ordinal)).Max(p => p.Value);
         public double DnsMs => ProbeMs.Where(p => p.Key.StartsWith("dns", StringComparison.Ordinal)).Max(p => p.Value);
-        public double AllMs => ProbeMs.Values.Max();
+
+        /// <summary>Until the last node's daemon reported the change applied by both its loops (<c>GET /v1/info</c>): where the time goes.</summary>
+        public double AppliedMs => ProbeMs.Where(p => p.Key.StartsWith("applied", StringComparison.Ordinal)).Select(p => p.Value).DefaultIfEmpty(double.NaN).Max();
+        public double AllMs => Math.Max(RoutesMs, DnsMs);
     }
 
     public static async Task<int> RunAsync(Options o, CancellationToken ct)
@@ -72,6 +75,7 @@ public static class Convergence
 
             // Each cycle's task gets addresses no earlier cycle used (unless --reuse-addresses): see BENCHMARKS.md.
             var usedAddresses = new HashSet<string>(StringComparer.Ordinal);
+            var appliedAfter = new AppliedTarget();
             for (var c = 1; c <= o.Cycles && !ct.IsCancellationRequested; c++)
             {
                 var name = $"{Service}.{c}";
@@ -85,14 +89,20 @@ public static class Convergence
                     probes.Add(Probe.Http($"route-n{i}", LabPlan.Client, new IPEndPoint(IPAddress.Parse(LabPlan.NodeAddress(i)), Published), name + " ", o.Poll)); // "TASK NODE IP": conv.1 must not match conv.12
                 foreach (var (node, netns) in dnsFrom)
                     probes.Add(Probe.Dns($"dns-{node}", netns, $"tasks.{Service}", appIp, o.Poll));
+                // Not part of "converged": when each daemon said it applied the change, to split the time into the daemons'
+                // (the API, the watch, the coalescing, the pass) and the kernel's and the probes' after it.
+                for (var i = 1; i <= lab.Plan.Nodes; i++)
+                    probes.Add(Probe.Applied($"applied-n{i}", LabPlan.ApiSocket(LabPlan.NodeName(i)), appliedAfter, o.Poll));
 
-                // add
+                // add (the store's revision now: each change is one write, so applied means a revision after it)
+                appliedAfter.Set((await lab.StateAsync(ct).ConfigureAwait(false)).Revision, removal: false);
                 var add = await MeasureAsync(probes, want: true, () => lab.Store.AddTaskAsync(spec, ct), o.CycleTimeout, ct).ConfigureAwait(false);
                 samples.Add(new Sample(store, "add", c, add.ApiMs, add.Probes));
                 // remove (the task keeps running until every node stopped routing to it and DNS dropped it)
                 (double ApiMs, Dictionary<string, double> Probes) remove;
                 try
                 {
+                    appliedAfter.Set((await lab.StateAsync(ct).ConfigureAwait(false)).Revision, removal: true);
                     remove = await MeasureAsync(probes, want: false, () => lab.Store.RemoveTaskAsync(name, ct), o.CycleTimeout, ct).ConfigureAwait(false);
                 }
                 catch (InvalidOperationException e)
@@ -125,7 +135,7 @@ public static class Convergence
 
         var md = Render(samples, o, gaps.Count == 0 ? double.NaN : gaps.Average());
         await File.WriteAllTextAsync(Path.Combine(outRoot, "summary.md"), md, CancellationToken.None).ConfigureAwait(false);
-        await File.WriteAllTextAsync(Path.Combine(outRoot, "samples.json"), System.Text.Json.JsonSerializer.Serialize(samples, Reporting.ReportBuilder.Json), CancellationToken.None).ConfigureAwait(false);
+        await File.WriteAllTextAsync(Path.Combine(outRoot, "samples.json"), System.Text.Json.JsonSerializer.Serialize(samples, new System.Text.Json.JsonSerializerOptions(Reporting.ReportBuilder.Json) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }), CancellationToken.None).ConfigureAwait(false);
         Console.Out.Write(md);
         if (ct.IsCancellationRequested) return 130;
         return samples.Any(x => double.IsNaN(x.AllMs) || double.IsInfinity(x.AllMs)) ? 2 : 0;
@@ -154,9 +164,10 @@ public static class Convergence
         var md = new StringBuilder("# convergence\n\n");
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}. {o.Cycles} add + remove cycles per store of one task of `{Service}` on node 3, through node 1's API. ");
         md.AppendLine(inv, $"Converged = a new connection through **every** node's :{Published} (from `{LabPlan.Client}`) is answered by the new task (add) / no longer is (remove), **and** `tasks.{Service}` from a task on every node that runs one includes its IP (add) / no longer does (remove). ");
+        md.AppendLine(inv, $"\"Every daemon applied\": until the last node's `GET /v1/info` reported a revision after the change (both its loops' passes done); the rest of \"converged\" is the kernel's, the DNS server's and the probes' share. ");
         md.AppendLine(inv, $"Time from just before the API call to the start of the first probe attempt that saw the new state; each probe polls every {o.Poll.TotalMilliseconds:0} ms (mean measured gap between attempts {meanGapMs:0.0} ms: the resolution). p99 of {o.Cycles} samples is their maximum.").AppendLine();
-        md.AppendLine("| store | change | n | all converged p50 | p99 | max | routes p50 / p99 | DNS p50 / p99 | API call p50 | not converged |");
-        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        md.AppendLine("| store | change | n | all converged p50 | p99 | max | routes p50 / p99 | DNS p50 / p99 | every daemon applied p50 / p99 | API call p50 | not converged |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         var stats = new Dictionary<(string, string), (double P50, double P99)>();
         foreach (var g in samples.GroupBy(x => (x.Store, x.Kind)))
         {
@@ -165,7 +176,7 @@ public static class Convergence
             var all50 = P(ok.Select(x => x.AllMs), 0.5);
             var all99 = P(ok.Select(x => x.AllMs), 0.99);
             stats[g.Key] = (all50, all99);
-            md.AppendLine(inv, $"| {g.Key.Store} | {g.Key.Kind} | {g.Count()} | {all50:0} ms | {all99:0} ms | {ok.Select(x => x.AllMs).DefaultIfEmpty(double.NaN).Max():0} ms | {P(ok.Select(x => x.RoutesMs), 0.5):0} / {P(ok.Select(x => x.RoutesMs), 0.99):0} ms | {P(ok.Select(x => x.DnsMs), 0.5):0} / {P(ok.Select(x => x.DnsMs), 0.99):0} ms | {P(g.Select(x => x.ApiMs), 0.5):0} ms | {g.Count() - ok.Count} |");
+            md.AppendLine(inv, $"| {g.Key.Store} | {g.Key.Kind} | {g.Count()} | {all50:0} ms | {all99:0} ms | {ok.Select(x => x.AllMs).DefaultIfEmpty(double.NaN).Max():0} ms | {P(ok.Select(x => x.RoutesMs), 0.5):0} / {P(ok.Select(x => x.RoutesMs), 0.99):0} ms | {P(ok.Select(x => x.DnsMs), 0.5):0} / {P(ok.Select(x => x.DnsMs), 0.99):0} ms | {P(ok.Select(x => x.AppliedMs), 0.5):0} / {P(ok.Select(x => x.AppliedMs), 0.99):0} ms | {P(g.Select(x => x.ApiMs), 0.5):0} ms | {g.Count() - ok.Count} |");
         }
         md.AppendLine();
         if (o.Stores.Count == 2)
@@ -176,6 +187,19 @@ public static class Convergence
                     md.AppendLine(inv, $"**convergence {a}/{b}, {kind}: p50 {x.P50 / y.P50:0.00}× ({x.P50:0} vs {y.P50:0} ms), p99 {x.P99 / y.P99:0.00}× ({x.P99:0} vs {y.P99:0} ms)**  ");
         }
         return md.ToString();
+    }
+
+    /// <summary>The store's revision before the change being measured, and whether it removes the task.</summary>
+    private sealed class AppliedTarget
+    {
+        private volatile Change _now = new(long.MaxValue, false);
+
+        /// <summary>Both read together: a probe thread reads them while the next change is being set.</summary>
+        public Change Now => _now;
+
+        public void Set(long after, bool removal) => _now = new Change(after, removal);
+
+        public sealed record Change(long After, bool Removal);
     }
 
     /// <summary>
@@ -195,7 +219,7 @@ public static class Convergence
         private long _firstAttempt;
         private long _lastAttempt;
 
-        private Probe(string name, string netns, Func<bool?> check, TimeSpan poll)
+        private Probe(string name, string? netns, Func<bool?> check, TimeSpan poll)
         {
             Name = name;
             _check = check;
@@ -213,6 +237,13 @@ public static class Convergence
         public static Probe Http(string name, string netns, IPEndPoint target, string expect, TimeSpan poll) => new(name, netns, () => HttpSees(target, expect), poll);
 
         public static Probe Dns(string name, string netns, string qname, IPAddress expect, TimeSpan poll) => new(name, netns, () => DnsSees(qname, expect), poll);
+
+        /// <summary>
+        /// The daemon behind <paramref name="socket"/> reports a revision after the change's applied. In the probes'
+        /// terms (true = the task is there): applied is true for an add, false for a removal.
+        /// </summary>
+        public static Probe Applied(string name, string socket, AppliedTarget target, TimeSpan poll) =>
+            new(name, null, () => target.Now is var change && AppliedSees(socket, change.After) is { } applied ? applied != change.Removal : null, poll);
 
         public void Arm(bool want, long after = 0)
         {
@@ -235,10 +266,11 @@ public static class Convergence
             lock (_gate) _armed = false;
         }
 
-        private void Loop(string netns)
+        private void Loop(string? netns)
         {
-            using (var fd = File.OpenHandle($"/run/netns/{netns}"))
+            if (netns is not null)
             {
+                using var fd = File.OpenHandle($"/run/netns/{netns}");
                 if (setns((int)fd.DangerousGetHandle(), CloneNewNet) != 0) throw new InvalidOperationException($"setns {netns}: errno {Marshal.GetLastPInvokeError()}");
             }
             while (true)
@@ -288,6 +320,27 @@ public static class Convergence
             catch (SocketException)
             {
                 return false; // refused / reset / timed out: not routed to the task
+            }
+        }
+
+        private static bool? AppliedSees(string socket, long after)
+        {
+            try
+            {
+                using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 500, SendTimeout = 500 };
+                s.Connect(new UnixDomainSocketEndPoint(socket));
+                s.Send("GET /v1/info HTTP/1.0\r\nHost: mesh\r\n\r\n"u8);
+                var text = new StringBuilder();
+                var buf = new byte[4096];
+                for (int r; (r = s.Receive(buf)) > 0;) text.Append(Encoding.UTF8.GetString(buf, 0, r));
+                var body = text.ToString();
+                var json = body.IndexOf("\r\n\r\n", StringComparison.Ordinal) is var end and >= 0 ? body[(end + 4)..] : "";
+                using var doc = System.Text.Json.JsonDocument.Parse(json);
+                return doc.RootElement.GetProperty("appliedRevision").GetInt64() > after;
+            }
+            catch (Exception e) when (e is SocketException or System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                return null; // a daemon not answering says nothing about the change
             }
         }
 
