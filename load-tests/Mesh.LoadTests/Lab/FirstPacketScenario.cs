@@ -63,6 +63,19 @@ public static class FirstPacketScenario
                     $"first-packet: lane {lane.Name} ready ({plan[i].Services} services x {o.TasksPerService} tasks, programmed in {lane.Programming.TotalMilliseconds:0} ms; target {target.Service} at {lane.Url(target)})")).ConfigureAwait(false);
             }
 
+            // One request per lane first, with a short timeout: a path that does not answer fails here in seconds
+            // (wrk would wait out the kernel's SYN retries, minutes, before it gave up).
+            foreach (var lane in lanes)
+            {
+                var url = lane.Url(targets[lane.Name]).ToString();
+                var answer = await runner.RunInAsync(NetworkNamespacePath.Named(FirstPacketLane.ClientNamespace), "curl", ["-s", "-m", "3", url], null, ct).ConfigureAwait(false);
+                if (answer.ExitCode != 0 || !answer.Stdout.StartsWith(FirstPacketCheck.BodyPrefix, StringComparison.Ordinal))
+                {
+                    await log.WriteLineAsync($"first-packet: lane {lane.Name}: no answer from {url} in the client namespace (curl exit {answer.ExitCode}: '{answer.Stdout.Trim()}' {answer.Stderr.Trim()})").ConfigureAwait(false);
+                    return 4;
+                }
+            }
+
             if (!s.Smoke)
             {
                 // Not counted: nginx, wrk and the kernel's caches warm on every path.
