@@ -87,7 +87,8 @@ public static class FirstPacketScenario
             var duration = s.Smoke ? TimeSpan.FromSeconds(1) : s.Duration;
             for (var number = 1; number <= s.Rounds && !ct.IsCancellationRequested; number++)
             {
-                foreach (var lane in lanes)
+                // A B ... then ... B A: a machine that speeds up or slows down during a round favours no lane.
+                foreach (var lane in number % 2 == 1 ? lanes : Enumerable.Reverse(lanes))
                 {
                     var round = await RunRoundAsync(lane, number, duration).ConfigureAwait(false);
                     rounds.Add(round);
@@ -167,9 +168,9 @@ public static class FirstPacketScenario
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, iptables flavour {flavour.Name}; N services × {o.TasksPerService} tasks, one published TCP port each; " +
                            $"the target is the last service, its {o.TasksPerService} tasks' addresses in a backend namespace (nginx, 1 worker{(serverCpu is { } sc ? $" on CPU {sc}" : "")}, body `task ADDRESS`). " +
                            $"`wrk -t1 -c{connections} -d{duration.TotalSeconds:0}s --latency -H 'Connection: close'` from a client namespace{(clientCpu is { } cc ? $" on CPU {cc}" : "")}, every response's body checked by a Lua script; " +
-                           $"{rounds.Select(r => r.Number).DefaultIfEmpty(0).Max()} rounds, the lanes interleaved in every round, the sandbox's conntrack table flushed before each; medians of the rounds.").AppendLine();
+                           $"{rounds.Select(r => r.Number).DefaultIfEmpty(0).Max()} rounds, the lanes interleaved in every round (in turn, then in reverse order the next round), the sandbox's conntrack table flushed before each; medians of the rounds.").AppendLine();
         md.AppendLine("mesh = the daemon's sandbox table (`NodePlanner.PlanSandbox`, written by `NfTablesExecutor`: per service only map elements); naive-iptables = the same semantics as a jump per published port and a chain per service (`ScaleScenario.NaiveIptables`), walked in order.").AppendLine();
-        md.AppendLine("| lane | services | new connections/s (median) | ÷ smallest size (ratio of medians; paired rounds min..max) | p50 / p99 µs (median) | p50 ÷ smallest | responses per task, min..max in a round | errors (socket / non-2xx / wrong body) | load average (1 min) after each round | rules written in |");
+        md.AppendLine("| lane | services | new connections/s (median) | ÷ smallest size: ratio of medians; median of the paired rounds' ratios (min..max) | p50 / p99 µs (median) | p50 ÷ smallest | responses per task, min..max in a round | errors (socket / non-2xx / wrong body) | load average (1 min) after each round | rules written in |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var lane in rounds.GroupBy(r => r.Lane))
         {
@@ -179,7 +180,7 @@ public static class FirstPacketScenario
             var (rps, p50, p99) = (Median(lane.Select(r => r.Rps)), Median(lane.Select(r => r.P50Us)), Median(lane.Select(r => r.P99Us)));
             var (baseRps, baseP50) = (Median(baseline.Select(r => r.Rps)), Median(baseline.Select(r => r.P50Us)));
             var paired = PairedRatios(rounds, first.Layout, first.Services);
-            md.AppendLine(inv, $"| {lane.Key} | {first.Services:N0} | {rps:0} | {(baseRps > 0 ? rps / baseRps : 0):0.00} ({(paired.Count > 0 ? paired.Min() : 0):0.00}..{(paired.Count > 0 ? paired.Max() : 0):0.00}) | {p50:0} / {p99:0} | {(baseP50 > 0 ? p50 / baseP50 : 0):0.00} | {lane.Min(r => r.MinPerTask)}..{lane.Max(r => r.MaxPerTask)} | {lane.Sum(r => r.SocketErrors)} / {lane.Sum(r => r.Non2xx)} / {lane.Sum(r => r.Wrong)} | {string.Join(", ", lane.Select(r => r.LoadAverage.ToString("0.00", inv)))} | {programming.GetValueOrDefault(lane.Key).TotalMilliseconds:0} ms |");
+            md.AppendLine(inv, $"| {lane.Key} | {first.Services:N0} | {rps:0} | {(baseRps > 0 ? rps / baseRps : 0):0.00}; {Median(paired):0.00} ({(paired.Count > 0 ? paired.Min() : 0):0.00}..{(paired.Count > 0 ? paired.Max() : 0):0.00}) | {p50:0} / {p99:0} | {(baseP50 > 0 ? p50 / baseP50 : 0):0.00} | {lane.Min(r => r.MinPerTask)}..{lane.Max(r => r.MaxPerTask)} | {lane.Sum(r => r.SocketErrors)} / {lane.Sum(r => r.Non2xx)} / {lane.Sum(r => r.Wrong)} | {string.Join(", ", lane.Select(r => r.LoadAverage.ToString("0.00", inv)))} | {programming.GetValueOrDefault(lane.Key).TotalMilliseconds:0} ms |");
         }
 
         md.AppendLine();
@@ -189,7 +190,8 @@ public static class FirstPacketScenario
             foreach (var n in sizes.Skip(1))
             {
                 var ratio = Median(rounds.Where(r => r.Layout == layout && r.Services == n).Select(r => r.Rps)) / Math.Max(1e-9, Median(rounds.Where(r => r.Layout == layout && r.Services == sizes[0]).Select(r => r.Rps)));
-                md.AppendLine(inv, $"**{(layout == FirstPacketLayout.Mesh ? "mesh" : "naive iptables")}: new connections/s at {n:N0} services ÷ at {sizes[0]:N0} = {ratio:0.00}**  ");
+                var paired = PairedRatios(rounds, layout, n);
+                md.AppendLine(inv, $"**{(layout == FirstPacketLayout.Mesh ? "mesh" : "naive iptables")}: new connections/s at {n:N0} services ÷ at {sizes[0]:N0} = {ratio:0.00}** (ratio of the medians; median of the {paired.Count} paired rounds' ratios {Median(paired):0.00})  ");
             }
         }
 
