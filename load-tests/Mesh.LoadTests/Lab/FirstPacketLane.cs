@@ -11,6 +11,7 @@ using Mesh.Ipvs.Netlink.NfTables;
 namespace Mesh.LoadTests.Lab;
 
 /// <summary>The rules a lane's sandbox holds.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<FirstPacketLayout>))]
 public enum FirstPacketLayout
 {
     /// <summary>The daemon's sandbox table (<see cref="NodePlanner.PlanSandbox"/>, written by <see cref="NfTablesExecutor"/>).</summary>

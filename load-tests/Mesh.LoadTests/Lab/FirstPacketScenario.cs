@@ -29,6 +29,8 @@ public static class FirstPacketScenario
     public static async Task<int> RunAsync(Options o, CancellationToken ct)
     {
         if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("first-packet creates network namespaces: run as root");
+        if (o.Sizes.Count == 0 || o.Sizes.Distinct().Count() != o.Sizes.Count || o.Sizes.Any(n => n < 1))
+            throw new ArgumentException($"first-packet: --sizes must be distinct service counts >= 1, not {string.Join(",", o.Sizes)} (for a same-size control, e.g. 10,11)");
         var s = o.Settings;
         var wrk = Wrk.Find() ?? throw new InvalidOperationException("first-packet needs wrk on the PATH");
         var log = Console.Error;
