@@ -281,6 +281,16 @@ public static class CommandLine
                 return Lab.ScaleScenario.RunAsync(list, Math.Max(1, p.GetValue(tasksPer)), s, ct);
             }));
 
+        var fpSizes = new Option<string>("--sizes") { Description = "service counts, comma-separated; the first is the baseline of the ratios (smoke: 10,100)", DefaultValueFactory = _ => "10,10000" };
+        var noNaive = new Option<bool>("--no-iptables") { Description = "skip the naive iptables layout's lanes (the reference)" };
+        root.Subcommands.Add(Scenario("first-packet", "first-packet cost: new connections/s (wrk, Connection: close) through the daemon's sandbox table at N services, the target last, interleaved rounds; ratio vs the smallest size; the naive iptables layout beside",
+            c => { c.Options.Add(fpSizes); c.Options.Add(tasksPer); c.Options.Add(noNaive); },
+            (p, s, ct) =>
+            {
+                var list = s.Smoke ? [10, 100] : p.GetValue(fpSizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToList();
+                return Lab.FirstPacketScenario.RunAsync(new Lab.FirstPacketScenario.Options(list, Math.Max(1, p.GetValue(tasksPer)), !p.GetValue(noNaive), s), ct);
+            }, defaultRounds: 5));
+
         var nlSizes = new Option<string>("--sizes") { Description = "service counts, comma-separated (smoke: 100)", DefaultValueFactory = _ => "1000,10000" };
         root.Subcommands.Add(Scenario("nft-netlink", "nf_tables through the netlink library vs the nft process, same objects: the sandbox table cold for N services x 10 tasks, one element added, the read-back; ratios",
             c => { c.Options.Add(nlSizes); c.Options.Add(tasksPer); },

@@ -33,7 +33,8 @@ public static partial class Wrk
         return args;
     }
 
-    public static async Task<WrkReport> RunAsync(string wrkPath, string variant, Uri url, IReadOnlyList<string> arguments, CancellationToken ct)
+    /// <param name="output">Given wrk's whole standard output (what a <c>-s</c> script wrote besides the figures).</param>
+    public static async Task<WrkReport> RunAsync(string wrkPath, string variant, Uri url, IReadOnlyList<string> arguments, CancellationToken ct, Action<string>? output = null)
     {
         var report = new WrkReport { Variant = variant, Url = url.ToString(), Arguments = [.. arguments] };
         var psi = new ProcessStartInfo(wrkPath) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -47,6 +48,7 @@ public static partial class Wrk
             var text = await stdout.ConfigureAwait(false);
             var err = await stderr.ConfigureAwait(false);
             if (p.ExitCode != 0) report.Error = $"wrk exited {p.ExitCode}: {err.Trim()}";
+            output?.Invoke(text);
             Parse(text, report);
             if (report.Rps == 0 && report.Error is null) report.Error = "no Requests/sec in wrk output";
         }
