@@ -228,15 +228,7 @@ public static class NftPlanner
         (new NftData(key.Span[..^4]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(key.Span[^4..]));
 
     /// <summary>The element moved to <paramref name="slot"/>, its text (<c>prefix . slot : value</c>) with it.</summary>
-    private static NftElement Reslot(NftElement element, NftData prefix, uint slot)
-    {
-        var colon = element.Text.IndexOf(" : ", StringComparison.Ordinal);
-        var dot = colon < 0 ? -1 : element.Text.LastIndexOf(" . ", colon, StringComparison.Ordinal);
-        var text = dot < 0
-            ? element.Text
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{element.Text[..dot]} . {slot}{element.Text[colon..]}");
-        return new NftElement(text, element.Element with { Key = NftData.Concat(prefix, NftData.U32(slot)) });
-    }
+    private static NftElement Reslot(NftElement element, NftData prefix, uint slot) => element.Reslotted(NftData.Concat(prefix, NftData.U32(slot)), slot);
 
     /// <summary>What the kernel holds once a plan for <paramref name="desired"/> was committed.</summary>
     public static NftTableState Expected(NftDesiredTable desired)
