@@ -19,50 +19,20 @@ public sealed record NftChain(string Name, IReadOnlyList<NftRule> Rules, BaseCha
 /// <summary>
 /// An element of a named map and its nft text (<c>tcp . 8080 : 0x00000100</c>). The text is what <c>nft -f</c> would be
 /// given for the element (the tests' independent writer, logs); the daemon writes through netlink and never reads it,
-/// so a large table's builder hands a renderer instead (<see cref="NftElement(SetElement, Func{SetElement, string})"/>):
-/// the text is made from the element when asked, not kept per element (~100 B each, 70,000 at 10,000 services × 5 tasks).
+/// so it is made from the element when asked by a renderer its map's builder shares between all its elements, not kept
+/// per element (~100 B each, 70,000 at 10,000 services × 5 tasks).
 /// </summary>
-public sealed class NftElement
+/// <param name="render">Makes the element's text from it: a static method, one delegate for every element of a map.</param>
+public sealed class NftElement(SetElement element, Func<SetElement, string> render)
 {
-    /// <summary>The text, or the renderer that makes it from <see cref="Element"/>: one field, since an element has one or the other.</summary>
-    private readonly object _text;
+    public SetElement Element { get; } = element ?? throw new ArgumentNullException(nameof(element));
 
-    public NftElement(string text, SetElement element)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        ArgumentNullException.ThrowIfNull(element);
-        (_text, Element) = (text, element);
-    }
+    private readonly Func<SetElement, string> _render = render ?? throw new ArgumentNullException(nameof(render));
 
-    /// <param name="render">Makes the element's text from it; shared by every element of a map (a static method), so it costs no memory per element.</param>
-    public NftElement(SetElement element, Func<SetElement, string> render)
-    {
-        ArgumentNullException.ThrowIfNull(element);
-        ArgumentNullException.ThrowIfNull(render);
-        (_text, Element) = (render, element);
-    }
+    public string Text => _render(Element);
 
-    public SetElement Element { get; }
-
-    public string Text => _text as string ?? ((Func<SetElement, string>)_text)(Element);
-
-    /// <summary>
-    /// The element with its key's last 4 bytes (a slotted map's slot, <see cref="NftMap.Slotted"/>) replaced: a rendered
-    /// text follows the key by itself; a kept text (<c>prefix . slot : value</c>) has its slot rewritten.
-    /// </summary>
-    internal NftElement Reslotted(NftData key, uint slot)
-    {
-        var element = Element with { Key = key };
-        if (_text is Func<SetElement, string> render)
-        {
-            return new NftElement(element, render);
-        }
-
-        var text = (string)_text;
-        var colon = text.IndexOf(" : ", StringComparison.Ordinal);
-        var dot = colon < 0 ? -1 : text.LastIndexOf(" . ", colon, StringComparison.Ordinal);
-        return new NftElement(dot < 0 ? text : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{text[..dot]} . {slot}{text[colon..]}"), element);
-    }
+    /// <summary>The element with another key (a slotted map's slot moved, <see cref="NftMap.Slotted"/>): its text follows the key.</summary>
+    internal NftElement WithKey(NftData key) => new(Element with { Key = key }, _render);
 
     public override string ToString() => Text;
 }

@@ -249,7 +249,7 @@ public static class NftPlanner
         (new NftData(key.Span[..^4]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(key.Span[^4..]));
 
     /// <summary>The element moved to <paramref name="slot"/>, its text (<c>prefix . slot : value</c>) with it.</summary>
-    private static NftElement Reslot(NftElement element, NftData prefix, uint slot) => element.Reslotted(NftData.Concat(prefix, NftData.U32(slot)), slot);
+    private static NftElement Reslot(NftElement element, NftData prefix, uint slot) => element.WithKey(NftData.Concat(prefix, NftData.U32(slot)));
 
     /// <summary>What the kernel holds once a plan for <paramref name="desired"/> was committed.</summary>
     public static NftTableState Expected(NftDesiredTable desired)
