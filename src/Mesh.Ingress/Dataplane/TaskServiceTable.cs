@@ -51,12 +51,11 @@ public static class TaskServiceTable
                     chains[chain] = PickChainOf(chain, addresses.Count);
                 }
 
-                vips.Add(new NftElement($"{vip} : goto {chain}", new SetElement(NftData.Ipv4(address), Verdict: Verdict.Goto(chain))));
+                vips.Add(new NftElement(new SetElement(NftData.Ipv4(address), Verdict: Verdict.Goto(chain)), ElementText.Vip));
                 for (var slot = 0; slot < addresses.Count; slot++)
                 {
                     backends.Add(new NftElement(
-                        $"{vip} . {slot.ToString(CultureInfo.InvariantCulture)} : {addresses[slot]}",
-                        new SetElement(NftData.Concat(NftData.Ipv4(address), NftData.U32((uint)slot)), NftData.Ipv4(addresses[slot]))));
+                        new SetElement(NftData.Concat(NftData.Ipv4(address), NftData.U32((uint)slot)), NftData.Ipv4(addresses[slot])), ElementText.TaskBackend));
                 }
             }
         }
