@@ -1,4 +1,5 @@
 using System.Net;
+using Mesh.Ingress.Kernel;
 using Mesh.Ipvs.Netlink.Route;
 
 namespace Mesh.Ingress.Overlay;
@@ -6,6 +7,9 @@ namespace Mesh.Ingress.Overlay;
 /// <summary>Where the overlays read and change the kernel: the daemon's own network namespace.</summary>
 public interface IOverlayKernel
 {
+    /// <summary>The namespace this kernel reads and changes.</summary>
+    NetworkNamespacePath Netns { get; }
+
     /// <summary>Every link with its IPv4 addresses, and the FDB (<c>self</c> entries) and neighbours of every VXLAN device.</summary>
     OverlayKernelState Read();
 
@@ -17,10 +21,13 @@ public interface IOverlayKernel
 /// FDB, IPv4 neighbours) whatever the number of networks, a change one acknowledged request; no process is started.
 /// The socket is opened at first use and kept (the daemon's namespace lives as long as the daemon).
 /// </summary>
-public sealed class OverlayKernel : IOverlayKernel, IDisposable
+/// <param name="netns">The daemon's own namespace unless given (the kernel tests give a scratch one).</param>
+public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlayKernel, IDisposable
 {
-    private readonly Lazy<RouteHandle> _handle = new(() => RouteHandle.Open(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Lazy<RouteHandle> _handle = new(() => RouteHandle.Open(netns?.Path), LazyThreadSafetyMode.ExecutionAndPublication);
     private readonly Dictionary<string, int> _indexes = new(StringComparer.Ordinal);
+
+    public NetworkNamespacePath Netns { get; } = netns ?? NetworkNamespacePath.Current;
 
     private RouteHandle Handle => _handle.Value;
 
