@@ -31,7 +31,9 @@ public static class OverlayDiff
         {
             if (!kernel.Links.TryGetValue(link.Bridge, out var bridge))
             {
+                // IPv6 off before the link is up: it never gets a link-local address nor sends a solicitation.
                 links.Add(new AddBridge(link.Bridge, mtu));
+                links.Add(new DisableIpv6(link.Bridge));
                 links.Add(new SetLink(link.Bridge, Up: true));
             }
             else if (bridge.Kind != "bridge")
@@ -40,6 +42,11 @@ public static class OverlayDiff
             }
             else
             {
+                if (bridge.Ipv6 == true)
+                {
+                    links.Add(new DisableIpv6(link.Bridge));
+                }
+
                 if (bridge.Mtu != mtu)
                 {
                     links.Add(new SetLink(link.Bridge, Mtu: mtu));
@@ -63,10 +70,16 @@ public static class OverlayDiff
             {
                 fresh.Add(link.Vxlan);
                 links.Add(new AddVxlan(link.Vxlan, mtu, link.Vni, OverlayNames.VxlanPort, plan.Local, underlay.Device));
+                links.Add(new DisableIpv6(link.Vxlan));
                 links.Add(new SetLink(link.Vxlan, Master: link.Bridge, Up: true));
             }
             else
             {
+                if (vxlan.Ipv6 == true)
+                {
+                    links.Add(new DisableIpv6(link.Vxlan));
+                }
+
                 if (vxlan.Mtu != mtu)
                 {
                     links.Add(new SetLink(link.Vxlan, Mtu: mtu));

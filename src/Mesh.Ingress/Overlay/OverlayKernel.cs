@@ -1,5 +1,6 @@
 using System.Net;
 using Mesh.Ingress.Kernel;
+using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink.Route;
 
 namespace Mesh.Ingress.Overlay;
@@ -46,6 +47,7 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
         }
 
         var vxlans = links.Where(l => l.Kind == LinkKinds.Vxlan).ToDictionary(l => l.Index, l => l.Name);
+        var ipv6 = ReadIpv6(links.Where(l => l.Kind is LinkKinds.Bridge or LinkKinds.Vxlan).Select(l => l.Name).Where(LinkIpv6.HasKey).ToList());
         var fdb = Handle.GetNeighbours(NeighbourFamily.Bridge)
             .Where(n => n.Self && n.Mac is not null && vxlans.ContainsKey(n.LinkIndex))
             .ToLookup(n => n.LinkIndex, n => new KernelFdbEntry(n.Mac!, n.Destination?.ToString(), n.Permanent));
@@ -57,7 +59,8 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
             links.ToDictionary(
                 l => l.Name,
                 l => new KernelLink(l.Name, l.Kind, l.Up, names.GetValueOrDefault(l.MasterIndex), l.Mtu, ipv4[l.Index].ToArray(),
-                    l.Vxlan is { } v ? new VxlanSettings((int)v.Id, v.Port, v.Local?.ToString(), names.GetValueOrDefault(v.DeviceIndex), v.Learning, v.Proxy) : null),
+                    l.Vxlan is { } v ? new VxlanSettings((int)v.Id, v.Port, v.Local?.ToString(), names.GetValueOrDefault(v.DeviceIndex), v.Learning, v.Proxy) : null,
+                    ipv6.TryGetValue(l.Name, out var on) ? on : null),
                 StringComparer.Ordinal),
             vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelFdbEntry>)fdb[p.Key].ToList(), StringComparer.Ordinal),
             vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelNeighbour>)neighbours[p.Key].ToList(), StringComparer.Ordinal));
@@ -84,6 +87,9 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
             case SetLink s:
                 Handle.ChangeLink(new LinkChange(Index(s.Name)) { Mtu = s.Mtu, MasterIndex = s.Master is null ? null : Index(s.Master), Up = s.Up ? true : null }, s.Name);
                 break;
+            case DisableIpv6 d:
+                Sysctl.EnsurePresent(Netns.Path, [(LinkIpv6.DisableKey(d.Name), "1")]);
+                break;
             case DeleteLink d:
                 Handle.DeleteLink(Index(d.Name), d.Name);
                 lock (_indexes)
@@ -107,6 +113,13 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
             default:
                 throw new ArgumentException($"unknown overlay change {change.GetType().Name}", nameof(change));
         }
+    }
+
+    /// <summary>Whether IPv6 is on, by link (absent: the kernel has no IPv6, or the link went since the dump).</summary>
+    private Dictionary<string, bool> ReadIpv6(List<string> links)
+    {
+        var values = Sysctl.ReadPresent(Netns.Path, links.Select(LinkIpv6.DisableKey).ToList());
+        return links.Select((name, i) => (name, values[i])).Where(p => p.Item2 is not null).ToDictionary(p => p.name, p => p.Item2 != "1", StringComparer.Ordinal);
     }
 
     /// <summary>The ifindex of a link: from the last read, or asked (a link made since, or by someone else).</summary>

@@ -99,8 +99,10 @@ public class OverlayPlannerTests
         Assert.Equal(
         [
             "ip link add mesh-ov-ingress mtu 1450 type bridge",
+            "sysctl -w net.ipv6.conf.mesh-ov-ingress.disable_ipv6=1",
             "ip link set mesh-ov-ingress up",
             "ip link add mesh-vx4096 mtu 1450 type vxlan id 4096 dstport 4789 local 198.18.0.13 dev eth0 nolearning proxy",
+            "sysctl -w net.ipv6.conf.mesh-vx4096.disable_ipv6=1",
             "ip link set mesh-vx4096 master mesh-ov-ingress up",
             "bridge fdb replace 02:42:0a:ff:00:02 dev mesh-vx4096 dst 198.18.0.11 self permanent",
             "ip neigh replace 10.255.0.2 lladdr 02:42:0a:ff:00:02 dev mesh-vx4096 nud permanent",
@@ -136,6 +138,24 @@ public class OverlayPlannerTests
         var plan = Plan(State(Task("web.1", "n1", "10.255.0.5")));
         var kernel = Kernel($"[{Underlay},{Bridge("mesh-ov-ingress")},{Vxlan("mesh-vx4096", 4096)}]", ConvergedFdb, ConvergedNeigh);
         Assert.Empty(OverlayDiff.Changes(plan, Eth0, kernel));
+    }
+
+    [Fact]
+    public void An_overlay_link_with_ipv6_turned_on_gets_it_off_again_and_only_mesh_links_are_looked_at()
+    {
+        var plan = Plan(State(Task("web.1", "n1", "10.255.0.5")));
+        var converged = Kernel($"[{Underlay},{Bridge("mesh-ov-ingress")},{Vxlan("mesh-vx4096", 4096)},{Bridge("docker0")}]", ConvergedFdb, ConvergedNeigh);
+        var on = converged with
+        {
+            Links = converged.Links.ToDictionary(l => l.Key, l => l.Value with { Ipv6 = l.Key != "eth0" }),
+        };
+        Assert.Equal(
+            ["sysctl -w net.ipv6.conf.mesh-ov-ingress.disable_ipv6=1", "sysctl -w net.ipv6.conf.mesh-vx4096.disable_ipv6=1"],
+            OverlayDiff.Changes(plan, Eth0, on).Select(c => c.ToString()));
+
+        // Off already, or a kernel without IPv6 (nothing read): nothing to do.
+        var off = converged with { Links = converged.Links.ToDictionary(l => l.Key, l => l.Value with { Ipv6 = false }) };
+        Assert.Empty(OverlayDiff.Changes(plan, Eth0, off));
     }
 
     [Fact]
@@ -205,6 +225,7 @@ public class OverlayPlannerTests
         [
             "ip link del mesh-vx4096",
             "ip link add mesh-vx4096 mtu 1450 type vxlan id 4096 dstport 4789 local 198.18.0.13 dev eth0 nolearning proxy",
+            "sysctl -w net.ipv6.conf.mesh-vx4096.disable_ipv6=1",
             "ip link set mesh-vx4096 master mesh-ov-ingress up",
             "bridge fdb replace 02:42:0a:ff:00:02 dev mesh-vx4096 dst 198.18.0.11 self permanent",
             "ip neigh replace 10.255.0.2 lladdr 02:42:0a:ff:00:02 dev mesh-vx4096 nud permanent",
