@@ -16,11 +16,26 @@ public static class Sysctl
     public static IReadOnlyList<string> Read(string? netnsPath, IReadOnlyList<string> keys)
     {
         var paths = keys.Select(PathOf).ToArray();
-        return InNamespace(netnsPath, () => paths.Select((p, i) => ReadFile(p, keys[i])).ToArray());
+        return InNamespace(netnsPath, () => paths.Select((p, i) => ReadFile(p, keys[i])!).ToArray());
+    }
+
+    /// <summary>
+    /// The values of <paramref name="keys"/>, trimmed, null for a key the kernel does not have (ENOENT: an IPv6 key on a
+    /// kernel booted with IPv6 off, an interface's key after it went); any other failure throws as <see cref="Read"/>.
+    /// </summary>
+    public static IReadOnlyList<string?> ReadPresent(string? netnsPath, IReadOnlyList<string> keys)
+    {
+        var paths = keys.Select(PathOf).ToArray();
+        return InNamespace(netnsPath, () => paths.Select((p, i) => ReadFile(p, keys[i], missingOk: true)).ToArray());
     }
 
     /// <summary>Writes each (key, value) whose current value differs; returns the keys written.</summary>
-    public static IReadOnlyList<string> Ensure(string? netnsPath, IReadOnlyList<(string Key, string Value)> wanted)
+    public static IReadOnlyList<string> Ensure(string? netnsPath, IReadOnlyList<(string Key, string Value)> wanted) => Ensure(netnsPath, wanted, missingOk: false);
+
+    /// <summary>As <see cref="Ensure(string?, IReadOnlyList{ValueTuple{string, string}})"/>, skipping the keys the kernel does not have (see <see cref="ReadPresent"/>).</summary>
+    public static IReadOnlyList<string> EnsurePresent(string? netnsPath, IReadOnlyList<(string Key, string Value)> wanted) => Ensure(netnsPath, wanted, missingOk: true);
+
+    private static IReadOnlyList<string> Ensure(string? netnsPath, IReadOnlyList<(string Key, string Value)> wanted, bool missingOk)
     {
         var items = wanted.Select(w => (Path: PathOf(w.Key), w.Key, Value: CheckValue(w.Key, w.Value))).ToArray();
         return InNamespace(netnsPath, () =>
@@ -28,7 +43,8 @@ public static class Sysctl
             var written = new List<string>();
             foreach (var (path, key, value) in items)
             {
-                if (ReadFile(path, key) != value)
+                var current = ReadFile(path, key, missingOk);
+                if (current is not null && current != value)
                 {
                     WriteFile(path, key, value);
                     written.Add(key);
@@ -61,10 +77,16 @@ public static class Sysctl
 
     private static T InNamespace<T>(string? netnsPath, Func<T> work) => netnsPath is null ? work() : NetworkNamespace.Run(netnsPath, work);
 
-    private static unsafe string ReadFile(string path, string key)
+    private static unsafe string? ReadFile(string path, string key, bool missingOk = false)
     {
         int fd = LibCExtras.Open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw new IOException($"sysctl {key}: cannot open {path}: {Errno.Describe(errno)}");
+        if (fd < 0)
+        {
+            var error = errno;
+            if (missingOk && error == Errno.ENOENT) return null;
+            throw new IOException($"sysctl {key}: cannot open {path}: {Errno.Describe(error)}");
+        }
+
         try
         {
             var buffer = new byte[256];

@@ -19,6 +19,6 @@ public sealed partial class NodeReconciler
     [LoggerMessage(Level = LogLevel.Warning, Message = "Store unavailable: {Reason}; serving the last known state")]
     private partial void LogStoreUnavailable(string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Slow node pass for revision {Revision}: {PassMs:0} ms (store read {ReadMs:0} ms, overlay gate {GateMs:0} ms, overlay {OverlayMs:0} ms, sandbox links {LinksMs:0} ms, host rules {HostMs:0} ms, sandbox rules {SandboxMs:0} ms)")]
-    private partial void LogSlowPass(long revision, double passMs, double readMs, double gateMs, double overlayMs, double linksMs, double hostMs, double sandboxMs);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Slow node pass for revision {Revision}: {PassMs:0} ms (store read {ReadMs:0} ms, plan {PlanMs:0} ms, overlay gate {GateMs:0} ms, overlay {OverlayMs:0} ms, sandbox links {LinksMs:0} ms, host rules {HostMs:0} ms, sandbox rules {SandboxMs:0} ms)")]
+    private partial void LogSlowPass(long revision, double passMs, double readMs, double planMs, double gateMs, double overlayMs, double linksMs, double hostMs, double sandboxMs);
 }

@@ -65,8 +65,8 @@ public sealed partial class NodeReconciler(
     /// <summary>The overlays are converged by the node loop and their removals finished by whichever loop is last.</summary>
     private readonly SemaphoreSlim _overlayGate = new(1, 1);
 
-    /// <summary>The last node pass's stage times, ms: overlay gate wait, overlay, sandbox links, host rules, sandbox.</summary>
-    private readonly double[] _stageMs = new double[5];
+    /// <summary>The last node pass's stage times, ms: plan, overlay gate wait, overlay, sandbox links, host rules, sandbox.</summary>
+    private readonly double[] _stageMs = new double[6];
 
     /// <summary>The revision whose overlay removals wait until both loops have applied it (-1: none waiting).</summary>
     private long _overlayRemovalsAt = -1;
@@ -118,7 +118,7 @@ public sealed partial class NodeReconciler(
                 var passMs = Stopwatch.GetElapsedTime(passStarted).TotalMilliseconds;
                 if (passMs >= SlowPass.TotalMilliseconds)
                 {
-                    LogSlowPass(state.Revision, passMs, readMs, _stageMs[0], _stageMs[1], _stageMs[2], _stageMs[3], _stageMs[4]);
+                    LogSlowPass(state.Revision, passMs, readMs, _stageMs[0], _stageMs[1], _stageMs[2], _stageMs[3], _stageMs[4], _stageMs[5]);
                 }
 
                 localTasks.Update(state, node.Name);
@@ -329,30 +329,38 @@ public sealed partial class NodeReconciler(
     }
 
     /// <summary>
-    /// One pass over the node's own objects, in the order that keeps traffic flowing: the overlays, the sandbox's
-    /// links, then the plan (<see cref="NodePlanner"/>) and the host's rules and the sandbox's rules converged to it; one
-    /// span each. Each stage is attempted even when an earlier one failed (a host whose iptables refuses a rule still
-    /// gets its sandbox's backends updated, and the other way round); the pass then fails naming every namespace and
-    /// object that did not converge. What left the overlays goes after both loops applied the change
-    /// (<see cref="FinishOverlayRemovalsAsync"/>).
+    /// One pass over the node's own objects: the plan (<see cref="NodePlanner"/>: the overlays, the host's rules, the
+    /// sandbox's links and rules), then each converged to it in the order that keeps traffic flowing: the overlays, the
+    /// sandbox's links, the host's rules, the sandbox's rules; one span each. Each stage is attempted even when an
+    /// earlier one failed (a host whose iptables refuses a rule still gets its sandbox's backends updated, and the other
+    /// way round); the pass then fails naming every namespace and object that did not converge. What left the overlays
+    /// goes after both loops applied the change (<see cref="FinishOverlayRemovalsAsync"/>).
     /// </summary>
     private async Task SyncAsync(ClusterState state, ClusterNode node, CancellationToken ct)
     {
         using var activity = telemetry.Activities.StartActivity(MeshTelemetry.ReconcileSpan);
         activity?.SetTag(MeshTelemetry.RevisionAttribute, state.Revision);
         var failed = new List<NamespaceConvergeException>();
-        var host = NamespaceConvergeException.Host(NetworkNamespacePath.Current);
         var inSandbox = NamespaceConvergeException.Sandbox(sandbox.Netns);
         var t = Stopwatch.GetTimestamp();
-        await _overlayGate.WaitAsync(ct).ConfigureAwait(false);
+
+        // The plan touches no kernel object: a failure there is a bug, and fails the pass as a whole.
+        var verdicts = health?.Snapshot;
+        var overlayPlan = planner.PlanOverlay(state, node);
+        var hostPlan = planner.PlanHost(state, node.Name, verdicts);
+        var sandboxPlan = planner.PlanSandbox(state, node, verdicts);
         _stageMs[0] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        t = Stopwatch.GetTimestamp();
+        await _overlayGate.WaitAsync(ct).ConfigureAwait(false);
+        _stageMs[1] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
         t = Stopwatch.GetTimestamp();
         try
         {
             // First: the ingress sandbox and the tasks attach to the overlays' bridges.
-            await IsolatedAsync(failed, "overlay", host, "overlays", state.Revision, async () =>
+            var self = NetworkNamespacePath.Current;
+            await IsolatedAsync(failed, "overlay", NamespaceConvergeException.Host(self), "overlays", state.Revision, async () =>
             {
-                var overlay = await overlays.ConvergeAsync(state, ct).ConfigureAwait(false);
+                var overlay = await overlays.ChangesAsync(self, overlayPlan, ct).ConfigureAwait(false);
                 _overlayRemovalsAt = state.Revision;
                 if (overlay.Changes > 0)
                 {
@@ -370,25 +378,21 @@ public sealed partial class NodeReconciler(
             _overlayGate.Release();
         }
 
-        _stageMs[1] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        _stageMs[2] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
         t = Stopwatch.GetTimestamp();
-        if (_sandboxVerified is not { } verified || verified.Address != node.IngressSandboxIp
+        if (_sandboxVerified is not { } verified || verified.Address != sandboxPlan.IngressAddress
             || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
         {
             _sandboxVerified = null;
             await IsolatedAsync(failed, "links", inSandbox, "links", state.Revision, async () =>
             {
-                await sandbox.EnsureAsync(node.IngressSandboxIp, ct).ConfigureAwait(false);
-                _sandboxVerified = (node.IngressSandboxIp, Stopwatch.GetTimestamp());
+                await sandbox.EnsureAsync(sandboxPlan.IngressAddress, ct).ConfigureAwait(false);
+                _sandboxVerified = (sandboxPlan.IngressAddress, Stopwatch.GetTimestamp());
             }, ct).ConfigureAwait(false);
         }
 
-        _stageMs[2] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        _stageMs[3] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
         t = Stopwatch.GetTimestamp();
-
-        // The plan touches no kernel object: a failure there is a bug, and fails the pass as a whole.
-        var verdicts = health?.Snapshot;
-        var hostPlan = planner.PlanHost(state, node.Name, verdicts);
         await IsolatedAsync(failed, "host", NamespaceConvergeException.Host(hostPlan.Netns), "host rules", state.Revision, async () =>
         {
             if (await hostRules.ConvergeAsync(hostPlan.Netns, hostPlan, ct).ConfigureAwait(false))
@@ -397,9 +401,8 @@ public sealed partial class NodeReconciler(
             }
         }, ct).ConfigureAwait(false);
 
-        _stageMs[3] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        _stageMs[4] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
         t = Stopwatch.GetTimestamp();
-        var sandboxPlan = planner.PlanSandbox(state, node, verdicts);
         await IsolatedAsync(failed, "sandbox", inSandbox, "sandbox rules", state.Revision, async () =>
         {
             foreach (var what in await sandboxRules.ChangedObjects(sandboxPlan.Netns, sandboxPlan, ct).ConfigureAwait(false))
@@ -407,7 +410,7 @@ public sealed partial class NodeReconciler(
                 Changed(what, state.Revision);
             }
         }, ct).ConfigureAwait(false);
-        _stageMs[4] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        _stageMs[5] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
 
         if (failed.Count > 0)
         {

@@ -35,16 +35,22 @@ public sealed class IngressSandbox(INetworkLinks links, NodeNetworkOptions optio
             await links.AddBridgeAsync(self, options.GatewayBridge, ct).ConfigureAwait(false);
         }
 
-        await EnsureAddressAsync(self, host, options.GatewayBridge, $"{options.GatewayAddress}/{gwPrefix}", ct).ConfigureAwait(false);
-        await EnsureUpAsync(self, host, options.GatewayBridge, ct).ConfigureAwait(false);
-        await links.EnsureSysctlsAsync(self, [("net.ipv4.ip_forward", "1"), ($"net.ipv4.conf.{options.GatewayBridge}.route_localnet", "1")], ct).ConfigureAwait(false);
-
         await links.EnsureNamespaceAsync(options.IngressSandbox, ct).ConfigureAwait(false);
-        await EnsureLegAsync(host, options.SandboxGatewayVeth, NodeNetworkOptions.SandboxGatewayInterface, options.GatewayBridge, null, null, ct).ConfigureAwait(false);
+        var gatewayLeg = await CreateLegAsync(host, options.SandboxGatewayVeth, NodeNetworkOptions.SandboxGatewayInterface, null, null, ct).ConfigureAwait(false);
         // On the ingress overlay the sandbox is an endpoint like a task: its MAC follows its address (02:42 + IPv4), which
         // is what the other nodes' static FDB and neighbour entries for it say.
         var ingressMac = Overlay.OverlayNames.Mac(sandboxIngressAddress);
-        await EnsureLegAsync(host, options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.IngressBridge, options.OverlayMtu, ingressMac, ct).ConfigureAwait(false);
+        var ingressLeg = await CreateLegAsync(host, options.SandboxIngressVeth, NodeNetworkOptions.SandboxIngressInterface, options.OverlayMtu, ingressMac, ct).ConfigureAwait(false);
+
+        // No IPv6 on the links made for the sandbox, set before any of them is up and put right at every pass (LinkIpv6).
+        await links.DisableIpv6Async(self, [options.GatewayBridge, options.SandboxGatewayVeth, options.SandboxIngressVeth], ct).ConfigureAwait(false);
+        await links.DisableIpv6Async(Netns, [NodeNetworkOptions.SandboxGatewayInterface, NodeNetworkOptions.SandboxIngressInterface], ct).ConfigureAwait(false);
+
+        await EnsureAddressAsync(self, host, options.GatewayBridge, $"{options.GatewayAddress}/{gwPrefix}", ct).ConfigureAwait(false);
+        await EnsureUpAsync(self, host, options.GatewayBridge, ct).ConfigureAwait(false);
+        await links.EnsureSysctlsAsync(self, [("net.ipv4.ip_forward", "1"), ($"net.ipv4.conf.{options.GatewayBridge}.route_localnet", "1")], ct).ConfigureAwait(false);
+        await AttachLegAsync(host, options.SandboxGatewayVeth, options.GatewayBridge, gatewayLeg, ct).ConfigureAwait(false);
+        await AttachLegAsync(host, options.SandboxIngressVeth, options.IngressBridge, ingressLeg, ct).ConfigureAwait(false);
 
         var sandbox = await links.ReadLinksAsync(Netns, ct).ConfigureAwait(false);
         if (sandbox.TryGetValue(NodeNetworkOptions.SandboxIngressInterface, out var leg) && !string.Equals(leg.Mac, ingressMac, StringComparison.OrdinalIgnoreCase))
@@ -101,21 +107,25 @@ public sealed class IngressSandbox(INetworkLinks links, NodeNetworkOptions optio
         }
     }
 
-    private async Task EnsureLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string sandboxSide, string bridge, int? mtu, string? mac, CancellationToken ct)
+    /// <summary>Makes a veth pair between this namespace and the sandbox unless its host end exists; true when it made it (down, on no bridge).</summary>
+    private async Task<bool> CreateLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string sandboxSide, int? mtu, string? mac, CancellationToken ct)
     {
-        var self = NetworkNamespacePath.Current;
-        var created = false;
-        if (!host.ContainsKey(hostSide))
+        if (host.ContainsKey(hostSide))
         {
-            // A crash between creating the pair and moving it can leave the sandbox end behind.
-            await links.TryDeleteLinkAsync(Netns, sandboxSide, ct).ConfigureAwait(false);
-            await links.AddVethAsync(self, hostSide, mtu, sandboxSide, mac, Netns, ct).ConfigureAwait(false);
-            created = true;
+            return false;
         }
 
+        // A crash between creating the pair and moving it can leave the sandbox end behind.
+        await links.TryDeleteLinkAsync(Netns, sandboxSide, ct).ConfigureAwait(false);
+        await links.AddVethAsync(NetworkNamespacePath.Current, hostSide, mtu, sandboxSide, mac, Netns, ct).ConfigureAwait(false);
+        return true;
+    }
+
+    private async Task AttachLegAsync(IReadOnlyDictionary<string, LinkState> host, string hostSide, string bridge, bool created, CancellationToken ct)
+    {
         if (created || host[hostSide].Master != bridge || !host[hostSide].Up)
         {
-            await links.SetLinkAsync(self, hostSide, new LinkSettings(Master: bridge, Up: true), ct).ConfigureAwait(false);
+            await links.SetLinkAsync(NetworkNamespacePath.Current, hostSide, new LinkSettings(Master: bridge, Up: true), ct).ConfigureAwait(false);
         }
     }
 }

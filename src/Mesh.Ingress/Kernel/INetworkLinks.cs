@@ -23,6 +23,12 @@ public interface INetworkLinks
     /// <summary>Sets the sysctls that differ, after one read of them all.</summary>
     Task EnsureSysctlsAsync(NetworkNamespacePath netns, IReadOnlyList<(string Key, string Value)> wanted, CancellationToken ct);
 
+    /// <summary>
+    /// IPv6 off on each of <paramref name="links"/> where it is on, after one read (<see cref="LinkIpv6"/>): only links
+    /// Mesh made; a kernel without IPv6 has nothing to disable.
+    /// </summary>
+    Task DisableIpv6Async(NetworkNamespacePath netns, IReadOnlyList<string> links, CancellationToken ct);
+
     /// <summary>Creates the named network namespace (/var/run/netns/NAME) unless it exists.</summary>
     Task EnsureNamespaceAsync(string name, CancellationToken ct);
 

@@ -49,6 +49,13 @@ public sealed class NetlinkLinks : INetworkLinks
         return Task.CompletedTask;
     }
 
+    public Task DisableIpv6Async(NetworkNamespacePath netns, IReadOnlyList<string> links, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        Sysctl.EnsurePresent(netns.Path, links.Select(l => (LinkIpv6.DisableKey(l), "1")).ToList());
+        return Task.CompletedTask;
+    }
+
     public Task EnsureNamespaceAsync(string name, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();

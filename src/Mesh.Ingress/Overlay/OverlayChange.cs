@@ -39,6 +39,12 @@ public sealed record SetLink(string Name, int? Mtu = null, string? Master = null
         $"ip link set {Name}{(Mtu is { } m ? " mtu " + m.ToString(CultureInfo.InvariantCulture) : "")}{(Master is { } b ? " master " + b : "")}{(Up ? " up" : "")}";
 }
 
+/// <summary><c>sysctl -w net.ipv6.conf.NAME.disable_ipv6=1</c>: no IPv6 on an overlay's link (<see cref="Kernel.LinkIpv6"/>).</summary>
+public sealed record DisableIpv6(string Name) : OverlayChange
+{
+    public override string ToString() => $"sysctl -w {Kernel.LinkIpv6.DisableKey(Name)}=1";
+}
+
 /// <summary><c>ip link del NAME</c>.</summary>
 public sealed record DeleteLink(string Name, bool Later = false) : OverlayChange(Later)
 {

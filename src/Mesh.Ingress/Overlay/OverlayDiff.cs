@@ -8,8 +8,12 @@ namespace Mesh.Ingress.Overlay;
 /// </summary>
 public static class OverlayDiff
 {
-    public static IReadOnlyList<OverlayChange> Changes(OverlayPlan plan, OverlayKernelState kernel)
+    public static IReadOnlyList<OverlayChange> Changes(OverlayPlan plan, Underlay underlay, OverlayKernelState kernel)
     {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(underlay);
+        ArgumentNullException.ThrowIfNull(kernel);
+        var mtu = underlay.OverlayMtu;
         var removeLinks = new List<OverlayChange>();
         var links = new List<OverlayChange>();
         var removeEntries = new List<OverlayChange>();
@@ -27,7 +31,9 @@ public static class OverlayDiff
         {
             if (!kernel.Links.TryGetValue(link.Bridge, out var bridge))
             {
-                links.Add(new AddBridge(link.Bridge, link.Mtu));
+                // IPv6 off before the link is up: it never gets a link-local address nor sends a solicitation.
+                links.Add(new AddBridge(link.Bridge, mtu));
+                links.Add(new DisableIpv6(link.Bridge));
                 links.Add(new SetLink(link.Bridge, Up: true));
             }
             else if (bridge.Kind != "bridge")
@@ -36,9 +42,14 @@ public static class OverlayDiff
             }
             else
             {
-                if (bridge.Mtu != link.Mtu)
+                if (bridge.Ipv6 == true)
                 {
-                    links.Add(new SetLink(link.Bridge, Mtu: link.Mtu));
+                    links.Add(new DisableIpv6(link.Bridge));
+                }
+
+                if (bridge.Mtu != mtu)
+                {
+                    links.Add(new SetLink(link.Bridge, Mtu: mtu));
                 }
 
                 if (!bridge.Up)
@@ -48,7 +59,7 @@ public static class OverlayDiff
             }
 
             kernel.Links.TryGetValue(link.Vxlan, out var vxlan);
-            if (vxlan is not null && !IsRight(vxlan.Vxlan, link, plan))
+            if (vxlan is not null && !IsRight(vxlan.Vxlan, link, plan.Local, underlay.Device))
             {
                 // A VXLAN device's id, port, source and learning cannot all be changed in place: make it again.
                 links.Add(new DeleteLink(link.Vxlan));
@@ -58,14 +69,20 @@ public static class OverlayDiff
             if (vxlan is null)
             {
                 fresh.Add(link.Vxlan);
-                links.Add(new AddVxlan(link.Vxlan, link.Mtu, link.Vni, OverlayNames.VxlanPort, plan.Local, plan.Underlay));
+                links.Add(new AddVxlan(link.Vxlan, mtu, link.Vni, OverlayNames.VxlanPort, plan.Local, underlay.Device));
+                links.Add(new DisableIpv6(link.Vxlan));
                 links.Add(new SetLink(link.Vxlan, Master: link.Bridge, Up: true));
             }
             else
             {
-                if (vxlan.Mtu != link.Mtu)
+                if (vxlan.Ipv6 == true)
                 {
-                    links.Add(new SetLink(link.Vxlan, Mtu: link.Mtu));
+                    links.Add(new DisableIpv6(link.Vxlan));
+                }
+
+                if (vxlan.Mtu != mtu)
+                {
+                    links.Add(new SetLink(link.Vxlan, Mtu: mtu));
                 }
 
                 if (vxlan.Master != link.Bridge || !vxlan.Up)
@@ -116,7 +133,7 @@ public static class OverlayDiff
         (link.Kind == "vxlan" && link.Name.StartsWith(OverlayNames.VxlanPrefix, StringComparison.Ordinal))
         || (link.Kind == "bridge" && link.Name.StartsWith(OverlayNames.BridgePrefix, StringComparison.Ordinal));
 
-    private static bool IsRight(VxlanSettings? vxlan, OverlayLink link, OverlayPlan plan) =>
-        vxlan is not null && vxlan.Id == link.Vni && vxlan.Port == OverlayNames.VxlanPort && vxlan.Local == plan.Local
-        && vxlan.Device == plan.Underlay && !vxlan.Learning && vxlan.Proxy;
+    private static bool IsRight(VxlanSettings? vxlan, OverlayLink link, string local, string underlay) =>
+        vxlan is not null && vxlan.Id == link.Vni && vxlan.Port == OverlayNames.VxlanPort && vxlan.Local == local
+        && vxlan.Device == underlay && !vxlan.Learning && vxlan.Proxy;
 }

@@ -1,4 +1,6 @@
 using System.Net;
+using Mesh.Ingress.Kernel;
+using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink.Route;
 
 namespace Mesh.Ingress.Overlay;
@@ -6,6 +8,9 @@ namespace Mesh.Ingress.Overlay;
 /// <summary>Where the overlays read and change the kernel: the daemon's own network namespace.</summary>
 public interface IOverlayKernel
 {
+    /// <summary>The namespace this kernel reads and changes.</summary>
+    NetworkNamespacePath Netns { get; }
+
     /// <summary>Every link with its IPv4 addresses, and the FDB (<c>self</c> entries) and neighbours of every VXLAN device.</summary>
     OverlayKernelState Read();
 
@@ -17,10 +22,13 @@ public interface IOverlayKernel
 /// FDB, IPv4 neighbours) whatever the number of networks, a change one acknowledged request; no process is started.
 /// The socket is opened at first use and kept (the daemon's namespace lives as long as the daemon).
 /// </summary>
-public sealed class OverlayKernel : IOverlayKernel, IDisposable
+/// <param name="netns">The daemon's own namespace unless given (the kernel tests give a scratch one).</param>
+public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlayKernel, IDisposable
 {
-    private readonly Lazy<RouteHandle> _handle = new(() => RouteHandle.Open(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Lazy<RouteHandle> _handle = new(() => RouteHandle.Open(netns?.Path), LazyThreadSafetyMode.ExecutionAndPublication);
     private readonly Dictionary<string, int> _indexes = new(StringComparer.Ordinal);
+
+    public NetworkNamespacePath Netns { get; } = netns ?? NetworkNamespacePath.Current;
 
     private RouteHandle Handle => _handle.Value;
 
@@ -39,6 +47,7 @@ public sealed class OverlayKernel : IOverlayKernel, IDisposable
         }
 
         var vxlans = links.Where(l => l.Kind == LinkKinds.Vxlan).ToDictionary(l => l.Index, l => l.Name);
+        var ipv6 = ReadIpv6(links.Where(l => l.Kind is LinkKinds.Bridge or LinkKinds.Vxlan).Select(l => l.Name).Where(LinkIpv6.HasKey).ToList());
         var fdb = Handle.GetNeighbours(NeighbourFamily.Bridge)
             .Where(n => n.Self && n.Mac is not null && vxlans.ContainsKey(n.LinkIndex))
             .ToLookup(n => n.LinkIndex, n => new KernelFdbEntry(n.Mac!, n.Destination?.ToString(), n.Permanent));
@@ -50,7 +59,8 @@ public sealed class OverlayKernel : IOverlayKernel, IDisposable
             links.ToDictionary(
                 l => l.Name,
                 l => new KernelLink(l.Name, l.Kind, l.Up, names.GetValueOrDefault(l.MasterIndex), l.Mtu, ipv4[l.Index].ToArray(),
-                    l.Vxlan is { } v ? new VxlanSettings((int)v.Id, v.Port, v.Local?.ToString(), names.GetValueOrDefault(v.DeviceIndex), v.Learning, v.Proxy) : null),
+                    l.Vxlan is { } v ? new VxlanSettings((int)v.Id, v.Port, v.Local?.ToString(), names.GetValueOrDefault(v.DeviceIndex), v.Learning, v.Proxy) : null,
+                    ipv6.TryGetValue(l.Name, out var on) ? on : null),
                 StringComparer.Ordinal),
             vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelFdbEntry>)fdb[p.Key].ToList(), StringComparer.Ordinal),
             vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelNeighbour>)neighbours[p.Key].ToList(), StringComparer.Ordinal));
@@ -77,6 +87,9 @@ public sealed class OverlayKernel : IOverlayKernel, IDisposable
             case SetLink s:
                 Handle.ChangeLink(new LinkChange(Index(s.Name)) { Mtu = s.Mtu, MasterIndex = s.Master is null ? null : Index(s.Master), Up = s.Up ? true : null }, s.Name);
                 break;
+            case DisableIpv6 d:
+                Sysctl.EnsurePresent(Netns.Path, [(LinkIpv6.DisableKey(d.Name), "1")]);
+                break;
             case DeleteLink d:
                 Handle.DeleteLink(Index(d.Name), d.Name);
                 lock (_indexes)
@@ -100,6 +113,13 @@ public sealed class OverlayKernel : IOverlayKernel, IDisposable
             default:
                 throw new ArgumentException($"unknown overlay change {change.GetType().Name}", nameof(change));
         }
+    }
+
+    /// <summary>Whether IPv6 is on, by link (absent: the kernel has no IPv6, or the link went since the dump).</summary>
+    private Dictionary<string, bool> ReadIpv6(List<string> links)
+    {
+        var values = Sysctl.ReadPresent(Netns.Path, links.Select(LinkIpv6.DisableKey).ToList());
+        return links.Select((name, i) => (name, values[i])).Where(p => p.Item2 is not null).ToDictionary(p => p.name, p => p.Item2 != "1", StringComparer.Ordinal);
     }
 
     /// <summary>The ifindex of a link: from the last read, or asked (a link made since, or by someone else).</summary>

@@ -1,30 +1,41 @@
 using System.Diagnostics;
-using Mesh.Discovery.Model;
 using Mesh.Ingress.Daemon;
+using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Planning;
 using Microsoft.Extensions.Logging;
 
 namespace Mesh.Ingress.Overlay;
 
 /// <summary>
-/// Keeps this node's overlays as the plan says: reads the kernel (links, addresses, FDB and neighbours: four rtnetlink
-/// dumps), applies only the differences. Bridges and VXLAN devices live in the daemon's
-/// own namespace, where the ingress sandbox's and the tasks' legs attach to them. The kernel is read again only when
-/// the plan changed, at each resync, or after a failure: a pass over an unchanged state costs nothing.
+/// Converges this node's overlays to their <see cref="OverlayPlan"/>: reads the kernel (links, addresses, FDB and
+/// neighbours: four rtnetlink dumps), applies only the differences. Bridges and VXLAN devices live in the daemon's
+/// own namespace (<see cref="IOverlayKernel.Netns"/>), where the ingress sandbox's and the tasks' legs attach to them.
+/// The kernel is read again only when the plan changed, at each resync, or after a failure: a pass over an unchanged
+/// plan costs nothing. What left (<see cref="OverlayChange.Deferred"/>) is removed later, by <see cref="FinishAsync"/>.
 /// </summary>
 public sealed partial class OverlayNetworks(IOverlayKernel kernel, DaemonOptions options, ILogger<OverlayNetworks> logger, DepartedPeers? departed = null)
+    : INamespaceExecutor<OverlayPlan>
 {
     private readonly DepartedPeers _departed = departed ?? new DepartedPeers();
     private (string Fingerprint, long At)? _applied;
-    private (string Device, int Mtu)? _underlay;
     private (string Fingerprint, List<OverlayChange> Changes)? _deferred;
 
+    public async Task<bool> ConvergeAsync(NetworkNamespacePath netns, OverlayPlan desired, CancellationToken cancellationToken) =>
+        (await ChangesAsync(netns, desired, cancellationToken).ConfigureAwait(false)).Changes > 0;
+
     /// <summary>Converges the overlays: how many changes were made, and whether links were among them (then what attaches to them is checked again).</summary>
-    public Task<(int Changes, bool Links)> ConvergeAsync(ClusterState state, CancellationToken ct)
+    public Task<(int Changes, bool Links)> ChangesAsync(NetworkNamespacePath netns, OverlayPlan desired, CancellationToken ct)
     {
+        ArgumentNullException.ThrowIfNull(desired);
+        if (netns != kernel.Netns)
+        {
+            throw new ArgumentException($"the overlays are converged in {kernel.Netns}, not {netns}", nameof(netns));
+        }
+
         try
         {
-            if (_underlay is { } known && _applied is { } applied && Stopwatch.GetElapsedTime(applied.At) < options.ResyncInterval
-                && Plan(state, known.Device, known.Mtu).Fingerprint == applied.Fingerprint)
+            if (_applied is { } applied && Stopwatch.GetElapsedTime(applied.At) < options.ResyncInterval
+                && WithDeparted(desired).Fingerprint == applied.Fingerprint)
             {
                 return Task.FromResult((0, false));
             }
@@ -33,14 +44,10 @@ public sealed partial class OverlayNetworks(IOverlayKernel kernel, DaemonOptions
             _deferred = null;
             ct.ThrowIfCancellationRequested();
             var read = kernel.Read();
-            var links = read.Links;
-            var underlay = links.Values.FirstOrDefault(l => l.Ipv4.Contains(options.AdvertiseAddress))
-                ?? throw new InvalidOperationException(
-                    $"the advertise address {options.AdvertiseAddress} is on no interface of this namespace: the overlays' VXLAN devices send from it (--advertise-addr)");
-            _underlay = (underlay.Name, underlay.Mtu);
+            var underlay = Underlay.Find(read, desired.Local);
             _departed.Adopt(read);
-            var plan = Plan(state, underlay.Name, underlay.Mtu);
-            var changes = OverlayDiff.Changes(plan, read);
+            var plan = WithDeparted(desired);
+            var changes = OverlayDiff.Changes(plan, underlay, read);
             foreach (var change in changes.Where(c => !c.Deferred))
             {
                 kernel.Apply(change);
@@ -94,10 +101,6 @@ public sealed partial class OverlayNetworks(IOverlayKernel kernel, DaemonOptions
         return Task.CompletedTask;
     }
 
-    /// <summary>The state's plan, with the remote endpoints that left it lately still in (<see cref="DepartedPeers"/>).</summary>
-    private OverlayPlan Plan(ClusterState state, string underlay, int mtu) =>
-        _departed.Extend(OverlayPlanner.Plan(state, options.Node, options.AdvertiseAddress, underlay, mtu, options.Network.IngressBridge), () => AddressesInUse(state));
-
-    private static HashSet<string> AddressesInUse(ClusterState state) =>
-        state.Tasks.SelectMany(t => t.Addresses.Values).Concat(state.Nodes.Select(n => n.IngressSandboxIp)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+    /// <summary>The plan with the remote endpoints that left it lately still in (<see cref="DepartedPeers"/>).</summary>
+    private OverlayPlan WithDeparted(OverlayPlan desired) => _departed.Extend(desired, () => desired.AddressesInUse);
 }

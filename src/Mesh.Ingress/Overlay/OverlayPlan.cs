@@ -1,18 +1,36 @@
+using Mesh.Discovery.Model;
+
 namespace Mesh.Ingress.Overlay;
 
 /// <summary>One overlay network as this node carries it: a bridge with a VXLAN device as a port.</summary>
-public sealed record OverlayLink(string Network, int Vni, string Bridge, string Vxlan, int Mtu);
+public sealed record OverlayLink(string Network, int Vni, string Bridge, string Vxlan);
 
 /// <summary>A remote endpoint on an overlay: its MAC is at <see cref="Vtep"/> (an FDB entry), its IP has that MAC (a neighbour entry).</summary>
 public sealed record OverlayPeer(string Vxlan, string Ip, string Mac, string Vtep);
 
 /// <summary>
-/// What this node's overlays should be, derived from the cluster state alone: the networks it carries and one peer
-/// per remote endpoint on them. A value: equal plans mean nothing to do.
+/// What this node's overlays should be, derived from the cluster state alone (<see cref="OverlayPlanner"/>): the
+/// networks it carries, sending from <see cref="Local"/>, and one peer per remote endpoint on them. The underlay (the
+/// interface holding <see cref="Local"/>, and so the links' MTU) is the kernel's to say: the executor finds it
+/// (<see cref="Underlay"/>). A value: equal fingerprints mean nothing to do.
 /// </summary>
-public sealed record OverlayPlan(string Local, string Underlay, IReadOnlyList<OverlayLink> Links, IReadOnlyList<OverlayPeer> Peers)
+public sealed record OverlayPlan(string Local, IReadOnlyList<OverlayLink> Links, IReadOnlyList<OverlayPeer> Peers)
 {
+    /// <summary>The state's tasks and nodes, whose addresses <see cref="AddressesInUse"/> collects when asked.</summary>
+    public IReadOnlyList<ServiceTask> Tasks { get; init; } = [];
+
+    public IReadOnlyList<ClusterNode> Nodes { get; init; } = [];
+
+    /// <summary>
+    /// Every address the cluster state gives anyone (local tasks and sandboxes included, which are not peers), so a
+    /// departed endpoint's reused address is never shadowed by its old owner (<see cref="DepartedPeers"/>). Made when
+    /// asked, which is only while a departed endpoint lingers: at 10,000 services × 10 tasks the set costs more than
+    /// planning one replaced task.
+    /// </summary>
+    public IReadOnlySet<string> AddressesInUse => field ??=
+        Tasks.SelectMany(t => t.Addresses.Values).Concat(Nodes.Select(n => n.IngressSandboxIp)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+
     /// <summary>A stable text of the plan, to tell cheaply whether anything changed since the last pass.</summary>
     public string Fingerprint => string.Join('\n',
-        Links.Select(l => $"L {l.Network} {l.Vni} {l.Bridge} {l.Vxlan} {l.Mtu}").Concat(Peers.Select(p => $"P {p.Vxlan} {p.Ip} {p.Mac} {p.Vtep}")).Prepend($"{Local} {Underlay}"));
+        Links.Select(l => $"L {l.Network} {l.Vni} {l.Bridge} {l.Vxlan}").Concat(Peers.Select(p => $"P {p.Vxlan} {p.Ip} {p.Mac} {p.Vtep}")).Prepend(Local));
 }

@@ -16,12 +16,10 @@ public static class OverlayPlanner
 
     /// <param name="node">This node's name.</param>
     /// <param name="local">This node's advertise address: the VXLAN source, and the VTEP other nodes send to.</param>
-    /// <param name="underlay">The interface holding <paramref name="local"/>.</param>
-    /// <param name="underlayMtu">That interface's MTU; overlays get 50 bytes less.</param>
     /// <param name="ingressBridge">The ingress network's bridge (the daemon's <c>--ingress-bridge</c>).</param>
-    public static OverlayPlan Plan(ClusterState state, string node, string local, string underlay, int underlayMtu, string ingressBridge)
+    public static OverlayPlan Plan(ClusterState state, string node, string local, string ingressBridge)
     {
-        var mtu = underlayMtu - OverlayNames.VxlanOverhead;
+        ArgumentNullException.ThrowIfNull(state);
         var networks = state.Networks.Where(n => n.Vni is > 0 and <= MaxVni).GroupBy(n => n.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         networks.TryAdd(OverlayNetwork.IngressName, OverlayNetwork.Ingress);
 
@@ -31,7 +29,7 @@ public static class OverlayPlanner
             .Distinct(StringComparer.Ordinal)
             .Select(n => networks[n])
             .OrderBy(n => n.Vni)
-            .Select(n => new OverlayLink(n.Name, n.Vni, OverlayNames.Bridge(n.Name, ingressBridge), OverlayNames.Vxlan(n.Vni), mtu))
+            .Select(n => new OverlayLink(n.Name, n.Vni, OverlayNames.Bridge(n.Name, ingressBridge), OverlayNames.Vxlan(n.Vni)))
             .ToList();
 
         // A node that left (gone from the state) or is down (its lease expired) takes its endpoints with it.
@@ -55,7 +53,7 @@ public static class OverlayPlanner
             }
         }
 
-        return new OverlayPlan(local, underlay, carried, peers);
+        return new OverlayPlan(local, carried, peers) { Tasks = state.Tasks, Nodes = state.Nodes };
     }
 
     private static bool IsIpv4(string? text) => IPAddress.TryParse(text, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork && text!.Count(c => c == '.') == 3;

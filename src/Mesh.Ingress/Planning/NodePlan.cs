@@ -3,14 +3,17 @@ using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Kernel.Nftables;
+using Mesh.Ingress.Overlay;
 
 namespace Mesh.Ingress.Planning;
 
 /// <summary>
 /// What this node's kernel should hold, per network namespace: a value computed by <see cref="NodePlanner"/> from the
 /// cluster state and handed to the executors (<see cref="INamespaceExecutor{TDesired}"/>), one namespace at a time.
+/// <see cref="Overlay"/>: the overlays' links and FDB/neighbour entries, in the daemon's own namespace (where the
+/// sandbox's and the tasks' legs attach to the bridges), converged before anything that attaches to them.
 /// </summary>
-public sealed record NodePlan(HostPlan Host, SandboxPlan Sandbox, IReadOnlyList<TaskNamespacePlan> Tasks);
+public sealed record NodePlan(HostPlan Host, OverlayPlan Overlay, SandboxPlan Sandbox, IReadOnlyList<TaskNamespacePlan> Tasks);
 
 /// <summary>
 /// The node's own namespace (packet walk step 1): <see cref="HostRules"/> (all of it with the ipvs dataplane; with
@@ -32,11 +35,12 @@ public sealed record BackendChoice(
 }
 
 /// <summary>
-/// The ingress sandbox's rules (packet walk steps 2-4), and the cluster's tasks, whose ingress addresses the sandbox
-/// should know: one that came or went has its neighbour entry dropped there (a freed address handed to a new task has a
-/// new MAC).
+/// The ingress sandbox: its links (a leg on the gateway bridge, one on the ingress overlay at <see cref="IngressAddress"/>,
+/// this node's address there), its rules (packet walk steps 2-4), and the cluster's tasks, whose ingress addresses the
+/// sandbox should know: one that came or went has its neighbour entry dropped there (a freed address handed to a new
+/// task has a new MAC).
 /// </summary>
-public sealed record SandboxPlan(NetworkNamespacePath Netns, BackendChoice Backends, IReadOnlyList<ServiceTask> Tasks)
+public sealed record SandboxPlan(NetworkNamespacePath Netns, string IngressAddress, BackendChoice Backends, IReadOnlyList<ServiceTask> Tasks)
 {
     /// <summary>
     /// The tasks' ingress addresses, made when the executor asks, after the rules are written: at 10,000 services × 10

@@ -2,6 +2,7 @@ using Mesh.Discovery.Model;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.HealthChecks;
 using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Overlay;
 
 namespace Mesh.Ingress.Planning;
 
@@ -10,8 +11,8 @@ namespace Mesh.Ingress.Planning;
 /// listener ports already bound, touching no kernel object. Its only state is the sandbox table's
 /// <see cref="IngressSandboxTable.Builder"/>, which keeps each service's elements between passes so that a change is
 /// planned by the services it touched (the same input still gives an equal plan). The daemon's two loops each plan
-/// their part: the node loop the host and the sandbox (<see cref="PlanHost"/>, <see cref="PlanSandbox"/>, one pass at a
-/// time), the task loop the task namespaces (<see cref="PlanTasks"/>, no state).
+/// their part: the node loop the overlays, the host and the sandbox (<see cref="PlanOverlay"/>, <see cref="PlanHost"/>,
+/// <see cref="PlanSandbox"/>, one pass at a time), the task loop the task namespaces (<see cref="PlanTasks"/>, no state).
 /// </summary>
 /// <param name="nftables">The dataplane in use: nftables, else ipvs.</param>
 /// <param name="host">The node's own namespace: the daemon's (tests give a named one).</param>
@@ -28,7 +29,14 @@ public sealed class NodePlanner(bool nftables, NodeNetworkOptions network, IpvsO
     public NodePlan Plan(ClusterState state, ClusterNode node, BackendHealth? health, IReadOnlyDictionary<string, DnsPorts> dns)
     {
         ArgumentNullException.ThrowIfNull(node);
-        return new(PlanHost(state, node.Name, health), PlanSandbox(state, node, health), PlanTasks(state, node.Name, dns));
+        return new(PlanHost(state, node.Name, health), PlanOverlay(state, node), PlanSandbox(state, node, health), PlanTasks(state, node.Name, dns));
+    }
+
+    /// <summary>The overlays <paramref name="node"/> carries and their remote endpoints, sending from its advertise address.</summary>
+    public OverlayPlan PlanOverlay(ClusterState state, ClusterNode node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        return OverlayPlanner.Plan(state, node.Name, node.AdvertiseAddress, network.IngressBridge);
     }
 
     public HostPlan PlanHost(ClusterState state, string node, BackendHealth? health) =>
@@ -41,7 +49,7 @@ public sealed class NodePlanner(bool nftables, NodeNetworkOptions network, IpvsO
         var backends = nftables
             ? BackendChoice.None with { Table = _sandboxTable.Build(state, node.IngressSandboxIp, node.Name, health) }
             : new BackendChoice(null, IpvsSandboxRules.Services(state, ipvs, node.Name, health), IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Sysctls);
-        return new(_sandbox, backends, state.Tasks);
+        return new(_sandbox, node.IngressSandboxIp, backends, state.Tasks);
     }
 
     /// <summary>Every task of <paramref name="node"/> that names its namespace and whose service exists, in the store's order.</summary>

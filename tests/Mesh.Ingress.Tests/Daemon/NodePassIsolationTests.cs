@@ -1,18 +1,11 @@
 using System.Diagnostics;
 using Mesh.Discovery.Model;
-using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
-using Mesh.Ingress.Daemon;
-using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
-using Mesh.Ingress.Kernel.Iptables;
-using Mesh.Ingress.Kernel.Nftables;
-using Mesh.Ingress.Planning;
-using Mesh.Ingress.Resolver;
+using Mesh.Ingress.Tests.Doubles;
 using Mesh.Ingress.Tests.EndToEnd;
 using Microsoft.Extensions.Logging.Abstractions;
-using Mesh.Ingress.Tests.Doubles;
 
 namespace Mesh.Ingress.Tests.Daemon;
 
@@ -54,28 +47,8 @@ public sealed class NodePassIsolationTests : IAsyncLifetime
     {
         var store = new EmbeddedStore(null, NullLogger<EmbeddedStore>.Instance);
         await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
-        var refusing = new Mesh.Ingress.Tests.Kernel.FakeLinks { Refuse = true };
-        var network = new NodeNetworkOptions { IngressSandbox = _sandbox };
-        var options = new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network };
-        var runner = new RefusingRunner();
-        var nft = new NfTablesExecutor();
-        var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
-        var sandbox = new IngressSandbox(refusing, network);
-        var dataplane = new NftablesDataplane(nft, sandbox);
-        var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
-        var planner = new NodePlanner(true, network, new IpvsOptions(), new NetworkNamespacePath(_notANamespace));
-        var taskRules = new TaskRulesWriter(iptables, nft, true, runner, NullLogger<TaskRulesWriter>.Instance);
-        using var meters = new Mesh.Ingress.Tests.Telemetry.TestMeterFactory();
-        using var telemetry = new Mesh.Ingress.Telemetry.MeshTelemetry(meters);
-        await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
-        var tasks = new TaskNamespaceSync(planner, new TaskNamespaceExecutor(dataplane, cleanup, taskRules, new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(refusing)),
-            cleanup, taskRules, nft, resolvers, new TaskNamespaceGuard(network), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
-        var status = new NodeStatus { Node = "n1", Store = "embedded" };
-        using var reconciler = new NodeReconciler(store, dataplane, planner, new SandboxExecutor(dataplane, cleanup, sandbox), sandbox,
-            new Mesh.Ingress.Overlay.OverlayNetworks(new RefusingOverlayKernel(), options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance),
-            new Mesh.Ingress.Egress.TaskEgress(refusing, new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance),
-            new HostRulesWriter(iptables, nft, true, runner, NullLogger<HostRulesWriter>.Instance), tasks, options,
-            status, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
+        await using var node = new RefusingNodeReconciler(store, _sandbox, new NetworkNamespacePath(_notANamespace));
+        var (reconciler, status, runner) = (node.Reconciler, node.Status, node.Runner);
         await store.RegisterNodeAsync(new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" });
         await store.AddTaskAsync(new TaskSpec { Name = "web.1", Service = "web", Node = "n1" });
 

@@ -18,6 +18,10 @@ public class IngressSandboxTests
 
     private static LinkState Link(string name, string? master = null, string? mac = null, params string[] ipv4) => new(name, true, master, ipv4, mac);
 
+    /// <summary>The links Mesh makes for the sandbox, which carry no IPv6: the gateway bridge and both ends of both legs.</summary>
+    private static readonly (NetworkNamespacePath Netns, string Link)[] Ipv6Off =
+        [(Host, "mesh-gwbridge"), (Host, "mesh-sbx-gw"), (Host, "mesh-sbx-ing"), (Sandbox, "eth1"), (Sandbox, "eth0")];
+
     private static FakeLinks Converged(string sandboxIngress = "10.255.0.2/16")
     {
         var links = new FakeLinks();
@@ -35,6 +39,11 @@ public class IngressSandboxTests
         links.Sysctls[(Host, "net.ipv4.ip_forward")] = "1";
         links.Sysctls[(Host, "net.ipv4.conf.mesh-gwbridge.route_localnet")] = "1";
         links.Sysctls[(Sandbox, "net.ipv4.ip_forward")] = "1";
+        foreach (var (netns, link) in Ipv6Off)
+        {
+            links.Sysctls[(netns, LinkIpv6.DisableKey(link))] = "1";
+        }
+
         return links;
     }
 
@@ -45,7 +54,7 @@ public class IngressSandboxTests
         await new IngressSandbox(links, Options).EnsureAsync("10.255.0.2", CancellationToken.None);
 
         Assert.Equal(["ip netns add sandbox-test-never-created"], links.Writes); // the test's namespace file never exists
-        Assert.Equal(7, links.Calls.Count); // host links, host sysctls, netns add, sandbox links, route, sandbox sysctl, host routes
+        Assert.Equal(9, links.Calls.Count); // host links, netns add, host IPv6, sandbox IPv6, host sysctls, sandbox links, route, sandbox sysctl, host routes
     }
 
     [Fact]
@@ -73,6 +82,29 @@ public class IngressSandboxTests
             InSandbox + "ip link set eth0 address 02:42:0a:ff:00:09",
             InSandbox + "ip addr replace 10.255.0.9/16 dev eth0",
         ], moved.Writes);
+    }
+
+    [Fact]
+    public async Task The_links_made_for_the_sandbox_get_ipv6_off_before_they_are_up_and_a_value_changed_by_hand_is_put_back()
+    {
+        var links = new FakeLinks();
+        links.Links[Host] = new Dictionary<string, LinkState> { ["mesh-ov-ingress"] = Link("mesh-ov-ingress") };
+        await new IngressSandbox(links, Options).EnsureAsync("10.255.0.2", CancellationToken.None);
+
+        foreach (var (netns, link) in Ipv6Off)
+        {
+            var prefix = netns == Sandbox ? InSandbox : "";
+            var off = links.Writes.IndexOf($"{prefix}sysctl -w {LinkIpv6.DisableKey(link)}=1");
+            Assert.True(off >= 0, $"IPv6 was never turned off on {link}");
+            var up = links.Writes.FindIndex(w => w.StartsWith($"{prefix}ip link set {link} ", StringComparison.Ordinal) && w.EndsWith(" up", StringComparison.Ordinal));
+            Assert.True(up > off, $"{link} was up (write {up}) before its IPv6 was off (write {off})");
+        }
+
+        // Someone turned it on again on the sandbox's ingress leg: the next pass turns it off, and writes nothing else.
+        var drifted = Converged();
+        drifted.Sysctls[(Sandbox, LinkIpv6.DisableKey("eth0"))] = "0";
+        await new IngressSandbox(drifted, Options).EnsureAsync("10.255.0.2", CancellationToken.None);
+        Assert.Equal(["ip netns add sandbox-test-never-created", InSandbox + "sysctl -w net.ipv6.conf.eth0.disable_ipv6=1"], drifted.Writes);
     }
 
     [Fact]

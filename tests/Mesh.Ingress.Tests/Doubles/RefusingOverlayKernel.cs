@@ -1,3 +1,4 @@
+using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Overlay;
 using Mesh.Ipvs.Netlink;
 
@@ -9,6 +10,8 @@ public sealed class RefusingOverlayKernel : IOverlayKernel
     private int _reads;
 
     public int Reads => Volatile.Read(ref _reads);
+
+    public NetworkNamespacePath Netns => NetworkNamespacePath.Current;
 
     public OverlayKernelState Read()
     {

@@ -43,6 +43,9 @@ internal sealed class FakeLinks : INetworkLinks
         }
     }
 
+    public Task DisableIpv6Async(NetworkNamespacePath netns, IReadOnlyList<string> links, CancellationToken ct) =>
+        EnsureSysctlsAsync(netns, links.Select(l => (LinkIpv6.DisableKey(l), "1")).ToList(), ct);
+
     public Task EnsureNamespaceAsync(string name, CancellationToken ct) => Write(NetworkNamespacePath.Current, $"ip netns add {name}");
 
     public Task AddBridgeAsync(NetworkNamespacePath netns, string name, CancellationToken ct) => Write(netns, $"ip link add {name} type bridge");

@@ -9,8 +9,8 @@ namespace Mesh.Ingress.Tests.Overlay;
 public class DepartedPeersTests
 {
     private static readonly TimeSpan Linger = TimeSpan.FromSeconds(60);
-    private static readonly OverlayLink Ingress = new("ingress", 4096, "mesh-ov-ingress", "mesh-vx4096", 1450);
-    private static readonly OverlayLink App = new("appnet", 4097, "mesh-ov-appnet", "mesh-vx4097", 1450);
+    private static readonly OverlayLink Ingress = new("ingress", 4096, "mesh-ov-ingress", "mesh-vx4096");
+    private static readonly OverlayLink App = new("appnet", 4097, "mesh-ov-appnet", "mesh-vx4097");
     private static readonly OverlayPeer Sandbox1 = Peer("10.255.0.2", "198.18.0.11");
     private static readonly OverlayPeer Sandbox2 = Peer("10.255.0.3", "198.18.0.12");
     private static readonly OverlayPeer Web1 = Peer("10.255.0.6", "198.18.0.11");
@@ -18,7 +18,7 @@ public class DepartedPeersTests
 
     private static OverlayPeer Peer(string ip, string vtep, string vxlan = "mesh-vx4096") => new(vxlan, ip, OverlayNames.Mac(ip), vtep);
 
-    private static OverlayPlan Plan(params OverlayPeer[] peers) => new("198.18.0.13", "eth0", [Ingress, App], peers);
+    private static OverlayPlan Plan(params OverlayPeer[] peers) => new("198.18.0.13", [Ingress, App], peers);
 
     private static readonly Func<IReadOnlySet<string>> NoneInUse = () => new HashSet<string>();
 
@@ -70,7 +70,7 @@ public class DepartedPeersTests
         Assert.Equal([Sandbox1, Web1], departed.Extend(Plan(Sandbox1, Web1), NoneInUse).Peers);
 
         departed.Extend(Plan(Sandbox1, Sandbox2, Web1, Web2, appTask), NoneInUse);
-        var noApp = new OverlayPlan("198.18.0.13", "eth0", [Ingress], [Sandbox1, Sandbox2, Web1, Web2]);
+        var noApp = new OverlayPlan("198.18.0.13", [Ingress], [Sandbox1, Sandbox2, Web1, Web2]);
         Assert.Equal([Sandbox1, Sandbox2, Web1, Web2], departed.Extend(noApp, NoneInUse).Peers);
     }
 

@@ -30,7 +30,9 @@ public class OverlayPlannerTests
     };
 
     private static OverlayPlan Plan(ClusterState state, string node = "n3") =>
-        OverlayPlanner.Plan(state, node, "198.18.0.1" + node[1..], "eth0", 1500, "mesh-ov-ingress");
+        OverlayPlanner.Plan(state, node, "198.18.0.1" + node[1..], "mesh-ov-ingress");
+
+    private static readonly Mesh.Ingress.Overlay.Underlay Eth0 = new("eth0", 1500);
 
     private static OverlayKernelState Kernel(string links, Dictionary<string, string>? fdb = null, Dictionary<string, string>? neigh = null) => new(
         IpJson.Links(links),
@@ -52,8 +54,8 @@ public class OverlayPlannerTests
         Assert.Equal(["ingress", "appnet"], Plan(state, "n1").Links.Select(l => l.Network));
 
         var ingress = Plan(state).Links[0];
-        Assert.Equal(new OverlayLink("ingress", 4096, "mesh-ov-ingress", "mesh-vx4096", 1450), ingress);
-        Assert.Equal(new OverlayLink("appnet", 4097, "mesh-ov-appnet", "mesh-vx4097", 1450), Plan(state, "n1").Links[1]);
+        Assert.Equal(new OverlayLink("ingress", 4096, "mesh-ov-ingress", "mesh-vx4096"), ingress);
+        Assert.Equal(new OverlayLink("appnet", 4097, "mesh-ov-appnet", "mesh-vx4097"), Plan(state, "n1").Links[1]);
     }
 
     [Fact]
@@ -93,12 +95,14 @@ public class OverlayPlannerTests
     public void A_bare_node_gets_its_bridge_and_vxlan_device_without_learning_with_arp_proxy_and_one_entry_pair_per_peer()
     {
         var plan = Plan(State(Task("web.1", "n1", "10.255.0.5")));
-        var changes = OverlayDiff.Changes(plan, Kernel($"[{Underlay}]")).Select(c => c.ToString());
+        var changes = OverlayDiff.Changes(plan, Eth0, Kernel($"[{Underlay}]")).Select(c => c.ToString());
         Assert.Equal(
         [
             "ip link add mesh-ov-ingress mtu 1450 type bridge",
+            "sysctl -w net.ipv6.conf.mesh-ov-ingress.disable_ipv6=1",
             "ip link set mesh-ov-ingress up",
             "ip link add mesh-vx4096 mtu 1450 type vxlan id 4096 dstport 4789 local 198.18.0.13 dev eth0 nolearning proxy",
+            "sysctl -w net.ipv6.conf.mesh-vx4096.disable_ipv6=1",
             "ip link set mesh-vx4096 master mesh-ov-ingress up",
             "bridge fdb replace 02:42:0a:ff:00:02 dev mesh-vx4096 dst 198.18.0.11 self permanent",
             "ip neigh replace 10.255.0.2 lladdr 02:42:0a:ff:00:02 dev mesh-vx4096 nud permanent",
@@ -133,14 +137,32 @@ public class OverlayPlannerTests
     {
         var plan = Plan(State(Task("web.1", "n1", "10.255.0.5")));
         var kernel = Kernel($"[{Underlay},{Bridge("mesh-ov-ingress")},{Vxlan("mesh-vx4096", 4096)}]", ConvergedFdb, ConvergedNeigh);
-        Assert.Empty(OverlayDiff.Changes(plan, kernel));
+        Assert.Empty(OverlayDiff.Changes(plan, Eth0, kernel));
+    }
+
+    [Fact]
+    public void An_overlay_link_with_ipv6_turned_on_gets_it_off_again_and_only_mesh_links_are_looked_at()
+    {
+        var plan = Plan(State(Task("web.1", "n1", "10.255.0.5")));
+        var converged = Kernel($"[{Underlay},{Bridge("mesh-ov-ingress")},{Vxlan("mesh-vx4096", 4096)},{Bridge("docker0")}]", ConvergedFdb, ConvergedNeigh);
+        var on = converged with
+        {
+            Links = converged.Links.ToDictionary(l => l.Key, l => l.Value with { Ipv6 = l.Key != "eth0" }),
+        };
+        Assert.Equal(
+            ["sysctl -w net.ipv6.conf.mesh-ov-ingress.disable_ipv6=1", "sysctl -w net.ipv6.conf.mesh-vx4096.disable_ipv6=1"],
+            OverlayDiff.Changes(plan, Eth0, on).Select(c => c.ToString()));
+
+        // Off already, or a kernel without IPv6 (nothing read): nothing to do.
+        var off = converged with { Links = converged.Links.ToDictionary(l => l.Key, l => l.Value with { Ipv6 = false }) };
+        Assert.Empty(OverlayDiff.Changes(plan, Eth0, off));
     }
 
     [Fact]
     public void A_task_that_went_loses_exactly_its_two_entries_and_one_that_came_gets_exactly_two()
     {
         var kernel = Kernel($"[{Underlay},{Bridge("mesh-ov-ingress")},{Vxlan("mesh-vx4096", 4096)}]", ConvergedFdb, ConvergedNeigh);
-        var gone = OverlayDiff.Changes(Plan(State()), kernel);
+        var gone = OverlayDiff.Changes(Plan(State()), Eth0, kernel);
         Assert.Equal(
         [
             "bridge fdb del 02:42:0a:ff:00:05 dev mesh-vx4096 dst 198.18.0.11 self",
@@ -152,7 +174,7 @@ public class OverlayPlannerTests
         [
             "bridge fdb replace 02:42:0a:ff:00:06 dev mesh-vx4096 dst 198.18.0.12 self permanent",
             "ip neigh replace 10.255.0.6 lladdr 02:42:0a:ff:00:06 dev mesh-vx4096 nud permanent",
-        ], OverlayDiff.Changes(Plan(State(Task("web.1", "n1", "10.255.0.5"), Task("web.2", "n2", "10.255.0.6"))), kernel).Select(c => c.ToString()));
+        ], OverlayDiff.Changes(Plan(State(Task("web.1", "n1", "10.255.0.5"), Task("web.2", "n2", "10.255.0.6"))), Eth0, kernel).Select(c => c.ToString()));
     }
 
     [Fact]
@@ -178,7 +200,7 @@ public class OverlayPlannerTests
                 """,
         };
         var kernel = Kernel($"[{Underlay},{Bridge("mesh-ov-ingress")},{Vxlan("mesh-vx4096", 4096)}]", fdb, neigh);
-        var changes = OverlayDiff.Changes(Plan(State(Task("web.1", "n1", "10.255.0.5"))), kernel);
+        var changes = OverlayDiff.Changes(Plan(State(Task("web.1", "n1", "10.255.0.5"))), Eth0, kernel);
         Assert.Equal(
         [
             "bridge fdb del 02:42:0a:ff:00:05 dev mesh-vx4096 dst 198.18.0.12 self",
@@ -198,11 +220,12 @@ public class OverlayPlannerTests
     public void A_learning_vxlan_device_is_made_again_and_refilled_and_a_network_left_is_removed_but_nobody_elses_links()
     {
         var links = $"[{Underlay},{Bridge("mesh-ov-ingress")},{Vxlan("mesh-vx4096", 4096, learning: true)},{Bridge("mesh-ov-appnet")},{Vxlan("mesh-vx4097", 4097, master: "mesh-ov-appnet")},{Bridge("docker0")},{Vxlan("flannel.1", 1)}]";
-        var changes = OverlayDiff.Changes(Plan(State()), Kernel(links, ConvergedFdb, ConvergedNeigh)).Select(c => c.ToString());
+        var changes = OverlayDiff.Changes(Plan(State()), Eth0, Kernel(links, ConvergedFdb, ConvergedNeigh)).Select(c => c.ToString());
         Assert.Equal(
         [
             "ip link del mesh-vx4096",
             "ip link add mesh-vx4096 mtu 1450 type vxlan id 4096 dstport 4789 local 198.18.0.13 dev eth0 nolearning proxy",
+            "sysctl -w net.ipv6.conf.mesh-vx4096.disable_ipv6=1",
             "ip link set mesh-vx4096 master mesh-ov-ingress up",
             "bridge fdb replace 02:42:0a:ff:00:02 dev mesh-vx4096 dst 198.18.0.11 self permanent",
             "ip neigh replace 10.255.0.2 lladdr 02:42:0a:ff:00:02 dev mesh-vx4096 nud permanent",
@@ -217,14 +240,18 @@ public class OverlayPlannerTests
     public void A_link_of_another_kind_under_an_overlays_bridge_name_is_refused_with_its_name()
     {
         var links = $$$"""[{{{Underlay}}},{"ifname":"mesh-ov-ingress","flags":["UP"],"mtu":1500,"linkinfo":{"info_kind":"veth"}}]""";
-        var e = Assert.Throws<InvalidOperationException>(() => OverlayDiff.Changes(Plan(State()), Kernel(links)));
+        var e = Assert.Throws<InvalidOperationException>(() => OverlayDiff.Changes(Plan(State()), Eth0, Kernel(links)));
         Assert.Contains("'mesh-ov-ingress' (network ingress) exists but is a veth link", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void The_mtu_is_the_underlays_less_50_and_the_mac_follows_the_address()
+    public void The_underlay_holds_the_advertise_address_the_mtu_is_its_less_50_and_the_mac_follows_the_address()
     {
-        Assert.Equal(8950, OverlayPlanner.Plan(State(), "n3", "198.18.0.13", "eth0", 9000, "mesh-ov-ingress").Links[0].Mtu);
+        var jumbo = new Mesh.Ingress.Overlay.Underlay("eth0", 9000);
+        Assert.Equal(8950, jumbo.OverlayMtu);
+        Assert.Contains(new AddBridge("mesh-ov-ingress", 8950), OverlayDiff.Changes(Plan(State()), jumbo, Kernel($"[{Underlay}]")));
+        Assert.Equal(Eth0, Mesh.Ingress.Overlay.Underlay.Find(Kernel($"[{Underlay}]"), "198.18.0.13"));
+        Assert.Contains("198.18.0.99 is on no interface", Assert.Throws<InvalidOperationException>(() => Mesh.Ingress.Overlay.Underlay.Find(Kernel($"[{Underlay}]"), "198.18.0.99")).Message, StringComparison.Ordinal);
         Assert.Equal("02:42:c0:a8:01:fe", OverlayNames.Mac("192.168.1.254"));
         Assert.Throws<ArgumentException>(() => OverlayNames.Mac("fe80::1"));
     }

@@ -5,6 +5,7 @@ using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
+using Mesh.Ingress.Overlay;
 using Mesh.Ingress.Planning;
 using Mesh.Ipvs.Netlink.NfTables;
 
@@ -100,6 +101,62 @@ public sealed class NodePlannerTests
         Assert.Equal(IpvsTaskRules.Sysctls, web1.Vips.Sysctls);
         Assert.Contains(web1.Vips.Marks.Chains, c => c.Name == IpvsTaskRules.MarkVips);
         Assert.Same(BackendChoice.None, plan.Tasks.Single(t => t.Task == "local.1").Vips);
+    }
+
+    [Fact]
+    public void The_overlay_plan_of_a_small_state_holds_exactly_the_carried_networks_and_the_remote_endpoints()
+    {
+        var state = State();
+        var n1 = N1(state);
+        var n2 = state.Nodes.Single(n => n.Name == "n2");
+        var web1 = state.Tasks.Single(t => t.Name == "web.1");
+        var web2 = state.Tasks.Single(t => t.Name == "web.2");
+
+        var plan = Planner(nftables: true).Plan(state, n1, null, new Dictionary<string, DnsPorts>()).Overlay;
+
+        // n1 sends from its advertise address; it carries ingress always and appnet (web.1 is on it), by VNI.
+        Assert.Equal("198.18.0.11", plan.Local);
+        Assert.Equal(
+            [new OverlayLink("ingress", OverlayNetwork.Ingress.Vni, "mesh-ov-ingress", $"mesh-vx{OverlayNetwork.Ingress.Vni}"), new OverlayLink("appnet", 4097, "mesh-ov-appnet", "mesh-vx4097")],
+            plan.Links);
+
+        // The remote endpoints only, each at n2's VTEP with the MAC of its address: n2's sandbox and web.2 on ingress,
+        // web.2 on appnet. Not n1's own tasks (web.1, web.3, local.1) nor its own sandbox: they are on the bridge.
+        OverlayPeer Peer(int vni, string ip) => new($"mesh-vx{vni}", ip, OverlayNames.Mac(ip), "198.18.0.12");
+        var ingress = OverlayNetwork.Ingress.Vni;
+        Assert.Equal(
+            new[] { Peer(ingress, n2.IngressSandboxIp), Peer(ingress, web2.Addresses[OverlayNetwork.IngressName]) }.OrderBy(p => p.Ip, StringComparer.Ordinal)
+                .Append(Peer(4097, web2.Addresses["appnet"])),
+            plan.Peers);
+        Assert.DoesNotContain(plan.Peers, p => web1.Addresses.Values.Contains(p.Ip) || p.Ip == n1.IngressSandboxIp);
+
+        // What a departed endpoint's address is checked against (DepartedPeers): every address of the state, local ones too.
+        Assert.Contains(web1.Addresses["appnet"], plan.AddressesInUse);
+        Assert.Contains(n1.IngressSandboxIp, plan.AddressesInUse);
+
+        // The sandbox's links: its address on the ingress overlay.
+        Assert.Equal(n1.IngressSandboxIp, Planner(nftables: false).PlanSandbox(state, n1, null).IngressAddress);
+    }
+
+    [Fact]
+    public void The_overlay_plan_of_an_equal_input_is_equal_and_a_task_on_another_node_changes_only_its_peers()
+    {
+        var state = State();
+        var plan = Planner(nftables: true).PlanOverlay(state, N1(state));
+        var again = State();
+        var replanned = Planner(nftables: false).PlanOverlay(again, N1(again));
+        Assert.Equal(plan.Fingerprint, replanned.Fingerprint);
+        Assert.Equal(plan.Links, replanned.Links);
+        Assert.Equal(plan.Peers, replanned.Peers);
+
+        var more = StateTransitions.AddTask(state, new TaskSpec { Name = "web.4", Service = "web", Node = "n2" }).State;
+        var web4 = more.Tasks.Single(t => t.Name == "web.4").Addresses;
+        var moved = Planner(nftables: true).PlanOverlay(more, N1(more));
+        Assert.Equal(plan.Links, moved.Links);
+        Assert.Equal(
+            web4.Values.Order(StringComparer.Ordinal),
+            moved.Peers.Except(plan.Peers).Select(p => p.Ip).Order(StringComparer.Ordinal));
+        Assert.Empty(plan.Peers.Except(moved.Peers));
     }
 
     [Fact]

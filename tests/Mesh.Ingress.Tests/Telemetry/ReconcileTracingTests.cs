@@ -1,18 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Mesh.Ingress.Daemon.Systemd;
 using Mesh.Discovery.Model;
-using Mesh.Discovery.Naming;
 using Mesh.Discovery.Store;
-using Mesh.Ingress.Daemon;
-using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
-using Mesh.Ingress.Kernel.Iptables;
-using Mesh.Ingress.Kernel.Nftables;
-using Mesh.Ingress.Resolver;
 using Mesh.Ingress.Telemetry;
-using Microsoft.Extensions.Logging.Abstractions;
 using Mesh.Ingress.Tests.Doubles;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Ingress.Tests.Telemetry;
 
@@ -40,29 +33,10 @@ public sealed class ReconcileTracingTests
         await store.CreateServiceAsync(new ServiceSpec { Name = "web", Ports = [new PublishedPort(8080, 80)] });
         var revision = (await store.GetStateAsync()).Revision;
 
-        using var meters = new TestMeterFactory();
-        using var telemetry = new MeshTelemetry(meters);
-        var runner = new RefusingRunner();
-        var kernel = new RefusingOverlayKernel();
-        var refusing = new Mesh.Ingress.Tests.Kernel.FakeLinks { Refuse = true };
-        var network = new NodeNetworkOptions { IngressSandbox = $"mesh-trace-test-{Environment.ProcessId}" };
-        var options = new DaemonOptions { Node = "n1", AdvertiseAddress = "198.18.0.11", Network = network };
-        var nft = new NfTablesExecutor();
-        var sandbox = new IngressSandbox(refusing, network);
-        var dataplane = new NftablesDataplane(nft, sandbox);
-        var cleanup = new DataplaneSwitchCleanup(null, NullLogger<DataplaneSwitchCleanup>.Instance);
-        var iptables = new IptablesExecutor(runner, IptablesFlavour.Nft);
-        await using var resolvers = new TaskResolvers(new ClusterDnsAuthority(), [], NullLoggerFactory.Instance);
-        var taskRules = new TaskRulesWriter(iptables, nft, true, runner, NullLogger<TaskRulesWriter>.Instance);
         // The host's rules go to a namespace that does not exist: the pass goes on past the failing overlays now, and the
         // test's own namespace (the machine's) must not get the host's table.
-        var planner = new Mesh.Ingress.Planning.NodePlanner(true, network, new IpvsOptions(), new NetworkNamespacePath($"/nonexistent/mesh-trace-test-{Environment.ProcessId}"));
-        var executor = new TaskNamespaceExecutor(dataplane, cleanup, taskRules, new TaskResolvConfWriter([], "/etc/resolv.conf"), new ClientReplyRoutes(refusing));
-        var tasks = new TaskNamespaceSync(planner, executor, cleanup, taskRules, nft, resolvers, new TaskNamespaceGuard(network), options, telemetry, NullLogger<TaskNamespaceSync>.Instance);
-        var overlays = new Mesh.Ingress.Overlay.OverlayNetworks(kernel, options, NullLogger<Mesh.Ingress.Overlay.OverlayNetworks>.Instance);
-        var egress = new Mesh.Ingress.Egress.TaskEgress(refusing, new TaskNamespaceGuard(network), options, NullLogger<Mesh.Ingress.Egress.TaskEgress>.Instance);
-        using var reconciler = new NodeReconciler(store, dataplane, planner, new SandboxExecutor(dataplane, cleanup, sandbox), sandbox, overlays, egress, new HostRulesWriter(iptables, nft, true, runner, NullLogger<HostRulesWriter>.Instance), tasks, options,
-            new NodeStatus { Node = "n1", Store = "embedded" }, telemetry, new SyncLoopLiveness(TimeProvider.System), new Mesh.Ingress.Health.LocalTaskCounts(), NullLogger<NodeReconciler>.Instance);
+        await using var node = new RefusingNodeReconciler(store, $"mesh-trace-test-{Environment.ProcessId}", new NetworkNamespacePath($"/nonexistent/mesh-trace-test-{Environment.ProcessId}"));
+        var (reconciler, kernel) = (node.Reconciler, node.OverlayKernel);
 
         await reconciler.StartAsync(CancellationToken.None);
         var clock = Stopwatch.StartNew();
