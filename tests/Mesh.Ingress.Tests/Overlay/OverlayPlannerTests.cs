@@ -34,6 +34,26 @@ public class OverlayPlannerTests
 
     private static readonly Mesh.Ingress.Overlay.Underlay Eth0 = new("eth0", 1500);
 
+    [Fact]
+    public void The_fingerprint_is_the_same_for_an_equal_plan_and_differs_when_any_peer_link_or_address_does()
+    {
+        var state = State(Task("web.1", "n1", "10.255.0.10", "10.0.1.10"), Task("web.2", "n2", "10.255.0.11"));
+        var plan = Plan(state);
+        Assert.Equal(plan.Fingerprint, Plan(state).Fingerprint);
+        Assert.Equal(64, plan.Fingerprint.Length); // a SHA-256, whatever the number of peers
+
+        var peer = plan.Peers[0];
+        string[] others =
+        [
+            (plan with { Peers = [peer with { Vtep = "198.18.0.19" }, .. plan.Peers.Skip(1)] }).Fingerprint,
+            (plan with { Peers = [peer with { Mac = "02:42:0a:ff:00:63" }, .. plan.Peers.Skip(1)] }).Fingerprint,
+            (plan with { Peers = plan.Peers.Skip(1).ToArray() }).Fingerprint,
+            (plan with { Links = [plan.Links[0] with { Vni = 4098 }, .. plan.Links.Skip(1)] }).Fingerprint,
+            (plan with { Local = "198.18.0.99" }).Fingerprint,
+        ];
+        Assert.Equal(others.Length, others.Append(plan.Fingerprint).Distinct().Count() - 1);
+    }
+
     private static OverlayKernelState Kernel(string links, Dictionary<string, string>? fdb = null, Dictionary<string, string>? neigh = null) => new(
         IpJson.Links(links),
         (fdb ?? []).ToDictionary(p => p.Key, p => IpJson.Fdb(p.Value)),
