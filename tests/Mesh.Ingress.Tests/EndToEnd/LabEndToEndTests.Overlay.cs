@@ -169,7 +169,8 @@ public sealed partial class LabEndToEndTests
         // 13, 29 s... after it came up) and its bridge port state (AF_BRIDGE) as RTM_NEWLINK; no daemon made those. Only
         // the link's own message (AF_UNSPEC) carries its qdisc, and every change Mesh makes to a link (add, set,
         // delete) is announced by one. Run alone right after `lab up`, the solicitations of the newest legs fell into the
-        // restart's window.
+        // restart's window. Mesh's own links now carry no IPv6 (Kernel/LinkIpv6.cs), so the solicitations are gone from
+        // them; the bridge port states remain.
         static bool IsLinkItself(string line) =>
             line.StartsWith("Deleted ", StringComparison.Ordinal) || line.Contains(" qdisc ", StringComparison.Ordinal);
 
