@@ -23,7 +23,7 @@ namespace Mesh.Ingress.Kernel.Nftables;
 public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : IDisposable
 {
     private readonly TrustCache<(string Netns, Family Family, string Table), Known> _trust = new(trustFor);
-    private readonly Dictionary<(string Netns, Family Family, string Table), NftChangeLog> _logs = [];
+    private readonly Dictionary<(string Netns, Family Family, string Table), Kept> _logs = [];
     private readonly Lock _lock = new();
     private int _reads;
     private int _followed;
@@ -60,11 +60,21 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
     {
         ArgumentNullException.ThrowIfNull(netns);
         cancellationToken.ThrowIfCancellationRequested();
-        using var handle = new LazyHandle(netns.Path);
         var key = (netns.Path ?? "", family, table);
-        var changed = Converge(handle, key, desired, family, table);
-        KeepLog(handle, key);
-        return Task.FromResult(changed);
+        var handle = KeptHandle(key) ?? new LazyHandle(netns.Path);
+        try
+        {
+            var changed = Converge(handle, key, desired, family, table);
+            KeepLog(handle, key);
+            return Task.FromResult(changed);
+        }
+        finally
+        {
+            if (!ReferenceEquals(KeptHandle(key), handle))
+            {
+                handle.Dispose();
+            }
+        }
     }
 
     private bool Converge(LazyHandle handle, (string, Family, string) key, NftDesiredTable? desired, Family family, string table)
@@ -208,16 +218,22 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
         return outcome.ExactAt;
     }
 
-    /// <summary>A table planned by its memory keeps a change log (opened once it is known exactly); any other keeps none.</summary>
+    /// <summary>
+    /// A table planned by its memory keeps a change log (opened once it is known exactly) and the handle the converge
+    /// used, for the next converges of that table; any other keeps neither.
+    /// Why keep the handle: closing an nf_tables socket right after a transaction that deleted something waits for the
+    /// kernel to finish destroying it (an RCU grace period: 5-15 ms measured here), which was most of a pass that replaced
+    /// one task; and the namespace is held by the change log's socket already.
+    /// </summary>
     private void KeepLog(LazyHandle handle, (string Netns, Family Family, string Table) key)
     {
         var keep = _trust.Peek(key) is { State.Memory: not null, Generation: not null };
-        NftChangeLog? opened = null, closed = null;
+        Kept? opened = null, closed = null;
         lock (_lock)
         {
             if (keep && !_logs.ContainsKey(key))
             {
-                _logs[key] = opened = new NftChangeLog(key.Netns.Length == 0 ? null : key.Netns, key.Family, key.Table, changeLogBuffer);
+                _logs[key] = opened = new Kept(new NftChangeLog(key.Netns.Length == 0 ? null : key.Netns, key.Family, key.Table, changeLogBuffer), handle);
             }
             else if (!keep && _logs.Remove(key, out var log))
             {
@@ -227,15 +243,27 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
 
         // Opened after the generation it must vouch from: it does only if nobody committed in between (else the next
         // moved generation is a doubt, and a read).
-        opened?.Restart(() => Generation(handle));
-        closed?.Dispose();
+        opened?.Log.Restart(() => Generation(handle));
+        closed?.Log.Dispose();
+        if (closed is not null && !ReferenceEquals(closed.Handle, handle))
+        {
+            closed.Handle.Dispose(); // the one in use is the converge's to close
+        }
     }
 
     private NftChangeLog? Log((string, Family, string) key)
     {
         lock (_lock)
         {
-            return _logs.GetValueOrDefault(key);
+            return _logs.GetValueOrDefault(key)?.Log;
+        }
+    }
+
+    private LazyHandle? KeptHandle((string, Family, string) key)
+    {
+        lock (_lock)
+        {
+            return _logs.GetValueOrDefault(key)?.Handle;
         }
     }
 
@@ -287,7 +315,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
         ArgumentNullException.ThrowIfNull(netns);
         var path = netns.Path ?? "";
         _trust.ForgetWhere(k => k.Netns == path);
-        List<NftChangeLog> closed;
+        List<Kept> closed;
         lock (_lock)
         {
             closed = [.. _logs.Where(kv => kv.Key.Netns == path).Select(kv => kv.Value)];
@@ -302,7 +330,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
 
     public void Dispose()
     {
-        List<NftChangeLog> logs;
+        List<Kept> logs;
         lock (_lock)
         {
             logs = [.. _logs.Values];
@@ -319,6 +347,16 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
     private sealed record Known(NftTableState ReadState, NftTableMemory? Memory)
     {
         public NftTableState State => Memory?.State ?? ReadState;
+    }
+
+    /// <summary>A table's change log and the handle its converges use, closed together.</summary>
+    private sealed record Kept(NftChangeLog Log, LazyHandle Handle) : IDisposable
+    {
+        public void Dispose()
+        {
+            Log.Dispose();
+            Handle.Dispose();
+        }
     }
 
     /// <summary>A handle opened on first use: a converge that trusts what it knows and has nothing to write opens none.</summary>
