@@ -155,6 +155,35 @@ public sealed class NftGenerationTests : IAsyncLifetime
     }
 
     [LabFact]
+    public async Task A_table_followed_by_its_change_log_keeps_one_netlink_handle_across_changes_until_forgotten()
+    {
+        // Closing an nf_tables socket right after a transaction that deleted an element waits for the kernel (an RCU
+        // grace period): the sandbox's table keeps the handle its cold write opened for the changes that follow.
+        using var nft = new NfTablesExecutor(TimeSpan.FromMinutes(1));
+        var state = TwoServices();
+        Assert.True(await nft.ConvergeAsync(Netns, IngressSandboxTable.Build(state, "10.255.0.2"), Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        for (var i = 0; i < 3; i++)
+        {
+            var added = Mesh.Discovery.Store.StateTransitions.AddTask(state, new() { Service = "web", Node = "n2" }).State;
+            Assert.True(await nft.ConvergeAsync(Netns, IngressSandboxTable.Build(added, "10.255.0.2"), Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+            Assert.True(await nft.ConvergeAsync(Netns, IngressSandboxTable.Build(state, "10.255.0.2"), Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        }
+
+        Assert.Equal(1, nft.HandlesOpened);
+        Assert.Equal(1, nft.Reads);
+        using (var check = NfTablesHandle.Open(Netns.Path))
+        {
+            Assert.Null(NftPlanner.Plan(IngressSandboxTable.Build(state, "10.255.0.2"), NftTableState.Read(check, Family.Ip, IngressSandboxTable.Name))); // the kernel holds the last plan
+        }
+
+        // A forgotten namespace's handle goes with its log; the next converge opens (and reads) anew.
+        nft.Forget(Netns);
+        Assert.False(await nft.ConvergeAsync(Netns, IngressSandboxTable.Build(state, "10.255.0.2"), Family.Ip, IngressSandboxTable.Name, CancellationToken.None));
+        Assert.Equal(2, nft.HandlesOpened);
+        Assert.Equal(2, nft.Reads);
+    }
+
+    [LabFact]
     public async Task Elements_added_and_deleted_by_hand_in_Mesh_maps_are_repaired_from_the_change_log_without_a_read()
     {
         var desired = IngressSandboxTable.Build(TwoServices(), "10.255.0.2");

@@ -28,6 +28,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
     private int _reads;
     private int _followed;
     private int _structureReads;
+    private int _handlesOpened;
     private string? _readBecause;
 
     public NfTablesExecutor(TimeSpan trustFor)
@@ -49,6 +50,9 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
     /// <summary>How many times the change log showed a rule, chain or set changed and only the table's structure was read back (no element).</summary>
     public int StructureReads => Volatile.Read(ref _structureReads);
 
+    /// <summary>nf_tables sockets opened so far (a table followed by its change log keeps its own between converges).</summary>
+    public int HandlesOpened => Volatile.Read(ref _handlesOpened);
+
     /// <summary>Why the change log last could not vouch for a table (its doubt), for diagnostics and tests.</summary>
     public string? LastDoubt => Volatile.Read(ref _readBecause);
 
@@ -61,7 +65,7 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
         ArgumentNullException.ThrowIfNull(netns);
         cancellationToken.ThrowIfCancellationRequested();
         var key = (netns.Path ?? "", family, table);
-        var handle = KeptHandle(key) ?? new LazyHandle(netns.Path);
+        var handle = KeptHandle(key) ?? new LazyHandle(netns.Path, () => Interlocked.Increment(ref _handlesOpened));
         try
         {
             var changed = Converge(handle, key, desired, family, table);
@@ -360,11 +364,23 @@ public sealed class NfTablesExecutor(TimeSpan trustFor, int changeLogBuffer) : I
     }
 
     /// <summary>A handle opened on first use: a converge that trusts what it knows and has nothing to write opens none.</summary>
-    private sealed class LazyHandle(string? netnsPath) : IDisposable
+    private sealed class LazyHandle(string? netnsPath, Action opened) : IDisposable
     {
         private NfTablesHandle? _handle;
 
-        public NfTablesHandle Value => _handle ??= NfTablesHandle.Open(netnsPath);
+        public NfTablesHandle Value
+        {
+            get
+            {
+                if (_handle is null)
+                {
+                    _handle = NfTablesHandle.Open(netnsPath);
+                    opened();
+                }
+
+                return _handle;
+            }
+        }
 
         public void Dispose() => _handle?.Dispose();
 
