@@ -5,7 +5,7 @@
 # (daemon-processes.sh) and the convergence of a task added/removed on the embedded store (convergence). One after
 # the other, so that none measures under another's load; about 15 minutes on an idle 2-core machine.
 # Usage (as root, from the checkout, after `dotnet build Mesh.sln -c Release`; any `./mesh.sh ...` command publishes the
-# daemon): load-tests/scale-figures.sh [MESH_BINARY] [OUT_DIR]   (takes /tmp/mesh-lab.lock for the whole run)
+# daemon): load-tests/scale-figures.sh [MESH_BINARY] [OUT_DIR]   (holds /tmp/mesh-lab.lock for the whole run)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 mesh=${1:-$here/../artifacts/mesh/mesh}
@@ -13,8 +13,19 @@ out=${2:-$here/results/scale-figures-$(date -u +%Y%m%d-%H%M%S)}
 loadtests=$here/Mesh.LoadTests/bin/Release/net10.0/Mesh.LoadTests.dll
 [ -x "$mesh" ] || { echo "scale-figures: no daemon at $mesh (./mesh.sh publishes it to artifacts/mesh)" >&2; exit 1; }
 [ -f "$loadtests" ] || { echo "scale-figures: $loadtests missing: dotnet build Mesh.sln -c Release" >&2; exit 1; }
-# The lab's names are machine-wide: hold its lock for the whole run (the convergence scenario sees it held by an ancestor).
-[ -n "${MESH_FIGURES_LOCKED:-}" ] || exec flock /tmp/mesh-lab.lock env MESH_FIGURES_LOCKED=1 "$0" "$@"
+# The lab's names are machine-wide: hold its lock for the whole run (the convergence scenario sees it held by an
+# ancestor), unless an ancestor holds it already (`flock /tmp/mesh-lab.lock load-tests/scale-figures.sh`: taking it
+# again would wait for ever).
+held_by_ancestor() {
+  inode=$(stat -c %i /tmp/mesh-lab.lock 2>/dev/null) || return 1
+  pid=$$
+  while [ "$pid" -gt 1 ]; do
+    grep -q "FLOCK .* $pid [0-9a-f]*:[0-9a-f]*:$inode " /proc/locks && return 0
+    pid=$(awk '/^PPid:/{print $2}' "/proc/$pid/status")
+  done
+  return 1
+}
+held_by_ancestor || exec flock /tmp/mesh-lab.lock "$0" "$@"
 mkdir -p "$out"
 
 step() { # step NAME COMMAND...: runs it with its output in OUT/NAME.txt, timed, the load average beside
