@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Mesh.Discovery.Model;
+using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Nftables;
 
 namespace Mesh.Ingress.Dataplane;
@@ -84,7 +85,7 @@ public static partial class IngressSandboxTable
                 var kept = known?.Find(service.Name);
                 ServicePart part;
                 if (kept is not null && sameView && (sameHealth || service.HealthCheck is null)
-                    && ReferenceEquals(kept.Inputs.Service, service) && SameObjects(kept.Tasks, own))
+                    && ReferenceEquals(kept.Inputs.Service, service) && ReferenceLists.Same(kept.Tasks, own))
                 {
                     part = kept;
                 }
@@ -195,23 +196,6 @@ public static partial class IngressSandboxTable
         /// <summary>How many objects of a list of <paramref name="count"/> may change for a pass to go by the changes.</summary>
         private static int Limit(int count) => Math.Max(MinChangedLimit, count / 8);
 
-        private static bool SameObjects(IReadOnlyList<ServiceTask> a, IReadOnlyList<ServiceTask> b)
-        {
-            if (a.Count != b.Count)
-            {
-                return false;
-            }
-
-            for (var i = 0; i < a.Count; i++)
-            {
-                if (!ReferenceEquals(a[i], b[i]))
-                {
-                    return false;
-                }
-            }
-
-            return true;
-        }
 
         /// <summary>A pass's inputs and what it built from them.</summary>
         private sealed record Pass(ClusterState State, string Address, string? Node, HealthChecks.BackendHealth? Health, NftDesiredTable Table, Parts Parts);

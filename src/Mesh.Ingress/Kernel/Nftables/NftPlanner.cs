@@ -197,26 +197,9 @@ public static class NftPlanner
         // A run the kernel does not hold yet (a new service, a cold start) is often placed exactly as desired: then the
         // desired list itself is what is written, so the executor's memory does not keep a second list of the same
         // elements beside the desired one (10,000 of them on a cold start at 10,000 services).
-        return result is null || SameObjects(result, elements) ? elements : result.ToArray();
+        return result is null || ReferenceLists.Same(result, elements) ? elements : result.ToArray();
     }
 
-    private static bool SameObjects(List<NftElement> a, IReadOnlyList<NftElement> b)
-    {
-        if (a.Count != b.Count)
-        {
-            return false;
-        }
-
-        for (var i = 0; i < a.Count; i++)
-        {
-            if (!ReferenceEquals(a[i], b[i]))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
 
     /// <summary>One prefix's elements [start, end) placed in slots 0..N-1: where the kernel holds each value if that slot is below N, else the free slots in order.</summary>
     private static IEnumerable<NftElement> Reslotted(IReadOnlyList<NftElement> elements, int start, int end, IReadOnlyDictionary<NftData, SetElement> held)
