@@ -9,7 +9,16 @@ namespace Mesh.Discovery.Store;
 /// </summary>
 public interface IClusterStore
 {
+    /// <summary>The state now: read from the store at the call (what the API answers).</summary>
     Task<ClusterState> GetStateAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// A state at least as new as <paramref name="atLeastRevision"/>, for a loop that follows the store (it read one
+    /// state, then a watch told it the revision moved past that one): a store that reads another one over the network
+    /// (<see cref="RemoteStore"/>) shares one read among the daemon's loops that follow it instead of one read each.
+    /// A store that holds the state itself has nothing to share: the state now is at least that new.
+    /// </summary>
+    Task<ClusterState> GetStateAsync(long atLeastRevision, CancellationToken cancellationToken = default) => GetStateAsync(cancellationToken);
 
     Task<OverlayNetwork> CreateNetworkAsync(NetworkSpec spec, CancellationToken cancellationToken = default);
 

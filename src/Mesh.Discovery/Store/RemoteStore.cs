@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
@@ -32,6 +33,17 @@ public sealed class RemoteStore : IClusterStore
     /// </summary>
     private Dictionary<(Type Kind, UInt128 Digest), object> _known = [];
 
+    /// <summary>
+    /// What the daemon's loops that follow the holder share (the reconciler's two loops, DNS, the L7 entry, health and
+    /// readiness probes: each watches, then reads): one long-poll per revision waited past, and one state read at a time
+    /// for the reads that can take a state at least that new. One change cost each joined daemon a watch answer and
+    /// a whole-state read per loop, and the holder as many, all at the same moment (BENCHMARKS.md "convergence").
+    /// </summary>
+    private readonly Lock _sharedGate = new();
+    private readonly Dictionary<long, Task<WatchResult>> _watches = [];
+    private Task<ClusterState>? _sharedRead;
+    private ClusterState? _newest;
+
     /// <param name="endpoint">What errors call the store, e.g. <c>unix:///run/mesh/mesh.sock</c>; default the client's base address.</param>
     public RemoteStore(HttpClient http, ILogger<RemoteStore>? logger = null, StoreMetrics? metrics = null, ReservedPorts? reserved = null, string? endpoint = null)
     {
@@ -45,10 +57,77 @@ public sealed class RemoteStore : IClusterStore
         using var document = await SendAsync<JsonDocument>(HttpMethod.Get, "v1/state", null, cancellationToken).ConfigureAwait(false);
         // Each object passed its own checks when it was decoded (now, or in the fetch it is kept from): what is left is
         // the objects against each other.
-        return _validator.Consistent(Decode(document.RootElement));
+        var state = _validator.Consistent(Decode(document.RootElement));
+        lock (_sharedGate)
+        {
+            if (_newest is null || state.Revision > _newest.Revision)
+            {
+                _newest = state;
+            }
+        }
+
+        return state;
     }
 
-    /// <summary>The holder's <c>GET /v1/state</c>, one object at a time: an object that does not decode is set aside, not fatal.</summary>
+    /// <summary>
+    /// The newest state read if it is new enough; else the read in progress, joined; else a read of its own that the
+    /// callers after it join. A read that was already under way when this call came may predate the revision asked
+    /// for: then one more, whose answer is taken whatever it says (the holder is the judge of its own revision).
+    /// </summary>
+    public async Task<ClusterState> GetStateAsync(long atLeastRevision, CancellationToken cancellationToken = default)
+    {
+        for (var reads = 0; ; reads++)
+        {
+            Task<ClusterState> read;
+            var joined = false;
+            lock (_sharedGate)
+            {
+                if (_newest is { } newest && newest.Revision >= atLeastRevision)
+                {
+                    return newest;
+                }
+
+                if (_sharedRead is { IsCompleted: false } inProgress && reads == 0)
+                {
+                    read = inProgress;
+                    joined = true;
+                }
+                else
+                {
+                    read = _sharedRead = SharedRead();
+                }
+            }
+
+            var state = await read.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (state.Revision >= atLeastRevision || !joined)
+            {
+                return state;
+            }
+        }
+    }
+
+    /// <summary>A read every caller may join: the holder's state now (not a caller's token: each stops waiting on its own).</summary>
+    private Task<ClusterState> SharedRead()
+    {
+        var read = GetStateAsync(CancellationToken.None);
+        _ = read.ContinueWith(
+            done =>
+            {
+                _ = done.Exception; // a read nobody waits for any more must not fail unobserved
+                lock (_sharedGate)
+                {
+                    if (ReferenceEquals(_sharedRead, done))
+                    {
+                        _sharedRead = null; // its result is in _newest, or its error went to its joiners
+                    }
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        return read;
+    }
+
     private ClusterState Decode(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("revision", out var rev) || !rev.TryGetInt64(out var revision))
@@ -151,8 +230,69 @@ public sealed class RemoteStore : IClusterStore
     public Task<ServiceTask> UpdateTaskAsync(string name, TaskUpdate update, CancellationToken cancellationToken = default) =>
         SendAsync<ServiceTask>(HttpMethod.Patch, $"v1/tasks/{Uri.EscapeDataString(name)}", update, cancellationToken);
 
-    public Task<WatchResult> WatchAsync(long afterRevision, TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        SendAsync<WatchResult>(HttpMethod.Get, FormattableString.Invariant($"v1/watch?after={afterRevision}&timeoutMs={(long)timeout.TotalMilliseconds}"), null, cancellationToken);
+    /// <summary>
+    /// Joins the long-poll in progress for the same revision, if any (its answer is the same for every caller): one
+    /// request to the holder however many of the daemon's loops wait past that revision. A caller whose timeout ends
+    /// before the shared poll's gets "no change" at its own deadline; one whose timeout is longer polls again.
+    /// </summary>
+    public async Task<WatchResult> WatchAsync(long afterRevision, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            var left = TimeSpan.FromSeconds((double)(deadline - Stopwatch.GetTimestamp()) / Stopwatch.Frequency);
+            if (left <= TimeSpan.Zero)
+            {
+                return new WatchResult(afterRevision, [], Resync: false);
+            }
+
+            Task<WatchResult> poll;
+            lock (_sharedGate)
+            {
+                if (!_watches.TryGetValue(afterRevision, out poll!) || poll.IsCompleted)
+                {
+                    poll = _watches[afterRevision] = SharedWatch(afterRevision, left);
+                }
+            }
+
+            WatchResult result;
+            try
+            {
+                result = await poll.WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                return new WatchResult(afterRevision, [], Resync: false);
+            }
+
+            if (result.Revision != afterRevision || result.Resync)
+            {
+                return result;
+            }
+        }
+    }
+
+    /// <summary>A long-poll every caller waiting past <paramref name="afterRevision"/> may join; it ends at its timeout.</summary>
+    private Task<WatchResult> SharedWatch(long afterRevision, TimeSpan timeout)
+    {
+        var poll = SendAsync<WatchResult>(HttpMethod.Get, FormattableString.Invariant($"v1/watch?after={afterRevision}&timeoutMs={(long)timeout.TotalMilliseconds}"), null, CancellationToken.None);
+        _ = poll.ContinueWith(
+            done =>
+            {
+                _ = done.Exception;
+                lock (_sharedGate)
+                {
+                    if (_watches.TryGetValue(afterRevision, out var current) && ReferenceEquals(current, done))
+                    {
+                        _watches.Remove(afterRevision);
+                    }
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        return poll;
+    }
 
     private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Resolver;
 using Microsoft.Extensions.Hosting;
@@ -16,12 +17,17 @@ public sealed partial class DnsStateFollower(IClusterStore store, TaskResolvers 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var backoff = TimeSpan.FromMilliseconds(100);
+        long revision = -1;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                var state = await store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                var started = Stopwatch.GetTimestamp();
+                var state = await store.GetStateAsync(revision + 1, stoppingToken).ConfigureAwait(false);
+                revision = state.Revision;
+                var readMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                 resolvers.Update(state);
+                LogFollowed(state.Revision, readMs, Stopwatch.GetElapsedTime(started).TotalMilliseconds - readMs);
                 backoff = TimeSpan.FromMilliseconds(100);
                 await store.WatchAsync(state.Revision, options.ResyncInterval, stoppingToken).ConfigureAwait(false);
             }
@@ -38,6 +44,9 @@ public sealed partial class DnsStateFollower(IClusterStore store, TaskResolvers 
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "DNS answers from revision {Revision} (store read {ReadMs:0.0} ms, records updated in {UpdateMs:0.0} ms)")]
+    private partial void LogFollowed(long revision, double readMs, double updateMs);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "DNS keeps the last known state: reading the store failed ({Reason}); retrying in {RetryMs} ms")]
     private partial void LogFollowFailed(string reason, double retryMs);

@@ -184,7 +184,9 @@ public sealed class FileLoggerProvider : ILoggerProvider
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        /// <summary>The logging configuration's rules decide (Information by default; <c>Logging__LogLevel__&lt;category&gt;</c>
+        /// in the environment lowers it for one category, e.g. the reconciler's per-pass Debug timings).</summary>
+        public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {

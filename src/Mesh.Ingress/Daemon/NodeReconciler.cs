@@ -68,6 +68,9 @@ public sealed partial class NodeReconciler(
     /// <summary>The last node pass's stage times, ms: plan, overlay gate wait, overlay, sandbox links, host rules, sandbox.</summary>
     private readonly double[] _stageMs = new double[6];
 
+    /// <summary>The last task pass's egress stage, ms.</summary>
+    private double _egressMs;
+
     /// <summary>The revision whose overlay removals wait until both loops have applied it (-1: none waiting).</summary>
     private long _overlayRemovalsAt = -1;
 
@@ -105,12 +108,13 @@ public sealed partial class NodeReconciler(
         ClusterState? last = null;
         var healthOnly = false;
         return LoopAsync(
+            "node",
             async ct =>
             {
                 // The version is read before the plan, so a verdict that lands during the pass wakes the next one.
                 _healthSeen = health?.Version ?? 0;
                 var passStarted = Stopwatch.GetTimestamp();
-                var state = healthOnly && last is not null ? last : await store.GetStateAsync(ct).ConfigureAwait(false);
+                var state = healthOnly && last is not null ? last : await store.GetStateAsync((last?.Revision ?? -1) + 1, ct).ConfigureAwait(false);
                 last = state;
                 var readMs = Stopwatch.GetElapsedTime(passStarted).TotalMilliseconds;
                 node = state.Nodes.FirstOrDefault(n => n.Name == node.Name) ?? await RegisterAsync(ct).ConfigureAwait(false);
@@ -119,6 +123,10 @@ public sealed partial class NodeReconciler(
                 if (passMs >= SlowPass.TotalMilliseconds)
                 {
                     LogSlowPass(state.Revision, passMs, readMs, _stageMs[0], _stageMs[1], _stageMs[2], _stageMs[3], _stageMs[4], _stageMs[5]);
+                }
+                else
+                {
+                    LogNodePass(state.Revision, passMs, readMs, _stageMs[0], _stageMs[1], _stageMs[2], _stageMs[3], _stageMs[4], _stageMs[5]);
                 }
 
                 localTasks.Update(state, node.Name);
@@ -173,11 +181,25 @@ public sealed partial class NodeReconciler(
     private Task TaskLoopAsync(CancellationToken stoppingToken)
     {
         var taskRetry = TaskRetryFirst;
+        long revision = -1;
         return LoopAsync(
+            "task",
             async ct =>
             {
-                var state = await store.GetStateAsync(ct).ConfigureAwait(false);
+                var passStarted = Stopwatch.GetTimestamp();
+                var state = await store.GetStateAsync(revision + 1, ct).ConfigureAwait(false);
+                revision = state.Revision;
+                var readMs = Stopwatch.GetElapsedTime(passStarted).TotalMilliseconds;
                 var failedTasks = await SyncTasksAsync(state, ct).ConfigureAwait(false);
+                var passMs = Stopwatch.GetElapsedTime(passStarted).TotalMilliseconds;
+                if (passMs >= SlowPass.TotalMilliseconds)
+                {
+                    LogSlowTaskPass(state.Revision, passMs, readMs, _egressMs);
+                }
+                else
+                {
+                    LogTaskPass(state.Revision, passMs, readMs, _egressMs);
+                }
                 var bothConverged = Progress(tasks: (state.Revision, ErrorSummary.OfTasks(failedTasks)));
                 await FinishOverlayRemovalsAsync(ct).ConfigureAwait(false);
                 liveness.PassEnded(converged: bothConverged);
@@ -204,7 +226,7 @@ public sealed partial class NodeReconciler(
     /// as it is (never flushed on error), is recorded (<paramref name="failed"/> gets a bounded summary: a tool's output
     /// can echo file contents, nft's include) and retried after a backoff from 200 ms doubling to 10 s.
     /// </summary>
-    private async Task LoopAsync(Func<CancellationToken, Task<Func<Task>>> pass, Action<string> failed, CancellationToken stoppingToken)
+    private async Task LoopAsync(string loop, Func<CancellationToken, Task<Func<Task>>> pass, Action<string> failed, CancellationToken stoppingToken)
     {
         var backoff = FirstBackoff;
         while (!stoppingToken.IsCancellationRequested)
@@ -232,15 +254,21 @@ public sealed partial class NodeReconciler(
                 telemetry.SyncDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
 
+            var waitStarted = Stopwatch.GetTimestamp();
             await next().ConfigureAwait(false);
+            var waitedMs = Stopwatch.GetElapsedTime(waitStarted).TotalMilliseconds;
 
             // Rate-limited, not delayed: a change after a quiet spell is applied at once, while a burst of changes
             // (each pass reads the latest state, so they coalesce) starts passes at most every MinSyncInterval.
             var sinceStart = Stopwatch.GetElapsedTime(started);
+            var heldMs = 0.0;
             if (sinceStart < options.MinSyncInterval)
             {
+                heldMs = (options.MinSyncInterval - sinceStart).TotalMilliseconds;
                 await Task.Delay(options.MinSyncInterval - sinceStart, stoppingToken).ConfigureAwait(false);
             }
+
+            LogWoke(loop, waitedMs, heldMs);
         }
     }
 
@@ -460,6 +488,7 @@ public sealed partial class NodeReconciler(
         // A new task's egress leg is a few link changes in its namespace (0.1-0.6 s on a loaded machine): on the node
         // loop, after the sandbox, it held up the next published-port change, so a task removed soon after it was
         // added stayed a backend of its own node's sandbox that much longer (BENCHMARKS.md "convergence").
+        var egressStarted = Stopwatch.GetTimestamp();
         using (telemetry.StartConverge("egress", null, state.Revision))
         {
             if (await egress.ConvergeAsync(state, ct).ConfigureAwait(false) > 0)
@@ -467,6 +496,8 @@ public sealed partial class NodeReconciler(
                 Changed("egress", state.Revision);
             }
         }
+
+        _egressMs = Stopwatch.GetElapsedTime(egressStarted).TotalMilliseconds;
 
         activity?.SetTag("mesh.tasks_failed", result.Errors.Count);
         return result.Errors;

@@ -39,12 +39,13 @@ public abstract partial class TaskLoops<TTarget>(IClusterStore store, string pur
     {
         try
         {
+            long revision = -1;
             while (!stoppingToken.IsCancellationRequested)
             {
-                long revision;
                 try
                 {
-                    var state = await Store.GetStateAsync(stoppingToken).ConfigureAwait(false);
+                    // Newer than the one the watch waited past (shared with the daemon's other loops on a joined node).
+                    var state = await Store.GetStateAsync(revision + 1, stoppingToken).ConfigureAwait(false);
                     revision = state.Revision;
                     Converge(Follow(state).ToDictionary(t => t.Task, t => t.Target, StringComparer.Ordinal), stoppingToken);
                 }

@@ -178,7 +178,7 @@ public sealed partial class HttpEntry(
             try
             {
                 // A health change alone re-plans from the state already read (see NodeReconciler).
-                state = healthOnly && state is not null ? state : await store.GetStateAsync(ct).ConfigureAwait(false);
+                state = healthOnly && state is not null ? state : await store.GetStateAsync((state?.Revision ?? -1) + 1, ct).ConfigureAwait(false);
                 revision = state.Revision;
                 if (revision != applied || healthVersion != healthApplied)
                 {

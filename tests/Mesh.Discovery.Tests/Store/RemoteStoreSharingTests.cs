@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
+using Mesh.Discovery.Tests.Store.Etcd;
+
+namespace Mesh.Discovery.Tests.Store;
+
+/// <summary>
+/// A joined daemon's loops (the reconciler's two, DNS, the L7 entry, health and readiness) each watch the holder and
+/// then read its state. Through one <see cref="RemoteStore"/> they share one long-poll per revision and one read per
+/// change; the API's own reads still go to the holder every time. The holder is a real HTTP server that counts what it
+/// is asked and answers a watch only when the test says so.
+/// </summary>
+public sealed class RemoteStoreSharingTests : IDisposable
+{
+    private readonly HttpListener _listener = new();
+    private readonly Uri _url;
+    private readonly ConcurrentQueue<string> _asked = new();
+    private volatile TaskCompletionSource<long> _watchAnswer = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _revision = 3;
+
+    public RemoteStoreSharingTests()
+    {
+        _url = new Uri($"http://127.0.0.1:{EtcdProcess.FreePort()}/");
+        _listener.Prefixes.Add(_url.ToString());
+        _listener.Start();
+        _ = ServeAsync();
+    }
+
+    public void Dispose() => _listener.Close();
+
+    private int Asked(string path) => _asked.Count(p => p == path);
+
+    private async Task ServeAsync()
+    {
+        while (_listener.IsListening)
+        {
+            HttpListenerContext ctx;
+            try
+            {
+                ctx = await _listener.GetContextAsync();
+            }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            _ = AnswerAsync(ctx);
+        }
+    }
+
+    private async Task AnswerAsync(HttpListenerContext ctx)
+    {
+        var path = ctx.Request.Url!.AbsolutePath;
+        _asked.Enqueue(path);
+        string body;
+        if (path == "/v1/watch")
+        {
+            var after = long.Parse(ctx.Request.QueryString["after"]!, System.Globalization.CultureInfo.InvariantCulture);
+            var timeout = TimeSpan.FromMilliseconds(long.Parse(ctx.Request.QueryString["timeoutMs"]!, System.Globalization.CultureInfo.InvariantCulture));
+            var revision = Interlocked.Read(ref _revision) != after
+                ? Interlocked.Read(ref _revision)
+                : await _watchAnswer.Task.WaitAsync(timeout).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : after, TaskScheduler.Default);
+            body = JsonSerializer.Serialize(new WatchResult(revision, [], Resync: false), MeshJson.Options);
+        }
+        else
+        {
+            body = JsonSerializer.Serialize(ClusterState.Empty with { Revision = Interlocked.Read(ref _revision) }, MeshJson.Options);
+        }
+
+        try
+        {
+            var bytes = Encoding.UTF8.GetBytes(body);
+            ctx.Response.ContentType = "application/json";
+            await ctx.Response.OutputStream.WriteAsync(bytes);
+            ctx.Response.Close();
+        }
+        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+        {
+            // the test ended
+        }
+    }
+
+    /// <summary>The holder's revision moves on and every watch waiting past the old one is answered.</summary>
+    private void Commit()
+    {
+        var revision = Interlocked.Increment(ref _revision);
+        var answered = _watchAnswer;
+        _watchAnswer = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        answered.SetResult(revision);
+    }
+
+    private IClusterStore Joined() => new RemoteStore(new HttpClient { BaseAddress = _url });
+
+    private async Task UntilAsked(string path, int times)
+    {
+        for (var i = 0; i < 500 && Asked(path) < times; i++)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(times, Asked(path));
+    }
+
+    [Fact]
+    public async Task Loops_following_the_holder_share_one_watch_and_one_read_per_change()
+    {
+        var store = Joined();
+        var first = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => store.GetStateAsync(0)));
+        Assert.All(first, s => Assert.Equal(3, s.Revision));
+        Assert.Equal(1, Asked("/v1/state"));
+
+        var watches = Enumerable.Range(0, 6).Select(_ => store.WatchAsync(3, TimeSpan.FromSeconds(20))).ToList();
+        await UntilAsked("/v1/watch", 1);
+        await Task.Delay(100); // the other five had time to ask for their own (they must not)
+        Assert.Equal(1, Asked("/v1/watch"));
+        Commit();
+        var results = await Task.WhenAll(watches);
+        Assert.All(results, r => Assert.Equal(4, r.Revision));
+
+        var next = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => store.GetStateAsync(4)));
+        Assert.All(next, s => Assert.Equal(4, s.Revision));
+        Assert.Equal(2, Asked("/v1/state"));
+        Assert.Equal(1, Asked("/v1/watch"));
+    }
+
+    [Fact]
+    public async Task The_state_now_is_always_read_from_the_holder()
+    {
+        var store = Joined();
+        Assert.Equal(3, (await store.GetStateAsync(0)).Revision);
+        Interlocked.Increment(ref _revision); // a change no watch of this store has seen
+
+        // What the API answers is the holder's state at the call, not the newest one this store read.
+        Assert.Equal(4, (await store.GetStateAsync()).Revision);
+        Assert.Equal(4, (await store.GetStateAsync()).Revision);
+        Assert.Equal(3, Asked("/v1/state"));
+
+        // A loop that asks for a revision past the newest read gets a read of its own.
+        Interlocked.Increment(ref _revision);
+        Assert.Equal(5, (await store.GetStateAsync(5)).Revision);
+        Assert.Equal(4, Asked("/v1/state"));
+    }
+
+    [Fact]
+    public async Task A_watch_with_a_shorter_timeout_than_the_shared_poll_ends_at_its_own_deadline()
+    {
+        var store = Joined();
+        var longer = store.WatchAsync(3, TimeSpan.FromSeconds(20));
+        await UntilAsked("/v1/watch", 1);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var shorter = await store.WatchAsync(3, TimeSpan.FromMilliseconds(300));
+        var waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+
+        Assert.Equal(3, shorter.Revision); // no change
+        Assert.InRange(waited, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(5));
+        Assert.False(longer.IsCompleted);
+        Assert.Equal(1, Asked("/v1/watch"));
+
+        Commit();
+        Assert.Equal(4, (await longer).Revision);
+    }
+
+    [Fact]
+    public async Task A_caller_that_stops_waiting_leaves_the_shared_watch_to_the_others()
+    {
+        var store = Joined();
+        using var stop = new CancellationTokenSource();
+        var leaving = store.WatchAsync(3, TimeSpan.FromSeconds(20), stop.Token);
+        var staying = store.WatchAsync(3, TimeSpan.FromSeconds(20));
+        await UntilAsked("/v1/watch", 1);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => leaving);
+
+        Commit();
+        Assert.Equal(4, (await staying).Revision);
+        Assert.Equal(1, Asked("/v1/watch"));
+    }
+}
