@@ -58,14 +58,7 @@ public sealed class RemoteStore : IClusterStore
         // Each object passed its own checks when it was decoded (now, or in the fetch it is kept from): what is left is
         // the objects against each other.
         var state = _validator.Consistent(Decode(document.RootElement));
-        lock (_sharedGate)
-        {
-            if (_newest is null || state.Revision > _newest.Revision)
-            {
-                _newest = state;
-            }
-        }
-
+        Newest(state);
         return state;
     }
 
@@ -275,7 +268,7 @@ public sealed class RemoteStore : IClusterStore
     /// <summary>A long-poll every caller waiting past <paramref name="afterRevision"/> may join; it ends at its timeout.</summary>
     private Task<WatchResult> SharedWatch(long afterRevision, TimeSpan timeout)
     {
-        var poll = SendAsync<WatchResult>(HttpMethod.Get, FormattableString.Invariant($"v1/watch?after={afterRevision}&timeoutMs={(long)timeout.TotalMilliseconds}"), null, CancellationToken.None);
+        var poll = WatchWithStateAsync(afterRevision, timeout);
         _ = poll.ContinueWith(
             done =>
             {
@@ -292,6 +285,53 @@ public sealed class RemoteStore : IClusterStore
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
         return poll;
+    }
+
+    /// <summary>
+    /// The holder's watch, asked to answer a change with the state after it (<see cref="WatchAnswer"/>): the loops
+    /// waiting then take that state (<see cref="GetStateAsync(long, CancellationToken)"/>) without a read of their own.
+    /// The state is decoded and checked object by object like any read; a holder that sends none (no change, or an
+    /// older holder that ignores the parameter) leaves the loops to read.
+    /// </summary>
+    private async Task<WatchResult> WatchWithStateAsync(long afterRevision, TimeSpan timeout)
+    {
+        // Not a caller's token: the poll is every joiner's, and ends at its timeout (the holder answers then).
+        using var document = await SendAsync<JsonDocument>(HttpMethod.Get, FormattableString.Invariant($"v1/watch?after={afterRevision}&timeoutMs={(long)timeout.TotalMilliseconds}&state=1"), null, CancellationToken.None).ConfigureAwait(false);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("revision", out var rev) || !rev.TryGetInt64(out var revision)
+            || !root.TryGetProperty("resync", out var resync) || resync.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            throw new StoreUnavailableException($"store at {_where} sent no watch answer");
+        }
+
+        IReadOnlyList<StoreChange> changes;
+        try
+        {
+            changes = root.TryGetProperty("changes", out var list) ? list.Deserialize<StoreChange[]>(MeshJson.Options) ?? [] : [];
+        }
+        catch (JsonException e)
+        {
+            throw new StoreUnavailableException($"store at {_where} sent an unreadable watch answer: {e.Message}", e);
+        }
+
+        if (root.TryGetProperty("state", out var state) && state.ValueKind == JsonValueKind.Object)
+        {
+            Newest(_validator.Consistent(Decode(state)));
+        }
+
+        return new WatchResult(revision, changes, resync.GetBoolean());
+    }
+
+    /// <summary>Keeps <paramref name="state"/> as the newest read unless a newer one is kept already.</summary>
+    private void Newest(ClusterState state)
+    {
+        lock (_sharedGate)
+        {
+            if (_newest is null || state.Revision > _newest.Revision)
+            {
+                _newest = state;
+            }
+        }
     }
 
     private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken cancellationToken)

@@ -29,7 +29,22 @@ public static class ApiEndpoints
         {
             var after = QueryLong(ctx, "after", 0);
             var timeout = TimeSpan.FromMilliseconds(Math.Clamp(QueryLong(ctx, "timeoutMs", 30_000), 0, (long)MaxWatch.TotalMilliseconds));
-            return Json(await store.WatchAsync(after, timeout, ctx.RequestAborted));
+            var withState = QueryLong(ctx, "state", 0) switch
+            {
+                0 => false,
+                1 => true,
+                _ => throw new ValidationException("state", "must be 0 or 1"),
+            };
+            var result = await store.WatchAsync(after, timeout, ctx.RequestAborted);
+            if (!withState)
+            {
+                return Json(result);
+            }
+
+            // Read after the watch answered: at least as new as the revision it reports.
+            var changed = result.Revision != after || result.Resync;
+            var state = changed ? await store.GetStateAsync(ctx.RequestAborted) : null;
+            return Json(new WatchAnswer(result.Revision, result.Changes, result.Resync, state));
         }));
 
         v1.MapGet("/networks", Handle(async (IClusterStore store, HttpContext ctx) => Json((await store.GetStateAsync(ctx.RequestAborted)).Networks)));

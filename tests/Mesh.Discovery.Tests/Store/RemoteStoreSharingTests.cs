@@ -11,8 +11,9 @@ namespace Mesh.Discovery.Tests.Store;
 /// <summary>
 /// A joined daemon's loops (the reconciler's two, DNS, the L7 entry, health and readiness) each watch the holder and
 /// then read its state. Through one <see cref="RemoteStore"/> they share one long-poll per revision and one read per
-/// change; the API's own reads still go to the holder every time. The holder is a real HTTP server that counts what it
-/// is asked and answers a watch only when the test says so.
+/// change (none when the holder answers the watch with the state); the API's own reads still go to the holder every
+/// time. The holder is a real HTTP server that counts what it is asked and answers a watch only when the test says so;
+/// by default it behaves as a holder that does not know <c>state=1</c> (it ignores the parameter).
 /// </summary>
 public sealed class RemoteStoreSharingTests : IDisposable
 {
@@ -21,6 +22,7 @@ public sealed class RemoteStoreSharingTests : IDisposable
     private readonly ConcurrentQueue<string> _asked = new();
     private volatile TaskCompletionSource<long> _watchAnswer = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _revision = 3;
+    private volatile bool _answersWithState;
 
     public RemoteStoreSharingTests()
     {
@@ -64,11 +66,13 @@ public sealed class RemoteStoreSharingTests : IDisposable
             var revision = Interlocked.Read(ref _revision) != after
                 ? Interlocked.Read(ref _revision)
                 : await _watchAnswer.Task.WaitAsync(timeout).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : after, TaskScheduler.Default);
-            body = JsonSerializer.Serialize(new WatchResult(revision, [], Resync: false), MeshJson.Options);
+            body = _answersWithState && ctx.Request.QueryString["state"] == "1"
+                ? JsonSerializer.Serialize(new WatchAnswer(revision, [], Resync: false, revision == after ? null : State()), MeshJson.Options)
+                : JsonSerializer.Serialize(new WatchResult(revision, [], Resync: false), MeshJson.Options);
         }
         else
         {
-            body = JsonSerializer.Serialize(ClusterState.Empty with { Revision = Interlocked.Read(ref _revision) }, MeshJson.Options);
+            body = JsonSerializer.Serialize(State(), MeshJson.Options);
         }
 
         try
@@ -83,6 +87,8 @@ public sealed class RemoteStoreSharingTests : IDisposable
             // the test ended
         }
     }
+
+    private ClusterState State() => ClusterState.Empty with { Revision = Interlocked.Read(ref _revision) };
 
     /// <summary>The holder's revision moves on and every watch waiting past the old one is answered.</summary>
     private void Commit()
@@ -125,6 +131,28 @@ public sealed class RemoteStoreSharingTests : IDisposable
         Assert.All(next, s => Assert.Equal(4, s.Revision));
         Assert.Equal(2, Asked("/v1/state"));
         Assert.Equal(1, Asked("/v1/watch"));
+    }
+
+    [Fact]
+    public async Task A_watch_answered_with_the_state_leaves_the_loops_no_read_to_make()
+    {
+        _answersWithState = true;
+        var store = Joined();
+        Assert.Equal(3, (await store.GetStateAsync(0)).Revision);
+        var watches = Enumerable.Range(0, 6).Select(_ => store.WatchAsync(3, TimeSpan.FromSeconds(20))).ToList();
+        await UntilAsked("/v1/watch", 1);
+        Commit();
+        Assert.All(await Task.WhenAll(watches), r => Assert.Equal(4, r.Revision));
+
+        var next = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => store.GetStateAsync(4)));
+        Assert.All(next, s => Assert.Equal(4, s.Revision));
+        Assert.Equal(1, Asked("/v1/state")); // the first read only
+        Assert.Equal(1, Asked("/v1/watch"));
+
+        // A watch that times out carries no state: the next change is read as before.
+        Assert.Equal(4, (await store.WatchAsync(4, TimeSpan.FromMilliseconds(200))).Revision);
+        Assert.Equal(4, (await store.GetStateAsync(4)).Revision);
+        Assert.Equal(1, Asked("/v1/state"));
     }
 
     [Fact]

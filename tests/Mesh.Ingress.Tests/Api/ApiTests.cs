@@ -149,6 +149,39 @@ public sealed class ApiTests(Xunit.Abstractions.ITestOutputHelper output) : IAsy
         Assert.Empty((await _store.GetStateAsync()).Tasks);
     }
 
+    [Fact]
+    public async Task A_watch_asked_for_the_state_answers_a_change_with_the_state_after_it()
+    {
+        var before = (await _store.GetStateAsync()).Revision;
+        var watch = _http.GetAsync(new Uri($"/v1/watch?after={before}&timeoutMs=10000&state=1", UriKind.Relative));
+        await _store.AddTaskAsync(new TaskSpec { Service = "web", Node = "n1" });
+        using var answered = await watch;
+        var answer = (await answered.Content.ReadFromJsonAsync<WatchAnswer>(MeshJson.Options))!;
+        Assert.Equal(before + 1, answer.Revision);
+        Assert.Equal(answer.Revision, answer.State!.Revision);
+        Assert.Equal(["web.1"], answer.State.Tasks.Select(t => t.Name));
+        Assert.Single(answer.Changes);
+
+        // Without a change the answer carries no state; without state=1 it is the plain watch answer.
+        using var quiet = await _http.GetAsync(new Uri($"/v1/watch?after={answer.Revision}&timeoutMs=100&state=1", UriKind.Relative));
+        var none = (await quiet.Content.ReadFromJsonAsync<WatchAnswer>(MeshJson.Options))!;
+        Assert.Equal(answer.Revision, none.Revision);
+        Assert.Null(none.State);
+        using var plain = await _http.GetAsync(new Uri($"/v1/watch?after={before}&timeoutMs=100", UriKind.Relative));
+        Assert.DoesNotContain("\"state\"", await plain.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        // The joined daemon's store takes the state from the answer: its loops' read is the holder's state.
+        IClusterStore remote = new RemoteStore(_http);
+        await remote.GetStateAsync(before);
+        var seen = await remote.WatchAsync(before, TimeSpan.FromSeconds(1));
+        Assert.Equal(answer.Revision, seen.Revision);
+        Assert.Equal(answer.State.Tasks.Select(t => t.Name), (await remote.GetStateAsync(seen.Revision)).Tasks.Select(t => t.Name));
+
+        using var bad = await _http.GetAsync(new Uri("/v1/watch?after=1&state=2", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("state", (await bad.Content.ReadFromJsonAsync<ApiError>(MeshJson.Options))!.Field);
+    }
+
     internal static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
 
     internal static string Aliases(int count) =>
