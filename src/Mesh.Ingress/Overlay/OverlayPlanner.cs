@@ -48,7 +48,7 @@ public static class OverlayPlanner
                 // One address is one endpoint; the store never hands it out twice, so a duplicate is ignored, not flapped.
                 if (seen.Add(ip))
                 {
-                    peers.Add(new OverlayPeer(link.Vxlan, ip, OverlayNames.Mac(ip), vteps[owner]));
+                    peers.Add(new OverlayPeer(link.Vxlan, ip, vteps[owner]));
                 }
             }
         }
