@@ -39,9 +39,9 @@ public static class OverlayPlanner
             .SelectMany(t => t.Addresses.Select(a => (Network: a.Key, Ip: a.Value, Node: t.Node)))
             .Concat(state.Nodes.Where(n => vteps.ContainsKey(n.Name)).Select(n => (Network: OverlayNetwork.IngressName, Ip: n.IngressSandboxIp, Node: n.Name)));
 
-        // Sized for the usual node (one carried network: at most one peer per task and node) so the plan's array is
-        // made once, not grown through five large arrays that die (65,536 peers' worth for 50,000).
-        var peers = new List<OverlayPeer>(carried.Count == 1 ? state.Tasks.Count + state.Nodes.Count : 0);
+        // Sized for every endpoint at most (one per task address and node), so the plan's array is made once, not
+        // grown through five large arrays that die and kept with a quarter empty (65,536 peers' room for 50,000).
+        var peers = new List<OverlayPeer>(state.Tasks.Sum(t => t.Addresses.Count) + state.Nodes.Count);
         foreach (var link in carried)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
