@@ -39,7 +39,9 @@ public static class OverlayNames
             throw new ArgumentException($"overlay addresses are IPv4, not '{address}'", nameof(address));
         }
 
-        return "02:42:" + string.Join(':', address.GetAddressBytes().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
+        Span<byte> bytes = stackalloc byte[4];
+        address.TryWriteBytes(bytes, out _);
+        return string.Create(CultureInfo.InvariantCulture, $"02:42:{bytes[0]:x2}:{bytes[1]:x2}:{bytes[2]:x2}:{bytes[3]:x2}");
     }
 
     public static string Mac(string address) => Mac(IPAddress.Parse(address));

@@ -9,8 +9,19 @@ namespace Mesh.Ingress.Overlay;
 /// <summary>One overlay network as this node carries it: a bridge with a VXLAN device as a port.</summary>
 public sealed record OverlayLink(string Network, int Vni, string Bridge, string Vxlan);
 
-/// <summary>A remote endpoint on an overlay: its MAC is at <see cref="Vtep"/> (an FDB entry), its IP has that MAC (a neighbour entry).</summary>
-public sealed record OverlayPeer(string Vxlan, string Ip, string Mac, string Vtep);
+/// <summary>
+/// A remote endpoint on an overlay: its MAC is at <see cref="Vtep"/> (an FDB entry), its IP has that MAC (a neighbour
+/// entry). A value in the plan's array, not an object each: a node carries one per remote task (50,000 at 10,000
+/// services × 5 tasks), and its three strings are the state's and the links' own.
+/// </summary>
+public readonly record struct OverlayPeer(string Vxlan, string Ip, string Vtep)
+{
+    /// <summary>
+    /// The endpoint's MAC, Docker's rule from its address (<see cref="OverlayNames.Mac(string)"/>): made when a change
+    /// is planned, not kept per peer (a 17-character string each, ~3 MB at 50,000 peers).
+    /// </summary>
+    public string Mac => OverlayNames.Mac(Ip);
+}
 
 /// <summary>
 /// What this node's overlays should be, derived from the cluster state alone (<see cref="OverlayPlanner"/>): the
@@ -35,7 +46,8 @@ public sealed record OverlayPlan(string Local, IReadOnlyList<OverlayLink> Links,
         Tasks.SelectMany(t => t.Addresses.Values).Concat(Nodes.Select(n => n.IngressSandboxIp)).OfType<string>().ToHashSet(StringComparer.Ordinal);
 
     /// <summary>
-    /// The SHA-256 of the plan's text (its address, each link, each peer, one line each), to tell whether anything changed
+    /// The SHA-256 of the plan's text (its address, each link, each peer, one line each; a peer's MAC follows from its
+    /// address, so it is not in the line), to tell whether anything changed
     /// since the last pass. Hashed line by line: at 10,000 services × 5 tasks the text itself was a 6 MB string, made
     /// on every pass in the large object heap and kept for the next. Not cached: <c>with</c> would copy it into a plan
     /// with other peers (<see cref="DepartedPeers"/>).
@@ -62,7 +74,7 @@ public sealed record OverlayPlan(string Local, IReadOnlyList<OverlayLink> Links,
 
             foreach (var p in Peers)
             {
-                Add($"P {p.Vxlan} {p.Ip} {p.Mac} {p.Vtep}");
+                Add($"P {p.Vxlan} {p.Ip} {p.Vtep}");
             }
 
             return Convert.ToHexString(sha.GetHashAndReset());

@@ -39,7 +39,9 @@ public static class OverlayPlanner
             .SelectMany(t => t.Addresses.Select(a => (Network: a.Key, Ip: a.Value, Node: t.Node)))
             .Concat(state.Nodes.Where(n => vteps.ContainsKey(n.Name)).Select(n => (Network: OverlayNetwork.IngressName, Ip: n.IngressSandboxIp, Node: n.Name)));
 
-        var peers = new List<OverlayPeer>();
+        // Sized for every endpoint at most (one per task address and node), so the plan's array is made once, not
+        // grown through five large arrays that die and kept with a quarter empty (65,536 peers' room for 50,000).
+        var peers = new List<OverlayPeer>(state.Tasks.Sum(t => t.Addresses.Count) + state.Nodes.Count);
         foreach (var link in carried)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -48,7 +50,7 @@ public static class OverlayPlanner
                 // One address is one endpoint; the store never hands it out twice, so a duplicate is ignored, not flapped.
                 if (seen.Add(ip))
                 {
-                    peers.Add(new OverlayPeer(link.Vxlan, ip, OverlayNames.Mac(ip), vteps[owner]));
+                    peers.Add(new OverlayPeer(link.Vxlan, ip, vteps[owner]));
                 }
             }
         }

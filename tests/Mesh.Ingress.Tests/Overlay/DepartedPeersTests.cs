@@ -16,7 +16,7 @@ public class DepartedPeersTests
     private static readonly OverlayPeer Web1 = Peer("10.255.0.6", "198.18.0.11");
     private static readonly OverlayPeer Web2 = Peer("10.255.0.7", "198.18.0.12");
 
-    private static OverlayPeer Peer(string ip, string vtep, string vxlan = "mesh-vx4096") => new(vxlan, ip, OverlayNames.Mac(ip), vtep);
+    private static OverlayPeer Peer(string ip, string vtep, string vxlan = "mesh-vx4096") => new(vxlan, ip, vtep);
 
     private static OverlayPlan Plan(params OverlayPeer[] peers) => new("198.18.0.13", [Ingress, App], peers);
 

@@ -47,7 +47,7 @@ public sealed class OverlayIpv6KernelTests : IAsyncLifetime
     private static readonly OverlayPlan Plan = new(
         Local,
         [new OverlayLink("ingress", 4096, "mesh-ov-ingress", "mesh-vx4096"), new OverlayLink("appnet", 4097, "mesh-ov-appnet", "mesh-vx4097")],
-        [new OverlayPeer("mesh-vx4096", "10.255.0.3", OverlayNames.Mac("10.255.0.3"), "192.168.61.3")]);
+        [new OverlayPeer("mesh-vx4096", "10.255.0.3", "192.168.61.3")]);
 
     private async Task<string> DisableIpv6(string link) =>
         (await Shell.CheckedAsync("ip", "netns", "exec", _ns, "sysctl", "-n", LinkIpv6.DisableKey(link))).Trim();

@@ -122,7 +122,7 @@ public sealed class NodePlannerTests
 
         // The remote endpoints only, each at n2's VTEP with the MAC of its address: n2's sandbox and web.2 on ingress,
         // web.2 on appnet. Not n1's own tasks (web.1, web.3, local.1) nor its own sandbox: they are on the bridge.
-        OverlayPeer Peer(int vni, string ip) => new($"mesh-vx{vni}", ip, OverlayNames.Mac(ip), "198.18.0.12");
+        OverlayPeer Peer(int vni, string ip) => new($"mesh-vx{vni}", ip, "198.18.0.12");
         var ingress = OverlayNetwork.Ingress.Vni;
         Assert.Equal(
             new[] { Peer(ingress, n2.IngressSandboxIp), Peer(ingress, web2.Addresses[OverlayNetwork.IngressName]) }.OrderBy(p => p.Ip, StringComparer.Ordinal)

@@ -197,7 +197,7 @@ public static class NftPlanner
         // A run the kernel does not hold yet (a new service, a cold start) is often placed exactly as desired: then the
         // desired list itself is what is written, so the executor's memory does not keep a second list of the same
         // elements beside the desired one (10,000 of them on a cold start at 10,000 services).
-        return result is null || ReferenceLists.Same(result, elements) ? elements : result.ToArray();
+        return result is null || NftElement.SameObjects(result, elements) ? elements : result.ToArray();
     }
 
 
