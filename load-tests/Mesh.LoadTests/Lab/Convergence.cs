@@ -50,6 +50,7 @@ public static class Convergence
         var log = Console.Error;
         var samples = new List<Sample>();
         var gaps = new List<double>();
+        var daemonCpu = new Dictionary<string, IReadOnlyList<double>>(StringComparer.Ordinal);
         foreach (var store in o.Stores)
         {
             await using var lab = await LabSession.UpAsync(log, ct, 3, store, o.LeaseTtlSeconds).ConfigureAwait(false);
@@ -76,6 +77,9 @@ public static class Convergence
             // Each cycle's task gets addresses no earlier cycle used (unless --reuse-addresses): see BENCHMARKS.md.
             var usedAddresses = new HashSet<string>(StringComparer.Ordinal);
             var appliedAfter = new AppliedTarget();
+            var daemons = Enumerable.Range(1, lab.Plan.Nodes).Select(i => DaemonCpu.Find(LabPlan.NodeName(i))).ToList();
+            var cpuBefore = daemons.Select(d => d.Seconds()).ToList();
+            var changes = 0;
             for (var c = 1; c <= o.Cycles && !ct.IsCancellationRequested; c++)
             {
                 var name = $"{Service}.{c}";
@@ -125,15 +129,20 @@ public static class Convergence
                     break;
                 }
                 samples.Add(new Sample(store, "remove", c, remove.ApiMs, remove.Probes));
+                changes += 2;
                 gaps.AddRange(probes.Select(p => p.MeanGapMs).Where(g => !double.IsNaN(g)));
                 await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"convergence [{store}] {name}: add {samples[^2].AllMs:0} ms (routes {samples[^2].RoutesMs:0}, dns {samples[^2].DnsMs:0}), remove {samples[^1].AllMs:0} ms (routes {samples[^1].RoutesMs:0}, dns {samples[^1].DnsMs:0})")).ConfigureAwait(false);
                 await Churn.StopTaskAsync(lab, name, ct).ConfigureAwait(false);
                 await lab.WaitAppliedAsync(ct).ConfigureAwait(false);
             }
+
+            // Each daemon's CPU over the cycles (the changes, the task stops, and the applied probes' GET /v1/info
+            // every poll), per change measured: what a change costs the node, whatever the machine's load.
+            daemonCpu[store] = daemons.Select((d, i) => changes == 0 ? double.NaN : (d.Seconds() - cpuBefore[i]) * 1000 / changes).ToList();
         }
 
-        var md = Render(samples, o, gaps.Count == 0 ? double.NaN : gaps.Average());
+        var md = Render(samples, o, gaps.Count == 0 ? double.NaN : gaps.Average(), daemonCpu);
         await File.WriteAllTextAsync(Path.Combine(outRoot, "summary.md"), md, CancellationToken.None).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(outRoot, "samples.json"), System.Text.Json.JsonSerializer.Serialize(samples, new System.Text.Json.JsonSerializerOptions(Reporting.ReportBuilder.Json) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }), CancellationToken.None).ConfigureAwait(false);
         Console.Out.Write(md);
@@ -158,7 +167,7 @@ public static class Convergence
         return (api, probes.ToDictionary(p => p.Name, p => p.Satisfied ? Stopwatch.GetElapsedTime(t0, p.SeenAt).TotalMilliseconds : double.PositiveInfinity));
     }
 
-    private static string Render(List<Sample> samples, Options o, double meanGapMs)
+    private static string Render(List<Sample> samples, Options o, double meanGapMs, IReadOnlyDictionary<string, IReadOnlyList<double>> daemonCpu)
     {
         var inv = CultureInfo.InvariantCulture;
         var md = new StringBuilder("# convergence\n\n");
@@ -179,6 +188,9 @@ public static class Convergence
             md.AppendLine(inv, $"| {g.Key.Store} | {g.Key.Kind} | {g.Count()} | {all50:0} ms | {all99:0} ms | {ok.Select(x => x.AllMs).DefaultIfEmpty(double.NaN).Max():0} ms | {P(ok.Select(x => x.RoutesMs), 0.5):0} / {P(ok.Select(x => x.RoutesMs), 0.99):0} ms | {P(ok.Select(x => x.DnsMs), 0.5):0} / {P(ok.Select(x => x.DnsMs), 0.99):0} ms | {P(ok.Select(x => x.AppliedMs), 0.5):0} / {P(ok.Select(x => x.AppliedMs), 0.99):0} ms | {P(g.Select(x => x.ApiMs), 0.5):0} ms | {g.Count() - ok.Count} |");
         }
         md.AppendLine();
+        foreach (var (store, cpu) in daemonCpu)
+            md.AppendLine(inv, $"Daemons' CPU per change measured [{store}] (user + system over the cycles ÷ the changes; includes the task stops between cycles and the applied probes' `GET /v1/info` every poll): {string.Join(", ", cpu.Select((ms, i) => $"{LabPlan.NodeName(i + 1)} {ms:0.0} ms"))}  ");
+        md.AppendLine();
         if (o.Stores.Count == 2)
         {
             var (a, b) = (o.Stores[1], o.Stores[0]);
@@ -187,6 +199,39 @@ public static class Convergence
                     md.AppendLine(inv, $"**convergence {a}/{b}, {kind}: p50 {x.P50 / y.P50:0.00}× ({x.P50:0} vs {y.P50:0} ms), p99 {x.P99 / y.P99:0.00}× ({x.P99:0} vs {y.P99:0} ms)**  ");
         }
         return md.ToString();
+    }
+
+    /// <summary>A lab daemon's CPU time (user + system, /proc/PID/stat), found by its command line.</summary>
+    private sealed class DaemonCpu(int pid)
+    {
+        private static readonly double TicksPerSecond = Tmds.Linux.LibC.sysconf(ScClkTck);
+
+        /// <summary>glibc's _SC_CLK_TCK (the units of /proc/PID/stat's times).</summary>
+        private const int ScClkTck = 2;
+
+        public static DaemonCpu Find(string node)
+        {
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) continue;
+                string[] args;
+                try { args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0'); }
+                catch (IOException) { continue; }
+                catch (UnauthorizedAccessException) { continue; }
+                var at = Array.IndexOf(args, "--node");
+                if (args.Contains("daemon") && at >= 0 && at + 1 < args.Length && args[at + 1] == node) return new DaemonCpu(pid);
+            }
+
+            throw new InvalidOperationException($"the daemon of {node} is not running");
+        }
+
+        public double Seconds()
+        {
+            // after the command's closing parenthesis: state is field 3, utime 14 and stime 15
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
+        }
     }
 
     /// <summary>The store's revision before the change being measured, and whether it removes the task.</summary>
