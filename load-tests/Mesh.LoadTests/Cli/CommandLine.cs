@@ -350,11 +350,12 @@ public static class CommandLine
         var poll = new Option<string>("--poll") { Description = "convergence: the probes' polling interval", DefaultValueFactory = _ => "10ms" };
         var reuse = new Option<bool>("--reuse-addresses") { Description = "convergence: let a cycle's task take the address the previous (removed) one had" };
         var kernelMacs = new Option<bool>("--kernel-macs") { Description = "convergence: keep the kernel's random MAC on a task's legs instead of Docker's MAC-from-IP" };
+        var appliedPoll = new Option<string>("--applied-poll") { Description = "convergence: how often each daemon's GET /v1/info is asked whether it applied the change (0: never; each request costs the daemon CPU, so not every --poll)", DefaultValueFactory = _ => "50ms" };
         root.Subcommands.Add(Scenario("convergence", "lab: time from a task add/remove through node 1's API until every node routes to it (or no longer) and DNS includes it (or no longer); p50/p99 per store, embedded vs etcd; ratio last",
-            c => { c.Options.Add(cycles); c.Options.Add(stores); c.Options.Add(leaseTtl); c.Options.Add(poll); c.Options.Add(reuse); c.Options.Add(kernelMacs); },
+            c => { c.Options.Add(cycles); c.Options.Add(stores); c.Options.Add(leaseTtl); c.Options.Add(poll); c.Options.Add(reuse); c.Options.Add(kernelMacs); c.Options.Add(appliedPoll); },
             (p, s, ct) => Lab.Convergence.RunAsync(new Lab.Convergence.Options(s, s.Smoke ? Math.Min(3, p.GetValue(cycles)) : Math.Max(1, p.GetValue(cycles)),
                 p.GetValue(stores)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Math.Max(1, p.GetValue(leaseTtl)),
-                Durations.Parse(p.GetValue(poll)!), TimeSpan.FromSeconds(15), p.GetValue(reuse), p.GetValue(kernelMacs)), ct)));
+                Durations.Parse(p.GetValue(poll)!), TimeSpan.FromSeconds(15), p.GetValue(reuse), p.GetValue(kernelMacs), Durations.Parse(p.GetValue(appliedPoll)!)), ct)));
 
         var chaosStores = new Option<string>("--stores") { Description = "chaos: the lab stores, in order (etcd runs with 3 members; smoke: embedded)", DefaultValueFactory = _ => "embedded,etcd" };
         var chaosLease = new Option<int>("--lease-ttl") { Description = "chaos: the etcd lab's lease TTL in seconds (the partition lasts 2x this + 5 s + the request timeout)", DefaultValueFactory = _ => 5 };
