@@ -65,7 +65,8 @@ public sealed partial class NodeReconciler(
     /// <summary>The overlays are converged by the node loop and their removals finished by whichever loop is last.</summary>
     private readonly SemaphoreSlim _overlayGate = new(1, 1);
 
-    /// <summary>The last node pass's stage times, ms: plan, overlay gate wait, overlay, sandbox links, host rules, sandbox.</summary>
+    /// <summary>The last node pass's stage times, ms: plan, overlay gate wait, overlay, sandbox links (before the rules, or
+    /// their periodic check after them), host rules, sandbox.</summary>
     private readonly double[] _stageMs = new double[6];
 
     /// <summary>The last task pass's egress stage, ms.</summary>
@@ -359,7 +360,7 @@ public sealed partial class NodeReconciler(
     /// <summary>
     /// One pass over the node's own objects: the plan (<see cref="NodePlanner"/>: the overlays, the host's rules, the
     /// sandbox's links and rules), then each converged to it in the order that keeps traffic flowing: the overlays, the
-    /// sandbox's links, the host's rules, the sandbox's rules; one span each. Each stage is attempted even when an
+    /// sandbox's links, the host's rules, the sandbox's rules (the links' periodic re-check after the rules); one span each. Each stage is attempted even when an
     /// earlier one failed (a host whose iptables refuses a rule still gets its sandbox's backends updated, and the other
     /// way round); the pass then fails naming every namespace and object that did not converge. What left the overlays
     /// goes after both loops applied the change (<see cref="FinishOverlayRemovalsAsync"/>).
@@ -408,15 +409,26 @@ public sealed partial class NodeReconciler(
 
         _stageMs[2] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
         t = Stopwatch.GetTimestamp();
-        if (_sandboxVerified is not { } verified || verified.Address != sandboxPlan.IngressAddress
-            || Stopwatch.GetElapsedTime(verified.At) >= options.ResyncInterval)
+
+        // The sandbox's links before its rules when the rules need them, their periodic re-check after (SandboxLinksCheck).
+        var linksCheck = SandboxLinksSchedule.Decide(
+            _sandboxVerified is { } verified ? (verified.Address, Stopwatch.GetElapsedTime(verified.At)) : null,
+            sandboxPlan.IngressAddress,
+            sandbox.Netns.Path is not { } sandboxPath || File.Exists(sandboxPath),
+            options.ResyncInterval);
+        Task VerifyLinksAsync()
         {
             _sandboxVerified = null;
-            await IsolatedAsync(failed, "links", inSandbox, "links", state.Revision, async () =>
+            return IsolatedAsync(failed, "links", inSandbox, "links", state.Revision, async () =>
             {
                 await sandbox.EnsureAsync(sandboxPlan.IngressAddress, ct).ConfigureAwait(false);
                 _sandboxVerified = (sandboxPlan.IngressAddress, Stopwatch.GetTimestamp());
-            }, ct).ConfigureAwait(false);
+            }, ct);
+        }
+
+        if (linksCheck == SandboxLinksCheck.BeforeRules)
+        {
+            await VerifyLinksAsync().ConfigureAwait(false);
         }
 
         _stageMs[3] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
@@ -439,6 +451,12 @@ public sealed partial class NodeReconciler(
             }
         }, ct).ConfigureAwait(false);
         _stageMs[5] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        if (linksCheck == SandboxLinksCheck.AfterRules)
+        {
+            t = Stopwatch.GetTimestamp();
+            await VerifyLinksAsync().ConfigureAwait(false);
+            _stageMs[3] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        }
 
         if (failed.Count > 0)
         {
