@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Net;
-using Mesh.Ingress.Kernel;
-using Mesh.Ipvs;
 using Mesh.Ipvs.Netlink;
 using Mesh.Ipvs.Netlink.Route;
 
@@ -17,20 +15,6 @@ public sealed class CniLinks
 {
     /// <summary>How long ADD waits for the daemon to make a network's bridge (it does once the task is registered).</summary>
     public static readonly TimeSpan BridgeWait = TimeSpan.FromSeconds(10);
-
-    /// <summary>The runtime's namespace: null, the plugin's own.</summary>
-    private readonly string? _runtimeNetns;
-
-    public CniLinks()
-        : this(runtimeNetns: null)
-    {
-    }
-
-    /// <summary>With the runtime's side (host ends, bridges) in the namespace at <paramref name="runtimeNetns"/>, for tests.</summary>
-    internal CniLinks(string? runtimeNetns)
-    {
-        _runtimeNetns = runtimeNetns;
-    }
 
     public async Task AddAsync(string netns, IReadOnlyList<CniLeg> legs, int mtu, CancellationToken ct)
     {
@@ -50,7 +34,6 @@ public sealed class CniLinks
                 h.ChangeLink(new LinkChange(h.RequireLink(leg.HostInterface).Index) { MasterIndex = bridge.Index, Up = true }, leg.HostInterface);
             }
         });
-        DisableIpv6(netns, legs);
         Kernel(netns, h =>
         {
             h.ChangeLink(new LinkChange(h.RequireLink("lo").Index) { Up = true }, "lo");
@@ -64,31 +47,7 @@ public sealed class CniLinks
         });
     }
 
-    /// <summary>
-    /// IPv6 off on the container's ends of the legs, in its namespace and before they are up (<see cref="LinkIpv6"/>):
-    /// Mesh's overlays are IPv4 only, and an end with IPv6 on sends router solicitations and MLD reports onto the
-    /// overlay's bridge as it comes up, as libnetwork keeps a container's interface on a network without IPv6 from
-    /// doing. A kernel without IPv6 has nothing to disable; a name that cannot be a sysctl key (a dot) keeps IPv6.
-    /// </summary>
-    private static void DisableIpv6(string netns, IReadOnlyList<CniLeg> legs)
-    {
-        var keys = legs.Select(l => l.ContainerInterface).Where(LinkIpv6.HasKey).Select(l => (LinkIpv6.DisableKey(l), "1")).ToList();
-        try
-        {
-            Sysctl.EnsurePresent(netns, keys);
-        }
-        catch (NetworkNamespaceException e)
-        {
-            throw new CniException(CniErrorCode.LinkFailure, $"cannot enter {netns}", e.Message);
-        }
-        catch (IOException e)
-        {
-            // Sysctl's message names the key, the file and the errno.
-            throw new CniException(CniErrorCode.LinkFailure, $"turning IPv6 off in {netns} failed", e.Message);
-        }
-    }
-
-    private async Task WaitForBridgeAsync(string bridge, CancellationToken ct)
+    private static async Task WaitForBridgeAsync(string bridge, CancellationToken ct)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (Kernel(null, h => h.GetLink(bridge)) is null)
@@ -190,18 +149,18 @@ public sealed class CniLinks
             && l.Name.AsSpan(prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0).ToArray();
     }
 
-    private void Kernel(string? netns, Action<RouteHandle> work) => Kernel(netns, h =>
+    private static void Kernel(string? netns, Action<RouteHandle> work) => Kernel(netns, h =>
     {
         work(h);
         return true;
     });
 
     /// <summary>Runs <paramref name="work"/> on a socket in <paramref name="netns"/> (null: the runtime's); a kernel refusal becomes a CNI error.</summary>
-    private T Kernel<T>(string? netns, Func<RouteHandle, T> work)
+    private static T Kernel<T>(string? netns, Func<RouteHandle, T> work)
     {
         try
         {
-            using var handle = RouteHandle.Open(netns ?? _runtimeNetns);
+            using var handle = RouteHandle.Open(netns);
             return work(handle);
         }
         catch (NetlinkException e)

@@ -197,8 +197,6 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             }
 
             await _links.IpAsync(nodeNs, ["link", "set", hostSide, "master", bridge, "up"], ct);
-            // No IPv6 on the task's end, before it is up, as mesh-cni does for a container (Cni/CniLinks, LinkIpv6).
-            Mesh.Ipvs.Sysctl.EnsurePresent(taskNs.Path, [(LinkIpv6.DisableKey(inside), "1")]);
             var prefix = Validate.Cidr("subnet", StateTransitions.FindNetwork(state, network)!.Subnet).PrefixLength.ToString(CultureInfo.InvariantCulture);
             await _links.IpAsync(taskNs, ["addr", "replace", $"{task.Addresses[network]}/{prefix}", "dev", inside], ct);
             await _links.IpAsync(taskNs, ["link", "set", inside, "up"], ct);

@@ -147,13 +147,6 @@ public sealed partial class LabEndToEndTests
             Assert.Contains($"inet {task.Addresses["appnet"]}/24", inside, StringComparison.Ordinal);
             Assert.Contains(CniLeg.MacOf(task.Addresses["appnet"]), await Shell.CheckedAsync("ip", "-n", "mesh-cni-a", "-o", "link", "show", "dev", "eth1"), StringComparison.Ordinal);
 
-            // No IPv6 on the container's ends (Kernel/LinkIpv6), set by the native plugin in the container's namespace.
-            foreach (var leg in new[] { "eth0", "eth1" })
-            {
-                Assert.Equal("1", (await Shell.CheckedAsync("ip", "netns", "exec", "mesh-cni-a", "sysctl", "-n", Mesh.Ingress.Kernel.LinkIpv6.DisableKey(leg))).Trim());
-                Assert.Equal("", (await Shell.CheckedAsync("ip", "-n", "mesh-cni-a", "-6", "addr", "show", "dev", leg)).Trim());
-            }
-
             // The legs work: the container reaches a task on another node over the appnet overlay.
             var web2 = (await LabStateAsync()).Tasks.Single(t => t.Name == "web.2");
             await EventuallyAsync(async () => Assert.StartsWith("web.2 ", (await Shell.RunAsync("ip", "netns", "exec", "mesh-cni-a", "curl", "-s", "-m", "2", $"http://{web2.Addresses["appnet"]}/")).Stdout, StringComparison.Ordinal), 30);

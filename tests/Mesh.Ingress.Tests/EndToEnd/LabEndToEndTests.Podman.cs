@@ -72,13 +72,6 @@ public sealed partial class LabEndToEndTests
             var answers = await Shell.CheckedAsync("ip", ["netns", "exec", "mesh-client", "curl", "-s", "-m", "3", "-H", "Connection: close", .. Enumerable.Repeat("http://198.18.0.11:8080/", 8)]);
             Assert.Contains($"web-podman {PodmanNode} {task.Addresses["ingress"]} peer=", answers, StringComparison.Ordinal);
 
-            // No IPv6 on the container's legs, as mesh-cni left them once podman has set the container up.
-            foreach (var leg in new[] { "eth0", "eth1" })
-            {
-                Assert.Equal("1", (await Shell.CheckedAsync("nsenter", $"--net={sandbox}", "--", "sysctl", "-n", Mesh.Ingress.Kernel.LinkIpv6.DisableKey(leg))).Trim());
-                Assert.Equal("", (await Shell.CheckedAsync("nsenter", $"--net={sandbox}", "--", "ip", "-6", "addr", "show", "dev", leg)).Trim());
-            }
-
             // DNS: podman writes the CNI result's dns.nameservers first into the container's resolv.conf.
             var resolv = await PodmanCheckedAsync("exec", name, "cat", "/etc/resolv.conf");
             Assert.Equal("nameserver 127.0.0.11", resolv.Split('\n').First(l => l.StartsWith("nameserver", StringComparison.Ordinal)));

@@ -105,27 +105,6 @@ public sealed partial class LabEndToEndTests(LabFixture lab) : IClassFixture<Lab
     }
 
     [LabFact]
-    public async Task T3c_every_tasks_legs_have_no_ipv6()
-    {
-        // The lab's runtime makes a task's legs as mesh-cni does for a container: IPv6 off before they are up
-        // (Kernel/LinkIpv6), so no link-local address, router solicitation or MLD report reaches the overlays.
-        var tasks = (await LabStateAsync()).Tasks;
-        Assert.NotEmpty(tasks);
-        foreach (var task in tasks)
-        {
-            var netns = Path.GetFileName(task.NetnsPath!);
-            var legs = (await Shell.CheckedAsync("ip", "-n", netns, "-o", "link", "show")).Split('\n', StringSplitOptions.RemoveEmptyEntries)
-                .Select(l => l.Split(": ")[1].Split('@')[0]).Where(n => n.StartsWith("eth", StringComparison.Ordinal)).ToList();
-            Assert.Equal(task.Addresses.Count, legs.Count);
-            foreach (var leg in legs)
-            {
-                Assert.Equal("1", (await Shell.CheckedAsync("ip", "netns", "exec", netns, "sysctl", "-n", Mesh.Ingress.Kernel.LinkIpv6.DisableKey(leg))).Trim());
-                Assert.Equal("", (await Shell.CheckedAsync("ip", "-n", netns, "-6", "addr", "show", "dev", leg)).Trim());
-            }
-        }
-    }
-
-    [LabFact]
     public async Task T4_duplicate_and_invalid_cli_requests_fail_with_a_message_and_change_nothing()
     {
         var before = await Shell.MeshApiAsync("mesh-n2", "service", "inspect", "web");
