@@ -1,3 +1,6 @@
+using System.Text.Json;
+using Mesh.Discovery.Model;
+using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
 using Mesh.LoadTests.Lab;
 using Xunit;
@@ -33,5 +36,29 @@ public class LabScenarioTests
         Assert.StartsWith("delete element ip mesh backends { ", ops[0], StringComparison.Ordinal);
         Assert.StartsWith("add element ip mesh backends { ", ops[1], StringComparison.Ordinal);
         Assert.Equal(before.Chains.Select(c => c.Name), after.Chains.Select(c => c.Name));
+    }
+
+    [Fact]
+    public void Remote_state_and_scale_make_the_same_services_and_tasks_and_differ_only_in_addresses_and_listed_nodes()
+    {
+        var scale = ScaleScenario.MakeState(7, 300);
+        var remote = RemoteStateScenario.MakeState(7, 300);
+
+        // Remote-state lists the three nodes the tasks are on; scale lists none.
+        Assert.Empty(scale.Nodes);
+        Assert.Equal(["node0", "node1", "node2"], remote.Nodes.Select(n => n.Name));
+        Assert.Equal(remote.Nodes.Select(n => n.Name).Order(StringComparer.Ordinal), remote.Tasks.Select(t => t.Node).Distinct().Order(StringComparer.Ordinal));
+
+        // Each numbers the addresses its own way: remote-state's in the ingress /16 (past 250 tasks into the next /24),
+        // scale's from 10.16.0.0; all distinct.
+        static string[] Addresses(ClusterState s) => s.Tasks.Select(t => t.Addresses[OverlayNetwork.IngressName]).ToArray();
+        Assert.Equal(["10.255.1.1", "10.255.1.250", "10.255.2.1"], Addresses(remote)[..1].Concat(Addresses(remote)[249..251]));
+        Assert.Equal(["10.16.0.0", "10.16.0.249", "10.16.0.250"], Addresses(scale)[..1].Concat(Addresses(scale)[249..251]));
+        Assert.Equal(2100, Addresses(remote).Distinct().Count());
+        Assert.Equal(2100, Addresses(scale).Distinct().Count());
+
+        // All else is the same, to the byte of the JSON a holder serves.
+        var remoteAsScale = remote with { Nodes = [], Tasks = remote.Tasks.Select((t, i) => t with { Addresses = scale.Tasks[i].Addresses }).ToArray() };
+        Assert.Equal(JsonSerializer.Serialize(scale, MeshJson.Options), JsonSerializer.Serialize(remoteAsScale, MeshJson.Options));
     }
 }

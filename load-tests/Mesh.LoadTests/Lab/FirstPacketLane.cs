@@ -179,26 +179,13 @@ public sealed class FirstPacketLane : IAsyncDisposable
         }
     }
 
-    private static string NginxConfig(string work, FirstPacketTarget target) => $$"""
-        worker_processes 1;
-        daemon off;
-        pid {{work}}/nginx.pid;
-        error_log stderr warn;
-        events { worker_connections 4096; }
-        http {
-            access_log off;
-            client_body_temp_path {{work}}/client_body;
-            proxy_temp_path {{work}}/proxy;
-            fastcgi_temp_path {{work}}/fastcgi;
-            uwsgi_temp_path {{work}}/uwsgi;
-            scgi_temp_path {{work}}/scgi;
+    private static string NginxConfig(string work, FirstPacketTarget target) => NginxConfiguration.Build(work, workers: 1, $$"""
             server {
                 listen {{target.TargetPort}};
                 listen {{target.PublishedPort}};
                 location / { return 200 "{{FirstPacketCheck.BodyPrefix}}$server_addr\n"; }
             }
-        }
-        """;
+        """);
 
     /// <summary>Between rounds: the sandbox's connections forgotten, so every round starts from an empty conntrack table.</summary>
     public Task FlushConntrackAsync(CancellationToken ct) =>

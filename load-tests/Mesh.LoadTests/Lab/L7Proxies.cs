@@ -225,19 +225,7 @@ public static class L7Proxies
         return total;
     }
 
-    private static string NginxConfig(string work, IReadOnlyList<string> backends) => $$"""
-        worker_processes 2;
-        daemon off;
-        pid {{work}}/nginx.pid;
-        error_log stderr warn;
-        events { worker_connections 4096; }
-        http {
-            access_log off;
-            client_body_temp_path {{work}}/client_body;
-            proxy_temp_path {{work}}/proxy;
-            fastcgi_temp_path {{work}}/fastcgi;
-            uwsgi_temp_path {{work}}/uwsgi;
-            scgi_temp_path {{work}}/scgi;
+    private static string NginxConfig(string work, IReadOnlyList<string> backends) => NginxConfiguration.Build(work, workers: 2, $$"""
             upstream tasks {
         {{string.Concat(backends.Select(b => $"        server {b};\n"))}}        keepalive 64;
             }
@@ -251,8 +239,7 @@ public static class L7Proxies
                     proxy_set_header X-Forwarded-For $remote_addr;
                 }
             }
-        }
-        """;
+        """);
 
     private static string HaproxyConfig(IReadOnlyList<string> backends) => $"""
         global

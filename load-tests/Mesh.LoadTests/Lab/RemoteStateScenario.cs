@@ -116,36 +116,17 @@ public static class RemoteStateScenario
         return after.Services.Count(old.Contains) + after.Tasks.Count(old.Contains);
     }
 
-    /// <summary>N services publishing one TCP port each, T tasks each on three nodes, addresses in the ingress /16.</summary>
-    private static ClusterState MakeState(int n, int t)
+    /// <summary>N services publishing one TCP port each, T tasks each on three nodes (<see cref="SyntheticState"/>), listed, addresses in the ingress /16.</summary>
+    internal static ClusterState MakeState(int n, int t)
     {
         if (n * (t + 1) > 60_000) throw new ArgumentException($"{n} x {t} tasks do not fit the ingress network (10.255.0.0/16)");
-        var nodes = Enumerable.Range(0, 3).Select(i => new ClusterNode
+        var nodes = Enumerable.Range(0, SyntheticState.NodeCount).Select(i => new ClusterNode
         {
-            Name = "node" + i,
+            Name = SyntheticState.NodeName(i),
             AdvertiseAddress = string.Create(CultureInfo.InvariantCulture, $"198.18.0.{11 + i}"),
             IngressSandboxIp = string.Create(CultureInfo.InvariantCulture, $"10.255.0.{2 + i}"),
         }).ToArray();
-        var services = new ClusterService[n];
-        var tasks = new ServiceTask[n * t];
-        for (var i = 0; i < n; i++)
-        {
-            var name = string.Create(CultureInfo.InvariantCulture, $"s{i:D5}");
-            services[i] = new ClusterService { Name = name, Ports = [new PublishedPort(20000 + i, 80)], FirewallMark = 0x100 + i };
-            for (var k = 0; k < t; k++)
-            {
-                var index = i * t + k;
-                tasks[index] = new ServiceTask
-                {
-                    Name = string.Create(CultureInfo.InvariantCulture, $"{name}.{k + 1}"),
-                    Service = name,
-                    Node = nodes[index % 3].Name,
-                    Addresses = new Dictionary<string, string> { [OverlayNetwork.IngressName] = string.Create(CultureInfo.InvariantCulture, $"10.255.{1 + index / 250}.{1 + index % 250}") },
-                };
-            }
-        }
-
-        return new ClusterState { Revision = 1, Nodes = nodes, Services = services, Tasks = tasks };
+        return SyntheticState.Make(n, t, index => string.Create(CultureInfo.InvariantCulture, $"10.255.{1 + index / 250}.{1 + index % 250}"), nodes);
     }
 
     private static int FreePort()

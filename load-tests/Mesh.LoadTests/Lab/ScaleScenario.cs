@@ -301,37 +301,18 @@ public static class ScaleScenario
         }
     }
 
-    /// <summary>N services, each publishing one TCP port (20000 + i), with T running tasks on the ingress network.</summary>
-    internal static ClusterState MakeState(int n, int t)
-    {
-        var services = new ClusterService[n];
-        var tasks = new ServiceTask[n * t];
-        for (var i = 0; i < n; i++)
-        {
-            var name = string.Create(CultureInfo.InvariantCulture, $"s{i:D5}");
-            services[i] = new ClusterService { Name = name, Ports = [new PublishedPort(20000 + i, 80)], FirewallMark = 0x100 + i };
-            for (var k = 0; k < t; k++)
-            {
-                tasks[i * t + k] = Task(name, k + 1, (uint)(i * t + k));
-            }
-        }
-        return new ClusterState { Revision = 1, Services = services, Tasks = tasks };
-    }
+    /// <summary>N services, each publishing one TCP port (20000 + i), with T running tasks on the ingress network (<see cref="SyntheticState"/>).</summary>
+    internal static ClusterState MakeState(int n, int t) => SyntheticState.Make(n, t, TaskAddress);
 
-    private static ServiceTask Task(string service, int slot, uint index) => new()
-    {
-        Name = string.Create(CultureInfo.InvariantCulture, $"{service}.{slot}"),
-        Service = service,
-        Node = "node" + (index % 3),
-        // 10.16.0.0 upward: 100,000 task addresses do not fit the /16 ingress subnet; the rules do not care.
-        Addresses = new Dictionary<string, string> { [OverlayNetwork.IngressName] = Cidr.ToAddress(0x0A100000u + index).ToString() },
-    };
+    // 10.16.0.0 upward: 100,000 task addresses do not fit the /16 ingress subnet; the rules do not care.
+    private static string TaskAddress(int index) => Cidr.ToAddress(0x0A100000u + (uint)index).ToString();
 
     internal static ClusterState ReplaceOneTask(ClusterState state, int serviceIndex)
     {
         var service = state.Services[serviceIndex].Name;
         var old = state.Tasks.First(t => t.Service == service);
-        var replacement = Task(service, 1000, (uint)state.Tasks.Count + 1) with { Name = service + ".new" };
+        var index = state.Tasks.Count + 1;
+        var replacement = SyntheticState.Task(service, 1000, index, TaskAddress(index)) with { Name = service + ".new" };
         return state with { Revision = state.Revision + 1, Tasks = state.Tasks.Select(x => ReferenceEquals(x, old) ? replacement : x).ToArray() };
     }
 
