@@ -2,8 +2,9 @@
 # Issue 12's figures table from one run, in one results directory: the scale scenario (cold program, one task
 # replaced, the resync paths; no lab), the first-packet cost (10,000 vs 10 services; no lab), a joined daemon's fetch (remote-state; no lab), the real daemon's memory with
 # 10,000 services x 5 tasks (daemon-memory.sh), the processes a steady daemon starts per resync and per change
-# (daemon-processes.sh) and the convergence of a task added/removed on the embedded store (convergence). One after
-# the other, so that none measures under another's load; about 15 minutes on an idle 2-core machine.
+# (daemon-processes.sh) and the convergence of a task added/removed on the embedded store (convergence, 200 cycles: a
+# p99 that is not the maximum). One after the other, so that none measures under another's load; about 18 minutes on
+# an idle 2-core machine.
 # Usage (as root, from the checkout, after `dotnet build Mesh.sln -c Release`; any `./mesh.sh ...` command publishes the
 # daemon): load-tests/scale-figures.sh [MESH_BINARY] [OUT_DIR]   (holds /tmp/mesh-lab.lock for the whole run)
 set -eu
@@ -42,5 +43,5 @@ step first-packet dotnet "$loadtests" first-packet --sizes 10,10000 --no-iptable
 step remote-state dotnet "$loadtests" remote-state -o "$out/remote-state"
 step memory "$here/daemon-memory.sh" "$mesh" 10000 5
 step processes "$here/daemon-processes.sh" "$mesh"
-step convergence dotnet "$loadtests" convergence --stores embedded -o "$out/convergence"
+step convergence dotnet "$loadtests" convergence --stores embedded --cycles 200 -o "$out/convergence"
 echo "reports: $out"
