@@ -3,7 +3,7 @@
 # replaced, the resync paths; no lab), the first-packet cost (10,000 vs 10 services; no lab), a joined daemon's fetch (remote-state; no lab), the real daemon's memory with
 # 10,000 services x 5 tasks (daemon-memory.sh), the processes a steady daemon starts per resync and per change
 # (daemon-processes.sh) and the convergence of a task added/removed on the embedded store (convergence, 200 cycles: a
-# p99 that is not the maximum). One after the other, so that none measures under another's load; about 18 minutes on
+# p99 that is not the maximum). One after the other, so that none measures under another's load; about 9 minutes on
 # an idle 2-core machine.
 # Usage (as root, from the checkout, after `dotnet build Mesh.sln -c Release`; any `./mesh.sh ...` command publishes the
 # daemon): load-tests/scale-figures.sh [MESH_BINARY] [OUT_DIR]   (holds /tmp/mesh-lab.lock for the whole run)
