@@ -1,10 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Text;
 using System.Text.Json;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
-using Mesh.Discovery.Tests.Store.Etcd;
 
 namespace Mesh.Discovery.Tests.Store;
 
@@ -17,7 +15,7 @@ namespace Mesh.Discovery.Tests.Store;
 /// </summary>
 public sealed class RemoteStoreSharingTests : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly JsonTestServer _holder;
     private readonly Uri _url;
     private readonly ConcurrentQueue<string> _asked = new();
     private volatile TaskCompletionSource<long> _watchAnswer = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -26,66 +24,28 @@ public sealed class RemoteStoreSharingTests : IDisposable
 
     public RemoteStoreSharingTests()
     {
-        _url = new Uri($"http://127.0.0.1:{EtcdProcess.FreePort()}/");
-        _listener.Prefixes.Add(_url.ToString());
-        _listener.Start();
-        _ = ServeAsync();
+        _holder = new JsonTestServer(AnswerAsync);
+        _url = _holder.Url;
     }
 
-    public void Dispose() => _listener.Close();
+    public void Dispose() => _holder.Dispose();
 
     private int Asked(string path) => _asked.Count(p => p == path);
 
-    private async Task ServeAsync()
+    private async Task<string> AnswerAsync(HttpListenerRequest request)
     {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext ctx;
-            try
-            {
-                ctx = await _listener.GetContextAsync();
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-            {
-                return;
-            }
-
-            _ = AnswerAsync(ctx);
-        }
-    }
-
-    private async Task AnswerAsync(HttpListenerContext ctx)
-    {
-        var path = ctx.Request.Url!.AbsolutePath;
+        var path = request.Url!.AbsolutePath;
         _asked.Enqueue(path);
-        string body;
-        if (path == "/v1/watch")
-        {
-            var after = long.Parse(ctx.Request.QueryString["after"]!, System.Globalization.CultureInfo.InvariantCulture);
-            var timeout = TimeSpan.FromMilliseconds(long.Parse(ctx.Request.QueryString["timeoutMs"]!, System.Globalization.CultureInfo.InvariantCulture));
-            var revision = Interlocked.Read(ref _revision) != after
-                ? Interlocked.Read(ref _revision)
-                : await _watchAnswer.Task.WaitAsync(timeout).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : after, TaskScheduler.Default);
-            body = _answersWithState && ctx.Request.QueryString["state"] == "1"
-                ? JsonSerializer.Serialize(new WatchAnswer(revision, [], Resync: false, revision == after ? null : State()), MeshJson.Options)
-                : JsonSerializer.Serialize(new WatchResult(revision, [], Resync: false), MeshJson.Options);
-        }
-        else
-        {
-            body = JsonSerializer.Serialize(State(), MeshJson.Options);
-        }
+        if (path != "/v1/watch") return JsonSerializer.Serialize(State(), MeshJson.Options);
 
-        try
-        {
-            var bytes = Encoding.UTF8.GetBytes(body);
-            ctx.Response.ContentType = "application/json";
-            await ctx.Response.OutputStream.WriteAsync(bytes);
-            ctx.Response.Close();
-        }
-        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-        {
-            // the test ended
-        }
+        var after = long.Parse(request.QueryString["after"]!, System.Globalization.CultureInfo.InvariantCulture);
+        var timeout = TimeSpan.FromMilliseconds(long.Parse(request.QueryString["timeoutMs"]!, System.Globalization.CultureInfo.InvariantCulture));
+        var revision = Interlocked.Read(ref _revision) != after
+            ? Interlocked.Read(ref _revision)
+            : await _watchAnswer.Task.WaitAsync(timeout).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : after, TaskScheduler.Default);
+        return _answersWithState && request.QueryString["state"] == "1"
+            ? JsonSerializer.Serialize(new WatchAnswer(revision, [], Resync: false, revision == after ? null : State()), MeshJson.Options)
+            : JsonSerializer.Serialize(new WatchResult(revision, [], Resync: false), MeshJson.Options);
     }
 
     private ClusterState State() => ClusterState.Empty with { Revision = Interlocked.Read(ref _revision) };

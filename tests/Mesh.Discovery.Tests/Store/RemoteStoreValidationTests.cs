@@ -1,10 +1,7 @@
 using System.Diagnostics.Metrics;
-using System.Net;
-using System.Text;
 using System.Text.Json;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
-using Mesh.Discovery.Tests.Store.Etcd;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Discovery.Tests.Store;
@@ -15,7 +12,7 @@ namespace Mesh.Discovery.Tests.Store;
 /// </summary>
 public sealed class RemoteStoreValidationTests : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly JsonTestServer _holder;
     private readonly Meter _meter = new("Mesh");
     private readonly RejectedCounter _rejected;
     private readonly Uri _url;
@@ -25,40 +22,15 @@ public sealed class RemoteStoreValidationTests : IDisposable
     public RemoteStoreValidationTests()
     {
         _rejected = new RejectedCounter(_meter);
-        var port = EtcdProcess.FreePort();
-        _url = new Uri($"http://127.0.0.1:{port}/");
-        _listener.Prefixes.Add(_url.ToString());
-        _listener.Start();
-        _ = ServeAsync();
+        _holder = new JsonTestServer(request => Task.FromResult(request.Url!.AbsolutePath == "/v1/nodes" ? _registration : _state));
+        _url = _holder.Url;
     }
 
     public void Dispose()
     {
-        _listener.Close();
+        _holder.Dispose();
         _rejected.Dispose();
         _meter.Dispose();
-    }
-
-    private async Task ServeAsync()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext ctx;
-            try
-            {
-                ctx = await _listener.GetContextAsync();
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-            {
-                return;
-            }
-
-            var body = Encoding.UTF8.GetBytes(ctx.Request.Url!.AbsolutePath == "/v1/nodes" ? _registration : _state);
-            ctx.Response.ContentType = "application/json";
-            ctx.Response.StatusCode = 200;
-            await ctx.Response.OutputStream.WriteAsync(body);
-            ctx.Response.Close();
-        }
     }
 
     private RemoteStore Joined() => new(new HttpClient { BaseAddress = _url }, NullLogger<RemoteStore>.Instance, new StoreMetrics(_meter));
