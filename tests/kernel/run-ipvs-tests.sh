@@ -80,14 +80,18 @@ echo "[ipvs] kernel: $vm ($why)" >&2
 set +e
 # The guest's deadline: under qemu/TCG (Intel with AMX) the kernel tests and the ipvs lab took 1,336 s on an idle 2-core
 # machine (2026-12-01, full run 20), too near the 1,500 s this was; 40 min still leaves CI's 90 a re-run.
-bash "$here/run-in-$vm.sh" --mem 2560M --timeout 2400 -- "${cmd[@]}" | tee "$out"
-rc=${PIPESTATUS[0]}
+boot_guest() {
+  bash "$here/run-in-$vm.sh" --mem 2560M --timeout 2400 -- "${cmd[@]}" | tee "$out"
+  return "${PIPESTATUS[0]}"
+}
+boot_guest
+rc=$?
 # 86: qemu's guest kernel locked up (run-in-qemu.sh stops it after two minutes of soft lockups): that says nothing about
 # Mesh, so a fresh guest runs everything once more, and its result is the result; said in the log either way.
 if [[ $rc -eq 86 ]]; then
   echo "[ipvs] the guest kernel locked up (soft lockup, see above): booting a fresh guest once" >&2
-  bash "$here/run-in-$vm.sh" --mem 2560M --timeout 2400 -- "${cmd[@]}" | tee "$out"
-  rc=${PIPESTATUS[0]}
+  boot_guest
+  rc=$?
 fi
 set -e
 echo "ipvs-kernel: $vm — $why"
