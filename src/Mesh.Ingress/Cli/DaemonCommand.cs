@@ -28,6 +28,7 @@ public static class DaemonCommand
         var logMaxSize = new Option<string>("--log-max-size") { Description = "Rotate the --log-file when it would pass this size (e.g. 10MiB, 512K; 0: never), keeping 3 old files FILE.1..FILE.3", DefaultValueFactory = _ => "10MiB" };
         var sandbox = new Option<string>("--ingress-sandbox") { Description = "Network namespace name of the ingress sandbox", DefaultValueFactory = _ => new NodeNetworkOptions().IngressSandbox };
         var otlp = new Option<string?>("--otlp-endpoint") { Description = "Push metrics and traces over OTLP/HTTP to this collector, e.g. http://collector:4318" };
+        var l4Backends = new Option<int>("--l4-metrics-backends") { Description = "How many backends (service, port, task) the mesh_l4_backend_* series cover at most; beyond it the first by name, with a warning (0: no L4 backend series)", DefaultValueFactory = _ => Telemetry.L4.L4BackendMetrics.DefaultMaxBackends };
         var leaseTtl = new Option<int>("--lease-ttl") { Description = "With etcd: seconds after which a silent node's tasks leave every backend set", DefaultValueFactory = _ => 10 };
         var upstream = new Option<string[]>("--dns-upstream") { Description = "Upstream DNS server IP[:PORT] for names Mesh does not own (repeatable; default: the node's /etc/resolv.conf)" };
         var ipvsTcp = new Option<int?>("--ipvs-tcp-timeout") { Description = "ipvs dataplane: idle timeout of TCP connections in seconds (kernel default 900)" };
@@ -54,7 +55,7 @@ public static class DaemonCommand
         var certsDir = new Option<string?>("--certs-dir") { Description = "Directory of <host>.crt/<host>.key PEM pairs (*.domain.crt for a wildcard) the HTTPS entry serves by SNI; watched, changes apply without a restart" };
         var trustedProxies = new Option<string[]>("--trusted-proxies") { Description = "Addresses or CIDRs (comma separated, repeatable) whose X-Forwarded-*/Forwarded headers the L7 entry keeps; everyone else's are dropped (default none)" };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, httpsPort, certsDir, trustedProxies, healthPort, config };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, l4Backends, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, httpsPort, certsDir, trustedProxies, healthPort, config };
         command.SetAction((given, ct) => CliErrors.RunAsync(async () =>
         {
             var settings = DaemonConfiguration.Resolve(given, command, config, [node, advertise], environment ?? Environment.GetEnvironmentVariable);
@@ -126,6 +127,9 @@ public static class DaemonCommand
                 OtlpEndpoint = parse.GetValue(otlp) is { } o
                     ? Uri.TryCreate(o, UriKind.Absolute, out var ou) && ou.Scheme is "http" or "https" ? ou : throw new ArgumentException($"--otlp-endpoint '{o}' must be http(s)://HOST:PORT")
                     : null,
+                L4MetricsBackends = parse.GetValue(l4Backends) is >= 0 and <= MaxL4MetricsBackends and var l4
+                    ? l4
+                    : throw new ArgumentException($"--l4-metrics-backends {parse.GetValue(l4Backends)}: use 0 to {MaxL4MetricsBackends} (the ingress network's addresses)"),
                 DnsUpstreams = (parse.GetValue(upstream) ?? []).Select(ParseUpstream).ToArray(),
                 ResolvConfRoots = parse.GetValue(resolvConfRoot) is { Length: > 0 } roots
                     ? roots.Select(r => TaskPaths.Root("--resolv-conf-root", r)).Distinct(StringComparer.Ordinal).ToArray()
@@ -161,6 +165,9 @@ public static class DaemonCommand
             return options;
         }
     }
+
+    /// <summary>A node has at most one backend per address of the ingress network (10.255.0.0/16).</summary>
+    private const int MaxL4MetricsBackends = 65_534;
 
     /// <summary>An absolute path to an existing directory (not created: a mistyped path would otherwise serve nothing, silently).</summary>
     private static string CertsDirectory(string text)

@@ -90,13 +90,14 @@ public static class DaemonHost
                 KernelFeatures.HasIpvs() ? sp.GetRequiredService<IpvsDataplane>() : null, sp.GetRequiredService<ILogger<DataplaneSwitchCleanup>>()));
         }
 
-        services.AddMeshTelemetry(new TelemetryOptions(options.Node, options.OtlpEndpoint, TimeSpan.FromSeconds(15)));
+        services.AddMeshTelemetry(new TelemetryOptions(options.Node, options.OtlpEndpoint, TimeSpan.FromSeconds(15), options.L4MetricsBackends));
         services.AddSingleton(sp => new Telemetry.L4.L4BackendMetrics(
             choice == DataplaneChoice.Ipvs
                 ? new Telemetry.L4.IpvsBackendSource(sp.GetRequiredService<IngressSandbox>().Netns.Path!)
                 : new Telemetry.L4.ConntrackBackendSource(sp.GetRequiredService<IngressSandbox>().Netns.Path!, Telemetry.L4.L4BackendMetrics.DefaultConntrackLimit),
             sp.GetRequiredService<IMeterFactory>(),
-            sp.GetRequiredService<ILogger<Telemetry.L4.L4BackendMetrics>>()));
+            sp.GetRequiredService<ILogger<Telemetry.L4.L4BackendMetrics>>(),
+            maxBackends: options.L4MetricsBackends));
         services.AddSingleton(new NodeStatus
         {
             Node = options.Node,

@@ -46,6 +46,9 @@ public sealed record DaemonOptions
     /// <summary>An OpenTelemetry collector's OTLP/HTTP base URL (e.g. http://collector:4318) to push metrics and traces to.</summary>
     public Uri? OtlpEndpoint { get; init; }
 
+    /// <summary><c>--l4-metrics-backends</c>: the backends the per-backend L4 series cover at most (0: none).</summary>
+    public int L4MetricsBackends { get; init; } = Telemetry.L4.L4BackendMetrics.DefaultMaxBackends;
+
     /// <summary>A full reconcile runs at least this often even without changes, repairing drift.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(30);
 

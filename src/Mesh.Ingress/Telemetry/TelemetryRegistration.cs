@@ -9,8 +9,11 @@ using OpenTelemetry.Trace;
 
 namespace Mesh.Ingress.Telemetry;
 
-/// <summary>What the daemon exports: its node name (the service instance) and, optionally, an OTLP/HTTP collector.</summary>
-public sealed record TelemetryOptions(string Node, Uri? OtlpEndpoint, TimeSpan OtlpExportInterval);
+/// <summary>
+/// What the daemon exports: its node name (the service instance), optionally an OTLP/HTTP collector, and how many
+/// backends the per-backend L4 series cover (<see cref="L4.L4BackendMetrics"/> must be given the same number).
+/// </summary>
+public sealed record TelemetryOptions(string Node, Uri? OtlpEndpoint, TimeSpan OtlpExportInterval, int L4MaxBackends = L4.L4BackendMetrics.DefaultMaxBackends);
 
 /// <summary>
 /// OpenTelemetry the usual way (OpenTelemetry.Extensions.Hosting): one meter provider — the "Mesh" meter, the .NET
@@ -31,6 +34,9 @@ public static class TelemetryRegistration
             .WithMetrics(metrics =>
             {
                 metrics.AddMeter(MeshTelemetry.Name)
+                    .AddView(instrument => instrument.Meter.Name == MeshTelemetry.Name && instrument.Name.StartsWith(L4.L4BackendMetrics.InstrumentPrefix, StringComparison.Ordinal)
+                        ? new MetricStreamConfiguration { CardinalityLimit = L4.L4BackendMetrics.SeriesLimit(options.L4MaxBackends) }
+                        : null)
                     .AddRuntimeInstrumentation()
                     .AddProcessInstrumentation()
                     .AddPrometheusExporter(ConfigurePrometheus);

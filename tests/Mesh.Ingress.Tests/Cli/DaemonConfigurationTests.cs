@@ -100,6 +100,8 @@ public sealed class DaemonConfigurationTests : IDisposable
     [InlineData("MESH_LEASE_TTL", "1", "--lease-ttl 1: use 2 to 3600 seconds (--lease-ttl from MESH_LEASE_TTL)")]
     [InlineData("MESH_INSECURE_API", "maybe", "MESH_INSECURE_API='maybe' must be true or false")]
     [InlineData("MESH_IPVS_DRAIN", "NaN", "MESH_IPVS_DRAIN='NaN' must be a number")]
+    [InlineData("MESH_L4_METRICS_BACKENDS", "70000", "--l4-metrics-backends 70000: use 0 to 65534 (the ingress network's addresses) (--l4-metrics-backends from MESH_L4_METRICS_BACKENDS)")]
+    [InlineData("MESH_L4_METRICS_BACKENDS", "-1", "--l4-metrics-backends -1: use 0 to 65534")]
     [InlineData("MESH_API", "unix:///run/a.sock,http://x", "--api 'http://x' must be unix:///path/to/mesh.sock or tcp://IP:PORT (--api from MESH_API)")]
     public async Task A_bad_variable_exits_2_naming_it(string name, string value, string expected)
     {

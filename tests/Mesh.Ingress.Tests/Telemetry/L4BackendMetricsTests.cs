@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
@@ -169,6 +170,92 @@ public sealed class L4BackendMetricsTests : IDisposable
             .Select(s => $"{s.Name} {string.Join(',', s.Labels.Where(l => l.Key is "direction" or "state").Select(l => $"{l.Key}={l.Value}"))} {s.Value}")
             .Order(StringComparer.Ordinal));
         Assert.All(samples, s => Assert.Equal("web", s.Labels["service"]));
+    }
+
+    /// <summary>
+    /// Per-backend series scale with the cluster, past the SDK's default of 2,000 points per instrument: through the
+    /// daemon's own telemetry registration, 1,500 backends are 3,000 connection points and 3,000 packet points, each
+    /// exported under its own labels (none folded into an overflow series) with the value the kernel gave.
+    /// </summary>
+    [Fact]
+    public async Task Every_backend_of_a_large_node_is_exported_under_its_own_labels()
+    {
+        const int tasks = 1_500;
+        var samples = await ScrapeBackendsAsync(tasks, new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15)));
+        var active = samples.Where(s => s.Name == "mesh_l4_backend_connections" && s.Labels.GetValueOrDefault("state") == "active").ToList();
+        Assert.DoesNotContain(samples, s => s.Labels.ContainsKey("otel_metric_overflow"));
+        Assert.Equal(tasks, active.Select(s => s.Labels["task"]).Distinct().Count());
+        Assert.Equal(2 * tasks, samples.Count(s => s.Name == "mesh_l4_backend_connections"));
+        Assert.Equal(2 * tasks, samples.Count(s => s.Name == "mesh_l4_backend_packets_total"));
+        Assert.Equal((long)tasks * (tasks + 1) / 2, (long)active.Sum(s => s.Value));
+    }
+
+    /// <summary>
+    /// More backends than <c>--l4-metrics-backends</c>: the series cover exactly that many, the first by name, each
+    /// with its own value, and nothing is summed into an overflow series that names no backend.
+    /// </summary>
+    [Fact]
+    public async Task Beyond_the_limit_the_first_backends_by_name_are_exported_and_nothing_is_folded()
+    {
+        var samples = await ScrapeBackendsAsync(30, new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15), L4MaxBackends: 12));
+        var active = samples.Where(s => s.Name == "mesh_l4_backend_connections" && s.Labels.GetValueOrDefault("state") == "active").ToList();
+        Assert.DoesNotContain(samples, s => s.Labels.ContainsKey("otel_metric_overflow"));
+        var firstByName = Enumerable.Range(1, 30).Select(i => $"big.{i}").Order(StringComparer.Ordinal).Take(12);
+        Assert.Equal(firstByName, active.Select(s => s.Labels["task"]).Order(StringComparer.Ordinal));
+        Assert.All(active, s => Assert.Equal(int.Parse(s.Labels["task"]["big.".Length..], CultureInfo.InvariantCulture), s.Value));
+        Assert.Equal(24, samples.Count(s => s.Name == "mesh_l4_backend_packets_total"));
+    }
+
+    /// <summary>One service "big" on :8080 with <paramref name="tasks"/> tasks (big.N has N active connections), scraped once.</summary>
+    private static async Task<IReadOnlyList<PrometheusText.Sample>> ScrapeBackendsAsync(int tasks, TelemetryOptions options)
+    {
+        var state = StateTransitions.RegisterNode(ClusterState.Empty, new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
+        state = StateTransitions.CreateService(state, new ServiceSpec { Name = "big", Ports = [PublishedPort.Parse("8080:80")] }).State;
+        for (var i = 0; i < tasks; i++)
+        {
+            state = StateTransitions.AddTask(state, new TaskSpec { Service = "big", Node = "n1" }).State;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddMeshTelemetry(options);
+        var source = new CountingSource(d => [.. d.ByIpvs.Values.Select(k =>
+        {
+            var n = int.Parse(k.Task["big.".Length..], CultureInfo.InvariantCulture);
+            return new L4BackendSample(k, n, 0) { Counters = new L4BackendCounters(1, n, 1, 1, 1) };
+        })]);
+        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), NullLogger<L4BackendMetrics>.Instance, maxBackends: options.L4MaxBackends));
+        await using var app = builder.Build();
+        app.MapMeshMetrics();
+        app.Services.GetRequiredService<L4BackendMetrics>().Update(state);
+        await app.StartAsync();
+        return PrometheusText.Parse(await app.GetTestClient().GetStringAsync(new Uri("/metrics", UriKind.Relative))).Samples;
+    }
+
+    /// <summary>A task that is gone has no series left (a stale value would say it still holds connections).</summary>
+    [Fact]
+    public async Task A_removed_task_leaves_no_series_behind()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddMeshTelemetry(new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15)));
+        var source = new CountingSource(d => [.. d.ByIpvs.Values.Select(k => new L4BackendSample(k, 3, 1) { Counters = new L4BackendCounters(5, 6, 7, 8, 9) })]);
+        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), NullLogger<L4BackendMetrics>.Instance, TimeSpan.Zero));
+        await using var app = builder.Build();
+        app.MapMeshMetrics();
+        var metrics = app.Services.GetRequiredService<L4BackendMetrics>();
+        var state = State();
+        metrics.Update(state);
+        await app.StartAsync();
+        var http = app.GetTestClient();
+        async Task<string[]> TasksExported() => [.. PrometheusText.Parse(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Samples
+            .Where(s => s.Name.StartsWith("mesh_l4_backend_", StringComparison.Ordinal)).Select(s => s.Labels["task"]).Distinct().Order(StringComparer.Ordinal)];
+
+        Assert.Equal(["web.1", "web.2"], await TasksExported());
+        metrics.Update(StateTransitions.RemoveTask(state, "web.2"));
+        Assert.Equal(["web.1"], await TasksExported());
     }
 
     [Fact]
