@@ -181,7 +181,9 @@ public sealed class L4BackendMetricsTests : IDisposable
     public async Task Every_backend_of_a_large_node_is_exported_under_its_own_labels()
     {
         const int tasks = 1_500;
-        var samples = await ScrapeBackendsAsync(tasks, new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15)));
+        var log = new WarningLog();
+        var samples = await ScrapeBackendsAsync(tasks, new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15)), log);
+        Assert.Empty(log.Messages);
         var active = samples.Where(s => s.Name == "mesh_l4_backend_connections" && s.Labels.GetValueOrDefault("state") == "active").ToList();
         Assert.DoesNotContain(samples, s => s.Labels.ContainsKey("otel_metric_overflow"));
         Assert.Equal(tasks, active.Select(s => s.Labels["task"]).Distinct().Count());
@@ -197,7 +199,9 @@ public sealed class L4BackendMetricsTests : IDisposable
     [Fact]
     public async Task Beyond_the_limit_the_first_backends_by_name_are_exported_and_nothing_is_folded()
     {
-        var samples = await ScrapeBackendsAsync(30, new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15), L4MaxBackends: 12));
+        var log = new WarningLog();
+        var samples = await ScrapeBackendsAsync(30, new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15), L4MaxBackends: 12), log, scrapes: 2);
+        Assert.Equal(["L4 backend metrics: this node has 30 backends, series cover the first 12 by service, port and task (up to service big); raise --l4-metrics-backends for the rest"], log.Messages);
         var active = samples.Where(s => s.Name == "mesh_l4_backend_connections" && s.Labels.GetValueOrDefault("state") == "active").ToList();
         Assert.DoesNotContain(samples, s => s.Labels.ContainsKey("otel_metric_overflow"));
         var firstByName = Enumerable.Range(1, 30).Select(i => $"big.{i}").Order(StringComparer.Ordinal).Take(12);
@@ -206,8 +210,8 @@ public sealed class L4BackendMetricsTests : IDisposable
         Assert.Equal(24, samples.Count(s => s.Name == "mesh_l4_backend_packets_total"));
     }
 
-    /// <summary>One service "big" on :8080 with <paramref name="tasks"/> tasks (big.N has N active connections), scraped once.</summary>
-    private static async Task<IReadOnlyList<PrometheusText.Sample>> ScrapeBackendsAsync(int tasks, TelemetryOptions options)
+    /// <summary>One service "big" on :8080 with <paramref name="tasks"/> tasks (big.N has N active connections), the last of <paramref name="scrapes"/> scrapes.</summary>
+    private static async Task<IReadOnlyList<PrometheusText.Sample>> ScrapeBackendsAsync(int tasks, TelemetryOptions options, WarningLog log, int scrapes = 1)
     {
         var state = StateTransitions.RegisterNode(ClusterState.Empty, new NodeSpec { Name = "n1", AdvertiseAddress = "198.18.0.11" }).State;
         state = StateTransitions.CreateService(state, new ServiceSpec { Name = "big", Ports = [PublishedPort.Parse("8080:80")] }).State;
@@ -225,12 +229,36 @@ public sealed class L4BackendMetricsTests : IDisposable
             var n = int.Parse(k.Task["big.".Length..], CultureInfo.InvariantCulture);
             return new L4BackendSample(k, n, 0) { Counters = new L4BackendCounters(1, n, 1, 1, 1) };
         })]);
-        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), NullLogger<L4BackendMetrics>.Instance, maxBackends: options.L4MaxBackends));
+        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), log, TimeSpan.Zero, maxBackends: options.L4MaxBackends));
         await using var app = builder.Build();
         app.MapMeshMetrics();
         app.Services.GetRequiredService<L4BackendMetrics>().Update(state);
         await app.StartAsync();
-        return PrometheusText.Parse(await app.GetTestClient().GetStringAsync(new Uri("/metrics", UriKind.Relative))).Samples;
+        var text = "";
+        for (var i = 0; i < scrapes; i++)
+        {
+            text = await app.GetTestClient().GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        }
+
+        return PrometheusText.Parse(text).Samples;
+    }
+
+    /// <summary>The warnings logged, as text.</summary>
+    private sealed class WarningLog : ILogger<L4BackendMetrics>
+    {
+        public List<string> Messages { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                Messages.Add(formatter(state, exception));
+            }
+        }
     }
 
     /// <summary>A task that is gone has no series left (a stale value would say it still holds connections).</summary>
