@@ -220,20 +220,12 @@ public sealed class L4BackendMetricsTests : IDisposable
             state = StateTransitions.AddTask(state, new TaskSpec { Service = "big", Node = "n1" }).State;
         }
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseTestServer();
-        builder.Services.AddMeshTelemetry(options);
         var source = new CountingSource(d => [.. d.ByIpvs.Values.Select(k =>
         {
             var n = int.Parse(k.Task["big.".Length..], CultureInfo.InvariantCulture);
             return new L4BackendSample(k, n, 0) { Counters = new L4BackendCounters(1, n, 1, 1, 1) };
         })]);
-        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), log, TimeSpan.Zero, maxBackends: options.L4MaxBackends));
-        await using var app = builder.Build();
-        app.MapMeshMetrics();
-        app.Services.GetRequiredService<L4BackendMetrics>().Update(state);
-        await app.StartAsync();
+        await using var app = await StartDaemonMetricsAsync(source, options, log, state);
         var text = "";
         for (var i = 0; i < scrapes; i++)
         {
@@ -241,6 +233,24 @@ public sealed class L4BackendMetricsTests : IDisposable
         }
 
         return PrometheusText.Parse(text).Samples;
+    }
+
+    /// <summary>
+    /// <c>/metrics</c> on a test server, with the daemon's own telemetry registration and <paramref name="options"/>' L4
+    /// limit, the L4 metrics reading <paramref name="source"/> afresh on every scrape, <paramref name="state"/> applied.
+    /// </summary>
+    private static async Task<WebApplication> StartDaemonMetricsAsync(IL4BackendSource source, TelemetryOptions options, ILogger<L4BackendMetrics> log, ClusterState state)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddMeshTelemetry(options);
+        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), log, TimeSpan.Zero, maxBackends: options.L4MaxBackends));
+        var app = builder.Build();
+        app.MapMeshMetrics();
+        app.Services.GetRequiredService<L4BackendMetrics>().Update(state);
+        await app.StartAsync();
+        return app;
     }
 
     /// <summary>The warnings logged, as text.</summary>
@@ -265,18 +275,10 @@ public sealed class L4BackendMetricsTests : IDisposable
     [Fact]
     public async Task A_removed_task_leaves_no_series_behind()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseTestServer();
-        builder.Services.AddMeshTelemetry(new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15)));
         var source = new CountingSource(d => [.. d.ByIpvs.Values.Select(k => new L4BackendSample(k, 3, 1) { Counters = new L4BackendCounters(5, 6, 7, 8, 9) })]);
-        builder.Services.AddSingleton(sp => new L4BackendMetrics(source, sp.GetRequiredService<IMeterFactory>(), NullLogger<L4BackendMetrics>.Instance, TimeSpan.Zero));
-        await using var app = builder.Build();
-        app.MapMeshMetrics();
-        var metrics = app.Services.GetRequiredService<L4BackendMetrics>();
         var state = State();
-        metrics.Update(state);
-        await app.StartAsync();
+        await using var app = await StartDaemonMetricsAsync(source, new TelemetryOptions("n1", null, TimeSpan.FromSeconds(15)), NullLogger<L4BackendMetrics>.Instance, state);
+        var metrics = app.Services.GetRequiredService<L4BackendMetrics>();
         var http = app.GetTestClient();
         async Task<string[]> TasksExported() => [.. PrometheusText.Parse(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Samples
             .Where(s => s.Name.StartsWith("mesh_l4_backend_", StringComparison.Ordinal)).Select(s => s.Labels["task"]).Distinct().Order(StringComparer.Ordinal)];
