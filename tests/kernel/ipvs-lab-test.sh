@@ -37,9 +37,14 @@ patience=3
 # Under qemu the lab's patience is 12 (its daemon start: 30 s x 12): with 6, on an otherwise idle host, `lab up` gave up
 # on node 2's daemon in two runs in a row (2026-12-01, full run 26 and its re-run: the daemon listened 22-27 s after its
 # start, but the guest was saturated, node 1's first pass took 39-42 s and both daemons used ~8 min of CPU in ~5 min).
+# And every .NET process of the lab compiles each method once, optimized (tiered compilation off): under emulation
+# tier-0 code runs slowly and its tier-1 recompilation costs as much again. With run-ipvs-tests.sh's ReadyToRun publish
+# (used as it is then, never recompiled) a 1-node lab came up in 193-204 s instead of 288-309 s and its daemon used
+# 94-117 s of CPU instead of 213-226 s (2026-12-01, 2 runs each; tiered compilation off without ReadyToRun: 276 s, 165 s).
 if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
   scale=6
   patience=12
+  export DOTNET_TieredCompilation=${DOTNET_TieredCompilation:-0}
 fi
 export MESH_LAB_PATIENCE=${MESH_LAB_PATIENCE:-$patience}
 
