@@ -60,7 +60,7 @@ if [[ $lab -eq 1 ]]; then
   if [[ $vm == qemu ]]; then
     # qemu emulates every instruction, the JIT's included: mesh compiled ahead (ReadyToRun, the same code), which
     # ipvs-lab-test.sh runs with tiered compilation off, spends far less of the guest's CPU compiling (see there).
-    # Published even with MESH_PREBUILT: ~1.5-3 min on 2 cores, against more saved in the guest.
+    # Published even with MESH_PREBUILT: ~1-1.5 min on 2 cores, against more saved in the guest.
     echo "[ipvs] publishing mesh ReadyToRun for the emulated guest" >&2
     dotnet publish src/Mesh.Ingress -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
       -o "$meshdir" --nologo -v quiet -clp:ErrorsOnly
