@@ -38,9 +38,9 @@ patience=3
 # on node 2's daemon in two runs in a row (2026-12-01, full run 26 and its re-run: the daemon listened 22-27 s after its
 # start, but the guest was saturated, node 1's first pass took 39-42 s and both daemons used ~8 min of CPU in ~5 min).
 # And every .NET process of the lab compiles each method once, optimized (tiered compilation off): under emulation
-# tier-0 code runs slowly and its tier-1 recompilation costs as much again. With run-ipvs-tests.sh's ReadyToRun publish
-# (used as it is then, never recompiled) a 1-node lab came up in 193-204 s instead of 288-309 s and its daemon used
-# 94-117 s of CPU instead of 213-226 s (2026-12-01, 2 runs each; tiered compilation off without ReadyToRun: 276 s, 165 s).
+# tier-0 code runs slowly and recompiling it at tier 1 is emulated too. With run-ipvs-tests.sh's ReadyToRun publish
+# (used as it is then, never recompiled) a 1-node lab came up in 193-204 s instead of 242-309 s and its daemon used
+# 94-117 s of CPU instead of 171-226 s (2026-12-01, 2 and 3 runs; tiered compilation off without ReadyToRun: 276 s, 165 s).
 if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
   scale=6
   patience=12
