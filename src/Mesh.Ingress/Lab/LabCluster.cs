@@ -80,9 +80,33 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             await StartEtcdAsync(plan, ct);
         }
 
+        // Every process of the lab starts at once and is waited for afterwards: the task servers (which need no
+        // daemon) and the daemons (a joining one retries until the store holder answers). Their starts are mostly the
+        // runtime's JIT, so one after the other left a core idle: in qemu under TCG a 2-node lab's starts took 300 s
+        // one by one (tests/kernel/README.md, "Timings").
+        var tasks = PlannedTasks(plan);
+        if (!plan.UsesPodman)
+        {
+            foreach (var (taskName, nodeIndex) in tasks)
+            {
+                await StartTaskServerAsync(taskName, nodeIndex, ct);
+            }
+        }
+
+        var starting = new List<int>();
         for (var i = 1; i <= plan.Nodes; i++)
         {
-            await StartDaemonAsync(plan, i, ct);
+            if (!await DaemonAnswersAsync(LabPlan.NodeName(i), ct))
+            {
+                StartDaemon(plan, i);
+                starting.Add(i);
+            }
+        }
+
+        foreach (var i in starting)
+        {
+            var node = LabPlan.NodeName(i);
+            await WaitUntilAsync(() => DaemonAnswersAsync(node, ct), TimeSpan.FromSeconds(30), $"the daemon of {node} did not start: see {LabPlan.StateDirectory}/{node}.log and {node}.out", ct);
         }
 
         var store = ApiClientFactory.Store(LabPlan.Api(LabPlan.NodeName(1)));
@@ -118,14 +142,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
             output.WriteLine(PodmanLimits);
         }
 
-        for (var r = 1; r <= plan.Replicas; r++)
+        foreach (var (taskName, nodeIndex) in tasks)
         {
-            await StartTaskAsync(store, $"{LabPlan.DemoService}.{r}", plan.NodeOfReplica(r), ct);
-        }
-
-        for (var r = 1; r <= LabPlan.DnsrrReplicas; r++)
-        {
-            await StartTaskAsync(store, $"{LabPlan.DnsrrService}.{r}", plan.NodeOfReplica(r + 1), ct);
+            await StartTaskAsync(store, taskName, nodeIndex, ct);
         }
 
         await WaitConvergedAsync(plan, ct);
@@ -147,17 +166,9 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         var node = LabPlan.NodeName(nodeIndex);
         var netns = LabPlan.TaskNamespace(taskName);
         var taskNs = NetworkNamespacePath.Named(netns);
-        await _links.EnsureNamespaceAsync(netns, ct);
-        await _links.IpAsync(taskNs, ["link", "set", "lo", "up"], ct);
-
         // The server listens before the task is registered: the moment the mesh routes to it, it answers. It binds
         // the wildcard address, so the overlay legs added below need no restart; a cold start can take seconds.
-        if ((await PidsAsync(netns, ct)).Count == 0)
-        {
-            MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", taskName, "--node", node, "--port", LabPlan.DemoTarget.ToString(CultureInfo.InvariantCulture)],
-                $"{LabPlan.StateDirectory}/{taskName}.log");
-        }
-
+        await StartTaskServerAsync(taskName, nodeIndex, ct);
         await WaitUntilAsync(async () =>
             (await runner.RunAsync("ip", ["netns", "exec", netns, "curl", "-sf", "-m", "2", $"http://127.0.0.1:{LabPlan.DemoTarget}/"], null, ct)).ExitCode == 0,
             TimeSpan.FromSeconds(60), $"the server of {taskName} does not answer in {netns}: see {LabPlan.StateDirectory}/{taskName}.log", ct);
@@ -203,6 +214,26 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         }
 
         return task;
+    }
+
+    /// <summary>The tasks <c>lab up</c> registers, in order: the demo service's replicas, then the DNS round-robin service's.</summary>
+    private static List<(string Name, int Node)> PlannedTasks(LabPlan plan) =>
+    [
+        .. Enumerable.Range(1, plan.Replicas).Select(r => ($"{LabPlan.DemoService}.{r}", plan.NodeOfReplica(r))),
+        .. Enumerable.Range(1, LabPlan.DnsrrReplicas).Select(r => ($"{LabPlan.DnsrrService}.{r}", plan.NodeOfReplica(r + 1))),
+    ];
+
+    /// <summary>Makes a task's namespace and starts its server there unless one runs already; does not wait for it to answer.</summary>
+    private async Task StartTaskServerAsync(string taskName, int nodeIndex, CancellationToken ct)
+    {
+        var netns = LabPlan.TaskNamespace(taskName);
+        await _links.EnsureNamespaceAsync(netns, ct);
+        await _links.IpAsync(NetworkNamespacePath.Named(netns), ["link", "set", "lo", "up"], ct);
+        if ((await PidsAsync(netns, ct)).Count == 0)
+        {
+            MeshExecutable.StartDetachedIn(netns, ["lab", "serve", "--task", taskName, "--node", LabPlan.NodeName(nodeIndex), "--port", LabPlan.DemoTarget.ToString(CultureInfo.InvariantCulture)],
+                $"{LabPlan.StateDirectory}/{taskName}.log");
+        }
     }
 
     public async Task DownAsync(CancellationToken ct)
@@ -339,14 +370,10 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
         }
     }
 
-    private async Task StartDaemonAsync(LabPlan plan, int i, CancellationToken ct)
+    /// <summary>Starts node <paramref name="i"/>'s daemon in its namespace; does not wait for it to answer.</summary>
+    private static void StartDaemon(LabPlan plan, int i)
     {
         var node = LabPlan.NodeName(i);
-        if (await DaemonAnswersAsync(node, ct))
-        {
-            return;
-        }
-
         List<string> args =
         [
             "daemon", "--node", node, "--advertise-addr", LabPlan.NodeAddress(i), "--dataplane", plan.Dataplane,
@@ -372,7 +399,6 @@ public sealed partial class LabCluster(ICommandRunner runner, TextWriter output,
 
         // What the daemon prints before its log file is open (a crash at start, the runtime's own errors) goes to .out.
         MeshExecutable.StartDetachedIn(node, args, $"{LabPlan.StateDirectory}/{node}.out");
-        await WaitUntilAsync(() => DaemonAnswersAsync(node, ct), TimeSpan.FromSeconds(30), $"the daemon of {node} did not start: see {LabPlan.StateDirectory}/{node}.log and {node}.out", ct);
     }
 
     /// <summary>
