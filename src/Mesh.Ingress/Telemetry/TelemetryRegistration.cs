@@ -34,9 +34,7 @@ public static class TelemetryRegistration
             .WithMetrics(metrics =>
             {
                 metrics.AddMeter(MeshTelemetry.Name)
-                    .AddView(instrument => instrument.Meter.Name == MeshTelemetry.Name && instrument.Name.StartsWith(L4.L4BackendMetrics.InstrumentPrefix, StringComparison.Ordinal)
-                        ? new MetricStreamConfiguration { CardinalityLimit = L4.L4BackendMetrics.SeriesLimit(options.L4MaxBackends) }
-                        : null)
+                    .AddView(instrument => MetricLimits.For(instrument, options.L4MaxBackends))
                     .AddRuntimeInstrumentation()
                     .AddProcessInstrumentation()
                     .AddPrometheusExporter(ConfigurePrometheus);

@@ -65,5 +65,10 @@ public sealed class MetricsScrapeTests
         }
 
         Assert.True(scrape.Samples.Single(s => s.Name == "mesh_reconcile_duration_seconds_count").Value >= 2, text);
+
+        // The view that limits its series (MetricLimits) keeps the instrument's advised buckets.
+        var les = scrape.Samples.Where(s => s.Name == "mesh_reconcile_duration_seconds_bucket").Select(s => s.Labels["le"]).Where(le => le != "+Inf")
+            .Select(le => PrometheusText.TryParseValue(le, out var v) ? v : double.NaN).ToList();
+        Assert.Equal(Mesh.Ingress.Telemetry.MeshTelemetry.ReconcileBuckets, les);
     }
 }
