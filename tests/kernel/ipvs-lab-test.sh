@@ -291,7 +291,9 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
     nsenter --net="/run/netns/mesh-n$n" setsid "${args[@]}" </dev/null >>"$nlog" 2>&1 &
     disown
   }
-  runs() { [[ $("$mesh" lab status --json 2>/dev/null | jq -r --arg n "mesh-n$n" '.nodes[] | select(.name == $n) | .info.dataplane') == "$1" ]]; }
+  # The daemon's own GET /v1/info, not `mesh lab status`: polled every 0.5 s, each CLI start would cost seconds of the
+  # guest's 2 emulated CPUs while the daemon it waits for is starting on them.
+  runs() { [[ $(curl -s -m $((3 * scale)) --unix-socket "/run/mesh/lab/mesh-n$n.sock" http://mesh/v1/info 2>/dev/null | jq -r .dataplane 2>/dev/null) == "$1" ]]; }
   mesh_table() { in_ns "$1" nft list tables 2>/dev/null | grep -qx 'table ip mesh'; }
   no_mesh_table() { ! mesh_table "$1"; }
   ipvs_services() { in_ns "$1" ipvsadm -Ln | grep -cE '^(TCP|UDP|FWM) '; }
