@@ -64,6 +64,12 @@ if [[ $lab -eq 1 ]]; then
     echo "[ipvs] publishing mesh ReadyToRun for the emulated guest" >&2
     dotnet publish src/Mesh.Ingress -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
       -o "$meshdir" --nologo -v quiet -clp:ErrorsOnly
+    # Checked on the host first (under a second): the publish reuses obj/Release/net10.0/linux-x64, and one left there
+    # by a self-contained composite publish made this one abort at start without a word, seen only minutes later in the guest.
+    if ! "$meshdir/mesh" --help >/dev/null 2>&1; then
+      echo "[ipvs] the ReadyToRun publish in $meshdir does not start on the host (mesh --help failed); remove src/*/obj/Release/net10.0/linux-x64 (left by another RID-specific publish) and run again" >&2
+      exit 1
+    fi
   else
     [[ -n $prebuilt ]] || dotnet build src/Mesh.Ingress -c Release --nologo -v quiet -clp:ErrorsOnly
     cp -a "$repo/src/Mesh.Ingress/bin/Release/net10.0/." "$meshdir/"
