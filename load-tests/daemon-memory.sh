@@ -6,7 +6,8 @@
 # it and waits until it reports the new revision applied; then prints VmRSS/VmHWM and what the kernel holds.
 # Usage (as root): flock /tmp/mesh-lab.lock load-tests/daemon-memory.sh [MESH_BINARY] [N] [T]   (default 10000 x 5)
 # With GCDUMP=FILE (and dotnet-gcdump on PATH) it also writes a heap snapshot of the settled daemon there, for
-# `dotnet-gcdump report FILE` (where the live heap goes, by type). With SMAPS=1 it prints, idle and loaded, the
+# `dotnet-gcdump report FILE` (where the live heap goes, by type). With LATER=S it samples again every 30 s until S s
+# after the revision applied (the steady state through the daemon's periodic resyncs). With SMAPS=1 it prints, idle and loaded, the
 # largest mappings by resident size (/proc/PID/smaps: a file's name, or the anonymous kind), for the idle base.
 # Why the store file and not the API: the embedded store rewrites its whole file on every change, so 110,000 API
 # writes would take hours at this size (BENCHMARKS.md "scale", daemon memory); the daemon reads the file at start.
@@ -84,6 +85,12 @@ pid=$(daemon_pid)
 echo "applied revision $revision in $(( ($(date +%s%N) - start) / 1000000 )) ms: $(status "$pid")"
 sleep 10
 echo "10 s later: $(status "$pid")"
+# With LATER=S, every 30 s until S s after the revision applied: the steady state, through the periodic resyncs
+# (overlay, nftables, the L4 scrape) that a sample 10 s after the start has not met yet.
+for later in $(seq 40 30 "${LATER:-0}"); do
+  sleep 30
+  echo "$later s later: $(status "$pid")"
+done
 mappings "$pid"
 elements() { ip netns exec mesh-n1-ingress nft -j list map ip mesh "$1" | python3 -c 'import json,sys; print(sum(len(x["map"].get("elem", [])) for x in json.load(sys.stdin)["nftables"] if "map" in x))'; }
 echo "kernel: sandbox map elements: backends $(elements backends), port-chains $(elements port-chains), published-ports $(elements published-ports)"

@@ -275,8 +275,8 @@ public class RouteGoldenBytesTests
         var w = new NetlinkWriter();
         RouteCodec.ReplaceNeighbour(w, 1, Neighbour.Fdb(5, "02:42:0a:ff:00:05", IPAddress.Parse("192.168.50.3")));
         var m = NetlinkDecoder.ParseMessages(w.ToArray())[0];
-        var n = RouteCodec.ParseNeighbour(m, "test");
-        Assert.Equal((NeighbourFamily.Bridge, 5, "02:42:0a:ff:00:05", "192.168.50.3", true, true), (n.Family, n.LinkIndex, n.Mac, n.Destination?.ToString(), n.Permanent, n.Self));
+        var n = RouteCodec.ReadNeighbourEntry(m, "test");
+        Assert.Equal((NeighbourFamily.Bridge, 5, "02:42:0a:ff:00:05", "192.168.50.3", true, true), (n.Family, n.LinkIndex, MacText.Format(n.Mac!.Value), n.Destination?.ToString(), n.Permanent, n.Self));
 
         w.Clear();
         RouteCodec.NewLink(w, 1, new Link { Name = "vx-g", Kind = LinkKinds.Vxlan, Mtu = 1450, Vxlan = new VxlanSettings(4097, 4789, IPAddress.Parse("192.168.50.2"), 4, false, true) });
@@ -285,7 +285,7 @@ public class RouteGoldenBytesTests
         Assert.Equal(("vx-g", "vxlan", 1450), (link.Name, link.Kind, link.Mtu));
 
         var shortNeigh = new NetlinkMessage(28, 0, 1, 0, new byte[8]);
-        var e = Assert.Throws<NetlinkProtocolException>(() => RouteCodec.ParseNeighbour(shortNeigh, "RTM_GETNEIGH dump"));
+        var e = Assert.Throws<NetlinkProtocolException>(() => RouteCodec.ReadNeighbourEntry(shortNeigh, "RTM_GETNEIGH dump"));
         Assert.Contains("RTM_GETNEIGH dump", e.Message, StringComparison.Ordinal);
     }
 }

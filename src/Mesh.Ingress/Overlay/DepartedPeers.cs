@@ -1,3 +1,5 @@
+using Mesh.Ipvs.Netlink.Route;
+
 namespace Mesh.Ingress.Overlay;
 
 /// <summary>
@@ -52,11 +54,18 @@ public sealed class DepartedPeers(TimeSpan linger, TimeProvider time)
         foreach (var (vxlan, neighbours) in kernel.Neighbours.Where(n => n.Key.StartsWith(OverlayNames.VxlanPrefix, StringComparison.Ordinal)))
         {
             var fdb = kernel.Fdb.GetValueOrDefault(vxlan) ?? [];
+            // The device's permanent FDB entries with a VTEP, by MAC (the first, as a search in the kernel's order found).
+            var vteps = new Dictionary<ulong, uint>();
+            foreach (var entry in fdb.Where(e => e.Permanent && e.Dst is not null))
+            {
+                vteps.TryAdd(entry.Mac, entry.Dst!.Value);
+            }
+
             foreach (var neighbour in neighbours.Where(n => n.Permanent && IsMeshMac(n.Ip, n.Mac)))
             {
-                if (fdb.FirstOrDefault(e => e.Permanent && e.Mac == neighbour.Mac && e.Dst is not null) is { } entry)
+                if (vteps.TryGetValue(neighbour.Mac!.Value, out var vtep))
                 {
-                    found.Add(new OverlayPeer(vxlan, neighbour.Ip, entry.Dst!)); // its MAC is the one its address gives (IsMeshMac)
+                    found.Add(new OverlayPeer(vxlan, neighbour.IpText, IpValue.V4(vtep).ToString())); // its MAC is the one its address gives (IsMeshMac)
                 }
             }
         }
@@ -116,7 +125,5 @@ public sealed class DepartedPeers(TimeSpan linger, TimeProvider time)
         return plan with { Peers = [.. plan.Peers, .. kept] };
     }
 
-    private static bool IsMeshMac(string ip, string? mac) =>
-        System.Net.IPAddress.TryParse(ip, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
-        && string.Equals(mac, OverlayNames.Mac(address), StringComparison.OrdinalIgnoreCase);
+    private static bool IsMeshMac(uint ip, ulong? mac) => mac == OverlayNames.MacValue(ip);
 }

@@ -45,4 +45,9 @@ public static class OverlayNames
     }
 
     public static string Mac(string address) => Mac(IPAddress.Parse(address));
+
+    /// <summary>The same MAC as a value (<see cref="Mesh.Ipvs.Netlink.Route.MacText"/>): 02:42 above the address's 32 bits.</summary>
+    public static ulong MacValue(uint ipv4) => DockerMacPrefix | ipv4;
+
+    private const ulong DockerMacPrefix = 0x0242UL << 32;
 }

@@ -63,6 +63,43 @@ public sealed class NetlinkAttributes
         return list;
     }
 
+    /// <summary>
+    /// The value of attribute <paramref name="type"/> (its last one, as <see cref="Parse"/> keeps) found by walking the
+    /// stream in place, with <see cref="ParseList"/>'s bounds checks: for a dump's many small messages, where a
+    /// dictionary per message was most of what reading them allocated.
+    /// </summary>
+    public static bool TryFind(ReadOnlySpan<byte> data, ushort type, out ReadOnlySpan<byte> value, string operation = "netlink receive")
+    {
+        value = default;
+        var found = false;
+        int off = 0;
+        while (off < data.Length)
+        {
+            int remaining = data.Length - off;
+            if (remaining < NLA_HDRLEN)
+            {
+                throw new NetlinkProtocolException(operation, $"{remaining} trailing bytes at attribute offset {off}, shorter than nlattr");
+            }
+
+            ushort len = BinaryPrimitives.ReadUInt16LittleEndian(data[off..]);
+            ushort t = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(data[(off + 2)..]) & NLA_TYPE_MASK);
+            if (len < NLA_HDRLEN || len > remaining)
+            {
+                throw new NetlinkProtocolException(operation, $"nla_len {len} of attribute type {t} at offset {off} out of range ({NLA_HDRLEN}..{remaining})");
+            }
+
+            if (t == type)
+            {
+                value = data.Slice(off + NLA_HDRLEN, len - NLA_HDRLEN);
+                found = true;
+            }
+
+            off += Math.Min(Align(len), remaining);
+        }
+
+        return found;
+    }
+
     public ulong GetBe64(ushort type, string what) => BinaryPrimitives.ReadUInt64BigEndian(Fixed(type, what, 8).Span);
 
     /// <summary>The operation named in errors raised while decoding these attributes.</summary>

@@ -24,8 +24,8 @@ public sealed partial class LabEndToEndTests
         }
 
         var neighbours = await Shell.CheckedAsync("ip", "-n", node, "-j", "neigh", "show", "dev", vxlan);
-        return (IpJson.Fdb(fdb.Stdout).Select(e => $"{e.Mac} dst {e.Dst} {(e.Permanent ? "permanent" : "dynamic")}").Order(StringComparer.Ordinal).ToList(),
-            IpJson.Neighbours(neighbours).Select(n => $"{n.Ip} {n.Mac} {(n.Permanent ? "PERMANENT" : "other")}").Order(StringComparer.Ordinal).ToList());
+        return (IpJson.Fdb(fdb.Stdout).Select(e => $"{e.MacText} dst {e.DstText} {(e.Permanent ? "permanent" : "dynamic")}").Order(StringComparer.Ordinal).ToList(),
+            IpJson.Neighbours(neighbours).Select(n => $"{n.IpText} {n.MacText} {(n.Permanent ? "PERMANENT" : "other")}").Order(StringComparer.Ordinal).ToList());
     }
 
     /// <summary>

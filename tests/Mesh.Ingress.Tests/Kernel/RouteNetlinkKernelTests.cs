@@ -99,16 +99,16 @@ public sealed class RouteNetlinkKernelTests : IAsyncLifetime
         Assert.Contains("10.255.0.5 lladdr 02:42:0a:ff:00:05 PERMANENT", await Shell.CheckedAsync("ip", "-n", _ns, "neigh", "show", "dev", "vx-t"), StringComparison.Ordinal);
         // Written by iproute2, read by Mesh.
         await Shell.CheckedAsync("bridge", "-n", _ns, "fdb", "append", "00:00:00:00:00:00", "dev", "vx-t", "dst", "192.168.50.9", "self", "permanent");
-        var fdb = h.GetNeighbours(NeighbourFamily.Bridge, vxlan.Index).Where(n => n.Self).Select(n => $"{n.Mac} {n.Destination} {n.Permanent}").Order(StringComparer.Ordinal).ToList();
+        var fdb = Neighbours(h, NeighbourFamily.Bridge, vxlan.Index).Where(n => n.Self).Select(n => $"{MacText.Format(n.Mac!.Value)} {n.Destination} {n.Permanent}").Order(StringComparer.Ordinal).ToList();
         Assert.Equal(["00:00:00:00:00:00 192.168.50.9 True", "02:42:0a:ff:00:05 192.168.50.3 True"], fdb);
-        var arp = Assert.Single(h.GetNeighbours(NeighbourFamily.Inet, vxlan.Index));
-        Assert.Equal(("10.255.0.5", "02:42:0a:ff:00:05", true), (arp.Destination?.ToString(), arp.Mac, arp.Permanent));
+        var arp = Assert.Single(Neighbours(h, NeighbourFamily.Inet, vxlan.Index));
+        Assert.Equal(("10.255.0.5", "02:42:0a:ff:00:05", true), (arp.Destination?.ToString(), MacText.Format(arp.Mac!.Value), arp.Permanent));
 
         h.DeleteNeighbour(Neighbour.Fdb(vxlan.Index, "02:42:0a:ff:00:05", IPAddress.Parse("192.168.50.3")), "vx-t");
         h.DeleteNeighbour(Neighbour.Fdb(vxlan.Index, "00:00:00:00:00:00", IPAddress.Parse("192.168.50.9")), "vx-t");
         h.DeleteNeighbour(Neighbour.Arp(vxlan.Index, IPAddress.Parse("10.255.0.5"), null), "vx-t");
-        Assert.DoesNotContain(h.GetNeighbours(NeighbourFamily.Bridge, vxlan.Index), n => n.Self);
-        Assert.Empty(h.GetNeighbours(NeighbourFamily.Inet, vxlan.Index));
+        Assert.DoesNotContain(Neighbours(h, NeighbourFamily.Bridge, vxlan.Index), n => n.Self);
+        Assert.Empty(Neighbours(h, NeighbourFamily.Inet, vxlan.Index));
 
         // Addresses, routes (main and a numbered table), rules.
         h.ReplaceAddress(new Address(bridge.Index, IPAddress.Parse("172.18.0.1"), 16), "br-t");
@@ -239,5 +239,13 @@ public sealed class RouteNetlinkKernelTests : IAsyncLifetime
         Assert.Throws<ArgumentException>(() => Sysctl.Read(NetnsPath, ["net/../../etc/passwd"]));
         var e = Assert.Throws<IOException>(() => Sysctl.Read(NetnsPath, ["net.ipv4.conf.no-such-link.forwarding"]));
         Assert.Contains("net.ipv4.conf.no-such-link.forwarding", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The entries of one link, as the overlays read them (<see cref="RouteHandle.ForEachNeighbour"/>).</summary>
+    private static List<NeighbourEntry> Neighbours(RouteHandle h, NeighbourFamily family, int linkIndex)
+    {
+        var entries = new List<NeighbourEntry>();
+        h.ForEachNeighbour(family, n => { if (n.LinkIndex == linkIndex) entries.Add(n); }, entries.Clear);
+        return entries;
     }
 }

@@ -83,13 +83,13 @@ public class DepartedPeersTests
             new Dictionary<string, KernelLink>(),
             new Dictionary<string, IReadOnlyList<KernelFdbEntry>>
             {
-                ["mesh-vx4096"] = [new(Sandbox1.Mac, Sandbox1.Vtep, true), new(Web1.Mac, Web1.Vtep, true), new("02:42:0a:ff:00:63", "198.18.0.11", false)],
+                ["mesh-vx4096"] = [KernelFdbEntry.Parse(Sandbox1.Mac, Sandbox1.Vtep, true), KernelFdbEntry.Parse(Web1.Mac, Web1.Vtep, true), KernelFdbEntry.Parse("02:42:0a:ff:00:63", "198.18.0.11", false)],
             },
             new Dictionary<string, IReadOnlyList<KernelNeighbour>>
             {
                 // Mesh's entries: permanent, the MAC follows the address. Not Mesh's: another MAC, or not permanent.
-                ["mesh-vx4096"] = [new(Sandbox1.Ip, Sandbox1.Mac, true), new(Web1.Ip, Web1.Mac, true), new("10.255.0.99", "02:42:0a:ff:00:63", true), new("10.255.0.98", "aa:bb:cc:dd:ee:ff", true)],
-                ["eth0"] = [new("198.18.0.1", "aa:bb:cc:dd:ee:01", true)],
+                ["mesh-vx4096"] = [KernelNeighbour.Parse(Sandbox1.Ip, Sandbox1.Mac, true), KernelNeighbour.Parse(Web1.Ip, Web1.Mac, true), KernelNeighbour.Parse("10.255.0.99", "02:42:0a:ff:00:63", true), KernelNeighbour.Parse("10.255.0.98", "aa:bb:cc:dd:ee:ff", true)],
+                ["eth0"] = [KernelNeighbour.Parse("198.18.0.1", "aa:bb:cc:dd:ee:01", true)],
             });
         departed.Adopt(kernel);
         var plan = Plan(Sandbox1, Sandbox2);

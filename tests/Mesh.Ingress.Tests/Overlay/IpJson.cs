@@ -51,7 +51,7 @@ internal static class IpJson
         return doc.RootElement.EnumerateArray()
             .Where(e => e.TryGetProperty("flags", out var f) && f.ValueKind == JsonValueKind.Array && f.EnumerateArray().Any(x => x.ValueKind == JsonValueKind.String && x.GetString() == "self"))
             .Where(e => Text(e, "mac") is not null)
-            .Select(e => new KernelFdbEntry(Text(e, "mac")!.ToLowerInvariant(), Text(e, "dst"), Text(e, "state") == "permanent"))
+            .Select(e => KernelFdbEntry.Parse(Text(e, "mac")!, Text(e, "dst"), Text(e, "state") == "permanent"))
             .ToList();
     }
 
@@ -61,7 +61,7 @@ internal static class IpJson
         using var doc = JsonDocument.Parse(string.IsNullOrWhiteSpace(json) ? "[]" : json);
         return doc.RootElement.EnumerateArray()
             .Where(e => Text(e, "dst") is not null)
-            .Select(e => new KernelNeighbour(Text(e, "dst")!, Text(e, "lladdr")?.ToLowerInvariant(),
+            .Select(e => KernelNeighbour.Parse(Text(e, "dst")!, Text(e, "lladdr"),
                 e.TryGetProperty("state", out var s) && s.ValueKind == JsonValueKind.Array && s.EnumerateArray().Any(x => x.ValueKind == JsonValueKind.String && x.GetString() == "PERMANENT")))
             .ToList();
     }

@@ -383,32 +383,31 @@ public static class RouteCodec
         w.EndMessage();
     }
 
-    public static Neighbour ParseNeighbour(NetlinkMessage m, string operation)
+    /// <summary>
+    /// An RTM_NEWNEIGH of a dump as a value (<see cref="NeighbourEntry"/>), read in place: the header's length and each
+    /// attribute's bounds checked, an NDA_DST of neither 4 nor 16 bytes refused; nothing allocated.
+    /// </summary>
+    public static NeighbourEntry ReadNeighbourEntry(NetlinkMessage m, string operation)
     {
-        var p = Body(m, RTM_NEWNEIGH, NDMSG_LEN, operation);
-        var h = p.Span;
-        var family = (NeighbourFamily)h[0];
-        var a = NetlinkAttributes.Parse(p[NDMSG_LEN..], operation);
-        IPAddress? dst = null;
-        if (a.TryGet(NDA_DST, out var d))
+        var p = Body(m, RTM_NEWNEIGH, NDMSG_LEN, operation).Span;
+        var attributes = p[NDMSG_LEN..];
+        IpValue? dst = null;
+        if (NetlinkAttributes.TryFind(attributes, NDA_DST, out var d, operation))
         {
-            dst = d.Length switch
-            {
-                4 or 16 => new IPAddress(d.Span),
-                _ => throw new NetlinkProtocolException(operation, $"NDA_DST of {d.Length} bytes"),
-            };
+            dst = IpValue.TryRead(d, out var ip) ? ip : throw new NetlinkProtocolException(operation, $"NDA_DST of {d.Length} bytes");
         }
-        return new Neighbour
-        {
-            Family = family,
-            LinkIndex = BinaryPrimitives.ReadInt32LittleEndian(h[4..]),
-            State = BinaryPrimitives.ReadUInt16LittleEndian(h[8..]),
-            Flags = h[10],
-            Destination = dst,
-            Mac = a.TryGet(NDA_LLADDR, out var mac) && mac.Length == 6 ? FormatMac(mac.Span) : null,
-        };
+
+        ulong? mac = NetlinkAttributes.TryFind(attributes, NDA_LLADDR, out var l, operation) && l.Length == 6 ? MacText.Read(l) : null;
+        return new NeighbourEntry(
+            (NeighbourFamily)p[0],
+            BinaryPrimitives.ReadInt32LittleEndian(p[4..]),
+            BinaryPrimitives.ReadUInt16LittleEndian(p[8..]),
+            p[10],
+            dst,
+            mac);
     }
 
+    // ---- shared ----
     // ---- shared ----
 
     /// <summary>"aa:bb:cc:dd:ee:ff" (either case) → 6 bytes; anything else is refused, naming the value.</summary>
@@ -428,7 +427,7 @@ public static class RouteCodec
         return bytes;
     }
 
-    public static string FormatMac(ReadOnlySpan<byte> mac) => string.Join(':', mac.ToArray().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
+    public static string FormatMac(ReadOnlySpan<byte> mac) => MacText.Format(mac);
 
     private static void PutIfInfo(NetlinkWriter w, byte family, int index, uint flags, uint change)
     {

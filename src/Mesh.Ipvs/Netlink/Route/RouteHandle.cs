@@ -207,14 +207,43 @@ public sealed class RouteHandle : IDisposable
 
     // ---- neighbours and FDB ----
 
-    /// <summary>The neighbour (or, for <see cref="NeighbourFamily.Bridge"/>, FDB) entries, of one link when <paramref name="linkIndex"/> is not 0.</summary>
-    public IReadOnlyList<Neighbour> GetNeighbours(NeighbourFamily family, int linkIndex = 0)
+    /// <summary>
+    /// Every neighbour (or, for <see cref="NeighbourFamily.Bridge"/>, FDB) entry as a value, passed to
+    /// <paramref name="onEntry"/> as its datagram arrives: nothing is kept per entry, so a dump of 100,000 entries
+    /// (a node's overlay at 10,000 services × 5 tasks) leaves no large lists behind. A dump interrupted by a
+    /// concurrent change is read once more from the start: <paramref name="onRestart"/> is called first, to drop
+    /// what was passed so far.
+    /// </summary>
+    public void ForEachNeighbour(NeighbourFamily family, Action<NeighbourEntry> onEntry, Action onRestart)
     {
-        string op = family == NeighbourFamily.Bridge ? "RTM_GETNEIGH dump fdb" : "RTM_GETNEIGH dump";
-        return Exchange(op, true, (w, seq) => RouteCodec.DumpNeighbours(w, seq, family))
-            .Select(m => RouteCodec.ParseNeighbour(m, op))
-            .Where(n => linkIndex == 0 || n.LinkIndex == linkIndex)
-            .ToList();
+        ArgumentNullException.ThrowIfNull(onEntry);
+        ArgumentNullException.ThrowIfNull(onRestart);
+        string op = (family == NeighbourFamily.Bridge ? "RTM_GETNEIGH dump fdb" : "RTM_GETNEIGH dump") + Where;
+        bool OnData(NetlinkMessage m)
+        {
+            onEntry(RouteCodec.ReadNeighbourEntry(m, op));
+            return true;
+        }
+
+        lock (_lock)
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                _writer.Clear();
+                uint seq = _socket.NextSequence();
+                RouteCodec.DumpNeighbours(_writer, seq, family);
+                try
+                {
+                    _socket.Stream(_writer.WrittenSpan, seq, op, OnData);
+                    return;
+                }
+                catch (NetlinkException e) when (e.Errno == Errno.EINTR && attempt == 1)
+                {
+                    // NLM_F_DUMP_INTR, as in Exchange: one more read sees the table whole.
+                    onRestart();
+                }
+            }
+        }
     }
 
     public void ReplaceNeighbour(Neighbour neighbour, string linkName) =>
