@@ -18,8 +18,16 @@ public sealed class LocalTaskCounts
     /// <summary>True once a state was applied; before, every service is "unknown" (503).</summary>
     public bool Known => _counts is not null;
 
+    private (ClusterState? State, string? Node) _from;
+
     public void Update(ClusterState state, string node)
     {
+        if (ReferenceEquals(state, _from.State) && node == _from.Node)
+        {
+            return; // the same state again (a resync): the counts follow from it
+        }
+
+        _from = (state, node);
         var running = state.Tasks.Where(t => t.Node == node && t.State == TaskState.Running)
             .GroupBy(t => t.Service, StringComparer.OrdinalIgnoreCase)
             .ToDictionary(g => g.Key, g => g.Count(), StringComparer.OrdinalIgnoreCase);

@@ -10,7 +10,8 @@ namespace Mesh.Ingress.Planning;
 /// Computes the <see cref="NodePlan"/>: a function of the cluster state, this node, the health verdicts and the DNS
 /// listener ports already bound, touching no kernel object. Its only state is the sandbox table's
 /// <see cref="IngressSandboxTable.Builder"/>, which keeps each service's elements between passes so that a change is
-/// planned by the services it touched (the same input still gives an equal plan). The daemon's two loops each plan
+/// planned by the services it touched (the same input still gives an equal plan), and the last overlay, host and sandbox
+/// plans, given again for the same state object, node and verdicts (what a resync plans from). The daemon's two loops each plan
 /// their part: the node loop the overlays, the host and the sandbox (<see cref="PlanOverlay"/>, <see cref="PlanHost"/>,
 /// <see cref="PlanSandbox"/>, one pass at a time), the task loop the task namespaces (<see cref="PlanTasks"/>, no state).
 /// </summary>
@@ -21,6 +22,12 @@ public sealed class NodePlanner(bool nftables, NodeNetworkOptions network, IpvsO
     private readonly IngressSandboxTable.Builder _sandboxTable = new();
     private readonly NetworkNamespacePath _host = host ?? NetworkNamespacePath.Current;
     private readonly NetworkNamespacePath _sandbox = NetworkNamespacePath.Named(network.IngressSandbox);
+
+    // The last overlay and host plans with what they were made from: a resync (every 30 s) plans from the very same
+    // state object, and at 10,000 services × 5 tasks making them again cost tens of MB that the GC then kept committed.
+    private (ClusterState State, ClusterNode Node, OverlayPlan Plan)? _overlay;
+    private (ClusterState State, string Node, BackendHealth? Health, HostPlan Plan)? _hostPlan;
+    private (ClusterState State, ClusterNode Node, BackendHealth? Health, SandboxPlan Plan)? _sandboxPlan;
 
     /// <summary>The sandbox table's builder: how much its last pass looked at (the scale scenario checks it).</summary>
     public IngressSandboxTable.Builder SandboxTable => _sandboxTable;
@@ -36,20 +43,43 @@ public sealed class NodePlanner(bool nftables, NodeNetworkOptions network, IpvsO
     public OverlayPlan PlanOverlay(ClusterState state, ClusterNode node)
     {
         ArgumentNullException.ThrowIfNull(node);
-        return OverlayPlanner.Plan(state, node.Name, node.AdvertiseAddress, network.IngressBridge);
+        if (_overlay is { } last && ReferenceEquals(last.State, state) && last.Node == node)
+        {
+            return last.Plan;
+        }
+
+        var plan = OverlayPlanner.Plan(state, node.Name, node.AdvertiseAddress, network.IngressBridge);
+        _overlay = (state, node, plan);
+        return plan;
     }
 
-    public HostPlan PlanHost(ClusterState state, string node, BackendHealth? health) =>
-        new(_host, HostRules.Build(state, network, node, health), nftables ? HostNatTable.Build(state, network, node, health) : null);
+    public HostPlan PlanHost(ClusterState state, string node, BackendHealth? health)
+    {
+        if (_hostPlan is { } last && ReferenceEquals(last.State, state) && last.Node == node && ReferenceEquals(last.Health, health))
+        {
+            return last.Plan;
+        }
+
+        var plan = new HostPlan(_host, HostRules.Build(state, network, node, health), nftables ? HostNatTable.Build(state, network, node, health) : null);
+        _hostPlan = (state, node, health, plan);
+        return plan;
+    }
 
     public SandboxPlan PlanSandbox(ClusterState state, ClusterNode node, BackendHealth? health)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(node);
+        if (_sandboxPlan is { } last && ReferenceEquals(last.State, state) && last.Node == node && ReferenceEquals(last.Health, health))
+        {
+            return last.Plan; // the builder would give an equal table; the same object keeps its task addresses made once
+        }
+
         var backends = nftables
             ? BackendChoice.None with { Table = _sandboxTable.Build(state, node.IngressSandboxIp, node.Name, health) }
             : new BackendChoice(null, IpvsSandboxRules.Services(state, ipvs, node.Name, health), IpvsSandboxRules.Rules(state, node.IngressSandboxIp), IpvsSandboxRules.Sysctls);
-        return new(_sandbox, node.IngressSandboxIp, backends, state.Tasks);
+        var plan = new SandboxPlan(_sandbox, node.IngressSandboxIp, backends, state.Tasks);
+        _sandboxPlan = (state, node, health, plan);
+        return plan;
     }
 
     /// <summary>Every task of <paramref name="node"/> that names its namespace and whose service exists, in the store's order.</summary>

@@ -1,8 +1,10 @@
+using System.Collections.Frozen;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Mesh.Discovery.Model;
 using Mesh.Discovery.Store;
 using Mesh.Ingress.Dataplane;
+using Mesh.Ingress.HealthChecks;
 using Mesh.Ingress.Kernel;
 using Mesh.Ingress.Kernel.Iptables;
 using Mesh.Ingress.Overlay;
@@ -182,6 +184,34 @@ public sealed class NodePlannerTests
         Assert.Equal(Describe(before.Sandbox), Describe(moved.Sandbox));
         Assert.Equal(Describe(before.Tasks[1]), Describe(moved.Tasks[1]));
         Assert.NotEqual(Describe(before.Tasks[0]), Describe(moved.Tasks[0]));
+    }
+
+    [Fact]
+    public void The_same_state_object_again_gives_the_last_plans_and_anything_else_plans_anew()
+    {
+        var dns = new Dictionary<string, DnsPorts> { ["web.1"] = new(41000, 42000) };
+        var state = State();
+        var planner = Planner(nftables: true);
+        var first = planner.Plan(state, N1(state), null, dns);
+
+        // A resync plans from the very same state object: the same plans, not made again.
+        var resync = planner.Plan(state, N1(state), null, dns);
+        Assert.Same(first.Host, resync.Host);
+        Assert.Same(first.Overlay, resync.Overlay);
+        Assert.Same(first.Sandbox, resync.Sandbox);
+
+        // Other verdicts (a new snapshot): the host and sandbox planned anew; the overlays do not depend on them.
+        var verdicts = planner.Plan(state, N1(state), new BackendHealth(FrozenSet<string>.Empty), dns);
+        Assert.NotSame(first.Host, verdicts.Host);
+        Assert.NotSame(first.Sandbox, verdicts.Sandbox);
+        Assert.Same(first.Overlay, verdicts.Overlay);
+
+        // An equal state that is another object: planned anew, and equal.
+        var copy = planner.Plan(state with { }, N1(state), null, dns);
+        Assert.NotSame(first.Host, copy.Host);
+        Assert.NotSame(first.Overlay, copy.Overlay);
+        Assert.NotSame(first.Sandbox, copy.Sandbox);
+        Assert.Equal(Describe(first), Describe(copy));
     }
 
     /// <summary>A plan's whole content (records hold lists, which compare by reference): its JSON, tuples and nft data's bytes included.</summary>
