@@ -147,10 +147,13 @@ public static class IpvsTaskRules
     }
 
     /// <summary>The VIP services a task can reach, with their VIPs, in a stable order.</summary>
-    public static IReadOnlyList<(IpvsDesiredService Service, string Vip)> Services(ClusterState state, ServiceTask task, IpvsOptions options)
+    public static IReadOnlyList<(IpvsDesiredService Service, string Vip)> Services(ClusterState state, ServiceTask task, IpvsOptions options) =>
+        Services(state, task, options, BackendSet.RunningTasksByService(state));
+
+    /// <param name="tasks">The state's <see cref="BackendSet.RunningTasksByService"/>, made once for all local tasks.</param>
+    public static IReadOnlyList<(IpvsDesiredService Service, string Vip)> Services(ClusterState state, ServiceTask task, IpvsOptions options, ILookup<string, ServiceTask> tasks)
     {
         var result = new List<(IpvsDesiredService, string)>();
-        var tasks = BackendSet.RunningTasksByService(state);
         var networks = task.Addresses.Keys.Where(n => n != OverlayNetwork.IngressName).Order(StringComparer.Ordinal).ToList();
         for (var i = 0; i < networks.Count; i++)
         {

@@ -21,14 +21,17 @@ public static class TaskServiceTable
 
     public const string BackendsMap = "backends";
 
-    public static NftDesiredTable Build(ClusterState state, ServiceTask task)
+    public static NftDesiredTable Build(ClusterState state, ServiceTask task) => Build(state, task, BackendSet.RunningTasksByService(state));
+
+    /// <param name="tasks">The state's <see cref="BackendSet.RunningTasksByService"/>, made once for all local tasks.</param>
+    public static NftDesiredTable Build(ClusterState state, ServiceTask task, ILookup<string, ServiceTask> tasks)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(tasks);
         var vips = new List<NftElement>();
         var backends = new List<NftElement>();
         var chains = new SortedDictionary<string, NftChain>(StringComparer.Ordinal);
-        var tasks = BackendSet.RunningTasksByService(state);
         var seen = new HashSet<IPAddress>();
         foreach (var network in task.Addresses.Keys.Where(n => n != OverlayNetwork.IngressName).Order(StringComparer.Ordinal))
         {
