@@ -47,6 +47,12 @@ if [[ ${MESH_KERNEL_VM:-uml} == qemu ]]; then
   export DOTNET_TieredCompilation=${DOTNET_TieredCompilation:-0}
 fi
 export MESH_LAB_PATIENCE=${MESH_LAB_PATIENCE:-$patience}
+# The lab's daemons resync every 120 s here, not 30 s (mesh daemon --resync-interval, inherited as MESH_RESYNC_INTERVAL):
+# in the guest a resync pass of the ipvs dataplane took 10-35 s (user-mode-linux, 2026-12-02: iptables-legacy-save and
+# -restore per table, each process start slow under emulation), so every daemon spent a third of the lab resyncing,
+# beside the checks waiting for it. Nothing here checks drift repair (the host's lab and the kernel tests do), and every
+# change is applied at once whatever the interval.
+export MESH_RESYNC_INTERVAL=${MESH_RESYNC_INTERVAL:-120}
 
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }

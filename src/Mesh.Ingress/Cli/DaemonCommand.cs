@@ -48,6 +48,7 @@ public static class DaemonCommand
 
         var resolvConfRoot = new Option<string[]>("--resolv-conf-root") { Description = "A directory below which tasks' resolv.conf files may be written (repeatable; default /etc/netns and /run/mesh/tasks)" };
         var healthPort = new Option<int>("--health-port") { Description = "GET /services/NAME on the advertise address answers 200 with this node's task count, 503 with none (0: off)", DefaultValueFactory = _ => Health.HealthPort.DefaultPort };
+        var resync = new Option<int>("--resync-interval") { Description = "Seconds between the resyncs that read the kernel back and repair drift (5-3600); a change is applied at once whatever it is", DefaultValueFactory = _ => (int)DaemonOptions.DefaultResyncInterval.TotalSeconds };
         var commandTimeout = new Option<int>("--command-timeout") { Description = "Seconds after which a child process (ip, nft, iptables-restore, ...) is killed and reported", DefaultValueFactory = _ => (int)ProcessCommandRunner.DefaultTimeout.TotalSeconds };
 
         var httpPort = new Option<int>("--http-port") { Description = "TCP port of the L7 entry (services' --route) on every address of this node; 0 turns it off", DefaultValueFactory = _ => Http.HttpEntryOptions.DefaultPort };
@@ -55,7 +56,7 @@ public static class DaemonCommand
         var certsDir = new Option<string?>("--certs-dir") { Description = "Directory of <host>.crt/<host>.key PEM pairs (*.domain.crt for a wildcard) the HTTPS entry serves by SNI; watched, changes apply without a restart" };
         var trustedProxies = new Option<string[]>("--trusted-proxies") { Description = "Addresses or CIDRs (comma separated, repeatable) whose X-Forwarded-*/Forwarded headers the L7 entry keeps; everyone else's are dropped (default none)" };
 
-        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, l4Backends, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, commandTimeout, httpPort, httpsPort, certsDir, trustedProxies, healthPort, config };
+        var command = new Command("daemon", "Run the per-node agent") { node, advertise, store, join, dataplane, api, stateDir, logFile, logMaxSize, sandbox, bridge, upstream, ipvsTcp, ipvsTcpFin, ipvsUdp, ipvsDrain, leaseTtl, otlp, l4Backends, tlsCert, tlsKey, tlsCa, tokenFile, insecure, apiGroup, etcdCert, etcdKey, etcdCa, resolvConfRoot, resync, commandTimeout, httpPort, httpsPort, certsDir, trustedProxies, healthPort, config };
         command.SetAction((given, ct) => CliErrors.RunAsync(async () =>
         {
             var settings = DaemonConfiguration.Resolve(given, command, config, [node, advertise], environment ?? Environment.GetEnvironmentVariable);
@@ -140,6 +141,9 @@ public static class DaemonCommand
                 CommandTimeout = parse.GetValue(commandTimeout) is >= 1 and <= 3600 and var timeout
                     ? TimeSpan.FromSeconds(timeout)
                     : throw new ArgumentException("--command-timeout must be 1 to 3600 seconds"),
+                ResyncInterval = parse.GetValue(resync) is >= 5 and <= 3600 and var interval
+                    ? TimeSpan.FromSeconds(interval)
+                    : throw new ArgumentException($"--resync-interval must be 5 to 3600 seconds, not {parse.GetValue(resync)}"),
                 Ipvs = new IpvsOptions
                 {
                     TcpTimeout = Seconds("--ipvs-tcp-timeout", parse.GetValue(ipvsTcp)),

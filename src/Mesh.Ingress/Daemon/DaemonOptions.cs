@@ -50,7 +50,10 @@ public sealed record DaemonOptions
     public int L4MetricsBackends { get; init; } = Telemetry.L4.L4BackendMetrics.DefaultMaxBackends;
 
     /// <summary>A full reconcile runs at least this often even without changes, repairing drift.</summary>
-    public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ResyncInterval { get; init; } = DefaultResyncInterval;
+
+    /// <summary>kube-proxy's default sync period too (<c>--iptables-sync-period</c>).</summary>
+    public static readonly TimeSpan DefaultResyncInterval = TimeSpan.FromSeconds(30);
 
     /// <summary>The shortest time between the starts of two passes of a loop: changes arriving closer together are
     /// coalesced into one pass, while a change after a quiet spell is applied at once.</summary>

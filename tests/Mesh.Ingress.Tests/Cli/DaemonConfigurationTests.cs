@@ -31,7 +31,7 @@ public sealed class DaemonConfigurationTests : IDisposable
               "ipvs-drain": 2.5,
             }
             """);
-        var env = new Dictionary<string, string> { ["MESH_LEASE_TTL"] = "30", ["MESH_NODE"] = "from-env", ["MESH_IPVS_TCP_TIMEOUT"] = "600" };
+        var env = new Dictionary<string, string> { ["MESH_LEASE_TTL"] = "30", ["MESH_NODE"] = "from-env", ["MESH_IPVS_TCP_TIMEOUT"] = "600", ["MESH_RESYNC_INTERVAL"] = "120" };
 
         var (code, options, error) = await RunAsync(["--config", file, "--node", "from-flag"], env);
 
@@ -39,6 +39,7 @@ public sealed class DaemonConfigurationTests : IDisposable
         Assert.Equal("from-flag", options!.Node);                        // flag > env > file
         Assert.Equal(TimeSpan.FromSeconds(30), options.LeaseTtl);        // env > file
         Assert.Equal(TimeSpan.FromSeconds(600), options.Ipvs.TcpTimeout); // env only
+        Assert.Equal(TimeSpan.FromSeconds(120), options.ResyncInterval);  // env only
         Assert.Equal(TimeSpan.FromSeconds(30), options.CommandTimeout);  // file > default
         Assert.Equal("198.18.0.11", options.AdvertiseAddress);
         Assert.Equal(["unix:///run/mesh/file.sock", "tcp://198.18.0.11:2377/"], options.ApiEndpoints.Select(u => u.ToString()));
@@ -69,6 +70,7 @@ public sealed class DaemonConfigurationTests : IDisposable
         Assert.True(code == 0, error);
         Assert.Equal("n1", options!.Node);
         Assert.Equal(TimeSpan.FromSeconds(10), options.LeaseTtl);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.ResyncInterval); // the default
     }
 
     [Theory]
@@ -99,6 +101,7 @@ public sealed class DaemonConfigurationTests : IDisposable
     [InlineData("MESH_LEASE_TTL", "ten", "MESH_LEASE_TTL='ten' must be a whole number")]
     [InlineData("MESH_LEASE_TTL", "1", "--lease-ttl 1: use 2 to 3600 seconds (--lease-ttl from MESH_LEASE_TTL)")]
     [InlineData("MESH_INSECURE_API", "maybe", "MESH_INSECURE_API='maybe' must be true or false")]
+    [InlineData("MESH_RESYNC_INTERVAL", "4", "--resync-interval must be 5 to 3600 seconds, not 4")]
     [InlineData("MESH_IPVS_DRAIN", "NaN", "MESH_IPVS_DRAIN='NaN' must be a number")]
     [InlineData("MESH_L4_METRICS_BACKENDS", "70000", "--l4-metrics-backends 70000: use 0 to 65534 (the ingress network's addresses) (--l4-metrics-backends from MESH_L4_METRICS_BACKENDS)")]
     [InlineData("MESH_L4_METRICS_BACKENDS", "-1", "--l4-metrics-backends -1: use 0 to 65534")]
