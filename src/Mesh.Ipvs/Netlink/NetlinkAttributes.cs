@@ -42,23 +42,10 @@ public sealed class NetlinkAttributes
     public static List<(ushort Type, ReadOnlyMemory<byte> Value)> ParseList(ReadOnlyMemory<byte> data, string operation = "netlink receive")
     {
         var list = new List<(ushort, ReadOnlyMemory<byte>)>();
-        var span = data.Span;
         int off = 0;
-        while (off < span.Length)
+        while (Next(data.Span, ref off, out var type, out var start, out var length, operation))
         {
-            int remaining = span.Length - off;
-            if (remaining < NLA_HDRLEN)
-            {
-                throw new NetlinkProtocolException(operation, $"{remaining} trailing bytes at attribute offset {off}, shorter than nlattr");
-            }
-            ushort len = BinaryPrimitives.ReadUInt16LittleEndian(span[off..]);
-            ushort type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(span[(off + 2)..]) & NLA_TYPE_MASK);
-            if (len < NLA_HDRLEN || len > remaining)
-            {
-                throw new NetlinkProtocolException(operation, $"nla_len {len} of attribute type {type} at offset {off} out of range ({NLA_HDRLEN}..{remaining})");
-            }
-            list.Add((type, data.Slice(off + NLA_HDRLEN, len - NLA_HDRLEN)));
-            off += Math.Min(Align(len), remaining);
+            list.Add((type, data.Slice(start, length)));
         }
         return list;
     }
@@ -73,31 +60,46 @@ public sealed class NetlinkAttributes
         value = default;
         var found = false;
         int off = 0;
-        while (off < data.Length)
+        while (Next(data, ref off, out var t, out var start, out var length, operation))
         {
-            int remaining = data.Length - off;
-            if (remaining < NLA_HDRLEN)
-            {
-                throw new NetlinkProtocolException(operation, $"{remaining} trailing bytes at attribute offset {off}, shorter than nlattr");
-            }
-
-            ushort len = BinaryPrimitives.ReadUInt16LittleEndian(data[off..]);
-            ushort t = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(data[(off + 2)..]) & NLA_TYPE_MASK);
-            if (len < NLA_HDRLEN || len > remaining)
-            {
-                throw new NetlinkProtocolException(operation, $"nla_len {len} of attribute type {t} at offset {off} out of range ({NLA_HDRLEN}..{remaining})");
-            }
-
             if (t == type)
             {
-                value = data.Slice(off + NLA_HDRLEN, len - NLA_HDRLEN);
+                value = data.Slice(start, length);
                 found = true;
             }
-
-            off += Math.Min(Align(len), remaining);
         }
 
         return found;
+    }
+
+    /// <summary>
+    /// The attribute at <paramref name="off"/> (its type without the flag bits, where its value starts and how long it is),
+    /// <paramref name="off"/> moved past it; false at the end. A header or length out of range is a protocol error.
+    /// </summary>
+    private static bool Next(ReadOnlySpan<byte> span, ref int off, out ushort type, out int start, out int length, string operation)
+    {
+        (type, start, length) = (0, 0, 0);
+        if (off >= span.Length)
+        {
+            return false;
+        }
+
+        int remaining = span.Length - off;
+        if (remaining < NLA_HDRLEN)
+        {
+            throw new NetlinkProtocolException(operation, $"{remaining} trailing bytes at attribute offset {off}, shorter than nlattr");
+        }
+
+        ushort len = BinaryPrimitives.ReadUInt16LittleEndian(span[off..]);
+        type = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(span[(off + 2)..]) & NLA_TYPE_MASK);
+        if (len < NLA_HDRLEN || len > remaining)
+        {
+            throw new NetlinkProtocolException(operation, $"nla_len {len} of attribute type {type} at offset {off} out of range ({NLA_HDRLEN}..{remaining})");
+        }
+
+        (start, length) = (off + NLA_HDRLEN, len - NLA_HDRLEN);
+        off += Math.Min(Align(len), remaining);
+        return true;
     }
 
     public ulong GetBe64(ushort type, string what) => BinaryPrimitives.ReadUInt64BigEndian(Fixed(type, what, 8).Span);

@@ -13,24 +13,19 @@ namespace Mesh.Ingress.Tests.Overlay;
 /// </summary>
 public sealed class OverlayIpv6KernelTests : IAsyncLifetime
 {
-    // Not mesh-*: `lab down` in parallel tests deletes those.
-    private readonly string _ns = $"ovk6-{Environment.ProcessId}";
+    private readonly ScratchNode _node = new($"ovk6-{Environment.ProcessId}", Local);
 
     private const string Local = "192.168.61.2";
 
-    private string NetnsPath => $"/var/run/netns/{_ns}";
+    private string Ns => _node.Name;
+
+    private string NetnsPath => _node.NetnsPath;
 
     public async Task InitializeAsync()
     {
         if (Environment.IsPrivilegedProcess)
         {
-            await Shell.RunAsync("ip", "netns", "del", _ns);
-            await Shell.CheckedAsync("ip", "netns", "add", _ns);
-
-            // The underlay holding the advertise address, as the node's: a veth pair (no dummy module on every host).
-            await Shell.CheckedAsync("ip", "-n", _ns, "link", "add", "under0", "type", "veth", "peer", "name", "under1");
-            await Shell.CheckedAsync("ip", "-n", _ns, "addr", "add", $"{Local}/24", "dev", "under0");
-            await Shell.CheckedAsync("ip", "-n", _ns, "link", "set", "under0", "up");
+            await _node.CreateAsync();
         }
     }
 
@@ -38,7 +33,7 @@ public sealed class OverlayIpv6KernelTests : IAsyncLifetime
     {
         if (Environment.IsPrivilegedProcess)
         {
-            await Shell.RunAsync("ip", "netns", "del", _ns);
+            await _node.DeleteAsync();
         }
     }
 
@@ -50,9 +45,9 @@ public sealed class OverlayIpv6KernelTests : IAsyncLifetime
         [new OverlayPeer("mesh-vx4096", "10.255.0.3", "192.168.61.3")]);
 
     private async Task<string> DisableIpv6(string link) =>
-        (await Shell.CheckedAsync("ip", "netns", "exec", _ns, "sysctl", "-n", LinkIpv6.DisableKey(link))).Trim();
+        (await Shell.CheckedAsync("ip", "netns", "exec", Ns, "sysctl", "-n", LinkIpv6.DisableKey(link))).Trim();
 
-    private async Task<string> Inet6(string link) => (await Shell.CheckedAsync("ip", "-n", _ns, "-6", "addr", "show", "dev", link)).Trim();
+    private async Task<string> Inet6(string link) => (await Shell.CheckedAsync("ip", "-n", Ns, "-6", "addr", "show", "dev", link)).Trim();
 
     [LabFact]
     public async Task A_converge_leaves_the_overlays_links_without_ipv6_and_a_value_set_back_by_hand_is_put_right()
@@ -66,14 +61,14 @@ public sealed class OverlayIpv6KernelTests : IAsyncLifetime
         await overlays.FinishAsync(CancellationToken.None);
         foreach (var link in OverlayLinks)
         {
-            Assert.Contains(",UP", await Shell.CheckedAsync("ip", "-n", _ns, "link", "show", link), StringComparison.Ordinal);
+            Assert.Contains(",UP", await Shell.CheckedAsync("ip", "-n", Ns, "link", "show", link), StringComparison.Ordinal);
             Assert.Equal("1", await DisableIpv6(link));
             Assert.Equal("", await Inet6(link));
         }
 
         // By hand: IPv6 on again. The VXLAN device (up, with carrier) gets its link-local address at once: the noise.
-        await Shell.CheckedAsync("ip", "netns", "exec", _ns, "sysctl", "-qw", $"{LinkIpv6.DisableKey("mesh-vx4096")}=0");
-        await Shell.CheckedAsync("ip", "netns", "exec", _ns, "sysctl", "-qw", $"{LinkIpv6.DisableKey("mesh-ov-ingress")}=0");
+        await Shell.CheckedAsync("ip", "netns", "exec", Ns, "sysctl", "-qw", $"{LinkIpv6.DisableKey("mesh-vx4096")}=0");
+        await Shell.CheckedAsync("ip", "netns", "exec", Ns, "sysctl", "-qw", $"{LinkIpv6.DisableKey("mesh-ov-ingress")}=0");
         Assert.Contains("inet6 fe80::", await Inet6("mesh-vx4096"), StringComparison.Ordinal);
 
         // The next converge puts both right (and the address goes with it); the one after has nothing to do.
@@ -91,7 +86,7 @@ public sealed class OverlayIpv6KernelTests : IAsyncLifetime
     [LabFact]
     public async Task The_sandbox_links_switch_turns_ipv6_off_on_the_links_named_only_and_a_link_without_ipv6_is_no_error()
     {
-        await Shell.CheckedAsync("ip", "-n", _ns, "link", "add", "leg0", "type", "veth", "peer", "name", "leg1");
+        await Shell.CheckedAsync("ip", "-n", Ns, "link", "add", "leg0", "type", "veth", "peer", "name", "leg1");
         var netns = new NetworkNamespacePath(NetnsPath);
 
         // "gone0" does not exist: like a kernel without IPv6, there is nothing to disable.

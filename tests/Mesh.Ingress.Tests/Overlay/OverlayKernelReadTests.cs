@@ -14,24 +14,21 @@ namespace Mesh.Ingress.Tests.Overlay;
 /// </summary>
 public sealed class OverlayKernelReadTests : IAsyncLifetime
 {
-    // Not mesh-*: `lab down` in parallel tests deletes those.
-    private readonly string _ns = $"ovkr-{Environment.ProcessId}";
+    private readonly ScratchNode _node = new($"ovkr-{Environment.ProcessId}", Local);
 
     private const string Local = "192.168.62.2";
     private const string Vxlan = "mesh-vx4096";
     private const int Endpoints = 3000;
 
-    private string NetnsPath => $"/var/run/netns/{_ns}";
+    private string Ns => _node.Name;
+
+    private string NetnsPath => _node.NetnsPath;
 
     public async Task InitializeAsync()
     {
         if (Environment.IsPrivilegedProcess)
         {
-            await Shell.RunAsync("ip", "netns", "del", _ns);
-            await Shell.CheckedAsync("ip", "netns", "add", _ns);
-            await Shell.CheckedAsync("ip", "-n", _ns, "link", "add", "under0", "type", "veth", "peer", "name", "under1");
-            await Shell.CheckedAsync("ip", "-n", _ns, "addr", "add", $"{Local}/24", "dev", "under0");
-            await Shell.CheckedAsync("ip", "-n", _ns, "link", "set", "under0", "up");
+            await _node.CreateAsync();
         }
     }
 
@@ -39,7 +36,7 @@ public sealed class OverlayKernelReadTests : IAsyncLifetime
     {
         if (Environment.IsPrivilegedProcess)
         {
-            await Shell.RunAsync("ip", "netns", "del", _ns);
+            await _node.DeleteAsync();
         }
     }
 
@@ -50,10 +47,10 @@ public sealed class OverlayKernelReadTests : IAsyncLifetime
         Enumerable.Range(0, Endpoints).Select(i => new OverlayPeer(Vxlan, $"10.255.{(i / 250) + 1}.{(i % 250) + 1}", $"192.168.62.{3 + (i % 4)}")).ToList());
 
     private async Task<List<KernelFdbEntry>> FdbByIproute2() =>
-        [.. IpJson.Fdb(await Shell.CheckedAsync("bridge", "-n", _ns, "-j", "fdb", "show", "dev", Vxlan)).OrderBy(e => e.Mac).ThenBy(e => e.DstText, StringComparer.Ordinal)];
+        [.. IpJson.Fdb(await Shell.CheckedAsync("bridge", "-n", Ns, "-j", "fdb", "show", "dev", Vxlan)).OrderBy(e => e.Mac).ThenBy(e => e.DstText, StringComparer.Ordinal)];
 
     private async Task<List<KernelNeighbour>> NeighboursByIproute2() =>
-        [.. IpJson.Neighbours(await Shell.CheckedAsync("ip", "-n", _ns, "-j", "neigh", "show", "dev", Vxlan)).OrderBy(n => n.Ip)];
+        [.. IpJson.Neighbours(await Shell.CheckedAsync("ip", "-n", Ns, "-j", "neigh", "show", "dev", Vxlan)).OrderBy(n => n.Ip)];
 
     [LabFact]
     public async Task Thousands_of_entries_and_foreign_ones_read_back_as_iproute2_shows_them_and_a_converge_leaves_only_the_plan()
@@ -66,10 +63,10 @@ public sealed class OverlayKernelReadTests : IAsyncLifetime
 
         // Someone else's entries on Mesh's device: a flood entry, another VTEP for a wanted MAC, a neighbour that is
         // not permanent and one whose MAC is not the address's.
-        await Shell.CheckedAsync("bridge", "-n", _ns, "fdb", "append", "00:00:00:00:00:00", "dev", Vxlan, "dst", "192.168.62.99", "self", "permanent");
-        await Shell.CheckedAsync("bridge", "-n", _ns, "fdb", "replace", "02:42:0a:ff:01:01", "dev", Vxlan, "dst", "192.168.62.98", "self", "permanent");
-        await Shell.CheckedAsync("ip", "-n", _ns, "neigh", "add", "10.255.200.1", "lladdr", "aa:bb:cc:dd:ee:01", "dev", Vxlan, "nud", "reachable");
-        await Shell.CheckedAsync("ip", "-n", _ns, "neigh", "replace", "10.255.1.2", "lladdr", "aa:bb:cc:dd:ee:02", "dev", Vxlan, "nud", "permanent");
+        await Shell.CheckedAsync("bridge", "-n", Ns, "fdb", "append", "00:00:00:00:00:00", "dev", Vxlan, "dst", "192.168.62.99", "self", "permanent");
+        await Shell.CheckedAsync("bridge", "-n", Ns, "fdb", "replace", "02:42:0a:ff:01:01", "dev", Vxlan, "dst", "192.168.62.98", "self", "permanent");
+        await Shell.CheckedAsync("ip", "-n", Ns, "neigh", "add", "10.255.200.1", "lladdr", "aa:bb:cc:dd:ee:01", "dev", Vxlan, "nud", "reachable");
+        await Shell.CheckedAsync("ip", "-n", Ns, "neigh", "replace", "10.255.1.2", "lladdr", "aa:bb:cc:dd:ee:02", "dev", Vxlan, "nud", "permanent");
 
         var read = kernel.Read();
         var fdb = await FdbByIproute2();
