@@ -11,7 +11,7 @@ public interface IOverlayKernel
     /// <summary>The namespace this kernel reads and changes.</summary>
     NetworkNamespacePath Netns { get; }
 
-    /// <summary>Every link with its IPv4 addresses, and the FDB (<c>self</c> entries) and neighbours of every VXLAN device.</summary>
+    /// <summary>Every link with its IPv4 addresses, and the FDB (<c>self</c> entries) and neighbours of each of Mesh's VXLAN devices (<see cref="OverlayNames.VxlanPrefix"/>).</summary>
     OverlayKernelState Read();
 
     void Apply(OverlayChange change);
@@ -47,8 +47,12 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
             }
         }
 
-        var vxlans = links.Where(l => l.Kind == LinkKinds.Vxlan).ToDictionary(l => l.Index, l => l.Name);
         var ipv6 = ReadIpv6(links.Where(l => l.Kind is LinkKinds.Bridge or LinkKinds.Vxlan).Select(l => l.Name).Where(LinkIpv6.HasKey).ToList());
+
+        // The entries of Mesh's own VXLAN devices only (IPv4, as Mesh makes them): anyone else's device, an IPv6 one
+        // among them, is not read, let alone changed.
+        var vxlans = links.Where(l => l.Kind == LinkKinds.Vxlan && l.Name.StartsWith(OverlayNames.VxlanPrefix, StringComparison.Ordinal))
+            .ToDictionary(l => l.Index, l => l.Name);
         // Values straight from each datagram: at 10,000 services × 5 tasks these are 100,000 entries at every resync,
         // which as records with an IPAddress and strings each (and the dump's messages all held until parsed) were
         // ~100 MB allocated per read. The lists are sized from the last read, so they are made once, not grown.
@@ -136,7 +140,7 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
         }
     }
 
-    /// <summary>An IPv4 VXLAN device's entries hold IPv4 addresses only (the kernel refuses others; an IPv4 dump has no other).</summary>
+    /// <summary>Mesh's IPv4 VXLAN devices hold IPv4 entries only (the kernel refuses others; an IPv4 dump has no other).</summary>
     private static uint Ipv4(IpValue address, NeighbourEntry entry) =>
         address.IsV6 ? throw new InvalidOperationException($"{entry.Family} entry at {address} on ifindex {entry.LinkIndex}: the overlays hold IPv4 entries only") : address.V4Bits;
 

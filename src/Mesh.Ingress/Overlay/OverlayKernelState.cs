@@ -44,7 +44,7 @@ public readonly record struct KernelNeighbour(uint Ip, ulong? Mac, bool Permanen
         permanent);
 }
 
-/// <summary>What the kernel holds for the overlays of this node: every link, and the FDB and neighbours of each VXLAN device.</summary>
+/// <summary>What the kernel holds for the overlays of this node: every link, and the FDB and neighbours of each of Mesh's VXLAN devices.</summary>
 public sealed record OverlayKernelState(
     IReadOnlyDictionary<string, KernelLink> Links,
     IReadOnlyDictionary<string, IReadOnlyList<KernelFdbEntry>> Fdb,

@@ -68,7 +68,13 @@ public sealed class OverlayKernelReadTests : IAsyncLifetime
         await Shell.CheckedAsync("ip", "-n", Ns, "neigh", "add", "10.255.200.1", "lladdr", "aa:bb:cc:dd:ee:01", "dev", Vxlan, "nud", "reachable");
         await Shell.CheckedAsync("ip", "-n", Ns, "neigh", "replace", "10.255.1.2", "lladdr", "aa:bb:cc:dd:ee:02", "dev", Vxlan, "nud", "permanent");
 
+        // And someone else's IPv6 VXLAN device with an IPv6 flood entry: not Mesh's, not read (nor changed below).
+        await Shell.CheckedAsync("ip", "-n", Ns, "link", "add", "vx-other6", "type", "vxlan", "id", "77", "dstport", "4789", "local", "2001:db8::2");
+        await Shell.CheckedAsync("bridge", "-n", Ns, "fdb", "append", "00:00:00:00:00:00", "dev", "vx-other6", "dst", "2001:db8::9", "self", "permanent");
+
         var read = kernel.Read();
+        Assert.Equal([Vxlan], read.Fdb.Keys);
+        Assert.Equal([Vxlan], read.Neighbours.Keys);
         var fdb = await FdbByIproute2();
         var neighbours = await NeighboursByIproute2();
         Assert.Equal(Endpoints + 1, fdb.Count);
@@ -88,5 +94,6 @@ public sealed class OverlayKernelReadTests : IAsyncLifetime
             Plan.Peers.Select(p => KernelNeighbour.Parse(p.Ip, p.Mac, true)).OrderBy(n => n.Ip),
             await NeighboursByIproute2());
         Assert.False(await overlays.ConvergeAsync(kernel.Netns, Plan, CancellationToken.None));
+        Assert.Contains("00:00:00:00:00:00 dst 2001:db8::9 self permanent", await Shell.CheckedAsync("bridge", "-n", Ns, "fdb", "show", "dev", "vx-other6"), StringComparison.Ordinal);
     }
 }
