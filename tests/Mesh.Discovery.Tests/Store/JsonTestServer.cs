@@ -10,16 +10,37 @@ namespace Mesh.Discovery.Tests.Store;
 /// </summary>
 internal sealed class JsonTestServer : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly Func<HttpListenerRequest, Task<string>> _answer;
 
     public JsonTestServer(Func<HttpListenerRequest, Task<string>> answer)
     {
         _answer = answer;
-        Url = new Uri($"http://127.0.0.1:{EtcdProcess.FreePort()}/");
-        _listener.Prefixes.Add(Url.ToString());
-        _listener.Start();
+        (_listener, Url) = Listen();
         _ = ServeAsync();
+    }
+
+    /// <summary>
+    /// A listener on a port that was free a moment ago: another test (they run in parallel) can take it between the
+    /// look and the bind ("Address already in use", seen in a full run), so a taken port is given up for another.
+    /// </summary>
+    private static (HttpListener Listener, Uri Url) Listen()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var url = new Uri($"http://127.0.0.1:{EtcdProcess.FreePort()}/");
+            var listener = new HttpListener();
+            listener.Prefixes.Add(url.ToString());
+            try
+            {
+                listener.Start();
+                return (listener, url);
+            }
+            catch (HttpListenerException) when (attempt < 20)
+            {
+                listener.Close();
+            }
+        }
     }
 
     public Uri Url { get; }
