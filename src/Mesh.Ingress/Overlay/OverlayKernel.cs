@@ -56,28 +56,10 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
         // Values straight from each datagram: at 10,000 services × 5 tasks these are 100,000 entries at every resync,
         // which as records with an IPAddress and strings each (and the dump's messages all held until parsed) were
         // ~100 MB allocated per read. The lists are sized from the last read, so they are made once, not grown.
-        var fdb = vxlans.ToDictionary(p => p.Key, p => new List<KernelFdbEntry>(_lastCounts.GetValueOrDefault(p.Value).Fdb));
-        Handle.ForEachNeighbour(
-            NeighbourFamily.Bridge,
-            n =>
-            {
-                if (n.Self && n.Mac is { } mac && fdb.TryGetValue(n.LinkIndex, out var list))
-                {
-                    list.Add(new KernelFdbEntry(mac, n.Destination is { } d ? Ipv4(d, n) : null, n.Permanent));
-                }
-            },
-            () => fdb.Values.ToList().ForEach(l => l.Clear()));
-        var neighbours = vxlans.ToDictionary(p => p.Key, p => new List<KernelNeighbour>(_lastCounts.GetValueOrDefault(p.Value).Neighbours));
-        Handle.ForEachNeighbour(
-            NeighbourFamily.Inet,
-            n =>
-            {
-                if (n.Destination is { } ip && neighbours.TryGetValue(n.LinkIndex, out var list))
-                {
-                    list.Add(new KernelNeighbour(Ipv4(ip, n), n.Mac, n.Permanent));
-                }
-            },
-            () => neighbours.Values.ToList().ForEach(l => l.Clear()));
+        var fdb = ReadEntries<KernelFdbEntry>(NeighbourFamily.Bridge, vxlans, name => _lastCounts.GetValueOrDefault(name).Fdb,
+            n => n.Self && n.Mac is { } mac ? new KernelFdbEntry(mac, n.Destination is { } d ? Ipv4(d, n) : null, n.Permanent) : null);
+        var neighbours = ReadEntries<KernelNeighbour>(NeighbourFamily.Inet, vxlans, name => _lastCounts.GetValueOrDefault(name).Neighbours,
+            n => n.Destination is { } ip ? new KernelNeighbour(Ipv4(ip, n), n.Mac, n.Permanent) : null);
         _lastCounts = vxlans.ToDictionary(p => p.Value, p => (fdb[p.Key].Count, neighbours[p.Key].Count), StringComparer.Ordinal);
 
         return new OverlayKernelState(
@@ -89,6 +71,29 @@ public sealed class OverlayKernel(NetworkNamespacePath? netns = null) : IOverlay
                 StringComparer.Ordinal),
             vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelFdbEntry>)fdb[p.Key], StringComparer.Ordinal),
             vxlans.ToDictionary(p => p.Value, p => (IReadOnlyList<KernelNeighbour>)neighbours[p.Key], StringComparer.Ordinal));
+    }
+
+    /// <summary>
+    /// One dump of <paramref name="family"/>: per VXLAN device of <paramref name="vxlans"/> (by ifindex) the entries
+    /// <paramref name="make"/> keeps (null: not one of ours to compare), in a list sized by <paramref name="lastCount"/>.
+    /// Entries of other devices are skipped before <paramref name="make"/> sees them.
+    /// </summary>
+    private Dictionary<int, List<T>> ReadEntries<T>(
+        NeighbourFamily family, Dictionary<int, string> vxlans, Func<string, int> lastCount, Func<NeighbourEntry, T?> make)
+        where T : struct
+    {
+        var lists = vxlans.ToDictionary(p => p.Key, p => new List<T>(lastCount(p.Value)));
+        Handle.ForEachNeighbour(
+            family,
+            n =>
+            {
+                if (lists.TryGetValue(n.LinkIndex, out var list) && make(n) is { } entry) list.Add(entry);
+            },
+            () =>
+            {
+                foreach (var list in lists.Values) list.Clear();
+            });
+        return lists;
     }
 
     public void Apply(OverlayChange change)

@@ -219,31 +219,7 @@ public sealed class RouteHandle : IDisposable
         ArgumentNullException.ThrowIfNull(onEntry);
         ArgumentNullException.ThrowIfNull(onRestart);
         string op = (family == NeighbourFamily.Bridge ? "RTM_GETNEIGH dump fdb" : "RTM_GETNEIGH dump") + Where;
-        bool OnData(NetlinkMessage m)
-        {
-            onEntry(RouteCodec.ReadNeighbourEntry(m, op));
-            return true;
-        }
-
-        lock (_lock)
-        {
-            for (var attempt = 1; ; attempt++)
-            {
-                _writer.Clear();
-                uint seq = _socket.NextSequence();
-                RouteCodec.DumpNeighbours(_writer, seq, family);
-                try
-                {
-                    _socket.Stream(_writer.WrittenSpan, seq, op, OnData);
-                    return;
-                }
-                catch (NetlinkException e) when (e.Errno == Errno.EINTR && attempt == 1)
-                {
-                    // NLM_F_DUMP_INTR, as in Exchange: one more read sees the table whole.
-                    onRestart();
-                }
-            }
-        }
+        Stream(op, true, (w, seq) => RouteCodec.DumpNeighbours(w, seq, family), m => onEntry(RouteCodec.ReadNeighbourEntry(m, op)), onRestart);
     }
 
     public void ReplaceNeighbour(Neighbour neighbour, string linkName) =>
@@ -263,22 +239,38 @@ public sealed class RouteHandle : IDisposable
 
     private List<NetlinkMessage> Exchange(string operation, bool dump, Action<NetlinkWriter, uint> build)
     {
+        var replies = new List<NetlinkMessage>();
+        Stream(operation + Where, dump, build, replies.Add, replies.Clear);
+        return replies;
+    }
+
+    /// <summary>
+    /// Sends the request <paramref name="build"/> writes and passes each data message of the reply to
+    /// <paramref name="onData"/>. A dump interrupted by a concurrent change (NLM_F_DUMP_INTR) is read once more from the
+    /// start, <paramref name="onRestart"/> called first to drop what was passed; a second interruption is the error.
+    /// </summary>
+    private void Stream(string operation, bool dump, Action<NetlinkWriter, uint> build, Action<NetlinkMessage> onData, Action onRestart)
+    {
         lock (_lock)
         {
-            _writer.Clear();
-            uint seq = _socket.NextSequence();
-            build(_writer, seq);
-            try
+            for (var attempt = 1; ; attempt++)
             {
-                return _socket.Request(_writer.WrittenSpan, seq, dump, operation + Where);
-            }
-            catch (NetlinkException e) when (dump && e.Errno == Errno.EINTR)
-            {
-                // NLM_F_DUMP_INTR: the table changed while it was dumped; one more read sees it whole.
                 _writer.Clear();
-                seq = _socket.NextSequence();
+                uint seq = _socket.NextSequence();
                 build(_writer, seq);
-                return _socket.Request(_writer.WrittenSpan, seq, dump, operation + Where);
+                try
+                {
+                    _socket.Stream(_writer.WrittenSpan, seq, operation, m =>
+                    {
+                        onData(m);
+                        return true;
+                    });
+                    return;
+                }
+                catch (NetlinkException e) when (dump && e.Errno == Errno.EINTR && attempt == 1)
+                {
+                    onRestart();
+                }
             }
         }
     }
