@@ -86,4 +86,19 @@ public class FirstPacketTests
         Assert.Equal(2.5, FirstPacketScenario.Median([3, 1, 2, 4]));
         Assert.Equal(2, FirstPacketScenario.Median([3, 1, 2]));
     }
+
+    [Fact]
+    public void The_median_interval_is_the_sign_tests_order_statistics()
+    {
+        // n = 20: P(B(20, ½) ≤ 5) = 0.0207 ≤ 0.025 < P(B ≤ 6) = 0.0577, so the 6th smallest and the 6th largest.
+        var twenty = Enumerable.Range(1, 20).Select(i => (double)i).Reverse().ToList();
+        Assert.Equal((6d, 15d), FirstPacketScenario.MedianInterval(twenty));
+        // n = 6: P(B = 0) = 1/64 ≤ 0.025 < P(B ≤ 1) = 7/64: the extremes; n = 5: 1/32 > 0.025, no 95 % interval.
+        Assert.Equal((1d, 6d), FirstPacketScenario.MedianInterval([3, 1, 2, 6, 5, 4]));
+        Assert.Null(FirstPacketScenario.MedianInterval([1, 2, 3, 4, 5]));
+        Assert.Null(FirstPacketScenario.MedianInterval([]));
+        // A phase change's outliers (the 2026-12-02 run's 0.74, 0.79, 0.83) do not move it the way they move a mean.
+        double[] rounds = [0.79, 1.02, 1.04, 0.98, 1.03, 0.83, 0.99, 0.97, 0.99, 0.99, 1.01, 0.98, 0.99, 1.03, 0.74, 1.01, 0.99, 0.99, 1.00, 1.02];
+        Assert.Equal((0.98, 1.01), FirstPacketScenario.MedianInterval(rounds));
+    }
 }

@@ -152,6 +152,30 @@ public static class FirstPacketScenario
         return sorted.Count == 0 ? 0 : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
+    /// <summary>
+    /// A distribution-free confidence interval for the median of <paramref name="values"/> (the sign test's order
+    /// statistics): the k-th smallest and k-th largest value, k the largest with P(Binomial(n, ½) &lt; k) ≤ (1 − level) / 2.
+    /// Null when there are too few values for any interval at that level (5 or fewer at 95 %). It assumes nothing of the
+    /// ratios' distribution, which matters here: a shared host's throughput moves in phases, and a round caught at a
+    /// phase's edge gives an outlier no mean or normal interval would survive.
+    /// </summary>
+    internal static (double Low, double High)? MedianInterval(IReadOnlyList<double> values, double level = 0.95)
+    {
+        int n = values.Count;
+        double tail = (1 - level) / 2, below = 0, term = Math.Pow(0.5, n); // term = P(B = i), below = P(B < k)
+        int k = 0;
+        for (var i = 0; i < n / 2; i++)
+        {
+            if (below + term > tail) break;
+            below += term;
+            term = term * (n - i) / (i + 1);
+            k = i + 1;
+        }
+        if (k == 0) return null;
+        var sorted = values.Order().ToList();
+        return (sorted[k - 1], sorted[n - k]);
+    }
+
     /// <summary>Per layout, each size's rounds ÷ the smallest size's rounds of the same number (the pairs ran back to back).</summary>
     internal static IReadOnlyList<double> PairedRatios(IReadOnlyList<Round> rounds, FirstPacketLayout layout, int services)
     {
@@ -193,7 +217,8 @@ public static class FirstPacketScenario
             {
                 var ratio = Median(rounds.Where(r => r.Layout == layout && r.Services == n).Select(r => r.Rps)) / Math.Max(1e-9, Median(rounds.Where(r => r.Layout == layout && r.Services == sizes[0]).Select(r => r.Rps)));
                 var paired = PairedRatios(rounds, layout, n);
-                md.AppendLine(inv, $"**{(layout == FirstPacketLayout.Mesh ? "mesh" : "naive iptables")}: new connections/s at {n:N0} services ÷ at {sizes[0]:N0} = {ratio:0.00}** (ratio of the medians; median of the {paired.Count} paired rounds' ratios {Median(paired):0.00})  ");
+                var interval = MedianInterval(paired) is { } ci ? string.Create(inv, $", 95 % interval {ci.Low:0.00}..{ci.High:0.00}") : "";
+                md.AppendLine(inv, $"**{(layout == FirstPacketLayout.Mesh ? "mesh" : "naive iptables")}: new connections/s at {n:N0} services ÷ at {sizes[0]:N0}: median of the {paired.Count} paired rounds' ratios {Median(paired):0.00}{interval}** (ratio of the medians {ratio:0.00})  ");
             }
         }
 
