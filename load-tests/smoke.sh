@@ -39,6 +39,7 @@ mkdir -p "$out"
 run runner smoke
 run scale scale
 run dns-bench dns-bench   # no lab: the embedded resolver vs dnsmasq on loopback, ~12 s
+run task-plans task-plans   # no lab: the task loop's planning, 100 services, ~2 s
 run mesh-vs-direct mesh-vs-direct
 run churn churn
 run dns-lab dns-lab

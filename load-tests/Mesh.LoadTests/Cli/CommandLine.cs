@@ -306,6 +306,13 @@ public static class CommandLine
             c => { c.Options.Add(remoteServices); c.Options.Add(remoteTasks); },
             (p, s, ct) => Lab.RemoteStateScenario.RunAsync(s.Smoke ? 100 : p.GetValue(remoteServices), Math.Max(1, p.GetValue(remoteTasks)), s, ct), defaultRounds: 5));
 
+        var planServices = new Option<int>("--services") { Description = "task-plans: services, each with a VIP on one user network (smoke: 100)", DefaultValueFactory = _ => 10_000 };
+        var planTasks = new Option<int>("--tasks") { Description = "task-plans: tasks per service", DefaultValueFactory = _ => 2 };
+        var planLocal = new Option<int>("--local") { Description = "task-plans: local tasks with a namespace (smoke: 10)", DefaultValueFactory = _ => 50 };
+        root.Subcommands.Add(Scenario("task-plans", "the task loop's planning (no lab): every local task's namespace with N services on one user network, both dataplanes, against one task's VIPs planned alone",
+            c => { c.Options.Add(planServices); c.Options.Add(planTasks); c.Options.Add(planLocal); },
+            (p, s, ct) => Lab.TaskPlansScenario.RunAsync(s.Smoke ? 100 : p.GetValue(planServices), Math.Max(1, p.GetValue(planTasks)), s.Smoke ? 10 : Math.Max(1, p.GetValue(planLocal)), s, ct), defaultRounds: 5));
+
         var drain = new Option<string>("--drain") { Description = "churn: time between deregistering a task and stopping it", DefaultValueFactory = _ => "2s" };
         var keepAlive = new Option<bool>("--keep-alive") { Description = "churn: keep-alive connections instead of a new connection per request" };
         var runtime = new Option<string>("--runtime") { Description = "churn: netns (mesh lab serve in a namespace, registered once it answers) or podman (containers through mesh-cni, routed once their port answers)", DefaultValueFactory = _ => Mesh.Ingress.Lab.LabPlan.NetnsRuntime };

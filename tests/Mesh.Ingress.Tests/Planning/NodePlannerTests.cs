@@ -214,10 +214,45 @@ public sealed class NodePlannerTests
         Assert.Equal(Describe(first), Describe(copy));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Local_tasks_on_the_same_networks_share_one_east_west_choice_equal_to_each_ones_own(bool nftables)
+    {
+        var state = State();
+        state = StateTransitions.CreateNetwork(state, new NetworkSpec { Name = "dbnet", Subnet = "10.0.2.0/24", Vni = 4098 }).State;
+        state = StateTransitions.CreateService(state, new ServiceSpec { Name = "db", Networks = ["dbnet"] }).State;
+        state = StateTransitions.CreateService(state, new ServiceSpec { Name = "api", Networks = ["appnet", "dbnet"] }).State;
+        state = StateTransitions.AddTask(state, new TaskSpec { Name = "web.4", Service = "web", Node = "n1", NetnsPath = "/run/netns/t4" }).State;
+        state = StateTransitions.AddTask(state, new TaskSpec { Name = "db.1", Service = "db", Node = "n2", NetnsPath = "/run/netns/d1" }).State;
+        state = StateTransitions.AddTask(state, new TaskSpec { Name = "api.1", Service = "api", Node = "n1", NetnsPath = "/run/netns/a1" }).State;
+        var planner = Planner(nftables);
+
+        var tasks = planner.PlanTasks(state, "n1", new Dictionary<string, DnsPorts>()).ToDictionary(t => t.Task);
+
+        // web.1 and web.4 are both on appnet only: one choice made once; api.1 (appnet and dbnet) has its own.
+        Assert.Equal(["web.1", "local.1", "web.4", "api.1"], tasks.Keys);
+        Assert.Same(tasks["web.1"].Vips, tasks["web.4"].Vips);
+        Assert.NotSame(tasks["web.1"].Vips, tasks["api.1"].Vips);
+        Assert.NotEqual(Describe(tasks["web.1"].Vips), Describe(tasks["api.1"].Vips)); // api.1 also reaches db's VIP
+        foreach (var (name, plan) in tasks)
+        {
+            Assert.Equal(Describe(planner.TaskVips(state, state.Tasks.Single(t => t.Name == name))), Describe(plan.Vips));
+        }
+    }
+
     /// <summary>A plan's whole content (records hold lists, which compare by reference): its JSON, tuples and nft data's bytes included.</summary>
     private static string Describe(object plan) => JsonSerializer.Serialize(plan, plan.GetType(), Json);
 
-    private static readonly JsonSerializerOptions Json = new() { IncludeFields = true, Converters = { new NftDataBytes() } };
+    private static readonly JsonSerializerOptions Json = new() { IncludeFields = true, Converters = { new NftDataBytes(), new AddressText() } };
+
+    /// <summary>An IPv4 <see cref="System.Net.IPAddress"/> as its text (its ScopeId property throws for IPv4).</summary>
+    private sealed class AddressText : JsonConverter<System.Net.IPAddress>
+    {
+        public override System.Net.IPAddress Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => throw new NotSupportedException("plans are only described");
+
+        public override void Write(Utf8JsonWriter writer, System.Net.IPAddress value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
+    }
 
     private sealed class NftDataBytes : JsonConverter<NftData>
     {
