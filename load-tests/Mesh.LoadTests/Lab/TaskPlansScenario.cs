@@ -4,6 +4,7 @@ using System.Text;
 using Mesh.Discovery.Model;
 using Mesh.Ingress.Dataplane;
 using Mesh.Ingress.Kernel;
+using Mesh.Ingress.Kernel.Nftables;
 using Mesh.Ingress.Overlay;
 using Mesh.Ingress.Planning;
 using Mesh.LoadTests.Cli;
@@ -37,8 +38,8 @@ public static class TaskPlansScenario
         var md = new StringBuilder();
         md.AppendLine("# task-plans: the task loop's planning with every service on one user network").AppendLine();
         md.AppendLine(inv, $"{Environment.ProcessorCount} cores; {services:N0} services with a VIP on `{Network}`, {tasksPerService} tasks each (ingress + `{Network}`), {local} of them local to the planning node with a namespace; fastest of {rounds} rounds after one uncounted.").AppendLine();
-        md.AppendLine("| dataplane | `PlanTasks` (every local task) | one task's VIPs alone | × local tasks | VIP services per task |");
-        md.AppendLine("| --- | --- | --- | --- | --- |");
+        md.AppendLine("| dataplane | `PlanTasks` (every local task) | one task's VIPs alone | × local tasks | VIP services per task | the executor: one task's table planned whole against what it wrote (no change), per namespace per pass |");
+        md.AppendLine("| --- | --- | --- | --- | --- | --- |");
         foreach (var nftables in new[] { true, false })
         {
             ct.ThrowIfCancellationRequested();
@@ -54,19 +55,35 @@ public static class TaskPlansScenario
                 return Task.FromResult(1);
             }
 
-            double planAll = double.MaxValue, one = double.MaxValue;
+            // The nftables executor plans a task's table (built flat) whole against what it wrote, in every namespace, every
+            // pass: an equal table made anew must plan to nothing.
+            var written = nftables ? NftPlanner.Expected(alone.Table!) : null;
+            if (written is not null && NftPlanner.Plan(planner.TaskVips(state, first).Table!, written) is not null)
+            {
+                Console.Error.WriteLine("task-plans: an equal task table planned against what was written is not a no-op");
+                return Task.FromResult(1);
+            }
+
+            double planAll = double.MaxValue, one = double.MaxValue, diff = double.MaxValue;
             for (var r = 0; r < rounds; r++)
             {
                 var clock = Stopwatch.StartNew();
                 planner.PlanTasks(state, Node, dns);
                 planAll = Math.Min(planAll, clock.Elapsed.TotalMilliseconds);
                 clock.Restart();
-                planner.TaskVips(state, first);
+                var again = planner.TaskVips(state, first);
                 one = Math.Min(one, clock.Elapsed.TotalMilliseconds);
+                if (written is not null)
+                {
+                    clock.Restart();
+                    NftPlanner.Plan(again.Table!, written);
+                    diff = Math.Min(diff, clock.Elapsed.TotalMilliseconds);
+                }
             }
 
-            Console.Error.WriteLine(string.Create(inv, $"task-plans: {(nftables ? "nftables" : "ipvs")}: PlanTasks {planAll:0.0} ms, one task's VIPs {one:0.0} ms"));
-            md.AppendLine(inv, $"| {(nftables ? "nftables" : "ipvs")} | {planAll:0.0} ms | {one:0.0} ms | {one * local:0} ms | {perTask:N0} |");
+            var diffText = written is null ? "" : string.Create(inv, $"{diff:0.0} ms; × local tasks {diff * local:0} ms");
+            Console.Error.WriteLine(string.Create(inv, $"task-plans: {(nftables ? "nftables" : "ipvs")}: PlanTasks {planAll:0.0} ms, one task's VIPs {one:0.0} ms, its table planned against what was written {diffText}"));
+            md.AppendLine(inv, $"| {(nftables ? "nftables" : "ipvs")} | {planAll:0.0} ms | {one:0.0} ms | {one * local:0} ms | {perTask:N0} | {(written is null ? "" : diffText)} |");
         }
 
         var dir = s.Out ?? Path.Combine(Runner.DefaultResultsRoot(), $"task-plans-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}");
